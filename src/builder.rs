@@ -1,0 +1,212 @@
+//! The `Builder`, as wechatpay-php's `Builder::factory` and reqwest's `ClientBuilder`: collects
+//! the merchant's settings, checks them once, and makes a cheap-to-clone [`Client`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::client_json::Credentials;
+use crate::crypto::{Certificate, PrivateKey, PublicKey};
+use crate::decorator::Base;
+use crate::error::Error;
+use crate::keyring::Keyring;
+use crate::transport::Transport;
+use crate::uri::Placeholders;
+use crate::util::pem::normalize_serial;
+use crate::{Client, Core};
+
+/// The platform's default endpoint.
+pub const DEFAULT_BASE_URI: &str = "https://api.mch.weixin.qq.com/";
+/// Default timeout of one call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default limit of an answer's body.
+pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Collects a client's settings; [`Builder::build`] checks them and makes the [`Client`].
+///
+/// ```
+/// use wechatpay_chain::{Builder, Rsa};
+/// # let merchant = openssl::rsa::Rsa::generate(2048).unwrap();
+/// # let platform = openssl::rsa::Rsa::generate(2048).unwrap();
+/// # let merchant_pem = String::from_utf8(merchant.private_key_to_pem().unwrap()).unwrap();
+/// # let platform_pem = String::from_utf8(platform.public_key_to_pem().unwrap()).unwrap();
+/// let client = Builder::new()
+///     .mchid("1900000001")
+///     .serial("5157F09EFDC096DE15EBE81A47057A7232F1B8E1")
+///     .private_key(Rsa::from_private(&merchant_pem)?)
+///     .platform_public_key("PUB_KEY_ID_0114232134912410000000000000", Rsa::from_public(&platform_pem)?)
+///     .build()?;
+/// assert_eq!(client["v3"]["discountCard"]["orders"]["_out_order_no_"].pathname(),
+///            "v3/discount-card/orders/{out_order_no}");
+/// # Ok::<(), wechatpay_chain::Error>(())
+/// ```
+#[derive(Default)]
+pub struct Builder {
+    mchid: Option<String>,
+    serial: Option<String>,
+    private_key: Option<PrivateKey>,
+    platform_keys: Vec<(String, PublicKey)>,
+    base_uri: Option<String>,
+    timeout: Option<Duration>,
+    body_limit: Option<usize>,
+    placeholders: Placeholders,
+    user_agent: Option<String>,
+    pub(crate) secret: Option<String>,
+    pub(crate) merchant_identity: Option<(String, String)>,
+    errors: Vec<Error>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("mchid", &self.mchid)
+            .field("serial", &self.serial)
+            .field("private_key", &self.private_key.as_ref().map(|_| "redacted"))
+            .field("platform_keys", &self.platform_keys.iter().map(|(s, _)| s).collect::<Vec<_>>())
+            .field("base_uri", &self.base_uri)
+            .field("timeout", &self.timeout)
+            .field("secret", &self.secret.as_ref().map(|_| "redacted"))
+            .finish()
+    }
+}
+
+impl Builder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The merchant id (`mchid`).
+    pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
+        self.mchid = Some(mchid.into().trim().to_string());
+        self
+    }
+
+    /// The merchant API certificate's serial number (a trailing newline or `serial=` prefix,
+    /// as `openssl x509 -serial` prints it, is removed).
+    pub fn serial(mut self, serial: impl AsRef<str>) -> Self {
+        match normalize_serial(serial.as_ref()) {
+            Ok(s) => self.serial = Some(s),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// The merchant API private key (`apiclient_key.pem`).
+    pub fn private_key(mut self, key: PrivateKey) -> Self {
+        self.private_key = Some(key);
+        self
+    }
+
+    /// A platform public key under its id (`PUB_KEY_ID_…`). Repeatable.
+    pub fn platform_public_key(mut self, id: impl AsRef<str>, key: PublicKey) -> Self {
+        match normalize_serial(id.as_ref()) {
+            Ok(id) => self.platform_keys.push((id, key)),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// A platform certificate, keyed by its serial. Repeatable; mixes with public keys.
+    pub fn platform_certificate(mut self, cert: Certificate) -> Self {
+        self.platform_keys.push((cert.serial.clone(), cert.key.clone()));
+        self
+    }
+
+    /// The endpoint, `https://api.mch.weixin.qq.com/` by default. Its path prefix is kept.
+    pub fn base_uri(mut self, uri: impl Into<String>) -> Self {
+        self.base_uri = Some(uri.into());
+        self
+    }
+
+    /// Timeout of one call, from sending to the last byte of the answer (30 s by default).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Largest answer body accepted, in bytes (32 MiB by default).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = Some(bytes);
+        self
+    }
+
+    /// What a `{name}` missing from the args does: [`Placeholders::Strict`] (the default)
+    /// refuses the call; [`Placeholders::Lenient`] expands it to empty as wechatpay-php does.
+    pub fn placeholders(mut self, mode: Placeholders) -> Self {
+        self.placeholders = mode;
+        self
+    }
+
+    /// Replaces the default `User-Agent` (which names this crate and its version).
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    /// Checks the settings and makes the client: keys are parsed once, one connection pool
+    /// is made for every clone.
+    pub fn build(self) -> Result<Client, Error> {
+        if let Some(e) = self.errors.into_iter().next() {
+            return Err(e);
+        }
+        if let Some(m) = &self.mchid {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(Error::Config(format!("mchid {m:?} must be letters and digits")));
+            }
+        }
+        let mchid = self.mchid.clone();
+        let credentials = match (self.mchid, self.serial, self.private_key) {
+            (Some(mchid), Some(serial), Some(key)) => Some(Credentials { mchid, serial, key }),
+            (None, None, None) => None,
+            (m, s, k) => {
+                let missing: Vec<&str> = [("mchid", m.is_none()), ("serial", s.is_none()), ("private_key", k.is_none())]
+                    .iter()
+                    .filter(|(_, miss)| *miss)
+                    .map(|(n, _)| *n)
+                    .collect();
+                // A v2-only client may name its mchid without APIv3 keys.
+                if m.is_some() && s.is_none() && k.is_none() {
+                    None
+                } else {
+                    return Err(Error::Config(format!(
+                        "APIv3 signing needs mchid, serial and private_key together; missing: {}",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        };
+        let base = Base::parse(self.base_uri.as_deref().unwrap_or(DEFAULT_BASE_URI))
+            .map_err(|e| Error::Config(e.to_string().replace("invalid argument: ", "")))?;
+        let keyring = Keyring::new();
+        keyring.merge(self.platform_keys);
+        let identity = match &self.merchant_identity {
+            Some((cert, key)) => Some(
+                native_tls::Identity::from_pkcs8(cert.as_bytes(), key.as_bytes())
+                    .map_err(|e| Error::Key(format!("merchant certificate and key do not make a TLS identity: {e}")))?,
+            ),
+            None => None,
+        };
+        let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(Error::Config("timeout must be more than zero".into()));
+        }
+        let ua = self
+            .user_agent
+            .unwrap_or_else(|| format!("wechatpay-chain/{} (rust; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS));
+        let user_agent = http::HeaderValue::from_str(&ua)
+            .map_err(|_| Error::Config("user agent cannot be sent in a header".into()))?;
+        let core = Core {
+            base,
+            credentials,
+            mchid,
+            keyring: Arc::new(keyring),
+            timeout,
+            body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            placeholders: self.placeholders,
+            user_agent,
+            secret: self.secret,
+            transport: Transport::new(identity)?,
+        };
+        Ok(Client::from_core(core))
+    }
+}

@@ -1,0 +1,282 @@
+//! APIv3 signing and verification as pure functions over `http` types (like aws-sigv4): the
+//! transport only calls them, and every rule is unit-testable with no network.
+
+use http::{HeaderMap, HeaderValue, Request, Response};
+
+use crate::crypto::{PrivateKey, Rsa};
+use crate::error::Error;
+use crate::formatter;
+use crate::keyring::Keyring;
+
+/// How far a platform timestamp may be from our clock, in seconds.
+pub const MAX_CLOCK_SKEW: i64 = 300;
+
+/// The merchant identity that signs APIv3 requests.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Merchant id (`mchid`).
+    pub mchid: String,
+    /// Serial of the merchant API certificate.
+    pub serial: String,
+    /// The merchant API private key.
+    pub key: PrivateKey,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("mchid", &self.mchid)
+            .field("serial", &self.serial)
+            .field("key", &"redacted")
+            .finish()
+    }
+}
+
+/// The request target as signed: path, and `?query` when there is one.
+pub fn signed_target<B>(req: &Request<B>) -> &str {
+    req.uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+}
+
+/// Signs `req` with a fresh timestamp and nonce and sets its `Authorization` header.
+pub fn sign_request<B: AsRef<[u8]>>(req: &mut Request<B>, cred: &Credentials) -> Result<(), Error> {
+    let ts = formatter::timestamp().to_string();
+    let nonce = formatter::nonce(32);
+    sign_request_with(req, cred, &ts, &nonce)
+}
+
+/// Signs `req` with the given timestamp and nonce (deterministic, for tests and replays).
+pub fn sign_request_with<B: AsRef<[u8]>>(
+    req: &mut Request<B>,
+    cred: &Credentials,
+    timestamp: &str,
+    nonce: &str,
+) -> Result<(), Error> {
+    let message = formatter::request(
+        req.method().as_str(),
+        signed_target(req),
+        timestamp,
+        nonce,
+        req.body().as_ref(),
+    );
+    let signature = Rsa::sign(&message, &cred.key)?;
+    let value = formatter::authorization(&cred.mchid, nonce, &signature, timestamp, &cred.serial);
+    let value = HeaderValue::from_str(&value)
+        .map_err(|_| Error::Config("mchid or serial cannot be sent in a header".into()))?;
+    req.headers_mut().insert(http::header::AUTHORIZATION, value);
+    Ok(())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
+    let v = headers
+        .get(name)
+        .ok_or_else(|| Error::Verification(format!("the answer has no {name} header")))?;
+    let s = v
+        .to_str()
+        .map_err(|_| Error::Verification(format!("{name} is not ASCII")))?
+        .trim();
+    if s.is_empty() {
+        return Err(Error::Verification(format!("{name} is empty")));
+    }
+    Ok(s)
+}
+
+/// Verifies a platform-signed message given its headers (an answer, or a notification).
+///
+/// Checks that `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` are present, the timestamp is
+/// within ±300 s of `now`, the serial is in the keyring, and the RSA-SHA256 signature covers
+/// `TIMESTAMP\nNONCE\nBODY\n`. Overseas statements, which carry `Wechatpay-Statement-Sha1`,
+/// are signed over `{"sha1":"…"}`, and the body must hash to that SHA-1.
+pub fn verify_headers(headers: &HeaderMap, body: &[u8], keyring: &Keyring, now: i64) -> Result<(), Error> {
+    let timestamp = header(headers, "wechatpay-timestamp")?;
+    let nonce = header(headers, "wechatpay-nonce")?;
+    let serial = header(headers, "wechatpay-serial")?;
+    let signature = header(headers, "wechatpay-signature")?;
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| Error::Verification(format!("Wechatpay-Timestamp {timestamp:?} is not a number")))?;
+    if now.abs_diff(ts) > MAX_CLOCK_SKEW as u64 {
+        return Err(Error::Verification(format!(
+            "Wechatpay-Timestamp {ts} is {} s away from now (limit {MAX_CLOCK_SKEW} s)",
+            now.abs_diff(ts)
+        )));
+    }
+    let key = keyring.get(serial).ok_or_else(|| {
+        Error::Verification(format!(
+            "Wechatpay-Serial {:?} is not a known platform certificate or public key",
+            crate::error::one_line(serial)
+        ))
+    })?;
+    let statement;
+    let signed_body: &[u8] = match headers.get("wechatpay-statement-sha1") {
+        Some(v) => {
+            let want = v
+                .to_str()
+                .map_err(|_| Error::Verification("Wechatpay-Statement-Sha1 is not ASCII".into()))?
+                .trim();
+            let got = hex(&openssl::sha::sha1(body));
+            if !crate::crypto::hash::equals(want.to_ascii_lowercase().as_bytes(), got.as_bytes()) {
+                return Err(Error::Verification(
+                    "the statement's SHA-1 does not match Wechatpay-Statement-Sha1".into(),
+                ));
+            }
+            statement = format!("{{\"sha1\":\"{want}\"}}");
+            statement.as_bytes()
+        }
+        None => body,
+    };
+    let message = formatter::response(timestamp, nonce, signed_body);
+    if !Rsa::verify(&message, signature, &key) {
+        return Err(Error::Verification(format!(
+            "Wechatpay-Signature does not verify with the key of {serial}"
+        )));
+    }
+    Ok(())
+}
+
+/// Verifies an APIv3 answer, see [`verify_headers`].
+pub fn verify_response<B: AsRef<[u8]>>(res: &Response<B>, keyring: &Keyring, now: i64) -> Result<(), Error> {
+    verify_headers(res.headers(), res.body().as_ref(), keyring, now)
+}
+
+/// Whether the platform answers `path` unsigned: the binary downloads
+/// (`/v3/billdownload/file`, `/v3/merchant-service/images/*` other than `upload`), also
+/// under `/global`.
+pub fn is_unsigned(path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or(path);
+    let p = p.strip_prefix("/global").unwrap_or(p);
+    if p == "/v3/billdownload/file" {
+        return true;
+    }
+    match p.strip_prefix("/v3/merchant-service/images/") {
+        Some(rest) => !rest.is_empty() && rest != "upload",
+        None => false,
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::PublicKey;
+    use openssl::pkey::PKey;
+
+    fn keys() -> (PrivateKey, PublicKey) {
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let k = PrivateKey(PKey::from_rsa(rsa).unwrap());
+        let p = k.public_key().unwrap();
+        (k, p)
+    }
+
+    fn signed(platform: &PrivateKey, ts: i64, body: &str, serial: &str) -> Response<Vec<u8>> {
+        let nonce = "abc";
+        let sig = Rsa::sign(formatter::response(&ts.to_string(), nonce, body.as_bytes()), platform).unwrap();
+        Response::builder()
+            .header("Wechatpay-Timestamp", ts.to_string())
+            .header("Wechatpay-Nonce", nonce)
+            .header("Wechatpay-Serial", serial)
+            .header("Wechatpay-Signature", sig)
+            .body(body.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn request_signature_covers_method_target_and_body() {
+        let (k, p) = keys();
+        let cred = Credentials { mchid: "1900000001".into(), serial: "ABC".into(), key: k };
+        let mut req = Request::post("https://x/v3/pay?a=1").body(b"{\"x\":1}".to_vec()).unwrap();
+        sign_request_with(&mut req, &cred, "1700000000", "NONCE").unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap().to_string();
+        assert!(auth.starts_with("WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",serial_no=\"ABC\",timestamp=\"1700000000\",nonce_str=\"NONCE\",signature=\""));
+        let sig = auth.split("signature=\"").nth(1).unwrap().trim_end_matches('"');
+        assert!(Rsa::verify(b"POST\n/v3/pay?a=1\n1700000000\nNONCE\n{\"x\":1}\n", sig, &p));
+        assert!(!Rsa::verify(b"POST\n/v3/pay?a=2\n1700000000\nNONCE\n{\"x\":1}\n", sig, &p));
+        // A fresh signature each time.
+        let mut again = Request::post("https://x/v3/pay?a=1").body(b"{\"x\":1}".to_vec()).unwrap();
+        sign_request(&mut again, &cred).unwrap();
+        assert_ne!(again.headers()["authorization"], req.headers()["authorization"]);
+    }
+
+    #[test]
+    fn answers_verify_only_when_everything_holds() {
+        let (platform, public) = keys();
+        let ring = Keyring::new();
+        ring.insert("PUB_KEY_ID_1", public);
+        let now = 1_800_000_000;
+        verify_response(&signed(&platform, now, "{\"a\":1}", "PUB_KEY_ID_1"), &ring, now).unwrap();
+        verify_response(&signed(&platform, now, "", "PUB_KEY_ID_1"), &ring, now).unwrap();
+        verify_response(&signed(&platform, now - 300, "{}", "PUB_KEY_ID_1"), &ring, now).unwrap();
+
+        let stale = verify_response(&signed(&platform, now - 301, "{}", "PUB_KEY_ID_1"), &ring, now).unwrap_err();
+        assert!(stale.to_string().contains("301 s"), "{stale}");
+        let future = verify_response(&signed(&platform, now + 301, "{}", "PUB_KEY_ID_1"), &ring, now);
+        assert!(future.is_err());
+        let unknown = verify_response(&signed(&platform, now, "{}", "OTHER"), &ring, now).unwrap_err();
+        assert!(unknown.to_string().contains("OTHER"), "{unknown}");
+
+        let mut tampered = signed(&platform, now, "{\"a\":1}", "PUB_KEY_ID_1");
+        *tampered.body_mut() = b"{\"a\":2}".to_vec();
+        assert!(matches!(verify_response(&tampered, &ring, now), Err(Error::Verification(_))));
+
+        let (other, _) = keys();
+        assert!(verify_response(&signed(&other, now, "{}", "PUB_KEY_ID_1"), &ring, now).is_err());
+
+        for h in ["wechatpay-timestamp", "wechatpay-nonce", "wechatpay-serial", "wechatpay-signature"] {
+            let mut r = signed(&platform, now, "{}", "PUB_KEY_ID_1");
+            r.headers_mut().remove(h);
+            let e = verify_response(&r, &ring, now).unwrap_err();
+            assert!(e.to_string().to_lowercase().contains(h), "{e}");
+        }
+        let mut r = signed(&platform, now, "{}", "PUB_KEY_ID_1");
+        r.headers_mut().insert("wechatpay-timestamp", HeaderValue::from_static("soon"));
+        assert!(verify_response(&r, &ring, now).is_err());
+    }
+
+    #[test]
+    fn statements_are_signed_over_their_sha1() {
+        let (platform, public) = keys();
+        let ring = Keyring::new();
+        ring.insert("S", public);
+        let now = 1_800_000_000;
+        let body = b"csv,data\n1,2\n";
+        let sha1 = hex(&openssl::sha::sha1(body));
+        let mut r = signed(&platform, now, &format!("{{\"sha1\":\"{sha1}\"}}"), "S");
+        *r.body_mut() = body.to_vec();
+        r.headers_mut().insert("wechatpay-statement-sha1", HeaderValue::from_str(&sha1).unwrap());
+        verify_response(&r, &ring, now).unwrap();
+        r.body_mut().push(b'x');
+        assert!(verify_response(&r, &ring, now).is_err());
+    }
+
+    #[test]
+    fn unsigned_downloads_are_named_by_path() {
+        for p in [
+            "/v3/billdownload/file?token=x",
+            "/global/v3/billdownload/file",
+            "/v3/merchant-service/images/abc",
+            "/global/v3/merchant-service/images/abc",
+        ] {
+            assert!(is_unsigned(p), "{p}");
+        }
+        for p in [
+            "/v3/merchant-service/images/upload",
+            "/v3/merchant-service/images/",
+            "/v3/bill/tradebill",
+            "/v3/billdownload/file/x",
+            "/v3/discount-card/orders/1",
+        ] {
+            assert!(!is_unsigned(p), "{p}");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Cryptographic rooms, as in wechatpay-php's `Crypto\*`: RSA (keys, signatures, OAEP), AES-GCM
+//! (APIv3 notifications and certificates), AES-ECB (APIv2 refund notifications) and hashes.
+//! All of it is openssl underneath.
+
+pub mod hash;
+pub mod rsa;
+
+pub use self::rsa::{Certificate, PrivateKey, PublicKey, Rsa};

@@ -1,0 +1,373 @@
+//! RSA keys and operations: loading keys the ways `Rsa::from` does in wechatpay-php,
+//! PKCS#1 v1.5 SHA-256 signatures, and OAEP (SHA-1) encryption for sensitive fields.
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{Signer, Verifier};
+use openssl::x509::X509;
+
+use crate::error::Error;
+use crate::util::pem;
+
+/// A merchant's RSA private key. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct PrivateKey(pub(crate) PKey<Private>);
+
+/// An RSA public key (platform public key, or a certificate's key).
+#[derive(Clone)]
+pub struct PublicKey(pub(crate) PKey<Public>);
+
+/// An X.509 certificate with its serial number (uppercase hex), e.g. a platform certificate.
+#[derive(Clone)]
+pub struct Certificate {
+    pub(crate) x509: X509,
+    pub(crate) serial: String,
+    pub(crate) key: PublicKey,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey(RSA-{}, redacted)", self.0.bits())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey(RSA-{})", self.0.bits())
+    }
+}
+
+impl fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Certificate")
+            .field("serial", &self.serial)
+            .finish()
+    }
+}
+
+impl PublicKey {
+    /// Size of the modulus in bits.
+    pub fn bits(&self) -> u32 {
+        self.0.bits()
+    }
+}
+
+impl PrivateKey {
+    /// Size of the modulus in bits.
+    pub fn bits(&self) -> u32 {
+        self.0.bits()
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> Result<PublicKey, Error> {
+        let der = self.0.public_key_to_der()?;
+        Ok(PublicKey(PKey::public_key_from_der(&der)?))
+    }
+}
+
+impl Certificate {
+    /// The certificate serial number as uppercase hex (the platform's `Wechatpay-Serial`).
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    /// The certificate's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// The underlying openssl certificate (validity dates, subject …).
+    pub fn x509(&self) -> &X509 {
+        &self.x509
+    }
+
+    /// The certificate as PEM text.
+    pub fn to_pem(&self) -> Result<String, Error> {
+        let pem = self.x509.to_pem()?;
+        String::from_utf8(pem).map_err(|e| Error::key(e.to_string()))
+    }
+}
+
+/// RSA operations as wechatpay-php's `Crypto\Rsa` has them: associated functions, no state.
+///
+/// ```
+/// use wechatpay_chain::Rsa;
+/// let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+/// let pem = String::from_utf8(rsa.private_key_to_pem().unwrap()).unwrap();
+/// let key = Rsa::from_private(&pem).unwrap();
+/// let public = key.public_key().unwrap();
+/// let sig = Rsa::sign("hello", &key).unwrap();
+/// assert!(Rsa::verify("hello", &sig, &public));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Rsa;
+
+/// Where a key's bytes come from: a `file://` path is read, anything else is the text itself.
+fn load_text(thing: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
+    if let Some(path) = thing.strip_prefix("file://") {
+        let data = std::fs::read(path)
+            .map_err(|e| Error::key(format!("cannot read key file {path}: {e}")))?;
+        let text = String::from_utf8(data)
+            .map_err(|_| Error::key(format!("key file {path} is not PEM text")))?;
+        Ok(std::borrow::Cow::Owned(text))
+    } else {
+        Ok(std::borrow::Cow::Borrowed(thing))
+    }
+}
+
+fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
+    let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    B64.decode(clean)
+        .map_err(|_| Error::key(format!("{what}: not valid base64")))
+}
+
+fn ensure_rsa<T>(key: &PKey<T>) -> Result<(), Error> {
+    if key.id() == openssl::pkey::Id::RSA {
+        Ok(())
+    } else {
+        Err(Error::key("not an RSA key"))
+    }
+}
+
+impl Rsa {
+    /// Loads a private key: `file://path`, PEM text (PKCS#1 or PKCS#8), or
+    /// `private.pkcs1://BASE64` / `private.pkcs8://BASE64` (bare DER in base64).
+    pub fn from_private(thing: &str) -> Result<PrivateKey, Error> {
+        Self::load_private(thing, None)
+    }
+
+    /// Loads an encrypted PKCS#8 (or legacy encrypted PEM) private key with its passphrase.
+    pub fn from_private_with_passphrase(thing: &str, passphrase: &str) -> Result<PrivateKey, Error> {
+        Self::load_private(thing, Some(passphrase))
+    }
+
+    fn load_private(thing: &str, passphrase: Option<&str>) -> Result<PrivateKey, Error> {
+        let thing = thing.trim();
+        let key = if let Some(b) = thing.strip_prefix("private.pkcs1://") {
+            let der = b64_der(b, "private.pkcs1")?;
+            let rsa = openssl::rsa::Rsa::private_key_from_der(&der)
+                .map_err(|_| Error::key("private.pkcs1: not a PKCS#1 RSA private key"))?;
+            PKey::from_rsa(rsa)?
+        } else if let Some(b) = thing.strip_prefix("private.pkcs8://") {
+            let der = b64_der(b, "private.pkcs8")?;
+            PKey::private_key_from_pkcs8(&der)
+                .map_err(|_| Error::key("private.pkcs8: not a PKCS#8 private key"))?
+        } else {
+            let text = load_text(thing)?;
+            let text = text.trim();
+            if !text.contains("-----BEGIN") {
+                return Err(Error::key(
+                    "private key: expected file://path, PEM text, private.pkcs1:// or private.pkcs8://",
+                ));
+            }
+            let res = match passphrase {
+                Some(p) => PKey::private_key_from_pem_passphrase(text.as_bytes(), p.as_bytes()),
+                None => {
+                    if text.contains("ENCRYPTED") {
+                        return Err(Error::key(
+                            "private key is encrypted: use Rsa::from_private_with_passphrase",
+                        ));
+                    }
+                    PKey::private_key_from_pem(text.as_bytes())
+                }
+            };
+            res.map_err(|_| Error::key("private key: PEM could not be parsed (wrong type, passphrase or data)"))?
+        };
+        ensure_rsa(&key)?;
+        Ok(PrivateKey(key))
+    }
+
+    /// Loads a public key: `file://path`, PEM text (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`,
+    /// or an X.509 `CERTIFICATE`, whose key is taken), or `public.pkcs1://BASE64` /
+    /// `public.spki://BASE64`.
+    pub fn from_public(thing: &str) -> Result<PublicKey, Error> {
+        let thing = thing.trim();
+        let key = if let Some(b) = thing.strip_prefix("public.pkcs1://") {
+            let der = b64_der(b, "public.pkcs1")?;
+            let rsa = openssl::rsa::Rsa::public_key_from_der_pkcs1(&der)
+                .map_err(|_| Error::key("public.pkcs1: not a PKCS#1 RSA public key"))?;
+            PKey::from_rsa(rsa)?
+        } else if let Some(b) = thing.strip_prefix("public.spki://") {
+            let der = b64_der(b, "public.spki")?;
+            PKey::public_key_from_der(&der)
+                .map_err(|_| Error::key("public.spki: not an SPKI public key"))?
+        } else {
+            let text = load_text(thing)?;
+            let text = text.trim();
+            if text.contains("-----BEGIN CERTIFICATE-----") {
+                return Ok(Self::from_certificate(text)?.key);
+            } else if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
+                let rsa = openssl::rsa::Rsa::public_key_from_pem_pkcs1(text.as_bytes())
+                    .map_err(|_| Error::key("public key: bad PKCS#1 PEM"))?;
+                PKey::from_rsa(rsa)?
+            } else if text.contains("-----BEGIN PUBLIC KEY-----") {
+                PKey::public_key_from_pem(text.as_bytes())
+                    .map_err(|_| Error::key("public key: bad SPKI PEM"))?
+            } else {
+                return Err(Error::key(
+                    "public key: expected file://path, PEM text, public.pkcs1:// or public.spki://",
+                ));
+            }
+        };
+        ensure_rsa(&key)?;
+        Ok(PublicKey(key))
+    }
+
+    /// Loads an X.509 certificate (`file://path` or PEM text) and reads its serial number.
+    pub fn from_certificate(thing: &str) -> Result<Certificate, Error> {
+        let text = load_text(thing.trim())?;
+        let x509 = X509::from_pem(text.trim().as_bytes())
+            .map_err(|_| Error::key("certificate: PEM could not be parsed"))?;
+        let serial = pem::serial_of(&x509)?;
+        let pkey = x509
+            .public_key()
+            .map_err(|_| Error::key("certificate: no readable public key"))?;
+        ensure_rsa(&pkey)?;
+        Ok(Certificate {
+            x509,
+            serial,
+            key: PublicKey(pkey),
+        })
+    }
+
+    /// Signs `message` with RSA PKCS#1 v1.5 SHA-256; returns base64.
+    pub fn sign(message: impl AsRef<[u8]>, key: &PrivateKey) -> Result<String, Error> {
+        let mut signer = Signer::new(MessageDigest::sha256(), &key.0)?;
+        signer.update(message.as_ref())?;
+        Ok(B64.encode(signer.sign_to_vec()?))
+    }
+
+    /// Verifies a base64 RSA PKCS#1 v1.5 SHA-256 signature; false on any failure.
+    pub fn verify(message: impl AsRef<[u8]>, signature_b64: &str, key: &PublicKey) -> bool {
+        let Ok(sig) = B64.decode(signature_b64.trim()) else {
+            return false;
+        };
+        let Ok(mut v) = Verifier::new(MessageDigest::sha256(), &key.0) else {
+            return false;
+        };
+        v.verify_oneshot(&sig, message.as_ref()).unwrap_or(false)
+    }
+
+    /// Encrypts with RSAES-OAEP (SHA-1, MGF1-SHA-1, empty label), as the platform expects for
+    /// sensitive fields; returns base64. There is deliberately no PKCS#1 v1.5 encryption.
+    pub fn encrypt(plaintext: impl AsRef<[u8]>, key: &PublicKey) -> Result<String, Error> {
+        let rsa = key.0.rsa()?;
+        let mut out = vec![0u8; rsa.size() as usize];
+        let n = rsa
+            .public_encrypt(plaintext.as_ref(), &mut out, Padding::PKCS1_OAEP)
+            .map_err(|_| Error::Crypto("RSA-OAEP encryption failed (plaintext too long for the key?)".into()))?;
+        out.truncate(n);
+        Ok(B64.encode(out))
+    }
+
+    /// Decrypts a base64 RSAES-OAEP (SHA-1) ciphertext.
+    pub fn decrypt(ciphertext_b64: &str, key: &PrivateKey) -> Result<Vec<u8>, Error> {
+        let ct = B64
+            .decode(ciphertext_b64.trim())
+            .map_err(|_| Error::Crypto("RSA-OAEP: ciphertext is not base64".into()))?;
+        let rsa = key.0.rsa()?;
+        let mut out = vec![0u8; rsa.size() as usize];
+        let n = rsa
+            .private_decrypt(&ct, &mut out, Padding::PKCS1_OAEP)
+            .map_err(|_| Error::Crypto("RSA-OAEP decryption failed".into()))?;
+        out.truncate(n);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (openssl::rsa::Rsa<Private>, PrivateKey) {
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let k = PrivateKey(PKey::from_rsa(rsa.clone()).unwrap());
+        (rsa, k)
+    }
+
+    #[test]
+    fn loads_every_documented_form() {
+        let (rsa, _) = pair();
+        let pkcs1 = String::from_utf8(rsa.private_key_to_pem().unwrap()).unwrap();
+        let pkey = PKey::from_rsa(rsa.clone()).unwrap();
+        let pkcs8 = String::from_utf8(pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        assert!(pkcs1.contains("BEGIN RSA PRIVATE KEY"));
+        assert!(pkcs8.contains("BEGIN PRIVATE KEY"));
+        let a = Rsa::from_private(&pkcs1).unwrap();
+        let b = Rsa::from_private(&pkcs8).unwrap();
+        let c = Rsa::from_private(&format!(
+            "private.pkcs1://{}",
+            B64.encode(rsa.private_key_to_der().unwrap())
+        ))
+        .unwrap();
+        let d = Rsa::from_private(&format!(
+            "private.pkcs8://{}",
+            B64.encode(pkey.private_key_to_pkcs8().unwrap())
+        ))
+        .unwrap();
+        let spki = String::from_utf8(pkey.public_key_to_pem().unwrap()).unwrap();
+        let pub1 = String::from_utf8(rsa.public_key_to_pem_pkcs1().unwrap()).unwrap();
+        let p1 = Rsa::from_public(&spki).unwrap();
+        let p2 = Rsa::from_public(&pub1).unwrap();
+        let p3 = Rsa::from_public(&format!(
+            "public.spki://{}",
+            B64.encode(pkey.public_key_to_der().unwrap())
+        ))
+        .unwrap();
+        let p4 = Rsa::from_public(&format!(
+            "public.pkcs1://{}",
+            B64.encode(rsa.public_key_to_der_pkcs1().unwrap())
+        ))
+        .unwrap();
+        for k in [&a, &b, &c, &d] {
+            let sig = Rsa::sign(b"msg", k).unwrap();
+            for p in [&p1, &p2, &p3, &p4] {
+                assert!(Rsa::verify(b"msg", &sig, p));
+                assert!(!Rsa::verify(b"msg2", &sig, p));
+            }
+        }
+        // file:// form
+        let dir = std::env::temp_dir().join(format!("wcp-rsa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("k.pem");
+        std::fs::write(&path, &pkcs8).unwrap();
+        let e = Rsa::from_private(&format!("file://{}", path.display())).unwrap();
+        assert_eq!(e.bits(), 2048);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_inputs_are_clean_errors_without_secrets() {
+        for bad in [
+            "",
+            "garbage",
+            "private.pkcs1://!!!",
+            "private.pkcs8://AAAA",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "file:///nonexistent/key.pem",
+        ] {
+            let e = Rsa::from_private(bad).unwrap_err();
+            assert!(matches!(e, Error::Key(_)), "{bad}: {e}");
+        }
+        for bad in ["", "public.spki://AAAA", "public.pkcs1://%%", "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----"] {
+            assert!(matches!(Rsa::from_public(bad), Err(Error::Key(_))), "{bad}");
+        }
+        let (_, k) = pair();
+        assert_eq!(format!("{k:?}"), "PrivateKey(RSA-2048, redacted)");
+    }
+
+    #[test]
+    fn oaep_round_trip() {
+        let (_, k) = pair();
+        let p = k.public_key().unwrap();
+        let ct = Rsa::encrypt("张三", &p).unwrap();
+        assert_ne!(ct, Rsa::encrypt("张三", &p).unwrap(), "OAEP is randomized");
+        assert_eq!(Rsa::decrypt(&ct, &k).unwrap(), "张三".as_bytes());
+        assert!(Rsa::decrypt("AAAA", &k).is_err());
+    }
+}

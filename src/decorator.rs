@@ -1,0 +1,330 @@
+//! The client decorator, as wechatpay-php's `ClientDecorator`: turns a chain path and the
+//! call's args into an HTTP request, picks APIv3 (JSON, RSA) or APIv2 (XML, MD5/HMAC) by the
+//! path's first segment, and checks the answer the way that protocol requires.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
+use http::{Method, Uri};
+use serde_json::{Map, Value};
+
+use crate::client_json;
+use crate::error::Error;
+use crate::formatter;
+use crate::response::Response;
+use crate::transport::Limits;
+use crate::uri;
+use crate::Core;
+
+/// `Accept` sent by default, as wechatpay-php sends it.
+pub const DEFAULT_ACCEPT: &str =
+    "application/json, text/plain, application/x-gzip, application/pdf, image/png, image/*;q=0.5";
+
+/// The request options the args may carry; every other top-level key is a placeholder value.
+pub const OPTION_KEYS: &[&str] = &[
+    "json", "query", "body", "headers", "base_uri", "xml", "security", "nonceless", "timeout", "sink",
+];
+
+/// Which protocol a path speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// JSON over RSA-signed requests.
+    V3,
+    /// XML with MD5/HMAC-SHA256 `sign` fields.
+    V2,
+}
+
+/// A request ready to send, and what its answer must be checked against.
+pub(crate) struct Pending {
+    pub request: http::Request<Bytes>,
+    pub protocol: Protocol,
+    pub secure: bool,
+    pub limits: Limits,
+    /// Request path, to find the answers the platform leaves unsigned.
+    pub path: String,
+    /// APIv2: the sign type the answer is expected to use.
+    pub v2_sign_type: Option<crate::client_xml::SignType>,
+}
+
+/// An absolute base URI split into its parts.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+}
+
+impl Base {
+    pub(crate) fn parse(s: &str) -> Result<Base, Error> {
+        let uri: Uri = s
+            .trim()
+            .parse()
+            .map_err(|_| Error::arg(format!("base_uri {s:?} is not a valid URI")))?;
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_string(),
+            _ => return Err(Error::arg(format!("base_uri {s:?} must start with https:// or http://"))),
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::arg(format!("base_uri {s:?} has no host")))?
+            .to_string();
+        if uri.query().is_some() {
+            return Err(Error::arg(format!("base_uri {s:?} must not carry a query")));
+        }
+        Ok(Base {
+            scheme,
+            authority,
+            path: uri.path().to_string(),
+        })
+    }
+}
+
+fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
+    let one = |s: String| {
+        HeaderValue::from_str(&s).map_err(|_| Error::arg(format!("header {name} has a value that cannot be sent")))
+    };
+    match v {
+        Value::String(s) => Ok(vec![one(s.clone())?]),
+        Value::Number(n) => Ok(vec![one(n.to_string())?]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| header_value(name, i).map(|mut v| v.remove(0)))
+            .collect(),
+        other => Err(Error::arg(format!(
+            "header {name} must be a string or a number, got {}",
+            uri::kind(other)
+        ))),
+    }
+}
+
+fn object<'a>(args: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(Error::arg(format!("{key} must be an object, got {}", uri::kind(other)))),
+    }
+}
+
+pub(crate) fn flag(args: &Map<String, Value>, key: &str) -> Result<bool, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(Error::arg(format!("{key} must be true or false, got {}", uri::kind(other)))),
+    }
+}
+
+/// The shape shared by both protocols: method, expanded path, base, headers and limits.
+pub(crate) struct Draft<'a> {
+    pub args: &'a Map<String, Value>,
+    pub base: Base,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub limits: Limits,
+}
+
+impl Core {
+    /// Parses the args and builds the signed request for `method` on the chain path `template`.
+    pub(crate) fn begin(&self, method: Method, template: &str, args: &Value) -> Result<Pending, Error> {
+        let empty = Map::new();
+        let args = match args {
+            Value::Object(m) => m,
+            Value::Null => &empty,
+            other => {
+                return Err(Error::arg(format!("args must be a JSON object, got {}", uri::kind(other))))
+            }
+        };
+        let protocol = if template == "v2" || template.starts_with("v2/") {
+            Protocol::V2
+        } else {
+            Protocol::V3
+        };
+        let relative = match protocol {
+            Protocol::V2 => template.strip_prefix("v2").unwrap_or(template).trim_start_matches('/'),
+            Protocol::V3 => template,
+        };
+        let expanded = uri::expand(relative, args, self.placeholders)?;
+        let base = match args.get("base_uri") {
+            None | Some(Value::Null) => self.base.clone(),
+            Some(Value::String(s)) => Base::parse(s)?,
+            Some(other) => {
+                return Err(Error::arg(format!("base_uri must be a string, got {}", uri::kind(other))))
+            }
+        };
+        let timeout = match args.get("timeout") {
+            None | Some(Value::Null) => self.timeout,
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(s) if s > 0.0 && s.is_finite() && s < 86_400.0 => Duration::from_secs_f64(s),
+                _ => return Err(Error::arg("timeout must be a positive number of seconds")),
+            },
+            Some(other) => return Err(Error::arg(format!("timeout must be a number, got {}", uri::kind(other)))),
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(DEFAULT_ACCEPT));
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        let draft = Draft {
+            args,
+            base,
+            path: expanded,
+            headers,
+            limits: Limits { timeout, body_limit: self.body_limit },
+        };
+        match protocol {
+            Protocol::V3 => self.begin_v3(method, draft),
+            Protocol::V2 => self.begin_v2(method, draft),
+        }
+    }
+
+    fn begin_v3(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
+        let cred = self.credentials.as_ref().ok_or_else(|| {
+            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
+        })?;
+        let (path, template_query) = match d.path.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (d.path.clone(), None),
+        };
+        let query = match d.args.get("query") {
+            None | Some(Value::Null) => template_query.unwrap_or_default(),
+            Some(Value::Object(q)) => uri::build_query(q),
+            Some(Value::String(s)) => s.trim_start_matches('?').to_string(),
+            Some(other) => {
+                return Err(Error::arg(format!("query must be an object or a string, got {}", uri::kind(other))))
+            }
+        };
+        let body: Bytes = match (d.args.get("json"), d.args.get("body")) {
+            (Some(j), Some(_)) if !j.is_null() => {
+                return Err(Error::arg("json and body cannot both be given"))
+            }
+            (Some(j), _) if !j.is_null() => {
+                d.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                serde_json::to_vec(j).map_err(|e| Error::arg(format!("json cannot be encoded: {e}")))?.into()
+            }
+            (_, Some(Value::String(s))) => Bytes::from(s.clone()),
+            (_, None | Some(Value::Null)) => Bytes::new(),
+            (_, Some(other)) => {
+                return Err(Error::arg(format!("body must be a string, got {}", uri::kind(other))))
+            }
+        };
+        let full_path = uri::merge_path(&d.base.path, &path);
+        self.apply_headers(&mut d)?;
+        let mut request = self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
+        if !request.headers().contains_key("wechatpay-serial") && self.takes_serial(&request) {
+            if let Some((serial, _)) = self.keyring.preferred() {
+                if let Ok(v) = HeaderValue::from_str(&serial) {
+                    request.headers_mut().insert("wechatpay-serial", v);
+                }
+            }
+        }
+        client_json::sign_request(&mut request, cred)?;
+        Ok(Pending {
+            request,
+            protocol: Protocol::V3,
+            secure: false,
+            limits: d.limits,
+            path: full_path,
+            v2_sign_type: None,
+        })
+    }
+
+    /// Hook for the sensitive-field encryptor: calls that carry fields it encrypted name the
+    /// platform key in `Wechatpay-Serial`.
+    fn takes_serial(&self, _request: &http::Request<Bytes>) -> bool {
+        false
+    }
+
+    pub(crate) fn apply_headers(&self, d: &mut Draft<'_>) -> Result<(), Error> {
+        if let Some(h) = object(d.args, "headers")? {
+            for (name, value) in h {
+                let hn = HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| Error::arg(format!("{name:?} is not a valid header name")))?;
+                let values = header_value(name, value)?;
+                d.headers.remove(&hn);
+                for v in values {
+                    d.headers.append(hn.clone(), v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn build_request(
+        &self,
+        method: Method,
+        base: &Base,
+        path: &str,
+        query: &str,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<http::Request<Bytes>, Error> {
+        let target = if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        };
+        let uri: Uri = format!("{}://{}{}", base.scheme, base.authority, target)
+            .parse()
+            .map_err(|_| Error::arg(format!("{target:?} is not a valid request target (unencoded characters in the path?)")))?;
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(body)
+            .map_err(|e| Error::arg(format!("cannot build the request: {e}")))?;
+        *request.headers_mut() = headers;
+        Ok(request)
+    }
+
+    /// Checks an answer by its protocol's rules and hands it out only when trusted.
+    pub(crate) fn finish(&self, pending: &Pending, res: http::Response<Bytes>) -> Result<Response, Error> {
+        match pending.protocol {
+            Protocol::V3 => self.finish_v3(pending, res),
+            Protocol::V2 => self.finish_v2(pending, res),
+        }
+    }
+
+    fn finish_v3(&self, pending: &Pending, res: http::Response<Bytes>) -> Result<Response, Error> {
+        let status = res.status();
+        if status.is_success() {
+            if !client_json::is_unsigned(&pending.path) {
+                client_json::verify_response(&res, &self.keyring, formatter::timestamp())?;
+            }
+            return Ok(Response::new(res));
+        }
+        Err(api_error(res))
+    }
+}
+
+/// Builds [`Error::Api`] from a non-2xx answer and the platform's `{"code","message","detail"}`.
+pub(crate) fn api_error(res: http::Response<Bytes>) -> Error {
+    let status = res.status().as_u16();
+    let request_id = res
+        .headers()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = res.into_body();
+    let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
+    let text = |k: &str| {
+        parsed
+            .as_ref()
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let code = text("code").unwrap_or_default();
+    let message = text("message").unwrap_or_else(|| {
+        if parsed.is_none() {
+            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+        } else {
+            String::new()
+        }
+    });
+    let detail = parsed.as_ref().and_then(|m| m.get("detail")).cloned();
+    Error::Api {
+        status,
+        code,
+        message,
+        detail,
+        request_id,
+        body,
+    }
+}

@@ -1,0 +1,194 @@
+//! The one error type of the crate: every failure says what went wrong and where, in one line,
+//! and never carries a secret.
+
+use std::time::Duration;
+
+/// Boxed source error of a transport failure.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong building a client, preparing a call, or checking its answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call's arguments are wrong; nothing was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The client is not configured for this call (missing or inconsistent settings).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// A key, certificate or serial could not be loaded or parsed.
+    #[error("key error: {0}")]
+    Key(String),
+
+    /// A cryptographic operation failed (bad ciphertext, wrong key size, …).
+    #[error("crypto error: {0}")]
+    Crypto(String),
+
+    /// The answer could not be shown to come from the platform; its body is not handed out.
+    #[error("verification failed: {0}")]
+    Verification(String),
+
+    /// The platform answered with a non-2xx status (APIv3).
+    #[error("{}", api_line(*status, code, message, request_id.as_deref()))]
+    Api {
+        /// HTTP status code.
+        status: u16,
+        /// The platform's error code, e.g. `PARAM_ERROR` (empty when the body had none).
+        code: String,
+        /// The platform's message.
+        message: String,
+        /// The platform's `detail` object, when present.
+        detail: Option<serde_json::Value>,
+        /// The `Request-ID` header, to quote to WeChat Pay support.
+        request_id: Option<String>,
+        /// The raw body as received.
+        body: bytes::Bytes,
+    },
+
+    /// The platform answered an APIv2 call with `return_code` or `result_code` other than SUCCESS.
+    #[error("{}", v2_line(return_code, return_msg.as_deref(), result_code.as_deref(), err_code.as_deref(), err_code_des.as_deref()))]
+    V2 {
+        /// `return_code` (communication level).
+        return_code: String,
+        /// `return_msg`.
+        return_msg: Option<String>,
+        /// `result_code` (business level), when present.
+        result_code: Option<String>,
+        /// `err_code`, when present.
+        err_code: Option<String>,
+        /// `err_code_des`, when present.
+        err_code_des: Option<String>,
+        /// The raw body as received.
+        body: bytes::Bytes,
+    },
+
+    /// No answer arrived within the configured timeout.
+    #[error("timeout: no answer from {uri} within {after:?}")]
+    Timeout {
+        /// The URI called.
+        uri: String,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+
+    /// The connection failed or broke before a complete answer arrived.
+    #[error("transport error calling {uri}: {source}")]
+    Transport {
+        /// The URI called.
+        uri: String,
+        /// What the transport reported.
+        #[source]
+        source: BoxError,
+        /// Whether any byte of the answer had arrived (false: safe to retry idempotently).
+        answered: bool,
+    },
+
+    /// The answer's body exceeded the configured limit.
+    #[error("answer from {uri} exceeds the body limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The URI called.
+        uri: String,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// A body could not be decoded as the requested type.
+    #[error("decode error: {0}")]
+    Decode(String),
+
+    /// Reading or writing a local file failed.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn api_line(status: u16, code: &str, message: &str, request_id: Option<&str>) -> String {
+    let mut s = format!("HTTP {status}");
+    if !code.is_empty() {
+        s.push(' ');
+        s.push_str(code);
+    }
+    if !message.is_empty() {
+        s.push_str(": ");
+        s.push_str(&one_line(message));
+    }
+    if let Some(id) = request_id {
+        s.push_str(" (Request-ID ");
+        s.push_str(&one_line(id));
+        s.push(')');
+    }
+    s
+}
+
+fn v2_line(
+    return_code: &str,
+    return_msg: Option<&str>,
+    result_code: Option<&str>,
+    err_code: Option<&str>,
+    err_code_des: Option<&str>,
+) -> String {
+    let mut s = format!("APIv2 return_code={}", one_line(return_code));
+    if let Some(m) = return_msg.filter(|m| !m.is_empty()) {
+        s.push_str(&format!(" return_msg={}", one_line(m)));
+    }
+    if let Some(r) = result_code {
+        s.push_str(&format!(" result_code={}", one_line(r)));
+    }
+    if let Some(e) = err_code {
+        s.push_str(&format!(" err_code={}", one_line(e)));
+    }
+    if let Some(d) = err_code_des {
+        s.push_str(&format!(" err_code_des={}", one_line(d)));
+    }
+    s
+}
+
+/// Keeps a Display on one line whatever the platform sent.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if s.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
+impl Error {
+    /// The platform's error code (`PARAM_ERROR`, `SYSTEM_ERROR`, APIv2 `err_code` …), if any.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Api { code, .. } if !code.is_empty() => Some(code),
+            Error::V2 {
+                err_code: Some(c), ..
+            } => Some(c),
+            Error::V2 { return_code, .. } => Some(return_code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn key(msg: impl Into<String>) -> Self {
+        Error::Key(msg.into())
+    }
+
+    pub(crate) fn arg(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+}
+
+impl From<openssl::error::ErrorStack> for Error {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        Error::Crypto(e.to_string())
+    }
+}

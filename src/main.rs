@@ -1,0 +1,267 @@
+//! `wechatpay`: the command line for the same calls as the library.
+//!
+//! `wechatpay [OPTIONS] <METHOD> <URI> [ARGS]`; see `wechatpay --help`.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
+
+/// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.
+///
+/// URI is a template with `/` (v3/discount-card/orders/{out_order_no}) or chain segments joined
+/// by dots (v3.discountCard.orders._out_order_no_). ARGS is the JSON args object: inline,
+/// @file, or - for standard input. On a verified 2xx answer the body goes to stdout and the exit
+/// status is 0; otherwise one line goes to stderr and the status is non-zero.
+#[derive(Parser, Debug)]
+#[command(name = "wechatpay", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    call: CallArgs,
+
+    #[command(flatten)]
+    conf: Conf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// get, post, put, patch or delete (any case).
+    #[arg(value_name = "METHOD")]
+    method: Option<String>,
+    /// The path: a template with `/`, or dot-joined chain segments.
+    #[arg(value_name = "URI")]
+    uri: Option<String>,
+    /// The args object: inline JSON, @file, or - for stdin.
+    #[arg(value_name = "ARGS")]
+    args: Option<String>,
+    /// Print the status line and headers before the body.
+    #[arg(short = 'i', long)]
+    include: bool,
+    /// Refuse a `{placeholder}` missing from ARGS (by default, as wechatpay-php, it expands to
+    /// empty with a warning, but a template with placeholders and no ARGS at all is refused).
+    #[arg(long)]
+    strict_placeholders: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Conf {
+    /// Endpoint, https://api.mch.weixin.qq.com/ by default.
+    #[arg(long, env = "WECHATPAY_BASE_URI", global = true)]
+    base_uri: Option<String>,
+    /// Merchant id.
+    #[arg(long, env = "WECHATPAY_MCHID", global = true)]
+    mchid: Option<String>,
+    /// Merchant API certificate serial number.
+    #[arg(long, env = "WECHATPAY_SERIAL", global = true)]
+    serial: Option<String>,
+    /// Merchant API private key (path).
+    #[arg(long, env = "WECHATPAY_PRIVATE_KEY", global = true)]
+    private_key: Option<String>,
+    /// Platform public key (path), with --public-key-id.
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY", global = true)]
+    public_key: Option<String>,
+    /// Platform public key id (PUB_KEY_ID_…).
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY_ID", global = true)]
+    public_key_id: Option<String>,
+    /// Platform certificate (path); repeatable, or comma-separated in the variable.
+    #[arg(long, env = "WECHATPAY_PLATFORM_CERT", value_delimiter = ',', global = true)]
+    platform_cert: Vec<String>,
+    /// Timeout of a call in seconds (default 30).
+    #[arg(long, env = "WECHATPAY_TIMEOUT", global = true)]
+    timeout: Option<f64>,
+    /// APIv2 key.
+    #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true, global = true)]
+    secret: Option<String>,
+    /// Merchant certificate for APIv2 mutual TLS (path).
+    #[arg(long, env = "WECHATPAY_MERCHANT_CERT", global = true)]
+    merchant_cert: Option<String>,
+    /// Merchant private key for APIv2 mutual TLS (path).
+    #[arg(long, env = "WECHATPAY_MERCHANT_KEY", global = true)]
+    merchant_key: Option<String>,
+    /// APIv3 key (decrypting notifications and certificates).
+    #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true, global = true)]
+    apiv3_key: Option<String>,
+}
+
+/// Exit statuses, so that scripts can tell failures apart.
+mod exit {
+    pub const USAGE: u8 = 2;
+    pub const CONFIG: u8 = 3;
+    pub const TRANSPORT: u8 = 4;
+    pub const VERIFICATION: u8 = 5;
+    pub const API: u8 = 6;
+    pub const OTHER: u8 = 1;
+}
+
+fn status_of(e: &Error) -> u8 {
+    match e {
+        Error::InvalidArgument(_) => exit::USAGE,
+        Error::Config(_) | Error::Key(_) | Error::Io(_) => exit::CONFIG,
+        Error::Transport { .. } | Error::Timeout { .. } | Error::BodyTooLarge { .. } => exit::TRANSPORT,
+        Error::Verification(_) => exit::VERIFICATION,
+        Error::Api { .. } | Error::V2 { .. } => exit::API,
+        _ => exit::OTHER,
+    }
+}
+
+/// A key argument: a path, unless it is already a `file://`, `private.pkcs8://` … form or PEM.
+fn key_source(s: &str) -> String {
+    if s.contains("://") || s.contains("-----BEGIN") {
+        s.to_string()
+    } else {
+        format!("file://{s}")
+    }
+}
+
+fn read_file(path: &str, what: &str) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {what} {path}: {e}")))
+}
+
+impl Conf {
+    fn builder(&self) -> Result<Builder, Error> {
+        let mut b = Builder::new();
+        if let Some(u) = &self.base_uri {
+            b = b.base_uri(u);
+        }
+        if let Some(m) = &self.mchid {
+            b = b.mchid(m);
+        }
+        if let Some(s) = &self.serial {
+            b = b.serial(s);
+        }
+        if let Some(k) = &self.private_key {
+            b = b.private_key(Rsa::from_private(&key_source(k))?);
+        }
+        match (&self.public_key, &self.public_key_id) {
+            (Some(k), Some(id)) => b = b.platform_public_key(id, Rsa::from_public(&key_source(k))?),
+            (Some(_), None) => return Err(Error::Config("--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)".into())),
+            (None, Some(_)) => return Err(Error::Config("--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)".into())),
+            (None, None) => {}
+        }
+        for c in &self.platform_cert {
+            if !c.trim().is_empty() {
+                b = b.platform_certificate(Rsa::from_certificate(&key_source(c.trim()))?);
+            }
+        }
+        if let Some(t) = self.timeout {
+            if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
+                return Err(Error::Config(format!("timeout {t} must be a positive number of seconds")));
+            }
+            b = b.timeout(Duration::from_secs_f64(t));
+        }
+        Ok(b)
+    }
+}
+
+fn read_args(arg: Option<&str>) -> Result<Value, Error> {
+    let text = match arg {
+        None => return Ok(Value::Object(Map::new())),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::InvalidArgument(format!("cannot read ARGS from stdin: {e}")))?;
+            s
+        }
+        Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..])
+            .map_err(|e| Error::InvalidArgument(format!("cannot read ARGS file {}: {e}", &a[1..])))?,
+        Some(a) => a.to_string(),
+    };
+    if text.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(format!("ARGS is not JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(Error::InvalidArgument("ARGS must be a JSON object".into()));
+    }
+    Ok(v)
+}
+
+/// Turns the URI argument into a chain path: a template as is, or dot-joined segments.
+fn chain_path(uri: &str) -> String {
+    if uri.contains('/') {
+        uri.to_string()
+    } else {
+        uri.split('.')
+            .map(wechatpay_chain::uri::normalize)
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
+    let (Some(method), Some(uri)) = (c.method.as_deref(), c.uri.as_deref()) else {
+        return Err(Error::InvalidArgument("usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS] (see --help)".into()));
+    };
+    let args = read_args(c.args.as_deref())?;
+    let path = chain_path(uri);
+    let names = wechatpay_chain::uri::placeholders(&path);
+    let empty = args.as_object().is_none_or(|m| m.is_empty());
+    if !names.is_empty() && empty {
+        return Err(Error::InvalidArgument(format!(
+            "{path} needs {} in ARGS",
+            names.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mode = if c.strict_placeholders { Placeholders::Strict } else { Placeholders::Lenient };
+    let client = conf.builder()?.placeholders(mode).build()?;
+    let chain = client.chain(&path);
+    let res = match method.to_ascii_lowercase().as_str() {
+        "get" => chain.get(args),
+        "post" => chain.post(args),
+        "put" => chain.put(args),
+        "patch" => chain.patch(args),
+        "delete" => chain.delete(args),
+        other => return Err(Error::InvalidArgument(format!("unknown METHOD {other:?}: use get, post, put, patch or delete"))),
+    }?;
+    let mut out = std::io::stdout().lock();
+    if c.include {
+        let _ = writeln!(out, "{:?} {}", http::Version::HTTP_11, res.status());
+        for (k, v) in res.headers() {
+            let _ = writeln!(out, "{}: {}", k, String::from_utf8_lossy(v.as_bytes()));
+        }
+        let _ = writeln!(out);
+    }
+    let body: Vec<u8> = match res.xml_map() {
+        Some(fields) => {
+            let m: Map<String, Value> = fields.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let mut v = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
+            v.push(b'\n');
+            v
+        }
+        None => res.body().to_vec(),
+    };
+    out.write_all(&body).and_then(|_| out.flush())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WECHATPAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+    let result = match &cli.command {
+        Some(cmd) => match *cmd {},
+        None => call(&cli.call, &cli.conf),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wechatpay: {e}");
+            ExitCode::from(status_of(&e))
+        }
+    }
+}
