@@ -60,8 +60,18 @@ impl std::fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("mchid", &self.mchid)
             .field("serial", &self.serial)
-            .field("private_key", &self.private_key.as_ref().map(|_| "redacted"))
-            .field("platform_keys", &self.platform_keys.iter().map(|(s, _)| s).collect::<Vec<_>>())
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "redacted"),
+            )
+            .field(
+                "platform_keys",
+                &self
+                    .platform_keys
+                    .iter()
+                    .map(|(s, _)| s)
+                    .collect::<Vec<_>>(),
+            )
             .field("base_uri", &self.base_uri)
             .field("timeout", &self.timeout)
             .field("secret", &self.secret.as_ref().map(|_| "redacted"))
@@ -108,7 +118,8 @@ impl Builder {
 
     /// A platform certificate, keyed by its serial. Repeatable; mixes with public keys.
     pub fn platform_certificate(mut self, cert: Certificate) -> Self {
-        self.platform_keys.push((cert.serial.clone(), cert.key.clone()));
+        self.platform_keys
+            .push((cert.serial.clone(), cert.key.clone()));
         self
     }
 
@@ -151,7 +162,9 @@ impl Builder {
         }
         if let Some(m) = &self.mchid {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(Error::Config(format!("mchid {m:?} must be letters and digits")));
+                return Err(Error::Config(format!(
+                    "mchid {m:?} must be letters and digits"
+                )));
             }
         }
         let mchid = self.mchid.clone();
@@ -159,11 +172,15 @@ impl Builder {
             (Some(mchid), Some(serial), Some(key)) => Some(Credentials { mchid, serial, key }),
             (None, None, None) => None,
             (m, s, k) => {
-                let missing: Vec<&str> = [("mchid", m.is_none()), ("serial", s.is_none()), ("private_key", k.is_none())]
-                    .iter()
-                    .filter(|(_, miss)| *miss)
-                    .map(|(n, _)| *n)
-                    .collect();
+                let missing: Vec<&str> = [
+                    ("mchid", m.is_none()),
+                    ("serial", s.is_none()),
+                    ("private_key", k.is_none()),
+                ]
+                .iter()
+                .filter(|(_, miss)| *miss)
+                .map(|(n, _)| *n)
+                .collect();
                 // A v2-only client may name its mchid without APIv3 keys.
                 if m.is_some() && s.is_none() && k.is_none() {
                     None
@@ -181,8 +198,11 @@ impl Builder {
         keyring.merge(self.platform_keys);
         let identity = match &self.merchant_identity {
             Some((cert, key)) => Some(
-                native_tls::Identity::from_pkcs8(cert.as_bytes(), key.as_bytes())
-                    .map_err(|e| Error::Key(format!("merchant certificate and key do not make a TLS identity: {e}")))?,
+                native_tls::Identity::from_pkcs8(cert.as_bytes(), key.as_bytes()).map_err(|e| {
+                    Error::Key(format!(
+                        "merchant certificate and key do not make a TLS identity: {e}"
+                    ))
+                })?,
             ),
             None => None,
         };
@@ -190,9 +210,13 @@ impl Builder {
         if timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
         }
-        let ua = self
-            .user_agent
-            .unwrap_or_else(|| format!("wechatpay-chain/{} (rust; {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS));
+        let ua = self.user_agent.unwrap_or_else(|| {
+            format!(
+                "wechatpay-chain/{} (rust; {})",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS
+            )
+        });
         let user_agent = http::HeaderValue::from_str(&ua)
             .map_err(|_| Error::Config("user agent cannot be sent in a header".into()))?;
         let core = Core {

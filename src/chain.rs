@@ -83,14 +83,19 @@ impl Chain {
 
     fn call_blocking(&self, method: Method, args: Value) -> Result<Response, Error> {
         let pending = self.core.begin(method, &self.path, &args)?;
-        let res = self
-            .core
-            .transport
-            .send_blocking(pending.request.clone(), pending.secure, pending.limits)?;
+        let res = self.core.transport.send_blocking(
+            pending.request.clone(),
+            pending.secure,
+            pending.limits,
+        )?;
         self.core.finish(&pending, res)
     }
 
-    fn call_async(&self, method: Method, args: Value) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+    fn call_async(
+        &self,
+        method: Method,
+        args: Value,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
         let core = self.core.clone();
         let path = self.path.clone();
         async move {
@@ -120,6 +125,7 @@ impl std::ops::Index<&str> for Chain {
         if let Some(child) = self.children.get(key) {
             return child;
         }
-        self.children.insert(key.to_string(), Box::new(self.chain(key)))
+        self.children
+            .insert(key.to_string(), Box::new(self.chain(key)))
     }
 }

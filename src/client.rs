@@ -41,7 +41,13 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let core = &self.inner.root.core;
         f.debug_struct("Client")
-            .field("base_uri", &format!("{}://{}{}", core.base.scheme, core.base.authority, core.base.path))
+            .field(
+                "base_uri",
+                &format!(
+                    "{}://{}{}",
+                    core.base.scheme, core.base.authority, core.base.path
+                ),
+            )
             .field("credentials", &core.credentials)
             .field("keyring", &core.keyring)
             .field("timeout", &core.timeout)

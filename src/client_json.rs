@@ -89,14 +89,19 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
 /// within ±300 s of `now`, the serial is in the keyring, and the RSA-SHA256 signature covers
 /// `TIMESTAMP\nNONCE\nBODY\n`. Overseas statements, which carry `Wechatpay-Statement-Sha1`,
 /// are signed over `{"sha1":"…"}`, and the body must hash to that SHA-1.
-pub fn verify_headers(headers: &HeaderMap, body: &[u8], keyring: &Keyring, now: i64) -> Result<(), Error> {
+pub fn verify_headers(
+    headers: &HeaderMap,
+    body: &[u8],
+    keyring: &Keyring,
+    now: i64,
+) -> Result<(), Error> {
     let timestamp = header(headers, "wechatpay-timestamp")?;
     let nonce = header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
     let signature = header(headers, "wechatpay-signature")?;
-    let ts: i64 = timestamp
-        .parse()
-        .map_err(|_| Error::Verification(format!("Wechatpay-Timestamp {timestamp:?} is not a number")))?;
+    let ts: i64 = timestamp.parse().map_err(|_| {
+        Error::Verification(format!("Wechatpay-Timestamp {timestamp:?} is not a number"))
+    })?;
     if now.abs_diff(ts) > MAX_CLOCK_SKEW as u64 {
         return Err(Error::Verification(format!(
             "Wechatpay-Timestamp {ts} is {} s away from now (limit {MAX_CLOCK_SKEW} s)",
@@ -137,7 +142,11 @@ pub fn verify_headers(headers: &HeaderMap, body: &[u8], keyring: &Keyring, now: 
 }
 
 /// Verifies an APIv3 answer, see [`verify_headers`].
-pub fn verify_response<B: AsRef<[u8]>>(res: &Response<B>, keyring: &Keyring, now: i64) -> Result<(), Error> {
+pub fn verify_response<B: AsRef<[u8]>>(
+    res: &Response<B>,
+    keyring: &Keyring,
+    now: i64,
+) -> Result<(), Error> {
     verify_headers(res.headers(), res.body().as_ref(), keyring, now)
 }
 
@@ -181,7 +190,11 @@ mod tests {
 
     fn signed(platform: &PrivateKey, ts: i64, body: &str, serial: &str) -> Response<Vec<u8>> {
         let nonce = "abc";
-        let sig = Rsa::sign(formatter::response(&ts.to_string(), nonce, body.as_bytes()), platform).unwrap();
+        let sig = Rsa::sign(
+            formatter::response(&ts.to_string(), nonce, body.as_bytes()),
+            platform,
+        )
+        .unwrap();
         Response::builder()
             .header("Wechatpay-Timestamp", ts.to_string())
             .header("Wechatpay-Nonce", nonce)
@@ -194,18 +207,41 @@ mod tests {
     #[test]
     fn request_signature_covers_method_target_and_body() {
         let (k, p) = keys();
-        let cred = Credentials { mchid: "1900000001".into(), serial: "ABC".into(), key: k };
-        let mut req = Request::post("https://x/v3/pay?a=1").body(b"{\"x\":1}".to_vec()).unwrap();
+        let cred = Credentials {
+            mchid: "1900000001".into(),
+            serial: "ABC".into(),
+            key: k,
+        };
+        let mut req = Request::post("https://x/v3/pay?a=1")
+            .body(b"{\"x\":1}".to_vec())
+            .unwrap();
         sign_request_with(&mut req, &cred, "1700000000", "NONCE").unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap().to_string();
         assert!(auth.starts_with("WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",serial_no=\"ABC\",timestamp=\"1700000000\",nonce_str=\"NONCE\",signature=\""));
-        let sig = auth.split("signature=\"").nth(1).unwrap().trim_end_matches('"');
-        assert!(Rsa::verify(b"POST\n/v3/pay?a=1\n1700000000\nNONCE\n{\"x\":1}\n", sig, &p));
-        assert!(!Rsa::verify(b"POST\n/v3/pay?a=2\n1700000000\nNONCE\n{\"x\":1}\n", sig, &p));
+        let sig = auth
+            .split("signature=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"');
+        assert!(Rsa::verify(
+            b"POST\n/v3/pay?a=1\n1700000000\nNONCE\n{\"x\":1}\n",
+            sig,
+            &p
+        ));
+        assert!(!Rsa::verify(
+            b"POST\n/v3/pay?a=2\n1700000000\nNONCE\n{\"x\":1}\n",
+            sig,
+            &p
+        ));
         // A fresh signature each time.
-        let mut again = Request::post("https://x/v3/pay?a=1").body(b"{\"x\":1}".to_vec()).unwrap();
+        let mut again = Request::post("https://x/v3/pay?a=1")
+            .body(b"{\"x\":1}".to_vec())
+            .unwrap();
         sign_request(&mut again, &cred).unwrap();
-        assert_ne!(again.headers()["authorization"], req.headers()["authorization"]);
+        assert_ne!(
+            again.headers()["authorization"],
+            req.headers()["authorization"]
+        );
     }
 
     #[test]
@@ -214,32 +250,61 @@ mod tests {
         let ring = Keyring::new();
         ring.insert("PUB_KEY_ID_1", public);
         let now = 1_800_000_000;
-        verify_response(&signed(&platform, now, "{\"a\":1}", "PUB_KEY_ID_1"), &ring, now).unwrap();
+        verify_response(
+            &signed(&platform, now, "{\"a\":1}", "PUB_KEY_ID_1"),
+            &ring,
+            now,
+        )
+        .unwrap();
         verify_response(&signed(&platform, now, "", "PUB_KEY_ID_1"), &ring, now).unwrap();
-        verify_response(&signed(&platform, now - 300, "{}", "PUB_KEY_ID_1"), &ring, now).unwrap();
+        verify_response(
+            &signed(&platform, now - 300, "{}", "PUB_KEY_ID_1"),
+            &ring,
+            now,
+        )
+        .unwrap();
 
-        let stale = verify_response(&signed(&platform, now - 301, "{}", "PUB_KEY_ID_1"), &ring, now).unwrap_err();
+        let stale = verify_response(
+            &signed(&platform, now - 301, "{}", "PUB_KEY_ID_1"),
+            &ring,
+            now,
+        )
+        .unwrap_err();
         assert!(stale.to_string().contains("301 s"), "{stale}");
-        let future = verify_response(&signed(&platform, now + 301, "{}", "PUB_KEY_ID_1"), &ring, now);
+        let future = verify_response(
+            &signed(&platform, now + 301, "{}", "PUB_KEY_ID_1"),
+            &ring,
+            now,
+        );
         assert!(future.is_err());
-        let unknown = verify_response(&signed(&platform, now, "{}", "OTHER"), &ring, now).unwrap_err();
+        let unknown =
+            verify_response(&signed(&platform, now, "{}", "OTHER"), &ring, now).unwrap_err();
         assert!(unknown.to_string().contains("OTHER"), "{unknown}");
 
         let mut tampered = signed(&platform, now, "{\"a\":1}", "PUB_KEY_ID_1");
         *tampered.body_mut() = b"{\"a\":2}".to_vec();
-        assert!(matches!(verify_response(&tampered, &ring, now), Err(Error::Verification(_))));
+        assert!(matches!(
+            verify_response(&tampered, &ring, now),
+            Err(Error::Verification(_))
+        ));
 
         let (other, _) = keys();
         assert!(verify_response(&signed(&other, now, "{}", "PUB_KEY_ID_1"), &ring, now).is_err());
 
-        for h in ["wechatpay-timestamp", "wechatpay-nonce", "wechatpay-serial", "wechatpay-signature"] {
+        for h in [
+            "wechatpay-timestamp",
+            "wechatpay-nonce",
+            "wechatpay-serial",
+            "wechatpay-signature",
+        ] {
             let mut r = signed(&platform, now, "{}", "PUB_KEY_ID_1");
             r.headers_mut().remove(h);
             let e = verify_response(&r, &ring, now).unwrap_err();
             assert!(e.to_string().to_lowercase().contains(h), "{e}");
         }
         let mut r = signed(&platform, now, "{}", "PUB_KEY_ID_1");
-        r.headers_mut().insert("wechatpay-timestamp", HeaderValue::from_static("soon"));
+        r.headers_mut()
+            .insert("wechatpay-timestamp", HeaderValue::from_static("soon"));
         assert!(verify_response(&r, &ring, now).is_err());
     }
 
@@ -253,7 +318,10 @@ mod tests {
         let sha1 = hex(&openssl::sha::sha1(body));
         let mut r = signed(&platform, now, &format!("{{\"sha1\":\"{sha1}\"}}"), "S");
         *r.body_mut() = body.to_vec();
-        r.headers_mut().insert("wechatpay-statement-sha1", HeaderValue::from_str(&sha1).unwrap());
+        r.headers_mut().insert(
+            "wechatpay-statement-sha1",
+            HeaderValue::from_str(&sha1).unwrap(),
+        );
         verify_response(&r, &ring, now).unwrap();
         r.body_mut().push(b'x');
         assert!(verify_response(&r, &ring, now).is_err());

@@ -19,10 +19,18 @@ pub enum SignType {
 
 impl Core {
     pub(crate) fn begin_v2(&self, _method: Method, _d: Draft<'_>) -> Result<Pending, Error> {
-        Err(Error::Config("APIv2 (paths starting with v2/) is not supported yet".into()))
+        Err(Error::Config(
+            "APIv2 (paths starting with v2/) is not supported yet".into(),
+        ))
     }
 
-    pub(crate) fn finish_v2(&self, _pending: &Pending, _res: http::Response<Bytes>) -> Result<Response, Error> {
-        Err(Error::Config("APIv2 (paths starting with v2/) is not supported yet".into()))
+    pub(crate) fn finish_v2(
+        &self,
+        _pending: &Pending,
+        _res: http::Response<Bytes>,
+    ) -> Result<Response, Error> {
+        Err(Error::Config(
+            "APIv2 (paths starting with v2/) is not supported yet".into(),
+        ))
     }
 }

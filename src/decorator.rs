@@ -23,7 +23,16 @@ pub const DEFAULT_ACCEPT: &str =
 
 /// The request options the args may carry; every other top-level key is a placeholder value.
 pub const OPTION_KEYS: &[&str] = &[
-    "json", "query", "body", "headers", "base_uri", "xml", "security", "nonceless", "timeout", "sink",
+    "json",
+    "query",
+    "body",
+    "headers",
+    "base_uri",
+    "xml",
+    "security",
+    "nonceless",
+    "timeout",
+    "sink",
 ];
 
 /// Which protocol a path speaks.
@@ -63,7 +72,11 @@ impl Base {
             .map_err(|_| Error::arg(format!("base_uri {s:?} is not a valid URI")))?;
         let scheme = match uri.scheme_str() {
             Some(s @ ("http" | "https")) => s.to_string(),
-            _ => return Err(Error::arg(format!("base_uri {s:?} must start with https:// or http://"))),
+            _ => {
+                return Err(Error::arg(format!(
+                    "base_uri {s:?} must start with https:// or http://"
+                )))
+            }
         };
         let authority = uri
             .authority()
@@ -82,7 +95,8 @@ impl Base {
 
 fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     let one = |s: String| {
-        HeaderValue::from_str(&s).map_err(|_| Error::arg(format!("header {name} has a value that cannot be sent")))
+        HeaderValue::from_str(&s)
+            .map_err(|_| Error::arg(format!("header {name} has a value that cannot be sent")))
     };
     match v {
         Value::String(s) => Ok(vec![one(s.clone())?]),
@@ -98,11 +112,17 @@ fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     }
 }
 
-fn object<'a>(args: &'a Map<String, Value>, key: &str) -> Result<Option<&'a Map<String, Value>>, Error> {
+fn object<'a>(
+    args: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, Error> {
     match args.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(Error::arg(format!("{key} must be an object, got {}", uri::kind(other)))),
+        Some(other) => Err(Error::arg(format!(
+            "{key} must be an object, got {}",
+            uri::kind(other)
+        ))),
     }
 }
 
@@ -110,7 +130,10 @@ pub(crate) fn flag(args: &Map<String, Value>, key: &str) -> Result<bool, Error> 
     match args.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(Error::arg(format!("{key} must be true or false, got {}", uri::kind(other)))),
+        Some(other) => Err(Error::arg(format!(
+            "{key} must be true or false, got {}",
+            uri::kind(other)
+        ))),
     }
 }
 
@@ -125,13 +148,21 @@ pub(crate) struct Draft<'a> {
 
 impl Core {
     /// Parses the args and builds the signed request for `method` on the chain path `template`.
-    pub(crate) fn begin(&self, method: Method, template: &str, args: &Value) -> Result<Pending, Error> {
+    pub(crate) fn begin(
+        &self,
+        method: Method,
+        template: &str,
+        args: &Value,
+    ) -> Result<Pending, Error> {
         let empty = Map::new();
         let args = match args {
             Value::Object(m) => m,
             Value::Null => &empty,
             other => {
-                return Err(Error::arg(format!("args must be a JSON object, got {}", uri::kind(other))))
+                return Err(Error::arg(format!(
+                    "args must be a JSON object, got {}",
+                    uri::kind(other)
+                )))
             }
         };
         let protocol = if template == "v2" || template.starts_with("v2/") {
@@ -140,7 +171,10 @@ impl Core {
             Protocol::V3
         };
         let relative = match protocol {
-            Protocol::V2 => template.strip_prefix("v2").unwrap_or(template).trim_start_matches('/'),
+            Protocol::V2 => template
+                .strip_prefix("v2")
+                .unwrap_or(template)
+                .trim_start_matches('/'),
             Protocol::V3 => template,
         };
         let expanded = uri::expand(relative, args, self.placeholders)?;
@@ -148,7 +182,10 @@ impl Core {
             None | Some(Value::Null) => self.base.clone(),
             Some(Value::String(s)) => Base::parse(s)?,
             Some(other) => {
-                return Err(Error::arg(format!("base_uri must be a string, got {}", uri::kind(other))))
+                return Err(Error::arg(format!(
+                    "base_uri must be a string, got {}",
+                    uri::kind(other)
+                )))
             }
         };
         let timeout = match args.get("timeout") {
@@ -157,7 +194,12 @@ impl Core {
                 Some(s) if s > 0.0 && s.is_finite() && s < 86_400.0 => Duration::from_secs_f64(s),
                 _ => return Err(Error::arg("timeout must be a positive number of seconds")),
             },
-            Some(other) => return Err(Error::arg(format!("timeout must be a number, got {}", uri::kind(other)))),
+            Some(other) => {
+                return Err(Error::arg(format!(
+                    "timeout must be a number, got {}",
+                    uri::kind(other)
+                )))
+            }
         };
         let mut headers = http::HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(DEFAULT_ACCEPT));
@@ -167,7 +209,10 @@ impl Core {
             base,
             path: expanded,
             headers,
-            limits: Limits { timeout, body_limit: self.body_limit },
+            limits: Limits {
+                timeout,
+                body_limit: self.body_limit,
+            },
         };
         match protocol {
             Protocol::V3 => self.begin_v3(method, draft),
@@ -188,7 +233,10 @@ impl Core {
             Some(Value::Object(q)) => uri::build_query(q),
             Some(Value::String(s)) => s.trim_start_matches('?').to_string(),
             Some(other) => {
-                return Err(Error::arg(format!("query must be an object or a string, got {}", uri::kind(other))))
+                return Err(Error::arg(format!(
+                    "query must be an object or a string, got {}",
+                    uri::kind(other)
+                )))
             }
         };
         let body: Bytes = match (d.args.get("json"), d.args.get("body")) {
@@ -196,18 +244,25 @@ impl Core {
                 return Err(Error::arg("json and body cannot both be given"))
             }
             (Some(j), _) if !j.is_null() => {
-                d.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                serde_json::to_vec(j).map_err(|e| Error::arg(format!("json cannot be encoded: {e}")))?.into()
+                d.headers
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                serde_json::to_vec(j)
+                    .map_err(|e| Error::arg(format!("json cannot be encoded: {e}")))?
+                    .into()
             }
             (_, Some(Value::String(s))) => Bytes::from(s.clone()),
             (_, None | Some(Value::Null)) => Bytes::new(),
             (_, Some(other)) => {
-                return Err(Error::arg(format!("body must be a string, got {}", uri::kind(other))))
+                return Err(Error::arg(format!(
+                    "body must be a string, got {}",
+                    uri::kind(other)
+                )))
             }
         };
         let full_path = uri::merge_path(&d.base.path, &path);
         self.apply_headers(&mut d)?;
-        let mut request = self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
+        let mut request =
+            self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
         if !request.headers().contains_key("wechatpay-serial") && self.takes_serial(&request) {
             if let Some((serial, _)) = self.keyring.preferred() {
                 if let Ok(v) = HeaderValue::from_str(&serial) {
@@ -263,7 +318,11 @@ impl Core {
         };
         let uri: Uri = format!("{}://{}{}", base.scheme, base.authority, target)
             .parse()
-            .map_err(|_| Error::arg(format!("{target:?} is not a valid request target (unencoded characters in the path?)")))?;
+            .map_err(|_| {
+                Error::arg(format!(
+                    "{target:?} is not a valid request target (unencoded characters in the path?)"
+                ))
+            })?;
         let mut request = http::Request::builder()
             .method(method)
             .uri(uri)
@@ -274,7 +333,11 @@ impl Core {
     }
 
     /// Checks an answer by its protocol's rules and hands it out only when trusted.
-    pub(crate) fn finish(&self, pending: &Pending, res: http::Response<Bytes>) -> Result<Response, Error> {
+    pub(crate) fn finish(
+        &self,
+        pending: &Pending,
+        res: http::Response<Bytes>,
+    ) -> Result<Response, Error> {
         match pending.protocol {
             Protocol::V3 => self.finish_v3(pending, res),
             Protocol::V2 => self.finish_v2(pending, res),

@@ -67,7 +67,13 @@ pub fn response(timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
 }
 
 /// The `Authorization` header value of an APIv3 request.
-pub fn authorization(mchid: &str, nonce: &str, signature: &str, timestamp: &str, serial: &str) -> String {
+pub fn authorization(
+    mchid: &str,
+    nonce: &str,
+    signature: &str,
+    timestamp: &str,
+    serial: &str,
+) -> String {
     format!(
         "WECHATPAY2-SHA256-RSA2048 mchid=\"{mchid}\",serial_no=\"{serial}\",timestamp=\"{timestamp}\",nonce_str=\"{nonce}\",signature=\"{signature}\""
     )
@@ -96,8 +102,14 @@ mod tests {
         for b in s.bytes() {
             counts[b as usize] += 1;
         }
-        let first = counts[b'0' as usize] + counts[b'1' as usize] + counts[b'2' as usize] + counts[b'3' as usize];
-        let last = counts[b'w' as usize] + counts[b'x' as usize] + counts[b'y' as usize] + counts[b'z' as usize];
+        let first = counts[b'0' as usize]
+            + counts[b'1' as usize]
+            + counts[b'2' as usize]
+            + counts[b'3' as usize];
+        let last = counts[b'w' as usize]
+            + counts[b'x' as usize]
+            + counts[b'y' as usize]
+            + counts[b'z' as usize];
         let ratio = first as f64 / last as f64;
         assert!((0.9..1.1).contains(&ratio), "ratio {ratio}");
     }
@@ -105,7 +117,13 @@ mod tests {
     #[test]
     fn messages_are_framed_by_line_feeds() {
         assert_eq!(
-            request("GET", "/v3/certificates", "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242", b""),
+            request(
+                "GET",
+                "/v3/certificates",
+                "1554208460",
+                "593BEC0C930BF1AFEB40B4A08C8FB242",
+                b""
+            ),
             b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n".to_vec()
         );
         assert_eq!(response("1", "n", b"{}"), b"1\nn\n{}\n".to_vec());

@@ -20,7 +20,9 @@ impl std::fmt::Debug for Keyring {
         let keys = self.keys.load();
         let mut serials: Vec<&String> = keys.keys().collect();
         serials.sort();
-        f.debug_struct("Keyring").field("serials", &serials).finish()
+        f.debug_struct("Keyring")
+            .field("serials", &serials)
+            .finish()
     }
 }
 

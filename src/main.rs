@@ -73,7 +73,12 @@ struct Conf {
     #[arg(long, env = "WECHATPAY_PUBLIC_KEY_ID", global = true)]
     public_key_id: Option<String>,
     /// Platform certificate (path); repeatable, or comma-separated in the variable.
-    #[arg(long, env = "WECHATPAY_PLATFORM_CERT", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "WECHATPAY_PLATFORM_CERT",
+        value_delimiter = ',',
+        global = true
+    )]
     platform_cert: Vec<String>,
     /// Timeout of a call in seconds (default 30).
     #[arg(long, env = "WECHATPAY_TIMEOUT", global = true)]
@@ -88,7 +93,12 @@ struct Conf {
     #[arg(long, env = "WECHATPAY_MERCHANT_KEY", global = true)]
     merchant_key: Option<String>,
     /// APIv3 key (decrypting notifications and certificates).
-    #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "WECHATPAY_APIV3_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     apiv3_key: Option<String>,
 }
 
@@ -106,7 +116,9 @@ fn status_of(e: &Error) -> u8 {
     match e {
         Error::InvalidArgument(_) => exit::USAGE,
         Error::Config(_) | Error::Key(_) | Error::Io(_) => exit::CONFIG,
-        Error::Transport { .. } | Error::Timeout { .. } | Error::BodyTooLarge { .. } => exit::TRANSPORT,
+        Error::Transport { .. } | Error::Timeout { .. } | Error::BodyTooLarge { .. } => {
+            exit::TRANSPORT
+        }
         Error::Verification(_) => exit::VERIFICATION,
         Error::Api { .. } | Error::V2 { .. } => exit::API,
         _ => exit::OTHER,
@@ -123,7 +135,8 @@ fn key_source(s: &str) -> String {
 }
 
 fn read_file(path: &str, what: &str) -> Result<String, Error> {
-    std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {what} {path}: {e}")))
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read {what} {path}: {e}")))
 }
 
 impl Conf {
@@ -143,8 +156,16 @@ impl Conf {
         }
         match (&self.public_key, &self.public_key_id) {
             (Some(k), Some(id)) => b = b.platform_public_key(id, Rsa::from_public(&key_source(k))?),
-            (Some(_), None) => return Err(Error::Config("--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)".into())),
-            (None, Some(_)) => return Err(Error::Config("--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)".into())),
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)".into(),
+                ))
+            }
             (None, None) => {}
         }
         for c in &self.platform_cert {
@@ -154,7 +175,9 @@ impl Conf {
         }
         if let Some(t) = self.timeout {
             if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-                return Err(Error::Config(format!("timeout {t} must be a positive number of seconds")));
+                return Err(Error::Config(format!(
+                    "timeout {t} must be a positive number of seconds"
+                )));
             }
             b = b.timeout(Duration::from_secs_f64(t));
         }
@@ -172,14 +195,16 @@ fn read_args(arg: Option<&str>) -> Result<Value, Error> {
                 .map_err(|e| Error::InvalidArgument(format!("cannot read ARGS from stdin: {e}")))?;
             s
         }
-        Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..])
-            .map_err(|e| Error::InvalidArgument(format!("cannot read ARGS file {}: {e}", &a[1..])))?,
+        Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..]).map_err(|e| {
+            Error::InvalidArgument(format!("cannot read ARGS file {}: {e}", &a[1..]))
+        })?,
         Some(a) => a.to_string(),
     };
     if text.trim().is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let v: Value = serde_json::from_str(&text).map_err(|e| Error::InvalidArgument(format!("ARGS is not JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidArgument(format!("ARGS is not JSON: {e}")))?;
     if !v.is_object() {
         return Err(Error::InvalidArgument("ARGS must be a JSON object".into()));
     }
@@ -200,7 +225,9 @@ fn chain_path(uri: &str) -> String {
 
 fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     let (Some(method), Some(uri)) = (c.method.as_deref(), c.uri.as_deref()) else {
-        return Err(Error::InvalidArgument("usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS] (see --help)".into()));
+        return Err(Error::InvalidArgument(
+            "usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS] (see --help)".into(),
+        ));
     };
     let args = read_args(c.args.as_deref())?;
     let path = chain_path(uri);
@@ -209,10 +236,18 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     if !names.is_empty() && empty {
         return Err(Error::InvalidArgument(format!(
             "{path} needs {} in ARGS",
-            names.iter().map(|n| format!("{{{n}}}")).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| format!("{{{n}}}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
-    let mode = if c.strict_placeholders { Placeholders::Strict } else { Placeholders::Lenient };
+    let mode = if c.strict_placeholders {
+        Placeholders::Strict
+    } else {
+        Placeholders::Lenient
+    };
     let client = conf.builder()?.placeholders(mode).build()?;
     let chain = client.chain(&path);
     let res = match method.to_ascii_lowercase().as_str() {
@@ -221,7 +256,11 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
         "put" => chain.put(args),
         "patch" => chain.patch(args),
         "delete" => chain.delete(args),
-        other => return Err(Error::InvalidArgument(format!("unknown METHOD {other:?}: use get, post, put, patch or delete"))),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown METHOD {other:?}: use get, post, put, patch or delete"
+            )))
+        }
     }?;
     let mut out = std::io::stdout().lock();
     if c.include {
@@ -233,7 +272,10 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     }
     let body: Vec<u8> = match res.xml_map() {
         Some(fields) => {
-            let m: Map<String, Value> = fields.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let m: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             let mut v = serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default();
             v.push(b'\n');
             v

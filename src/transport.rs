@@ -71,7 +71,11 @@ impl Transport {
                 let tls = native_tls::TlsConnector::builder()
                     .identity(id)
                     .build()
-                    .map_err(|e| Error::Config(format!("TLS setup with the merchant certificate failed: {e}")))?;
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "TLS setup with the merchant certificate failed: {e}"
+                        ))
+                    })?;
                 Some(pool(tls))
             }
             None => None,
@@ -119,7 +123,11 @@ impl Transport {
     }
 }
 
-async fn exchange(pool: Pool, req: http::Request<Bytes>, limits: Limits) -> Result<http::Response<Bytes>, Error> {
+async fn exchange(
+    pool: Pool,
+    req: http::Request<Bytes>,
+    limits: Limits,
+) -> Result<http::Response<Bytes>, Error> {
     let uri = req.uri().to_string();
     let (parts, body) = req.into_parts();
     let req = http::Request::from_parts(parts, Full::new(body));
@@ -137,21 +145,39 @@ async fn exchange(pool: Pool, req: http::Request<Bytes>, limits: Limits) -> Resu
             .and_then(|v| v.parse::<u64>().ok())
         {
             if len > limits.body_limit as u64 {
-                return Err(Error::BodyTooLarge { uri: uri.clone(), limit: limits.body_limit });
+                return Err(Error::BodyTooLarge {
+                    uri: uri.clone(),
+                    limit: limits.body_limit,
+                });
             }
         }
-        let collected = Limited::new(body, limits.body_limit).collect().await.map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Error::BodyTooLarge { uri: uri.clone(), limit: limits.body_limit }
-            } else {
-                Error::Transport { uri: uri.clone(), source: e, answered: true }
-            }
-        })?;
+        let collected = Limited::new(body, limits.body_limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Error::BodyTooLarge {
+                        uri: uri.clone(),
+                        limit: limits.body_limit,
+                    }
+                } else {
+                    Error::Transport {
+                        uri: uri.clone(),
+                        source: e,
+                        answered: true,
+                    }
+                }
+            })?;
         Ok(http::Response::from_parts(parts, collected.to_bytes()))
     };
     match tokio::time::timeout(limits.timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Timeout { uri, after: limits.timeout }),
+        Err(_) => Err(Error::Timeout {
+            uri,
+            after: limits.timeout,
+        }),
     }
 }
 

@@ -55,8 +55,23 @@ fn unreserved(b: u8) -> bool {
 fn reserved(b: u8) -> bool {
     matches!(
         b,
-        b':' | b'/' | b'?' | b'#' | b'[' | b']' | b'@' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
-            | b'*' | b'+' | b',' | b';' | b'='
+        b':' | b'/'
+            | b'?'
+            | b'#'
+            | b'['
+            | b']'
+            | b'@'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
     )
 }
 
@@ -108,7 +123,11 @@ fn encode(s: &str, out: &mut String, keep_reserved: bool) {
 /// );
 /// assert!(expand("v3/orders/{out_order_no}", &Default::default(), Placeholders::Strict).is_err());
 /// ```
-pub fn expand(template: &str, args: &Map<String, Value>, missing: Placeholders) -> Result<String, Error> {
+pub fn expand(
+    template: &str,
+    args: &Map<String, Value>,
+    missing: Placeholders,
+) -> Result<String, Error> {
     if !template.contains('{') {
         if template.contains('}') {
             return Err(Error::arg(format!("unbalanced '}}' in path {template:?}")));
@@ -157,7 +176,11 @@ pub fn expand(template: &str, args: &Map<String, Value>, missing: Placeholders) 
                     )))
                 }
                 Placeholders::Lenient => {
-                    tracing::warn!(placeholder = name, template, "placeholder has no value; expanded to empty as wechatpay-php does");
+                    tracing::warn!(
+                        placeholder = name,
+                        template,
+                        "placeholder has no value; expanded to empty as wechatpay-php does"
+                    );
                 }
             },
         }
@@ -281,8 +304,14 @@ mod tests {
             ("_", "_"),
             ("__", "{}"),
             ("_empty_", "{empty}"),
-            ("v3/discount-card/orders/{out_order_no}", "v3/discount-card/orders/{out_order_no}"),
-            ("v3/merchantService/complaintsV2", "v3/merchant-service/complaints-v2"),
+            (
+                "v3/discount-card/orders/{out_order_no}",
+                "v3/discount-card/orders/{out_order_no}",
+            ),
+            (
+                "v3/merchantService/complaintsV2",
+                "v3/merchant-service/complaints-v2",
+            ),
             ("粤B", "粤-b"),
         ] {
             assert_eq!(normalize(a), b, "{a}");
@@ -293,30 +322,65 @@ mod tests {
     fn expansion_encodes_per_rfc6570() {
         let args = json!({"a": "粤B12345", "b": "*", "c": 12, "d": "x/y?z", "e": "a%20b", "f": ""});
         let args = args.as_object().unwrap();
-        assert_eq!(expand("{a}", args, Placeholders::Strict).unwrap(), "%E7%B2%A4B12345");
+        assert_eq!(
+            expand("{a}", args, Placeholders::Strict).unwrap(),
+            "%E7%B2%A4B12345"
+        );
         assert_eq!(expand("{b}", args, Placeholders::Strict).unwrap(), "%2A");
-        assert_eq!(expand("p/{c}/q", args, Placeholders::Strict).unwrap(), "p/12/q");
-        assert_eq!(expand("{d}", args, Placeholders::Strict).unwrap(), "x%2Fy%3Fz");
+        assert_eq!(
+            expand("p/{c}/q", args, Placeholders::Strict).unwrap(),
+            "p/12/q"
+        );
+        assert_eq!(
+            expand("{d}", args, Placeholders::Strict).unwrap(),
+            "x%2Fy%3Fz"
+        );
         assert_eq!(expand("{+d}", args, Placeholders::Strict).unwrap(), "x/y?z");
         assert_eq!(expand("{+e}", args, Placeholders::Strict).unwrap(), "a%20b");
-        assert_eq!(expand("{e}", args, Placeholders::Strict).unwrap(), "a%2520b");
-        assert_eq!(expand("a/{f}/b", args, Placeholders::Strict).unwrap(), "a//b");
-        assert_eq!(expand("a-._~", args, Placeholders::Strict).unwrap(), "a-._~");
+        assert_eq!(
+            expand("{e}", args, Placeholders::Strict).unwrap(),
+            "a%2520b"
+        );
+        assert_eq!(
+            expand("a/{f}/b", args, Placeholders::Strict).unwrap(),
+            "a//b"
+        );
+        assert_eq!(
+            expand("a-._~", args, Placeholders::Strict).unwrap(),
+            "a-._~"
+        );
     }
 
     #[test]
     fn expansion_refuses_what_php_would_send_wrong() {
         let s = Placeholders::Strict;
-        for args in [json!({}), json!({"x": null}), json!({"x": {"a": 1}}), json!({"x": [1]}), json!({"x": true})] {
+        for args in [
+            json!({}),
+            json!({"x": null}),
+            json!({"x": {"a": 1}}),
+            json!({"x": [1]}),
+            json!({"x": true}),
+        ] {
             let e = expand("v3/{x}", args.as_object().unwrap(), s).unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{args}");
             assert!(e.to_string().contains("{x}"), "{e}");
         }
-        assert_eq!(expand("v3/{x}/y", &Map::new(), Placeholders::Lenient).unwrap(), "v3//y");
+        assert_eq!(
+            expand("v3/{x}/y", &Map::new(), Placeholders::Lenient).unwrap(),
+            "v3//y"
+        );
         // Lenient is only about absence: wrong types are still refused.
-        assert!(expand("v3/{x}", json!({"x": [1]}).as_object().unwrap(), Placeholders::Lenient).is_err());
+        assert!(expand(
+            "v3/{x}",
+            json!({"x": [1]}).as_object().unwrap(),
+            Placeholders::Lenient
+        )
+        .is_err());
         for t in ["v3/{x", "v3/x}", "v3/{}", "v3/{a,b}", "v3/{#x}", "}{"] {
-            assert!(expand(t, json!({"x": "1"}).as_object().unwrap(), s).is_err(), "{t}");
+            assert!(
+                expand(t, json!({"x": "1"}).as_object().unwrap(), s).is_err(),
+                "{t}"
+            );
         }
     }
 

@@ -142,7 +142,10 @@ impl Rsa {
     }
 
     /// Loads an encrypted PKCS#8 (or legacy encrypted PEM) private key with its passphrase.
-    pub fn from_private_with_passphrase(thing: &str, passphrase: &str) -> Result<PrivateKey, Error> {
+    pub fn from_private_with_passphrase(
+        thing: &str,
+        passphrase: &str,
+    ) -> Result<PrivateKey, Error> {
         Self::load_private(thing, Some(passphrase))
     }
 
@@ -176,7 +179,9 @@ impl Rsa {
                     PKey::private_key_from_pem(text.as_bytes())
                 }
             };
-            res.map_err(|_| Error::key("private key: PEM could not be parsed (wrong type, passphrase or data)"))?
+            res.map_err(|_| {
+                Error::key("private key: PEM could not be parsed (wrong type, passphrase or data)")
+            })?
         };
         ensure_rsa(&key)?;
         Ok(PrivateKey(key))
@@ -260,7 +265,9 @@ impl Rsa {
         let mut out = vec![0u8; rsa.size() as usize];
         let n = rsa
             .public_encrypt(plaintext.as_ref(), &mut out, Padding::PKCS1_OAEP)
-            .map_err(|_| Error::Crypto("RSA-OAEP encryption failed (plaintext too long for the key?)".into()))?;
+            .map_err(|_| {
+                Error::Crypto("RSA-OAEP encryption failed (plaintext too long for the key?)".into())
+            })?;
         out.truncate(n);
         Ok(B64.encode(out))
     }
@@ -354,7 +361,12 @@ mod tests {
             let e = Rsa::from_private(bad).unwrap_err();
             assert!(matches!(e, Error::Key(_)), "{bad}: {e}");
         }
-        for bad in ["", "public.spki://AAAA", "public.pkcs1://%%", "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----"] {
+        for bad in [
+            "",
+            "public.spki://AAAA",
+            "public.pkcs1://%%",
+            "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----",
+        ] {
             assert!(matches!(Rsa::from_public(bad), Err(Error::Key(_))), "{bad}");
         }
         let (_, k) = pair();
