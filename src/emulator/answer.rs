@@ -1,0 +1,192 @@
+//! The emulator's answers: JSON, empty or XML bodies, the platform's error shape
+//! (`{"code","message","detail"}`), and the signature every APIv3 answer carries, made with the
+//! library's own formatter and RSA functions.
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use serde_json::{json, Value};
+
+use super::{random_hex, Forgery, Settings};
+use crate::crypto::Rsa;
+use crate::error::Error;
+use crate::formatter;
+
+/// What a handler answers, before signing.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub body: Bytes,
+    pub content_type: Option<&'static str>,
+}
+
+const JSON: &str = "application/json; charset=utf-8";
+
+impl Answer {
+    pub fn json(status: u16, value: &Value) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            content_type: Some(JSON),
+        }
+    }
+
+    pub fn ok(value: Value) -> Answer {
+        Answer::json(200, &value)
+    }
+
+    pub fn no_content() -> Answer {
+        Answer {
+            status: StatusCode::NO_CONTENT,
+            body: Bytes::new(),
+            content_type: None,
+        }
+    }
+
+    pub fn xml(body: String) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            body: Bytes::from(body),
+            content_type: Some("text/xml; charset=utf-8"),
+        }
+    }
+
+    /// The platform's error body.
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Answer {
+        Answer::json(status, &json!({"code": code, "message": message.into()}))
+    }
+
+    /// 400 `PARAM_ERROR` naming the field at fault, as the platform's `detail` does.
+    pub fn param_error(
+        field: &str,
+        location: &str,
+        issue: impl Into<String>,
+        value: Value,
+    ) -> Answer {
+        let issue = issue.into();
+        Answer::json(
+            400,
+            &json!({
+                "code": "PARAM_ERROR",
+                "message": format!("{issue}: {location} field {field}"),
+                "detail": {"location": location, "field": field, "value": value, "issue": issue},
+            }),
+        )
+    }
+
+    /// 400 `PARAM_ERROR` for a required field that is absent.
+    pub fn missing(field: &str, location: &str) -> Answer {
+        Answer::param_error(
+            field,
+            location,
+            format!("missing required field {}", field.trim_start_matches('/')),
+            Value::Null,
+        )
+    }
+
+    /// 404 `ORDER_NOT_EXIST`.
+    pub fn no_order() -> Answer {
+        Answer::error(404, "ORDER_NOT_EXIST", "订单不存在 (order does not exist)")
+    }
+
+    /// 409: a serial number reused with different content.
+    pub fn conflict(field: &str, serial: &str) -> Answer {
+        Answer::json(
+            409,
+            &json!({
+                "code": "RESOURCE_ALREADY_EXISTS",
+                "message": format!("{field} {serial} was already used with different content"),
+                "detail": {"location": "body", "field": field, "value": serial,
+                           "issue": "serial number reused with different content"},
+            }),
+        )
+    }
+
+    /// 401 `SIGN_ERROR`.
+    pub fn sign_error(why: &str) -> Answer {
+        Answer::error(
+            401,
+            "SIGN_ERROR",
+            format!("签名错误 (signature check failed: {why})"),
+        )
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The answer as the library's API error, for the handle's methods.
+    pub fn into_error(self) -> Error {
+        crate::decorator::api_error(
+            http::Response::builder()
+                .status(self.status)
+                .body(self.body)
+                .unwrap_or_default(),
+        )
+    }
+}
+
+/// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key
+/// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks.
+pub(crate) fn render(
+    settings: &Settings,
+    answer: Answer,
+    sign: bool,
+    forgery: Option<Forgery>,
+) -> http::Response<Full<Bytes>> {
+    let mut b = http::Response::builder()
+        .status(answer.status)
+        .header("Request-ID", random_hex(16));
+    if let Some(ct) = answer.content_type {
+        b = b.header(http::header::CONTENT_TYPE, ct);
+    }
+    let mut body = answer.body;
+    if sign {
+        let mut ts = formatter::timestamp();
+        if forgery == Some(Forgery::StaleTimestamp) {
+            ts -= 600;
+        }
+        let ts = ts.to_string();
+        let nonce = formatter::nonce(32);
+        let message = formatter::response(&ts, &nonce, &body);
+        let signature = match forgery {
+            Some(Forgery::WrongKey) => super::generate_key().and_then(|k| Rsa::sign(&message, &k)),
+            _ => Rsa::sign(&message, &settings.platform_key),
+        };
+        let Ok(signature) = signature else {
+            return plain(
+                500,
+                "SYSTEM_ERROR",
+                "the emulator could not sign its answer",
+            );
+        };
+        let serial = match forgery {
+            Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000",
+            _ => settings.platform_serial.as_str(),
+        };
+        b = b
+            .header("Wechatpay-Timestamp", ts)
+            .header("Wechatpay-Nonce", nonce)
+            .header("Wechatpay-Serial", serial)
+            .header("Wechatpay-Signature", signature);
+        if forgery == Some(Forgery::TamperedBody) {
+            let mut v = body.to_vec();
+            v.push(b' ');
+            body = Bytes::from(v);
+        }
+    }
+    b.body(Full::new(body)).unwrap_or_else(|_| {
+        plain(
+            500,
+            "SYSTEM_ERROR",
+            "the emulator could not build its answer",
+        )
+    })
+}
+
+fn plain(status: u16, code: &str, message: &str) -> http::Response<Full<Bytes>> {
+    let a = Answer::error(status, code, message);
+    let mut res = http::Response::new(Full::new(a.body));
+    *res.status_mut() = a.status;
+    res
+}

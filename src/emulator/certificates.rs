@@ -1,0 +1,106 @@
+//! The platform certificate: issued by the emulator itself (openssl's X509 builder) in
+//! certificate mode, and handed out by `v3/certificates` encrypted with the APIv3 key
+//! (AEAD_AES_256_GCM, associated data `certificate`), as documented. In public-key mode the
+//! endpoint answers 404, as the platform does for merchants with platform public keys.
+
+use std::sync::Arc;
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::x509::extension::{BasicConstraints, KeyUsage};
+use openssl::x509::{X509Builder, X509NameBuilder};
+use serde_json::json;
+
+use super::answer::Answer;
+use super::state::rfc3339;
+use super::{Mode, Shared};
+use crate::crypto::{AesGcm, Certificate, PrivateKey, Rsa};
+use crate::error::Error;
+use crate::formatter;
+
+/// A certificate the emulator issued, with its validity as Unix times.
+pub(crate) struct Issued {
+    pub certificate: Certificate,
+    pub pem: String,
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+/// Issues a self-signed platform certificate for `key`, valid from a day ago for five years,
+/// with a 40-hex-digit serial like the platform's.
+pub(crate) fn issue(key: &PrivateKey) -> Result<Issued, Error> {
+    let now = formatter::timestamp();
+    let (not_before, not_after) = (now - 86_400, now + 5 * 365 * 86_400);
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("C", "CN")?;
+    name.append_entry_by_text("O", "Tenpay.com")?;
+    name.append_entry_by_text("OU", "Tenpay.com CA Center")?;
+    name.append_entry_by_text("CN", "Tenpay.com Root CA (wechatpay-chain emulator)")?;
+    let name = name.build();
+    let mut serial = BigNum::new()?;
+    serial.rand(159, MsbOption::ONE, false)?;
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    b.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
+    b.set_subject_name(&name)?;
+    b.set_issuer_name(&name)?;
+    b.set_pubkey(&key.0)?;
+    b.set_not_before(Asn1Time::from_unix(not_before)?.as_ref())?;
+    b.set_not_after(Asn1Time::from_unix(not_after)?.as_ref())?;
+    b.append_extension(BasicConstraints::new().critical().build()?)?;
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .digital_signature()
+            .non_repudiation()
+            .key_encipherment()
+            .build()?,
+    )?;
+    b.sign(&key.0, MessageDigest::sha256())?;
+    let pem = String::from_utf8(b.build().to_pem()?).map_err(|e| Error::Key(e.to_string()))?;
+    Ok(Issued {
+        certificate: Rsa::from_certificate(&pem)?,
+        pem,
+        not_before,
+        not_after,
+    })
+}
+
+/// `GET v3/certificates`.
+pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
+    let s = &shared.settings;
+    let issued = match (&s.mode, &s.platform_cert) {
+        (Mode::Certificate, Some(c)) => c,
+        _ => {
+            return Answer::error(
+                404,
+                "NOT_FOUND",
+                "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥 (no platform \
+                 certificate: this merchant verifies with a platform public key, PUB_KEY_ID_…)",
+            )
+        }
+    };
+    let nonce = formatter::nonce(12);
+    let ciphertext = match AesGcm::encrypt(&issued.pem, &s.apiv3_key, &nonce, "certificate") {
+        Ok(c) => c,
+        Err(_) => {
+            return Answer::error(
+                500,
+                "SYSTEM_ERROR",
+                "the certificate could not be encrypted",
+            )
+        }
+    };
+    Answer::ok(json!({"data": [{
+        "serial_no": issued.certificate.serial(),
+        "effective_time": rfc3339(issued.not_before),
+        "expire_time": rfc3339(issued.not_after),
+        "encrypt_certificate": {
+            "algorithm": "AEAD_AES_256_GCM",
+            "nonce": nonce,
+            "associated_data": "certificate",
+            "ciphertext": ciphertext,
+        },
+    }]}))
+}

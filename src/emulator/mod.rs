@@ -1,0 +1,709 @@
+//! A local stand-in for the WeChat Pay platform, for examples, demos and users' own integration
+//! tests: a hyper server on loopback with its own platform keys that checks every APIv3 request
+//! the way the platform does, signs every answer, keeps the documented operations' state in
+//! memory and sends signed, encrypted notifications, so that a whole payment story runs with no
+//! merchant account and no network.
+//!
+//! ```
+//! use serde_json::json;
+//! use wechatpay_chain::emulator::{Emulator, EmulatorConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wechatpay_chain::Error> {
+//! let emulator = Emulator::start(EmulatorConfig::new()).await?;
+//! let client = emulator.builder().build()?;
+//! let res = client["v3/pay/transactions/native"]
+//!     .post_async(json!({"json": {
+//!         "appid": "wxd678efh567hg6787", "mchid": emulator.mchid(),
+//!         "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": "1217752501201407033233368018",
+//!         "notify_url": "https://www.weixin.qq.com/wxpay/pay.php", "amount": {"total": 100},
+//!     }}))
+//!     .await?;
+//! assert!(res.json::<serde_json::Value>()?["code_url"].as_str().unwrap().starts_with("weixin://"));
+//! assert_eq!(emulator.requests().len(), 1);
+//! emulator.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod answer;
+mod auth;
+mod brand;
+mod certificates;
+mod control;
+mod discount_card;
+mod media;
+mod pay;
+mod refund;
+mod server;
+mod state;
+mod v2;
+mod validate;
+mod webhooks;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::crypto::{Certificate, PrivateKey, PublicKey};
+use crate::error::Error;
+use crate::formatter;
+use crate::Builder;
+
+pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
+
+/// How the emulated platform names the key its answers are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// `Wechatpay-Serial: PUB_KEY_ID_…`: the platform public key mode of new merchants;
+    /// `v3/certificates` answers 404 as it does for them.
+    #[default]
+    PublicKey,
+    /// A platform certificate the emulator issues itself; `Wechatpay-Serial` is its serial and
+    /// `v3/certificates` hands it out encrypted with the APIv3 key.
+    Certificate,
+}
+
+/// A way to spoil the next APIv3 answer, to see a client refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forgery {
+    /// The body is changed after signing.
+    TamperedBody,
+    /// Signed with a key that is not the platform's.
+    WrongKey,
+    /// Signed with a timestamp ten minutes old.
+    StaleTimestamp,
+    /// Signed under a `Wechatpay-Serial` the client does not know.
+    UnknownSerial,
+}
+
+/// The merchant key requests are checked with.
+#[derive(Clone)]
+enum MerchantKey {
+    /// Generated at start; the emulator hands out the private key.
+    Generated,
+    Public(PublicKey),
+    Certificate(Certificate),
+}
+
+/// Settings of an [`Emulator`]. Everything has a default: fresh keys, public-key mode,
+/// an ephemeral loopback port.
+///
+/// ```
+/// use std::time::Duration;
+/// use wechatpay_chain::emulator::{EmulatorConfig, Mode};
+/// let config = EmulatorConfig::new()
+///     .mode(Mode::Certificate)
+///     .mchid("1900000001")
+///     .apiv3_key("0123456789abcdef0123456789abcdef")
+///     .notify_retries(vec![Duration::from_millis(50); 3]);
+/// # let _ = config;
+/// ```
+#[derive(Clone)]
+pub struct EmulatorConfig {
+    addr: SocketAddr,
+    mode: Mode,
+    mchid: String,
+    merchant_serial: Option<String>,
+    merchant: MerchantKey,
+    merchant_private: Option<PrivateKey>,
+    platform_key: Option<PrivateKey>,
+    public_key_id: Option<String>,
+    apiv3_key: Option<String>,
+    apiv2_key: Option<String>,
+    notify_retries: Vec<Duration>,
+    notify_timeout: Duration,
+    refund_delay: Option<Duration>,
+    allow_remote_notify: bool,
+}
+
+impl std::fmt::Debug for EmulatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorConfig")
+            .field("addr", &self.addr)
+            .field("mode", &self.mode)
+            .field("mchid", &self.mchid)
+            .field("merchant_serial", &self.merchant_serial)
+            .field("apiv3_key", &self.apiv3_key.as_ref().map(|_| "redacted"))
+            .field("apiv2_key", &self.apiv2_key.as_ref().map(|_| "redacted"))
+            .field("notify_retries", &self.notify_retries)
+            .field("refund_delay", &self.refund_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mode: Mode::PublicKey,
+            mchid: "1900000001".into(),
+            merchant_serial: None,
+            merchant: MerchantKey::Generated,
+            merchant_private: None,
+            platform_key: None,
+            public_key_id: None,
+            apiv3_key: None,
+            apiv2_key: None,
+            notify_retries: vec![
+                Duration::from_millis(200),
+                Duration::from_millis(500),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            ],
+            notify_timeout: Duration::from_secs(5),
+            refund_delay: Some(Duration::from_millis(100)),
+            allow_remote_notify: false,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// Defaults: fresh keys, public-key mode, mchid `1900000001`, `127.0.0.1:0`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Where to listen; must be a loopback address (port 0: any free port).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Listens on `127.0.0.1:port`.
+    pub fn port(mut self, port: u16) -> Self {
+        self.addr = SocketAddr::from(([127, 0, 0, 1], port));
+        self
+    }
+
+    /// Public-key or certificate mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The merchant id requests must carry.
+    pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
+        self.mchid = mchid.into();
+        self
+    }
+
+    /// The merchant's API certificate serial requests must name (generated by default).
+    pub fn merchant_serial(mut self, serial: impl Into<String>) -> Self {
+        self.merchant_serial = Some(serial.into());
+        self
+    }
+
+    /// Checks requests with this merchant public key under `serial` instead of a generated key.
+    pub fn merchant_public_key(mut self, serial: impl Into<String>, key: PublicKey) -> Self {
+        self.merchant_serial = Some(serial.into());
+        self.merchant = MerchantKey::Public(key);
+        self.merchant_private = None;
+        self
+    }
+
+    /// Checks requests with the key of this merchant API certificate (its serial is expected).
+    pub fn merchant_certificate(mut self, cert: Certificate) -> Self {
+        self.merchant_serial = Some(cert.serial().to_string());
+        self.merchant = MerchantKey::Certificate(cert);
+        self.merchant_private = None;
+        self
+    }
+
+    /// Uses this merchant private key (its public half checks requests) and hands it out to
+    /// [`Emulator::builder`].
+    pub fn merchant_private_key(mut self, key: PrivateKey) -> Self {
+        self.merchant = MerchantKey::Generated;
+        self.merchant_private = Some(key);
+        self
+    }
+
+    /// Signs with this platform private key instead of a generated one.
+    pub fn platform_private_key(mut self, key: PrivateKey) -> Self {
+        self.platform_key = Some(key);
+        self
+    }
+
+    /// The `PUB_KEY_ID_…` of public-key mode (derived from the mchid by default).
+    pub fn public_key_id(mut self, id: impl Into<String>) -> Self {
+        self.public_key_id = Some(id.into());
+        self
+    }
+
+    /// The APIv3 key notifications and certificates are encrypted with (32 bytes; random by
+    /// default).
+    pub fn apiv3_key(mut self, key: impl Into<String>) -> Self {
+        self.apiv3_key = Some(key.into());
+        self
+    }
+
+    /// The APIv2 key `sign` fields are made with (random by default).
+    pub fn apiv2_key(mut self, key: impl Into<String>) -> Self {
+        self.apiv2_key = Some(key.into());
+        self
+    }
+
+    /// Waits between notification attempts after the first: the platform retries 15 times over
+    /// a day ([`PLATFORM_RETRY_SCHEDULE`]); the default is four quick retries.
+    pub fn notify_retries(mut self, delays: Vec<Duration>) -> Self {
+        self.notify_retries = delays;
+        self
+    }
+
+    /// How long one notification attempt may take (5 s, as the platform).
+    pub fn notify_timeout(mut self, timeout: Duration) -> Self {
+        self.notify_timeout = timeout;
+        self
+    }
+
+    /// How long a refund stays `PROCESSING` before it succeeds and is notified; `None` keeps it
+    /// processing until [`Emulator::complete_refund`].
+    pub fn refund_delay(mut self, delay: Option<Duration>) -> Self {
+        self.refund_delay = delay;
+        self
+    }
+
+    /// Lets notifications go to hosts other than loopback ones (off by default, so that a test
+    /// never sends traffic off the machine by accident).
+    pub fn allow_remote_notify(mut self, allow: bool) -> Self {
+        self.allow_remote_notify = allow;
+        self
+    }
+}
+
+/// A request as the emulator received it, with what it made of it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query as received (what the signature covers).
+    pub target: String,
+    /// Headers as received.
+    pub headers: http::HeaderMap,
+    /// Body as received.
+    pub body: Bytes,
+    /// Whether the request passed the platform's checks (signature, or APIv2 `sign`).
+    pub verified: bool,
+    /// Why it did not, when it did not.
+    pub refusal: Option<String>,
+    /// The status answered.
+    pub status: u16,
+}
+
+/// What became of one notification attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The receiver answered 2xx: no more attempts.
+    Accepted(u16),
+    /// The receiver answered something else: retried if attempts remain.
+    Refused(u16),
+    /// No answer (connection, timeout): retried if attempts remain.
+    Failed(String),
+    /// Not sent (the URL is not loopback, or not http/https).
+    Skipped(String),
+}
+
+/// One notification attempt.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The `notify_url` posted to.
+    pub url: String,
+    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …
+    pub event_type: String,
+    /// The notification's `id`.
+    pub id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What the server needs, fixed at start.
+pub(crate) struct Settings {
+    pub mchid: String,
+    pub merchant_serial: String,
+    pub merchant_key: PublicKey,
+    pub mode: Mode,
+    pub platform_key: PrivateKey,
+    pub platform_public: PublicKey,
+    pub platform_serial: String,
+    pub platform_cert: Option<certificates::Issued>,
+    pub apiv3_key: String,
+    pub apiv2_key: String,
+    pub notify_retries: Vec<Duration>,
+    pub notify_timeout: Duration,
+    pub refund_delay: Option<Duration>,
+    pub allow_remote_notify: bool,
+}
+
+/// State shared by the server, its tasks and the [`Emulator`] handle.
+pub(crate) struct Shared {
+    pub settings: Settings,
+    pub state: Mutex<state::State>,
+    pub received: Mutex<Vec<Received>>,
+    pub deliveries: Mutex<Vec<Delivery>>,
+    pub forgeries: Mutex<VecDeque<Forgery>>,
+    pub nonces: Mutex<HashMap<String, i64>>,
+    pub runtime: tokio::runtime::Handle,
+    pub notifier: webhooks::Notifier,
+    /// Turns true when the emulator stops (pending notifications give up).
+    pub stop: watch::Receiver<bool>,
+}
+
+/// Locks a mutex whatever a panicking holder left: the data is plain records.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn generate_key() -> Result<PrivateKey, Error> {
+    let rsa = openssl::rsa::Rsa::generate(2048)?;
+    Ok(PrivateKey(openssl::pkey::PKey::from_rsa(rsa)?))
+}
+
+/// A random uppercase hex string of `bytes` random bytes.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if openssl::rand::rand_bytes(&mut buf).is_err() {
+        // Fall back to the nonce generator, which retries until the CSPRNG works.
+        return formatter::nonce(bytes * 2).to_ascii_uppercase();
+    }
+    crate::client_json::hex(&buf).to_ascii_uppercase()
+}
+
+/// The emulated platform, running. Dropping it stops the server.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    merchant_private: Option<PrivateKey>,
+    shutdown: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("base_uri", &self.base_uri())
+            .field("mode", &self.shared.settings.mode)
+            .field("mchid", &self.shared.settings.mchid)
+            .field("platform_serial", &self.shared.settings.platform_serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on the current tokio runtime: keys are generated as configured, the
+    /// port is bound, and the server runs until [`Emulator::stop`] or drop.
+    pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("Emulator::start needs a tokio runtime (or use start_blocking)".into())
+        })?;
+        Self::start_on(config, runtime).await
+    }
+
+    /// Starts the emulator on a thread and runtime of its own, for tests without a runtime.
+    pub fn start_blocking(config: EmulatorConfig) -> Result<Emulator, Error> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("wechatpay-emulator".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Config(format!(
+                            "cannot start the emulator's runtime: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let started = Self::start_on(config, tokio::runtime::Handle::current()).await;
+                    let mut stopped = match &started {
+                        Ok(emu) => Some(emu.shutdown.subscribe()),
+                        Err(_) => None,
+                    };
+                    if tx.send(started).is_err() {
+                        return;
+                    }
+                    if let Some(rx) = stopped.as_mut() {
+                        while !*rx.borrow() {
+                            if rx.changed().await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                });
+            })
+            .map_err(|e| Error::Config(format!("cannot start the emulator thread: {e}")))?;
+        let mut emu = rx
+            .recv()
+            .map_err(|_| Error::Config("the emulator thread stopped".into()))??;
+        emu.thread = Some(thread);
+        Ok(emu)
+    }
+
+    async fn start_on(
+        config: EmulatorConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Emulator, Error> {
+        if !config.addr.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "the emulator listens on loopback addresses only, not {}",
+                config.addr
+            )));
+        }
+        let apiv3_key = config.apiv3_key.clone().unwrap_or_else(|| random_hex(16));
+        if apiv3_key.len() != crate::crypto::aes_gcm::KEY_LEN {
+            return Err(Error::Config("the APIv3 key must be 32 bytes".into()));
+        }
+        let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
+        let (merchant_private, merchant_key) = match &config.merchant {
+            MerchantKey::Generated => {
+                let key = match &config.merchant_private {
+                    Some(k) => k.clone(),
+                    None => generate_key()?,
+                };
+                let public = key.public_key()?;
+                (Some(key), public)
+            }
+            MerchantKey::Public(k) => (None, k.clone()),
+            MerchantKey::Certificate(c) => (None, c.public_key().clone()),
+        };
+        let merchant_serial = match &config.merchant_serial {
+            Some(s) => crate::util::pem::normalize_serial(s)?,
+            None => random_hex(20),
+        };
+        let platform_key = match &config.platform_key {
+            Some(k) => k.clone(),
+            None => generate_key()?,
+        };
+        let platform_public = platform_key.public_key()?;
+        let (platform_serial, platform_cert) = match config.mode {
+            Mode::PublicKey => {
+                let id = match &config.public_key_id {
+                    Some(id) => crate::util::pem::normalize_serial(id)?,
+                    None => public_key_id_for(&config.mchid),
+                };
+                (id, None)
+            }
+            Mode::Certificate => {
+                let issued = certificates::issue(&platform_key)?;
+                (issued.certificate.serial().to_string(), Some(issued))
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
+        let addr = listener.local_addr()?;
+        let (shutdown, rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            settings: Settings {
+                mchid: config.mchid.clone(),
+                merchant_serial,
+                merchant_key,
+                mode: config.mode,
+                platform_key,
+                platform_public,
+                platform_serial,
+                platform_cert,
+                apiv3_key,
+                apiv2_key,
+                notify_retries: config.notify_retries.clone(),
+                notify_timeout: config.notify_timeout,
+                refund_delay: config.refund_delay,
+                allow_remote_notify: config.allow_remote_notify,
+            },
+            state: Mutex::new(state::State::default()),
+            received: Mutex::new(Vec::new()),
+            deliveries: Mutex::new(Vec::new()),
+            forgeries: Mutex::new(VecDeque::new()),
+            nonces: Mutex::new(HashMap::new()),
+            runtime: runtime.clone(),
+            notifier: webhooks::Notifier::new()?,
+            stop: rx.clone(),
+        });
+        let task = runtime.spawn(server::serve(listener, shared.clone(), rx));
+        tracing::debug!(%addr, mode = ?config.mode, "emulator listening");
+        Ok(Emulator {
+            shared,
+            addr,
+            merchant_private,
+            shutdown,
+            task: Some(task),
+            thread: None,
+        })
+    }
+
+    /// The base URI to give a client, `http://127.0.0.1:PORT/`.
+    pub fn base_uri(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The address listened on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Public-key or certificate mode.
+    pub fn mode(&self) -> Mode {
+        self.shared.settings.mode
+    }
+
+    /// The merchant id requests must carry.
+    pub fn mchid(&self) -> &str {
+        &self.shared.settings.mchid
+    }
+
+    /// The merchant certificate serial requests must name.
+    pub fn merchant_serial(&self) -> &str {
+        &self.shared.settings.merchant_serial
+    }
+
+    /// The merchant private key, when the emulator generated it (or was given it).
+    pub fn merchant_private_key(&self) -> Option<&PrivateKey> {
+        self.merchant_private.as_ref()
+    }
+
+    /// The `Wechatpay-Serial` answers carry: `PUB_KEY_ID_…` or the certificate serial.
+    pub fn platform_serial(&self) -> &str {
+        &self.shared.settings.platform_serial
+    }
+
+    /// The platform public key answers verify with.
+    pub fn platform_public_key(&self) -> &PublicKey {
+        &self.shared.settings.platform_public
+    }
+
+    /// The platform public key as PEM (`pub_key.pem`).
+    pub fn platform_public_key_pem(&self) -> Result<String, Error> {
+        let pem = self.shared.settings.platform_public.0.public_key_to_pem()?;
+        String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
+    }
+
+    /// The platform certificate (certificate mode only).
+    pub fn platform_certificate(&self) -> Option<&Certificate> {
+        self.shared
+            .settings
+            .platform_cert
+            .as_ref()
+            .map(|c| &c.certificate)
+    }
+
+    /// The APIv3 key notifications and certificates are encrypted with.
+    pub fn apiv3_key(&self) -> &str {
+        &self.shared.settings.apiv3_key
+    }
+
+    /// The APIv2 key.
+    pub fn apiv2_key(&self) -> &str {
+        &self.shared.settings.apiv2_key
+    }
+
+    /// A [`Builder`] wired to the emulator: base URI, mchid, serial, the merchant private key
+    /// (when the emulator has it) and the platform key or certificate.
+    pub fn builder(&self) -> Builder {
+        let s = &self.shared.settings;
+        let mut b = Builder::new()
+            .base_uri(self.base_uri())
+            .mchid(&s.mchid)
+            .serial(&s.merchant_serial)
+            .timeout(Duration::from_secs(10));
+        if let Some(k) = &self.merchant_private {
+            b = b.private_key(k.clone());
+        }
+        b = match &s.platform_cert {
+            Some(c) => b.platform_certificate(c.certificate.clone()),
+            None => b.platform_public_key(&s.platform_serial, s.platform_public.clone()),
+        };
+        b.secret = Some(s.apiv2_key.clone());
+        b
+    }
+
+    /// Every request received so far, in order.
+    pub fn requests(&self) -> Vec<Received> {
+        lock(&self.shared.received).clone()
+    }
+
+    /// Every notification attempt so far, in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.shared.deliveries).clone()
+    }
+
+    /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).
+    pub fn forge_next(&self, forgery: Forgery) {
+        lock(&self.shared.forgeries).push_back(forgery);
+    }
+
+    /// Simulates the user paying order `out_trade_no` (native or JSAPI): it becomes
+    /// `SUCCESS` and `TRANSACTION.SUCCESS` is sent to its `notify_url`. Returns the transaction.
+    pub fn pay(&self, out_trade_no: &str) -> Result<Value, Error> {
+        pay::settle(&self.shared, out_trade_no, None).map_err(answer::Answer::into_error)
+    }
+
+    /// Simulates the user taking discount card `out_card_code` in the mini program: the card's
+    /// order is created (as `out_order_no`, or a generated one). Returns the order.
+    pub fn accept_card(
+        &self,
+        out_card_code: &str,
+        out_order_no: Option<&str>,
+    ) -> Result<Value, Error> {
+        discount_card::accept(&self.shared, out_card_code, out_order_no, None)
+            .map_err(answer::Answer::into_error)
+    }
+
+    /// Makes a `PROCESSING` refund succeed now and sends `REFUND.SUCCESS`. Returns the refund.
+    pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
+        refund::complete(&self.shared, out_refund_no).map_err(answer::Answer::into_error)
+    }
+
+    /// Stops listening and closes open connections.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Builder {
+    /// A builder wired to a running [`Emulator`], the same as [`Emulator::builder`].
+    pub fn emulator(emulator: &Emulator) -> Builder {
+        emulator.builder()
+    }
+}
+
+/// A `PUB_KEY_ID_…` in the platform's shape: `PUB_KEY_ID_01` + mchid + date + zeros.
+fn public_key_id_for(mchid: &str) -> String {
+    let digits: String = mchid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let date = state::date_digits(formatter::timestamp());
+    let mut id = format!("PUB_KEY_ID_01{digits}{date}");
+    while id.len() < 41 {
+        id.push('0');
+    }
+    id
+}
+
+/// A PEM-encoded private key, for writing keys out (`wechatpay serve`).
+pub fn private_key_pem(key: &PrivateKey) -> Result<String, Error> {
+    let pem = key.0.private_key_to_pem_pkcs8()?;
+    String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
+}

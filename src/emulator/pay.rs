@@ -1,0 +1,318 @@
+//! Payments (基础支付): Native and JSAPI orders, queries by `out-trade-no` and `id`, close, and
+//! the simulated user payment that turns an order `SUCCESS` and notifies `TRANSACTION.SUCCESS`.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::answer::Answer;
+use super::server::Req;
+use super::state::{numeric_id, openid, rfc3339, Transaction};
+use super::validate::{self, opt, req, Field, Kind};
+use super::{lock, random_hex, webhooks, Shared};
+use crate::formatter;
+
+const AMOUNT: &[Field] = &[req("total", Kind::Int), opt("currency", Kind::Str)];
+const PAYER: &[Field] = &[req("openid", Kind::Str)];
+
+const NATIVE: &[Field] = &[
+    req("appid", Kind::Str),
+    req("mchid", Kind::Str),
+    req("description", Kind::Str),
+    req("out_trade_no", Kind::Str),
+    opt("time_expire", Kind::Str),
+    opt("attach", Kind::Str),
+    req("notify_url", Kind::Str),
+    opt("goods_tag", Kind::Str),
+    opt("support_fapiao", Kind::Bool),
+    req("amount", Kind::Obj(AMOUNT)),
+    opt("detail", Kind::Any),
+    opt("scene_info", Kind::Any),
+    opt("settle_info", Kind::Any),
+];
+
+const JSAPI: &[Field] = &[
+    req("appid", Kind::Str),
+    req("mchid", Kind::Str),
+    req("description", Kind::Str),
+    req("out_trade_no", Kind::Str),
+    opt("time_expire", Kind::Str),
+    opt("attach", Kind::Str),
+    req("notify_url", Kind::Str),
+    opt("goods_tag", Kind::Str),
+    opt("support_fapiao", Kind::Bool),
+    req("amount", Kind::Obj(AMOUNT)),
+    req("payer", Kind::Obj(PAYER)),
+    opt("detail", Kind::Any),
+    opt("scene_info", Kind::Any),
+    opt("settle_info", Kind::Any),
+];
+
+const CLOSE: &[Field] = &[req("mchid", Kind::Str)];
+
+/// How an order is looked up.
+pub(crate) enum By<'a> {
+    OutTradeNo(&'a str),
+    Id(&'a str),
+}
+
+/// Checks the `mchid` a body or query names against the caller's.
+pub(crate) fn check_mchid(shared: &Shared, mchid: &str, location: &str) -> Result<(), Answer> {
+    if mchid != shared.settings.mchid {
+        return Err(Answer::param_error(
+            "/mchid",
+            location,
+            format!("mchid {mchid} is not the merchant that signed the request"),
+            Value::from(mchid),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a merchant order number: 6 to 32 of `0-9A-Za-z_-|*`.
+pub(crate) fn check_out_no(field: &str, no: &str) -> Result<(), Answer> {
+    let ok = (6..=32).contains(&no.len())
+        && no
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b));
+    if !ok {
+        return Err(Answer::param_error(
+            &format!("/{field}"),
+            "body",
+            format!("{field} must be 6 to 32 of 0-9, A-Z, a-z, _ - | *"),
+            Value::from(no),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `notify_url`: absolute http(s), no query.
+pub(crate) fn check_notify_url(url: &str) -> Result<(), Answer> {
+    let ok = match url.parse::<http::Uri>() {
+        Ok(u) => {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some()
+                && u.query().is_none()
+        }
+        Err(_) => false,
+    };
+    if !ok {
+        return Err(Answer::param_error(
+            "/notify_url",
+            "body",
+            "notify_url must be an absolute https:// (or http://) URL without a query",
+            Value::from(url),
+        ));
+    }
+    Ok(())
+}
+
+fn state_desc(state: &str) -> &'static str {
+    match state {
+        "SUCCESS" => "支付成功",
+        "REFUND" => "转入退款",
+        "CLOSED" => "已关闭",
+        _ => "订单未支付",
+    }
+}
+
+/// The transaction as the query and the notification show it.
+pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
+    let r = &t.request;
+    let total = r
+        .get("amount")
+        .and_then(|a| a.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let currency = r
+        .get("amount")
+        .and_then(|a| a.get("currency"))
+        .and_then(Value::as_str)
+        .unwrap_or("CNY");
+    let mut m = Map::new();
+    m.insert("appid".into(), json!(validate::text(r, "appid")));
+    m.insert("mchid".into(), json!(shared.settings.mchid));
+    m.insert(
+        "out_trade_no".into(),
+        json!(validate::text(r, "out_trade_no")),
+    );
+    if let Some(id) = &t.transaction_id {
+        m.insert("transaction_id".into(), json!(id));
+    }
+    m.insert("trade_type".into(), json!(t.trade_type));
+    m.insert("trade_state".into(), json!(t.trade_state));
+    m.insert("trade_state_desc".into(), json!(state_desc(t.trade_state)));
+    if t.transaction_id.is_some() {
+        m.insert("bank_type".into(), json!("OTHERS"));
+    }
+    if let Some(a) = r.get("attach") {
+        m.insert("attach".into(), a.clone());
+    }
+    if let Some(s) = &t.success_time {
+        m.insert("success_time".into(), json!(s));
+    }
+    if let Some(o) = &t.openid {
+        m.insert("payer".into(), json!({"openid": o}));
+    }
+    let mut amount = json!({"total": total, "currency": currency, "payer_currency": currency});
+    if t.transaction_id.is_some() {
+        amount["payer_total"] = json!(total);
+    }
+    m.insert("amount".into(), amount);
+    Value::Object(m)
+}
+
+/// `POST v3/pay/transactions/native` and `…/jsapi`.
+pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
+    let spec = if kind == "jsapi" { JSAPI } else { NATIVE };
+    let obj = match validate::object(body).and_then(|o| validate::check(&o, spec).map(|_| o)) {
+        Ok(o) => o,
+        Err(a) => return a,
+    };
+    let no = validate::text(&obj, "out_trade_no").to_string();
+    let checks = check_mchid(shared, validate::text(&obj, "mchid"), "body")
+        .and_then(|_| check_out_no("out_trade_no", &no))
+        .and_then(|_| check_notify_url(validate::text(&obj, "notify_url")));
+    if let Err(a) = checks {
+        return a;
+    }
+    let total = obj
+        .get("amount")
+        .and_then(|a| a.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    if total <= 0 {
+        return Answer::param_error(
+            "/amount/total",
+            "body",
+            "amount.total must be a positive number of fen",
+            Value::from(total),
+        );
+    }
+    let mut st = lock(&shared.state);
+    if let Some(t) = st.transactions.get(&no) {
+        if t.request == obj {
+            return Answer::ok(t.created.clone());
+        }
+        return Answer::conflict("out_trade_no", &no);
+    }
+    let (trade_type, created) = if kind == "jsapi" {
+        let id = format!(
+            "wx{}{}",
+            super::state::compact_time(formatter::timestamp()),
+            random_hex(10).to_ascii_lowercase()
+        );
+        ("JSAPI", json!({"prepay_id": id}))
+    } else {
+        let pr = formatter::nonce(7);
+        (
+            "NATIVE",
+            json!({"code_url": format!("weixin://wxpay/bizpayurl?pr={pr}")}),
+        )
+    };
+    let openid = obj
+        .get("payer")
+        .and_then(|p| p.get("openid"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    st.transactions.insert(
+        no,
+        Transaction {
+            request: obj,
+            trade_type,
+            trade_state: "NOTPAY",
+            created: created.clone(),
+            transaction_id: None,
+            success_time: None,
+            openid,
+            refunded: 0,
+        },
+    );
+    Answer::ok(created)
+}
+
+/// `GET v3/pay/transactions/out-trade-no/{out_trade_no}` and `…/id/{transaction_id}`, with
+/// `?mchid=`.
+pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
+    let Some(mchid) = req.query("mchid") else {
+        return Answer::missing("/mchid", "query");
+    };
+    if let Err(a) = check_mchid(shared, mchid, "query") {
+        return a;
+    }
+    let st = lock(&shared.state);
+    let no = match by {
+        By::OutTradeNo(no) => Some(no.to_string()),
+        By::Id(id) => st.transaction_ids.get(id).cloned(),
+    };
+    match no.and_then(|no| st.transactions.get(&no)) {
+        Some(t) => Answer::ok(transaction_json(shared, t)),
+        None => Answer::no_order(),
+    }
+}
+
+/// `POST v3/pay/transactions/out-trade-no/{out_trade_no}/close`: 204.
+pub(crate) fn close(shared: &Arc<Shared>, no: &str, body: &[u8]) -> Answer {
+    let obj = match validate::object(body).and_then(|o| validate::check(&o, CLOSE).map(|_| o)) {
+        Ok(o) => o,
+        Err(a) => return a,
+    };
+    if let Err(a) = check_mchid(shared, validate::text(&obj, "mchid"), "body") {
+        return a;
+    }
+    let mut st = lock(&shared.state);
+    let Some(t) = st.transactions.get_mut(no) else {
+        return Answer::no_order();
+    };
+    match t.trade_state {
+        "NOTPAY" | "CLOSED" => {
+            t.trade_state = "CLOSED";
+            Answer::no_content()
+        }
+        _ => Answer::error(400, "ORDERPAID", "订单已支付，不能关闭 (the order is paid)"),
+    }
+}
+
+/// The user pays order `no`: `SUCCESS`, then `TRANSACTION.SUCCESS` to its `notify_url`.
+/// Paying a paid order again answers it as it is and notifies nothing.
+pub(crate) fn settle(shared: &Arc<Shared>, no: &str, user: Option<&str>) -> Result<Value, Answer> {
+    let (tx, url) = {
+        let mut st = lock(&shared.state);
+        let seq = st.next();
+        let Some(t) = st.transactions.get_mut(no) else {
+            return Err(Answer::no_order());
+        };
+        match t.trade_state {
+            "NOTPAY" => {}
+            "CLOSED" => {
+                return Err(Answer::error(
+                    400,
+                    "ORDER_CLOSED",
+                    "订单已关闭 (the order is closed)",
+                ))
+            }
+            _ => return Ok(transaction_json(shared, t)),
+        }
+        let now = formatter::timestamp();
+        let id = numeric_id("4200", now, seq, 28);
+        t.trade_state = "SUCCESS";
+        t.transaction_id = Some(id.clone());
+        t.success_time = Some(rfc3339(now));
+        if t.openid.is_none() {
+            t.openid = Some(user.map(str::to_string).unwrap_or_else(|| openid(seq)));
+        }
+        let url = validate::text(&t.request, "notify_url").to_string();
+        let tx = transaction_json(shared, t);
+        st.transaction_ids.insert(id, no.to_string());
+        (tx, url)
+    };
+    webhooks::notify(
+        shared,
+        url,
+        "TRANSACTION.SUCCESS",
+        "支付成功",
+        "transaction",
+        &tx,
+    );
+    Ok(tx)
+}

@@ -1,0 +1,280 @@
+//! The HTTP side: accepts loopback connections, reads each request whole (bounded), sends it
+//! to the control endpoints, the APIv2 handlers, or (after the platform's signature check) the
+//! APIv3 operations, records it, and renders the answer signed.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::answer::{render, Answer};
+use super::{
+    auth, brand, certificates, control, discount_card, lock, media, pay, refund, v2, Received,
+    Shared,
+};
+use crate::formatter;
+
+/// Largest request body read (an upload is at most 2 MiB plus its meta).
+pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// A request read whole.
+pub(crate) struct Req {
+    pub method: Method,
+    /// Path and query as received.
+    pub target: String,
+    /// Percent-decoded path segments.
+    pub segments: Vec<String>,
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Req {
+    /// The first query value named `name`.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Which rules an answer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    V3,
+    V2,
+    Control,
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!("emulator accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(handle(shared, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Percent-decodes one path segment or query part; `None` when not valid UTF-8 or escapes.
+pub(crate) fn decode(s: &str, plus_is_space: bool) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            let a = Answer::error(413, "PARAM_ERROR", "the request body is too large");
+            return render(&shared.settings, a, true, None);
+        }
+    };
+    let path = parts.uri.path();
+    let segments: Option<Vec<String>> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| decode(s, false))
+        .collect();
+    let query: Option<Vec<(String, String)>> = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            Some((decode(k, true)?, decode(v, true)?))
+        })
+        .collect();
+    let req = Req {
+        method: parts.method,
+        target,
+        segments: segments.unwrap_or_default(),
+        query: query.unwrap_or_default(),
+        headers: parts.headers,
+        body,
+    };
+    let (answer, kind, refusal) = respond(&shared, &req).await;
+    lock(&shared.received).push(Received {
+        method: req.method.to_string(),
+        target: req.target.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+        verified: refusal.is_none(),
+        refusal: refusal.clone(),
+        status: answer.status.as_u16(),
+    });
+    if let Some(why) = &refusal {
+        tracing::debug!(target = %req.target, "emulator refused a request: {why}");
+    }
+    let forgery = match kind {
+        Kind::V3 => lock(&shared.forgeries).pop_front(),
+        _ => None,
+    };
+    render(&shared.settings, answer, kind != Kind::V2, forgery)
+}
+
+async fn respond(shared: &Arc<Shared>, req: &Req) -> (Answer, Kind, Option<String>) {
+    let first = req.segments.first().map(String::as_str);
+    match first {
+        Some("emulator") => (control::handle(shared, req), Kind::Control, None),
+        Some("v3") => {
+            let multipart = match media::parse(&req.headers, &req.body).await {
+                Ok(m) => m,
+                Err(a) => return (a, Kind::V3, Some("unreadable multipart body".into())),
+            };
+            let signed: &[u8] = match &multipart {
+                Some(m) => &m.meta,
+                None => &req.body,
+            };
+            if let Err(why) = auth::check(
+                shared,
+                req.method.as_str(),
+                &req.target,
+                req.header("authorization"),
+                signed,
+                formatter::timestamp(),
+            ) {
+                return (Answer::sign_error(&why), Kind::V3, Some(why));
+            }
+            (dispatch(shared, req, multipart), Kind::V3, None)
+        }
+        _ => match v2::handle(shared, req) {
+            Some((answer, refusal)) => (answer, Kind::V2, refusal),
+            None => (not_found(req), Kind::V3, None),
+        },
+    }
+}
+
+fn not_found(req: &Req) -> Answer {
+    Answer::error(
+        404,
+        "NOT_FOUND",
+        format!(
+            "the emulator has no operation {} {}",
+            req.method,
+            req.target.split('?').next().unwrap_or("")
+        ),
+    )
+}
+
+fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) -> Answer {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let body = &req.body;
+    match (req.method.as_str(), &segs[1..]) {
+        ("POST", ["discount-card", "cards"]) => discount_card::create(shared, body),
+        ("POST", ["discount-card", "cards", code, "add-user-records"]) => {
+            discount_card::add_user_records(shared, code, body)
+        }
+        ("PATCH", ["discount-card", "orders", no]) => discount_card::update(shared, no, body),
+        ("GET", ["discount-card", "orders", "out-trade-no", no]) => {
+            discount_card::query_by_trade_no(shared, no)
+        }
+        ("GET", ["discount-card", "orders", no]) => discount_card::query(shared, no),
+        ("POST", ["brand", "partner", "card-member", "user-points", "sync"]) => {
+            brand::sync_points(shared, body)
+        }
+        ("POST", ["pay", "transactions", kind @ ("native" | "jsapi")]) => {
+            pay::create(shared, kind, body)
+        }
+        ("GET", ["pay", "transactions", "out-trade-no", no]) => {
+            pay::query(shared, pay::By::OutTradeNo(no), req)
+        }
+        ("GET", ["pay", "transactions", "id", id]) => pay::query(shared, pay::By::Id(id), req),
+        ("POST", ["pay", "transactions", "out-trade-no", no, "close"]) => {
+            pay::close(shared, no, body)
+        }
+        ("POST", ["refund", "domestic", "refunds"]) => refund::create(shared, body),
+        ("GET", ["refund", "domestic", "refunds", no]) => refund::query(shared, no),
+        ("GET", ["certificates"]) => certificates::list(shared),
+        ("POST", ["merchant", "media", "upload"]) => media::upload(shared, multipart),
+        _ => not_found(req),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn decodes_without_panicking() {
+        assert_eq!(decode("a%20b", false).unwrap(), "a b");
+        assert_eq!(decode("a+b", true).unwrap(), "a b");
+        assert_eq!(decode("a+b", false).unwrap(), "a+b");
+        assert_eq!(decode("%E4%BD%A0", false).unwrap(), "你");
+        for bad in ["%", "%4", "%zz", "%FF", "%e4%bd%"] {
+            assert!(decode(bad, false).is_none(), "{bad}");
+        }
+    }
+}

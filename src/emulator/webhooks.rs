@@ -1,0 +1,248 @@
+//! Notifications (回调通知): the resource encrypted with AES-256-GCM under the APIv3 key, the
+//! envelope signed with the platform key like an answer, POSTed to the `notify_url` until the
+//! merchant answers 2xx, with a bounded number of retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_tls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use super::state::rfc3339;
+use super::{lock, random_hex, Delivery, Outcome, Shared};
+use crate::crypto::{AesGcm, Rsa};
+use crate::error::Error;
+use crate::formatter;
+
+/// The platform's schedule of retries after a failed notification: 15 more attempts over
+/// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).
+pub const PLATFORM_RETRY_SCHEDULE: [Duration; 15] = [
+    Duration::from_secs(15),
+    Duration::from_secs(15),
+    Duration::from_secs(30),
+    Duration::from_secs(180),
+    Duration::from_secs(600),
+    Duration::from_secs(1200),
+    Duration::from_secs(1800),
+    Duration::from_secs(1800),
+    Duration::from_secs(1800),
+    Duration::from_secs(3600),
+    Duration::from_secs(10800),
+    Duration::from_secs(10800),
+    Duration::from_secs(10800),
+    Duration::from_secs(21600),
+    Duration::from_secs(21600),
+];
+
+type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The HTTP client notifications go out with.
+pub(crate) struct Notifier {
+    pool: Pool,
+}
+
+impl Notifier {
+    pub(crate) fn new() -> Result<Notifier, Error> {
+        let tls = native_tls::TlsConnector::new()
+            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let https = HttpsConnector::from((http, tls.into()));
+        Ok(Notifier {
+            pool: HyperClient::builder(TokioExecutor::new()).build(https),
+        })
+    }
+}
+
+/// Whether notifications may go to `url`: http(s), and a loopback host unless allowed.
+fn destination(url: &str, allow_remote: bool) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("only http and https URLs are notified".into());
+    }
+    let host = uri.host().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false);
+    if !loopback && !allow_remote {
+        return Err(format!(
+            "{host} is not a loopback host (EmulatorConfig::allow_remote_notify)"
+        ));
+    }
+    Ok(uri)
+}
+
+/// A UUID-shaped notification id.
+fn notification_id() -> String {
+    let h = random_hex(16).to_ascii_lowercase();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// Sends `event_type` about `resource` to `url` in the background.
+pub(crate) fn notify(
+    shared: &Arc<Shared>,
+    url: String,
+    event_type: &str,
+    summary: &str,
+    original_type: &str,
+    resource: &Value,
+) {
+    let id = notification_id();
+    let record = |attempt: u32, outcome: Outcome| {
+        lock(&shared.deliveries).push(Delivery {
+            url: url.clone(),
+            event_type: event_type.to_string(),
+            id: id.clone(),
+            attempt,
+            outcome,
+        });
+    };
+    let uri = match destination(&url, shared.settings.allow_remote_notify) {
+        Ok(u) => u,
+        Err(why) => return record(1, Outcome::Skipped(why)),
+    };
+    let nonce = formatter::nonce(12);
+    let plaintext = resource.to_string();
+    let ciphertext =
+        match AesGcm::encrypt(plaintext, &shared.settings.apiv3_key, &nonce, original_type) {
+            Ok(c) => c,
+            Err(e) => return record(1, Outcome::Skipped(format!("cannot encrypt: {e}"))),
+        };
+    let body = json!({
+        "id": id,
+        "create_time": rfc3339(formatter::timestamp()),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": summary,
+        "resource": {
+            "original_type": original_type,
+            "algorithm": "AEAD_AES_256_GCM",
+            "ciphertext": ciphertext,
+            "associated_data": original_type,
+            "nonce": nonce,
+        },
+    });
+    let body = Bytes::from(body.to_string());
+    let event_type = event_type.to_string();
+    let task = shared.clone();
+    shared.runtime.spawn(async move {
+        let shared = task;
+        let mut stop = shared.stop.clone();
+        let waits = std::iter::once(Duration::ZERO).chain(shared.settings.notify_retries.clone());
+        for (i, wait) in waits.enumerate() {
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+            let outcome = attempt(&shared, &uri, &body).await;
+            let done = matches!(outcome, Outcome::Accepted(_));
+            lock(&shared.deliveries).push(Delivery {
+                url: url.clone(),
+                event_type: event_type.clone(),
+                id: id.clone(),
+                attempt: i as u32 + 1,
+                outcome,
+            });
+            if done {
+                return;
+            }
+        }
+    });
+}
+
+/// One signed POST of the notification.
+async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes) -> Outcome {
+    let s = &shared.settings;
+    let ts = formatter::timestamp().to_string();
+    let nonce = formatter::nonce(32);
+    let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &s.platform_key) else {
+        return Outcome::Failed("the emulator could not sign the notification".into());
+    };
+    let req = http::Request::post(uri.clone())
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(
+            http::header::USER_AGENT,
+            "Mozilla/4.0 (wechatpay-chain emulator)",
+        )
+        .header("Wechatpay-Timestamp", ts)
+        .header("Wechatpay-Nonce", nonce)
+        .header("Wechatpay-Serial", &s.platform_serial)
+        .header("Wechatpay-Signature", signature)
+        .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+        .body(Full::new(body.clone()));
+    let Ok(req) = req else {
+        return Outcome::Failed("the notification could not be built".into());
+    };
+    let exchange = async {
+        let res = shared
+            .pool()
+            .request(req)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = res.status().as_u16();
+        // Read (a bounded part of) the answer so that the connection can be reused.
+        let _ = Limited::new(res.into_body(), 64 * 1024).collect().await;
+        Ok::<u16, String>(status)
+    };
+    match tokio::time::timeout(s.notify_timeout, exchange).await {
+        Ok(Ok(status)) if (200..300).contains(&status) => Outcome::Accepted(status),
+        Ok(Ok(status)) => Outcome::Refused(status),
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(_) => Outcome::Failed(format!("no answer within {:?}", s.notify_timeout)),
+    }
+}
+
+impl Shared {
+    fn pool(&self) -> &Pool {
+        &self.notifier.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_unless_allowed() {
+        for ok in [
+            "http://127.0.0.1:8080/notify",
+            "http://localhost/n",
+            "https://[::1]:9/n",
+            "http://127.8.9.10/n",
+        ] {
+            assert!(destination(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://www.weixin.qq.com/wxpay/pay.php",
+            "http://10.0.0.1/n",
+            "ftp://127.0.0.1/",
+            "::",
+        ] {
+            assert!(destination(bad, false).is_err(), "{bad}");
+        }
+        assert!(destination("https://www.weixin.qq.com/wxpay/pay.php", true).is_ok());
+        let id = notification_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(id.matches('-').count(), 4);
+    }
+}
