@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod certificates;
 mod chain;
 mod client;
 pub mod client_json;

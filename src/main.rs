@@ -10,6 +10,13 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
 
+#[path = "cli/certificates.rs"]
+mod certificates;
+#[path = "cli/demo.rs"]
+mod demo;
+#[path = "cli/serve.rs"]
+mod serve;
+
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.
 ///
 /// URI is a template with `/` (v3/discount-card/orders/{out_order_no}) or chain segments joined
@@ -30,7 +37,16 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {}
+enum Command {
+    /// Plays the documented story against a local platform emulator: no account, no
+    /// configuration, no network. Exits non-zero if any step fails.
+    Demo,
+    /// Runs the local platform emulator on loopback until interrupted.
+    Serve(serve::ServeArgs),
+    /// Downloads the platform certificates, decrypts them, verifies the answer with them and
+    /// saves each as wechatpay_<serial>.pem (wechatpay-php's CertificateDownloader).
+    Certificates(certificates::CertArgs),
+}
 
 #[derive(Args, Debug)]
 struct CallArgs {
@@ -296,7 +312,32 @@ fn main() -> ExitCode {
         .without_time()
         .try_init();
     let result = match &cli.command {
-        Some(cmd) => match *cmd {},
+        Some(Command::Demo) => match demo::run() {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::OTHER),
+            Err(e) => Err(e),
+        },
+        Some(Command::Serve(a)) => serve::run(
+            a,
+            serve::Globals {
+                mchid: cli.conf.mchid.as_deref(),
+                serial: cli.conf.serial.as_deref(),
+                apiv3_key: cli.conf.apiv3_key.as_deref(),
+                secret: cli.conf.secret.as_deref(),
+            },
+            key_source,
+        ),
+        Some(Command::Certificates(a)) => certificates::run(
+            a,
+            certificates::Globals {
+                mchid: cli.conf.mchid.as_deref(),
+                serial: cli.conf.serial.as_deref(),
+                private_key: cli.conf.private_key.as_deref(),
+                apiv3_key: cli.conf.apiv3_key.as_deref(),
+                base_uri: cli.conf.base_uri.as_deref(),
+            },
+            key_source,
+        ),
         None => call(&cli.call, &cli.conf),
     };
     match result {

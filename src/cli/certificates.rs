@@ -1,0 +1,102 @@
+//! `wechatpay certificates`: the CertificateDownloader of wechatpay-php. Downloads the platform
+//! certificates, decrypts them, verifies the answer with them and saves each as
+//! `wechatpay_<serial>.pem`; for a merchant in public-key mode it explains what to do instead.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use wechatpay_chain::{certificates, Builder, Error, Rsa};
+
+/// Options named as wechatpay-php's CertificateDownloader names them; the global options
+/// (`--mchid`, `--serial`, `--private-key`, `--apiv3-key`, `--base-uri` and their variables)
+/// work too.
+#[derive(Args, Debug)]
+pub struct CertArgs {
+    /// APIv3 key.
+    #[arg(short = 'k', long = "key", value_name = "APIV3_KEY")]
+    apiv3: Option<String>,
+    /// Merchant id.
+    #[arg(short = 'm', value_name = "MCHID")]
+    merchant: Option<String>,
+    /// Merchant API certificate serial number.
+    #[arg(short = 's', long = "serialno", value_name = "SERIAL")]
+    serialno: Option<String>,
+    /// Merchant API private key (path).
+    #[arg(short = 'f', long = "privatekey", value_name = "PRIVATE_KEY")]
+    privatekey: Option<String>,
+    /// Where to save the certificates (current directory by default).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// Endpoint, https://api.mch.weixin.qq.com/ by default.
+    #[arg(short = 'u', long = "baseuri", value_name = "BASE_URI")]
+    baseuri: Option<String>,
+}
+
+/// The defaults the global options give.
+pub struct Globals<'a> {
+    pub mchid: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub private_key: Option<&'a str>,
+    pub apiv3_key: Option<&'a str>,
+    pub base_uri: Option<&'a str>,
+}
+
+fn need<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, Error> {
+    v.ok_or_else(|| Error::InvalidArgument(format!("certificates needs {what}")))
+}
+
+const PUBLIC_KEY_HELP: &str = "\
+This merchant verifies the platform with a WeChat Pay public key (微信支付公钥), not with
+platform certificates, so there is no certificate to download. Set the public key up once:
+  1. In the merchant platform (商户平台) → 账户中心 → API安全 → 微信支付公钥, download
+     pub_key.pem and note its id, PUB_KEY_ID_….
+  2. Give both to the client:
+       Builder::new()….platform_public_key(\"PUB_KEY_ID_…\", Rsa::from_public(\"file:///path/to/pub_key.pem\")?)
+     or on the command line: --public-key pub_key.pem --public-key-id PUB_KEY_ID_…
+     (WECHATPAY_PUBLIC_KEY, WECHATPAY_PUBLIC_KEY_ID).
+Answers then carry Wechatpay-Serial: PUB_KEY_ID_… and verify with that key.";
+
+pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
+    let mchid = need(a.merchant.as_deref().or(g.mchid), "-m MCHID")?;
+    let serial = need(a.serialno.as_deref().or(g.serial), "-s SERIAL")?;
+    let key = need(a.privatekey.as_deref().or(g.private_key), "-f PRIVATE_KEY")?;
+    let apiv3 = need(a.apiv3.as_deref().or(g.apiv3_key), "-k APIV3_KEY")?;
+    let mut b = Builder::new()
+        .mchid(mchid)
+        .serial(serial)
+        .private_key(Rsa::from_private(&key_source(key))?);
+    if let Some(u) = a.baseuri.as_deref().or(g.base_uri) {
+        b = b.base_uri(u);
+    }
+    let client = b.build()?;
+    let certs = match certificates::download_blocking(&client, apiv3) {
+        Ok(c) => c,
+        Err(
+            e @ Error::Api {
+                status: 403 | 404, ..
+            },
+        ) => {
+            eprintln!("wechatpay: the platform has no certificates for merchant {mchid}: {e}\n");
+            eprintln!("{PUBLIC_KEY_HELP}");
+            return Err(Error::Config(
+                "no platform certificates: the merchant is in public-key mode (see above)".into(),
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let dir = a.output.clone().unwrap_or_else(|| PathBuf::from("."));
+    std::fs::create_dir_all(&dir)?;
+    println!("The answer's signature verified with the downloaded certificate.");
+    for (i, c) in certs.iter().enumerate() {
+        let path = dir.join(format!("wechatpay_{}.pem", c.serial_no));
+        std::fs::write(&path, &c.pem)?;
+        let x = c.certificate.x509();
+        println!("Certificate #{i} {{");
+        println!("    Serial Number: {}", c.serial_no);
+        println!("    Not Before: {} ({})", x.not_before(), c.effective_time);
+        println!("    Not After: {} ({})", x.not_after(), c.expire_time);
+        println!("    Saved to: {}", path.display());
+        println!("}}");
+    }
+    Ok(())
+}
