@@ -1,0 +1,1160 @@
+//! The client against the emulator: every stateful operation with its documented fields and
+//! errors, notifications verified and decrypted, the certificate downloader (library and
+//! command), and the emulator refusing requests that are not signed right. Real sockets on
+//! loopback, keys generated at test time, one tokio runtime for the binary.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_headers, Credentials};
+use wechatpay_chain::crypto::hash::sha256_hex;
+use wechatpay_chain::crypto::AesGcm;
+use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode, Outcome};
+use wechatpay_chain::{certificates, formatter, Builder, Client, Error, Keyring, Rsa};
+
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    &RT
+}
+
+fn start(config: EmulatorConfig) -> Emulator {
+    rt().block_on(Emulator::start(config)).unwrap()
+}
+
+fn client(emu: &Emulator) -> Client {
+    Builder::emulator(emu).build().unwrap()
+}
+
+/// The API error's status, code and `detail.field`.
+fn api(e: Error) -> (u16, String, Option<String>) {
+    match e {
+        Error::Api {
+            status,
+            code,
+            detail,
+            ..
+        } => (
+            status,
+            code,
+            detail.and_then(|d| d["field"].as_str().map(str::to_string)),
+        ),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+/// A merchant's notification endpoint: answers the queued statuses, then 204, and hands over
+/// what it received.
+struct Hook {
+    url: String,
+    rx: Mutex<mpsc::UnboundedReceiver<(http::HeaderMap, Bytes)>>,
+}
+
+impl Hook {
+    fn new(statuses: Vec<u16>) -> Hook {
+        let listener = rt()
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let statuses = Arc::new(Mutex::new(VecDeque::from(statuses)));
+        rt().spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (tx, statuses) = (tx.clone(), statuses.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (tx, statuses) = (tx.clone(), statuses.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let _ = tx.send((parts.headers, body));
+                            let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
+                            let mut res = hyper::Response::new(Full::new(Bytes::from_static(
+                                b"{\"code\":\"FAIL\",\"message\":\"busy\"}",
+                            )));
+                            *res.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(res)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Hook {
+            url,
+            rx: Mutex::new(rx),
+        }
+    }
+
+    fn next(&self, within: Duration) -> Option<(http::HeaderMap, Bytes)> {
+        let mut rx = self.rx.lock().unwrap();
+        rt().block_on(async { tokio::time::timeout(within, rx.recv()).await.ok().flatten() })
+    }
+}
+
+/// Verifies a notification with the platform key and decrypts its resource.
+fn open(emu: &Emulator, headers: &http::HeaderMap, body: &[u8]) -> (Value, Value) {
+    let ring = Keyring::new();
+    ring.insert(emu.platform_serial(), emu.platform_public_key().clone());
+    verify_headers(headers, body, &ring, formatter::timestamp()).expect("notification signature");
+    let n: Value = serde_json::from_slice(body).unwrap();
+    let r = &n["resource"];
+    assert_eq!(r["algorithm"], "AEAD_AES_256_GCM");
+    let plain = AesGcm::decrypt(
+        r["ciphertext"].as_str().unwrap(),
+        emu.apiv3_key(),
+        r["nonce"].as_str().unwrap(),
+        r["associated_data"].as_str().unwrap(),
+    )
+    .unwrap();
+    (n.clone(), serde_json::from_slice(&plain).unwrap())
+}
+
+/// Sends a request as is over a plain hyper client.
+fn send(req: http::Request<Bytes>) -> (u16, http::HeaderMap, Bytes) {
+    rt().block_on(async {
+        let c: HyperClient<_, Full<Bytes>> =
+            HyperClient::builder(TokioExecutor::new()).build_http();
+        let (parts, body) = req.into_parts();
+        let res = c
+            .request(http::Request::from_parts(parts, Full::new(body)))
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        (
+            parts.status.as_u16(),
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    })
+}
+
+fn credentials(emu: &Emulator) -> Credentials {
+    Credentials {
+        mchid: emu.mchid().to_string(),
+        serial: emu.merchant_serial().to_string(),
+        key: emu.merchant_private_key().unwrap().clone(),
+    }
+}
+
+fn card(code: &str, template: &str) -> Value {
+    json!({"json": {"out_card_code": code, "card_template_id": template,
+        "appid": "wxd678efh567hg6787", "notify_url": "https://www.weixin.qq.com/wxpay/card.php"}})
+}
+
+fn records(code: &str, serial: &str, count: i64) -> Value {
+    json!({"out_card_code": code, "json": {
+        "card_template_id": "87789b2f25177433bcbf407e8e471f95",
+        "objective_completion_records": [{"objective_completion_serial_no": serial, "objective_id": "123456",
+            "completion_time": "2015-05-20T13:29:35.120+08:00", "completion_type": "INCREASE",
+            "description": "购买商品", "completion_count": count, "remark": "特价商品"}],
+        "reward_usage_records": [{"reward_usage_serial_no": "578354", "reward_id": "123456",
+            "usage_time": "2015-05-20T13:29:35.120+08:00", "usage_type": "INCREASE",
+            "description": "购买商品", "usage_count": 1, "amount": 100, "remark": "特价商品"}]}})
+}
+
+fn order_patch(no: &str, serial: &str, amount: i64) -> Value {
+    json!({"out_order_no": no, "json": {
+        "objectives": [{"objective_serial_no": serial, "objective_id": 123456,
+            "performance_description": "购买商品", "performance_type": "INCREASE", "count": 1,
+            "performance_time": "2015-05-20T13:29:35.120+08:00", "remark": "特价商品"}],
+        "rewards": [{"reward_serial_no": "R1", "reward_id": 123456, "description": "购买商品",
+            "reward_type": "INCREASE", "count": 1, "amount": amount,
+            "reward_time": "2015-05-20T13:29:35.120+08:00", "remark": "特价商品"}]}})
+}
+
+#[test]
+fn discount_card_operations_keep_state_with_documented_fields_and_errors() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let code = "6e8369071cd942c0476613f9d1ce9ca3";
+    let template = "87789b2f25177433bcbf407e8e471f95";
+    let no = "233bcbf407e87789b8e471f251774f95";
+
+    // Prepare: a token; the same request again answers the same token; other content is 409.
+    let res = c["v3"]["discountCard"]["cards"]
+        .post(card(code, template))
+        .unwrap();
+    let token = res.json::<Value>().unwrap()["prepare_card_token"].clone();
+    assert!(token.as_str().is_some_and(|t| !t.is_empty()));
+    let again = c
+        .chain("v3/discount-card/cards")
+        .post(card(code, template))
+        .unwrap();
+    assert_eq!(again.json::<Value>().unwrap()["prepare_card_token"], token);
+    let (status, code_409, _) = api(c["v3/discount-card/cards"]
+        .post(card(code, "other"))
+        .unwrap_err());
+    assert_eq!(
+        (status, code_409.as_str()),
+        (409, "RESOURCE_ALREADY_EXISTS")
+    );
+    let mut missing = card("6e8369071cd942c0476613f9d1ce9ca4", template);
+    missing["json"]
+        .as_object_mut()
+        .unwrap()
+        .remove("notify_url");
+    assert_eq!(
+        api(c["v3/discount-card/cards"].post(missing).unwrap_err()),
+        (400, "PARAM_ERROR".into(), Some("/notify_url".into()))
+    );
+
+    // Records need the user to have taken the card.
+    let (status, err_code, _) = api(c["v3/discount-card/cards/{out_card_code}/add-user-records"]
+        .post(records(code, "578354545", 1))
+        .unwrap_err());
+    assert_eq!((status, err_code.as_str()), (400, "INVALID_REQUEST"));
+    let order = emu.accept_card(code, Some(no)).unwrap();
+    assert_eq!(order["state"], "CREATED");
+    assert_eq!(order["out_trade_no"], code);
+
+    // Add user records: 204, idempotent, 409 on a reused serial with other content.
+    let res = c["v3"]["discountCard"]["cards"]["_out_card_code_"]["addUserRecords"]
+        .post(records(code, "578354545", 1))
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(res.body().is_empty());
+    let res = rt()
+        .block_on(
+            c.chain("v3/discount-card/cards/{out_card_code}/add-user-records")
+                .post_async(records(code, "578354545", 1)),
+        )
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, _, field) = api(c["v3/discount-card/cards/{out_card_code}/add-user-records"]
+        .post(records(code, "578354545", 2))
+        .unwrap_err());
+    assert_eq!(
+        (status, field.as_deref()),
+        (409, Some("objective_completion_serial_no"))
+    );
+    let mut bad = records(code, "578354546", 1);
+    bad["json"]["reward_usage_records"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("amount");
+    assert_eq!(
+        api(c["v3/discount-card/cards/{out_card_code}/add-user-records"]
+            .post(bad)
+            .unwrap_err()),
+        (
+            400,
+            "PARAM_ERROR".into(),
+            Some("/reward_usage_records/0/amount".into())
+        )
+    );
+    let (status, err_code, _) = api(c["v3/discount-card/cards/{out_card_code}/add-user-records"]
+        .post(records("nosuchcard0001", "1", 1))
+        .unwrap_err());
+    assert_eq!((status, err_code.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+
+    // Update: out_out_order_no and order_id; idempotent; 409; 404 for an unknown order.
+    let res = c["v3"]["discountCard"]["orders"]["_out_order_no_"]
+        .patch(order_patch(no, "578354545", 100))
+        .unwrap();
+    let v: Value = res.json().unwrap();
+    assert_eq!(v["out_order_no"], no);
+    assert_eq!(v["order_id"], order["order_id"]);
+    assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
+    c["v3/discount-card/orders/{out_order_no}"]
+        .patch(order_patch(no, "578354545", 100))
+        .unwrap();
+    let (status, _, field) = api(c["v3/discount-card/orders/{out_order_no}"]
+        .patch(order_patch(no, "578354545", 200))
+        .unwrap_err());
+    assert_eq!((status, field.as_deref()), (409, Some("reward_serial_no")));
+    assert_eq!(
+        api(c["v3/discount-card/orders/{out_order_no}"]
+            .patch(order_patch("nosuchorder", "1", 1))
+            .unwrap_err()),
+        (404, "ORDER_NOT_EXIST".into(), None)
+    );
+    let mut bad = order_patch(no, "578354547", 1);
+    bad["json"]["objectives"][0]["objective_id"] = json!("not a number");
+    assert_eq!(
+        api(c["v3/discount-card/orders/{out_order_no}"]
+            .patch(bad)
+            .unwrap_err()),
+        (
+            400,
+            "PARAM_ERROR".into(),
+            Some("/objectives/0/objective_id".into())
+        )
+    );
+
+    // Query: both records, each once, with the documented fields; by out_trade_no too.
+    let v: Value = c
+        .chain("v3/discount-card/orders/{out_order_no}")
+        .get(json!({"out_order_no": no}))
+        .unwrap()
+        .json()
+        .unwrap();
+    for k in [
+        "out_order_no",
+        "discount_card_id",
+        "out_trade_no",
+        "appid",
+        "service_id",
+        "order_id",
+        "openid",
+        "card_begin_time",
+        "card_end_time",
+        "card_name",
+        "objective_description",
+        "reward_description",
+        "estimated_reward_amount",
+        "state",
+        "create_time",
+    ] {
+        assert!(v.get(k).is_some(), "{k} missing from {v}");
+    }
+    assert_eq!(v["discount_card_id"], template);
+    let objectives = v["objectives"].as_array().unwrap();
+    assert_eq!(objectives.len(), 2, "{v}");
+    assert_eq!(objectives[0]["objective_serial_no"], "578354545");
+    assert_eq!(objectives[0]["objective_id"], 123456);
+    assert_eq!(objectives[0]["performance_type"], "INCREASE");
+    assert_eq!(v["rewards"].as_array().unwrap().len(), 2);
+    assert_eq!(v["total_amount"], 200);
+    let by_trade: Value = rt()
+        .block_on(
+            c["v3"]["discountCard"]["orders"]["outTradeNo"]["_out_trade_no_"]
+                .get_async(json!({"out_trade_no": code})),
+        )
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_trade, v);
+    assert_eq!(
+        api(c["v3/discount-card/orders/out-trade-no/{out_trade_no}"]
+            .get(json!({"out_trade_no": "nosuchtrade"}))
+            .unwrap_err()),
+        (404, "ORDER_NOT_EXIST".into(), None)
+    );
+    // Every request above passed the platform's checks.
+    assert!(emu.requests().iter().all(|r| r.verified));
+}
+
+#[test]
+fn brand_points_sync_answers_the_documented_fields_once_per_request_number() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let body = json!({"json": {"out_request_no": "100002322019090134234sfdf", "brand_id": "1004",
+        "card_id": "pbLatjvWOibDc5-TBnbUk1pD12o0", "openid": "obLatjnx9gnqzS4myYGmLZ7LgLBA",
+        "user_card_code": "478515832665", "point_balance": 1000}});
+    let chain = &c["v3"]["brand"]["partner"]["cardMember"]["userPoints"]["sync"];
+    let v: Value = chain.post(body.clone()).unwrap().json().unwrap();
+    assert_eq!(v, body["json"]);
+    let again: Value = rt()
+        .block_on(chain.post_async(body.clone()))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again, v);
+    let mut other = body.clone();
+    other["json"]["point_balance"] = json!(2000);
+    assert_eq!(api(chain.post(other.clone()).unwrap_err()).0, 409);
+    other["json"]["out_request_no"] = json!("100002322019090134234sfdg");
+    assert_eq!(
+        chain.post(other).unwrap().json::<Value>().unwrap()["point_balance"],
+        2000
+    );
+    let mut missing = body.clone();
+    missing["json"]
+        .as_object_mut()
+        .unwrap()
+        .remove("user_card_code");
+    assert_eq!(
+        api(chain.post(missing).unwrap_err()),
+        (400, "PARAM_ERROR".into(), Some("/user_card_code".into()))
+    );
+    let mut negative = body;
+    negative["json"]["out_request_no"] = json!("neg");
+    negative["json"]["point_balance"] = json!(-1);
+    assert_eq!(
+        api(chain.post(negative).unwrap_err()).2.as_deref(),
+        Some("/point_balance")
+    );
+}
+
+fn native(emu: &Emulator, no: &str, url: &str, total: i64) -> Value {
+    json!({"json": {"appid": "wxd678efh567hg6787", "mchid": emu.mchid(),
+        "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": no, "notify_url": url,
+        "amount": {"total": total, "currency": "CNY"}}})
+}
+
+#[test]
+fn native_payment_round_trip_with_a_verified_decrypted_notification() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let hook = Hook::new(vec![]);
+    let no = "1217752501201407033233368018";
+    let created: Value = c["v3/pay/transactions/native"]
+        .post(native(&emu, no, &hook.url, 100))
+        .unwrap()
+        .json()
+        .unwrap();
+    let code_url = created["code_url"].as_str().unwrap();
+    assert!(
+        code_url.starts_with("weixin://wxpay/bizpayurl?pr="),
+        "{code_url}"
+    );
+    // The same order again: the same answer; other content: 409.
+    let again: Value = c["v3/pay/transactions/native"]
+        .post(native(&emu, no, &hook.url, 100))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again, created);
+    assert_eq!(
+        api(c["v3/pay/transactions/native"]
+            .post(native(&emu, no, &hook.url, 101))
+            .unwrap_err())
+        .0,
+        409
+    );
+
+    let query = json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}});
+    let v: Value = c["v3"]["pay"]["transactions"]["outTradeNo"]["_out_trade_no_"]
+        .get(query.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["trade_state"], "NOTPAY");
+    assert!(v.get("transaction_id").is_none());
+    assert!(
+        hook.next(Duration::from_millis(200)).is_none(),
+        "nothing is notified before paying"
+    );
+
+    let paid = emu.pay(no).unwrap();
+    let (headers, body) = hook.next(Duration::from_secs(5)).expect("a notification");
+    assert_eq!(headers["wechatpay-serial"], emu.platform_serial());
+    let (envelope, resource) = open(&emu, &headers, &body);
+    assert_eq!(envelope["event_type"], "TRANSACTION.SUCCESS");
+    assert_eq!(envelope["resource"]["associated_data"], "transaction");
+    assert_eq!(resource["trade_state"], "SUCCESS");
+    assert_eq!(resource["out_trade_no"], no);
+    assert_eq!(resource["amount"]["total"], 100);
+    assert_eq!(resource, paid);
+    // A tampered notification does not verify.
+    let mut tampered = body.to_vec();
+    tampered.push(b' ');
+    let ring = Keyring::new();
+    ring.insert(emu.platform_serial(), emu.platform_public_key().clone());
+    assert!(verify_headers(&headers, &tampered, &ring, formatter::timestamp()).is_err());
+
+    let v: Value = c
+        .chain("v3/pay/transactions/out-trade-no/{out_trade_no}")
+        .get(query)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["trade_state"], "SUCCESS");
+    let id = v["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 28);
+    let by_id: Value = c["v3/pay/transactions/id/{transaction_id}"]
+        .get(json!({"transaction_id": id, "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_id, v);
+    // Paying again changes nothing and notifies nothing.
+    assert_eq!(emu.pay(no).unwrap()["transaction_id"], id.as_str());
+    assert!(hook.next(Duration::from_millis(300)).is_none());
+    let d = emu.deliveries();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].outcome, Outcome::Accepted(204));
+    // A paid order cannot be closed.
+    let (status, code, _) = api(c["v3/pay/transactions/out-trade-no/{out_trade_no}/close"]
+        .post(json!({"out_trade_no": no, "json": {"mchid": emu.mchid()}}))
+        .unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "ORDERPAID"));
+}
+
+#[test]
+fn jsapi_orders_close_and_answer_the_documented_errors() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let mut order = native(&emu, "jsapi-0001", "https://example.invalid/notify", 1);
+    order["json"]["payer"] = json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"});
+    let v: Value = c["v3"]["pay"]["transactions"]["jsapi"]
+        .post(order.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(v["prepay_id"].as_str().unwrap().starts_with("wx"));
+    let mut no_payer = order.clone();
+    no_payer["json"]["out_trade_no"] = json!("jsapi-0002");
+    no_payer["json"].as_object_mut().unwrap().remove("payer");
+    assert_eq!(
+        api(c["v3/pay/transactions/jsapi"].post(no_payer).unwrap_err()),
+        (400, "PARAM_ERROR".into(), Some("/payer".into()))
+    );
+    let mut other = order.clone();
+    other["json"]["out_trade_no"] = json!("jsapi-0003");
+    other["json"]["mchid"] = json!("1900000002");
+    assert_eq!(
+        api(c["v3/pay/transactions/jsapi"].post(other).unwrap_err())
+            .2
+            .as_deref(),
+        Some("/mchid")
+    );
+    let mut no_total = order.clone();
+    no_total["json"]["out_trade_no"] = json!("jsapi-0004");
+    no_total["json"]["amount"] = json!({"currency": "CNY"});
+    assert_eq!(
+        api(c["v3/pay/transactions/jsapi"].post(no_total).unwrap_err())
+            .2
+            .as_deref(),
+        Some("/amount/total")
+    );
+
+    // The query needs ?mchid=.
+    assert_eq!(
+        api(c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+            .get(json!({"out_trade_no": "jsapi-0001"}))
+            .unwrap_err()),
+        (400, "PARAM_ERROR".into(), Some("/mchid".into()))
+    );
+    let close = json!({"out_trade_no": "jsapi-0001", "json": {"mchid": emu.mchid()}});
+    let res = c["v3"]["pay"]["transactions"]["outTradeNo"]["_out_trade_no_"]["close"]
+        .post(close.clone())
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        c["v3/pay/transactions/out-trade-no/{out_trade_no}/close"]
+            .post(close)
+            .unwrap()
+            .status(),
+        204
+    );
+    let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "jsapi-0001", "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["trade_state"], "CLOSED");
+    assert_eq!(v["payer"]["openid"], "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+    assert_eq!(api(emu.pay("jsapi-0001").unwrap_err()).1, "ORDER_CLOSED");
+    for (path, args) in [
+        (
+            "v3/pay/transactions/out-trade-no/{out_trade_no}",
+            json!({"out_trade_no": "nosuchorder", "query": {"mchid": emu.mchid()}}),
+        ),
+        (
+            "v3/pay/transactions/id/{transaction_id}",
+            json!({"transaction_id": "4200000000000000000000000000", "query": {"mchid": emu.mchid()}}),
+        ),
+    ] {
+        assert_eq!(
+            api(c.chain(path).get(args).unwrap_err()),
+            (404, "ORDER_NOT_EXIST".into(), None)
+        );
+    }
+    assert_eq!(
+        api(c["v3/pay/transactions/out-trade-no/{out_trade_no}/close"]
+            .post(json!({"out_trade_no": "nosuchorder", "json": {"mchid": emu.mchid()}}))
+            .unwrap_err()),
+        (404, "ORDER_NOT_EXIST".into(), None)
+    );
+    // A notify_url off the machine is not notified: the attempt is recorded as skipped.
+    let mut remote = order.clone();
+    remote["json"]["out_trade_no"] = json!("jsapi-0005");
+    c["v3/pay/transactions/jsapi"].post(remote).unwrap();
+    emu.pay("jsapi-0005").unwrap();
+    let d = emu.deliveries();
+    assert_eq!(d.len(), 1);
+    assert!(
+        matches!(&d[0].outcome, Outcome::Skipped(why) if why.contains("loopback")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn refunds_process_then_succeed_and_notify() {
+    let emu = start(EmulatorConfig::new().refund_delay(None));
+    let c = client(&emu);
+    let hook = Hook::new(vec![]);
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "refund-0001", &hook.url, 100))
+        .unwrap();
+    let refund = |no: &str, amount: i64| {
+        json!({"json": {"out_trade_no": "refund-0001", "out_refund_no": no, "notify_url": hook.url,
+            "reason": "商品已售完", "amount": {"refund": amount, "total": 100, "currency": "CNY"}}})
+    };
+    let (status, code, _) = api(c["v3/refund/domestic/refunds"]
+        .post(refund("R-0001", 60))
+        .unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "INVALID_REQUEST"),
+        "an unpaid order cannot be refunded"
+    );
+    emu.pay("refund-0001").unwrap();
+    let (h, b) = hook
+        .next(Duration::from_secs(5))
+        .expect("TRANSACTION.SUCCESS");
+    assert_eq!(open(&emu, &h, &b).1["trade_state"], "SUCCESS");
+
+    let v: Value = c["v3"]["refund"]["domestic"]["refunds"]
+        .post(refund("R-0001", 60))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "PROCESSING");
+    assert_eq!(v["amount"]["refund"], 60);
+    assert_eq!(v["out_trade_no"], "refund-0001");
+    let again: Value = c["v3/refund/domestic/refunds"]
+        .post(refund("R-0001", 60))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again["refund_id"], v["refund_id"]);
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds"]
+            .post(refund("R-0001", 50))
+            .unwrap_err())
+        .0,
+        409
+    );
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds"]
+            .post(refund("R-0002", 50))
+            .unwrap_err())
+        .1,
+        "INVALID_REQUEST"
+    );
+    let mut wrong_total = refund("R-0003", 10);
+    wrong_total["json"]["amount"]["total"] = json!(99);
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds"]
+            .post(wrong_total)
+            .unwrap_err())
+        .2
+        .as_deref(),
+        Some("/amount/total")
+    );
+    let mut no_order = refund("R-0004", 10);
+    no_order["json"]
+        .as_object_mut()
+        .unwrap()
+        .remove("out_trade_no");
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds"].post(no_order).unwrap_err()).0,
+        400
+    );
+
+    let q = json!({"out_refund_no": "R-0001"});
+    let v: Value = c["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(q.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "PROCESSING");
+    assert!(hook.next(Duration::from_millis(200)).is_none());
+    emu.complete_refund("R-0001").unwrap();
+    let (headers, body) = hook.next(Duration::from_secs(5)).expect("REFUND.SUCCESS");
+    let (envelope, resource) = open(&emu, &headers, &body);
+    assert_eq!(envelope["event_type"], "REFUND.SUCCESS");
+    assert_eq!(envelope["resource"]["associated_data"], "refund");
+    assert_eq!(resource["refund_status"], "SUCCESS");
+    assert_eq!(resource["out_refund_no"], "R-0001");
+    assert_eq!(resource["amount"]["refund"], 60);
+    let v: Value = c
+        .chain("v3/refund/domestic/refunds/{out_refund_no}")
+        .get(q)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "SUCCESS");
+    let t: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "refund-0001", "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(t["trade_state"], "REFUND");
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds/{out_refund_no}"]
+            .get(json!({"out_refund_no": "R-none"}))
+            .unwrap_err()),
+        (404, "RESOURCE_NOT_EXISTS".into(), None)
+    );
+}
+
+#[test]
+fn notifications_are_retried_until_accepted_and_no_more() {
+    let retries = vec![Duration::from_millis(50); 3];
+    let emu = start(EmulatorConfig::new().notify_retries(retries));
+    let c = client(&emu);
+    // Refused twice, then accepted: three attempts, the same notification each time.
+    let flaky = Hook::new(vec![500, 503]);
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "retry-0001", &flaky.url, 1))
+        .unwrap();
+    emu.pay("retry-0001").unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (h, b) = flaky.next(Duration::from_secs(5)).expect("an attempt");
+        ids.push(open(&emu, &h, &b).0["id"].clone());
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert!(
+        flaky.next(Duration::from_millis(400)).is_none(),
+        "accepted: no more attempts"
+    );
+    let outcomes: Vec<Outcome> = emu.deliveries().into_iter().map(|d| d.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::Refused(500),
+            Outcome::Refused(503),
+            Outcome::Accepted(204)
+        ]
+    );
+
+    // Always refused: one attempt and three retries, then it gives up.
+    let down = Hook::new(vec![500; 10]);
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "retry-0002", &down.url, 1))
+        .unwrap();
+    emu.pay("retry-0002").unwrap();
+    for _ in 0..4 {
+        down.next(Duration::from_secs(5)).expect("an attempt");
+    }
+    assert!(down.next(Duration::from_millis(500)).is_none(), "bounded");
+    let attempts: Vec<u32> = emu
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.url == down.url)
+        .map(|d| d.attempt)
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3, 4]);
+
+    // Nobody listening: failures, recorded.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/notify", l.local_addr().unwrap())
+    };
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "retry-0003", &closed, 1))
+        .unwrap();
+    emu.pay("retry-0003").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let failed = emu
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.url == closed && matches!(d.outcome, Outcome::Failed(_)))
+            .count();
+        if failed == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", emu.deliveries());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn certificate_downloader_against_the_emulator() {
+    let emu = start(EmulatorConfig::new().mode(Mode::Certificate));
+    let cert = emu.platform_certificate().unwrap().clone();
+    assert_eq!(emu.platform_serial(), cert.serial());
+    assert_eq!(cert.serial().len(), 40);
+    let bare = Builder::new()
+        .base_uri(emu.base_uri())
+        .mchid(emu.mchid())
+        .serial(emu.merchant_serial())
+        .private_key(emu.merchant_private_key().unwrap().clone())
+        .build()
+        .unwrap();
+    let certs = rt()
+        .block_on(certificates::download(&bare, emu.apiv3_key()))
+        .unwrap();
+    assert_eq!(certs.len(), 1);
+    assert_eq!(certs[0].serial_no, cert.serial());
+    assert_eq!(certs[0].pem, cert.to_pem().unwrap());
+    assert!(certs[0].effective_time < certs[0].expire_time);
+    // The wrong APIv3 key cannot decrypt; a forged answer does not verify.
+    let wrong =
+        certificates::download_blocking(&bare, "0123456789abcdef0123456789abcdef").unwrap_err();
+    assert!(matches!(wrong, Error::Crypto(_)), "{wrong}");
+    emu.forge_next(Forgery::TamperedBody);
+    let forged = certificates::download_blocking(&bare, emu.apiv3_key()).unwrap_err();
+    assert!(matches!(forged, Error::Verification(_)), "{forged}");
+    // The client made with the downloaded certificate verifies answers.
+    let c = Builder::emulator(&emu).build().unwrap();
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "cert-0001", "https://example.invalid/n", 1))
+        .unwrap();
+
+    // The command: writes wechatpay_<serial>.pem and prints serial, dates and path.
+    let dir = std::env::temp_dir().join(format!("wcp-emu-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("apiclient_key.pem");
+    std::fs::write(
+        &key,
+        wechatpay_chain::emulator::private_key_pem(emu.merchant_private_key().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+        .args([
+            "certificates",
+            "-k",
+            emu.apiv3_key(),
+            "-m",
+            emu.mchid(),
+            "-s",
+            emu.merchant_serial(),
+        ])
+        .arg("-f")
+        .arg(&key)
+        .arg("-o")
+        .arg(dir.join("out"))
+        .args(["-u", &emu.base_uri()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = dir
+        .join("out")
+        .join(format!("wechatpay_{}.pem", cert.serial()));
+    assert_eq!(
+        std::fs::read_to_string(&saved).unwrap(),
+        cert.to_pem().unwrap()
+    );
+    assert!(
+        stdout.contains(cert.serial())
+            && stdout.contains("Not After")
+            && stdout.contains(&saved.display().to_string()),
+        "{stdout}"
+    );
+
+    // Public-key mode: 404 from the platform, and the command explains the public-key setup.
+    let pk = start(
+        EmulatorConfig::new()
+            .merchant_serial(emu.merchant_serial())
+            .merchant_private_key(emu.merchant_private_key().unwrap().clone()),
+    );
+    let bare = Builder::new()
+        .base_uri(pk.base_uri())
+        .mchid(pk.mchid())
+        .serial(pk.merchant_serial())
+        .private_key(pk.merchant_private_key().unwrap().clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        api(certificates::download_blocking(&bare, pk.apiv3_key()).unwrap_err()).0,
+        404
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+        .args([
+            "certificates",
+            "-k",
+            pk.apiv3_key(),
+            "-m",
+            pk.mchid(),
+            "-s",
+            pk.merchant_serial(),
+        ])
+        .arg("-f")
+        .arg(&key)
+        .args(["-u", &pk.base_uri()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("PUB_KEY_ID_") && stderr.contains("--public-key-id"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_emulator_refuses_requests_that_are_not_signed_right() {
+    let emu = start(EmulatorConfig::new());
+    let base = emu.base_uri();
+    let cred = credentials(&emu);
+    let body = br#"{"out_request_no":"sig-1","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":1}"#;
+    let request = |body: &[u8]| {
+        http::Request::post(format!(
+            "{base}v3/brand/partner/card-member/user-points/sync"
+        ))
+        .header("content-type", "application/json")
+        .body(Bytes::copy_from_slice(body))
+        .unwrap()
+    };
+    let ring = Keyring::new();
+    ring.insert(emu.platform_serial(), emu.platform_public_key().clone());
+    let check = |req: http::Request<Bytes>, want: u16, why: &str| {
+        let (status, headers, answer) = send(req);
+        assert_eq!(status, want, "{why}: {}", String::from_utf8_lossy(&answer));
+        // Errors are signed like any answer.
+        verify_headers(&headers, &answer, &ring, formatter::timestamp()).unwrap();
+        if want == 401 {
+            let v: Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(v["code"], "SIGN_ERROR", "{why}");
+            let refusal = emu.requests().last().unwrap().refusal.clone().unwrap();
+            assert!(refusal.contains(why), "{refusal} should say {why}");
+        }
+    };
+
+    let now = formatter::timestamp().to_string();
+    let mut good = request(body);
+    sign_request_with(&mut good, &cred, &now, "NONCE-GOOD").unwrap();
+    let replay = {
+        let mut r = request(body);
+        *r.headers_mut() = good.headers().clone();
+        r
+    };
+    check(good, 200, "a good request");
+    check(replay, 401, "already used");
+
+    let mut tampered = request(body);
+    sign_request(&mut tampered, &cred).unwrap();
+    *tampered.body_mut() = Bytes::from_static(br#"{"out_request_no":"sig-1","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":9999}"#);
+    check(tampered, 401, "signature does not verify");
+
+    let mut wrong_serial = request(body);
+    sign_request(
+        &mut wrong_serial,
+        &Credentials {
+            serial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1".into(),
+            ..cred.clone()
+        },
+    )
+    .unwrap();
+    check(wrong_serial, 401, "serial_no");
+
+    let mut wrong_mchid = request(body);
+    sign_request(
+        &mut wrong_mchid,
+        &Credentials {
+            mchid: "1900000002".into(),
+            ..cred.clone()
+        },
+    )
+    .unwrap();
+    check(wrong_mchid, 401, "mchid");
+
+    for skew in [-310i64, 310] {
+        let mut stale = request(body);
+        let ts = (formatter::timestamp() + skew).to_string();
+        sign_request_with(&mut stale, &cred, &ts, &formatter::nonce(32)).unwrap();
+        check(stale, 401, "away from the platform's clock");
+    }
+    let mut edge = request(body);
+    let ts = (formatter::timestamp() - 290).to_string();
+    sign_request_with(&mut edge, &cred, &ts, &formatter::nonce(32)).unwrap();
+    check(edge, 200, "within the skew");
+
+    let other = Rsa::from_private(
+        &String::from_utf8(
+            openssl::rsa::Rsa::generate(2048)
+                .unwrap()
+                .private_key_to_pem()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut impostor = request(body);
+    sign_request(
+        &mut impostor,
+        &Credentials {
+            key: other,
+            ..cred.clone()
+        },
+    )
+    .unwrap();
+    check(impostor, 401, "signature does not verify");
+
+    check(request(body), 401, "no Authorization");
+    let mut malformed = request(body);
+    malformed.headers_mut().insert(
+        "authorization",
+        http::HeaderValue::from_static("WECHATPAY2-SHA256-RSA2048 mchid=1900000001"),
+    );
+    check(malformed, 401, "quoted");
+    // The query string is signed too.
+    let mut moved = http::Request::get(format!(
+        "{base}v3/pay/transactions/out-trade-no/x123456?mchid={}",
+        emu.mchid()
+    ))
+    .body(Bytes::new())
+    .unwrap();
+    sign_request(&mut moved, &cred).unwrap();
+    *moved.uri_mut() = format!("{base}v3/pay/transactions/out-trade-no/x123456?mchid=1900000002")
+        .parse()
+        .unwrap();
+    check(moved, 401, "signature does not verify");
+
+    let refused = emu.requests().iter().filter(|r| !r.verified).count();
+    assert_eq!(refused, 10);
+}
+
+#[test]
+fn media_upload_checks_the_meta_signature_and_the_file_hash() {
+    let emu = start(EmulatorConfig::new());
+    let cred = credentials(&emu);
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n not really an image, but bytes all the same".to_vec();
+    let upload = |meta: &str, file: &[u8], sign_whole: bool| {
+        let boundary = "wechatpay-boundary-0123456789";
+        let mut body = Vec::new();
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"meta\"\r\nContent-Type: application/json\r\n\r\n{meta}\r\n").as_bytes());
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let uri = format!("{}v3/merchant/media/upload", emu.base_uri());
+        let signed_body = if sign_whole {
+            body.clone()
+        } else {
+            meta.as_bytes().to_vec()
+        };
+        let mut signed = http::Request::post(&uri)
+            .body(Bytes::from(signed_body))
+            .unwrap();
+        sign_request(&mut signed, &cred).unwrap();
+        let mut req = http::Request::post(&uri)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Bytes::from(body))
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", signed.headers()["authorization"].clone());
+        let (status, _, answer) = send(req);
+        (status, serde_json::from_slice::<Value>(&answer).unwrap())
+    };
+    let meta = json!({"filename": "x.png", "sha256": sha256_hex(&png)}).to_string();
+    let (status, v) = upload(&meta, &png, false);
+    assert_eq!(status, 200, "{v}");
+    assert!(v["media_id"].as_str().is_some_and(|m| m.len() >= 32), "{v}");
+
+    let (status, v) = upload(&meta, &png, true);
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (401, Some("SIGN_ERROR")),
+        "the signature covers the meta JSON only"
+    );
+
+    let (status, v) = upload(&meta, b"other bytes", false);
+    assert_eq!(
+        (status, v["detail"]["field"].as_str()),
+        (400, Some("/sha256")),
+        "{v}"
+    );
+
+    let bad_name = json!({"filename": "x.exe", "sha256": sha256_hex(&png)}).to_string();
+    assert_eq!(
+        upload(&bad_name, &png, false).1["detail"]["field"],
+        "/filename"
+    );
+    let no_hash = json!({"filename": "x.png"}).to_string();
+    assert_eq!(
+        upload(&no_hash, &png, false).1["detail"]["field"],
+        "/sha256"
+    );
+}
+
+#[test]
+fn forged_answers_are_refused_by_the_client() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let call =
+        || c["v3/discount-card/orders/{out_order_no}"].get(json!({"out_order_no": "nosuchorder"}));
+    // An error answer: the client reports it (its body is not trusted data).
+    assert_eq!(api(call().unwrap_err()).1, "ORDER_NOT_EXIST");
+    let ok = || {
+        c["v3/brand/partner/card-member/user-points/sync"].post(json!({"json": {"out_request_no": "f-1",
+            "brand_id": "1004", "card_id": "c", "openid": "o", "user_card_code": "u", "point_balance": 1}}))
+    };
+    ok().unwrap();
+    for forgery in [
+        Forgery::TamperedBody,
+        Forgery::WrongKey,
+        Forgery::StaleTimestamp,
+        Forgery::UnknownSerial,
+    ] {
+        emu.forge_next(forgery);
+        match ok() {
+            Err(Error::Verification(_)) => {}
+            other => panic!("{forgery:?}: expected a verification failure, got {other:?}"),
+        }
+        ok().unwrap();
+    }
+}
+
+#[test]
+fn start_blocking_serves_plain_threads_and_drop_stops_it() {
+    let emu = Emulator::start_blocking(EmulatorConfig::new().mchid("1230000109")).unwrap();
+    let c = Builder::emulator(&emu).build().unwrap();
+    let res = c["v3/pay/transactions/native"]
+        .post(native(&emu, "blocking-01", "http://127.0.0.1:9/n", 5))
+        .unwrap();
+    assert!(res.json::<Value>().unwrap()["code_url"].is_string());
+    let info: Value = c.chain("emulator").get(json!({})).unwrap().json().unwrap();
+    assert_eq!(info["mchid"], "1230000109");
+    assert!(format!("{emu:?}").contains("1230000109"));
+    assert!(!format!(
+        "{:?}",
+        EmulatorConfig::new().apiv3_key("0123456789abcdef0123456789abcdef")
+    )
+    .contains("0123456789abcdef"));
+    drop(emu);
+    assert!(matches!(
+        c["v3/pay/transactions/native"].post(json!({"json": {}})),
+        Err(Error::Transport { .. })
+    ));
+}
+
+#[test]
+fn the_demo_plays_the_whole_story_and_exits_zero() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+        .arg("demo")
+        .env_remove("WECHATPAY_BASE_URI")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+    assert!(
+        stdout.contains("TRANSACTION.SUCCESS") && stdout.contains("/v3/certificates"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.matches("signature verified").count() >= 10,
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.starts_with("summary:") && summary.contains(" 0 failed"),
+        "{summary}"
+    );
+}
