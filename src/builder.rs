@@ -114,7 +114,8 @@ impl Builder {
         Self::default()
     }
 
-    /// The merchant id (`mchid`).
+    /// The merchant id (`mchid`). Optional for an APIv2-only client; when set, APIv2 calls
+    /// check that their data names the same merchant.
     pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
         self.mchid = Some(mchid.into().trim().to_string());
         self
@@ -184,7 +185,16 @@ impl Builder {
     }
 
     /// The APIv2 key (`API密钥`, 32 characters), which signs APIv2 requests and verifies
-    /// their answers and notifications. Needed only for `v2/…` calls.
+    /// their answers and notifications. Needed only for `v2/…` calls; an APIv2-only client
+    /// needs no APIv3 keys.
+    ///
+    /// ```
+    /// let client = wechatpay_chain::Builder::new()
+    ///     .secret("your 32-character APIv2 key....")
+    ///     .build()?;
+    /// assert!(format!("{client:?}").contains("redacted"));
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
     pub fn secret(mut self, secret: &str) -> Self {
         self.secret = Some(secret.to_string());
         self

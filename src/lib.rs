@@ -55,3 +55,8 @@ pub use error::{BoxError, Error};
 pub use keyring::Keyring;
 pub use response::Response;
 pub use uri::Placeholders;
+
+/// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/apiv2.md")]
+pub struct ApiV2Doc;
