@@ -41,7 +41,9 @@ pub mod emulator;
 mod error;
 pub mod formatter;
 pub mod keyring;
+pub mod notify_v2;
 mod response;
+pub mod transformer;
 mod transport;
 pub mod uri;
 pub mod util;
@@ -55,3 +57,8 @@ pub use error::{BoxError, Error};
 pub use keyring::Keyring;
 pub use response::Response;
 pub use uri::Placeholders;
+
+/// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/apiv2.md")]
+pub struct ApiV2Doc;
