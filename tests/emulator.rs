@@ -1158,3 +1158,136 @@ fn the_demo_plays_the_whole_story_and_exits_zero() {
         "{summary}"
     );
 }
+
+fn v2_code(e: Error) -> (String, Option<String>) {
+    match e {
+        Error::V2 {
+            return_code,
+            err_code,
+            ..
+        } => (return_code, err_code),
+        other => panic!("expected an APIv2 error, got {other}"),
+    }
+}
+
+#[test]
+fn apiv2_micropay_and_orderquery_check_and_make_signs() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let pay = |no: &str, fee: &str, sign_type: Option<&str>| {
+        let mut xml = json!({"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
+            "body": "image形象店-深圳腾大- QQ公仔", "out_trade_no": no, "total_fee": fee,
+            "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"});
+        if let Some(t) = sign_type {
+            xml["sign_type"] = json!(t);
+        }
+        json!({"xml": xml})
+    };
+    let res = c
+        .chain("v2/pay/micropay")
+        .post(pay("1415757673", "1", None))
+        .unwrap();
+    let v: Value = res.json().unwrap();
+    assert_eq!(v["result_code"], "SUCCESS", "{v}");
+    assert_eq!(v["trade_type"], "MICROPAY");
+    assert_eq!(v["total_fee"], "1");
+    let id = v["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 28);
+    let sign = |r: &wechatpay_chain::Response| {
+        r.xml_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k == "sign")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(
+        sign(&res).len(),
+        32,
+        "an MD5 request is answered with an MD5 sign"
+    );
+    // The same request again (a retry after a timeout) answers the same payment.
+    let again: Value = c["v2/pay/micropay"]
+        .post(pay("1415757673", "1", None))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again["transaction_id"], id.as_str());
+    let used = c["v2"]["pay"]["micropay"]
+        .post(pay("1415757673", "2", None))
+        .unwrap_err();
+    assert_eq!(
+        v2_code(used),
+        ("SUCCESS".into(), Some("OUT_TRADE_NO_USED".into()))
+    );
+    let hmac = c["v2/pay/micropay"]
+        .post(pay("1415757674", "5", Some("HMAC-SHA256")))
+        .unwrap();
+    assert_eq!(
+        sign(&hmac).len(),
+        64,
+        "an HMAC-SHA256 request is answered in kind"
+    );
+    let mut bad_code = pay("1415757675", "1", None);
+    bad_code["xml"]["auth_code"] = json!("990061098828009406");
+    assert_eq!(
+        v2_code(c["v2/pay/micropay"].post(bad_code).unwrap_err())
+            .1
+            .as_deref(),
+        Some("AUTH_CODE_INVALID")
+    );
+    let mut no_ip = pay("1415757676", "1", None);
+    no_ip["xml"]
+        .as_object_mut()
+        .unwrap()
+        .remove("spbill_create_ip");
+    assert_eq!(
+        v2_code(c["v2/pay/micropay"].post(no_ip).unwrap_err())
+            .1
+            .as_deref(),
+        Some("PARAM_ERROR")
+    );
+
+    let query = |field: &str, value: &str| json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(), field: value}});
+    for (field, value) in [
+        ("out_trade_no", "1415757673"),
+        ("transaction_id", id.as_str()),
+    ] {
+        let v: Value = c
+            .chain("v2/pay/orderquery")
+            .post(query(field, value))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            (v["trade_state"].as_str(), v["transaction_id"].as_str()),
+            (Some("SUCCESS"), Some(id.as_str()))
+        );
+    }
+    let none = c["v2/pay/orderquery"]
+        .post(query("out_trade_no", "nosuchorder"))
+        .unwrap_err();
+    assert_eq!(v2_code(none).1.as_deref(), Some("ORDERNOTEXIST"));
+
+    // A request signed with another key: return_code FAIL, refused.
+    let wrong = emu
+        .builder()
+        .secret("0000000000000000000000000000000a")
+        .build()
+        .unwrap();
+    let e = wrong["v2/pay/micropay"]
+        .post(pay("1415757677", "1", None))
+        .unwrap_err();
+    assert_eq!(v2_code(e).0, "FAIL");
+    let last = emu.requests().pop().unwrap();
+    assert!(!last.verified && last.refusal.unwrap().contains("sign"));
+    // A document that is not XML.
+    let (status, _, body) = send(
+        http::Request::post(format!("{}pay/micropay", emu.base_uri()))
+            .body(Bytes::from_static(b"{\"not\":\"xml\"}"))
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("<return_code>FAIL</return_code>"));
+}

@@ -111,10 +111,6 @@ impl Answer {
         )
     }
 
-    pub fn is_success(&self) -> bool {
-        self.status.is_success()
-    }
-
     /// The answer as the library's API error, for the handle's methods.
     pub fn into_error(self) -> Error {
         crate::decorator::api_error(

@@ -622,8 +622,7 @@ impl Emulator {
             Some(c) => b.platform_certificate(c.certificate.clone()),
             None => b.platform_public_key(&s.platform_serial, s.platform_public.clone()),
         };
-        b.secret = Some(s.apiv2_key.clone());
-        b
+        b.secret(&s.apiv2_key)
     }
 
     /// Every request received so far, in order.

@@ -27,8 +27,9 @@ pub(crate) struct State {
     pub refunds: HashMap<String, Refund>,
     /// Uploaded media by `media_id`: file name and size.
     pub media: HashMap<String, (String, usize)>,
-    /// APIv2 micropay orders by `out_trade_no`.
-    pub v2_orders: HashMap<String, Vec<(String, String)>>,
+    /// APIv2 micropay orders by `out_trade_no`: the request (without `sign` and
+    /// `nonce_str`) and the fields answered.
+    pub v2_orders: HashMap<String, (Map<String, Value>, Vec<(&'static str, Value)>)>,
     /// A counter for ids.
     pub seq: u64,
 }

@@ -1,12 +1,233 @@
-//! APIv2 (`pay/micropay`, `pay/orderquery`): XML bodies with an MD5 or HMAC-SHA256 `sign`.
+//! APIv2 `pay/micropay` (付款码支付) and `pay/orderquery`: XML read with the library's
+//! transformer, the request's `sign` checked and the answer's made with `client_xml`, as the
+//! platform does (`return_code` FAIL for a bad document or sign, unsigned; business errors as
+//! `result_code` FAIL with `err_code`, signed).
 
 use std::sync::Arc;
 
+use serde_json::{Map, Value};
+
 use super::answer::Answer;
 use super::server::Req;
-use super::Shared;
+use super::state::{compact_time, numeric_id, openid};
+use super::{lock, Shared};
+use crate::client_xml::{self, SignType};
+use crate::formatter;
+use crate::transformer;
 
-/// Answers an APIv2 path, or `None` when the path is not one the emulator has.
-pub(crate) fn handle(_shared: &Arc<Shared>, _req: &Req) -> Option<(Answer, Option<String>)> {
-    None
+/// `return_code` FAIL: the document could not be taken at all; not signed.
+fn fail(msg: &str) -> Answer {
+    let mut m = Map::new();
+    m.insert("return_code".into(), "FAIL".into());
+    m.insert("return_msg".into(), msg.into());
+    Answer::xml(transformer::to_xml(&m).unwrap_or_default())
+}
+
+/// A signed answer: `return_code` SUCCESS, a fresh `nonce_str`, then `sign`.
+fn signed(
+    shared: &Shared,
+    kind: SignType,
+    request: &Map<String, Value>,
+    fields: Vec<(&str, Value)>,
+) -> Answer {
+    let mut m = Map::new();
+    m.insert("return_code".into(), "SUCCESS".into());
+    m.insert("return_msg".into(), "OK".into());
+    for k in ["appid", "mch_id", "sub_mch_id", "device_info"] {
+        if let Some(v) = request.get(k) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+    m.insert("nonce_str".into(), formatter::nonce(16).into());
+    for (k, v) in fields {
+        m.insert(k.into(), v);
+    }
+    match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
+        Ok(s) => {
+            m.insert("sign".into(), s.into());
+            Answer::xml(transformer::to_xml(&m).unwrap_or_default())
+        }
+        Err(_) => fail("SYSTEM_ERROR"),
+    }
+}
+
+/// A business error (`result_code` FAIL), signed.
+fn business(
+    shared: &Shared,
+    kind: SignType,
+    request: &Map<String, Value>,
+    code: &str,
+    des: &str,
+) -> Answer {
+    signed(
+        shared,
+        kind,
+        request,
+        vec![
+            ("result_code", "FAIL".into()),
+            ("err_code", code.into()),
+            ("err_code_des", des.into()),
+        ],
+    )
+}
+
+fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
+    m.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Answers an APIv2 path, or `None` when the emulator has no such path.
+pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<String>)> {
+    let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let op = match (req.method.as_str(), segs.as_slice()) {
+        ("POST", ["pay", "micropay"]) => micropay,
+        ("POST", ["pay", "orderquery"]) => orderquery,
+        _ => return None,
+    };
+    let data = match transformer::to_array(&req.body) {
+        Ok(d) => d,
+        Err(e) => {
+            return Some((
+                fail("XML格式错误"),
+                Some(format!("not an APIv2 XML document: {e}")),
+            ))
+        }
+    };
+    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key) {
+        return Some((fail("签名错误"), Some(e.to_string())));
+    }
+    let kind = match SignType::of_data(&data) {
+        Ok(k) => k,
+        Err(_) => return Some((fail("sign_type参数错误"), Some("unknown sign_type".into()))),
+    };
+    if text(&data, "mch_id") != shared.settings.mchid {
+        return Some((
+            fail("mch_id参数格式错误"),
+            Some("mch_id is not the merchant's".into()),
+        ));
+    }
+    Some((op(shared, kind, &data), None))
+}
+
+fn missing(
+    shared: &Shared,
+    kind: SignType,
+    data: &Map<String, Value>,
+    fields: &[&str],
+) -> Option<Answer> {
+    let absent = fields.iter().find(|f| text(data, f).is_empty())?;
+    Some(business(
+        shared,
+        kind,
+        data,
+        "PARAM_ERROR",
+        &format!("缺少参数{absent} (missing {absent})"),
+    ))
+}
+
+fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> Answer {
+    const REQUIRED: &[&str] = &[
+        "appid",
+        "mch_id",
+        "nonce_str",
+        "body",
+        "out_trade_no",
+        "total_fee",
+        "spbill_create_ip",
+        "auth_code",
+    ];
+    if let Some(a) = missing(shared, kind, data, REQUIRED) {
+        return a;
+    }
+    let total: i64 = match text(data, "total_fee").parse() {
+        Ok(t) if t > 0 => t,
+        _ => {
+            return business(
+                shared,
+                kind,
+                data,
+                "PARAM_ERROR",
+                "total_fee must be a positive integer of fen",
+            )
+        }
+    };
+    let code = text(data, "auth_code");
+    let valid_code = code.len() == 18
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && matches!(&code[..2], "10" | "11" | "12" | "13" | "14" | "15");
+    if !valid_code {
+        return business(
+            shared,
+            kind,
+            data,
+            "AUTH_CODE_INVALID",
+            "授权码检验错误 (payment code is not valid)",
+        );
+    }
+    // The request as content, without what changes between honest retries.
+    let mut content = data.clone();
+    content.remove("sign");
+    content.remove("nonce_str");
+    let no = text(data, "out_trade_no").to_string();
+    let mut st = lock(&shared.state);
+    if let Some((first, answer)) = st.v2_orders.get(&no) {
+        if *first != content {
+            return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
+        }
+        let answer = answer.clone();
+        drop(st);
+        return signed(shared, kind, data, answer);
+    }
+    let seq = st.next();
+    let now = formatter::timestamp();
+    let mut fields: Vec<(&str, Value)> = vec![
+        ("result_code", "SUCCESS".into()),
+        ("openid", openid(seq).into()),
+        ("is_subscribe", "N".into()),
+        ("trade_type", "MICROPAY".into()),
+        ("bank_type", "OTHERS".into()),
+        ("fee_type", "CNY".into()),
+        ("total_fee", total.to_string().into()),
+        ("cash_fee", total.to_string().into()),
+        ("transaction_id", numeric_id("4200", now, seq, 28).into()),
+        ("out_trade_no", no.clone().into()),
+        ("time_end", compact_time(now).into()),
+    ];
+    if let Some(a) = data.get("attach") {
+        fields.push(("attach", a.clone()));
+    }
+    st.v2_orders.insert(no, (content, fields.clone()));
+    drop(st);
+    signed(shared, kind, data, fields)
+}
+
+fn orderquery(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> Answer {
+    if let Some(a) = missing(shared, kind, data, &["appid", "mch_id", "nonce_str"]) {
+        return a;
+    }
+    let (no, id) = (text(data, "out_trade_no"), text(data, "transaction_id"));
+    if no.is_empty() && id.is_empty() {
+        return business(
+            shared,
+            kind,
+            data,
+            "PARAM_ERROR",
+            "transaction_id和out_trade_no至少填一个",
+        );
+    }
+    let st = lock(&shared.state);
+    let found = st.v2_orders.values().find(|(_, answer)| {
+        answer.iter().any(|(k, v)| {
+            (*k == "out_trade_no" && !no.is_empty() && v == no)
+                || (*k == "transaction_id" && !id.is_empty() && v == id)
+        })
+    });
+    let Some((_, answer)) = found else {
+        drop(st);
+        return business(shared, kind, data, "ORDERNOTEXIST", "此交易订单号不存在");
+    };
+    let mut fields = answer.clone();
+    drop(st);
+    fields.push(("trade_state", "SUCCESS".into()));
+    fields.push(("trade_state_desc", "支付成功".into()));
+    signed(shared, kind, data, fields)
 }
