@@ -62,3 +62,8 @@ pub use uri::Placeholders;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/apiv2.md")]
 pub struct ApiV2Doc;
+
+/// The examples of docs/emulator.md, compiled and run as doctests so that the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/emulator.md")]
+pub struct EmulatorDoc;
