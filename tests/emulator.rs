@@ -1291,3 +1291,90 @@ fn apiv2_micropay_and_orderquery_check_and_make_signs() {
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("<return_code>FAIL</return_code>"));
 }
+
+#[test]
+fn hostile_requests_get_answers_not_panics() {
+    let emu = start(EmulatorConfig::new().refund_delay(None));
+    let c = client(&emu);
+    let cred = credentials(&emu);
+    let base = emu.base_uri();
+    // Signed right, so that they reach the operations.
+    let signed = |method: &str, target: &str, body: &[u8], ct: Option<&str>| {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{base}{target}"));
+        if let Some(ct) = ct {
+            b = b.header("content-type", ct);
+        }
+        let mut req = b.body(Bytes::copy_from_slice(body)).unwrap();
+        sign_request(&mut req, &cred).unwrap();
+        send(req).0
+    };
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for (method, target, body, ct, want) in [
+        ("POST", "v3/discount-card/cards", &b"[]"[..], None, 400),
+        ("POST", "v3/discount-card/cards", b"null", None, 400),
+        ("POST", "v3/discount-card/cards", b"\xff\xfe", None, 400),
+        ("POST", "v3/discount-card/cards", deep.as_bytes(), None, 400),
+        (
+            "POST",
+            "v3/pay/transactions/native",
+            b"{\"amount\": 1e400}",
+            None,
+            400,
+        ),
+        (
+            "POST",
+            "v3/merchant/media/upload",
+            b"--x\r\nbroken",
+            Some("multipart/form-data; boundary=x"),
+            400,
+        ),
+        (
+            "POST",
+            "v3/merchant/media/upload",
+            b"{}",
+            Some("multipart/form-data"),
+            400,
+        ),
+        (
+            "GET",
+            "v3/pay/transactions/out-trade-no/%ZZ?mchid=%",
+            b"",
+            None,
+            404,
+        ),
+        ("GET", "v3/discount-card/orders/%E4%BD%A0", b"", None, 404),
+        ("DELETE", "v3/certificates", b"", None, 404),
+        (
+            "POST",
+            "emulator/pay/transactions/out-trade-no/none/pay",
+            b"{",
+            None,
+            400,
+        ),
+    ] {
+        assert_eq!(signed(method, target, body, ct), want, "{method} {target}");
+    }
+    // Amounts at the edge of i64 do not overflow.
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, "huge-0001", "http://127.0.0.1:9/n", i64::MAX))
+        .unwrap();
+    emu.pay("huge-0001").unwrap();
+    let refund = |no: &str, amount: i64| {
+        json!({"json": {"out_trade_no": "huge-0001", "out_refund_no": no,
+            "amount": {"refund": amount, "total": i64::MAX, "currency": "CNY"}}})
+    };
+    c["v3/refund/domestic/refunds"]
+        .post(refund("huge-r1", i64::MAX - 1))
+        .unwrap();
+    assert_eq!(
+        api(c["v3/refund/domestic/refunds"]
+            .post(refund("huge-r2", i64::MAX))
+            .unwrap_err())
+        .1,
+        "INVALID_REQUEST"
+    );
+    // The server is still answering.
+    assert_eq!(signed("GET", "emulator", b"", None), 200);
+}

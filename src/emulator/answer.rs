@@ -68,7 +68,7 @@ impl Answer {
             400,
             &json!({
                 "code": "PARAM_ERROR",
-                "message": format!("{issue}: {location} field {field}"),
+                "message": format!("{issue} (输入源“/{location}{field}”校验失败)"),
                 "detail": {"location": location, "field": field, "value": value, "issue": issue},
             }),
         )

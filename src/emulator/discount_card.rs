@@ -177,7 +177,7 @@ pub(crate) fn accept(
     Ok(Value::Object(order))
 }
 
-/// Adds objective and reward records to an order, each serial once: returns the scope errors.
+/// Appends records to an order's `objectives` and `rewards` and recomputes its amounts.
 fn apply(order: &mut Map<String, Value>, objectives: Vec<Value>, rewards: Vec<Value>) {
     let push = |order: &mut Map<String, Value>, key: &str, items: Vec<Value>| {
         if let Some(Value::Array(list)) = order.get_mut(key) {
@@ -190,7 +190,7 @@ fn apply(order: &mut Map<String, Value>, objectives: Vec<Value>, rewards: Vec<Va
         Some(Value::Array(list)) => list
             .iter()
             .filter_map(|r| r.get("amount").and_then(Value::as_i64))
-            .sum(),
+            .fold(0i64, i64::saturating_add),
         _ => 0,
     };
     let deduction = order
@@ -198,7 +198,10 @@ fn apply(order: &mut Map<String, Value>, objectives: Vec<Value>, rewards: Vec<Va
         .and_then(Value::as_i64)
         .unwrap_or(0);
     order.insert("total_amount".into(), json!(total));
-    order.insert("settlement_amount".into(), json!(total - deduction));
+    order.insert(
+        "settlement_amount".into(),
+        json!(total.saturating_sub(deduction)),
+    );
 }
 
 /// Items of an optional list field (checked already).

@@ -118,14 +118,13 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
             Value::from(total),
         );
     }
-    if t.refunded + refund > order_total {
+    // In i128: two refunds near i64::MAX must not wrap into an acceptable sum.
+    let after = i128::from(t.refunded) + i128::from(refund);
+    if after > i128::from(order_total) {
         return Answer::error(
             400,
             "INVALID_REQUEST",
-            format!(
-                "申请退款金额超过订单可退金额 (refunds would reach {} of {order_total})",
-                t.refunded + refund
-            ),
+            format!("申请退款金额超过订单可退金额 (refunds would reach {after} of {order_total})"),
         );
     }
     t.refunded += refund;

@@ -29,10 +29,13 @@ pub(crate) struct State {
     pub media: HashMap<String, (String, usize)>,
     /// APIv2 micropay orders by `out_trade_no`: the request (without `sign` and
     /// `nonce_str`) and the fields answered.
-    pub v2_orders: HashMap<String, (Map<String, Value>, Vec<(&'static str, Value)>)>,
+    pub v2_orders: HashMap<String, (Map<String, Value>, V2Fields)>,
     /// A counter for ids.
     pub seq: u64,
 }
+
+/// The fields of an APIv2 answer, in order.
+pub(crate) type V2Fields = Vec<(&'static str, Value)>;
 
 /// A discount card prepared with `v3/discount-card/cards`.
 pub(crate) struct Card {
