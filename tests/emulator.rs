@@ -1378,3 +1378,82 @@ fn hostile_requests_get_answers_not_panics() {
     // The server is still answering.
     assert_eq!(signed("GET", "emulator", b"", None), 200);
 }
+
+#[test]
+fn serve_writes_what_the_command_line_needs() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("wcp-emu-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+        .args(["serve", "--mode", "certificate", "--keys-dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.contains("http://127.0.0.1:") && first.contains("certificate mode"),
+        "{first}"
+    );
+    let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("export ")?
+                .split_once('=')
+                .map(|(k, v)| (k.into(), v.into()))
+        })
+        .collect();
+    assert!(
+        env.iter().any(|(k, _)| k == "WECHATPAY_PLATFORM_CERT"),
+        "{env:?}"
+    );
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
+        cmd.args(args).current_dir(&dir);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // The downloader reads the same variables; the call form verifies with the saved certificate.
+    let out = cli(&["certificates", "-o", "downloaded"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&[
+        "post",
+        "v3/brand/partner/card-member/user-points/sync",
+        r#"{"json":{"out_request_no":"cli-1","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":7}}"#,
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["point_balance"],
+        7
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("apiclient_key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the private key is readable by its owner only"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

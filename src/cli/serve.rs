@@ -1,6 +1,7 @@
 //! `wechatpay serve`: runs the emulator until interrupted, writes the keys a client needs to a
 //! directory with an `env` file to source, and prints each request as it is checked.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,9 +42,15 @@ pub struct Globals<'a> {
     pub secret: Option<&'a str>,
 }
 
+/// Writes a file readable by its owner only: it may hold a private key or the APIv3 key.
 fn write(path: &std::path::Path, text: &str) -> Result<(), Error> {
-    std::fs::write(path, text)
-        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+    let fail = |e: std::io::Error| Error::Config(format!("cannot write {}: {e}", path.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(fail)?;
+    std::io::Write::write_all(&mut f, text.as_bytes()).map_err(fail)
 }
 
 pub fn run(
@@ -121,22 +128,27 @@ pub fn run(
     env.push(format!("export WECHATPAY_SECRET={}", emu.apiv2_key()));
     let env_path = dir.join("env");
     write(&env_path, &(env.join("\n") + "\n"))?;
-    println!(
-        "wechatpay emulator on {} ({:?} mode, Wechatpay-Serial {})",
+    let mode = match emu.mode() {
+        Mode::PublicKey => "public-key",
+        Mode::Certificate => "certificate",
+    };
+    // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
+        "wechatpay emulator on {} ({mode} mode, Wechatpay-Serial {})\n  \
+         keys and settings: source {}\n  \
+         simulate the user: POST /emulator/pay/transactions/out-trade-no/{{out_trade_no}}/pay\n  \
+         {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
+         {:>19}POST /emulator/refund/domestic/refunds/{{out_refund_no}}/complete\n  \
+         inspect:           GET /emulator/requests, GET /emulator/deliveries\n\
+         Ctrl-C stops it.",
         emu.base_uri(),
-        emu.mode(),
-        emu.platform_serial()
+        emu.platform_serial(),
+        env_path.display(),
+        "",
+        ""
     );
-    println!("  keys and settings: source {}", env_path.display());
-    println!(
-        "  simulate the user: POST /emulator/pay/transactions/out-trade-no/{{out_trade_no}}/pay"
-    );
-    println!("                     POST /emulator/discount-card/cards/{{out_card_code}}/accept");
-    println!(
-        "                     POST /emulator/refund/domestic/refunds/{{out_refund_no}}/complete"
-    );
-    println!("  inspect:           GET /emulator/requests, GET /emulator/deliveries");
-    println!("Ctrl-C stops it.");
     let mut shown = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
@@ -146,7 +158,7 @@ pub fn run(
                 None => "checked".to_string(),
                 Some(why) => format!("refused: {why}"),
             };
-            println!("{} {} → {} {verdict}", r.method, r.target, r.status);
+            let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
         }
         shown = requests.len();
     }
