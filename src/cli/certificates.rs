@@ -2,6 +2,14 @@
 //! certificates, decrypts them, verifies the answer with them and saves each as
 //! `wechatpay_<serial>.pem`; for a merchant in public-key mode it explains what to do instead.
 
+/// `println!` that ignores a closed stdout instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::path::PathBuf;
 
 use clap::Args;
@@ -86,17 +94,17 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
     };
     let dir = a.output.clone().unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir)?;
-    println!("The answer's signature verified with the downloaded certificate.");
+    say!("The answer's signature verified with the downloaded certificate.");
     for (i, c) in certs.iter().enumerate() {
         let path = dir.join(format!("wechatpay_{}.pem", c.serial_no));
         std::fs::write(&path, &c.pem)?;
         let x = c.certificate.x509();
-        println!("Certificate #{i} {{");
-        println!("    Serial Number: {}", c.serial_no);
-        println!("    Not Before: {} ({})", x.not_before(), c.effective_time);
-        println!("    Not After: {} ({})", x.not_after(), c.expire_time);
-        println!("    Saved to: {}", path.display());
-        println!("}}");
+        say!("Certificate #{i} {{");
+        say!("    Serial Number: {}", c.serial_no);
+        say!("    Not Before: {} ({})", x.not_before(), c.effective_time);
+        say!("    Not After: {} ({})", x.not_after(), c.expire_time);
+        say!("    Saved to: {}", path.display());
+        say!("}}");
     }
     Ok(())
 }

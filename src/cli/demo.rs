@@ -1,6 +1,14 @@
 //! `wechatpay demo`: the seeds' story against the local emulator, through the library the way
 //! the docs show it, with a transcript. Fresh keys, loopback only, nothing to configure.
 
+/// `println!` that ignores a closed stdout instead of panicking.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::convert::Infallible;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -229,19 +237,19 @@ pub fn run() -> Result<bool, Error> {
         emu.platform_public_key().clone(),
         emu.apiv3_key().to_string(),
     ))?;
-    println!("wechatpay demo: the documented story against a local WeChat Pay emulator");
-    println!(
+    say!("wechatpay demo: the documented story against a local WeChat Pay emulator");
+    say!(
         "  platform  {} (public-key mode, Wechatpay-Serial {})",
         emu.base_uri(),
         emu.platform_serial()
     );
-    println!(
+    say!(
         "  merchant  mchid {}, serial {}, keys generated just now",
         emu.mchid(),
         emu.merchant_serial()
     );
-    println!("  webhooks  {notify_url}");
-    println!();
+    say!("  webhooks  {notify_url}");
+    say!("");
     let mut t = Transcript {
         steps: 0,
         failed: 0,
@@ -511,8 +519,8 @@ pub fn run() -> Result<bool, Error> {
             )
             .apiv3_key(emu.apiv3_key()),
     ))?;
-    println!();
-    println!("  platform  {} (certificate mode)", cert_emu.base_uri());
+    say!("");
+    say!("  platform  {} (certificate mode)", cert_emu.base_uri());
     let downloaded = Mutex::new(None);
     t.step(
         "Download the platform certificate, decrypt it, verify the answer with it",
@@ -571,8 +579,8 @@ pub fn run() -> Result<bool, Error> {
         cert_emu.stop().await;
         emu.stop().await;
     });
-    println!();
-    println!(
+    say!("");
+    say!(
         "summary: {} steps, {} passed, {} failed; {requests} requests checked by the platform; {:.2} s",
         t.steps,
         t.steps - t.failed,
