@@ -153,13 +153,13 @@ pub fn run(
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let requests = emu.requests();
-        for r in requests.iter().skip(shown) {
+        for r in requests.iter().filter(|r| r.seq > shown) {
             let verdict = match &r.refusal {
                 None => "checked".to_string(),
                 Some(why) => format!("refused: {why}"),
             };
             let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
         }
-        shown = requests.len();
+        shown = requests.last().map_or(shown, |r| r.seq);
     }
 }

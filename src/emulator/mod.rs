@@ -275,9 +275,15 @@ impl EmulatorConfig {
     }
 }
 
+/// How many received requests and notification attempts are kept (the oldest go first), so
+/// that a long-running `wechatpay serve` does not grow without bound.
+pub const MAX_RECORDS: usize = 10_000;
+
 /// A request as the emulator received it, with what it made of it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// 1 for the first request received, counting on past the records dropped.
+    pub seq: u64,
     /// HTTP method.
     pub method: String,
     /// Path and query as received (what the signature covers).
@@ -346,12 +352,23 @@ pub(crate) struct Shared {
     pub state: Mutex<state::State>,
     pub received: Mutex<Vec<Received>>,
     pub deliveries: Mutex<Vec<Delivery>>,
+    pub received_count: std::sync::atomic::AtomicU64,
     pub forgeries: Mutex<VecDeque<Forgery>>,
     pub nonces: Mutex<HashMap<String, i64>>,
     pub runtime: tokio::runtime::Handle,
     pub notifier: webhooks::Notifier,
     /// Turns true when the emulator stops (pending notifications give up).
     pub stop: watch::Receiver<bool>,
+}
+
+/// Appends to a record list, dropping the oldest beyond [`MAX_RECORDS`].
+pub(crate) fn keep<T>(list: &Mutex<Vec<T>>, item: T) {
+    let mut list = lock(list);
+    list.push(item);
+    if list.len() > MAX_RECORDS {
+        let extra = list.len() - MAX_RECORDS;
+        list.drain(..extra);
+    }
 }
 
 /// Locks a mutex whatever a panicking holder left: the data is plain records.
@@ -523,6 +540,7 @@ impl Emulator {
             state: Mutex::new(state::State::default()),
             received: Mutex::new(Vec::new()),
             deliveries: Mutex::new(Vec::new()),
+            received_count: std::sync::atomic::AtomicU64::new(0),
             forgeries: Mutex::new(VecDeque::new()),
             nonces: Mutex::new(HashMap::new()),
             runtime: runtime.clone(),
@@ -625,12 +643,12 @@ impl Emulator {
         b.secret(&s.apiv2_key)
     }
 
-    /// Every request received so far, in order.
+    /// Every request received so far, in order (the last [`MAX_RECORDS`]).
     pub fn requests(&self) -> Vec<Received> {
         lock(&self.shared.received).clone()
     }
 
-    /// Every notification attempt so far, in order.
+    /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
     }
@@ -705,4 +723,28 @@ fn public_key_id_for(mchid: &str) -> String {
 pub fn private_key_pem(key: &PrivateKey) -> Result<String, Error> {
     let pem = key.0.private_key_to_pem_pkcs8()?;
     String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_keep_the_newest() {
+        let list = Mutex::new(Vec::new());
+        for i in 0..MAX_RECORDS + 5 {
+            keep(&list, i);
+        }
+        let list = lock(&list);
+        assert_eq!(list.len(), MAX_RECORDS);
+        assert_eq!(list[0], 5);
+        assert_eq!(list.last(), Some(&(MAX_RECORDS + 4)));
+    }
+
+    #[test]
+    fn public_key_ids_look_like_the_platforms() {
+        let id = public_key_id_for("1900000001");
+        assert!(id.starts_with("PUB_KEY_ID_011900000001"), "{id}");
+        assert!(crate::util::pem::normalize_serial(&id).is_ok());
+    }
 }

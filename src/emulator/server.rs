@@ -15,8 +15,8 @@ use tokio::sync::watch;
 
 use super::answer::{render, Answer};
 use super::{
-    auth, brand, certificates, control, discount_card, lock, media, pay, refund, v2, Received,
-    Shared,
+    auth, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
+    Received, Shared,
 };
 use crate::formatter;
 
@@ -166,15 +166,23 @@ async fn handle(
         body,
     };
     let (answer, kind, refusal) = respond(&shared, &req).await;
-    lock(&shared.received).push(Received {
-        method: req.method.to_string(),
-        target: req.target.clone(),
-        headers: req.headers.clone(),
-        body: req.body.clone(),
-        verified: refusal.is_none(),
-        refusal: refusal.clone(),
-        status: answer.status.as_u16(),
-    });
+    let seq = shared
+        .received_count
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    keep(
+        &shared.received,
+        Received {
+            seq,
+            method: req.method.to_string(),
+            target: req.target.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            verified: refusal.is_none(),
+            refusal: refusal.clone(),
+            status: answer.status.as_u16(),
+        },
+    );
     if let Some(why) = &refusal {
         tracing::debug!(target = %req.target, "emulator refused a request: {why}");
     }

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
 use super::state::rfc3339;
-use super::{lock, random_hex, Delivery, Outcome, Shared};
+use super::{keep, random_hex, Delivery, Outcome, Shared};
 use crate::crypto::{AesGcm, Rsa};
 use crate::error::Error;
 use crate::formatter;
@@ -104,13 +104,16 @@ pub(crate) fn notify(
 ) {
     let id = notification_id();
     let record = |attempt: u32, outcome: Outcome| {
-        lock(&shared.deliveries).push(Delivery {
-            url: url.clone(),
-            event_type: event_type.to_string(),
-            id: id.clone(),
-            attempt,
-            outcome,
-        });
+        keep(
+            &shared.deliveries,
+            Delivery {
+                url: url.clone(),
+                event_type: event_type.to_string(),
+                id: id.clone(),
+                attempt,
+                outcome,
+            },
+        );
     };
     let uri = match destination(&url, shared.settings.allow_remote_notify) {
         Ok(u) => u,
@@ -156,13 +159,16 @@ pub(crate) fn notify(
             }
             let outcome = attempt(&shared, &uri, &body).await;
             let done = matches!(outcome, Outcome::Accepted(_));
-            lock(&shared.deliveries).push(Delivery {
-                url: url.clone(),
-                event_type: event_type.clone(),
-                id: id.clone(),
-                attempt: i as u32 + 1,
-                outcome,
-            });
+            keep(
+                &shared.deliveries,
+                Delivery {
+                    url: url.clone(),
+                    event_type: event_type.clone(),
+                    id: id.clone(),
+                    attempt: i as u32 + 1,
+                    outcome,
+                },
+            );
             if done {
                 return;
             }
