@@ -1010,6 +1010,22 @@ fn the_emulator_refuses_requests_that_are_not_signed_right() {
         .unwrap();
     check(moved, 401, "signature does not verify");
 
+    // Wechatpay-Serial, when sent, must name the platform's key.
+    let mut other_key = request(br#"{"out_request_no":"sig-2","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":1}"#);
+    other_key.headers_mut().insert(
+        "wechatpay-serial",
+        http::HeaderValue::from_static("PUB_KEY_ID_0000000000000000000000000000"),
+    );
+    sign_request(&mut other_key, &cred).unwrap();
+    check(other_key, 400, "Wechatpay-Serial");
+    let mut platform_key = request(br#"{"out_request_no":"sig-3","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":1}"#);
+    platform_key.headers_mut().insert(
+        "wechatpay-serial",
+        http::HeaderValue::from_str(emu.platform_serial()).unwrap(),
+    );
+    sign_request(&mut platform_key, &cred).unwrap();
+    check(platform_key, 200, "the platform's key");
+
     let refused = emu.requests().iter().filter(|r| !r.verified).count();
     assert_eq!(refused, 10);
 }

@@ -216,6 +216,18 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> (Answer, Kind, Option<Strin
             ) {
                 return (Answer::sign_error(&why), Kind::V3, Some(why));
             }
+            // A request carrying fields encrypted for the platform names its key.
+            if let Some(serial) = req.header("wechatpay-serial") {
+                if serial != shared.settings.platform_serial {
+                    let a = Answer::param_error(
+                        "Wechatpay-Serial",
+                        "header",
+                        "平台证书序列号Wechatpay-Serial错误 (not the platform's key)",
+                        serde_json::Value::from(serial),
+                    );
+                    return (a, Kind::V3, None);
+                }
+            }
             (dispatch(shared, req, multipart), Kind::V3, None)
         }
         _ => match v2::handle(shared, req) {
