@@ -23,9 +23,11 @@ type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The I/O runtime: two worker threads, created on first use, never dropped (a runtime dropped
 /// inside another runtime's task would panic).
+const WORKERS: usize = 1;
+
 static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(WORKERS)
         .thread_name("wechatpay-io")
         .enable_all()
         .build()
@@ -94,15 +96,18 @@ impl Transport {
         secure: bool,
         limits: Limits,
     ) -> Result<Exchange, Error> {
-        let pool = if secure {
+        let pool = self.pool(secure)?;
+        Ok(Exchange(runtime()?.spawn(exchange(pool, req, limits))))
+    }
+
+    fn pool(&self, secure: bool) -> Result<Pool, Error> {
+        if secure {
             self.secure.clone().ok_or_else(|| {
                 Error::Config("this call needs the merchant certificate (security): set Builder::merchant_identity".into())
-            })?
+            })
         } else {
-            self.plain.clone()
-        };
-        let rt = runtime()?;
-        Ok(Exchange(rt.spawn(exchange(pool, req, limits))))
+            Ok(self.plain.clone())
+        }
     }
 
     /// Sends `req` and blocks the calling thread until the answer is complete. Safe inside a
@@ -113,10 +118,10 @@ impl Transport {
         secure: bool,
         limits: Limits,
     ) -> Result<http::Response<Bytes>, Error> {
-        let exchange = self.send(req, secure, limits)?;
+        let pool = self.pool(secure)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         runtime()?.spawn(async move {
-            let _ = tx.send(exchange.await);
+            let _ = tx.send(exchange(pool, req, limits).await);
         });
         rx.recv()
             .map_err(|_| Error::Config("the I/O runtime stopped".into()))?
