@@ -50,6 +50,7 @@ pub struct Builder {
     body_limit: Option<usize>,
     placeholders: Placeholders,
     user_agent: Option<String>,
+    retry: Option<crate::retry::RetryPolicy>,
     pub(crate) secret: Option<String>,
     pub(crate) merchant_identity: Option<(String, String)>,
     errors: Vec<Error>,
@@ -148,6 +149,13 @@ impl Builder {
         self
     }
 
+    /// Retries the platform's way (off by default); see [`RetryPolicy`](crate::RetryPolicy).
+    /// Each call may override it with its `retry` arg.
+    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
     /// Replaces the default `User-Agent` (which names this crate and its version).
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = Some(ua.into());
@@ -219,7 +227,11 @@ impl Builder {
         });
         let user_agent = http::HeaderValue::from_str(&ua)
             .map_err(|_| Error::Config("user agent cannot be sent in a header".into()))?;
+        if let Some(e) = self.retry.as_ref().and_then(|r| r.backup_error.clone()) {
+            return Err(Error::Config(format!("retry backup: {e}")));
+        }
         let core = Core {
+            retry: self.retry,
             base,
             credentials,
             mchid,

@@ -82,13 +82,7 @@ impl Chain {
     }
 
     fn call_blocking(&self, method: Method, args: Value) -> Result<Response, Error> {
-        let pending = self.core.begin(method, &self.path, &args)?;
-        let res = self.core.transport.send_blocking(
-            pending.request.clone(),
-            pending.secure,
-            pending.limits,
-        )?;
-        self.core.finish(&pending, res)
+        crate::transport::block_on(self.call_async(method, args))
     }
 
     fn call_async(
@@ -100,11 +94,7 @@ impl Chain {
         let path = self.path.clone();
         async move {
             let pending = core.begin(method, &path, &args)?;
-            let res = core
-                .transport
-                .send(pending.request.clone(), pending.secure, pending.limits)?
-                .await?;
-            core.finish(&pending, res)
+            core.run(pending).await
         }
     }
 

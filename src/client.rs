@@ -23,6 +23,7 @@ pub(crate) struct Core {
     pub user_agent: http::HeaderValue,
     pub secret: Option<String>,
     pub transport: Transport,
+    pub retry: Option<crate::retry::RetryPolicy>,
 }
 
 /// A configured WeChat Pay client: `Clone + Send + Sync`, cheap to clone (one `Arc`), every

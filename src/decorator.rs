@@ -54,6 +54,10 @@ pub(crate) struct Pending {
     pub path: String,
     /// APIv2: the sign type the answer is expected to use.
     pub v2_sign_type: Option<crate::client_xml::SignType>,
+    /// The retry policy of this call, if any.
+    pub retry: Option<crate::retry::RetryPolicy>,
+    /// Whether the call names its own `base_uri` (then no backup domain is tried).
+    pub own_base: bool,
 }
 
 /// An absolute base URI split into its parts.
@@ -144,6 +148,8 @@ pub(crate) struct Draft<'a> {
     pub path: String,
     pub headers: http::HeaderMap,
     pub limits: Limits,
+    pub retry: Option<crate::retry::RetryPolicy>,
+    pub own_base: bool,
 }
 
 impl Core {
@@ -204,6 +210,8 @@ impl Core {
         let mut headers = http::HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(DEFAULT_ACCEPT));
         headers.insert(USER_AGENT, self.user_agent.clone());
+        let own_base = !matches!(args.get("base_uri"), None | Some(Value::Null));
+        let retry = crate::retry::RetryPolicy::for_call(self.retry.as_ref(), args)?;
         let draft = Draft {
             args,
             base,
@@ -213,6 +221,8 @@ impl Core {
                 timeout,
                 body_limit: self.body_limit,
             },
+            retry,
+            own_base,
         };
         match protocol {
             Protocol::V3 => self.begin_v3(method, draft),
@@ -221,9 +231,6 @@ impl Core {
     }
 
     fn begin_v3(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
-        let cred = self.credentials.as_ref().ok_or_else(|| {
-            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
-        })?;
         let (path, template_query) = match d.path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (d.path.clone(), None),
@@ -270,15 +277,42 @@ impl Core {
                 }
             }
         }
-        client_json::sign_request(&mut request, cred)?;
-        Ok(Pending {
+        let mut pending = Pending {
             request,
             protocol: Protocol::V3,
             secure: false,
             limits: d.limits,
             path: full_path,
             v2_sign_type: None,
-        })
+            retry: d.retry,
+            own_base: d.own_base,
+        };
+        let mut request = pending.request.clone();
+        self.sign_v3(&mut request, &pending)?;
+        pending.request = request;
+        Ok(pending)
+    }
+
+    /// Signs (or re-signs, for another attempt) an APIv3 request with a fresh nonce.
+    pub(crate) fn sign_v3(
+        &self,
+        request: &mut http::Request<Bytes>,
+        _pending: &Pending,
+    ) -> Result<(), Error> {
+        let cred = self.credentials.as_ref().ok_or_else(|| {
+            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
+        })?;
+        client_json::sign_request(request, cred)
+    }
+
+    /// Checks an answer; with automatic certificates, an unknown `Wechatpay-Serial` first
+    /// refreshes the keyring (rate-limited) and is checked again.
+    pub(crate) async fn checked(
+        &self,
+        pending: &Pending,
+        res: http::Response<Bytes>,
+    ) -> Result<Response, Error> {
+        self.finish(pending, res)
     }
 
     /// Hook for the sensitive-field encryptor: calls that carry fields it encrypted name the

@@ -3,9 +3,10 @@
 //! and async calls work from any tokio runtime, whose connections never outlive it.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -109,23 +110,6 @@ impl Transport {
             Ok(self.plain.clone())
         }
     }
-
-    /// Sends `req` and blocks the calling thread until the answer is complete. Safe inside a
-    /// tokio runtime: the work happens on the crate's own runtime, not the caller's.
-    pub(crate) fn send_blocking(
-        &self,
-        req: http::Request<Bytes>,
-        secure: bool,
-        limits: Limits,
-    ) -> Result<http::Response<Bytes>, Error> {
-        let pool = self.pool(secure)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime()?.spawn(async move {
-            let _ = tx.send(exchange(pool, req, limits).await);
-        });
-        rx.recv()
-            .map_err(|_| Error::Config("the I/O runtime stopped".into()))?
-    }
 }
 
 async fn exchange(
@@ -136,12 +120,15 @@ async fn exchange(
     let uri = req.uri().to_string();
     let (parts, body) = req.into_parts();
     let req = http::Request::from_parts(parts, Full::new(body));
+    let answered = std::sync::atomic::AtomicBool::new(false);
     let work = async {
         let res = pool.request(req).await.map_err(|e| Error::Transport {
             uri: uri.clone(),
             source: Box::new(e),
             answered: false,
         })?;
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
         let (parts, body) = res.into_parts();
         if let Some(len) = parts
             .headers
@@ -182,6 +169,7 @@ async fn exchange(
         Err(_) => Err(Error::Timeout {
             uri,
             after: limits.timeout,
+            answered: answered.load(std::sync::atomic::Ordering::Relaxed),
         }),
     }
 }
@@ -203,5 +191,41 @@ impl Future for Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Waits `d` on the I/O runtime, so it works from any runtime and from [`block_on`].
+pub(crate) async fn sleep(d: Duration) -> Result<(), Error> {
+    runtime()?
+        // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
+        .spawn(async move { tokio::time::sleep(d).await })
+        .await
+        .map_err(|e| Error::Config(format!("the I/O task failed: {e}")))
+}
+
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `f` to completion on the calling thread, parking it while `f` waits. The I/O itself
+/// runs on the crate's runtime, so this is safe on any thread, a tokio worker included (it
+/// blocks that worker, as any blocking call does, but cannot panic or deadlock on it).
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
     }
 }
