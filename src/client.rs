@@ -24,6 +24,7 @@ pub(crate) struct Core {
     pub secret: Option<String>,
     pub transport: Transport,
     pub retry: Option<crate::retry::RetryPolicy>,
+    pub auto: Option<crate::certificates::Auto>,
 }
 
 /// A configured WeChat Pay client: `Clone + Send + Sync`, cheap to clone (one `Arc`), every

@@ -305,16 +305,6 @@ impl Core {
         client_json::sign_request(request, cred)
     }
 
-    /// Checks an answer; with automatic certificates, an unknown `Wechatpay-Serial` first
-    /// refreshes the keyring (rate-limited) and is checked again.
-    pub(crate) async fn checked(
-        &self,
-        pending: &Pending,
-        res: http::Response<Bytes>,
-    ) -> Result<Response, Error> {
-        self.finish(pending, res)
-    }
-
     /// Hook for the sensitive-field encryptor: calls that carry fields it encrypted name the
     /// platform key in `Wechatpay-Serial`.
     fn takes_serial(&self, _request: &http::Request<Bytes>) -> bool {

@@ -33,6 +33,7 @@
 #![allow(clippy::result_large_err)]
 
 mod builder;
+pub mod certificates;
 mod chain;
 mod client;
 pub mod client_json;
