@@ -21,6 +21,31 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of an answer's body.
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
+/// A TLS client identity from PEM text; the key is re-encoded as PKCS#8, which is what
+/// native-tls takes, so that PKCS#1 (`BEGIN RSA PRIVATE KEY`) keys work too.
+fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
+    let pkey = openssl::pkey::PKey::private_key_from_pem(key.as_bytes()).map_err(|_| {
+        Error::Key("the merchant private key (merchant_identity) is not a PEM private key".into())
+    })?;
+    let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|_| {
+        Error::Key("the merchant certificate (merchant_identity) is not a PEM certificate".into())
+    })?;
+    let cert_key = x509
+        .public_key()
+        .map_err(|_| Error::Key("the merchant certificate has no usable public key".into()))?;
+    if !pkey.public_eq(&cert_key) {
+        return Err(Error::Key(
+            "the merchant private key does not belong to the merchant certificate".into(),
+        ));
+    }
+    let pkcs8 = pkey.private_key_to_pem_pkcs8()?;
+    native_tls::Identity::from_pkcs8(cert.as_bytes(), &pkcs8).map_err(|e| {
+        Error::Key(format!(
+            "merchant certificate and key do not make a TLS identity: {e}"
+        ))
+    })
+}
+
 /// Collects a client's settings; [`Builder::build`] checks them and makes the [`Client`].
 ///
 /// ```
@@ -84,6 +109,10 @@ impl std::fmt::Debug for Builder {
                     .as_ref()
                     .map(|(_, every)| ("redacted", every)),
             )
+            .field(
+                "merchant_identity",
+                &self.merchant_identity.as_ref().map(|_| "redacted"),
+            )
             .finish()
     }
 }
@@ -94,7 +123,8 @@ impl Builder {
         Self::default()
     }
 
-    /// The merchant id (`mchid`).
+    /// The merchant id (`mchid`). Optional for an APIv2-only client; when set, APIv2 calls
+    /// check that their data names the same merchant.
     pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
         self.mchid = Some(mchid.into().trim().to_string());
         self
@@ -197,6 +227,31 @@ impl Builder {
         self
     }
 
+    /// The APIv2 key (`API密钥`, 32 characters), which signs APIv2 requests and verifies
+    /// their answers and notifications. Needed only for `v2/…` calls; an APIv2-only client
+    /// needs no APIv3 keys.
+    ///
+    /// ```
+    /// let client = wechatpay_chain::Builder::new()
+    ///     .secret("your 32-character APIv2 key....")
+    ///     .build()?;
+    /// assert!(format!("{client:?}").contains("redacted"));
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = Some(secret.to_string());
+        self
+    }
+
+    /// The merchant certificate and its private key (`apiclient_cert.pem`,
+    /// `apiclient_key.pem`: PEM text, not paths), presented as the TLS client identity by the
+    /// APIv2 calls made with `security: true` (refunds, red packets, transfers …). The key may
+    /// be PKCS#8 or PKCS#1 PEM.
+    pub fn merchant_identity(mut self, cert_pem: &str, key_pem: &str) -> Self {
+        self.merchant_identity = Some((cert_pem.to_string(), key_pem.to_string()));
+        self
+    }
+
     /// Checks the settings and makes the client: keys are parsed once, one connection pool
     /// is made for every clone.
     pub fn build(self) -> Result<Client, Error> {
@@ -239,14 +294,11 @@ impl Builder {
             .map_err(|e| Error::Config(e.to_string().replace("invalid argument: ", "")))?;
         let keyring = Keyring::new();
         keyring.merge(self.platform_keys);
+        if self.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            return Err(Error::Config("the APIv2 secret must not be empty".into()));
+        }
         let identity = match &self.merchant_identity {
-            Some((cert, key)) => Some(
-                native_tls::Identity::from_pkcs8(cert.as_bytes(), key.as_bytes()).map_err(|e| {
-                    Error::Key(format!(
-                        "merchant certificate and key do not make a TLS identity: {e}"
-                    ))
-                })?,
-            ),
+            Some((cert, key)) => Some(tls_identity(cert, key)?),
             None => None,
         };
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);

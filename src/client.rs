@@ -77,6 +77,18 @@ impl Client {
         &self.inner.root.core.keyring
     }
 
+    /// Verifies an APIv2 notification's body under the configured APIv2 key (see
+    /// [`notify_v2::verify`](crate::notify_v2::verify)); refunds' `req_info` comes decrypted.
+    pub fn verify_notification_v2(
+        &self,
+        body: &[u8],
+    ) -> Result<crate::notify_v2::NotificationV2, crate::Error> {
+        let secret = self.core().secret.as_deref().ok_or_else(|| {
+            crate::Error::Config("verifying APIv2 notifications needs Builder::secret".into())
+        })?;
+        crate::notify_v2::verify(body, secret)
+    }
+
     pub(crate) fn core(&self) -> &Arc<crate::Core> {
         &self.inner.root.core
     }

@@ -1,12 +1,30 @@
-//! APIv2: XML bodies signed with MD5 or HMAC-SHA256, some calls over mutual TLS.
+//! APIv2, as wechatpay-php's `ClientXmlTrait`: XML bodies signed with MD5 or HMAC-SHA256
+//! under the APIv2 key, some calls over mutual TLS, answers verified by their `sign`.
+//!
+//! Signing and verifying are pure functions over maps (like [`client_json`](crate::client_json)
+//! for APIv3), so every rule is unit-testable with no network; `Core::begin_v2`/`finish_v2`
+//! only wire them to the request and the answer.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
+use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use http::Method;
+use serde_json::{Map, Value};
 
-use crate::decorator::{Draft, Pending};
+use crate::crypto::hash;
+use crate::decorator::{api_error, flag, Draft, Pending, Protocol};
 use crate::error::Error;
+use crate::formatter;
 use crate::response::Response;
+use crate::transformer;
+use crate::uri;
 use crate::Core;
+
+/// `Accept` of APIv2 calls, as wechatpay-php sends it.
+pub const ACCEPT_V2: &str = "text/xml, text/plain, application/x-gzip";
+/// `Content-Type` of APIv2 bodies.
+pub const CONTENT_TYPE_V2: &str = "text/xml; charset=utf-8";
 
 /// How an APIv2 `sign` is computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,20 +35,621 @@ pub enum SignType {
     HmacSha256,
 }
 
+impl SignType {
+    /// The `sign_type` field's value: `MD5` or `HMAC-SHA256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+
+    /// The type a data map asks for in its `sign_type` field (MD5 when absent).
+    pub fn of_data(data: &Map<String, Value>) -> Result<SignType, Error> {
+        match data.get("sign_type") {
+            None | Some(Value::Null) => Ok(SignType::Md5),
+            Some(Value::String(s)) if s == "MD5" => Ok(SignType::Md5),
+            Some(Value::String(s)) if s == "HMAC-SHA256" => Ok(SignType::HmacSha256),
+            Some(other) => Err(Error::arg(format!(
+                "sign_type must be \"MD5\" or \"HMAC-SHA256\", got {}",
+                crate::error::one_line(&other.to_string())
+            ))),
+        }
+    }
+
+    /// The type a received `sign` was made with, told by its length as the platform's
+    /// answers do not always say: 64 hex characters are HMAC-SHA256, anything else MD5.
+    pub fn of_sign(sign: &str) -> SignType {
+        if sign.len() == 64 {
+            SignType::HmacSha256
+        } else {
+            SignType::Md5
+        }
+    }
+}
+
+/// The answers the platform sends unsigned by design, as wechatpay-php's
+/// `$noneSignatureRespond`, with its two bank transfer paths corrected to `/mmpaysptrans/…`.
+pub const UNSIGNED_ANSWERS: &[&str] = &[
+    "/mchrisk/querymchrisk",
+    "/mchrisk/setmchriskcallback",
+    "/mchrisk/syncmchriskresult",
+    "/mmpaymkttransfers/gethbinfo",
+    "/mmpaymkttransfers/gettransferinfo",
+    "/mmpaymkttransfers/promotion/paywwsptrans2pocket",
+    "/mmpaymkttransfers/promotion/querywwsptrans2pocket",
+    "/mmpaymkttransfers/promotion/transfers",
+    "/mmpaymkttransfers/sendgroupredpack",
+    "/mmpaymkttransfers/sendminiprogramhb",
+    "/mmpaymkttransfers/sendredpack",
+    "/mmpaysptrans/pay_bank",
+    "/mmpaysptrans/query_bank",
+    "/papay/entrustweb",
+    "/papay/h5entrustweb",
+    "/papay/partner/entrustweb",
+    "/papay/partner/h5entrustweb",
+    "/pay/downloadbill",
+    "/pay/downloadfundflow",
+    "/payitil/report",
+    "/risk/getpublickey",
+    "/risk/getviolation",
+    "/sandboxnew/pay/downloadbill",
+    "/sandboxnew/pay/getsignkey",
+    "/secapi/mch/submchmanage",
+    "/xdc/apiv2getsignkey/sign/getsignkey",
+];
+
+/// Whether the answer to `path` comes unsigned by design. The path may carry a query and a
+/// base path before the documented one (`/sandboxnew/pay/downloadbill` under a base of
+/// `…/sandboxnew/` still matches `/pay/downloadbill`).
+pub fn is_unsigned(path: &str) -> bool {
+    let p = path.split('?').next().unwrap_or(path);
+    UNSIGNED_ANSWERS.iter().any(|u| {
+        p == *u
+            || p.strip_suffix(u)
+                .is_some_and(|prefix| prefix.starts_with('/') && !prefix.ends_with('/'))
+    })
+}
+
+/// The fields a data map signs, sorted by key in byte order: scalars only (null, objects and
+/// lists have no text of their own and are left out, as the platform's readers see them).
+pub fn signed_pairs(data: &Map<String, Value>) -> Vec<(&str, Cow<'_, str>)> {
+    let mut pairs: Vec<(&str, Cow<'_, str>)> = data
+        .iter()
+        .filter_map(|(k, v)| transformer::scalar(v).map(|s| (k.as_str(), s)))
+        .collect();
+    formatter::ksort(&mut pairs);
+    pairs
+}
+
+/// The string to sign: sorted `k=v` joined by `&`, without `sign` or empty values.
+pub fn string_to_sign(data: &Map<String, Value>) -> String {
+    formatter::query_string_like(&signed_pairs(data))
+}
+
+/// Signs `message` (a [`string_to_sign`]) under the APIv2 key: uppercase hex of
+/// MD5(`message&key=secret`) or HMAC-SHA256 keyed by the secret over the same text.
+///
+/// ```
+/// use wechatpay_chain::client_xml::{sign_message, SignType};
+/// let s = "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA";
+/// assert_eq!(sign_message(SignType::Md5, s, "192006250b4c09247ec02edce69f6a2d").unwrap(),
+///            "9A0A8659F005D6984697E2CA0A9CF3B7");
+/// ```
+pub fn sign_message(kind: SignType, message: &str, secret: &str) -> Result<String, Error> {
+    let text = format!("{message}&key={secret}");
+    match kind {
+        SignType::Md5 => hash::md5_upper(text),
+        SignType::HmacSha256 => hash::hmac_sha256_upper(secret, text),
+    }
+}
+
+/// The `sign` of a data map.
+pub fn sign(data: &Map<String, Value>, secret: &str, kind: SignType) -> Result<String, Error> {
+    sign_message(kind, &string_to_sign(data), secret)
+}
+
+/// Checks the `sign` of a received map (an answer or a notification) in constant time; the
+/// algorithm is told by the sign's length. Missing or wrong: [`Error::Verification`].
+pub fn verify(data: &Map<String, Value>, secret: &str) -> Result<(), Error> {
+    let given = match data.get("sign") {
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(_)) | None => {
+            return Err(Error::Verification("the APIv2 document has no sign".into()))
+        }
+        Some(_) => {
+            return Err(Error::Verification(
+                "the APIv2 document's sign is not a plain text field".into(),
+            ))
+        }
+    };
+    let kind = SignType::of_sign(given);
+    let calc = sign(data, secret, kind)?;
+    if hash::equals(calc.as_bytes(), given.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Error::Verification(format!(
+            "the APIv2 sign does not verify ({} under the APIv2 key)",
+            kind.as_str()
+        )))
+    }
+}
+
+/// Prepares a request's data as wechatpay-php does: checks `mch_id` (else `mchid`, else
+/// `combine_mch_id`) against the configured merchant id, adds `nonce_str` when `nonce` is
+/// given and the data has none, and sets `sign` (last, or in place). Returns the signed data
+/// and its sign type.
+pub fn prepare(
+    data: &Map<String, Value>,
+    mchid: Option<&str>,
+    secret: &str,
+    nonce: Option<&str>,
+) -> Result<(Map<String, Value>, SignType), Error> {
+    if let Some(m) = mchid {
+        let given = ["mch_id", "mchid", "combine_mch_id"]
+            .iter()
+            .find_map(|k| data.get(*k).filter(|v| !v.is_null()));
+        let given_text = given.and_then(transformer::scalar);
+        if given_text.as_deref() != Some(m) {
+            return Err(Error::arg(format!(
+                "the xml data's merchant id {:?} (mch_id, mchid or combine_mch_id) does not match the configured mchid {m:?}",
+                given_text
+                    .as_deref()
+                    .map(crate::error::one_line)
+                    .unwrap_or_default()
+            )));
+        }
+    }
+    let kind = SignType::of_data(data)?;
+    let mut data = data.clone();
+    if let Some(n) = nonce {
+        if data.get("nonce_str").is_none() || data["nonce_str"].is_null() {
+            data.insert("nonce_str".into(), Value::String(n.to_string()));
+        }
+    }
+    let s = sign(&data, secret, kind)?;
+    data.insert("sign".into(), Value::String(s));
+    Ok((data, kind))
+}
+
+fn looks_like_xml(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'<')
+}
+
+fn text<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(Value::as_str)
+}
+
+/// Checks an APIv2 answer to `path` and returns its fields (`None`: a download that is not
+/// XML, such as a CSV or gzip bill, handed out as raw bytes).
+///
+/// `return_code` other than SUCCESS, or a `result_code` other than SUCCESS, is
+/// [`Error::V2`]; a missing or wrong `sign` is [`Error::Verification`] unless the path is one
+/// of [`UNSIGNED_ANSWERS`]; what is not an APIv2 XML document is [`Error::Decode`].
+pub fn check_answer(
+    path: &str,
+    body: &Bytes,
+    secret: &str,
+) -> Result<Option<Vec<(String, String)>>, Error> {
+    let unsigned = is_unsigned(path);
+    if !looks_like_xml(body) {
+        if unsigned {
+            return Ok(None);
+        }
+        return Err(Error::Decode(
+            "the APIv2 answer is not XML (and so carries no sign)".into(),
+        ));
+    }
+    let map = transformer::to_array(body)?;
+    let fields = transformer::fields(&map)?;
+    let return_code = text(&map, "return_code").ok_or_else(|| {
+        Error::Decode("the answer has no return_code: it is not an APIv2 answer".into())
+    })?;
+    let result_code = text(&map, "result_code");
+    if return_code != "SUCCESS" || result_code.is_some_and(|r| r != "SUCCESS") {
+        let opt = |k: &str| text(&map, k).map(str::to_string);
+        return Err(Error::V2 {
+            return_code: return_code.to_string(),
+            return_msg: opt("return_msg"),
+            result_code: opt("result_code"),
+            err_code: opt("err_code"),
+            err_code_des: opt("err_code_des"),
+            body: body.clone(),
+        });
+    }
+    if !unsigned {
+        verify(&map, secret)?;
+    }
+    Ok(Some(fields))
+}
+
+fn object<'a>(
+    args: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a Map<String, Value>>, Error> {
+    match args.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(other) => Err(Error::arg(format!(
+            "{key} must be an object for an APIv2 call, got {}",
+            uri::kind(other)
+        ))),
+    }
+}
+
+/// The query string of a GET: the signed fields, URL-encoded (flat fields only).
+fn query_of(data: &Map<String, Value>) -> Result<String, Error> {
+    let mut flat = Map::new();
+    for (k, v) in data {
+        match v {
+            Value::Object(_) | Value::Array(_) => {
+                return Err(Error::arg(format!(
+                    "query field {k} is an {}: an APIv2 query carries flat fields only",
+                    uri::kind(v)
+                )))
+            }
+            Value::Null => {}
+            other => {
+                let s = transformer::scalar(other).unwrap_or_default();
+                flat.insert(k.clone(), Value::String(s.into_owned()));
+            }
+        }
+    }
+    Ok(uri::build_query(&flat))
+}
+
 impl Core {
-    pub(crate) fn begin_v2(&self, _method: Method, _d: Draft<'_>) -> Result<Pending, Error> {
-        Err(Error::Config(
-            "APIv2 (paths starting with v2/) is not supported yet".into(),
-        ))
+    pub(crate) fn begin_v2(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
+        let secret = self.secret.as_deref().ok_or_else(|| {
+            Error::Config(
+                "APIv2 calls need the APIv2 key: set Builder::secret (WECHATPAY_SECRET)".into(),
+            )
+        })?;
+        let nonceless = flag(d.args, "nonceless")?;
+        let secure = flag(d.args, "security")?;
+        if secure && !self.transport.has_identity() {
+            return Err(Error::Config(
+                "this call needs the merchant certificate (security: true): set Builder::merchant_identity (WECHATPAY_MERCHANT_CERT, WECHATPAY_MERCHANT_KEY)".into(),
+            ));
+        }
+        for k in ["json", "body"] {
+            if d.args.get(k).is_some_and(|v| !v.is_null()) {
+                return Err(Error::arg(format!(
+                    "an APIv2 call takes its fields in xml (or query for GET), not {k}"
+                )));
+            }
+        }
+        let is_get = method == Method::GET;
+        let xml = object(d.args, "xml")?;
+        let query = match d.args.get("query") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(q)) => Some(q),
+            Some(Value::String(_)) if !is_get => None,
+            Some(other) => {
+                return Err(Error::arg(format!(
+                    "query must be an object for an APIv2 call, got {}",
+                    uri::kind(other)
+                )))
+            }
+        };
+        let (path, template_query) = match d.path.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (d.path.clone(), String::new()),
+        };
+        let empty = Map::new();
+        let data = if is_get {
+            if xml.is_some() && query.is_some() {
+                return Err(Error::arg(
+                    "a GET APIv2 call takes its fields in query or xml, not both",
+                ));
+            }
+            query.or(xml).unwrap_or(&empty)
+        } else {
+            xml.unwrap_or(&empty)
+        };
+        let nonce = (!nonceless).then(|| formatter::nonce(32));
+        let (signed, kind) = prepare(data, self.mchid.as_deref(), secret, nonce.as_deref())?;
+        let mut extra = Vec::new();
+        if !template_query.is_empty() {
+            extra.push(template_query);
+        }
+        let body = if is_get {
+            extra.push(query_of(&signed)?);
+            Bytes::new()
+        } else {
+            match d.args.get("query") {
+                Some(Value::Object(q)) => extra.push(uri::build_query(q)),
+                Some(Value::String(s)) => extra.push(s.trim_start_matches('?').to_string()),
+                _ => {}
+            }
+            d.headers
+                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V2));
+            Bytes::from(transformer::to_xml(&signed)?)
+        };
+        d.headers
+            .insert(ACCEPT, HeaderValue::from_static(ACCEPT_V2));
+        let query: String = extra
+            .into_iter()
+            .filter(|q| !q.is_empty())
+            .collect::<Vec<_>>()
+            .join("&");
+        let full_path = uri::merge_path(&d.base.path, &path);
+        self.apply_headers(&mut d)?;
+        let request = self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
+        Ok(Pending {
+            request,
+            protocol: Protocol::V2,
+            secure,
+            limits: d.limits,
+            path: full_path,
+            v2_sign_type: Some(kind),
+            retry: d.retry,
+            own_base: d.own_base,
+        })
     }
 
     pub(crate) fn finish_v2(
         &self,
-        _pending: &Pending,
-        _res: http::Response<Bytes>,
+        pending: &Pending,
+        res: http::Response<Bytes>,
     ) -> Result<Response, Error> {
-        Err(Error::Config(
-            "APIv2 (paths starting with v2/) is not supported yet".into(),
-        ))
+        if !res.status().is_success() {
+            return Err(api_error(res));
+        }
+        let secret = self.secret.as_deref().unwrap_or_default();
+        let fields = check_answer(&pending.path, res.body(), secret).inspect_err(|e| {
+            if matches!(e, Error::Verification(_)) {
+                tracing::debug!(
+                    path = %pending.path,
+                    request_sign_type = pending.v2_sign_type.map(SignType::as_str),
+                    "APIv2 answer failed verification"
+                );
+            }
+        })?;
+        let mut response = Response::new(res);
+        response.xml = fields;
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn vector() -> Map<String, Value> {
+        json!({
+            "appid": "wxd930ea5d5a258f4f",
+            "mch_id": "10000100",
+            "device_info": "1000",
+            "body": "test",
+            "nonce_str": "ibuaiVcKdpRxkhJA",
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn fixed_vectors() {
+        let data = vector();
+        assert_eq!(
+            string_to_sign(&data),
+            "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA"
+        );
+        assert_eq!(
+            sign(&data, KEY, SignType::Md5).unwrap(),
+            "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
+        assert_eq!(
+            sign(&data, KEY, SignType::HmacSha256).unwrap(),
+            "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"
+        );
+    }
+
+    #[test]
+    fn string_to_sign_skips_sign_null_empty_and_nested_and_sorts_by_bytes() {
+        let data = json!({
+            "b": "2", "a_b": "x", "ab": "y", "a": "1", "B": "u", "10": "t", "9": "n",
+            "sign": "S", "empty": "", "null": null, "obj": {"k": "v"}, "list": [1],
+            "num": 5, "flag": true,
+        });
+        assert_eq!(
+            string_to_sign(data.as_object().unwrap()),
+            "10=t&9=n&B=u&a=1&a_b=x&ab=y&b=2&flag=true&num=5"
+        );
+    }
+
+    #[test]
+    fn prepare_adds_nonce_and_sign_and_checks_mchid() {
+        let mut data = vector();
+        data.remove("nonce_str");
+        data.insert("sign_type".into(), json!("HMAC-SHA256"));
+        let (signed, kind) = prepare(&data, Some("10000100"), KEY, Some("N")).unwrap();
+        assert_eq!(kind, SignType::HmacSha256);
+        let keys: Vec<&str> = signed.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "appid",
+                "mch_id",
+                "device_info",
+                "body",
+                "sign_type",
+                "nonce_str",
+                "sign"
+            ]
+        );
+        assert_eq!(signed["nonce_str"], "N");
+        assert_eq!(signed["sign"].as_str().unwrap().len(), 64);
+        verify(&signed, KEY).unwrap();
+
+        // nonceless: nothing added; a nonce_str given is kept
+        let (signed, kind) = prepare(&vector(), None, KEY, None).unwrap();
+        assert_eq!(kind, SignType::Md5);
+        assert_eq!(signed["sign"], "9A0A8659F005D6984697E2CA0A9CF3B7");
+        let (signed, _) = prepare(&vector(), None, KEY, Some("OTHER")).unwrap();
+        assert_eq!(signed["nonce_str"], "ibuaiVcKdpRxkhJA");
+
+        // mchid: mch_id, else mchid, else combine_mch_id; numbers compare as text
+        for field in ["mch_id", "mchid", "combine_mch_id"] {
+            let d = json!({ field: "10000100" });
+            assert!(prepare(d.as_object().unwrap(), Some("10000100"), KEY, None).is_ok());
+        }
+        let d = json!({"mch_id": 10000100});
+        assert!(prepare(d.as_object().unwrap(), Some("10000100"), KEY, None).is_ok());
+        let d = json!({"mch_id": "999", "mchid": "10000100"});
+        match prepare(d.as_object().unwrap(), Some("10000100"), KEY, None) {
+            Err(Error::InvalidArgument(m)) => {
+                assert!(m.contains("\"999\"") && m.contains("\"10000100\""), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let d = json!({"appid": "x"});
+        assert!(matches!(
+            prepare(d.as_object().unwrap(), Some("10000100"), KEY, None),
+            Err(Error::InvalidArgument(_))
+        ));
+        let d = json!({"sign_type": "SHA1"});
+        assert!(matches!(
+            prepare(d.as_object().unwrap(), None, KEY, None),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn verify_tells_the_algorithm_by_length_and_refuses_missing_or_wrong() {
+        let mut data = vector();
+        data.insert("sign".into(), json!("9A0A8659F005D6984697E2CA0A9CF3B7"));
+        verify(&data, KEY).unwrap();
+        data.insert(
+            "sign".into(),
+            json!("6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"),
+        );
+        verify(&data, KEY).unwrap();
+        assert!(matches!(
+            verify(&data, "wrong"),
+            Err(Error::Verification(_))
+        ));
+        data.insert("sign".into(), json!("9a0a8659f005d6984697e2ca0a9cf3b7"));
+        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        data.insert("sign".into(), json!(""));
+        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        data.remove("sign");
+        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        data.insert("sign".into(), json!({"x": "1"}));
+        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+    }
+
+    #[test]
+    fn unsigned_list_has_the_fixed_bank_paths() {
+        for p in [
+            "/mmpaysptrans/pay_bank",
+            "/mmpaysptrans/query_bank",
+            "/pay/downloadbill",
+            "/pay/downloadbill?x=1",
+            "/sandboxnew/pay/downloadbill",
+            "/prefix/risk/getpublickey",
+            "/mmpaymkttransfers/gethbinfo",
+        ] {
+            assert!(is_unsigned(p), "{p}");
+        }
+        for p in [
+            "/mmpaymkttransfers/pay_bank",
+            "/mmpaymkttransfers/query_bank",
+            "/pay/orderquery",
+            "/pay/downloadbillx",
+            "/xpay/downloadbill",
+            "pay/downloadbill",
+            "/",
+        ] {
+            assert!(!is_unsigned(p), "{p}");
+        }
+    }
+
+    fn answer(fields: Value, secret: &str, kind: Option<SignType>) -> Bytes {
+        let mut m = fields.as_object().unwrap().clone();
+        if let Some(k) = kind {
+            let s = sign(&m, secret, k).unwrap();
+            m.insert("sign".into(), json!(s));
+        }
+        Bytes::from(transformer::to_xml(&m).unwrap())
+    }
+
+    #[test]
+    fn check_answer_rules() {
+        let ok = json!({"return_code": "SUCCESS", "result_code": "SUCCESS", "x": "1"});
+        for kind in [SignType::Md5, SignType::HmacSha256] {
+            let f = check_answer("/pay/orderquery", &answer(ok.clone(), KEY, Some(kind)), KEY)
+                .unwrap()
+                .unwrap();
+            assert_eq!(f[2], ("x".to_string(), "1".to_string()));
+        }
+        // missing sign, wrong key
+        let unsigned = answer(ok.clone(), KEY, None);
+        assert!(matches!(
+            check_answer("/pay/orderquery", &unsigned, KEY),
+            Err(Error::Verification(_))
+        ));
+        assert!(matches!(
+            check_answer(
+                "/pay/orderquery",
+                &answer(ok.clone(), "other", Some(SignType::Md5)),
+                KEY
+            ),
+            Err(Error::Verification(_))
+        ));
+        // exempt paths pass unsigned
+        assert!(check_answer("/mmpaysptrans/query_bank", &unsigned, KEY)
+            .unwrap()
+            .is_some());
+        // FAIL at either level
+        let fail = answer(
+            json!({"return_code": "FAIL", "return_msg": "签名错误"}),
+            KEY,
+            None,
+        );
+        match check_answer("/pay/orderquery", &fail, KEY) {
+            Err(e @ Error::V2 { .. }) => {
+                assert_eq!(e.code(), Some("FAIL"));
+                assert!(e.to_string().contains("签名错误"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let biz = answer(
+            json!({"return_code": "SUCCESS", "result_code": "FAIL", "err_code": "ORDERNOTEXIST", "err_code_des": "no"}),
+            KEY,
+            Some(SignType::Md5),
+        );
+        match check_answer("/pay/orderquery", &biz, KEY) {
+            Err(e @ Error::V2 { .. }) => assert_eq!(e.code(), Some("ORDERNOTEXIST")),
+            other => panic!("{other:?}"),
+        }
+        // bills: raw bytes on exempt paths only
+        let csv = Bytes::from_static("交易时间,公众账号ID\n`2024-01-01,`wx1\n".as_bytes());
+        assert_eq!(check_answer("/pay/downloadbill", &csv, KEY).unwrap(), None);
+        let gz = Bytes::from_static(b"\x1f\x8b\x08\x00\x00\x00\x00\x00");
+        assert_eq!(
+            check_answer("/pay/downloadfundflow", &gz, KEY).unwrap(),
+            None
+        );
+        assert!(matches!(
+            check_answer("/pay/orderquery", &csv, KEY),
+            Err(Error::Decode(_))
+        ));
+        // not an APIv2 answer
+        assert!(matches!(
+            check_answer(
+                "/pay/orderquery",
+                &Bytes::from_static(b"<xml><a>1</a></xml>"),
+                KEY
+            ),
+            Err(Error::Decode(_))
+        ));
     }
 }

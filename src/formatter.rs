@@ -1,5 +1,6 @@
 //! The strings the protocol signs, as wechatpay-php's `Formatter`: nonces, timestamps, the
-//! request and response messages, and the `Authorization` header value.
+//! request and response messages, the `Authorization` header value, and APIv2's sorted
+//! `k=v&…` string.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,9 +80,64 @@ pub fn authorization(
     )
 }
 
+/// Sorts pairs by key in byte order, as PHP's `ksort($a, SORT_STRING)`: `"10" < "9" < "B" <
+/// "a" < "a_b" < "ab"`. Stable, so equal keys keep their order.
+pub fn ksort<K: AsRef<str>, V>(pairs: &mut [(K, V)]) {
+    pairs.sort_by(|a, b| a.0.as_ref().as_bytes().cmp(b.0.as_ref().as_bytes()));
+}
+
+/// The APIv2 string to sign from (already sorted) pairs, as PHP's `queryStringLike`: `k=v`
+/// joined by `&`, leaving out `sign` and empty values, with nothing URL-encoded.
+///
+/// ```
+/// use wechatpay_chain::formatter::{ksort, query_string_like};
+/// let mut pairs = vec![("mch_id", "10000100"), ("sign", "X"), ("body", "test"), ("attach", "")];
+/// ksort(&mut pairs);
+/// assert_eq!(query_string_like(&pairs), "body=test&mch_id=10000100");
+/// ```
+pub fn query_string_like<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        let (k, v) = (k.as_ref(), v.as_ref());
+        if k == "sign" || v.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ksort_is_byte_order() {
+        let mut pairs: Vec<(&str, ())> = ["ab", "a_b", "a", "B", "9", "10"]
+            .iter()
+            .map(|k| (*k, ()))
+            .collect();
+        ksort(&mut pairs);
+        let keys: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+        assert_eq!(keys, ["10", "9", "B", "a", "a_b", "ab"]);
+    }
+
+    #[test]
+    fn query_string_like_skips_sign_and_empty_and_does_not_encode() {
+        let pairs = [
+            ("a", "1 2&3"),
+            ("b", ""),
+            ("sign", "S"),
+            ("url", "https://x/?y=1"),
+        ];
+        assert_eq!(query_string_like(&pairs), "a=1 2&3&url=https://x/?y=1");
+        assert_eq!(query_string_like::<&str, &str>(&[]), "");
+    }
 
     #[test]
     fn nonce_has_size_and_alphabet_and_varies() {

@@ -3,7 +3,6 @@
 //! lock-free (`arc-swap`), so a refresh never blocks a call.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
@@ -99,5 +98,3 @@ impl Keyring {
         Some((pick.clone(), keys[pick].clone()))
     }
 }
-
-pub(crate) type SharedKeyring = Arc<Keyring>;

@@ -28,9 +28,6 @@
 //! ```
 
 #![warn(missing_docs)]
-// `Error::Api` and `Error::V2` carry the platform's fields by name, as users match on them;
-// errors are the rare path, so their size is not worth boxing away those names.
-#![allow(clippy::result_large_err)]
 
 mod builder;
 pub mod certificates;
@@ -43,8 +40,10 @@ pub mod decorator;
 mod error;
 pub mod formatter;
 pub mod keyring;
+pub mod notify_v2;
 mod response;
 mod retry;
+pub mod transformer;
 mod transport;
 pub mod uri;
 pub mod util;
@@ -59,3 +58,8 @@ pub use keyring::Keyring;
 pub use response::Response;
 pub use retry::RetryPolicy;
 pub use uri::Placeholders;
+
+/// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/apiv2.md")]
+pub struct ApiV2Doc;

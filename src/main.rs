@@ -173,6 +173,27 @@ impl Conf {
                 b = b.platform_certificate(Rsa::from_certificate(&key_source(c.trim()))?);
             }
         }
+        if let Some(s) = &self.secret {
+            b = b.secret(s);
+        }
+        match (&self.merchant_cert, &self.merchant_key) {
+            (Some(c), Some(k)) => {
+                let cert = read_file(c, "merchant certificate (--merchant-cert)")?;
+                let key = read_file(k, "merchant key (--merchant-key)")?;
+                b = b.merchant_identity(&cert, &key);
+            }
+            (Some(_), None) => {
+                return Err(Error::Config(
+                    "--merchant-cert needs --merchant-key (WECHATPAY_MERCHANT_KEY)".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "--merchant-key needs --merchant-cert (WECHATPAY_MERCHANT_CERT)".into(),
+                ))
+            }
+            (None, None) => {}
+        }
         if let Some(t) = self.timeout {
             if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
                 return Err(Error::Config(format!(
@@ -232,7 +253,7 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     let args = read_args(c.args.as_deref())?;
     let path = chain_path(uri);
     let names = wechatpay_chain::uri::placeholders(&path);
-    let empty = args.as_object().is_none_or(|m| m.is_empty());
+    let empty = args.as_object().map_or(true, |m| m.is_empty());
     if !names.is_empty() && empty {
         return Err(Error::InvalidArgument(format!(
             "{path} needs {} in ARGS",

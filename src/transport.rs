@@ -89,6 +89,11 @@ impl Transport {
         })
     }
 
+    /// Whether a merchant identity was configured for `security` calls.
+    pub(crate) fn has_identity(&self) -> bool {
+        self.secure.is_some()
+    }
+
     /// Sends `req` on the I/O runtime; the returned future can be awaited on any runtime and
     /// cancels the exchange when dropped.
     pub(crate) fn send(

@@ -2,9 +2,11 @@
 //! (APIv3 notifications and certificates), AES-ECB (APIv2 refund notifications) and hashes.
 //! All of it is openssl underneath.
 
+pub mod aes_ecb;
 pub mod aes_gcm;
 pub mod hash;
 pub mod rsa;
 
+pub use self::aes_ecb::AesEcb;
 pub use self::aes_gcm::AesGcm;
 pub use self::rsa::{Certificate, PrivateKey, PublicKey, Rsa};
