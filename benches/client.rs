@@ -158,6 +158,7 @@ fn main() {
             black_box(chain.get(args.clone()).unwrap());
         }
         let _ = child.kill();
+        let _ = child.wait();
         return;
     }
     let n = 2000u32;

@@ -104,7 +104,7 @@ impl RetryPolicy {
                 let mut p = client.cloned().unwrap_or_default();
                 for (k, v) in o {
                     match (k.as_str(), v.as_f64()) {
-                        ("max_attempts", Some(n)) if n >= 1.0 && n <= 100.0 && n.fract() == 0.0 => p.max_attempts = n as u32,
+                        ("max_attempts", Some(n)) if (1.0..=100.0).contains(&n) && n.fract() == 0.0 => p.max_attempts = n as u32,
                         ("deadline", Some(s)) if s > 0.0 && s < 86_400.0 => p.deadline = Duration::from_secs_f64(s),
                         _ => return Err(Error::arg(format!("retry.{k} is not a valid setting (max_attempts: 1-100, deadline: seconds)"))),
                     }
