@@ -39,6 +39,7 @@ pub mod decorator;
 mod error;
 pub mod formatter;
 pub mod keyring;
+pub mod notify;
 mod response;
 mod transport;
 pub mod uri;
