@@ -230,6 +230,7 @@ impl Builder {
             user_agent,
             secret: self.secret,
             transport: Transport::new(identity)?,
+            sealed: Default::default(),
         };
         Ok(Client::from_core(core))
     }

@@ -263,11 +263,18 @@ impl Core {
         self.apply_headers(&mut d)?;
         let mut request =
             self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
-        if !request.headers().contains_key("wechatpay-serial") && self.takes_serial(&request) {
-            if let Some((serial, _)) = self.keyring.preferred() {
-                if let Ok(v) = HeaderValue::from_str(&serial) {
-                    request.headers_mut().insert("wechatpay-serial", v);
+        if let Some(serial) = self.takes_serial(d.args, request.body())? {
+            match request.headers().get("wechatpay-serial") {
+                None => {
+                    if let Ok(v) = HeaderValue::from_str(&serial) {
+                        request.headers_mut().insert("wechatpay-serial", v);
+                    }
                 }
+                Some(v) if v.as_bytes() != serial.as_bytes() => tracing::warn!(
+                    encrypted_for = &*serial,
+                    "the args name another Wechatpay-Serial than the key the fields were encrypted with; the args win"
+                ),
+                Some(_) => {}
             }
         }
         client_json::sign_request(&mut request, cred)?;
@@ -281,10 +288,23 @@ impl Core {
         })
     }
 
-    /// Hook for the sensitive-field encryptor: calls that carry fields it encrypted name the
-    /// platform key in `Wechatpay-Serial`.
-    fn takes_serial(&self, _request: &http::Request<Bytes>) -> bool {
-        false
+    /// The serial a call must name in `Wechatpay-Serial` because its JSON body carries fields
+    /// made by this client's [`Encryptor`](crate::sensitive::Encryptor), if any.
+    fn takes_serial(
+        &self,
+        args: &Map<String, Value>,
+        body: &[u8],
+    ) -> Result<Option<std::sync::Arc<str>>, Error> {
+        match args.get("json") {
+            Some(j) if !j.is_null() => self.sealed.serial_for(j),
+            _ if body.first().is_some_and(|b| matches!(b, b'{' | b'[')) => {
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(v) => self.sealed.serial_for(&v),
+                    Err(_) => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     pub(crate) fn apply_headers(&self, d: &mut Draft<'_>) -> Result<(), Error> {
