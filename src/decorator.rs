@@ -15,6 +15,7 @@ use crate::formatter;
 use crate::response::Response;
 use crate::transport::Limits;
 use crate::uri;
+use crate::util::media::Media;
 use crate::Core;
 
 /// `Accept` sent by default, as wechatpay-php sends it.
@@ -154,6 +155,17 @@ impl Core {
         template: &str,
         args: &Value,
     ) -> Result<Pending, Error> {
+        self.begin_with(method, template, args, None)
+    }
+
+    /// [`Core::begin`] with a media upload as the body: multipart sent, its meta signed.
+    pub(crate) fn begin_with(
+        &self,
+        method: Method,
+        template: &str,
+        args: &Value,
+        upload: Option<&Media>,
+    ) -> Result<Pending, Error> {
         let empty = Map::new();
         let args = match args {
             Value::Object(m) => m,
@@ -215,12 +227,20 @@ impl Core {
             },
         };
         match protocol {
-            Protocol::V3 => self.begin_v3(method, draft),
+            Protocol::V3 => self.begin_v3(method, draft, upload),
+            Protocol::V2 if upload.is_some() => Err(Error::arg(
+                "media uploads are APIv3 calls (multipart with a signed meta)",
+            )),
             Protocol::V2 => self.begin_v2(method, draft),
         }
     }
 
-    fn begin_v3(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
+    fn begin_v3(
+        &self,
+        method: Method,
+        mut d: Draft<'_>,
+        upload: Option<&Media>,
+    ) -> Result<Pending, Error> {
         let cred = self.credentials.as_ref().ok_or_else(|| {
             Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
         })?;
@@ -239,20 +259,31 @@ impl Core {
                 )))
             }
         };
-        let body: Bytes = match (d.args.get("json"), d.args.get("body")) {
-            (Some(j), Some(_)) if !j.is_null() => {
+        let body: Bytes = match (d.args.get("json"), d.args.get("body"), upload) {
+            (j, b, Some(media)) => {
+                if j.is_some_and(|v| !v.is_null()) || b.is_some_and(|v| !v.is_null()) {
+                    return Err(Error::arg(
+                        "an upload carries its own body: drop json and body from the args",
+                    ));
+                }
+                let ct = HeaderValue::from_str(&media.content_type())
+                    .map_err(|_| Error::arg("the multipart boundary cannot be sent"))?;
+                d.headers.insert(CONTENT_TYPE, ct);
+                media.to_multipart()
+            }
+            (Some(j), Some(_), None) if !j.is_null() => {
                 return Err(Error::arg("json and body cannot both be given"))
             }
-            (Some(j), _) if !j.is_null() => {
+            (Some(j), _, None) if !j.is_null() => {
                 d.headers
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 serde_json::to_vec(j)
                     .map_err(|e| Error::arg(format!("json cannot be encoded: {e}")))?
                     .into()
             }
-            (_, Some(Value::String(s))) => Bytes::from(s.clone()),
-            (_, None | Some(Value::Null)) => Bytes::new(),
-            (_, Some(other)) => {
+            (_, Some(Value::String(s)), None) => Bytes::from(s.clone()),
+            (_, None | Some(Value::Null), None) => Bytes::new(),
+            (_, Some(other), None) => {
                 return Err(Error::arg(format!(
                     "body must be a string, got {}",
                     uri::kind(other)
@@ -276,6 +307,13 @@ impl Core {
                 ),
                 Some(_) => {}
             }
+        }
+        if let Some(media) = upload {
+            request
+                .extensions_mut()
+                .insert(client_json::SignedBody(Bytes::from(
+                    media.meta().to_owned(),
+                )));
         }
         client_json::sign_request(&mut request, cred)?;
         Ok(Pending {
