@@ -36,6 +36,7 @@ pub mod client_json;
 pub mod client_xml;
 pub mod crypto;
 pub mod decorator;
+pub mod download;
 mod error;
 pub mod formatter;
 pub mod keyring;
