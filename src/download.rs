@@ -320,7 +320,7 @@ impl crate::Client {
         write_sync(&res, true, Some((kind, &bill.hash_value)), writer)
     }
 
-    /// [`Client::download_bill`] to a tokio writer (a `tokio::fs::File` …).
+    /// [`Client::download_bill`](crate::Client::download_bill) to a tokio writer (a `tokio::fs::File` …).
     pub async fn download_bill_async<W: AsyncWrite + Unpin>(
         &self,
         bill: &Bill,
@@ -345,7 +345,7 @@ impl crate::Client {
         write_sync(&res, false, None, writer)
     }
 
-    /// [`Client::download_to`] to a tokio writer.
+    /// [`Client::download_to`](crate::Client::download_to) to a tokio writer.
     pub async fn download_to_async<W: AsyncWrite + Unpin>(
         &self,
         url: &str,
