@@ -333,6 +333,9 @@ impl Core {
         args: &Map<String, Value>,
         body: &[u8],
     ) -> Result<Option<std::sync::Arc<str>>, Error> {
+        if !self.sealed.in_use() {
+            return Ok(None);
+        }
         match args.get("json") {
             Some(j) if !j.is_null() => self.sealed.serial_for(j),
             _ if body.first().is_some_and(|b| matches!(b, b'{' | b'[')) => {

@@ -84,10 +84,15 @@ impl Sealed {
         self.used.store(true, Ordering::Release);
     }
 
+    /// Whether any ciphertext was recorded: calls skip looking at their body until then.
+    pub(crate) fn in_use(&self) -> bool {
+        self.used.load(Ordering::Acquire)
+    }
+
     /// The serial the ciphertexts found in `json` were made for: `None` when it carries none,
     /// an error when they were made for different keys.
     pub(crate) fn serial_for(&self, json: &Value) -> Result<Option<Arc<str>>, Error> {
-        if !self.used.load(Ordering::Acquire) {
+        if !self.in_use() {
             return Ok(None);
         }
         let mut found: Option<Arc<str>> = None;
