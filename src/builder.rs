@@ -352,6 +352,7 @@ impl Builder {
             user_agent,
             secret: self.secret,
             transport: Transport::new(identity)?,
+            sealed: Default::default(),
         };
         let client = Client::from_core(core);
         if has_auto {

@@ -111,6 +111,16 @@ pub enum Error {
     #[error("decode error: {0}")]
     Decode(String),
 
+    /// A notification (webhook) failed one of its checks; `kind` says which, so a server can
+    /// log and count them apart. Answer the platform 4xx/5xx: it will send it again.
+    #[error("notification refused ({kind}): {message}")]
+    Notification {
+        /// Which check failed.
+        kind: crate::notify::Refusal,
+        /// What exactly, in one line.
+        message: String,
+    },
+
     /// Reading or writing a local file failed.
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),

@@ -237,7 +237,7 @@ impl Core {
             }
         }
         if pending.protocol == Protocol::V3 {
-            self.sign_v3(&mut req, pending)?;
+            self.sign_v3(&mut req)?;
         }
         Ok(req)
     }

@@ -62,3 +62,110 @@ mod tests {
         assert!(!equals(b"abc", b"ab"));
     }
 }
+
+// wechatpay-php's `Crypto\Hash::md5` and `::hmac`, with their key framing.
+
+/// `Crypto\Hash::md5`: lowercase hex MD5 of `thing`, followed by `&key=KEY` when `key` is not
+/// empty (`&secret=KEY` with `agency`, for WeWork's agency keys). With an empty key this is a
+/// plain MD5.
+///
+/// ```
+/// use wechatpay_chain::crypto::hash;
+/// assert_eq!(hash::md5("a=1&b=2", "", false)?, "ed04c91cf6f6ab5a01a31c0295c5da34");
+/// assert_eq!(hash::md5("a=1&b=2", "secret", false)?, "9f565ccd686cfa5dc3b06b3a89e4e3ad");
+/// # Ok::<(), wechatpay_chain::Error>(())
+/// ```
+pub fn md5(thing: impl AsRef<[u8]>, key: &str, agency: bool) -> Result<String, Error> {
+    let mut h = openssl::hash::Hasher::new(MessageDigest::md5())?;
+    h.update(thing.as_ref())?;
+    if !key.is_empty() {
+        h.update(if agency { b"&secret=" } else { b"&key=" })?;
+        h.update(key.as_bytes())?;
+    }
+    Ok(crate::client_json::hex(&h.finish()?))
+}
+
+/// `Crypto\Hash::hmac`: lowercase hex HMAC of `thing` followed by `&key=KEY`, keyed with
+/// `KEY` (PHP's quirk: the key is both the MAC key and appended to the data, as APIv2's
+/// HMAC-SHA256 `sign` requires). `algorithm` is an openssl digest name: `sha256` as PHP's
+/// default, `sha512` …; an unknown name is an error.
+///
+/// ```
+/// use wechatpay_chain::crypto::hash;
+/// assert_eq!(
+///     hash::hmac("a=1&b=2", "secret", "sha256")?,
+///     "3c1bcc36e976ded8aabbe1901a67b59016dffcaff3370ec35396fd4d664440a4"
+/// );
+/// # Ok::<(), wechatpay_chain::Error>(())
+/// ```
+pub fn hmac(thing: impl AsRef<[u8]>, key: &str, algorithm: &str) -> Result<String, Error> {
+    let md = MessageDigest::from_name(algorithm).ok_or_else(|| {
+        Error::Crypto(format!(
+            "unknown digest {:?} for HMAC",
+            crate::error::one_line(algorithm)
+        ))
+    })?;
+    let pkey = PKey::hmac(key.as_bytes())?;
+    let mut s = Signer::new(md, &pkey)?;
+    s.update(thing.as_ref())?;
+    s.update(b"&key=")?;
+    s.update(key.as_bytes())?;
+    Ok(crate::client_json::hex(&s.sign_to_vec()?))
+}
+
+#[cfg(test)]
+mod php_tests {
+    use super::*;
+
+    #[test]
+    fn md5_appends_the_key_as_php_does() {
+        assert_eq!(
+            md5("a=1&b=2", "", false).unwrap(),
+            "ed04c91cf6f6ab5a01a31c0295c5da34"
+        );
+        assert_eq!(
+            md5("a=1&b=2", "", true).unwrap(),
+            md5_hex("a=1&b=2").unwrap()
+        );
+        assert_eq!(
+            md5("a=1&b=2", "secret", false).unwrap(),
+            "9f565ccd686cfa5dc3b06b3a89e4e3ad"
+        );
+        assert_eq!(
+            md5("a=1&b=2", "secret", true).unwrap(),
+            "2764794cd910d6bf7d1fce51c3302df3"
+        );
+    }
+
+    #[test]
+    fn hmac_appends_the_key_and_names_its_digest() {
+        assert_eq!(
+            hmac("a=1&b=2", "secret", "sha256").unwrap(),
+            "3c1bcc36e976ded8aabbe1901a67b59016dffcaff3370ec35396fd4d664440a4"
+        );
+        assert_eq!(
+            hmac("a=1&b=2", "secret", "sha256").unwrap(),
+            hmac_sha256_upper("secret", "a=1&b=2&key=secret")
+                .unwrap()
+                .to_ascii_lowercase()
+        );
+        assert_eq!(
+            hmac("a=1&b=2", "secret", "SHA512").unwrap(),
+            "21978c6fe8eeb7197ad032f8fc8f5a2990ebf80a1166043983d8a8b15d40429dea05cd56a4903a63fe6afb7be607200b84fccd1b778f4c8452c3db8de2443587"
+        );
+        let e = hmac("x", "k", "nope\n").unwrap_err();
+        assert!(matches!(e, Error::Crypto(_)));
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn sha_helpers_and_equals() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(md5_upper("").unwrap(), "D41D8CD98F00B204E9800998ECF8427E");
+        assert!(equals(b"", b""));
+        assert!(!equals(b"a", b""));
+    }
+}

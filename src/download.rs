@@ -1,0 +1,534 @@
+//! Bill and statement downloads: the second step after `v3/bill/tradebill`,
+//! `v3/bill/fundflowbill`, `v3/bill/sub-merchant-fundflowbill`'s parts and friends, which
+//! answer a `download_url` with a `hash_type`/`hash_value` of the bill.
+//!
+//! The `download_url` is called signed, through the same client: its path and query go to the
+//! client's `base_uri` (a per-call `base_uri` in the args goes elsewhere), so a client pointed at
+//! a proxy or a test platform downloads from there too. The platform answers
+//! `/v3/billdownload/file` unsigned ([`client_json::is_unsigned`](crate::client_json::is_unsigned)),
+//! so the digest is what proves the file: it is computed over the bill as written (gzip is
+//! decompressed, as `hash_value` covers the original bill) and a mismatch is an
+//! [`Error::Verification`].
+//!
+//! ```no_run
+//! # fn f(client: wechatpay_chain::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use serde_json::json;
+//! use wechatpay_chain::download::Bill;
+//!
+//! let bill: Bill = client
+//!     .chain("v3/bill/tradebill")
+//!     .get(json!({"query": {"bill_date": "2024-06-01", "tar_type": "GZIP"}}))?
+//!     .json()?;
+//! // Write to a temporary file and keep it only when the digest matched.
+//! let mut file = std::fs::File::create("/tmp/tradebill.csv.part")?;
+//! let done = client.download_bill(&bill, json!({"timeout": 120}), &mut file)?;
+//! std::fs::rename("/tmp/tradebill.csv.part", "/tmp/tradebill.csv")?;
+//! println!("{} bytes, sha1 {}", done.bytes, done.digest.unwrap_or_default());
+//! # Ok(()) }
+//! ```
+//!
+//! Bytes reach the writer as they are decoded, before the digest is known at the end: on an
+//! error, discard what was written (write to a temporary file, rename on success). The answer
+//! itself is still read whole into memory first, up to the client's
+//! [`body_limit`](crate::Builder::body_limit) (32 MiB by default): raise it for large bills.
+//! The writer API stays the same when the transfer itself streams.
+
+use std::io::{Read, Write};
+
+use http::{Method, Uri};
+use openssl::hash::{Hasher, MessageDigest};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::client_json::hex;
+use crate::error::{one_line, Error};
+use crate::response::Response;
+use crate::uri;
+
+/// What the bill APIs answer: where to download, and the digest the bill must have.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Bill {
+    /// `https://api.mch.weixin.qq.com/v3/billdownload/file?token=…`, valid for 30 s.
+    pub download_url: String,
+    /// `SHA1` (or `SHA256`).
+    pub hash_type: String,
+    /// Hex digest of the original (decompressed) bill.
+    pub hash_value: String,
+}
+
+impl Bill {
+    /// A bill locator from its three fields.
+    pub fn new(
+        download_url: impl Into<String>,
+        hash_type: impl Into<String>,
+        hash_value: impl Into<String>,
+    ) -> Bill {
+        Bill {
+            download_url: download_url.into(),
+            hash_type: hash_type.into(),
+            hash_value: hash_value.into(),
+        }
+    }
+}
+
+/// The digests the platform names in `hash_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashType {
+    /// `SHA1`, what the bill APIs use today.
+    Sha1,
+    /// `SHA256`.
+    Sha256,
+}
+
+impl HashType {
+    /// Parses `SHA1`/`SHA-1`/`SHA256`/`SHA-256` in any case; anything else is refused rather
+    /// than skipped.
+    pub fn parse(s: &str) -> Result<HashType, Error> {
+        match s.trim().to_ascii_uppercase().replace('-', "").as_str() {
+            "SHA1" => Ok(HashType::Sha1),
+            "SHA256" => Ok(HashType::Sha256),
+            _ => Err(Error::Verification(format!(
+                "hash_type {:?} is not supported (SHA1, SHA256): the bill cannot be checked",
+                one_line(s)
+            ))),
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            HashType::Sha1 => MessageDigest::sha1(),
+            HashType::Sha256 => MessageDigest::sha256(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            HashType::Sha1 => "SHA1",
+            HashType::Sha256 => "SHA256",
+        }
+    }
+}
+
+/// What a download wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// Bytes written to the writer (after decompression).
+    pub bytes: u64,
+    /// Whether the answer was gzip (and was decompressed).
+    pub gzip: bool,
+    /// The digest checked, lowercase hex (`None` for [`Client::download_to`](crate::Client::download_to)).
+    pub digest: Option<String>,
+}
+
+/// Splits a download URL (absolute, or a path) into the chain path and the query.
+pub(crate) fn target_of(url: &str) -> Result<(String, String), Error> {
+    let url = url.trim();
+    let (path, query) = if url.starts_with("https://") || url.starts_with("http://") {
+        let uri: Uri = url.parse().map_err(|_| {
+            Error::arg(format!(
+                "download_url {:?} is not a valid URL",
+                one_line(url)
+            ))
+        })?;
+        (
+            uri.path().to_string(),
+            uri.query().unwrap_or_default().to_string(),
+        )
+    } else {
+        match url.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (url.to_string(), String::new()),
+        }
+    };
+    let path = path.trim_start_matches('/').to_string();
+    if path.is_empty() || path.contains(['{', '}']) {
+        return Err(Error::arg(format!(
+            "download_url {:?} has no usable path",
+            one_line(url)
+        )));
+    }
+    Ok((path, query))
+}
+
+/// The args of a download: the caller's (`headers`, `base_uri`, `timeout`) and the URL's query.
+fn download_args(args: Value, query: String) -> Result<Value, Error> {
+    let mut m = match args {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        other => {
+            return Err(Error::arg(format!(
+                "args must be a JSON object, got {}",
+                uri::kind(&other)
+            )))
+        }
+    };
+    for k in ["query", "json", "body"] {
+        if m.contains_key(k) {
+            return Err(Error::arg(format!(
+                "a download takes no {k} in its args: the URL carries the query"
+            )));
+        }
+    }
+    if !query.is_empty() {
+        m.insert("query".into(), Value::String(query));
+    }
+    Ok(Value::Object(m))
+}
+
+/// The body decoded chunk by chunk (gunzipped when it is gzip), hashed on the way.
+struct Decoded<'a> {
+    reader: Box<dyn Read + Send + 'a>,
+    gzip: bool,
+    hasher: Option<Hasher>,
+    buf: Vec<u8>,
+    bytes: u64,
+}
+
+impl<'a> Decoded<'a> {
+    fn new(body: &'a [u8], gunzip: bool, hash: Option<HashType>) -> Result<Self, Error> {
+        let gzip = gunzip && body.starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read + Send + 'a> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(body))
+        } else {
+            Box::new(body)
+        };
+        Ok(Decoded {
+            reader,
+            gzip,
+            hasher: match hash {
+                Some(h) => Some(Hasher::new(h.digest())?),
+                None => None,
+            },
+            buf: vec![0u8; 64 * 1024],
+            bytes: 0,
+        })
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<&[u8]>, Error> {
+        let n = loop {
+            match self.reader.read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Decode(format!(
+                        "the download is not valid gzip: {e}"
+                    )))
+                }
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(&self.buf[..n])?;
+        }
+        self.bytes += n as u64;
+        Ok(Some(&self.buf[..n]))
+    }
+
+    fn finish(mut self, want: Option<(HashType, &str)>) -> Result<Downloaded, Error> {
+        let digest = match (&mut self.hasher, want) {
+            (Some(h), Some((kind, want))) => {
+                let got = hex(&h.finish()?);
+                let want = want.trim().to_ascii_lowercase();
+                if !crate::crypto::hash::equals(got.as_bytes(), want.as_bytes()) {
+                    return Err(Error::Verification(format!(
+                        "the download's {} is {got}, not the hash_value {:?}: discard what was written",
+                        kind.name(),
+                        one_line(&want)
+                    )));
+                }
+                Some(got)
+            }
+            _ => None,
+        };
+        Ok(Downloaded {
+            bytes: self.bytes,
+            gzip: self.gzip,
+            digest,
+        })
+    }
+}
+
+fn write_sync<W: Write>(
+    res: &Response,
+    gunzip: bool,
+    want: Option<(HashType, &str)>,
+    mut writer: W,
+) -> Result<Downloaded, Error> {
+    let mut d = Decoded::new(res.body(), gunzip, want.map(|w| w.0))?;
+    while let Some(chunk) = d.next_chunk()? {
+        writer.write_all(chunk)?;
+    }
+    writer.flush()?;
+    d.finish(want)
+}
+
+async fn write_async<W: AsyncWrite + Unpin>(
+    res: &Response,
+    gunzip: bool,
+    want: Option<(HashType, &str)>,
+    mut writer: W,
+) -> Result<Downloaded, Error> {
+    let mut d = Decoded::new(res.body(), gunzip, want.map(|w| w.0))?;
+    while let Some(chunk) = d.next_chunk()? {
+        writer.write_all(chunk).await?;
+    }
+    writer.flush().await?;
+    d.finish(want)
+}
+
+impl crate::Client {
+    fn fetch_blocking(&self, url: &str, args: Value) -> Result<Response, Error> {
+        crate::transport::block_on(self.fetch(url, args))
+    }
+
+    async fn fetch(&self, url: &str, args: Value) -> Result<Response, Error> {
+        let (path, query) = target_of(url)?;
+        let args = download_args(args, query)?;
+        let core = self.core().clone();
+        let pending = core.begin(Method::GET, &path, &args)?;
+        core.run(pending).await
+    }
+
+    /// Downloads a bill to `writer`, decompressing gzip, and checks its digest against
+    /// `hash_type`/`hash_value`. `args` may carry `headers`, `base_uri` and `timeout`. On an
+    /// error, discard what was written (see the [module docs](crate::download)).
+    pub fn download_bill<W: Write>(
+        &self,
+        bill: &Bill,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        let kind = HashType::parse(&bill.hash_type)?;
+        let res = self.fetch_blocking(&bill.download_url, args)?;
+        write_sync(&res, true, Some((kind, &bill.hash_value)), writer)
+    }
+
+    /// [`Client::download_bill`](crate::Client::download_bill) to a tokio writer (a `tokio::fs::File` …).
+    pub async fn download_bill_async<W: AsyncWrite + Unpin>(
+        &self,
+        bill: &Bill,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        let kind = HashType::parse(&bill.hash_type)?;
+        let res = self.fetch(&bill.download_url, args).await?;
+        write_async(&res, true, Some((kind, &bill.hash_value)), writer).await
+    }
+
+    /// Downloads any verified answer to `writer` as received (no decompression, no digest of
+    /// its own): e.g. an overseas statement, whose `Wechatpay-Statement-Sha1` is checked with
+    /// the signature before a byte is written. `url` is absolute or a path with its query.
+    pub fn download_to<W: Write>(
+        &self,
+        url: &str,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        let res = self.fetch_blocking(url, args)?;
+        write_sync(&res, false, None, writer)
+    }
+
+    /// [`Client::download_to`](crate::Client::download_to) to a tokio writer.
+    pub async fn download_to_async<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        let res = self.fetch(url, args).await?;
+        write_async(&res, false, None, writer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use serde_json::json;
+
+    fn response(body: Vec<u8>) -> Response {
+        Response::new(http::Response::new(bytes::Bytes::from(body)))
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const CSV: &[u8] =
+        "交易时间,公众账号ID,商户号\n`2024-06-01 10:00:00,`wx1,`1900000001\n".as_bytes();
+
+    #[test]
+    fn plain_and_gzip_bills_are_checked_over_the_original() {
+        let sha1 = crate::crypto::hash::sha1_hex(CSV);
+        let sha256 = crate::crypto::hash::sha256_hex(CSV);
+        for (body, gzip) in [(CSV.to_vec(), false), (gz(CSV), true)] {
+            for (kind, want) in [(HashType::Sha1, &sha1), (HashType::Sha256, &sha256)] {
+                let mut out = Vec::new();
+                let d = write_sync(&response(body.clone()), true, Some((kind, want)), &mut out)
+                    .unwrap();
+                assert_eq!(out, CSV);
+                assert_eq!(d.bytes, CSV.len() as u64);
+                assert_eq!(d.gzip, gzip);
+                assert_eq!(d.digest.as_deref(), Some(want.as_str()));
+                // Uppercase hash_value is fine.
+                let upper = want.to_ascii_uppercase();
+                write_sync(
+                    &response(body.clone()),
+                    true,
+                    Some((kind, &upper)),
+                    Vec::new(),
+                )
+                .unwrap();
+            }
+            let e = write_sync(
+                &response(body.clone()),
+                true,
+                Some((HashType::Sha1, &sha256)),
+                Vec::new(),
+            )
+            .unwrap_err();
+            assert!(matches!(e, Error::Verification(_)), "{e}");
+        }
+        // A large, multi-chunk bill.
+        let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        let d = write_sync(
+            &response(gz(&big)),
+            true,
+            Some((HashType::Sha1, &crate::crypto::hash::sha1_hex(&big))),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, big);
+        assert_eq!(d.bytes, big.len() as u64);
+    }
+
+    #[test]
+    fn broken_gzip_and_writer_errors_are_errors() {
+        let mut broken = gz(CSV);
+        broken.truncate(broken.len() - 12);
+        let e = write_sync(
+            &response(broken),
+            true,
+            Some((HashType::Sha1, "00")),
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Decode(_)), "{e}");
+
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = write_sync(&response(CSV.to_vec()), true, None, Full).unwrap_err();
+        assert!(matches!(e, Error::Io(_)), "{e}");
+    }
+
+    #[test]
+    fn raw_downloads_are_written_as_received() {
+        let body = gz(CSV);
+        let mut out = Vec::new();
+        let d = write_sync(&response(body.clone()), false, None, &mut out).unwrap();
+        assert_eq!(out, body);
+        assert_eq!(
+            d,
+            Downloaded {
+                bytes: body.len() as u64,
+                gzip: false,
+                digest: None
+            }
+        );
+        let mut out = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let d = rt
+            .block_on(write_async(
+                &response(gz(CSV)),
+                true,
+                Some((HashType::Sha1, &crate::crypto::hash::sha1_hex(CSV))),
+                &mut out,
+            ))
+            .unwrap();
+        assert_eq!(out, CSV);
+        assert!(d.gzip);
+    }
+
+    #[test]
+    fn async_downloads_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let client = crate::Builder::new().build().unwrap();
+        let bill = Bill::new("/v3/billdownload/file", "SHA1", "00");
+        let mut out: Vec<u8> = Vec::new();
+        let f = client.download_bill_async(&bill, Value::Null, &mut out);
+        send(&f);
+        let g = client.download_to_async("/v3/x", Value::Null, tokio::io::sink());
+        send(&g);
+    }
+
+    #[test]
+    fn hash_types_and_targets() {
+        for s in ["SHA1", "sha1", " SHA-1 "] {
+            assert_eq!(HashType::parse(s).unwrap(), HashType::Sha1);
+        }
+        assert_eq!(HashType::parse("SHA256").unwrap(), HashType::Sha256);
+        for s in ["MD5", "", "SM3"] {
+            assert!(matches!(HashType::parse(s), Err(Error::Verification(_))));
+        }
+        assert_eq!(
+            target_of("https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO").unwrap(),
+            (
+                "v3/billdownload/file".to_string(),
+                "token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO".to_string()
+            )
+        );
+        assert_eq!(
+            target_of("/v3/statements?date=2024-06-01").unwrap(),
+            ("v3/statements".to_string(), "date=2024-06-01".to_string())
+        );
+        assert_eq!(
+            target_of("v3/x").unwrap(),
+            ("v3/x".to_string(), String::new())
+        );
+        for bad in ["", "https://", "https://h/", "/v3/{x}", "http://bad host/x"] {
+            assert!(target_of(bad).is_err(), "{bad}");
+        }
+        let a = download_args(json!({"timeout": 60}), "token=x".into()).unwrap();
+        assert_eq!(a, json!({"timeout": 60, "query": "token=x"}));
+        assert_eq!(
+            download_args(Value::Null, String::new()).unwrap(),
+            json!({})
+        );
+        for bad in [
+            json!({"query": {}}),
+            json!({"json": {}}),
+            json!({"body": ""}),
+            json!([]),
+        ] {
+            assert!(download_args(bad, String::new()).is_err());
+        }
+        let bill: Bill = serde_json::from_value(json!({"hash_type": "SHA1",
+            "hash_value": "79bb0f45fc4c42234a918000b2668d689e2bde04",
+            "download_url": "https://api.mch.weixin.qq.com/v3/billdownload/file?token=xxx"}))
+        .unwrap();
+        assert_eq!(
+            bill,
+            Bill::new(
+                "https://api.mch.weixin.qq.com/v3/billdownload/file?token=xxx",
+                "SHA1",
+                "79bb0f45fc4c42234a918000b2668d689e2bde04"
+            )
+        );
+    }
+}
