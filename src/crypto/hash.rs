@@ -1,5 +1,5 @@
-//! Digests and MACs, as wechatpay-php's `Crypto\Hash`: MD5 and HMAC-SHA256 in uppercase hex
-//! (APIv2 signatures), and constant-time comparison.
+//! Digests and MACs, as wechatpay-php's `Crypto\Hash`: MD5 and HMAC with the key appended as
+//! APIv2 signatures want, SHA-1/SHA-256 digests, and constant-time comparison.
 
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -7,27 +7,10 @@ use openssl::sign::Signer;
 
 use crate::error::Error;
 
-fn hex_upper(bytes: &[u8]) -> String {
-    crate::client_json::hex(bytes).to_ascii_uppercase()
-}
-
 /// Lowercase hex MD5 of `data`.
 pub fn md5_hex(data: impl AsRef<[u8]>) -> Result<String, Error> {
     let d = openssl::hash::hash(MessageDigest::md5(), data.as_ref())?;
     Ok(crate::client_json::hex(&d))
-}
-
-/// Uppercase hex MD5 of `data`.
-pub fn md5_upper(data: impl AsRef<[u8]>) -> Result<String, Error> {
-    Ok(md5_hex(data)?.to_ascii_uppercase())
-}
-
-/// Uppercase hex HMAC-SHA256 of `data` under `key`.
-pub fn hmac_sha256_upper(key: impl AsRef<[u8]>, data: impl AsRef<[u8]>) -> Result<String, Error> {
-    let pkey = PKey::hmac(key.as_ref())?;
-    let mut s = Signer::new(MessageDigest::sha256(), &pkey)?;
-    s.update(data.as_ref())?;
-    Ok(hex_upper(&s.sign_to_vec()?))
 }
 
 /// Lowercase hex SHA-256 of `data`.
@@ -52,10 +35,6 @@ mod tests {
     #[test]
     fn digests() {
         assert_eq!(md5_hex("").unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(
-            hmac_sha256_upper("key", "The quick brown fox jumps over the lazy dog").unwrap(),
-            "F7BC83F430538424B13298E6AA6FB143EF4D59A14946175997479DBC2D1A3CD8"
-        );
         assert_eq!(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert!(equals(b"abc", b"abc"));
         assert!(!equals(b"abc", b"abd"));
@@ -144,12 +123,6 @@ mod php_tests {
             "3c1bcc36e976ded8aabbe1901a67b59016dffcaff3370ec35396fd4d664440a4"
         );
         assert_eq!(
-            hmac("a=1&b=2", "secret", "sha256").unwrap(),
-            hmac_sha256_upper("secret", "a=1&b=2&key=secret")
-                .unwrap()
-                .to_ascii_lowercase()
-        );
-        assert_eq!(
             hmac("a=1&b=2", "secret", "SHA512").unwrap(),
             "21978c6fe8eeb7197ad032f8fc8f5a2990ebf80a1166043983d8a8b15d40429dea05cd56a4903a63fe6afb7be607200b84fccd1b778f4c8452c3db8de2443587"
         );
@@ -164,7 +137,6 @@ mod php_tests {
             sha256_hex("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(md5_upper("").unwrap(), "D41D8CD98F00B204E9800998ECF8427E");
         assert!(equals(b"", b""));
         assert!(!equals(b"a", b""));
     }
