@@ -195,16 +195,12 @@ pub(crate) fn moves_money(method: &http::Method, path: &str) -> bool {
 }
 
 /// Wraps a 429 on a money-moving call so that the caller queries before trying again.
-fn surface(pending: &Pending, outcome: Result<Response, Error>) -> Result<Response, Error> {
+fn surface(path: &str, money: bool, outcome: Result<Response, Error>) -> Result<Response, Error> {
     match outcome {
-        Err(e @ Error::Api { status: 429, .. })
-            if moves_money(pending.request.method(), &pending.path) =>
-        {
-            Err(Error::OutcomeUnknown {
-                path: pending.path.clone(),
-                source: Box::new(e),
-            })
-        }
+        Err(e @ Error::Api { status: 429, .. }) if money => Err(Error::OutcomeUnknown {
+            path: path.to_string(),
+            source: Box::new(e),
+        }),
         other => other,
     }
 }
@@ -243,10 +239,17 @@ impl Core {
     }
 
     /// Runs a prepared call: sends, checks, and retries per policy.
-    pub(crate) async fn run(&self, pending: Pending) -> Result<Response, Error> {
+    pub(crate) async fn run(&self, mut pending: Pending) -> Result<Response, Error> {
         let start = Instant::now();
         let mut attempt = 1u32;
-        let mut request = pending.request.clone();
+        let method = pending.request.method().clone();
+        // Kept for re-sending only when it may be re-sent.
+        let mut request = if pending.retry.is_some() {
+            pending.request.clone()
+        } else {
+            std::mem::take(&mut pending.request)
+        };
+        let money = moves_money(&method, &pending.path);
         loop {
             let t0 = Instant::now();
             let sent = match self.transport.send(request, pending.secure, pending.limits) {
@@ -262,7 +265,7 @@ impl Core {
                 Err(e) => e.status().unwrap_or(0),
             };
             tracing::info!(
-                method = %pending.request.method(),
+                method = %method,
                 path = %pending.path,
                 status,
                 attempt,
@@ -271,18 +274,18 @@ impl Core {
                 "wechatpay call"
             );
             let Some(policy) = &pending.retry else {
-                return surface(&pending, outcome);
+                return surface(&pending.path, money, outcome);
             };
             let backup = match classify(&outcome) {
-                Next::Done => return surface(&pending, outcome),
+                Next::Done => return surface(&pending.path, money, outcome),
                 Next::Again { backup } => backup,
             };
             if attempt >= policy.max_attempts {
-                return surface(&pending, outcome);
+                return surface(&pending.path, money, outcome);
             }
             let wait = policy.backoff_for(attempt);
             if start.elapsed() + wait >= policy.deadline {
-                return surface(&pending, outcome);
+                return surface(&pending.path, money, outcome);
             }
             crate::transport::sleep(wait).await?;
             attempt += 1;

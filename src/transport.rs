@@ -15,27 +15,31 @@ use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
 type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The I/O runtime: two worker threads, created on first use, never dropped (a runtime dropped
-/// inside another runtime's task would panic).
-const WORKERS: usize = 1;
-
-static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .thread_name("wechatpay-io")
+/// The I/O runtime: a current-thread runtime driven by one dedicated thread, created on first
+/// use and never dropped (a runtime dropped inside another runtime's task would panic). One
+/// thread is plenty for the sockets (signing and verifying run on the callers' threads), and it
+/// spares the work-stealing machinery its wake-ups.
+static RUNTIME: LazyLock<Result<Handle, String>> = LazyLock::new(|| {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("wechatpay-io".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("cannot start the I/O thread: {e}"))?;
+    Ok(handle)
 });
 
-pub(crate) fn runtime() -> Result<&'static Runtime, Error> {
+pub(crate) fn runtime() -> Result<&'static Handle, Error> {
     RUNTIME.as_ref().map_err(|e| Error::Config(e.clone()))
 }
 
