@@ -165,13 +165,18 @@ fn main() {
     // weighs on both alike; the median of the per-round ratios is reported.
     let (rounds, n) = (12u32, 200u32);
     let mut ratios = Vec::new();
-    let (mut floor_total, mut calls_total, mut wall_total) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut floor_total, mut calls_total, mut wall_total) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let t = cpu_time();
         for i in 0..n {
             let s = Rsa::sign(format!("GET\n/v3/x/{i}\n1700000000\nNONCE\n\n"), &merchant).unwrap();
             black_box(&s);
-            assert!(Rsa::verify(b"1700000000\nNONCE\n{\"a\":1}\n", &sample, &platform_public));
+            assert!(Rsa::verify(
+                b"1700000000\nNONCE\n{\"a\":1}\n",
+                &sample,
+                &platform_public
+            ));
         }
         let floor = cpu_time() - t;
         let wall = Instant::now();

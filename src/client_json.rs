@@ -105,6 +105,38 @@ pub fn verify_headers(
     keyring: &Keyring,
     now: i64,
 ) -> Result<(), Error> {
+    match headers.get("wechatpay-statement-sha1") {
+        Some(v) => {
+            let want = v
+                .to_str()
+                .map_err(|_| Error::Verification("Wechatpay-Statement-Sha1 is not ASCII".into()))?
+                .trim();
+            let got = hex(&openssl::sha::sha1(body));
+            if !crate::crypto::hash::equals(want.to_ascii_lowercase().as_bytes(), got.as_bytes()) {
+                return Err(Error::Verification(
+                    "the statement's SHA-1 does not match Wechatpay-Statement-Sha1".into(),
+                ));
+            }
+            verify_signature(
+                headers,
+                format!("{{\"sha1\":\"{want}\"}}").as_bytes(),
+                keyring,
+                now,
+            )
+        }
+        None => verify_signature(headers, body, keyring, now),
+    }
+}
+
+/// Checks the four `Wechatpay-*` headers, the ±300 s window, the serial and the RSA-SHA256
+/// signature over `TIMESTAMP\nNONCE\nSIGNED\n`, where `signed` is what the platform signed (the
+/// body, or a statement's `{"sha1":…}`), without looking at any body.
+pub fn verify_signature(
+    headers: &HeaderMap,
+    signed: &[u8],
+    keyring: &Keyring,
+    now: i64,
+) -> Result<(), Error> {
     let timestamp = header(headers, "wechatpay-timestamp")?;
     let nonce = header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
@@ -124,25 +156,7 @@ pub fn verify_headers(
             crate::error::one_line(serial)
         ))
     })?;
-    let statement;
-    let signed_body: &[u8] = match headers.get("wechatpay-statement-sha1") {
-        Some(v) => {
-            let want = v
-                .to_str()
-                .map_err(|_| Error::Verification("Wechatpay-Statement-Sha1 is not ASCII".into()))?
-                .trim();
-            let got = hex(&openssl::sha::sha1(body));
-            if !crate::crypto::hash::equals(want.to_ascii_lowercase().as_bytes(), got.as_bytes()) {
-                return Err(Error::Verification(
-                    "the statement's SHA-1 does not match Wechatpay-Statement-Sha1".into(),
-                ));
-            }
-            statement = format!("{{\"sha1\":\"{want}\"}}");
-            statement.as_bytes()
-        }
-        None => body,
-    };
-    let message = formatter::response(timestamp, nonce, signed_body);
+    let message = formatter::response(timestamp, nonce, signed);
     if !Rsa::verify(&message, signature, &key) {
         return Err(Error::Verification(format!(
             "Wechatpay-Signature does not verify with the key of {serial}"

@@ -27,13 +27,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Bytes reach the writer as they are decoded, before the digest is known at the end: on an
-//! error, discard what was written (write to a temporary file, rename on success). The answer
-//! itself is still read whole into memory first, up to the client's
-//! [`body_limit`](crate::Builder::body_limit) (32 MiB by default): raise it for large bills.
-//! The writer API stays the same when the transfer itself streams.
+//! The file streams from the socket to the writer with bounded memory, whatever its size (the
+//! client's [`body_limit`](crate::Builder::body_limit) does not apply to it), so bytes reach the
+//! writer before the digest is known at the end: on an error, discard what was written (write
+//! to a temporary file, rename on success). Streaming downloads are not retried.
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use http::{Method, Uri};
 use openssl::hash::{Hasher, MessageDigest};
@@ -41,8 +42,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::client_json::hex;
+use crate::client_json::{self, hex};
+use crate::decorator::api_error;
 use crate::error::{one_line, Error};
+#[cfg(test)]
 use crate::response::Response;
 use crate::uri;
 
@@ -177,58 +180,78 @@ fn download_args(args: Value, query: String) -> Result<Value, Error> {
     Ok(Value::Object(m))
 }
 
-/// The body decoded chunk by chunk (gunzipped when it is gzip), hashed on the way.
-struct Decoded<'a> {
-    reader: Box<dyn Read + Send + 'a>,
-    gzip: bool,
+/// The body decoded as it arrives: gzip is recognised by its magic and unpacked, and the
+/// unpacked bill is hashed on the way to the writer.
+struct Pipeline {
+    gunzip: bool,
+    sniff: Vec<u8>,
+    gz: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    decided: bool,
     hasher: Option<Hasher>,
-    buf: Vec<u8>,
     bytes: u64,
 }
 
-impl<'a> Decoded<'a> {
-    fn new(body: &'a [u8], gunzip: bool, hash: Option<HashType>) -> Result<Self, Error> {
-        let gzip = gunzip && body.starts_with(&[0x1f, 0x8b]);
-        let reader: Box<dyn Read + Send + 'a> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(body))
-        } else {
-            Box::new(body)
-        };
-        Ok(Decoded {
-            reader,
-            gzip,
+impl Pipeline {
+    fn new(gunzip: bool, hash: Option<HashType>) -> Result<Self, Error> {
+        Ok(Pipeline {
+            gunzip,
+            sniff: Vec::new(),
+            gz: None,
+            decided: !gunzip,
             hasher: match hash {
                 Some(h) => Some(Hasher::new(h.digest())?),
                 None => None,
             },
-            buf: vec![0u8; 64 * 1024],
             bytes: 0,
         })
     }
 
-    fn next_chunk(&mut self) -> Result<Option<&[u8]>, Error> {
-        let n = loop {
-            match self.reader.read(&mut self.buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::Decode(format!(
-                        "the download is not valid gzip: {e}"
-                    )))
-                }
-            }
-        };
-        if n == 0 {
-            return Ok(None);
-        }
-        if let Some(h) = &mut self.hasher {
-            h.update(&self.buf[..n])?;
-        }
-        self.bytes += n as u64;
-        Ok(Some(&self.buf[..n]))
+    fn gzip_error(e: std::io::Error) -> Error {
+        Error::Decode(format!("the download is not valid gzip: {e}"))
     }
 
-    fn finish(mut self, want: Option<(HashType, &str)>) -> Result<Downloaded, Error> {
+    /// Takes raw bytes; returns the decoded bytes ready for the writer.
+    fn push(&mut self, raw: &[u8]) -> Result<Vec<u8>, Error> {
+        let raw: Vec<u8> = if self.decided {
+            raw.to_vec()
+        } else {
+            self.sniff.extend_from_slice(raw);
+            if self.sniff.len() < 2 {
+                return Ok(Vec::new());
+            }
+            self.decided = true;
+            if self.gunzip && self.sniff.starts_with(&[0x1f, 0x8b]) {
+                self.gz = Some(flate2::write::MultiGzDecoder::new(Vec::new()));
+            }
+            std::mem::take(&mut self.sniff)
+        };
+        let out = match &mut self.gz {
+            Some(gz) => {
+                gz.write_all(&raw).map_err(Self::gzip_error)?;
+                std::mem::take(gz.get_mut())
+            }
+            None => raw,
+        };
+        self.account(&out)?;
+        Ok(out)
+    }
+
+    fn account(&mut self, out: &[u8]) -> Result<(), Error> {
+        if let Some(h) = &mut self.hasher {
+            h.update(out)?;
+        }
+        self.bytes += out.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the body: returns the last decoded bytes, and the result once the digest matched.
+    fn finish(mut self, want: Option<(HashType, &str)>) -> Result<(Vec<u8>, Downloaded), Error> {
+        let mut tail = std::mem::take(&mut self.sniff);
+        let gzip = self.gz.is_some();
+        if let Some(gz) = self.gz.take() {
+            tail = gz.finish().map_err(Self::gzip_error)?;
+        }
+        self.account(&tail)?;
         let digest = match (&mut self.hasher, want) {
             (Some(h), Some((kind, want))) => {
                 let got = hex(&h.finish()?);
@@ -244,67 +267,119 @@ impl<'a> Decoded<'a> {
             }
             _ => None,
         };
-        Ok(Downloaded {
-            bytes: self.bytes,
-            gzip: self.gzip,
-            digest,
-        })
+        Ok((
+            tail,
+            Downloaded {
+                bytes: self.bytes,
+                gzip,
+                digest,
+            },
+        ))
     }
 }
 
+/// A `std::io::Write` seen as an `AsyncWrite` that is always ready, so that one async
+/// implementation serves the blocking calls too (run on the caller's thread by `block_on`).
+struct Blocking<W>(W);
+
+impl<W: Write + Unpin> AsyncWrite for Blocking<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes a whole body (already verified) through the pipeline; for answers that could not
+/// stream, and for tests.
+#[cfg(test)]
 fn write_sync<W: Write>(
     res: &Response,
     gunzip: bool,
     want: Option<(HashType, &str)>,
     mut writer: W,
 ) -> Result<Downloaded, Error> {
-    let mut d = Decoded::new(res.body(), gunzip, want.map(|w| w.0))?;
-    while let Some(chunk) = d.next_chunk()? {
-        writer.write_all(chunk)?;
+    let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+    for chunk in res.body().chunks(64 * 1024) {
+        writer.write_all(&p.push(chunk)?)?;
     }
+    let (tail, done) = p.finish(want)?;
+    writer.write_all(&tail)?;
     writer.flush()?;
-    d.finish(want)
-}
-
-async fn write_async<W: AsyncWrite + Unpin>(
-    res: &Response,
-    gunzip: bool,
-    want: Option<(HashType, &str)>,
-    mut writer: W,
-) -> Result<Downloaded, Error> {
-    let mut d = Decoded::new(res.body(), gunzip, want.map(|w| w.0))?;
-    while let Some(chunk) = d.next_chunk()? {
-        writer.write_all(chunk).await?;
-    }
-    writer.flush().await?;
-    d.finish(want)
+    Ok(done)
 }
 
 impl crate::Client {
-    fn fetch_blocking(&self, url: &str, args: Value) -> Result<Response, Error> {
-        crate::transport::block_on(self.fetch(url, args))
-    }
-
-    async fn fetch(&self, url: &str, args: Value) -> Result<Response, Error> {
+    /// Streams `url` to `writer`. The platform's unsigned downloads stream as they arrive, with
+    /// no body limit (the digest is their proof); a signed answer (a statement …) is read
+    /// (bounded), verified whole, then written.
+    async fn stream_to<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        args: Value,
+        gunzip: bool,
+        want: Option<(HashType, &str)>,
+        mut writer: W,
+    ) -> Result<Downloaded, Error> {
         let (path, query) = target_of(url)?;
         let args = download_args(args, query)?;
-        let core = self.core().clone();
+        let core = self.core();
         let pending = core.begin(Method::GET, &path, &args)?;
-        core.run(pending).await
+        let mut stream = core
+            .transport
+            .send_streaming(pending.request.clone(), pending.secure, pending.limits)
+            .await?;
+        let limit = core.body_limit;
+        if !stream.parts.status.is_success() {
+            let body = stream.collect(limit).await?;
+            return Err(api_error(http::Response::from_parts(stream.parts, body)));
+        }
+        if !client_json::is_unsigned(&pending.path) {
+            // A signed answer (a statement …) is verified whole before a byte is written.
+            let body = stream.collect(limit).await?;
+            let res = core.finish(&pending, http::Response::from_parts(stream.parts, body))?;
+            let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+            for chunk in res.body().chunks(64 * 1024) {
+                writer.write_all(&p.push(chunk)?).await?;
+            }
+            let (tail, done) = p.finish(want)?;
+            writer.write_all(&tail).await?;
+            writer.flush().await?;
+            return Ok(done);
+        }
+        // Unsigned by design: the digest checked at the end is what proves the file.
+        let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+        while let Some(chunk) = stream.next().await {
+            writer.write_all(&p.push(&chunk?)?).await?;
+        }
+        let (tail, done) = p.finish(want)?;
+        writer.write_all(&tail).await?;
+        writer.flush().await?;
+        Ok(done)
     }
 
     /// Downloads a bill to `writer`, decompressing gzip, and checks its digest against
-    /// `hash_type`/`hash_value`. `args` may carry `headers`, `base_uri` and `timeout`. On an
-    /// error, discard what was written (see the [module docs](crate::download)).
+    /// `hash_type`/`hash_value`. The file streams: memory stays bounded whatever its size (the
+    /// `body_limit` does not apply), and the timeout applies between chunks. `args` may carry
+    /// `headers`, `base_uri` and `timeout`. On an error, discard what was written (see the
+    /// [module docs](crate::download)).
     pub fn download_bill<W: Write>(
         &self,
         bill: &Bill,
         args: Value,
-        writer: W,
+        mut writer: W,
     ) -> Result<Downloaded, Error> {
-        let kind = HashType::parse(&bill.hash_type)?;
-        let res = self.fetch_blocking(&bill.download_url, args)?;
-        write_sync(&res, true, Some((kind, &bill.hash_value)), writer)
+        crate::transport::block_on(self.download_bill_async(bill, args, Blocking(&mut writer)))
     }
 
     /// [`Client::download_bill`](crate::Client::download_bill) to a tokio writer (a `tokio::fs::File` …).
@@ -315,21 +390,26 @@ impl crate::Client {
         writer: W,
     ) -> Result<Downloaded, Error> {
         let kind = HashType::parse(&bill.hash_type)?;
-        let res = self.fetch(&bill.download_url, args).await?;
-        write_async(&res, true, Some((kind, &bill.hash_value)), writer).await
+        self.stream_to(
+            &bill.download_url,
+            args,
+            true,
+            Some((kind, &bill.hash_value)),
+            writer,
+        )
+        .await
     }
 
-    /// Downloads any verified answer to `writer` as received (no decompression, no digest of
+    /// Downloads a verified answer to `writer` as received (no decompression, no digest of
     /// its own): e.g. an overseas statement, whose `Wechatpay-Statement-Sha1` is checked with
     /// the signature before a byte is written. `url` is absolute or a path with its query.
     pub fn download_to<W: Write>(
         &self,
         url: &str,
         args: Value,
-        writer: W,
+        mut writer: W,
     ) -> Result<Downloaded, Error> {
-        let res = self.fetch_blocking(url, args)?;
-        write_sync(&res, false, None, writer)
+        crate::transport::block_on(self.download_to_async(url, args, Blocking(&mut writer)))
     }
 
     /// [`Client::download_to`](crate::Client::download_to) to a tokio writer.
@@ -339,8 +419,7 @@ impl crate::Client {
         args: Value,
         writer: W,
     ) -> Result<Downloaded, Error> {
-        let res = self.fetch(url, args).await?;
-        write_async(&res, false, None, writer).await
+        self.stream_to(url, args, false, None, writer).await
     }
 }
 

@@ -238,3 +238,123 @@ pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// An answer whose body arrives chunk by chunk, for downloads larger than the body limit: the
+/// I/O task sends at most a few chunks ahead (backpressure), and dropping the stream aborts it.
+pub(crate) struct Stream {
+    pub parts: http::response::Parts,
+    pub uri: String,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, Error>>,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Stream {
+    /// The next chunk of the body; `None` at its end. Each chunk must arrive within the
+    /// call's timeout of the one before.
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        self.rx.recv().await
+    }
+
+    /// The rest of the body, bounded by `limit` (for error answers and signed bodies).
+    pub(crate) async fn collect(&mut self, limit: usize) -> Result<Bytes, Error> {
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = self.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(Error::BodyTooLarge {
+                    uri: self.uri.clone(),
+                    limit,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+}
+
+impl Transport {
+    /// Sends `req` and returns once the answer's head has arrived (within the timeout); the body
+    /// then streams, with the timeout applying between chunks rather than to the whole.
+    pub(crate) async fn send_streaming(
+        &self,
+        req: http::Request<Bytes>,
+        secure: bool,
+        limits: Limits,
+    ) -> Result<Stream, Error> {
+        let pool = self.pool(secure)?;
+        let uri = req.uri().to_string();
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let task_uri = uri.clone();
+        let task = runtime()?.spawn(async move {
+            let uri = task_uri;
+            let (parts, body) = req.into_parts();
+            let req = http::Request::from_parts(parts, Full::new(body));
+            let res = match tokio::time::timeout(limits.timeout, pool.request(req)).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(e)) => {
+                    let _ = head_tx.send(Err(Error::Transport {
+                        uri,
+                        source: Box::new(e),
+                        answered: false,
+                    }));
+                    return;
+                }
+                Err(_) => {
+                    let _ = head_tx.send(Err(Error::Timeout {
+                        uri,
+                        after: limits.timeout,
+                        answered: false,
+                    }));
+                    return;
+                }
+            };
+            let (parts, mut body) = res.into_parts();
+            if head_tx.send(Ok(parts)).is_err() {
+                return;
+            }
+            loop {
+                let item = match tokio::time::timeout(limits.timeout, body.frame()).await {
+                    Err(_) => Some(Err(Error::Timeout {
+                        uri: uri.clone(),
+                        after: limits.timeout,
+                        answered: true,
+                    })),
+                    Ok(None) => None,
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => Some(Ok(data)),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(Some(Err(e))) => Some(Err(Error::Transport {
+                        uri: uri.clone(),
+                        source: Box::new(e),
+                        answered: true,
+                    })),
+                };
+                let Some(item) = item else { break };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let task = AbortOnDrop(task);
+        let parts = head_rx
+            .await
+            .map_err(|_| Error::Config("the I/O task stopped".into()))??;
+        Ok(Stream {
+            parts,
+            uri,
+            rx,
+            _task: task,
+        })
+    }
+}

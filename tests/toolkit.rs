@@ -757,3 +757,54 @@ fn statements_are_checked_by_their_sha1_before_writing() {
         .unwrap();
     assert_eq!(done.bytes, statement.len() as u64);
 }
+
+#[test]
+fn bills_stream_past_the_body_limit() {
+    use std::io::Write as _;
+    // 3 MiB of bill (little repetition), gzip'd, against a client whose body limit is 256 KiB.
+    let bill: Vec<u8> = (0..786_432u32).flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes()).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&bill).unwrap();
+    let gz = gz.finish().unwrap();
+    assert!(gz.len() > 1024 * 1024);
+    let sha256 = wechatpay_chain::crypto::hash::sha256_hex(&bill);
+    let server = Server::start(
+        Keys::shared(),
+        Arc::new(move |r: &Recorded| {
+            if r.target.contains("missing") {
+                return Reply::json(404, json!({"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}));
+            }
+            Reply { body: gz.clone(), headers: vec![], sign_as: None, ..Reply::empty(200) }
+        }),
+    );
+    let client = server.builder().body_limit(256 * 1024).build().unwrap();
+    let url = "https://api.mch.weixin.qq.com/v3/billdownload/file?token=big";
+    let mut out = Vec::new();
+    let done = client
+        .download_bill(&Bill::new(url, "SHA256", &sha256), json!({}), &mut out)
+        .unwrap();
+    assert_eq!(done.bytes, bill.len() as u64);
+    assert!(done.gzip);
+    assert!(out == bill);
+    // The same through the async path.
+    let mut out: Vec<u8> = Vec::new();
+    rt().block_on(client.download_bill_async(&Bill::new(url, "SHA256", &sha256), json!({}), &mut out)).unwrap();
+    assert!(out == bill);
+    // A wrong digest is still caught at the end.
+    let e = client
+        .download_bill(&Bill::new(url, "SHA256", "00".repeat(32)), json!({}), std::io::sink())
+        .unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e}");
+    // An error answer is the platform's error, not a file.
+    let e = client
+        .download_bill(
+            &Bill::new("/v3/billdownload/file?token=missing", "SHA1", "00"),
+            json!({}),
+            std::io::sink(),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), Some("NO_STATEMENT_EXIST"));
+    // An ordinary call is still bounded by the body limit.
+    let e = client.chain("v3/billdownload/file").get(json!({"query": {"token": "big"}})).unwrap_err();
+    assert!(matches!(e, Error::BodyTooLarge { .. }), "{e}");
+}
