@@ -528,20 +528,23 @@ mod tests {
                 digest: None
             }
         );
-        let mut out = Vec::new();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let d = rt
-            .block_on(write_async(
-                &response(gz(CSV)),
-                true,
-                Some((HashType::Sha1, &crate::crypto::hash::sha1_hex(CSV))),
-                &mut out,
-            ))
-            .unwrap();
-        assert_eq!(out, CSV);
-        assert!(d.gzip);
+        // Chunks as small as one byte: the gzip magic is sniffed across chunk boundaries.
+        let sha1 = crate::crypto::hash::sha1_hex(CSV);
+        for body in [gz(CSV), CSV.to_vec()] {
+            let mut p = Pipeline::new(true, Some(HashType::Sha1)).unwrap();
+            let mut out = Vec::new();
+            for b in &body {
+                out.extend(p.push(std::slice::from_ref(b)).unwrap());
+            }
+            let (tail, d) = p.finish(Some((HashType::Sha1, &sha1))).unwrap();
+            out.extend(tail);
+            assert_eq!(out, CSV);
+            assert_eq!(d.gzip, body != CSV);
+        }
+        // A one-byte body never decided on gzip and is passed through at the end.
+        let mut p = Pipeline::new(true, None).unwrap();
+        assert!(p.push(b"x").unwrap().is_empty());
+        assert_eq!(p.finish(None).unwrap().0, b"x");
     }
 
     #[test]

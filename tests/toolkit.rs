@@ -762,7 +762,9 @@ fn statements_are_checked_by_their_sha1_before_writing() {
 fn bills_stream_past_the_body_limit() {
     use std::io::Write as _;
     // 3 MiB of bill (little repetition), gzip'd, against a client whose body limit is 256 KiB.
-    let bill: Vec<u8> = (0..786_432u32).flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes()).collect();
+    let bill: Vec<u8> = (0..786_432u32)
+        .flat_map(|i| (i.wrapping_mul(2_654_435_761)).to_le_bytes())
+        .collect();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&bill).unwrap();
     let gz = gz.finish().unwrap();
@@ -772,9 +774,17 @@ fn bills_stream_past_the_body_limit() {
         Keys::shared(),
         Arc::new(move |r: &Recorded| {
             if r.target.contains("missing") {
-                return Reply::json(404, json!({"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}));
+                return Reply::json(
+                    404,
+                    json!({"code": "NO_STATEMENT_EXIST", "message": "账单文件不存在"}),
+                );
             }
-            Reply { body: gz.clone(), headers: vec![], sign_as: None, ..Reply::empty(200) }
+            Reply {
+                body: gz.clone(),
+                headers: vec![],
+                sign_as: None,
+                ..Reply::empty(200)
+            }
         }),
     );
     let client = server.builder().body_limit(256 * 1024).build().unwrap();
@@ -788,11 +798,20 @@ fn bills_stream_past_the_body_limit() {
     assert!(out == bill);
     // The same through the async path.
     let mut out: Vec<u8> = Vec::new();
-    rt().block_on(client.download_bill_async(&Bill::new(url, "SHA256", &sha256), json!({}), &mut out)).unwrap();
+    rt().block_on(client.download_bill_async(
+        &Bill::new(url, "SHA256", &sha256),
+        json!({}),
+        &mut out,
+    ))
+    .unwrap();
     assert!(out == bill);
     // A wrong digest is still caught at the end.
     let e = client
-        .download_bill(&Bill::new(url, "SHA256", "00".repeat(32)), json!({}), std::io::sink())
+        .download_bill(
+            &Bill::new(url, "SHA256", "00".repeat(32)),
+            json!({}),
+            std::io::sink(),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Verification(_)), "{e}");
     // An error answer is the platform's error, not a file.
@@ -805,6 +824,9 @@ fn bills_stream_past_the_body_limit() {
         .unwrap_err();
     assert_eq!(e.code(), Some("NO_STATEMENT_EXIST"));
     // An ordinary call is still bounded by the body limit.
-    let e = client.chain("v3/billdownload/file").get(json!({"query": {"token": "big"}})).unwrap_err();
+    let e = client
+        .chain("v3/billdownload/file")
+        .get(json!({"query": {"token": "big"}}))
+        .unwrap_err();
     assert!(matches!(e, Error::BodyTooLarge { .. }), "{e}");
 }
