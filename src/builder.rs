@@ -75,6 +75,8 @@ pub struct Builder {
     body_limit: Option<usize>,
     placeholders: Placeholders,
     user_agent: Option<String>,
+    retry: Option<crate::retry::RetryPolicy>,
+    auto_certificates: Option<(String, Duration)>,
     pub(crate) secret: Option<String>,
     pub(crate) merchant_identity: Option<(String, String)>,
     errors: Vec<Error>,
@@ -100,6 +102,13 @@ impl std::fmt::Debug for Builder {
             .field("base_uri", &self.base_uri)
             .field("timeout", &self.timeout)
             .field("secret", &self.secret.as_ref().map(|_| "redacted"))
+            .field(
+                "auto_certificates",
+                &self
+                    .auto_certificates
+                    .as_ref()
+                    .map(|(_, every)| ("redacted", every)),
+            )
             .field(
                 "merchant_identity",
                 &self.merchant_identity.as_ref().map(|_| "redacted"),
@@ -175,6 +184,40 @@ impl Builder {
     /// refuses the call; [`Placeholders::Lenient`] expands it to empty as wechatpay-php does.
     pub fn placeholders(mut self, mode: Placeholders) -> Self {
         self.placeholders = mode;
+        self
+    }
+
+    /// Retries the platform's way (off by default); see [`RetryPolicy`](crate::RetryPolicy).
+    /// Each call may override it with its `retry` arg.
+    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Keeps the platform certificates fresh on its own: downloads `v3/certificates` at build
+    /// and every 12 h, and when an answer names an unknown `Wechatpay-Serial` (at most once a
+    /// minute), decrypting them with `apiv3_key` and merging them into the keyring without
+    /// dropping still-valid keys. Merchants in public-key mode (the platform answers 403/404)
+    /// keep working with their configured public key; this is said once, at info level.
+    pub fn auto_certificates(mut self, apiv3_key: impl Into<String>) -> Self {
+        let interval = self
+            .auto_certificates
+            .as_ref()
+            .map(|a| a.1)
+            .unwrap_or(crate::certificates::DEFAULT_REFRESH_INTERVAL);
+        self.auto_certificates = Some((apiv3_key.into(), interval));
+        self
+    }
+
+    /// How often [`Builder::auto_certificates`] refreshes (12 h by default).
+    pub fn certificate_refresh_interval(mut self, every: Duration) -> Self {
+        if let Some(a) = &mut self.auto_certificates {
+            a.1 = every;
+        } else {
+            self.errors.push(Error::Config(
+                "certificate_refresh_interval needs auto_certificates first".into(),
+            ));
+        }
         self
     }
 
@@ -271,7 +314,34 @@ impl Builder {
         });
         let user_agent = http::HeaderValue::from_str(&ua)
             .map_err(|_| Error::Config("user agent cannot be sent in a header".into()))?;
+        if let Some(e) = self.retry.as_ref().and_then(|r| r.backup_error.clone()) {
+            return Err(Error::Config(format!("retry backup: {e}")));
+        }
+        let auto = match self.auto_certificates {
+            Some((key, interval)) => {
+                if key.len() != crate::crypto::aes_gcm::KEY_LEN {
+                    return Err(Error::Config(format!(
+                        "the APIv3 key must be {} bytes, got {}",
+                        crate::crypto::aes_gcm::KEY_LEN,
+                        key.len()
+                    )));
+                }
+                if credentials.is_none() {
+                    return Err(Error::Config(
+                        "auto_certificates needs mchid, serial and private_key".into(),
+                    ));
+                }
+                Some(crate::certificates::Auto::new(
+                    key,
+                    interval.max(Duration::from_secs(1)),
+                ))
+            }
+            None => None,
+        };
+        let has_auto = auto.is_some();
         let core = Core {
+            auto,
+            retry: self.retry,
             base,
             credentials,
             mchid,
@@ -282,7 +352,15 @@ impl Builder {
             user_agent,
             secret: self.secret,
             transport: Transport::new(identity)?,
+            sealed: Default::default(),
         };
-        Ok(Client::from_core(core))
+        let client = Client::from_core(core);
+        if has_auto {
+            // A failure here is logged; calls still verify with the keys configured, and the
+            // next refresh (periodic, or on an unknown serial) tries again.
+            let _ = client.refresh_certificates();
+            crate::certificates::start_refresher(client.core())?;
+        }
+        Ok(client)
     }
 }

@@ -1,53 +1,56 @@
-//! The platform certificate download, as wechatpay-php's `CertificateDownloader`: GET
-//! `v3/certificates`, decrypt each certificate with the APIv3 key, and only then verify the
-//! answer's signature, with the certificates it carries (there is nothing else to verify it
-//! with before the first download).
-//!
-//! ```no_run
-//! # fn f(client: wechatpay_chain::Client) -> Result<(), wechatpay_chain::Error> {
-//! let certs = wechatpay_chain::certificates::download_blocking(&client, "0123456789abcdef0123456789abcdef")?;
-//! for c in &certs {
-//!     println!("{} valid until {}", c.serial_no, c.expire_time);
-//! }
-//! # Ok(()) }
-//! ```
+//! Platform certificates: downloading `v3/certificates`, decrypting each with the APIv3 key and
+//! checking the answer's signature against them; and keeping a client's keyring fresh on its
+//! own (`Builder::auto_certificates`): at build, every 12 h, and when an answer names a serial
+//! the keyring does not know (rate-limited), merging without dropping still-valid keys.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Method;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::client_json;
 use crate::crypto::{AesGcm, Certificate, Rsa};
-use crate::decorator::{api_error, Pending};
+use crate::decorator::{api_error, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
 use crate::keyring::Keyring;
-use crate::Client;
+use crate::{Client, Core};
 
-/// A downloaded, decrypted platform certificate.
+/// How often the keyring is refreshed by default.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// The least time between two refreshes caused by unknown serials.
+pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(60);
+
+/// A platform certificate as downloaded and decrypted.
 #[derive(Debug, Clone)]
-pub struct PlatformCertificate {
-    /// Its serial number (`Wechatpay-Serial`).
-    pub serial_no: String,
-    /// Start of validity, as the platform wrote it (RFC 3339).
+pub struct Downloaded {
+    /// The serial the platform lists it under (uppercase hex).
+    pub serial: String,
+    /// `effective_time` as listed.
     pub effective_time: String,
-    /// End of validity, as the platform wrote it (RFC 3339).
+    /// `expire_time` as listed.
     pub expire_time: String,
     /// The certificate.
     pub certificate: Certificate,
-    /// The certificate as PEM text, to save as `wechatpay_<serial>.pem`.
+    /// The certificate as PEM, as decrypted.
     pub pem: String,
 }
 
 #[derive(Deserialize)]
 struct Listing {
-    data: Vec<Entry>,
+    data: Vec<Item>,
 }
 
 #[derive(Deserialize)]
-struct Entry {
+struct Item {
     serial_no: String,
+    #[serde(default)]
     effective_time: String,
+    #[serde(default)]
     expire_time: String,
     encrypt_certificate: Encrypted,
 }
@@ -56,93 +59,271 @@ struct Entry {
 struct Encrypted {
     algorithm: String,
     nonce: String,
+    #[serde(default)]
     associated_data: String,
     ciphertext: String,
 }
 
-/// Decrypts the certificates of a `v3/certificates` answer and checks that each is the one its
-/// `serial_no` names.
-pub fn decrypt(body: &[u8], apiv3_key: &str) -> Result<Vec<PlatformCertificate>, Error> {
-    let listing: Listing = serde_json::from_slice(body)
-        .map_err(|e| Error::Decode(format!("v3/certificates answer: {e}")))?;
+/// The APIv3 key: 32 bytes, never printed.
+#[derive(Clone)]
+pub(crate) struct ApiV3Key(pub(crate) String);
+
+impl std::fmt::Debug for ApiV3Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiV3Key(redacted)")
+    }
+}
+
+/// Decrypts a `v3/certificates` body and checks each entry; the answer's own signature is
+/// checked by the caller against these certificates.
+pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
+    let listing: Listing = serde_json::from_slice(body).map_err(|e| {
+        Error::Decode(format!(
+            "v3/certificates answer is not the documented JSON: {e}"
+        ))
+    })?;
     let mut out = Vec::with_capacity(listing.data.len());
-    for e in listing.data {
-        let enc = &e.encrypt_certificate;
-        if enc.algorithm != "AEAD_AES_256_GCM" {
-            return Err(Error::Decode(format!(
-                "certificate {} is encrypted with {:?}, not AEAD_AES_256_GCM",
-                crate::error::one_line(&e.serial_no),
-                crate::error::one_line(&enc.algorithm)
+    for item in listing.data {
+        let e = &item.encrypt_certificate;
+        if e.algorithm != "AEAD_AES_256_GCM" {
+            return Err(Error::Crypto(format!(
+                "certificate {} uses unsupported algorithm {:?}",
+                item.serial_no, e.algorithm
             )));
         }
-        let pem = AesGcm::decrypt(&enc.ciphertext, apiv3_key, &enc.nonce, &enc.associated_data)?;
+        let pem = AesGcm::decrypt(
+            &e.ciphertext,
+            apiv3_key.as_bytes(),
+            e.nonce.as_bytes(),
+            e.associated_data.as_bytes(),
+        )?;
         let pem = String::from_utf8(pem)
-            .map_err(|_| Error::Decode("a decrypted certificate is not PEM text".into()))?;
+            .map_err(|_| Error::Crypto("a decrypted certificate is not PEM text".into()))?;
         let certificate = Rsa::from_certificate(&pem)?;
-        if !certificate.serial().eq_ignore_ascii_case(&e.serial_no) {
+        if !certificate
+            .serial()
+            .eq_ignore_ascii_case(item.serial_no.trim())
+        {
             return Err(Error::Verification(format!(
                 "certificate listed as {} has serial {}",
-                crate::error::one_line(&e.serial_no),
+                item.serial_no,
                 certificate.serial()
             )));
         }
-        out.push(PlatformCertificate {
-            serial_no: e.serial_no,
-            effective_time: e.effective_time,
-            expire_time: e.expire_time,
+        out.push(Downloaded {
+            serial: certificate.serial().to_string(),
+            effective_time: item.effective_time,
+            expire_time: item.expire_time,
             certificate,
             pem,
         });
     }
-    if out.is_empty() {
-        return Err(Error::Decode(
-            "v3/certificates listed no certificate".into(),
-        ));
-    }
     Ok(out)
 }
 
-fn finish(res: http::Response<Bytes>, apiv3_key: &str) -> Result<Vec<PlatformCertificate>, Error> {
-    if !res.status().is_success() {
-        return Err(api_error(res));
+fn expired(cert: &Certificate) -> bool {
+    match openssl::asn1::Asn1Time::days_from_now(0) {
+        Ok(now) => cert.x509().not_after() < now,
+        Err(_) => false,
     }
-    let certs = decrypt(res.body(), apiv3_key)?;
-    let ring = Keyring::new();
-    for c in &certs {
-        ring.insert(c.serial_no.clone(), c.certificate.public_key().clone());
+}
+
+/// State of automatic refreshing.
+pub(crate) struct Auto {
+    key: ApiV3Key,
+    interval: Duration,
+    last: Mutex<Option<Instant>>,
+    busy: AtomicBool,
+    told_unavailable: AtomicBool,
+    /// Certificates this refresher added, so it can drop them when they expire.
+    managed: Mutex<Vec<Certificate>>,
+}
+
+impl Auto {
+    pub(crate) fn new(key: String, interval: Duration) -> Auto {
+        Auto {
+            key: ApiV3Key(key),
+            interval,
+            last: Mutex::new(None),
+            busy: AtomicBool::new(false),
+            told_unavailable: AtomicBool::new(false),
+            managed: Mutex::new(Vec::new()),
+        }
     }
-    client_json::verify_response(&res, &ring, formatter::timestamp())?;
-    Ok(certs)
+
+    /// Whether an unknown serial may cause a refresh now (not busy, not within the gap).
+    fn may_refresh(&self) -> bool {
+        let Ok(mut last) = self.last.lock() else {
+            return false;
+        };
+        match *last {
+            Some(t) if t.elapsed() < MIN_REFRESH_GAP => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
+            }
+        }
+    }
 }
 
-fn begin(client: &Client) -> Result<Pending, Error> {
-    client
-        .core()
-        .begin(Method::GET, "v3/certificates", &serde_json::Value::Null)
-}
-
-/// Downloads, decrypts and verifies the platform certificates. A platform answer of 404 or 403
-/// comes back as [`Error::Api`]: the merchant uses platform public keys instead.
-pub async fn download(client: &Client, apiv3_key: &str) -> Result<Vec<PlatformCertificate>, Error> {
-    let pending = begin(client)?;
-    let core = client.core();
-    let res = core
-        .transport
-        .send(pending.request.clone(), false, pending.limits)?
-        .await?;
-    finish(res, apiv3_key)
-}
-
-/// [`download`], blocking the calling thread.
-pub fn download_blocking(
-    client: &Client,
-    apiv3_key: &str,
-) -> Result<Vec<PlatformCertificate>, Error> {
-    let pending = begin(client)?;
-    let res =
-        client
-            .core()
+impl Core {
+    /// GET `v3/certificates` and decrypt it; the answer must verify with the keyring's keys or
+    /// the downloaded certificates themselves.
+    pub(crate) async fn fetch_certificates(
+        &self,
+        apiv3_key: &str,
+    ) -> Result<Vec<Downloaded>, Error> {
+        let pending: Pending = self.begin(
+            Method::GET,
+            "v3/certificates",
+            &json!({"query": {"algorithm_type": "RSA"}}),
+        )?;
+        let res = self
             .transport
-            .send_blocking(pending.request.clone(), false, pending.limits)?;
-    finish(res, apiv3_key)
+            .send(pending.request.clone(), false, pending.limits)?
+            .await?;
+        if !res.status().is_success() {
+            return Err(api_error(res));
+        }
+        let list = decrypt_listing(res.body(), apiv3_key)?;
+        let ring = Keyring::new();
+        for s in self.keyring.serials() {
+            if let Some(k) = self.keyring.get(&s) {
+                ring.insert(s, k);
+            }
+        }
+        ring.merge(
+            list.iter()
+                .map(|d| (d.serial.clone(), d.certificate.public_key().clone())),
+        );
+        client_json::verify_response(&res, &ring, formatter::timestamp())?;
+        Ok(list)
+    }
+
+    /// Downloads and merges the platform certificates; returns how many are now managed.
+    pub(crate) async fn refresh_certificates(&self) -> Result<usize, Error> {
+        let Some(auto) = &self.auto else {
+            return Err(Error::Config(
+                "automatic certificates are off: set Builder::auto_certificates".into(),
+            ));
+        };
+        if auto.busy.swap(true, Ordering::AcqRel) {
+            return Ok(0);
+        }
+        let result = self.fetch_certificates(&auto.key.0).await;
+        auto.busy.store(false, Ordering::Release);
+        match result {
+            Ok(list) => {
+                let fresh: Vec<Certificate> = list
+                    .into_iter()
+                    .map(|d| d.certificate)
+                    .filter(|c| !expired(c))
+                    .collect();
+                self.keyring.merge(
+                    fresh
+                        .iter()
+                        .map(|c| (c.serial().to_string(), c.public_key().clone())),
+                );
+                let mut managed = auto
+                    .managed
+                    .lock()
+                    .map_err(|_| Error::Config("certificate state poisoned".into()))?;
+                for c in fresh {
+                    managed.retain(|m| m.serial() != c.serial());
+                    managed.push(c);
+                }
+                let (gone, kept): (Vec<Certificate>, Vec<Certificate>) =
+                    managed.drain(..).partition(expired);
+                for c in gone {
+                    self.keyring.remove(c.serial());
+                }
+                *managed = kept;
+                tracing::debug!(
+                    certificates = managed.len(),
+                    "platform certificates refreshed"
+                );
+                Ok(managed.len())
+            }
+            Err(Error::Api {
+                status: 403 | 404, ..
+            }) => {
+                if !auto.told_unavailable.swap(true, Ordering::AcqRel) {
+                    tracing::info!(
+                        "platform certificates are not available for this merchant (public-key mode); \
+                         answers are verified with the configured platform public key"
+                    );
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "platform certificate refresh failed; keeping the keys already known");
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks an answer; with automatic certificates, an unknown `Wechatpay-Serial` first
+    /// refreshes the keyring (at most once a minute), then the answer is checked.
+    pub(crate) async fn checked(
+        &self,
+        pending: &Pending,
+        res: http::Response<Bytes>,
+    ) -> Result<Response, Error> {
+        if let Some(auto) = &self.auto {
+            let serial = res
+                .headers()
+                .get("wechatpay-serial")
+                .and_then(|v| v.to_str().ok());
+            if pending.protocol == Protocol::V3
+                && res.status().is_success()
+                && !client_json::is_unsigned(&pending.path)
+                && serial.is_some_and(|s| self.keyring.get(s.trim()).is_none())
+                && auto.may_refresh()
+            {
+                let _ = self.refresh_certificates().await;
+            }
+        }
+        self.finish(pending, res)
+    }
+}
+
+use crate::response::Response;
+
+/// Starts the periodic refresher: it holds the core weakly and stops with the last client.
+pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
+    let Some(auto) = &core.auto else {
+        return Ok(());
+    };
+    let interval = auto.interval;
+    let weak: Weak<Core> = Arc::downgrade(core);
+    crate::transport::runtime()?.spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let Some(core) = weak.upgrade() else { break };
+            let _ = core.refresh_certificates().await;
+        }
+    });
+    Ok(())
+}
+
+impl Client {
+    /// Downloads `v3/certificates`, decrypts each with `apiv3_key`, and checks the answer's
+    /// signature with them (or the keys already known). Nothing is added to the keyring.
+    pub async fn download_certificates(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
+        self.core().fetch_certificates(apiv3_key).await
+    }
+
+    /// Blocking [`Client::download_certificates`].
+    pub fn download_certificates_blocking(
+        &self,
+        apiv3_key: &str,
+    ) -> Result<Vec<Downloaded>, Error> {
+        crate::transport::block_on(self.download_certificates(apiv3_key))
+    }
+
+    /// Refreshes the keyring now (with `Builder::auto_certificates`); returns how many
+    /// downloaded certificates it holds. Public-key-mode merchants get `Ok(0)`.
+    pub fn refresh_certificates(&self) -> Result<usize, Error> {
+        crate::transport::block_on(self.core().refresh_certificates())
+    }
 }

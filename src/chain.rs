@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::response::Response;
 use crate::uri::normalize;
+use crate::util::media::Media;
 use crate::Core;
 
 /// A path on the platform, ready to be called with a verb.
@@ -82,13 +83,7 @@ impl Chain {
     }
 
     fn call_blocking(&self, method: Method, args: Value) -> Result<Response, Error> {
-        let pending = self.core.begin(method, &self.path, &args)?;
-        let res = self.core.transport.send_blocking(
-            pending.request.clone(),
-            pending.secure,
-            pending.limits,
-        )?;
-        self.core.finish(&pending, res)
+        crate::transport::block_on(self.call_async(method, args))
     }
 
     fn call_async(
@@ -100,11 +95,41 @@ impl Chain {
         let path = self.path.clone();
         async move {
             let pending = core.begin(method, &path, &args)?;
-            let res = core
-                .transport
-                .send(pending.request.clone(), pending.secure, pending.limits)?
-                .await?;
-            core.finish(&pending, res)
+            core.run(pending).await
+        }
+    }
+
+    /// Uploads a file with `POST` as `multipart/form-data`, the signature over its meta JSON
+    /// (see [`Media`]); the args may carry `headers`, `base_uri`, `timeout` and placeholders,
+    /// not `json` or `body`.
+    ///
+    /// ```no_run
+    /// # fn f(client: wechatpay_chain::Client) -> Result<(), wechatpay_chain::Error> {
+    /// use wechatpay_chain::util::media::Media;
+    /// let media = Media::from_path("/path/to/image.jpg")?;
+    /// let res = client["v3"]["merchant"]["media"]["upload"].upload(&media, serde_json::json!({}))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn upload(&self, media: &Media, args: Value) -> Result<Response, Error> {
+        crate::transport::block_on(async {
+            let pending = self
+                .core
+                .begin_with(Method::POST, &self.path, &args, Some(media))?;
+            self.core.run(pending).await
+        })
+    }
+
+    /// [`Chain::upload`], async; the future is `Send + 'static`.
+    pub fn upload_async(
+        &self,
+        media: Media,
+        args: Value,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
+        let core = self.core.clone();
+        let path = self.path.clone();
+        async move {
+            let pending = core.begin_with(Method::POST, &path, &args, Some(&media))?;
+            core.run(pending).await
         }
     }
 

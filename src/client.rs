@@ -23,6 +23,10 @@ pub(crate) struct Core {
     pub user_agent: http::HeaderValue,
     pub secret: Option<String>,
     pub transport: Transport,
+    pub retry: Option<crate::retry::RetryPolicy>,
+    pub auto: Option<crate::certificates::Auto>,
+    /// Ciphertexts made by this client's encryptors, to name their key in calls.
+    pub sealed: Arc<crate::sensitive::Sealed>,
 }
 
 /// A configured WeChat Pay client: `Clone + Send + Sync`, cheap to clone (one `Arc`), every

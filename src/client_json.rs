@@ -40,6 +40,11 @@ pub fn signed_target<B>(req: &Request<B>) -> &str {
         .unwrap_or("/")
 }
 
+/// What the signature covers when it is not the body sent, as a request extension: a media
+/// upload signs its `meta` JSON and sends `multipart/form-data`.
+#[derive(Debug, Clone)]
+pub struct SignedBody(pub bytes::Bytes);
+
 /// Signs `req` with a fresh timestamp and nonce and sets its `Authorization` header.
 pub fn sign_request<B: AsRef<[u8]>>(req: &mut Request<B>, cred: &Credentials) -> Result<(), Error> {
     let ts = formatter::timestamp().to_string();
@@ -47,19 +52,24 @@ pub fn sign_request<B: AsRef<[u8]>>(req: &mut Request<B>, cred: &Credentials) ->
     sign_request_with(req, cred, &ts, &nonce)
 }
 
-/// Signs `req` with the given timestamp and nonce (deterministic, for tests and replays).
+/// Signs `req` with the given timestamp and nonce (deterministic, for tests and replays). The
+/// body signed is the [`SignedBody`] extension when there is one, else the body.
 pub fn sign_request_with<B: AsRef<[u8]>>(
     req: &mut Request<B>,
     cred: &Credentials,
     timestamp: &str,
     nonce: &str,
 ) -> Result<(), Error> {
+    let signed: &[u8] = match req.extensions().get::<SignedBody>() {
+        Some(s) => &s.0,
+        None => req.body().as_ref(),
+    };
     let message = formatter::request(
         req.method().as_str(),
         signed_target(req),
         timestamp,
         nonce,
-        req.body().as_ref(),
+        signed,
     );
     let signature = Rsa::sign(&message, &cred.key)?;
     let value = formatter::authorization(&cred.mchid, nonce, &signature, timestamp, &cred.serial);
@@ -95,6 +105,38 @@ pub fn verify_headers(
     keyring: &Keyring,
     now: i64,
 ) -> Result<(), Error> {
+    match headers.get("wechatpay-statement-sha1") {
+        Some(v) => {
+            let want = v
+                .to_str()
+                .map_err(|_| Error::Verification("Wechatpay-Statement-Sha1 is not ASCII".into()))?
+                .trim();
+            let got = hex(&openssl::sha::sha1(body));
+            if !crate::crypto::hash::equals(want.to_ascii_lowercase().as_bytes(), got.as_bytes()) {
+                return Err(Error::Verification(
+                    "the statement's SHA-1 does not match Wechatpay-Statement-Sha1".into(),
+                ));
+            }
+            verify_signature(
+                headers,
+                format!("{{\"sha1\":\"{want}\"}}").as_bytes(),
+                keyring,
+                now,
+            )
+        }
+        None => verify_signature(headers, body, keyring, now),
+    }
+}
+
+/// Checks the four `Wechatpay-*` headers, the ±300 s window, the serial and the RSA-SHA256
+/// signature over `TIMESTAMP\nNONCE\nSIGNED\n`, where `signed` is what the platform signed (the
+/// body, or a statement's `{"sha1":…}`), without looking at any body.
+pub fn verify_signature(
+    headers: &HeaderMap,
+    signed: &[u8],
+    keyring: &Keyring,
+    now: i64,
+) -> Result<(), Error> {
     let timestamp = header(headers, "wechatpay-timestamp")?;
     let nonce = header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
@@ -114,25 +156,7 @@ pub fn verify_headers(
             crate::error::one_line(serial)
         ))
     })?;
-    let statement;
-    let signed_body: &[u8] = match headers.get("wechatpay-statement-sha1") {
-        Some(v) => {
-            let want = v
-                .to_str()
-                .map_err(|_| Error::Verification("Wechatpay-Statement-Sha1 is not ASCII".into()))?
-                .trim();
-            let got = hex(&openssl::sha::sha1(body));
-            if !crate::crypto::hash::equals(want.to_ascii_lowercase().as_bytes(), got.as_bytes()) {
-                return Err(Error::Verification(
-                    "the statement's SHA-1 does not match Wechatpay-Statement-Sha1".into(),
-                ));
-            }
-            statement = format!("{{\"sha1\":\"{want}\"}}");
-            statement.as_bytes()
-        }
-        None => body,
-    };
-    let message = formatter::response(timestamp, nonce, signed_body);
+    let message = formatter::response(timestamp, nonce, signed);
     if !Rsa::verify(&message, signature, &key) {
         return Err(Error::Verification(format!(
             "Wechatpay-Signature does not verify with the key of {serial}"
@@ -346,5 +370,40 @@ mod tests {
         ] {
             assert!(!is_unsigned(p), "{p}");
         }
+    }
+
+    #[test]
+    fn signed_body_extension_replaces_the_body_in_the_signature() {
+        let (k, p) = keys();
+        let cred = Credentials {
+            mchid: "1900000001".into(),
+            serial: "ABC".into(),
+            key: k,
+        };
+        let mut req = Request::post("https://x/v3/merchant/media/upload")
+            .body(b"--multipart bytes--".to_vec())
+            .unwrap();
+        req.extensions_mut()
+            .insert(SignedBody(bytes::Bytes::from_static(
+                b"{\"filename\":\"a.png\"}",
+            )));
+        sign_request_with(&mut req, &cred, "1", "N").unwrap();
+        let auth = req.headers()["authorization"].to_str().unwrap().to_string();
+        let sig = auth
+            .split("signature=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"');
+        assert!(Rsa::verify(
+            b"POST\n/v3/merchant/media/upload\n1\nN\n{\"filename\":\"a.png\"}\n",
+            sig,
+            &p
+        ));
+        assert!(!Rsa::verify(
+            b"POST\n/v3/merchant/media/upload\n1\nN\n--multipart bytes--\n",
+            sig,
+            &p
+        ));
+        assert_eq!(req.body(), b"--multipart bytes--");
     }
 }

@@ -137,11 +137,12 @@ pub fn string_to_sign(data: &Map<String, Value>) -> String {
 ///            "9A0A8659F005D6984697E2CA0A9CF3B7");
 /// ```
 pub fn sign_message(kind: SignType, message: &str, secret: &str) -> Result<String, Error> {
-    let text = format!("{message}&key={secret}");
-    match kind {
-        SignType::Md5 => hash::md5_upper(text),
-        SignType::HmacSha256 => hash::hmac_sha256_upper(secret, text),
-    }
+    // `Crypto\Hash` appends `&key=SECRET` itself, as the APIv2 rules want.
+    let hex = match kind {
+        SignType::Md5 => hash::md5(message, secret, false)?,
+        SignType::HmacSha256 => hash::hmac(message, secret, "sha256")?,
+    };
+    Ok(hex.to_ascii_uppercase())
 }
 
 /// The `sign` of a data map.
@@ -386,6 +387,8 @@ impl Core {
             limits: d.limits,
             path: full_path,
             v2_sign_type: Some(kind),
+            retry: d.retry,
+            own_base: d.own_base,
         })
     }
 

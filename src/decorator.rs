@@ -15,6 +15,7 @@ use crate::formatter;
 use crate::response::Response;
 use crate::transport::Limits;
 use crate::uri;
+use crate::util::media::Media;
 use crate::Core;
 
 /// `Accept` sent by default, as wechatpay-php sends it.
@@ -54,6 +55,10 @@ pub(crate) struct Pending {
     pub path: String,
     /// APIv2: the sign type the answer is expected to use.
     pub v2_sign_type: Option<crate::client_xml::SignType>,
+    /// The retry policy of this call, if any.
+    pub retry: Option<crate::retry::RetryPolicy>,
+    /// Whether the call names its own `base_uri` (then no backup domain is tried).
+    pub own_base: bool,
 }
 
 /// An absolute base URI split into its parts.
@@ -144,6 +149,8 @@ pub(crate) struct Draft<'a> {
     pub path: String,
     pub headers: http::HeaderMap,
     pub limits: Limits,
+    pub retry: Option<crate::retry::RetryPolicy>,
+    pub own_base: bool,
 }
 
 impl Core {
@@ -153,6 +160,17 @@ impl Core {
         method: Method,
         template: &str,
         args: &Value,
+    ) -> Result<Pending, Error> {
+        self.begin_with(method, template, args, None)
+    }
+
+    /// [`Core::begin`] with a media upload as the body: multipart sent, its meta signed.
+    pub(crate) fn begin_with(
+        &self,
+        method: Method,
+        template: &str,
+        args: &Value,
+        upload: Option<&Media>,
     ) -> Result<Pending, Error> {
         let empty = Map::new();
         let args = match args {
@@ -204,6 +222,8 @@ impl Core {
         let mut headers = http::HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static(DEFAULT_ACCEPT));
         headers.insert(USER_AGENT, self.user_agent.clone());
+        let own_base = !matches!(args.get("base_uri"), None | Some(Value::Null));
+        let retry = crate::retry::RetryPolicy::for_call(self.retry.as_ref(), args)?;
         let draft = Draft {
             args,
             base,
@@ -213,17 +233,24 @@ impl Core {
                 timeout,
                 body_limit: self.body_limit,
             },
+            retry,
+            own_base,
         };
         match protocol {
-            Protocol::V3 => self.begin_v3(method, draft),
+            Protocol::V3 => self.begin_v3(method, draft, upload),
+            Protocol::V2 if upload.is_some() => Err(Error::arg(
+                "media uploads are APIv3 calls (multipart with a signed meta)",
+            )),
             Protocol::V2 => self.begin_v2(method, draft),
         }
     }
 
-    fn begin_v3(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
-        let cred = self.credentials.as_ref().ok_or_else(|| {
-            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
-        })?;
+    fn begin_v3(
+        &self,
+        method: Method,
+        mut d: Draft<'_>,
+        upload: Option<&Media>,
+    ) -> Result<Pending, Error> {
         let (path, template_query) = match d.path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (d.path.clone(), None),
@@ -239,20 +266,31 @@ impl Core {
                 )))
             }
         };
-        let body: Bytes = match (d.args.get("json"), d.args.get("body")) {
-            (Some(j), Some(_)) if !j.is_null() => {
+        let body: Bytes = match (d.args.get("json"), d.args.get("body"), upload) {
+            (j, b, Some(media)) => {
+                if j.is_some_and(|v| !v.is_null()) || b.is_some_and(|v| !v.is_null()) {
+                    return Err(Error::arg(
+                        "an upload carries its own body: drop json and body from the args",
+                    ));
+                }
+                let ct = HeaderValue::from_str(&media.content_type())
+                    .map_err(|_| Error::arg("the multipart boundary cannot be sent"))?;
+                d.headers.insert(CONTENT_TYPE, ct);
+                media.to_multipart()
+            }
+            (Some(j), Some(_), None) if !j.is_null() => {
                 return Err(Error::arg("json and body cannot both be given"))
             }
-            (Some(j), _) if !j.is_null() => {
+            (Some(j), _, None) if !j.is_null() => {
                 d.headers
                     .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 serde_json::to_vec(j)
                     .map_err(|e| Error::arg(format!("json cannot be encoded: {e}")))?
                     .into()
             }
-            (_, Some(Value::String(s))) => Bytes::from(s.clone()),
-            (_, None | Some(Value::Null)) => Bytes::new(),
-            (_, Some(other)) => {
+            (_, Some(Value::String(s)), None) => Bytes::from(s.clone()),
+            (_, None | Some(Value::Null), None) => Bytes::new(),
+            (_, Some(other), None) => {
                 return Err(Error::arg(format!(
                     "body must be a string, got {}",
                     uri::kind(other)
@@ -263,14 +301,29 @@ impl Core {
         self.apply_headers(&mut d)?;
         let mut request =
             self.build_request(method, &d.base, &full_path, &query, d.headers, body)?;
-        if !request.headers().contains_key("wechatpay-serial") && self.takes_serial(&request) {
-            if let Some((serial, _)) = self.keyring.preferred() {
-                if let Ok(v) = HeaderValue::from_str(&serial) {
-                    request.headers_mut().insert("wechatpay-serial", v);
+        if let Some(serial) = self.takes_serial(d.args, request.body())? {
+            match request.headers().get("wechatpay-serial") {
+                None => {
+                    if let Ok(v) = HeaderValue::from_str(&serial) {
+                        request.headers_mut().insert("wechatpay-serial", v);
+                    }
                 }
+                Some(v) if v.as_bytes() != serial.as_bytes() => tracing::warn!(
+                    encrypted_for = &*serial,
+                    "the args name another Wechatpay-Serial than the key the fields were encrypted with; the args win"
+                ),
+                Some(_) => {}
             }
         }
-        client_json::sign_request(&mut request, cred)?;
+        if let Some(media) = upload {
+            // The platform checks the signature over the meta JSON, not the multipart bytes.
+            request
+                .extensions_mut()
+                .insert(client_json::SignedBody(Bytes::from(
+                    media.meta().to_owned(),
+                )));
+        }
+        self.sign_v3(&mut request)?;
         Ok(Pending {
             request,
             protocol: Protocol::V3,
@@ -278,13 +331,39 @@ impl Core {
             limits: d.limits,
             path: full_path,
             v2_sign_type: None,
+            retry: d.retry,
+            own_base: d.own_base,
         })
     }
 
-    /// Hook for the sensitive-field encryptor: calls that carry fields it encrypted name the
-    /// platform key in `Wechatpay-Serial`.
-    fn takes_serial(&self, _request: &http::Request<Bytes>) -> bool {
-        false
+    /// Signs (or re-signs, for another attempt) an APIv3 request with a fresh nonce.
+    pub(crate) fn sign_v3(&self, request: &mut http::Request<Bytes>) -> Result<(), Error> {
+        let cred = self.credentials.as_ref().ok_or_else(|| {
+            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
+        })?;
+        client_json::sign_request(request, cred)
+    }
+
+    /// The serial a call must name in `Wechatpay-Serial` because its JSON body carries fields
+    /// made by this client's [`Encryptor`](crate::sensitive::Encryptor), if any.
+    fn takes_serial(
+        &self,
+        args: &Map<String, Value>,
+        body: &[u8],
+    ) -> Result<Option<std::sync::Arc<str>>, Error> {
+        if !self.sealed.in_use() {
+            return Ok(None);
+        }
+        match args.get("json") {
+            Some(j) if !j.is_null() => self.sealed.serial_for(j),
+            _ if body.first().is_some_and(|b| matches!(b, b'{' | b'[')) => {
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(v) => self.sealed.serial_for(&v),
+                    Err(_) => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     pub(crate) fn apply_headers(&self, d: &mut Draft<'_>) -> Result<(), Error> {

@@ -71,6 +71,19 @@ pub enum Error {
         uri: String,
         /// The timeout that elapsed.
         after: Duration,
+        /// Whether the answer's head had arrived (false: nothing came back at all).
+        answered: bool,
+    },
+
+    /// The outcome of a money-moving call is unknown (e.g. 429 on a refund or transfer): query
+    /// its state before calling again, or the money may move twice.
+    #[error("outcome unknown for {path}: {source}; query its state before calling again")]
+    OutcomeUnknown {
+        /// The request path.
+        path: String,
+        /// What was received.
+        #[source]
+        source: Box<Error>,
     },
 
     /// The connection failed or broke before a complete answer arrived.
@@ -97,6 +110,16 @@ pub enum Error {
     /// A body could not be decoded as the requested type.
     #[error("decode error: {0}")]
     Decode(String),
+
+    /// A notification (webhook) failed one of its checks; `kind` says which, so a server can
+    /// log and count them apart. Answer the platform 4xx/5xx: it will send it again.
+    #[error("notification refused ({kind}): {message}")]
+    Notification {
+        /// Which check failed.
+        kind: crate::notify::Refusal,
+        /// What exactly, in one line.
+        message: String,
+    },
 
     /// Reading or writing a local file failed.
     #[error("io error: {0}")]
@@ -166,6 +189,7 @@ impl Error {
                 err_code: Some(c), ..
             } => Some(c),
             Error::V2 { return_code, .. } => Some(return_code),
+            Error::OutcomeUnknown { source, .. } => source.code(),
             _ => None,
         }
     }
@@ -174,6 +198,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } => Some(*status),
+            Error::OutcomeUnknown { source, .. } => source.status(),
             _ => None,
         }
     }

@@ -8,6 +8,13 @@ const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn
 
 /// A random string of `size` characters from `0-9A-Za-z`, drawn without modulo bias from
 /// openssl's CSPRNG.
+///
+/// ```
+/// use wechatpay_chain::formatter;
+/// let n = formatter::nonce(32);
+/// assert_eq!(n.len(), 32);
+/// assert!(n.bytes().all(|b| b.is_ascii_alphanumeric()));
+/// ```
 pub fn nonce(size: usize) -> String {
     let mut out = String::with_capacity(size);
     let mut buf = [0u8; 64];
@@ -30,6 +37,11 @@ pub fn nonce(size: usize) -> String {
 }
 
 /// Seconds since the Unix epoch.
+///
+/// ```
+/// let now = wechatpay_chain::formatter::timestamp();
+/// assert!(now > 1_700_000_000);
+/// ```
 pub fn timestamp() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -38,6 +50,12 @@ pub fn timestamp() -> i64 {
 }
 
 /// Joins pieces with a line feed after each one, the framing of every signed message.
+///
+/// ```
+/// use wechatpay_chain::formatter::joined_by_line_feed;
+/// assert_eq!(joined_by_line_feed(["a", "", "b"]), b"a\n\nb\n");
+/// assert_eq!(joined_by_line_feed(Vec::<&str>::new()), b"");
+/// ```
 pub fn joined_by_line_feed<I, S>(pieces: I) -> Vec<u8>
 where
     I: IntoIterator<Item = S>,
@@ -52,6 +70,12 @@ where
 }
 
 /// The request message: `METHOD\nURI\nTIMESTAMP\nNONCE\nBODY\n`, URI being path and query.
+///
+/// ```
+/// use wechatpay_chain::formatter;
+/// let m = formatter::request("GET", "/v3/certificates", "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242", b"");
+/// assert_eq!(m, b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n");
+/// ```
 pub fn request(method: &str, uri: &str, timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
     joined_by_line_feed([
         method.as_bytes(),
@@ -63,11 +87,20 @@ pub fn request(method: &str, uri: &str, timestamp: &str, nonce: &str, body: &[u8
 }
 
 /// The response (and notification) message: `TIMESTAMP\nNONCE\nBODY\n`.
+///
+/// ```
+/// assert_eq!(wechatpay_chain::formatter::response("1", "n", b"{}"), b"1\nn\n{}\n");
+/// ```
 pub fn response(timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
     joined_by_line_feed([timestamp.as_bytes(), nonce.as_bytes(), body])
 }
 
 /// The `Authorization` header value of an APIv3 request.
+///
+/// ```
+/// let v = wechatpay_chain::formatter::authorization("1900000001", "N", "S", "1", "SER");
+/// assert_eq!(v, r#"WECHATPAY2-SHA256-RSA2048 mchid="1900000001",serial_no="SER",timestamp="1",nonce_str="N",signature="S""#);
+/// ```
 pub fn authorization(
     mchid: &str,
     nonce: &str,

@@ -37,12 +37,16 @@ pub mod client_json;
 pub mod client_xml;
 pub mod crypto;
 pub mod decorator;
+pub mod download;
 pub mod emulator;
 mod error;
 pub mod formatter;
 pub mod keyring;
+pub mod notify;
 pub mod notify_v2;
 mod response;
+mod retry;
+pub mod sensitive;
 pub mod transformer;
 mod transport;
 pub mod uri;
@@ -56,6 +60,8 @@ pub use crypto::{Certificate, PrivateKey, PublicKey, Rsa};
 pub use error::{BoxError, Error};
 pub use keyring::Keyring;
 pub use response::Response;
+pub use retry::RetryPolicy;
+pub use sensitive::Encryptor;
 pub use uri::Placeholders;
 
 /// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.

@@ -66,6 +66,13 @@ struct CallArgs {
     /// empty with a warning, but a template with placeholders and no ARGS at all is refused).
     #[arg(long)]
     strict_placeholders: bool,
+    /// Upload this file with POST as multipart/form-data, signed over its meta
+    /// (v3/merchant/media/upload, v3/marketing/favor/media/image-upload …).
+    #[arg(long, value_name = "PATH")]
+    file: Option<String>,
+    /// Fields to add to (or override in) the upload's meta JSON, e.g. '{"bank_type":"…"}'.
+    #[arg(long, value_name = "JSON", requires = "file")]
+    meta: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -287,6 +294,21 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     };
     let client = conf.builder()?.placeholders(mode).build()?;
     let chain = client.chain(&path);
+    if let Some(file) = &c.file {
+        if !method.eq_ignore_ascii_case("post") {
+            return Err(Error::InvalidArgument(
+                "--file uploads with POST: use post as METHOD".into(),
+            ));
+        }
+        let mut media = wechatpay_chain::util::media::Media::from_path(file)?;
+        if let Some(meta) = &c.meta {
+            let fields: Value = serde_json::from_str(meta)
+                .map_err(|e| Error::InvalidArgument(format!("--meta is not JSON: {e}")))?;
+            media = media.with_meta(fields)?;
+        }
+        let res = chain.upload(&media, args)?;
+        return print(c, &res);
+    }
     let res = match method.to_ascii_lowercase().as_str() {
         "get" => chain.get(args),
         "post" => chain.post(args),
@@ -299,6 +321,10 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
             )))
         }
     }?;
+    print(c, &res)
+}
+
+fn print(c: &CallArgs, res: &wechatpay_chain::Response) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     if c.include {
         let _ = writeln!(out, "{:?} {}", http::Version::HTTP_11, res.status());

@@ -3,9 +3,10 @@
 //! and async calls work from any tokio runtime, whose connections never outlive it.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::sync::LazyLock;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,25 +15,31 @@ use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
 type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The I/O runtime: two worker threads, created on first use, never dropped (a runtime dropped
-/// inside another runtime's task would panic).
-static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("wechatpay-io")
+/// The I/O runtime: a current-thread runtime driven by one dedicated thread, created on first
+/// use and never dropped (a runtime dropped inside another runtime's task would panic). One
+/// thread is plenty for the sockets (signing and verifying run on the callers' threads), and it
+/// spares the work-stealing machinery its wake-ups.
+static RUNTIME: LazyLock<Result<Handle, String>> = LazyLock::new(|| {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("wechatpay-io".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| format!("cannot start the I/O thread: {e}"))?;
+    Ok(handle)
 });
 
-pub(crate) fn runtime() -> Result<&'static Runtime, Error> {
+pub(crate) fn runtime() -> Result<&'static Handle, Error> {
     RUNTIME.as_ref().map_err(|e| Error::Config(e.clone()))
 }
 
@@ -99,32 +106,18 @@ impl Transport {
         secure: bool,
         limits: Limits,
     ) -> Result<Exchange, Error> {
-        let pool = if secure {
-            self.secure.clone().ok_or_else(|| {
-                Error::Config("this call needs the merchant certificate (security): set Builder::merchant_identity".into())
-            })?
-        } else {
-            self.plain.clone()
-        };
-        let rt = runtime()?;
-        Ok(Exchange(rt.spawn(exchange(pool, req, limits))))
+        let pool = self.pool(secure)?;
+        Ok(Exchange(runtime()?.spawn(exchange(pool, req, limits))))
     }
 
-    /// Sends `req` and blocks the calling thread until the answer is complete. Safe inside a
-    /// tokio runtime: the work happens on the crate's own runtime, not the caller's.
-    pub(crate) fn send_blocking(
-        &self,
-        req: http::Request<Bytes>,
-        secure: bool,
-        limits: Limits,
-    ) -> Result<http::Response<Bytes>, Error> {
-        let exchange = self.send(req, secure, limits)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        runtime()?.spawn(async move {
-            let _ = tx.send(exchange.await);
-        });
-        rx.recv()
-            .map_err(|_| Error::Config("the I/O runtime stopped".into()))?
+    fn pool(&self, secure: bool) -> Result<Pool, Error> {
+        if secure {
+            self.secure.clone().ok_or_else(|| {
+                Error::Config("this call needs the merchant certificate (security): set Builder::merchant_identity".into())
+            })
+        } else {
+            Ok(self.plain.clone())
+        }
     }
 }
 
@@ -136,12 +129,15 @@ async fn exchange(
     let uri = req.uri().to_string();
     let (parts, body) = req.into_parts();
     let req = http::Request::from_parts(parts, Full::new(body));
+    let answered = std::sync::atomic::AtomicBool::new(false);
     let work = async {
         let res = pool.request(req).await.map_err(|e| Error::Transport {
             uri: uri.clone(),
             source: Box::new(e),
             answered: false,
         })?;
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
+        answered.store(true, std::sync::atomic::Ordering::Relaxed);
         let (parts, body) = res.into_parts();
         if let Some(len) = parts
             .headers
@@ -182,6 +178,7 @@ async fn exchange(
         Err(_) => Err(Error::Timeout {
             uri,
             after: limits.timeout,
+            answered: answered.load(std::sync::atomic::Ordering::Relaxed),
         }),
     }
 }
@@ -203,5 +200,161 @@ impl Future for Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Waits `d` on the I/O runtime, so it works from any runtime and from [`block_on`].
+pub(crate) async fn sleep(d: Duration) -> Result<(), Error> {
+    runtime()?
+        // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
+        .spawn(async move { tokio::time::sleep(d).await })
+        .await
+        .map_err(|e| Error::Config(format!("the I/O task failed: {e}")))
+}
+
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `f` to completion on the calling thread, parking it while `f` waits. The I/O itself
+/// runs on the crate's runtime, so this is safe on any thread, a tokio worker included (it
+/// blocks that worker, as any blocking call does, but cannot panic or deadlock on it).
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// An answer whose body arrives chunk by chunk, for downloads larger than the body limit: the
+/// I/O task sends at most a few chunks ahead (backpressure), and dropping the stream aborts it.
+pub(crate) struct Stream {
+    pub parts: http::response::Parts,
+    pub uri: String,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, Error>>,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Stream {
+    /// The next chunk of the body; `None` at its end. Each chunk must arrive within the
+    /// call's timeout of the one before.
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, Error>> {
+        self.rx.recv().await
+    }
+
+    /// The rest of the body, bounded by `limit` (for error answers and signed bodies).
+    pub(crate) async fn collect(&mut self, limit: usize) -> Result<Bytes, Error> {
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = self.next().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(Error::BodyTooLarge {
+                    uri: self.uri.clone(),
+                    limit,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out.freeze())
+    }
+}
+
+impl Transport {
+    /// Sends `req` and returns once the answer's head has arrived (within the timeout); the body
+    /// then streams, with the timeout applying between chunks rather than to the whole.
+    pub(crate) async fn send_streaming(
+        &self,
+        req: http::Request<Bytes>,
+        secure: bool,
+        limits: Limits,
+    ) -> Result<Stream, Error> {
+        let pool = self.pool(secure)?;
+        let uri = req.uri().to_string();
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let task_uri = uri.clone();
+        let task = runtime()?.spawn(async move {
+            let uri = task_uri;
+            let (parts, body) = req.into_parts();
+            let req = http::Request::from_parts(parts, Full::new(body));
+            let res = match tokio::time::timeout(limits.timeout, pool.request(req)).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(e)) => {
+                    let _ = head_tx.send(Err(Error::Transport {
+                        uri,
+                        source: Box::new(e),
+                        answered: false,
+                    }));
+                    return;
+                }
+                Err(_) => {
+                    let _ = head_tx.send(Err(Error::Timeout {
+                        uri,
+                        after: limits.timeout,
+                        answered: false,
+                    }));
+                    return;
+                }
+            };
+            let (parts, mut body) = res.into_parts();
+            if head_tx.send(Ok(parts)).is_err() {
+                return;
+            }
+            loop {
+                let item = match tokio::time::timeout(limits.timeout, body.frame()).await {
+                    Err(_) => Some(Err(Error::Timeout {
+                        uri: uri.clone(),
+                        after: limits.timeout,
+                        answered: true,
+                    })),
+                    Ok(None) => None,
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => Some(Ok(data)),
+                        Err(_) => continue, // trailers
+                    },
+                    Ok(Some(Err(e))) => Some(Err(Error::Transport {
+                        uri: uri.clone(),
+                        source: Box::new(e),
+                        answered: true,
+                    })),
+                };
+                let Some(item) = item else { break };
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        let task = AbortOnDrop(task);
+        let parts = head_rx
+            .await
+            .map_err(|_| Error::Config("the I/O task stopped".into()))??;
+        Ok(Stream {
+            parts,
+            uri,
+            rx,
+            _task: task,
+        })
     }
 }

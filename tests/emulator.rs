@@ -18,7 +18,7 @@ use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_heade
 use wechatpay_chain::crypto::hash::sha256_hex;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode, Outcome};
-use wechatpay_chain::{certificates, formatter, Builder, Client, Error, Keyring, Rsa};
+use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Rsa};
 
 fn rt() -> &'static tokio::runtime::Runtime {
     static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -784,18 +784,21 @@ fn certificate_downloader_against_the_emulator() {
         .build()
         .unwrap();
     let certs = rt()
-        .block_on(certificates::download(&bare, emu.apiv3_key()))
+        .block_on(bare.download_certificates(emu.apiv3_key()))
         .unwrap();
     assert_eq!(certs.len(), 1);
-    assert_eq!(certs[0].serial_no, cert.serial());
+    assert_eq!(certs[0].serial, cert.serial());
     assert_eq!(certs[0].pem, cert.to_pem().unwrap());
     assert!(certs[0].effective_time < certs[0].expire_time);
     // The wrong APIv3 key cannot decrypt; a forged answer does not verify.
-    let wrong =
-        certificates::download_blocking(&bare, "0123456789abcdef0123456789abcdef").unwrap_err();
+    let wrong = bare
+        .download_certificates_blocking("0123456789abcdef0123456789abcdef")
+        .unwrap_err();
     assert!(matches!(wrong, Error::Crypto(_)), "{wrong}");
     emu.forge_next(Forgery::TamperedBody);
-    let forged = certificates::download_blocking(&bare, emu.apiv3_key()).unwrap_err();
+    let forged = bare
+        .download_certificates_blocking(emu.apiv3_key())
+        .unwrap_err();
     assert!(matches!(forged, Error::Verification(_)), "{forged}");
     // The client made with the downloaded certificate verifies answers.
     let c = Builder::emulator(&emu).build().unwrap();
@@ -864,7 +867,10 @@ fn certificate_downloader_against_the_emulator() {
         .build()
         .unwrap();
     assert_eq!(
-        api(certificates::download_blocking(&bare, pk.apiv3_key()).unwrap_err()).0,
+        api(bare
+            .download_certificates_blocking(pk.apiv3_key())
+            .unwrap_err())
+        .0,
         404
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))

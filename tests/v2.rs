@@ -139,6 +139,7 @@ fn xml_reply(body: Vec<u8>) -> Reply {
         skew: 0,
         tamper: false,
         delay: None,
+        sign_key: None,
     }
 }
 

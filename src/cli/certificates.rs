@@ -13,7 +13,7 @@ macro_rules! say {
 use std::path::PathBuf;
 
 use clap::Args;
-use wechatpay_chain::{certificates, Builder, Error, Rsa};
+use wechatpay_chain::{Builder, Error, Rsa};
 
 /// Options named as wechatpay-php's CertificateDownloader names them; the global options
 /// (`--mchid`, `--serial`, `--private-key`, `--apiv3-key`, `--base-uri` and their variables)
@@ -77,7 +77,7 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
         b = b.base_uri(u);
     }
     let client = b.build()?;
-    let certs = match certificates::download_blocking(&client, apiv3) {
+    let certs = match client.download_certificates_blocking(apiv3) {
         Ok(c) => c,
         Err(
             e @ Error::Api {
@@ -96,11 +96,11 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
     std::fs::create_dir_all(&dir)?;
     say!("The answer's signature verified with the downloaded certificate.");
     for (i, c) in certs.iter().enumerate() {
-        let path = dir.join(format!("wechatpay_{}.pem", c.serial_no));
+        let path = dir.join(format!("wechatpay_{}.pem", c.serial));
         std::fs::write(&path, &c.pem)?;
         let x = c.certificate.x509();
         say!("Certificate #{i} {{");
-        say!("    Serial Number: {}", c.serial_no);
+        say!("    Serial Number: {}", c.serial);
         say!("    Not Before: {} ({})", x.not_before(), c.effective_time);
         say!("    Not After: {} ({})", x.not_after(), c.expire_time);
         say!("    Saved to: {}", path.display());

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use wechatpay_chain::client_json::verify_headers;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode};
-use wechatpay_chain::{certificates, formatter, Builder, Client, Error, Keyring, Response, Rsa};
+use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Response, Rsa};
 
 const OUT_CARD_CODE: &str = "6e8369071cd942c0476613f9d1ce9ca3";
 const CARD_TEMPLATE_ID: &str = "87789b2f25177433bcbf407e8e471f95";
@@ -537,8 +537,9 @@ pub fn run() -> Result<bool, Error> {
                 )
                 .build()
                 .map_err(err)?;
-            let certs =
-                certificates::download_blocking(&bare, cert_emu.apiv3_key()).map_err(err)?;
+            let certs = bare
+                .download_certificates_blocking(cert_emu.apiv3_key())
+                .map_err(err)?;
             let c = certs.first().ok_or("no certificate")?;
             let s = Shown {
                 method: "GET",
@@ -547,7 +548,7 @@ pub fn run() -> Result<bool, Error> {
                 check: "signature verified",
                 fields: format!(
                     "serial_no={} valid {} → {}",
-                    c.serial_no, c.effective_time, c.expire_time
+                    c.serial, c.effective_time, c.expire_time
                 ),
             };
             *downloaded.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.certificate.clone());

@@ -1,5 +1,5 @@
-//! Digests and MACs, as wechatpay-php's `Crypto\Hash`: MD5 and HMAC-SHA256 in uppercase hex
-//! (APIv2 signatures), and constant-time comparison.
+//! Digests and MACs, as wechatpay-php's `Crypto\Hash`: MD5 and HMAC with the key appended as
+//! APIv2 signatures want, SHA-1/SHA-256 digests, and constant-time comparison.
 
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -7,27 +7,10 @@ use openssl::sign::Signer;
 
 use crate::error::Error;
 
-fn hex_upper(bytes: &[u8]) -> String {
-    crate::client_json::hex(bytes).to_ascii_uppercase()
-}
-
 /// Lowercase hex MD5 of `data`.
 pub fn md5_hex(data: impl AsRef<[u8]>) -> Result<String, Error> {
     let d = openssl::hash::hash(MessageDigest::md5(), data.as_ref())?;
     Ok(crate::client_json::hex(&d))
-}
-
-/// Uppercase hex MD5 of `data`.
-pub fn md5_upper(data: impl AsRef<[u8]>) -> Result<String, Error> {
-    Ok(md5_hex(data)?.to_ascii_uppercase())
-}
-
-/// Uppercase hex HMAC-SHA256 of `data` under `key`.
-pub fn hmac_sha256_upper(key: impl AsRef<[u8]>, data: impl AsRef<[u8]>) -> Result<String, Error> {
-    let pkey = PKey::hmac(key.as_ref())?;
-    let mut s = Signer::new(MessageDigest::sha256(), &pkey)?;
-    s.update(data.as_ref())?;
-    Ok(hex_upper(&s.sign_to_vec()?))
 }
 
 /// Lowercase hex SHA-256 of `data`.
@@ -52,13 +35,109 @@ mod tests {
     #[test]
     fn digests() {
         assert_eq!(md5_hex("").unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(
-            hmac_sha256_upper("key", "The quick brown fox jumps over the lazy dog").unwrap(),
-            "F7BC83F430538424B13298E6AA6FB143EF4D59A14946175997479DBC2D1A3CD8"
-        );
         assert_eq!(sha1_hex("abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert!(equals(b"abc", b"abc"));
         assert!(!equals(b"abc", b"abd"));
         assert!(!equals(b"abc", b"ab"));
+    }
+}
+
+// wechatpay-php's `Crypto\Hash::md5` and `::hmac`, with their key framing.
+
+/// `Crypto\Hash::md5`: lowercase hex MD5 of `thing`, followed by `&key=KEY` when `key` is not
+/// empty (`&secret=KEY` with `agency`, for WeWork's agency keys). With an empty key this is a
+/// plain MD5.
+///
+/// ```
+/// use wechatpay_chain::crypto::hash;
+/// assert_eq!(hash::md5("a=1&b=2", "", false)?, "ed04c91cf6f6ab5a01a31c0295c5da34");
+/// assert_eq!(hash::md5("a=1&b=2", "secret", false)?, "9f565ccd686cfa5dc3b06b3a89e4e3ad");
+/// # Ok::<(), wechatpay_chain::Error>(())
+/// ```
+pub fn md5(thing: impl AsRef<[u8]>, key: &str, agency: bool) -> Result<String, Error> {
+    let mut h = openssl::hash::Hasher::new(MessageDigest::md5())?;
+    h.update(thing.as_ref())?;
+    if !key.is_empty() {
+        h.update(if agency { b"&secret=" } else { b"&key=" })?;
+        h.update(key.as_bytes())?;
+    }
+    Ok(crate::client_json::hex(&h.finish()?))
+}
+
+/// `Crypto\Hash::hmac`: lowercase hex HMAC of `thing` followed by `&key=KEY`, keyed with
+/// `KEY` (PHP's quirk: the key is both the MAC key and appended to the data, as APIv2's
+/// HMAC-SHA256 `sign` requires). `algorithm` is an openssl digest name: `sha256` as PHP's
+/// default, `sha512` …; an unknown name is an error.
+///
+/// ```
+/// use wechatpay_chain::crypto::hash;
+/// assert_eq!(
+///     hash::hmac("a=1&b=2", "secret", "sha256")?,
+///     "3c1bcc36e976ded8aabbe1901a67b59016dffcaff3370ec35396fd4d664440a4"
+/// );
+/// # Ok::<(), wechatpay_chain::Error>(())
+/// ```
+pub fn hmac(thing: impl AsRef<[u8]>, key: &str, algorithm: &str) -> Result<String, Error> {
+    let md = MessageDigest::from_name(algorithm).ok_or_else(|| {
+        Error::Crypto(format!(
+            "unknown digest {:?} for HMAC",
+            crate::error::one_line(algorithm)
+        ))
+    })?;
+    let pkey = PKey::hmac(key.as_bytes())?;
+    let mut s = Signer::new(md, &pkey)?;
+    s.update(thing.as_ref())?;
+    s.update(b"&key=")?;
+    s.update(key.as_bytes())?;
+    Ok(crate::client_json::hex(&s.sign_to_vec()?))
+}
+
+#[cfg(test)]
+mod php_tests {
+    use super::*;
+
+    #[test]
+    fn md5_appends_the_key_as_php_does() {
+        assert_eq!(
+            md5("a=1&b=2", "", false).unwrap(),
+            "ed04c91cf6f6ab5a01a31c0295c5da34"
+        );
+        assert_eq!(
+            md5("a=1&b=2", "", true).unwrap(),
+            md5_hex("a=1&b=2").unwrap()
+        );
+        assert_eq!(
+            md5("a=1&b=2", "secret", false).unwrap(),
+            "9f565ccd686cfa5dc3b06b3a89e4e3ad"
+        );
+        assert_eq!(
+            md5("a=1&b=2", "secret", true).unwrap(),
+            "2764794cd910d6bf7d1fce51c3302df3"
+        );
+    }
+
+    #[test]
+    fn hmac_appends_the_key_and_names_its_digest() {
+        assert_eq!(
+            hmac("a=1&b=2", "secret", "sha256").unwrap(),
+            "3c1bcc36e976ded8aabbe1901a67b59016dffcaff3370ec35396fd4d664440a4"
+        );
+        assert_eq!(
+            hmac("a=1&b=2", "secret", "SHA512").unwrap(),
+            "21978c6fe8eeb7197ad032f8fc8f5a2990ebf80a1166043983d8a8b15d40429dea05cd56a4903a63fe6afb7be607200b84fccd1b778f4c8452c3db8de2443587"
+        );
+        let e = hmac("x", "k", "nope\n").unwrap_err();
+        assert!(matches!(e, Error::Crypto(_)));
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn sha_helpers_and_equals() {
+        assert_eq!(
+            sha256_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(equals(b"", b""));
+        assert!(!equals(b"a", b""));
     }
 }

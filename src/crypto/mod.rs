@@ -1,6 +1,6 @@
 //! Cryptographic rooms, as in wechatpay-php's `Crypto\*`: RSA (keys, signatures, OAEP), AES-GCM
 //! (APIv3 notifications and certificates), AES-ECB (APIv2 refund notifications) and hashes.
-//! All of it is openssl underneath.
+//! All of it is openssl underneath. `docs/toolkit.md` shows each room with a short example.
 
 pub mod aes_ecb;
 pub mod aes_gcm;

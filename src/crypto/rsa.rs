@@ -142,6 +142,20 @@ impl Rsa {
     }
 
     /// Loads an encrypted PKCS#8 (or legacy encrypted PEM) private key with its passphrase.
+    /// A wrong passphrase is a [`Error::Key`] that does not repeat it.
+    ///
+    /// ```
+    /// use wechatpay_chain::Rsa;
+    /// let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    /// let pem = pkey
+    ///     .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"s3cret")
+    ///     .unwrap();
+    /// let pem = String::from_utf8(pem).unwrap(); // -----BEGIN ENCRYPTED PRIVATE KEY-----
+    /// let key = Rsa::from_private_with_passphrase(&pem, "s3cret")?;
+    /// assert_eq!(key.bits(), 2048);
+    /// assert!(Rsa::from_private(&pem).is_err());
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
     pub fn from_private_with_passphrase(
         thing: &str,
         passphrase: &str,
@@ -260,6 +274,17 @@ impl Rsa {
 
     /// Encrypts with RSAES-OAEP (SHA-1, MGF1-SHA-1, empty label), as the platform expects for
     /// sensitive fields; returns base64. There is deliberately no PKCS#1 v1.5 encryption.
+    /// To have calls name the key in `Wechatpay-Serial` by themselves, encrypt through
+    /// [`Client::encryptor`](crate::Client::encryptor) instead.
+    ///
+    /// ```
+    /// use wechatpay_chain::Rsa;
+    /// let pem = openssl::rsa::Rsa::generate(2048).unwrap().private_key_to_pem().unwrap();
+    /// let key = Rsa::from_private(std::str::from_utf8(&pem).unwrap())?;
+    /// let ciphertext = Rsa::encrypt("张三", &key.public_key()?)?;
+    /// assert_eq!(Rsa::decrypt(&ciphertext, &key)?, "张三".as_bytes());
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
     pub fn encrypt(plaintext: impl AsRef<[u8]>, key: &PublicKey) -> Result<String, Error> {
         let rsa = key.0.rsa()?;
         let mut out = vec![0u8; rsa.size() as usize];
@@ -381,5 +406,88 @@ mod tests {
         assert_ne!(ct, Rsa::encrypt("张三", &p).unwrap(), "OAEP is randomized");
         assert_eq!(Rsa::decrypt(&ct, &k).unwrap(), "张三".as_bytes());
         assert!(Rsa::decrypt("AAAA", &k).is_err());
+    }
+
+    #[test]
+    fn encrypted_pkcs8_needs_its_passphrase() {
+        let (rsa, k) = pair();
+        let pkey = PKey::from_rsa(rsa).unwrap();
+        let pem = pkey
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"pa55")
+            .unwrap();
+        let pem = String::from_utf8(pem).unwrap();
+        assert!(pem.contains("BEGIN ENCRYPTED PRIVATE KEY"));
+        let loaded = Rsa::from_private_with_passphrase(&pem, "pa55").unwrap();
+        let sig = Rsa::sign(b"m", &loaded).unwrap();
+        assert!(Rsa::verify(b"m", &sig, &k.public_key().unwrap()));
+        // Without the passphrase: a clear hint; a wrong one: an error that does not echo it.
+        let e = Rsa::from_private(&pem).unwrap_err();
+        assert!(e.to_string().contains("passphrase"), "{e}");
+        let e = Rsa::from_private_with_passphrase(&pem, "wrong-pass").unwrap_err();
+        assert!(matches!(e, Error::Key(_)));
+        assert!(!e.to_string().contains("wrong-pass"), "{e}");
+        // Legacy encrypted PEM (Proc-Type: 4,ENCRYPTED) works the same way.
+        let legacy =
+            k.0.rsa()
+                .unwrap()
+                .private_key_to_pem_passphrase(openssl::symm::Cipher::aes_128_cbc(), b"pa55")
+                .unwrap();
+        let legacy = String::from_utf8(legacy).unwrap();
+        assert!(legacy.contains("ENCRYPTED"));
+        assert_eq!(
+            Rsa::from_private_with_passphrase(&legacy, "pa55")
+                .unwrap()
+                .bits(),
+            2048
+        );
+        assert!(Rsa::from_private(&legacy).is_err());
+    }
+
+    #[test]
+    fn pkcs1_public_key_as_risk_getpublickey_answers_it() {
+        // APIv2 `risk/getpublickey` answers `pub_key` as a PKCS#1 `RSA PUBLIC KEY` PEM, which
+        // encrypts bank card numbers with OAEP.
+        let (rsa, k) = pair();
+        let pem = String::from_utf8(rsa.public_key_to_pem_pkcs1().unwrap()).unwrap();
+        assert!(pem.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
+        for text in [pem.clone(), pem.replace('\n', "\r\n"), format!("  {pem}\n")] {
+            let p = Rsa::from_public(&text).unwrap();
+            let ct = Rsa::encrypt("6225880137650000", &p).unwrap();
+            assert_eq!(Rsa::decrypt(&ct, &k).unwrap(), b"6225880137650000");
+        }
+        let broken = pem.replace("-----END RSA PUBLIC KEY-----", "");
+        assert!(matches!(Rsa::from_public(&broken), Err(Error::Key(_))));
+    }
+
+    #[test]
+    fn certificates_give_serial_and_key() {
+        let (rsa, k) = pair();
+        let pkey = PKey::from_rsa(rsa).unwrap();
+        let pem = crate::util::pem::tests_support::self_signed(&pkey, 0x1a2b3c);
+        let cert = Rsa::from_certificate(&pem).unwrap();
+        assert_eq!(cert.serial(), "1A2B3C");
+        // from_public takes a certificate's key too.
+        let p = Rsa::from_public(&pem).unwrap();
+        let sig = Rsa::sign(b"m", &k).unwrap();
+        assert!(Rsa::verify(b"m", &sig, &p));
+        assert!(Rsa::verify(b"m", &sig, cert.public_key()));
+        assert!(cert.to_pem().unwrap().contains("BEGIN CERTIFICATE"));
+        assert!(format!("{cert:?}").contains("1A2B3C"));
+    }
+
+    #[test]
+    fn oaep_refuses_oversized_plaintext_and_foreign_keys() {
+        let (_, k) = pair();
+        let p = k.public_key().unwrap();
+        // 2048-bit OAEP-SHA1 carries at most 256 - 42 = 214 bytes.
+        assert!(Rsa::encrypt(vec![b'x'; 214], &p).is_ok());
+        assert!(matches!(
+            Rsa::encrypt(vec![b'x'; 215], &p),
+            Err(Error::Crypto(_))
+        ));
+        let ct = Rsa::encrypt("x", &p).unwrap();
+        let (_, other) = pair();
+        assert!(Rsa::decrypt(&ct, &other).is_err());
+        assert!(Rsa::decrypt("%%%", &k).is_err());
     }
 }

@@ -1,3 +1,4 @@
-//! Helpers as in wechatpay-php's `Util\*`: PEM and serial numbers.
+//! Helpers as in wechatpay-php's `Util\*`: PEM and serial numbers, media uploads.
 
+pub mod media;
 pub mod pem;

@@ -1,9 +1,98 @@
-//! Certificate serial numbers: read from certificates, and checked when given by hand, so that
-//! what reaches a header is exactly the serial and nothing else.
+//! PEM files and certificate serial numbers, as wechatpay-php's `Util\PemUtil`: certificates and
+//! keys loaded from files or text, serials read from certificates, and serials given by hand
+//! checked, so that what reaches a header is exactly the serial and nothing else.
+//!
+//! ```
+//! use wechatpay_chain::util::pem;
+//! # let dir = std::env::temp_dir().join(format!("wcp-pem-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let path = dir.join("wechatpay_cert.pem");
+//! # let pkey = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+//! # let mut b = openssl::x509::X509Builder::new().unwrap();
+//! # b.set_serial_number(&openssl::bn::BigNum::from_hex_str("5157f09efdc096de15ebe81a47057a7232f1b8e1").unwrap().to_asn1_integer().unwrap()).unwrap();
+//! # b.set_pubkey(&pkey).unwrap();
+//! # let mut n = openssl::x509::X509NameBuilder::new().unwrap();
+//! # n.append_entry_by_text("CN", "Tenpay.com Root CA").unwrap();
+//! # let n = n.build();
+//! # b.set_subject_name(&n).unwrap();
+//! # b.set_issuer_name(&n).unwrap();
+//! # b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+//! # b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap()).unwrap();
+//! # b.sign(&pkey, openssl::hash::MessageDigest::sha256()).unwrap();
+//! # std::fs::write(&path, b.build().to_pem().unwrap()).unwrap();
+//! let cert = pem::load_certificate(&path)?;
+//! assert_eq!(cert.serial(), "5157F09EFDC096DE15EBE81A47057A7232F1B8E1");
+//! let text = std::fs::read_to_string(&path)?;
+//! assert_eq!(pem::parse_certificate_serial_no(&text)?, cert.serial());
+//! // What `openssl x509 -serial -noout` prints, newline included, is accepted by hand:
+//! assert_eq!(pem::normalize_serial("serial=5157F09EFDC096DE15EBE81A47057A7232F1B8E1\n")?, cert.serial());
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), wechatpay_chain::Error>(())
+//! ```
+
+use std::path::Path;
 
 use openssl::x509::X509;
 
+use crate::crypto::{Certificate, PrivateKey, Rsa};
 use crate::error::Error;
+
+/// Reads a certificate file (`apiclient_cert.pem`, a platform certificate …), PEM or DER.
+pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, Error> {
+    let path = path.as_ref();
+    let data = std::fs::read(path).map_err(|e| {
+        Error::key(format!(
+            "cannot read certificate file {}: {e}",
+            path.display()
+        ))
+    })?;
+    if data.windows(11).any(|w| w == b"-----BEGIN ") {
+        let text = String::from_utf8(data).map_err(|_| {
+            Error::key(format!(
+                "certificate file {} is not PEM text",
+                path.display()
+            ))
+        })?;
+        return load_certificate_from_str(&text);
+    }
+    let x509 = X509::from_der(&data).map_err(|_| {
+        Error::key(format!(
+            "certificate file {} is neither PEM nor DER",
+            path.display()
+        ))
+    })?;
+    let pem = x509.to_pem()?;
+    load_certificate_from_str(&String::from_utf8_lossy(&pem))
+}
+
+/// Parses a PEM certificate given as text.
+pub fn load_certificate_from_str(pem: &str) -> Result<Certificate, Error> {
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::key(
+            "certificate: expected PEM text (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Rsa::from_certificate(pem)
+}
+
+/// `PemUtil::parseCertificateSerialNo`: the serial number of a PEM certificate, uppercase hex.
+pub fn parse_certificate_serial_no(pem: &str) -> Result<String, Error> {
+    Ok(load_certificate_from_str(pem)?.serial)
+}
+
+/// `PemUtil::loadPrivateKey`: reads a private key file (PKCS#1 or PKCS#8 PEM). Same as
+/// [`Rsa::from_private`] with `file://`.
+pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKey, Error> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::key(format!("cannot read key file {}: {e}", path.display())))?;
+    Rsa::from_private(&text)
+}
+
+/// `PemUtil::loadPrivateKeyFromString`: same as [`Rsa::from_private`].
+pub fn load_private_key_from_str(pem: &str) -> Result<PrivateKey, Error> {
+    Rsa::from_private(pem)
+}
 
 /// Uppercase hex serial number of a certificate, as the platform prints it.
 pub fn serial_of(x509: &X509) -> Result<String, Error> {
@@ -35,6 +124,32 @@ pub fn normalize_serial(serial: &str) -> Result<String, Error> {
 }
 
 #[cfg(test)]
+pub(crate) mod tests_support {
+    use openssl::pkey::{PKey, Private};
+
+    /// A self-signed certificate of `key` with serial `serial`, as PEM.
+    pub(crate) fn self_signed(key: &PKey<Private>, serial: u32) -> String {
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "Tenpay.com Root CA")
+            .unwrap();
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        let sn = openssl::bn::BigNum::from_u32(serial).unwrap();
+        b.set_serial_number(&sn.to_asn1_integer().unwrap()).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(key, openssl::hash::MessageDigest::sha256()).unwrap();
+        String::from_utf8(b.build().to_pem().unwrap()).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -51,5 +166,57 @@ mod tests {
         assert!(normalize_serial("").is_err());
         assert!(normalize_serial("AB\r\nX-Evil: 1").is_err());
         assert!(normalize_serial("AB CD").is_err());
+    }
+
+    #[test]
+    fn certificates_load_from_files_and_text() {
+        let pkey =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        // A serial with a leading zero nibble: whole bytes, as PHP's `serialNumberHex`.
+        let pem = tests_support::self_signed(&pkey, 0x0ABC_DEF1);
+        assert_eq!(parse_certificate_serial_no(&pem).unwrap(), "0ABCDEF1");
+        let dir = std::env::temp_dir().join(format!("wcp-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem_path = dir.join("cert.pem");
+        let der_path = dir.join("cert.der");
+        std::fs::write(&pem_path, &pem).unwrap();
+        let der = X509::from_pem(pem.as_bytes()).unwrap().to_der().unwrap();
+        std::fs::write(&der_path, der).unwrap();
+        assert_eq!(load_certificate(&pem_path).unwrap().serial(), "0ABCDEF1");
+        assert_eq!(load_certificate(&der_path).unwrap().serial(), "0ABCDEF1");
+        assert_eq!(
+            serial_of(load_certificate(&der_path).unwrap().x509()).unwrap(),
+            "0ABCDEF1"
+        );
+
+        let key_path = dir.join("key.pem");
+        std::fs::write(&key_path, pkey.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let key = load_private_key(&key_path).unwrap();
+        let text = std::fs::read_to_string(&key_path).unwrap();
+        assert_eq!(load_private_key_from_str(&text).unwrap().bits(), key.bits());
+
+        std::fs::write(dir.join("junk"), b"\x00\x01junk").unwrap();
+        for bad in [dir.join("junk"), dir.join("missing.pem")] {
+            assert!(
+                matches!(load_certificate(&bad), Err(Error::Key(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(load_private_key(dir.join("missing.pem")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for bad in [
+            "",
+            "not pem",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
+        ] {
+            assert!(
+                matches!(parse_certificate_serial_no(bad), Err(Error::Key(_))),
+                "{bad}"
+            );
+        }
+        // A key where a certificate was expected.
+        let key_pem = String::from_utf8(pkey.public_key_to_pem().unwrap()).unwrap();
+        assert!(load_certificate_from_str(&key_pem).is_err());
     }
 }

@@ -102,6 +102,8 @@ pub struct Reply {
     pub tamper: bool,
     /// Wait this long before answering.
     pub delay: Option<Duration>,
+    /// Sign with this key instead of the platform key of `Keys`.
+    pub sign_key: Option<PrivateKey>,
 }
 
 impl Reply {
@@ -117,6 +119,7 @@ impl Reply {
             skew: 0,
             tamper: false,
             delay: None,
+            sign_key: None,
         }
     }
 
@@ -293,7 +296,8 @@ pub fn render(keys: &Keys, reply: Reply) -> hyper::Response<Full<Bytes>> {
     if let Some(serial) = &reply.sign_as {
         let ts = (formatter::timestamp() + reply.skew).to_string();
         let nonce = formatter::nonce(32);
-        let sig = Rsa::sign(formatter::response(&ts, &nonce, &body), &keys.platform).unwrap();
+        let key = reply.sign_key.as_ref().unwrap_or(&keys.platform);
+        let sig = Rsa::sign(formatter::response(&ts, &nonce, &body), key).unwrap();
         b = b
             .header("Wechatpay-Timestamp", ts)
             .header("Wechatpay-Nonce", nonce)
@@ -305,4 +309,63 @@ pub fn render(keys: &Keys, reply: Reply) -> hyper::Response<Full<Bytes>> {
         }
     }
     b.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+/// A platform key pair and a self-signed certificate for it with the given serial, valid from
+/// `from_days` to `to_days` relative to now.
+pub fn platform_certificate(
+    serial_hex: &str,
+    from_days: i64,
+    to_days: i64,
+) -> (PrivateKey, String) {
+    use openssl::asn1::{Asn1Integer, Asn1Time};
+    use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::{X509NameBuilder, X509};
+    let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    let pkey = openssl::pkey::PKey::from_rsa(rsa).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "Tenpay.com Root CA")
+        .unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&Asn1Integer::from_bn(&BigNum::from_hex_str(serial_hex).unwrap()).unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&pkey).unwrap();
+    let now = formatter::timestamp();
+    b.set_not_before(&Asn1Time::from_unix(now + from_days * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now + to_days * 86_400).unwrap())
+        .unwrap();
+    b.sign(&pkey, MessageDigest::sha256()).unwrap();
+    let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+    let key =
+        Rsa::from_private(&String::from_utf8(pkey.private_key_to_pem_pkcs8().unwrap()).unwrap())
+            .unwrap();
+    (key, pem)
+}
+
+/// A `v3/certificates` answer body listing `pems` (serial, PEM), encrypted with `apiv3_key`.
+pub fn certificates_body(apiv3_key: &str, certs: &[(&str, &str)]) -> serde_json::Value {
+    let data: Vec<serde_json::Value> = certs
+        .iter()
+        .map(|(serial, pem)| {
+            let nonce = formatter::nonce(12);
+            serde_json::json!({
+                "serial_no": serial,
+                "effective_time": "2026-01-01T00:00:00+08:00",
+                "expire_time": "2031-01-01T00:00:00+08:00",
+                "encrypt_certificate": {
+                    "algorithm": "AEAD_AES_256_GCM",
+                    "nonce": nonce,
+                    "associated_data": "certificate",
+                    "ciphertext": wechatpay_chain::crypto::AesGcm::encrypt(pem, apiv3_key, &nonce, "certificate").unwrap(),
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "data": data })
 }

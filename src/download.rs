@@ -1,0 +1,616 @@
+//! Bill and statement downloads: the second step after `v3/bill/tradebill`,
+//! `v3/bill/fundflowbill`, `v3/bill/sub-merchant-fundflowbill`'s parts and friends, which
+//! answer a `download_url` with a `hash_type`/`hash_value` of the bill.
+//!
+//! The `download_url` is called signed, through the same client: its path and query go to the
+//! client's `base_uri` (a per-call `base_uri` in the args goes elsewhere), so a client pointed at
+//! a proxy or a test platform downloads from there too. The platform answers
+//! `/v3/billdownload/file` unsigned ([`client_json::is_unsigned`](crate::client_json::is_unsigned)),
+//! so the digest is what proves the file: it is computed over the bill as written (gzip is
+//! decompressed, as `hash_value` covers the original bill) and a mismatch is an
+//! [`Error::Verification`].
+//!
+//! ```no_run
+//! # fn f(client: wechatpay_chain::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use serde_json::json;
+//! use wechatpay_chain::download::Bill;
+//!
+//! let bill: Bill = client
+//!     .chain("v3/bill/tradebill")
+//!     .get(json!({"query": {"bill_date": "2024-06-01", "tar_type": "GZIP"}}))?
+//!     .json()?;
+//! // Write to a temporary file and keep it only when the digest matched.
+//! let mut file = std::fs::File::create("/tmp/tradebill.csv.part")?;
+//! let done = client.download_bill(&bill, json!({"timeout": 120}), &mut file)?;
+//! std::fs::rename("/tmp/tradebill.csv.part", "/tmp/tradebill.csv")?;
+//! println!("{} bytes, sha1 {}", done.bytes, done.digest.unwrap_or_default());
+//! # Ok(()) }
+//! ```
+//!
+//! The file streams from the socket to the writer with bounded memory, whatever its size (the
+//! client's [`body_limit`](crate::Builder::body_limit) does not apply to it), so bytes reach the
+//! writer before the digest is known at the end: on an error, discard what was written (write
+//! to a temporary file, rename on success). Streaming downloads are not retried.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{Method, Uri};
+use openssl::hash::{Hasher, MessageDigest};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::client_json::{self, hex};
+use crate::decorator::api_error;
+use crate::error::{one_line, Error};
+#[cfg(test)]
+use crate::response::Response;
+use crate::uri;
+
+/// What the bill APIs answer: where to download, and the digest the bill must have.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Bill {
+    /// `https://api.mch.weixin.qq.com/v3/billdownload/file?token=…`, valid for 30 s.
+    pub download_url: String,
+    /// `SHA1` (or `SHA256`).
+    pub hash_type: String,
+    /// Hex digest of the original (decompressed) bill.
+    pub hash_value: String,
+}
+
+impl Bill {
+    /// A bill locator from its three fields.
+    pub fn new(
+        download_url: impl Into<String>,
+        hash_type: impl Into<String>,
+        hash_value: impl Into<String>,
+    ) -> Bill {
+        Bill {
+            download_url: download_url.into(),
+            hash_type: hash_type.into(),
+            hash_value: hash_value.into(),
+        }
+    }
+}
+
+/// The digests the platform names in `hash_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashType {
+    /// `SHA1`, what the bill APIs use today.
+    Sha1,
+    /// `SHA256`.
+    Sha256,
+}
+
+impl HashType {
+    /// Parses `SHA1`/`SHA-1`/`SHA256`/`SHA-256` in any case; anything else is refused rather
+    /// than skipped.
+    pub fn parse(s: &str) -> Result<HashType, Error> {
+        match s.trim().to_ascii_uppercase().replace('-', "").as_str() {
+            "SHA1" => Ok(HashType::Sha1),
+            "SHA256" => Ok(HashType::Sha256),
+            _ => Err(Error::Verification(format!(
+                "hash_type {:?} is not supported (SHA1, SHA256): the bill cannot be checked",
+                one_line(s)
+            ))),
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            HashType::Sha1 => MessageDigest::sha1(),
+            HashType::Sha256 => MessageDigest::sha256(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            HashType::Sha1 => "SHA1",
+            HashType::Sha256 => "SHA256",
+        }
+    }
+}
+
+/// What a download wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Downloaded {
+    /// Bytes written to the writer (after decompression).
+    pub bytes: u64,
+    /// Whether the answer was gzip (and was decompressed).
+    pub gzip: bool,
+    /// The digest checked, lowercase hex (`None` for [`Client::download_to`](crate::Client::download_to)).
+    pub digest: Option<String>,
+}
+
+/// Splits a download URL (absolute, or a path) into the chain path and the query.
+pub(crate) fn target_of(url: &str) -> Result<(String, String), Error> {
+    let url = url.trim();
+    let (path, query) = if url.starts_with("https://") || url.starts_with("http://") {
+        let uri: Uri = url.parse().map_err(|_| {
+            Error::arg(format!(
+                "download_url {:?} is not a valid URL",
+                one_line(url)
+            ))
+        })?;
+        (
+            uri.path().to_string(),
+            uri.query().unwrap_or_default().to_string(),
+        )
+    } else {
+        match url.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (url.to_string(), String::new()),
+        }
+    };
+    let path = path.trim_start_matches('/').to_string();
+    if path.is_empty() || path.contains(['{', '}']) {
+        return Err(Error::arg(format!(
+            "download_url {:?} has no usable path",
+            one_line(url)
+        )));
+    }
+    Ok((path, query))
+}
+
+/// The args of a download: the caller's (`headers`, `base_uri`, `timeout`) and the URL's query.
+fn download_args(args: Value, query: String) -> Result<Value, Error> {
+    let mut m = match args {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        other => {
+            return Err(Error::arg(format!(
+                "args must be a JSON object, got {}",
+                uri::kind(&other)
+            )))
+        }
+    };
+    for k in ["query", "json", "body"] {
+        if m.contains_key(k) {
+            return Err(Error::arg(format!(
+                "a download takes no {k} in its args: the URL carries the query"
+            )));
+        }
+    }
+    if !query.is_empty() {
+        m.insert("query".into(), Value::String(query));
+    }
+    Ok(Value::Object(m))
+}
+
+/// The body decoded as it arrives: gzip is recognised by its magic and unpacked, and the
+/// unpacked bill is hashed on the way to the writer.
+struct Pipeline {
+    gunzip: bool,
+    sniff: Vec<u8>,
+    gz: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
+    decided: bool,
+    hasher: Option<Hasher>,
+    bytes: u64,
+}
+
+impl Pipeline {
+    fn new(gunzip: bool, hash: Option<HashType>) -> Result<Self, Error> {
+        Ok(Pipeline {
+            gunzip,
+            sniff: Vec::new(),
+            gz: None,
+            decided: !gunzip,
+            hasher: match hash {
+                Some(h) => Some(Hasher::new(h.digest())?),
+                None => None,
+            },
+            bytes: 0,
+        })
+    }
+
+    fn gzip_error(e: std::io::Error) -> Error {
+        Error::Decode(format!("the download is not valid gzip: {e}"))
+    }
+
+    /// Takes raw bytes; returns the decoded bytes ready for the writer.
+    fn push(&mut self, raw: &[u8]) -> Result<Vec<u8>, Error> {
+        let raw: Vec<u8> = if self.decided {
+            raw.to_vec()
+        } else {
+            self.sniff.extend_from_slice(raw);
+            if self.sniff.len() < 2 {
+                return Ok(Vec::new());
+            }
+            self.decided = true;
+            if self.gunzip && self.sniff.starts_with(&[0x1f, 0x8b]) {
+                self.gz = Some(flate2::write::MultiGzDecoder::new(Vec::new()));
+            }
+            std::mem::take(&mut self.sniff)
+        };
+        let out = match &mut self.gz {
+            Some(gz) => {
+                gz.write_all(&raw).map_err(Self::gzip_error)?;
+                std::mem::take(gz.get_mut())
+            }
+            None => raw,
+        };
+        self.account(&out)?;
+        Ok(out)
+    }
+
+    fn account(&mut self, out: &[u8]) -> Result<(), Error> {
+        if let Some(h) = &mut self.hasher {
+            h.update(out)?;
+        }
+        self.bytes += out.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the body: returns the last decoded bytes, and the result once the digest matched.
+    fn finish(mut self, want: Option<(HashType, &str)>) -> Result<(Vec<u8>, Downloaded), Error> {
+        let mut tail = std::mem::take(&mut self.sniff);
+        let gzip = self.gz.is_some();
+        if let Some(gz) = self.gz.take() {
+            tail = gz.finish().map_err(Self::gzip_error)?;
+        }
+        self.account(&tail)?;
+        let digest = match (&mut self.hasher, want) {
+            (Some(h), Some((kind, want))) => {
+                let got = hex(&h.finish()?);
+                let want = want.trim().to_ascii_lowercase();
+                if !crate::crypto::hash::equals(got.as_bytes(), want.as_bytes()) {
+                    return Err(Error::Verification(format!(
+                        "the download's {} is {got}, not the hash_value {:?}: discard what was written",
+                        kind.name(),
+                        one_line(&want)
+                    )));
+                }
+                Some(got)
+            }
+            _ => None,
+        };
+        Ok((
+            tail,
+            Downloaded {
+                bytes: self.bytes,
+                gzip,
+                digest,
+            },
+        ))
+    }
+}
+
+/// A `std::io::Write` seen as an `AsyncWrite` that is always ready, so that one async
+/// implementation serves the blocking calls too (run on the caller's thread by `block_on`).
+struct Blocking<W>(W);
+
+impl<W: Write + Unpin> AsyncWrite for Blocking<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes a whole body (already verified) through the pipeline; for answers that could not
+/// stream, and for tests.
+#[cfg(test)]
+fn write_sync<W: Write>(
+    res: &Response,
+    gunzip: bool,
+    want: Option<(HashType, &str)>,
+    mut writer: W,
+) -> Result<Downloaded, Error> {
+    let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+    for chunk in res.body().chunks(64 * 1024) {
+        writer.write_all(&p.push(chunk)?)?;
+    }
+    let (tail, done) = p.finish(want)?;
+    writer.write_all(&tail)?;
+    writer.flush()?;
+    Ok(done)
+}
+
+impl crate::Client {
+    /// Streams `url` to `writer`. The platform's unsigned downloads stream as they arrive, with
+    /// no body limit (the digest is their proof); a signed answer (a statement …) is read
+    /// (bounded), verified whole, then written.
+    async fn stream_to<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        args: Value,
+        gunzip: bool,
+        want: Option<(HashType, &str)>,
+        mut writer: W,
+    ) -> Result<Downloaded, Error> {
+        let (path, query) = target_of(url)?;
+        let args = download_args(args, query)?;
+        let core = self.core();
+        let pending = core.begin(Method::GET, &path, &args)?;
+        let mut stream = core
+            .transport
+            .send_streaming(pending.request.clone(), pending.secure, pending.limits)
+            .await?;
+        let limit = core.body_limit;
+        if !stream.parts.status.is_success() {
+            let body = stream.collect(limit).await?;
+            return Err(api_error(http::Response::from_parts(stream.parts, body)));
+        }
+        if !client_json::is_unsigned(&pending.path) {
+            // A signed answer (a statement …) is verified whole before a byte is written.
+            let body = stream.collect(limit).await?;
+            let res = core.finish(&pending, http::Response::from_parts(stream.parts, body))?;
+            let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+            for chunk in res.body().chunks(64 * 1024) {
+                writer.write_all(&p.push(chunk)?).await?;
+            }
+            let (tail, done) = p.finish(want)?;
+            writer.write_all(&tail).await?;
+            writer.flush().await?;
+            return Ok(done);
+        }
+        // Unsigned by design: the digest checked at the end is what proves the file.
+        let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+        while let Some(chunk) = stream.next().await {
+            writer.write_all(&p.push(&chunk?)?).await?;
+        }
+        let (tail, done) = p.finish(want)?;
+        writer.write_all(&tail).await?;
+        writer.flush().await?;
+        Ok(done)
+    }
+
+    /// Downloads a bill to `writer`, decompressing gzip, and checks its digest against
+    /// `hash_type`/`hash_value`. The file streams: memory stays bounded whatever its size (the
+    /// `body_limit` does not apply), and the timeout applies between chunks. `args` may carry
+    /// `headers`, `base_uri` and `timeout`. On an error, discard what was written (see the
+    /// [module docs](crate::download)).
+    pub fn download_bill<W: Write>(
+        &self,
+        bill: &Bill,
+        args: Value,
+        mut writer: W,
+    ) -> Result<Downloaded, Error> {
+        crate::transport::block_on(self.download_bill_async(bill, args, Blocking(&mut writer)))
+    }
+
+    /// [`Client::download_bill`](crate::Client::download_bill) to a tokio writer (a `tokio::fs::File` …).
+    pub async fn download_bill_async<W: AsyncWrite + Unpin>(
+        &self,
+        bill: &Bill,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        let kind = HashType::parse(&bill.hash_type)?;
+        self.stream_to(
+            &bill.download_url,
+            args,
+            true,
+            Some((kind, &bill.hash_value)),
+            writer,
+        )
+        .await
+    }
+
+    /// Downloads a verified answer to `writer` as received (no decompression, no digest of
+    /// its own): e.g. an overseas statement, whose `Wechatpay-Statement-Sha1` is checked with
+    /// the signature before a byte is written. `url` is absolute or a path with its query.
+    pub fn download_to<W: Write>(
+        &self,
+        url: &str,
+        args: Value,
+        mut writer: W,
+    ) -> Result<Downloaded, Error> {
+        crate::transport::block_on(self.download_to_async(url, args, Blocking(&mut writer)))
+    }
+
+    /// [`Client::download_to`](crate::Client::download_to) to a tokio writer.
+    pub async fn download_to_async<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        args: Value,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        self.stream_to(url, args, false, None, writer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use serde_json::json;
+
+    fn response(body: Vec<u8>) -> Response {
+        Response::new(http::Response::new(bytes::Bytes::from(body)))
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const CSV: &[u8] =
+        "交易时间,公众账号ID,商户号\n`2024-06-01 10:00:00,`wx1,`1900000001\n".as_bytes();
+
+    #[test]
+    fn plain_and_gzip_bills_are_checked_over_the_original() {
+        let sha1 = crate::crypto::hash::sha1_hex(CSV);
+        let sha256 = crate::crypto::hash::sha256_hex(CSV);
+        for (body, gzip) in [(CSV.to_vec(), false), (gz(CSV), true)] {
+            for (kind, want) in [(HashType::Sha1, &sha1), (HashType::Sha256, &sha256)] {
+                let mut out = Vec::new();
+                let d = write_sync(&response(body.clone()), true, Some((kind, want)), &mut out)
+                    .unwrap();
+                assert_eq!(out, CSV);
+                assert_eq!(d.bytes, CSV.len() as u64);
+                assert_eq!(d.gzip, gzip);
+                assert_eq!(d.digest.as_deref(), Some(want.as_str()));
+                // Uppercase hash_value is fine.
+                let upper = want.to_ascii_uppercase();
+                write_sync(
+                    &response(body.clone()),
+                    true,
+                    Some((kind, &upper)),
+                    Vec::new(),
+                )
+                .unwrap();
+            }
+            let e = write_sync(
+                &response(body.clone()),
+                true,
+                Some((HashType::Sha1, &sha256)),
+                Vec::new(),
+            )
+            .unwrap_err();
+            assert!(matches!(e, Error::Verification(_)), "{e}");
+        }
+        // A large, multi-chunk bill.
+        let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut out = Vec::new();
+        let d = write_sync(
+            &response(gz(&big)),
+            true,
+            Some((HashType::Sha1, &crate::crypto::hash::sha1_hex(&big))),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, big);
+        assert_eq!(d.bytes, big.len() as u64);
+    }
+
+    #[test]
+    fn broken_gzip_and_writer_errors_are_errors() {
+        let mut broken = gz(CSV);
+        broken.truncate(broken.len() - 12);
+        let e = write_sync(
+            &response(broken),
+            true,
+            Some((HashType::Sha1, "00")),
+            Vec::new(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, Error::Decode(_)), "{e}");
+
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("disk full"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let e = write_sync(&response(CSV.to_vec()), true, None, Full).unwrap_err();
+        assert!(matches!(e, Error::Io(_)), "{e}");
+    }
+
+    #[test]
+    fn raw_downloads_are_written_as_received() {
+        let body = gz(CSV);
+        let mut out = Vec::new();
+        let d = write_sync(&response(body.clone()), false, None, &mut out).unwrap();
+        assert_eq!(out, body);
+        assert_eq!(
+            d,
+            Downloaded {
+                bytes: body.len() as u64,
+                gzip: false,
+                digest: None
+            }
+        );
+        // Chunks as small as one byte: the gzip magic is sniffed across chunk boundaries.
+        let sha1 = crate::crypto::hash::sha1_hex(CSV);
+        for body in [gz(CSV), CSV.to_vec()] {
+            let mut p = Pipeline::new(true, Some(HashType::Sha1)).unwrap();
+            let mut out = Vec::new();
+            for b in &body {
+                out.extend(p.push(std::slice::from_ref(b)).unwrap());
+            }
+            let (tail, d) = p.finish(Some((HashType::Sha1, &sha1))).unwrap();
+            out.extend(tail);
+            assert_eq!(out, CSV);
+            assert_eq!(d.gzip, body != CSV);
+        }
+        // A one-byte body never decided on gzip and is passed through at the end.
+        let mut p = Pipeline::new(true, None).unwrap();
+        assert!(p.push(b"x").unwrap().is_empty());
+        assert_eq!(p.finish(None).unwrap().0, b"x");
+    }
+
+    #[test]
+    fn async_downloads_are_send() {
+        fn send<T: Send>(_: &T) {}
+        let client = crate::Builder::new().build().unwrap();
+        let bill = Bill::new("/v3/billdownload/file", "SHA1", "00");
+        let mut out: Vec<u8> = Vec::new();
+        let f = client.download_bill_async(&bill, Value::Null, &mut out);
+        send(&f);
+        let g = client.download_to_async("/v3/x", Value::Null, tokio::io::sink());
+        send(&g);
+    }
+
+    #[test]
+    fn hash_types_and_targets() {
+        for s in ["SHA1", "sha1", " SHA-1 "] {
+            assert_eq!(HashType::parse(s).unwrap(), HashType::Sha1);
+        }
+        assert_eq!(HashType::parse("SHA256").unwrap(), HashType::Sha256);
+        for s in ["MD5", "", "SM3"] {
+            assert!(matches!(HashType::parse(s), Err(Error::Verification(_))));
+        }
+        assert_eq!(
+            target_of("https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO").unwrap(),
+            (
+                "v3/billdownload/file".to_string(),
+                "token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO".to_string()
+            )
+        );
+        assert_eq!(
+            target_of("/v3/statements?date=2024-06-01").unwrap(),
+            ("v3/statements".to_string(), "date=2024-06-01".to_string())
+        );
+        assert_eq!(
+            target_of("v3/x").unwrap(),
+            ("v3/x".to_string(), String::new())
+        );
+        for bad in ["", "https://", "https://h/", "/v3/{x}", "http://bad host/x"] {
+            assert!(target_of(bad).is_err(), "{bad}");
+        }
+        let a = download_args(json!({"timeout": 60}), "token=x".into()).unwrap();
+        assert_eq!(a, json!({"timeout": 60, "query": "token=x"}));
+        assert_eq!(
+            download_args(Value::Null, String::new()).unwrap(),
+            json!({})
+        );
+        for bad in [
+            json!({"query": {}}),
+            json!({"json": {}}),
+            json!({"body": ""}),
+            json!([]),
+        ] {
+            assert!(download_args(bad, String::new()).is_err());
+        }
+        let bill: Bill = serde_json::from_value(json!({"hash_type": "SHA1",
+            "hash_value": "79bb0f45fc4c42234a918000b2668d689e2bde04",
+            "download_url": "https://api.mch.weixin.qq.com/v3/billdownload/file?token=xxx"}))
+        .unwrap();
+        assert_eq!(
+            bill,
+            Bill::new(
+                "https://api.mch.weixin.qq.com/v3/billdownload/file?token=xxx",
+                "SHA1",
+                "79bb0f45fc4c42234a918000b2668d689e2bde04"
+            )
+        );
+    }
+}

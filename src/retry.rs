@@ -1,0 +1,295 @@
+//! Retries the platform's way, opt-in: which failures may be tried again, with what backoff and
+//! deadline, to which domain; and the loop that runs attempts for blocking and async calls, with
+//! a fresh signature each time and a `tracing` event per attempt.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::decorator::{Base, Pending, Protocol};
+use crate::error::Error;
+use crate::response::Response;
+use crate::Core;
+
+/// When and how often a call is tried again. Off unless set with
+/// [`Builder::retry`](crate::Builder::retry) or per call with the `retry` arg.
+///
+/// Retried: transport failures before any byte of the answer arrived (connect refused, reset,
+/// timeouts with no answer), 5xx answers whose code is `SYSTEM_ERROR` or `SERVICE_UNAVAILABLE`
+/// (or a 502/503/504 with no platform code, a gateway failing before the platform), and a
+/// verified 202 that asks to be called again with the same parameters (`ACCEPTED` or no code).
+/// Never retried: any 4xx. Every attempt has the same method, path and body and a fresh
+/// signature.
+///
+/// ```
+/// use std::time::Duration;
+/// use wechatpay_chain::RetryPolicy;
+/// let policy = RetryPolicy::new()
+///     .max_attempts(4)
+///     .deadline(Duration::from_secs(20))
+///     .backup_base_uri("https://api2.wechatpay.cn/");
+/// # let _ = policy;
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub(crate) max_attempts: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) deadline: Duration,
+    pub(crate) backup: Option<Base>,
+    pub(crate) backup_error: Option<String>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(3),
+            deadline: Duration::from_secs(30),
+            backup: None,
+            backup_error: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Three attempts, 200 ms initial backoff doubling up to 3 s with full jitter, 30 s in all.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Attempts in all, the first included (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// The first backoff; each next one doubles, up to `max`. The actual wait is drawn
+    /// uniformly between half of it and all of it (jitter), so clients don't retry in step.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The time all attempts and waits together may take; no attempt starts after it.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// A domain to send the attempt after a transport failure to, as wechatpay-java does with
+    /// `api2.wechatpay.cn`. Not used for calls that name their own `base_uri`.
+    pub fn backup_base_uri(mut self, uri: &str) -> Self {
+        match Base::parse(uri) {
+            Ok(b) => self.backup = Some(b),
+            Err(e) => self.backup_error = Some(e.to_string()),
+        }
+        self
+    }
+
+    /// Reads the per-call `retry` arg: `false` turns retries off, `true` uses the client's
+    /// policy (or the default one), an object overrides `max_attempts` and `deadline` (seconds).
+    pub(crate) fn for_call(
+        client: Option<&RetryPolicy>,
+        args: &Map<String, Value>,
+    ) -> Result<Option<RetryPolicy>, Error> {
+        match args.get("retry") {
+            None | Some(Value::Null) => Ok(client.cloned()),
+            Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => Ok(Some(client.cloned().unwrap_or_default())),
+            Some(Value::Object(o)) => {
+                let mut p = client.cloned().unwrap_or_default();
+                for (k, v) in o {
+                    match (k.as_str(), v.as_f64()) {
+                        ("max_attempts", Some(n)) if (1.0..=100.0).contains(&n) && n.fract() == 0.0 => p.max_attempts = n as u32,
+                        ("deadline", Some(s)) if s > 0.0 && s < 86_400.0 => p.deadline = Duration::from_secs_f64(s),
+                        _ => return Err(Error::arg(format!("retry.{k} is not a valid setting (max_attempts: 1-100, deadline: seconds)"))),
+                    }
+                }
+                Ok(Some(p))
+            }
+            Some(other) => Err(Error::arg(format!(
+                "retry must be true, false or an object, got {}",
+                crate::uri::kind(other)
+            ))),
+        }
+    }
+
+    fn backoff_for(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial_backoff
+            .saturating_mul(1u32 << (attempt - 1).min(16));
+        let cap = exp.min(self.max_backoff);
+        let mut b = [0u8; 4];
+        let r = if openssl::rand::rand_bytes(&mut b).is_ok() {
+            u32::from_le_bytes(b)
+        } else {
+            u32::MAX / 2
+        };
+        // Between half and all of the capped backoff.
+        cap / 2 + cap.mul_f64(f64::from(r) / f64::from(u32::MAX) / 2.0)
+    }
+}
+
+/// What to do after an attempt.
+enum Next {
+    Done,
+    Again { backup: bool },
+}
+
+fn platform_code(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Map<String, Value>>(body)
+        .ok()?
+        .get("code")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Classifies one attempt's outcome.
+fn classify(outcome: &Result<Response, Error>) -> Next {
+    match outcome {
+        Ok(r) if r.status().as_u16() == 202 => match platform_code(r.body()) {
+            None => Next::Again { backup: false },
+            Some(c) if c == "ACCEPTED" => Next::Again { backup: false },
+            Some(_) => Next::Done,
+        },
+        Ok(_) => Next::Done,
+        Err(Error::Transport {
+            answered: false, ..
+        })
+        | Err(Error::Timeout {
+            answered: false, ..
+        }) => Next::Again { backup: true },
+        Err(Error::Api { status, code, .. }) if *status >= 500 => {
+            if code == "SYSTEM_ERROR"
+                || code == "SERVICE_UNAVAILABLE"
+                || (code.is_empty() && matches!(status, 502..=504))
+            {
+                Next::Again { backup: false }
+            } else {
+                Next::Done
+            }
+        }
+        Err(_) => Next::Done,
+    }
+}
+
+/// Whether a call moves money, so that a 429 leaves its outcome unknown.
+pub(crate) fn moves_money(method: &http::Method, path: &str) -> bool {
+    method == http::Method::POST
+        && [
+            "refund",
+            "transfer",
+            "withdraw",
+            "profitsharing",
+            "profit-sharing",
+            "redpack",
+            "mmpaymkttransfers",
+            "mmpaysptrans",
+        ]
+        .iter()
+        .any(|w| path.contains(w))
+}
+
+/// Wraps a 429 on a money-moving call so that the caller queries before trying again.
+fn surface(path: &str, money: bool, outcome: Result<Response, Error>) -> Result<Response, Error> {
+    match outcome {
+        Err(e @ Error::Api { status: 429, .. }) if money => Err(Error::OutcomeUnknown {
+            path: path.to_string(),
+            source: Box::new(e),
+        }),
+        other => other,
+    }
+}
+
+impl Core {
+    /// A fresh copy of the request for another attempt: re-signed for APIv3, and pointed at the
+    /// backup domain when asked.
+    fn next_request(
+        &self,
+        pending: &Pending,
+        policy: &RetryPolicy,
+        backup: bool,
+    ) -> Result<http::Request<Bytes>, Error> {
+        let mut req = pending.request.clone();
+        if backup && !pending.own_base {
+            if let Some(b) = &policy.backup {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                *req.uri_mut() = format!("{}://{}{}", b.scheme, b.authority, pq)
+                    .parse()
+                    .map_err(|_| {
+                        Error::Config("backup base URI does not make a valid URI".into())
+                    })?;
+                if let Ok(host) = http::HeaderValue::from_str(&b.authority) {
+                    req.headers_mut().insert(http::header::HOST, host);
+                }
+            }
+        }
+        if pending.protocol == Protocol::V3 {
+            self.sign_v3(&mut req)?;
+        }
+        Ok(req)
+    }
+
+    /// Runs a prepared call: sends, checks, and retries per policy.
+    pub(crate) async fn run(&self, mut pending: Pending) -> Result<Response, Error> {
+        let start = Instant::now();
+        let mut attempt = 1u32;
+        let method = pending.request.method().clone();
+        // Kept for re-sending only when it may be re-sent.
+        let mut request = if pending.retry.is_some() {
+            pending.request.clone()
+        } else {
+            std::mem::take(&mut pending.request)
+        };
+        let money = moves_money(&method, &pending.path);
+        loop {
+            let t0 = Instant::now();
+            let sent = match self.transport.send(request, pending.secure, pending.limits) {
+                Ok(exchange) => exchange.await,
+                Err(e) => Err(e),
+            };
+            let outcome = match sent {
+                Ok(res) => self.checked(&pending, res).await,
+                Err(e) => Err(e),
+            };
+            let status = match &outcome {
+                Ok(r) => r.status().as_u16(),
+                Err(e) => e.status().unwrap_or(0),
+            };
+            tracing::info!(
+                method = %method,
+                path = %pending.path,
+                status,
+                attempt,
+                elapsed_ms = t0.elapsed().as_millis() as u64,
+                error = outcome.as_ref().err().map(|e| e.to_string()),
+                "wechatpay call"
+            );
+            let Some(policy) = &pending.retry else {
+                return surface(&pending.path, money, outcome);
+            };
+            let backup = match classify(&outcome) {
+                Next::Done => return surface(&pending.path, money, outcome),
+                Next::Again { backup } => backup,
+            };
+            if attempt >= policy.max_attempts {
+                return surface(&pending.path, money, outcome);
+            }
+            let wait = policy.backoff_for(attempt);
+            if start.elapsed() + wait >= policy.deadline {
+                return surface(&pending.path, money, outcome);
+            }
+            crate::transport::sleep(wait).await?;
+            attempt += 1;
+            request = self.next_request(&pending, policy, backup)?;
+        }
+    }
+}
