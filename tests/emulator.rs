@@ -452,6 +452,16 @@ fn native_payment_round_trip_with_a_verified_decrypted_notification() {
     assert_eq!(resource["out_trade_no"], no);
     assert_eq!(resource["amount"]["total"], 100);
     assert_eq!(resource, paid);
+    // The library's webhook helper takes it as well.
+    let n = c
+        .notifier(emu.apiv3_key())
+        .unwrap()
+        .verify(&headers, &body)
+        .unwrap();
+    assert_eq!(
+        (n.event_type.as_str(), &n.resource),
+        ("TRANSACTION.SUCCESS", &paid)
+    );
     // A tampered notification does not verify.
     let mut tampered = body.to_vec();
     tampered.push(b' ');
@@ -804,6 +814,20 @@ fn certificate_downloader_against_the_emulator() {
     let c = Builder::emulator(&emu).build().unwrap();
     c["v3/pay/transactions/native"]
         .post(native(&emu, "cert-0001", "https://example.invalid/n", 1))
+        .unwrap();
+
+    // A client that keeps its certificates fresh on its own finds the emulator's at build.
+    let auto = Builder::new()
+        .base_uri(emu.base_uri())
+        .mchid(emu.mchid())
+        .serial(emu.merchant_serial())
+        .private_key(emu.merchant_private_key().unwrap().clone())
+        .auto_certificates(emu.apiv3_key())
+        .build()
+        .unwrap();
+    assert_eq!(auto.keyring().serials(), vec![cert.serial().to_string()]);
+    auto["v3/pay/transactions/native"]
+        .post(native(&emu, "cert-0002", "https://example.invalid/n", 1))
         .unwrap();
 
     // The command: writes wechatpay_<serial>.pem and prints serial, dates and path.

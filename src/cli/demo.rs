@@ -11,62 +11,50 @@ macro_rules! say {
 
 use std::convert::Infallible;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
-use wechatpay_chain::client_json::verify_headers;
-use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode};
-use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Response, Rsa};
+use wechatpay_chain::notify::{Notification, Notifier};
+use wechatpay_chain::{formatter, Builder, Client, Error, Response, Rsa};
 
 const OUT_CARD_CODE: &str = "6e8369071cd942c0476613f9d1ce9ca3";
 const CARD_TEMPLATE_ID: &str = "87789b2f25177433bcbf407e8e471f95";
 const OUT_ORDER_NO: &str = "233bcbf407e87789b8e471f251774f95";
 const APPID: &str = "wxd678efh567hg6787";
 
-/// A notification as the merchant's receiver saw it.
-struct Received {
-    event_type: String,
-    resource: Value,
-}
+type Inbox = mpsc::UnboundedReceiver<Result<Notification, String>>;
 
-type Inbox = mpsc::UnboundedReceiver<Result<Received, String>>;
-
-/// The merchant's webhook receiver: verifies the platform signature with the platform public
-/// key the merchant has, decrypts the resource with the APIv3 key, answers 204 (401 if
-/// anything is off, so that the platform retries).
-async fn receiver(
-    platform_serial: String,
-    platform_key: wechatpay_chain::PublicKey,
-    apiv3_key: String,
-) -> std::io::Result<(String, Inbox)> {
+/// The merchant's webhook receiver, as docs/toolkit.md shows it: `Notifier::verify` checks the
+/// platform signature with the client's platform keys and decrypts the resource with the APIv3
+/// key; it answers 204, or 401 when anything is off (the platform then retries).
+async fn receiver(notifier: Notifier) -> std::io::Result<(String, Inbox)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/wechatpay/notify", listener.local_addr()?);
     let (tx, rx) = mpsc::unbounded_channel();
-    let ring = Arc::new(Keyring::new());
-    ring.insert(platform_serial, platform_key);
-    let apiv3_key = Arc::new(apiv3_key);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (tx, ring, key) = (tx.clone(), ring.clone(), apiv3_key.clone());
+            let (tx, notifier) = (tx.clone(), notifier.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (tx, ring, key) = (tx.clone(), ring.clone(), key.clone());
+                    let (tx, notifier) = (tx.clone(), notifier.clone());
                     async move {
                         let (parts, body) = req.into_parts();
-                        let body = body
+                        let body = Limited::new(body, 1 << 20)
                             .collect()
                             .await
                             .map(|c| c.to_bytes())
                             .unwrap_or_default();
-                        let got = open(&parts.headers, &body, &ring, &key);
+                        let got = notifier
+                            .verify(&parts.headers, &body)
+                            .map_err(|e| e.to_string());
                         let status = if got.is_ok() { 204 } else { 401 };
                         let _ = tx.send(got);
                         let mut res = hyper::Response::new(Full::new(Bytes::new()));
@@ -82,30 +70,6 @@ async fn receiver(
         }
     });
     Ok((url, rx))
-}
-
-/// Verifies and decrypts one notification.
-fn open(
-    headers: &http::HeaderMap,
-    body: &[u8],
-    ring: &Keyring,
-    apiv3_key: &str,
-) -> Result<Received, String> {
-    verify_headers(headers, body, ring, formatter::timestamp()).map_err(|e| e.to_string())?;
-    let n: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let r = &n["resource"];
-    let text = |k: &str| r[k].as_str().unwrap_or_default().to_string();
-    let plain = AesGcm::decrypt(
-        &text("ciphertext"),
-        apiv3_key,
-        text("nonce"),
-        text("associated_data"),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(Received {
-        event_type: n["event_type"].as_str().unwrap_or_default().to_string(),
-        resource: serde_json::from_slice(&plain).map_err(|e| e.to_string())?,
-    })
 }
 
 /// The transcript: numbered steps with status, verification, key fields and timings.
@@ -212,7 +176,7 @@ fn expect_status(res: &Response, want: u16) -> Result<(), String> {
     }
 }
 
-fn wait(rt: &Runtime, inbox: &mut Inbox, want: &str) -> Result<Received, String> {
+fn wait(rt: &Runtime, inbox: &mut Inbox, want: &str) -> Result<Notification, String> {
     let got =
         rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), inbox.recv()).await });
     match got {
@@ -232,11 +196,7 @@ pub fn run() -> Result<bool, Error> {
     let started = Instant::now();
     let emu = rt.block_on(Emulator::start(EmulatorConfig::new()))?;
     let client: Client = emu.builder().build()?;
-    let (notify_url, mut inbox) = rt.block_on(receiver(
-        emu.platform_serial().to_string(),
-        emu.platform_public_key().clone(),
-        emu.apiv3_key().to_string(),
-    ))?;
+    let (notify_url, mut inbox) = rt.block_on(receiver(client.notifier(emu.apiv3_key())?))?;
     say!("wechatpay demo: the documented story against a local WeChat Pay emulator");
     say!(
         "  platform  {} (public-key mode, Wechatpay-Serial {})",
