@@ -1,0 +1,118 @@
+//! `wechatpay serve` in a child process, for load tests and benches: the emulator's own memory
+//! and CPU stay out of the measurements of the client, which is configured from the `env` file
+//! the command writes.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wechatpay_chain::{Builder, Rsa};
+
+pub struct Served {
+    child: Child,
+    dir: PathBuf,
+    pub env: HashMap<String, String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Served {
+    /// Starts `bin serve` on an ephemeral port and waits (at most 30 s) for its env file.
+    pub fn start(bin: &str) -> Served {
+        let dir = std::env::temp_dir().join(format!(
+            "wechatpay-served-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let child = Command::new(bin)
+            .args(["serve", "--keys-dir"])
+            .arg(&dir)
+            .env_remove("WECHATPAY_MCHID")
+            .env_remove("WECHATPAY_SERIAL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wechatpay serve starts");
+        let mut served = Served {
+            child,
+            dir: dir.clone(),
+            env: HashMap::new(),
+        };
+        let t0 = Instant::now();
+        let env_path = dir.join("env");
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&env_path) {
+                if text.contains("WECHATPAY_SECRET") {
+                    for line in text.lines() {
+                        if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
+                            served.env.insert(k.to_string(), v.to_string());
+                        }
+                    }
+                    return served;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "wechatpay serve did not start"
+            );
+            if let Ok(Some(status)) = served.child.try_wait() {
+                panic!("wechatpay serve exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A builder configured as `source env` would configure the command line.
+    pub fn builder(&self) -> Builder {
+        let e = &self.env;
+        let file = |k: &str| format!("file://{}", e[k]);
+        Builder::new()
+            .base_uri(&e["WECHATPAY_BASE_URI"])
+            .mchid(&e["WECHATPAY_MCHID"])
+            .serial(&e["WECHATPAY_SERIAL"])
+            .private_key(Rsa::from_private(&file("WECHATPAY_PRIVATE_KEY")).unwrap())
+            .platform_public_key(
+                &e["WECHATPAY_PUBLIC_KEY_ID"],
+                Rsa::from_public(&file("WECHATPAY_PUBLIC_KEY")).unwrap(),
+            )
+            .timeout(Duration::from_secs(30))
+    }
+}
+
+/// Resident memory of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Open sockets of this process.
+pub fn sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|p| p.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
