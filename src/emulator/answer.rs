@@ -145,9 +145,10 @@ pub(crate) fn render(
         let ts = ts.to_string();
         let nonce = formatter::nonce(32);
         let message = formatter::response(&ts, &nonce, &body);
+        let (key, current_serial) = settings.signer();
         let signature = match forgery {
             Some(Forgery::WrongKey) => super::generate_key().and_then(|k| Rsa::sign(&message, &k)),
-            _ => Rsa::sign(&message, &settings.platform_key),
+            _ => Rsa::sign(&message, &key),
         };
         let Ok(signature) = signature else {
             return plain(
@@ -158,7 +159,7 @@ pub(crate) fn render(
         };
         let serial = match forgery {
             Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000",
-            _ => settings.platform_serial.as_str(),
+            _ => current_serial.as_str(),
         };
         b = b
             .header("Wechatpay-Timestamp", ts)

@@ -81,26 +81,33 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
             )
         }
     };
-    let nonce = formatter::nonce(12);
-    let ciphertext = match AesGcm::encrypt(&issued.pem, &s.apiv3_key, &nonce, "certificate") {
-        Ok(c) => c,
-        Err(_) => {
+    // After a rotation the old and the new certificate are both listed (they overlap).
+    let rotated: Vec<Arc<Issued>> = super::lock(&s.rotations)
+        .iter()
+        .map(|(_, i)| i.clone())
+        .collect();
+    let mut data = Vec::with_capacity(1 + rotated.len());
+    for issued in std::iter::once(issued).chain(rotated.iter().map(|i| &**i)) {
+        let nonce = formatter::nonce(12);
+        let Ok(ciphertext) = AesGcm::encrypt(&issued.pem, &s.apiv3_key, &nonce, "certificate")
+        else {
             return Answer::error(
                 500,
                 "SYSTEM_ERROR",
                 "the certificate could not be encrypted",
-            )
-        }
-    };
-    Answer::ok(json!({"data": [{
-        "serial_no": issued.certificate.serial(),
-        "effective_time": rfc3339(issued.not_before),
-        "expire_time": rfc3339(issued.not_after),
-        "encrypt_certificate": {
-            "algorithm": "AEAD_AES_256_GCM",
-            "nonce": nonce,
-            "associated_data": "certificate",
-            "ciphertext": ciphertext,
-        },
-    }]}))
+            );
+        };
+        data.push(json!({
+            "serial_no": issued.certificate.serial(),
+            "effective_time": rfc3339(issued.not_before),
+            "expire_time": rfc3339(issued.not_after),
+            "encrypt_certificate": {
+                "algorithm": "AEAD_AES_256_GCM",
+                "nonce": nonce,
+                "associated_data": "certificate",
+                "ciphertext": ciphertext,
+            },
+        }));
+    }
+    Answer::ok(json!({ "data": data }))
 }

@@ -338,12 +338,33 @@ pub(crate) struct Settings {
     pub platform_public: PublicKey,
     pub platform_serial: String,
     pub platform_cert: Option<certificates::Issued>,
+    /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
+    pub rotations: Mutex<Vec<(PrivateKey, Arc<certificates::Issued>)>>,
     pub apiv3_key: String,
     pub apiv2_key: String,
     pub notify_retries: Vec<Duration>,
     pub notify_timeout: Duration,
     pub refund_delay: Option<Duration>,
     pub allow_remote_notify: bool,
+}
+
+impl Settings {
+    /// The key answers and notifications are signed with now, and its serial: the newest
+    /// rotated certificate's, else the one the emulator started with.
+    pub(crate) fn signer(&self) -> (PrivateKey, String) {
+        match lock(&self.rotations).last() {
+            Some((key, issued)) => (key.clone(), issued.certificate.serial().to_string()),
+            None => (self.platform_key.clone(), self.platform_serial.clone()),
+        }
+    }
+
+    /// Whether `serial` names one of the platform's keys (current or still listed).
+    pub(crate) fn knows_serial(&self, serial: &str) -> bool {
+        serial == self.platform_serial
+            || lock(&self.rotations)
+                .iter()
+                .any(|(_, i)| i.certificate.serial() == serial)
+    }
 }
 
 /// State shared by the server, its tasks and the [`Emulator`] handle.
@@ -530,6 +551,7 @@ impl Emulator {
                 platform_public,
                 platform_serial,
                 platform_cert,
+                rotations: Mutex::new(Vec::new()),
                 apiv3_key,
                 apiv2_key,
                 notify_retries: config.notify_retries.clone(),
@@ -641,6 +663,24 @@ impl Emulator {
             None => b.platform_public_key(&s.platform_serial, s.platform_public.clone()),
         };
         b.secret(&s.apiv2_key)
+    }
+
+    /// Rotates the platform certificate, as the platform does before one expires: a new key and
+    /// certificate sign every answer and notification from now on, and `v3/certificates` lists
+    /// the new certificate beside the old ones (rotations overlap). Certificate mode only;
+    /// returns the new serial.
+    pub fn rotate_certificate(&self) -> Result<String, Error> {
+        if self.shared.settings.mode != Mode::Certificate {
+            return Err(Error::Config(
+                "rotate_certificate needs certificate mode (public-key mode has no certificates)"
+                    .into(),
+            ));
+        }
+        let key = generate_key()?;
+        let issued = certificates::issue(&key)?;
+        let serial = issued.certificate.serial().to_string();
+        lock(&self.shared.settings.rotations).push((key, Arc::new(issued)));
+        Ok(serial)
     }
 
     /// Every request received so far, in order (the last [`MAX_RECORDS`]).

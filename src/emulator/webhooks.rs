@@ -181,7 +181,8 @@ async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes) -> Outcome {
     let s = &shared.settings;
     let ts = formatter::timestamp().to_string();
     let nonce = formatter::nonce(32);
-    let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &s.platform_key) else {
+    let (key, serial) = s.signer();
+    let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &key) else {
         return Outcome::Failed("the emulator could not sign the notification".into());
     };
     let req = http::Request::post(uri.clone())
@@ -192,7 +193,7 @@ async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes) -> Outcome {
         )
         .header("Wechatpay-Timestamp", ts)
         .header("Wechatpay-Nonce", nonce)
-        .header("Wechatpay-Serial", &s.platform_serial)
+        .header("Wechatpay-Serial", &serial)
         .header("Wechatpay-Signature", signature)
         .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
         .body(Full::new(body.clone()));
