@@ -13,7 +13,7 @@ use http::Method;
 use serde_json::{Map, Value};
 
 use crate::crypto::hash;
-use crate::decorator::{api_error, flag, Draft, Pending, Protocol};
+use crate::decorator::{api_error, flag, object, Draft, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
 use crate::response::Response;
@@ -265,20 +265,6 @@ pub fn check_answer(
         verify(&map, secret)?;
     }
     Ok(Some(fields))
-}
-
-fn object<'a>(
-    args: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(Error::arg(format!(
-            "{key} must be an object for an APIv2 call, got {}",
-            uri::kind(other)
-        ))),
-    }
 }
 
 /// The query string of a GET: the signed fields, URL-encoded (flat fields only).

@@ -117,7 +117,7 @@ fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     }
 }
 
-fn object<'a>(
+pub(crate) fn object<'a>(
     args: &'a Map<String, Value>,
     key: &str,
 ) -> Result<Option<&'a Map<String, Value>>, Error> {

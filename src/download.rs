@@ -344,23 +344,29 @@ impl crate::Client {
             let body = stream.collect(limit).await?;
             return Err(api_error(http::Response::from_parts(stream.parts, body)));
         }
-        if !client_json::is_unsigned(&pending.path) {
-            // A signed answer (a statement …) is verified whole before a byte is written.
+        // A signed answer (a statement …) is verified whole before a byte is written; the
+        // platform's unsigned downloads stream, the digest checked at the end proving them.
+        let verified = if client_json::is_unsigned(&pending.path) {
+            None
+        } else {
             let body = stream.collect(limit).await?;
-            let res = core.finish(&pending, http::Response::from_parts(stream.parts, body))?;
-            let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
-            for chunk in res.body().chunks(64 * 1024) {
-                writer.write_all(&p.push(chunk)?).await?;
-            }
-            let (tail, done) = p.finish(want)?;
-            writer.write_all(&tail).await?;
-            writer.flush().await?;
-            return Ok(done);
-        }
-        // Unsigned by design: the digest checked at the end is what proves the file.
+            Some(core.finish(
+                &pending,
+                http::Response::from_parts(stream.parts.clone(), body),
+            )?)
+        };
         let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
-        while let Some(chunk) = stream.next().await {
-            writer.write_all(&p.push(&chunk?)?).await?;
+        match &verified {
+            Some(res) => {
+                for chunk in res.body().chunks(64 * 1024) {
+                    writer.write_all(&p.push(chunk)?).await?;
+                }
+            }
+            None => {
+                while let Some(chunk) = stream.next().await {
+                    writer.write_all(&p.push(&chunk?)?).await?;
+                }
+            }
         }
         let (tail, done) = p.finish(want)?;
         writer.write_all(&tail).await?;
