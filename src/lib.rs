@@ -73,3 +73,8 @@ pub struct ApiV2Doc;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/emulator.md")]
 pub struct EmulatorDoc;
+
+/// The README's examples compile (they are doctests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoc;
