@@ -5,7 +5,7 @@
 //! The `download_url` is called signed, through the same client: its path and query go to the
 //! client's `base_uri` (a per-call `base_uri` in the args goes elsewhere), so a client pointed at
 //! a proxy or a test platform downloads from there too. The platform answers
-//! `/v3/billdownload/file` unsigned ([`client_json::is_unsigned`](crate::client_json::is_unsigned)),
+//! `/v3/billdownload/file` unsigned ([`crate::client_json::is_unsigned`]),
 //! so the digest is what proves the file: it is computed over the bill as written (gzip is
 //! decompressed, as `hash_value` covers the original bill) and a mismatch is an
 //! [`Error::Verification`].
