@@ -204,6 +204,50 @@ fn main() {
         wall_total / total,
     );
 
+    // Reference: the transport's own floor on this machine, a bare keep-alive HTTP/1.1 round
+    // trip over a std TcpStream (no HTTP library, no crypto, no threads), to the same server.
+    {
+        use std::io::{Read, Write};
+        let addr = base.trim_start_matches("http://").trim_end_matches('/');
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let request = format!("GET /v3/raw HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut round_trip = || {
+            tcp.write_all(request.as_bytes()).unwrap();
+            let mut got = 0;
+            loop {
+                got += tcp.read(&mut buf[got..]).unwrap();
+                let text = &buf[..got];
+                if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap();
+                    if got >= end + 4 + len {
+                        break;
+                    }
+                }
+            }
+        };
+        for _ in 0..100 {
+            round_trip();
+        }
+        let t = cpu_time();
+        for _ in 0..2000 {
+            round_trip();
+        }
+        let raw = (cpu_time() - t) / 2000;
+        println!(
+            "reference: bare HTTP/1.1 round trip on a std TcpStream: {raw:?} CPU = {:.3} x the crypto floor",
+            raw.as_secs_f64() / (floor_total / total).as_secs_f64()
+        );
+    }
+
     // Connection reuse over 1,000 sequential calls on a fresh client.
     let fresh = Builder::new()
         .mchid("1900000001")

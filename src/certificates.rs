@@ -137,6 +137,16 @@ pub(crate) struct Auto {
     told_unavailable: AtomicBool,
     /// Certificates this refresher added, so it can drop them when they expire.
     managed: Mutex<Vec<Certificate>>,
+    /// The periodic refresher's thread, woken to stop when the client goes away.
+    refresher: Mutex<Option<std::thread::Thread>>,
+}
+
+impl Drop for Auto {
+    fn drop(&mut self) {
+        if let Some(t) = self.refresher.lock().ok().and_then(|mut t| t.take()) {
+            t.unpark();
+        }
+    }
 }
 
 impl Auto {
@@ -148,6 +158,7 @@ impl Auto {
             busy: AtomicBool::new(false),
             told_unavailable: AtomicBool::new(false),
             managed: Mutex::new(Vec::new()),
+            refresher: Mutex::new(None),
         }
     }
 
@@ -296,13 +307,28 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
     };
     let interval = auto.interval;
     let weak: Weak<Core> = Arc::downgrade(core);
-    crate::transport::runtime()?.spawn(async move {
-        loop {
-            tokio::time::sleep(interval).await;
-            let Some(core) = weak.upgrade() else { break };
-            let _ = core.refresh_certificates().await;
-        }
-    });
+    // A plain thread, asleep between refreshes: it needs no runtime to wait on, and so keeps
+    // blocking-only programs free of a driver thread. Dropping the core wakes it to stop.
+    let thread = std::thread::Builder::new()
+        .name("wechatpay-certificates".into())
+        .spawn(move || {
+            let mut next = Instant::now() + interval;
+            loop {
+                let now = Instant::now();
+                if now < next {
+                    std::thread::park_timeout(next - now);
+                }
+                let Some(core) = weak.upgrade() else { break };
+                if Instant::now() >= next {
+                    let _ = crate::transport::block_on(core.refresh_certificates());
+                    next = Instant::now() + interval;
+                }
+            }
+        })
+        .map_err(|e| Error::Config(format!("cannot start the certificate refresher: {e}")))?;
+    if let Ok(mut slot) = auto.refresher.lock() {
+        *slot = Some(thread.thread().clone());
+    }
     Ok(())
 }
 

@@ -1,11 +1,20 @@
-//! The one pooled hyper client a `Client` and all its clones share, driven by a small runtime
-//! of the crate's own so that blocking calls work from any thread (inside a tokio runtime too)
-//! and async calls work from any tokio runtime, whose connections never outlive it.
+//! The one pooled hyper client a `Client` and all its clones share, on a small current-thread
+//! runtime of the crate's own, never dropped (a runtime dropped inside another runtime's task
+//! would panic).
+//!
+//! Who drives it: in a program that makes only blocking calls, each call drives it itself, on
+//! its own thread (`Runtime::block_on`; tokio lets several threads do so, one holding the
+//! scheduler at a time), so a blocking call costs no thread hand-off at all. Async calls, and
+//! blocking calls made inside a runtime (where a nested `block_on` would panic), are spawned
+//! onto it and driven by a dedicated thread, started the first time one is needed; from then on
+//! every call goes through that thread. Either way there is one pool, and connections never
+//! belong to a caller's runtime, so they never outlive one.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::Arc;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -15,32 +24,51 @@ use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::runtime::Handle;
+use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
 type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// The I/O runtime: a current-thread runtime driven by one dedicated thread, created on first
-/// use and never dropped (a runtime dropped inside another runtime's task would panic). One
-/// thread is plenty for the sockets (signing and verifying run on the callers' threads), and it
-/// spares the work-stealing machinery its wake-ups.
-static RUNTIME: LazyLock<Result<Handle, String>> = LazyLock::new(|| {
-    let rt = tokio::runtime::Builder::new_current_thread()
+static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-    let handle = rt.handle().clone();
-    std::thread::Builder::new()
-        .name("wechatpay-io".into())
-        .spawn(move || rt.block_on(std::future::pending::<()>()))
-        .map_err(|e| format!("cannot start the I/O thread: {e}"))?;
-    Ok(handle)
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
 });
 
-pub(crate) fn runtime() -> Result<&'static Handle, Error> {
+/// The dedicated driver thread, once started.
+static DRIVER: OnceLock<Result<(), String>> = OnceLock::new();
+
+thread_local! {
+    /// True while this thread drives the I/O runtime in [`block_on`].
+    static DRIVING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn runtime() -> Result<&'static Runtime, Error> {
     RUNTIME.as_ref().map_err(|e| Error::Config(e.clone()))
+}
+
+/// Spawns onto the I/O runtime. Unless this thread is driving it right now, the dedicated
+/// driver thread is started (once) so that the task makes progress.
+pub(crate) fn spawn<F>(f: F) -> Result<JoinHandle<F::Output>, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let rt = runtime()?;
+    if !DRIVING.get() {
+        let started = DRIVER.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("wechatpay-io".into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .map(|_| ())
+                .map_err(|e| format!("cannot start the I/O thread: {e}"))
+        });
+        started.clone().map_err(Error::Config)?;
+    }
+    Ok(rt.spawn(f))
 }
 
 /// Limits of one exchange.
@@ -107,7 +135,12 @@ impl Transport {
         limits: Limits,
     ) -> Result<Exchange, Error> {
         let pool = self.pool(secure)?;
-        Ok(Exchange(runtime()?.spawn(exchange(pool, req, limits))))
+        if DRIVING.get() {
+            // This thread drives the runtime: the exchange runs right here, no hand-off.
+            Ok(Exchange::Inline(Box::pin(exchange(pool, req, limits))))
+        } else {
+            Ok(Exchange::Spawned(spawn(exchange(pool, req, limits))?))
+        }
     }
 
     fn pool(&self, secure: bool) -> Result<Pool, Error> {
@@ -183,31 +216,45 @@ async fn exchange(
     }
 }
 
-/// An exchange under way on the I/O runtime; dropping it aborts the exchange.
-pub(crate) struct Exchange(JoinHandle<Result<http::Response<Bytes>, Error>>);
+type Answer = Result<http::Response<Bytes>, Error>;
+
+/// An exchange under way: run in place by the thread driving the runtime, or as a task on it;
+/// dropping it cancels the exchange.
+pub(crate) enum Exchange {
+    Inline(Pin<Box<dyn Future<Output = Answer> + Send>>),
+    Spawned(JoinHandle<Answer>),
+}
 
 impl Future for Exchange {
-    type Output = Result<http::Response<Bytes>, Error>;
+    type Output = Answer;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx).map(|r| match r {
-            Ok(r) => r,
-            Err(e) => Err(Error::Config(format!("the I/O task failed: {e}"))),
-        })
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        match &mut *self {
+            Exchange::Inline(f) => f.as_mut().poll(cx),
+            Exchange::Spawned(h) => Pin::new(h).poll(cx).map(|r| match r {
+                Ok(r) => r,
+                Err(e) => Err(Error::Config(format!("the I/O task failed: {e}"))),
+            }),
+        }
     }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Exchange::Spawned(h) = self {
+            h.abort();
+        }
     }
 }
 
-/// Waits `d` on the I/O runtime, so it works from any runtime and from [`block_on`].
+/// Waits `d` on the I/O runtime's timer, so it works from any runtime and from [`block_on`].
 pub(crate) async fn sleep(d: Duration) -> Result<(), Error> {
-    runtime()?
-        // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
-        .spawn(async move { tokio::time::sleep(d).await })
+    if DRIVING.get() {
+        tokio::time::sleep(d).await;
+        return Ok(());
+    }
+    // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
+    spawn(async move { tokio::time::sleep(d).await })?
         .await
         .map_err(|e| Error::Config(format!("the I/O task failed: {e}")))
 }
@@ -224,10 +271,37 @@ impl Wake for Unpark {
     }
 }
 
-/// Runs `f` to completion on the calling thread, parking it while `f` waits. The I/O itself
-/// runs on the crate's runtime, so this is safe on any thread, a tokio worker included (it
-/// blocks that worker, as any blocking call does, but cannot panic or deadlock on it).
+/// Runs a call's future to completion on the calling thread, for the blocking API. Outside any
+/// tokio runtime the thread drives the I/O runtime itself; inside one (a worker of the caller's
+/// runtime, say), where a nested `block_on` would panic, it parks while the driver thread does
+/// the I/O: that blocks the worker, as any blocking call does, but cannot panic or deadlock.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    match runtime() {
+        // Only while no driver thread runs: once one does, it holds the scheduler, and a call
+        // polled here while its connection is driven there could race the connection's return
+        // to the pool (and open another); handing the call to the driver keeps reuse exact.
+        Ok(rt)
+            if !DRIVING.get()
+                && DRIVER.get().is_none()
+                && tokio::runtime::Handle::try_current().is_err() =>
+        {
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    DRIVING.set(false);
+                }
+            }
+            DRIVING.set(true);
+            let _done = Done;
+            rt.block_on(f)
+        }
+        // Without a runtime, `f` meets the same error when it sends, and returns it.
+        _ => park_on(f),
+    }
+}
+
+/// Polls `f` on the calling thread, parking between polls; the I/O is driven elsewhere.
+fn park_on<F: Future>(f: F) -> F::Output {
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);
@@ -294,7 +368,7 @@ impl Transport {
         let (head_tx, head_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let task_uri = uri.clone();
-        let task = runtime()?.spawn(async move {
+        let task = spawn(async move {
             let uri = task_uri;
             let (parts, body) = req.into_parts();
             let req = http::Request::from_parts(parts, Full::new(body));
@@ -346,7 +420,7 @@ impl Transport {
                 }
             }
         });
-        let task = AbortOnDrop(task);
+        let task = AbortOnDrop(task?);
         let parts = head_rx
             .await
             .map_err(|_| Error::Config("the I/O task stopped".into()))??;
