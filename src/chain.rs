@@ -83,7 +83,10 @@ impl Chain {
     }
 
     fn call_blocking(&self, method: Method, args: Value) -> Result<Response, Error> {
-        crate::transport::block_on(self.call_async(method, args))
+        // Signed before the I/O runtime is entered: a thread driving it for others should not
+        // hold it through an RSA signature.
+        let pending = self.core.begin(method, &self.path, &args)?;
+        crate::transport::block_on(self.core.run(pending))
     }
 
     fn call_async(
@@ -111,12 +114,10 @@ impl Chain {
     /// # Ok(()) }
     /// ```
     pub fn upload(&self, media: &Media, args: Value) -> Result<Response, Error> {
-        crate::transport::block_on(async {
-            let pending = self
-                .core
-                .begin_with(Method::POST, &self.path, &args, Some(media))?;
-            self.core.run(pending).await
-        })
+        let pending = self
+            .core
+            .begin_with(Method::POST, &self.path, &args, Some(media))?;
+        crate::transport::block_on(self.core.run(pending))
     }
 
     /// [`Chain::upload`], async; the future is `Send + 'static`.

@@ -2,17 +2,18 @@
 //! runtime of the crate's own, never dropped (a runtime dropped inside another runtime's task
 //! would panic).
 //!
-//! Who drives it: in a program that makes only blocking calls, each call drives it itself, on
-//! its own thread (`Runtime::block_on`; tokio lets several threads do so, one holding the
-//! scheduler at a time), so a blocking call costs no thread hand-off at all. Async calls, and
-//! blocking calls made inside a runtime (where a nested `block_on` would panic), are spawned
-//! onto it and driven by a dedicated thread, started the first time one is needed; from then on
-//! every call goes through that thread. Either way there is one pool, and connections never
-//! belong to a caller's runtime, so they never outlive one.
+//! Who drives it: while a program makes blocking calls one at a time (a script, the command
+//! line), each call drives it itself on its own thread (`Runtime::block_on`), so a blocking call
+//! costs no thread hand-off at all. Async calls, overlapping blocking calls, and blocking calls
+//! made inside a runtime (where a nested `block_on` would panic) are spawned onto it and driven
+//! by a dedicated thread, started the first time one is needed; from then on every call goes
+//! through that thread. Either way there is one pool, and connections never belong to a
+//! caller's runtime, so they never outlive one.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::{LazyLock, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
@@ -40,6 +41,9 @@ static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
 
 /// The dedicated driver thread, once started.
 static DRIVER: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Threads inside [`block_on`] right now.
+static INLINE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// True while this thread drives the I/O runtime in [`block_on`].
@@ -276,23 +280,26 @@ impl Wake for Unpark {
 /// runtime, say), where a nested `block_on` would panic, it parks while the driver thread does
 /// the I/O: that blocks the worker, as any blocking call does, but cannot panic or deadlock.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    // In place only for one thread at a time, before any driver thread: with two threads taking
+    // turns on the scheduler, a connection could be checked back into the pool late and another
+    // opened. The first overlap starts the driver thread, and every call goes through it after.
+    let alone = INLINE.fetch_add(1, Ordering::AcqRel) == 0;
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            INLINE.fetch_sub(1, Ordering::AcqRel);
+            DRIVING.set(false);
+        }
+    }
+    let _leave = Leave;
     match runtime() {
-        // Only while no driver thread runs: once one does, it holds the scheduler, and a call
-        // polled here while its connection is driven there could race the connection's return
-        // to the pool (and open another); handing the call to the driver keeps reuse exact.
         Ok(rt)
-            if !DRIVING.get()
+            if alone
+                && !DRIVING.get()
                 && DRIVER.get().is_none()
                 && tokio::runtime::Handle::try_current().is_err() =>
         {
-            struct Done;
-            impl Drop for Done {
-                fn drop(&mut self) {
-                    DRIVING.set(false);
-                }
-            }
             DRIVING.set(true);
-            let _done = Done;
             rt.block_on(f)
         }
         // Without a runtime, `f` meets the same error when it sends, and returns it.

@@ -1,7 +1,7 @@
-//! A program that only makes blocking calls drives the I/O on its calling threads: no I/O
-//! thread is started, and sequential calls reuse one connection. The first async call starts
-//! the driver thread, after which blocking calls still work through it. One test, so that
-//! nothing else in this binary starts the driver first.
+//! A program that makes blocking calls one at a time drives the I/O on its calling thread: no
+//! I/O thread is started, and sequential calls reuse one connection. Overlapping calls or an
+//! async call start the one driver thread, after which everything goes through it. One test,
+//! so that nothing else in this binary starts the driver first.
 
 mod common;
 
@@ -19,7 +19,7 @@ fn io_threads() -> usize {
 }
 
 #[test]
-fn blocking_calls_drive_the_io_themselves_until_an_async_call_needs_a_driver() {
+fn sequential_blocking_calls_drive_the_io_themselves_until_a_driver_is_needed() {
     let server = Server::start(Keys::shared(), echo());
     let client = server.client();
     for i in 0..200 {
@@ -33,7 +33,7 @@ fn blocking_calls_drive_the_io_themselves_until_an_async_call_needs_a_driver() {
         "one connection for 200 calls"
     );
 
-    // Several threads at once share the runtime (one drives, the others are driven).
+    // Several threads at once: the first overlap hands the I/O to one driver thread.
     std::thread::scope(|s| {
         for t in 0..8 {
             let client = client.clone();
@@ -47,7 +47,7 @@ fn blocking_calls_drive_the_io_themselves_until_an_async_call_needs_a_driver() {
             });
         }
     });
-    assert_eq!(io_threads(), 0);
+    assert!(io_threads() <= 1);
     assert_eq!(server.recorded().len(), 400);
     assert!(server.recorded().iter().all(|r| r.signature_ok));
 
