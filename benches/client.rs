@@ -149,6 +149,14 @@ fn main() {
     let platform_key = Rsa::from_private(&platform_pem).unwrap();
     let sample = Rsa::sign(b"1700000000\nNONCE\n{\"a\":1}\n", &platform_key).unwrap();
     let chain = client.chain(template);
+    if std::env::var_os("WECHATPAY_BENCH_DRIVER").is_some() {
+        // Compare with the driver-thread path: one async call starts the driver for good.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(chain.get_async(args.clone())).unwrap();
+    }
     for _ in 0..50 {
         chain.get(args.clone()).unwrap();
     }
