@@ -284,19 +284,27 @@ mod against_the_emulator {
     }
 
     #[test]
-    fn public_key_mode_answers_404_and_the_client_keeps_its_public_key() {
-        let emu = Emulator::start_blocking(EmulatorConfig::new()).unwrap();
-        assert!(emu.rotate_certificate().is_err());
-        let client = emu
-            .builder()
-            .auto_certificates(emu.apiv3_key())
-            .build()
-            .unwrap();
-        assert_eq!(native(&client, &emu, 1), 200);
-        assert_eq!(client.refresh_certificates().unwrap(), 0);
-        assert_eq!(
-            client.keyring().serials(),
-            vec![emu.platform_serial().to_string()]
-        );
+    fn public_key_mode_answers_404_or_403_and_the_client_keeps_its_public_key() {
+        for status in [404u16, 403] {
+            let emu =
+                Emulator::start_blocking(EmulatorConfig::new().no_certificates_status(status))
+                    .unwrap();
+            assert!(emu.rotate_certificate().is_err());
+            let client = emu
+                .builder()
+                .auto_certificates(emu.apiv3_key())
+                .build()
+                .unwrap();
+            assert_eq!(native(&client, &emu, 1), 200);
+            assert_eq!(client.refresh_certificates().unwrap(), 0);
+            assert_eq!(
+                client.keyring().serials(),
+                vec![emu.platform_serial().to_string()]
+            );
+            let e = client
+                .download_certificates_blocking(emu.apiv3_key())
+                .unwrap_err();
+            assert_eq!(e.status(), Some(status));
+        }
     }
 }

@@ -73,12 +73,16 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
     let issued = match (&s.mode, &s.platform_cert) {
         (Mode::Certificate, Some(c)) => c,
         _ => {
+            let (status, code) = match s.no_certificates_status {
+                403 => (403, "NO_AUTH"),
+                _ => (404, "NOT_FOUND"),
+            };
             return Answer::error(
-                404,
-                "NOT_FOUND",
+                status,
+                code,
                 "无可用的平台证书，请在商户平台-API安全申请使用微信支付公钥 (no platform \
                  certificate: this merchant verifies with a platform public key, PUB_KEY_ID_…)",
-            )
+            );
         }
     };
     // After a rotation the old and the new certificate are both listed (they overlap).

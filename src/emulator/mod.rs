@@ -119,6 +119,7 @@ pub struct EmulatorConfig {
     notify_timeout: Duration,
     refund_delay: Option<Duration>,
     allow_remote_notify: bool,
+    no_certificates_status: u16,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -158,6 +159,7 @@ impl Default for EmulatorConfig {
             notify_timeout: Duration::from_secs(5),
             refund_delay: Some(Duration::from_millis(100)),
             allow_remote_notify: false,
+            no_certificates_status: 404,
         }
     }
 }
@@ -273,6 +275,14 @@ impl EmulatorConfig {
         self.allow_remote_notify = allow;
         self
     }
+
+    /// What `v3/certificates` answers in public-key mode: 404 (the default) or 403, the two
+    /// answers the platform gives merchants without platform certificates. Other values are
+    /// taken as 404.
+    pub fn no_certificates_status(mut self, status: u16) -> Self {
+        self.no_certificates_status = if status == 403 { 403 } else { 404 };
+        self
+    }
 }
 
 /// How many received requests and notification attempts are kept (the oldest go first), so
@@ -346,6 +356,7 @@ pub(crate) struct Settings {
     pub notify_timeout: Duration,
     pub refund_delay: Option<Duration>,
     pub allow_remote_notify: bool,
+    pub no_certificates_status: u16,
 }
 
 impl Settings {
@@ -558,6 +569,7 @@ impl Emulator {
                 notify_timeout: config.notify_timeout,
                 refund_delay: config.refund_delay,
                 allow_remote_notify: config.allow_remote_notify,
+                no_certificates_status: config.no_certificates_status,
             },
             state: Mutex::new(state::State::default()),
             received: Mutex::new(Vec::new()),
