@@ -23,7 +23,7 @@ mod serve;
 /// by dots (v3.discountCard.orders._out_order_no_). ARGS is the JSON args object: inline,
 /// @file, or - for standard input. On a verified 2xx answer the body goes to stdout and the exit
 /// status is 0; otherwise one line goes to stderr and the status is non-zero.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "wechatpay", version, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -36,7 +36,7 @@ struct Cli {
     conf: Conf,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Plays the documented story against a local platform emulator: no account, no
     /// configuration, no network. Exits non-zero if any step fails.
@@ -75,7 +75,7 @@ struct CallArgs {
     meta: Option<String>,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Clone)]
 struct Conf {
     /// Endpoint, https://api.mch.weixin.qq.com/ by default.
     #[arg(long, env = "WECHATPAY_BASE_URI", global = true)]

@@ -18,7 +18,7 @@ use wechatpay_chain::{Builder, Error, Rsa};
 /// Options named as wechatpay-php's CertificateDownloader names them; the global options
 /// (`--mchid`, `--serial`, `--private-key`, `--apiv3-key`, `--base-uri` and their variables)
 /// work too.
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct CertArgs {
     /// APIv3 key.
     #[arg(short = 'k', long = "key", value_name = "APIV3_KEY")]
