@@ -24,11 +24,17 @@ use wechatpay_chain::{formatter, Builder, Rsa};
 const PUB_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000";
 
 fn cpu_time() -> Duration {
+    let (user, system) = cpu_split();
+    user + system
+}
+
+/// User and system CPU of this process so far.
+fn cpu_split() -> (Duration, Duration) {
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage writes into the struct we own.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
+    (tv(u.ru_utime), tv(u.ru_stime))
 }
 
 /// Server mode: signs every answer with the platform key given in the environment, counts
@@ -175,6 +181,7 @@ fn main() {
     let mut ratios = Vec::new();
     let (mut floor_total, mut calls_total, mut wall_total) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut calls_user, mut calls_sys) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let t = cpu_time();
         for i in 0..n {
@@ -188,12 +195,15 @@ fn main() {
         }
         let floor = cpu_time() - t;
         let wall = Instant::now();
-        let t = cpu_time();
+        let (u0, s0) = cpu_split();
         for _ in 0..n {
             let r = chain.get(args.clone()).unwrap();
             black_box(r.body());
         }
-        let calls = cpu_time() - t;
+        let (u1, s1) = cpu_split();
+        calls_user += u1 - u0;
+        calls_sys += s1 - s0;
+        let calls = (u1 - u0) + (s1 - s0);
         wall_total += wall.elapsed();
         floor_total += floor;
         calls_total += calls;
@@ -211,6 +221,34 @@ fn main() {
         calls_total.as_secs_f64() / floor_total.as_secs_f64(),
         wall_total / total,
     );
+    println!(
+        "  of which user {:?} ({:.3} x floor) and system {:?} (the kernel's share: sockets, wake-ups)",
+        calls_user / total,
+        (calls_user / total).as_secs_f64() / (floor_total / total).as_secs_f64(),
+        calls_sys / total
+    );
+
+    // Diagnostic: the same sign + verify, each after a 300 us sleep (about a call's wait for the
+    // server), to show what waking with cold caches costs the crypto itself on this machine.
+    {
+        let t = cpu_time();
+        for i in 0..n {
+            std::thread::sleep(Duration::from_micros(300));
+            black_box(
+                Rsa::sign(format!("GET\n/v3/x/{i}\n1700000000\nNONCE\n\n"), &merchant).unwrap(),
+            );
+            assert!(Rsa::verify(
+                b"1700000000\nNONCE\n{\"a\":1}\n",
+                &sample,
+                &platform_public
+            ));
+        }
+        let cold = (cpu_time() - t) / n;
+        println!(
+            "diagnostic: sign + verify after a 300 us sleep each: {cold:?} = {:.3} x the tight-loop floor",
+            cold.as_secs_f64() / (floor_total / total).as_secs_f64()
+        );
+    }
 
     // Reference: the transport's own floor on this machine, a bare keep-alive HTTP/1.1 round
     // trip over a std TcpStream (no HTTP library, no crypto, no threads), to the same server.
