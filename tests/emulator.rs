@@ -3,8 +3,11 @@
 //! command), and the emulator refusing requests that are not signed right. Real sockets on
 //! loopback, keys generated at test time, one tokio runtime for the binary.
 
+mod common;
+
+use common::rt;
 use std::collections::VecDeque;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,17 +22,6 @@ use wechatpay_chain::crypto::hash::sha256_hex;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode, Outcome};
 use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Rsa};
-
-fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    });
-    &RT
-}
 
 fn start(config: EmulatorConfig) -> Emulator {
     rt().block_on(Emulator::start(config)).unwrap()
