@@ -17,7 +17,6 @@ use crate::crypto::{AesGcm, Certificate, Rsa};
 use crate::decorator::{api_error, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
-use crate::keyring::Keyring;
 use crate::{Client, Core};
 
 /// How often the keyring is refreshed by default.
@@ -191,19 +190,13 @@ impl Core {
         )?;
         let res = self
             .transport
-            .send(pending.request.clone(), false, pending.limits)?
+            .send(pending.request, false, pending.limits)?
             .await?;
         if !res.status().is_success() {
             return Err(api_error(res));
         }
         let list = decrypt_listing(res.body(), apiv3_key)?;
-        let ring = Keyring::new();
-        for s in self.keyring.serials() {
-            if let Some(k) = self.keyring.get(&s) {
-                ring.insert(s, k);
-            }
-        }
-        ring.merge(
+        let ring = self.keyring.with(
             list.iter()
                 .map(|d| (d.serial.clone(), d.certificate.public_key().clone())),
         );

@@ -58,6 +58,16 @@ impl Keyring {
         });
     }
 
+    /// A separate keyring holding these keys and `entries` besides, from one snapshot of
+    /// this one (to check an answer against keys not yet trusted for good).
+    pub fn with(&self, entries: impl IntoIterator<Item = (String, PublicKey)>) -> Keyring {
+        let mut m = HashMap::clone(&self.keys.load());
+        m.extend(entries);
+        Keyring {
+            keys: ArcSwap::from_pointee(m),
+        }
+    }
+
     /// Removes a key, e.g. an expired certificate.
     pub fn remove(&self, serial: &str) -> Option<PublicKey> {
         let mut removed = None;
@@ -96,5 +106,27 @@ impl Keyring {
             .max()
             .or_else(|| keys.keys().max())?;
         Some((pick.clone(), keys[pick].clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> PublicKey {
+        let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+        let pem = String::from_utf8(rsa.public_key_to_pem().unwrap()).unwrap();
+        crate::Rsa::from_public(&pem).unwrap()
+    }
+
+    #[test]
+    fn with_makes_a_separate_ring_and_leaves_this_one_alone() {
+        let ring = Keyring::new();
+        ring.insert("A", key());
+        let wider = ring.with([("B".to_string(), key())]);
+        assert_eq!(wider.serials(), vec!["A", "B"]);
+        assert_eq!(ring.serials(), vec!["A"]);
+        wider.remove("A");
+        assert!(ring.get("A").is_some());
     }
 }
