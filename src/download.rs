@@ -43,7 +43,6 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client_json::{self, hex};
-use crate::decorator::api_error;
 use crate::error::{one_line, Error};
 #[cfg(test)]
 use crate::response::Response;
@@ -334,27 +333,25 @@ impl crate::Client {
         let (path, query) = target_of(url)?;
         let args = download_args(args, query)?;
         let core = self.core();
-        let pending = core.begin(Method::GET, &path, &args)?;
+        let mut pending = core.begin(Method::GET, &path, &args)?;
+        let request = std::mem::take(&mut pending.request);
         let mut stream = core
             .transport
-            .send_streaming(pending.request.clone(), pending.secure, pending.limits)
+            .send_streaming(request, pending.secure, pending.limits)
             .await?;
-        let limit = core.body_limit;
-        if !stream.parts.status.is_success() {
-            let body = stream.collect(limit).await?;
-            return Err(api_error(http::Response::from_parts(stream.parts, body)));
-        }
-        // A signed answer (a statement …) is verified whole before a byte is written; the
-        // platform's unsigned downloads stream, the digest checked at the end proving them.
-        let verified = if client_json::is_unsigned(&pending.path) {
-            None
-        } else {
-            let body = stream.collect(limit).await?;
-            Some(core.finish(
-                &pending,
-                http::Response::from_parts(stream.parts.clone(), body),
-            )?)
-        };
+        // The platform's unsigned downloads stream, the digest checked at the end proving them.
+        // Anything else (a signed statement, an error answer) is read, bounded, and checked by
+        // `finish` like any answer before a byte is written.
+        let verified =
+            if stream.parts.status.is_success() && client_json::is_unsigned(&pending.path) {
+                None
+            } else {
+                let body = stream.collect(core.body_limit).await?;
+                Some(core.finish(
+                    &pending,
+                    http::Response::from_parts(stream.parts.clone(), body),
+                )?)
+            };
         let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
         match &verified {
             Some(res) => {
