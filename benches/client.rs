@@ -3,10 +3,15 @@
 //! - `chain + expansion`: `client.chain(template)` and expanding it, the per-call path cost;
 //! - `cpu per call`: client CPU (user + system, all threads of this process) per signed and
 //!   verified call against a loopback platform running in a *separate process*, divided by the
-//!   CPU of one RSA-2048 sign + one verify measured in the same run;
+//!   CPU of one RSA-2048 sign + one verify measured in the same run, back to back (the tight
+//!   floor) and right after a bare round trip (the in-context floor); the bare round trip's own
+//!   CPU gives the "ideal client" (crypto + socket, nothing else) and the client's own share;
 //! - `connections`: how many TCP connections 1,000 sequential calls opened.
 //!
 //! `cargo bench --bench client`. The same binary re-executes itself as the loopback server.
+//! `-- nomatch` skips criterion; `WECHATPAY_BENCH_COUNT=N` runs only the two instruction-count
+//! loops (for callgrind), `WECHATPAY_BENCH_PROFILE_CALLS=N` only calls (for `perf record`),
+//! `WECHATPAY_BENCH_DRIVER=1` makes the calls go through the I/O thread.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -19,7 +24,7 @@ use criterion::{black_box, Criterion};
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 use wechatpay_chain::uri::{expand, Placeholders};
-use wechatpay_chain::{formatter, Builder, Rsa};
+use wechatpay_chain::{formatter, Builder, PrivateKey, PublicKey, Rsa};
 
 const PUB_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000";
 
@@ -96,6 +101,98 @@ fn serve(platform_pem: String) {
     });
 }
 
+/// CPU time of the calling thread alone (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution).
+fn thread_cpu_time() -> Duration {
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes into the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// "median (min, max, overall)" of per-round ratios.
+fn summary(mut ratios: Vec<f64>) -> String {
+    ratios.sort_by(f64::total_cmp);
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    format!(
+        "{:.3} (min {:.3}, max {:.3}, mean {:.3})",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        mean
+    )
+}
+
+/// A bare keep-alive HTTP/1.1 exchange over a std TcpStream: no HTTP library, no crypto, no
+/// runtime; the cheapest way this thread can wait for the server's answer.
+struct RawHttp {
+    tcp: std::net::TcpStream,
+    request: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl RawHttp {
+    fn connect(base: &str) -> Self {
+        let addr = base.trim_start_matches("http://").trim_end_matches('/');
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let request = format!("GET /v3/raw HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
+        RawHttp {
+            tcp,
+            request,
+            buf: vec![0u8; 16 * 1024],
+        }
+    }
+
+    fn round_trip(&mut self) {
+        use std::io::Read;
+        self.tcp.write_all(&self.request).unwrap();
+        let mut got = 0;
+        loop {
+            got += self.tcp.read(&mut self.buf[got..]).unwrap();
+            let text = &self.buf[..got];
+            if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if got >= end + 4 + len {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[inline(never)]
+fn floor_loop_once(i: u32, merchant: &PrivateKey, sample: &str, platform_public: &PublicKey) {
+    let s = Rsa::sign(format!("GET\n/v3/x/{i}\n1700000000\nNONCE\n\n"), merchant).unwrap();
+    black_box(&s);
+    assert!(Rsa::verify(
+        b"1700000000\nNONCE\n{\"a\":1}\n",
+        sample,
+        platform_public
+    ));
+}
+
+#[inline(never)]
+fn floor_loop(n: u32, merchant: &PrivateKey, sample: &str, platform_public: &PublicKey) {
+    for i in 0..n {
+        floor_loop_once(i, merchant, sample, platform_public);
+    }
+}
+
+#[inline(never)]
+fn calls_loop(n: u32, chain: &wechatpay_chain::Chain, args: &serde_json::Value) {
+    for _ in 0..n {
+        let r = chain.get(args.clone()).unwrap();
+        black_box(r.body());
+    }
+}
+
 fn pem_pair() -> (String, String) {
     let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
     let pkey = openssl::pkey::PKey::from_rsa(rsa).unwrap();
@@ -166,6 +263,16 @@ fn main() {
     for _ in 0..50 {
         chain.get(args.clone()).unwrap();
     }
+    if let Ok(n) = std::env::var("WECHATPAY_BENCH_COUNT") {
+        // For `valgrind --tool=callgrind`: instruction counts of the two loops, read off
+        // `callgrind_annotate --inclusive=yes` as `floor_loop` and `calls_loop`.
+        let n = n.parse::<u32>().unwrap_or(100);
+        floor_loop(n, &merchant, &sample, &platform_public);
+        calls_loop(n, &chain, &args);
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     if let Ok(n) = std::env::var("WECHATPAY_BENCH_PROFILE_CALLS") {
         // For `perf record`: only the call loop.
         for _ in 0..n.parse::<u32>().unwrap_or(10_000) {
@@ -175,124 +282,88 @@ fn main() {
         let _ = child.wait();
         return;
     }
-    // Floor and calls interleaved in rounds, so that load from elsewhere on a shared machine
-    // weighs on both alike; the median of the per-round ratios is reported.
+    // Three batches interleaved in rounds, so that load from elsewhere on a shared machine
+    // weighs on all alike; medians of the per-round ratios are reported.
+    //  - tight floor: sign + verify back to back (process CPU);
+    //  - in-context floor: the same sign + verify, each right after a bare HTTP round trip to the
+    //    same server (thread CPU of the crypto alone): the crypto as a call's thread runs it,
+    //    woken from a network wait, without anything of the client's;
+    //  - calls: the client's signed + verified calls (process CPU, every thread).
+    let mut raw = RawHttp::connect(&base);
+    for _ in 0..100 {
+        raw.round_trip();
+    }
     let (rounds, n) = (12u32, 200u32);
-    let mut ratios = Vec::new();
-    let (mut floor_total, mut calls_total, mut wall_total) =
+    let (mut tight_ratios, mut context_ratios, mut ideal_ratios) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut tight_total, mut context_total, mut bare_total) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut calls_total, mut wall_total) = (Duration::ZERO, Duration::ZERO);
     let (mut calls_user, mut calls_sys) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let t = cpu_time();
+        floor_loop(n, &merchant, &sample, &platform_public);
+        let tight = cpu_time() - t;
+
+        let (mut context, mut bare) = (Duration::ZERO, Duration::ZERO);
         for i in 0..n {
-            let s = Rsa::sign(format!("GET\n/v3/x/{i}\n1700000000\nNONCE\n\n"), &merchant).unwrap();
-            black_box(&s);
-            assert!(Rsa::verify(
-                b"1700000000\nNONCE\n{\"a\":1}\n",
-                &sample,
-                &platform_public
-            ));
+            let t0 = thread_cpu_time();
+            raw.round_trip();
+            let t1 = thread_cpu_time();
+            floor_loop_once(i, &merchant, &sample, &platform_public);
+            context += thread_cpu_time() - t1;
+            bare += t1 - t0;
         }
-        let floor = cpu_time() - t;
+
         let wall = Instant::now();
         let (u0, s0) = cpu_split();
-        for _ in 0..n {
-            let r = chain.get(args.clone()).unwrap();
-            black_box(r.body());
-        }
+        calls_loop(n, &chain, &args);
         let (u1, s1) = cpu_split();
         calls_user += u1 - u0;
         calls_sys += s1 - s0;
         let calls = (u1 - u0) + (s1 - s0);
         wall_total += wall.elapsed();
-        floor_total += floor;
+        tight_total += tight;
+        context_total += context;
+        bare_total += bare;
         calls_total += calls;
-        ratios.push(calls.as_secs_f64() / floor.as_secs_f64());
+        tight_ratios.push(calls.as_secs_f64() / tight.as_secs_f64());
+        context_ratios.push(calls.as_secs_f64() / context.as_secs_f64());
+        ideal_ratios.push(calls.as_secs_f64() / (context + bare).as_secs_f64());
     }
-    ratios.sort_by(f64::total_cmp);
     let total = rounds * n;
-    println!(
-        "cpu per call: {:?}; crypto floor (1 sign + 1 verify): {:?}; ratio median {:.3} (min {:.3}, max {:.3}, overall {:.3}) over {rounds} rounds of {n}; wall per call {:?}",
+    let (call, tight, context, bare) = (
         calls_total / total,
-        floor_total / total,
-        ratios[ratios.len() / 2],
-        ratios[0],
-        ratios[ratios.len() - 1],
-        calls_total.as_secs_f64() / floor_total.as_secs_f64(),
-        wall_total / total,
+        tight_total / total,
+        context_total / total,
+        bare_total / total,
     );
     println!(
-        "  of which user {:?} ({:.3} x floor) and system {:?} (the kernel's share: sockets, wake-ups)",
+        "cpu per call: {call:?} (user {:?}, system {:?}); wall per call {:?}",
         calls_user / total,
-        (calls_user / total).as_secs_f64() / (floor_total / total).as_secs_f64(),
-        calls_sys / total
+        calls_sys / total,
+        wall_total / total
     );
-
-    // Diagnostic: the same sign + verify, each after a 300 us sleep (about a call's wait for the
-    // server), to show what waking with cold caches costs the crypto itself on this machine.
-    {
-        let t = cpu_time();
-        for i in 0..n {
-            std::thread::sleep(Duration::from_micros(300));
-            black_box(
-                Rsa::sign(format!("GET\n/v3/x/{i}\n1700000000\nNONCE\n\n"), &merchant).unwrap(),
-            );
-            assert!(Rsa::verify(
-                b"1700000000\nNONCE\n{\"a\":1}\n",
-                &sample,
-                &platform_public
-            ));
-        }
-        let cold = (cpu_time() - t) / n;
-        println!(
-            "diagnostic: sign + verify after a 300 us sleep each: {cold:?} = {:.3} x the tight-loop floor",
-            cold.as_secs_f64() / (floor_total / total).as_secs_f64()
-        );
-    }
-
-    // Reference: the transport's own floor on this machine, a bare keep-alive HTTP/1.1 round
-    // trip over a std TcpStream (no HTTP library, no crypto, no threads), to the same server.
-    {
-        use std::io::{Read, Write};
-        let addr = base.trim_start_matches("http://").trim_end_matches('/');
-        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
-        tcp.set_nodelay(true).unwrap();
-        let request = format!("GET /v3/raw HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut round_trip = || {
-            tcp.write_all(request.as_bytes()).unwrap();
-            let mut got = 0;
-            loop {
-                got += tcp.read(&mut buf[got..]).unwrap();
-                let text = &buf[..got];
-                if let Some(end) = text.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&text[..end]).to_ascii_lowercase();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap();
-                    if got >= end + 4 + len {
-                        break;
-                    }
-                }
-            }
-        };
-        for _ in 0..100 {
-            round_trip();
-        }
-        let t = cpu_time();
-        for _ in 0..2000 {
-            round_trip();
-        }
-        let raw = (cpu_time() - t) / 2000;
-        println!(
-            "reference: bare HTTP/1.1 round trip on a std TcpStream: {raw:?} CPU = {:.3} x the crypto floor",
-            raw.as_secs_f64() / (floor_total / total).as_secs_f64()
-        );
-    }
+    println!(
+        "  vs tight-loop floor (1 sign + 1 verify back to back, {tight:?}): ratio median {} over {rounds} rounds of {n}",
+        summary(tight_ratios)
+    );
+    println!(
+        "  vs in-context floor (the same sign + verify right after a bare round trip, {context:?} = {:.3} x tight): ratio median {}",
+        context.as_secs_f64() / tight.as_secs_f64(),
+        summary(context_ratios)
+    );
+    println!(
+        "  bare HTTP/1.1 round trip on a std TcpStream (no HTTP library, no crypto, no runtime): {bare:?} = {:.3} x tight",
+        bare.as_secs_f64() / tight.as_secs_f64()
+    );
+    println!(
+        "  vs ideal (in-context crypto + bare round trip, {:?}): ratio median {}; the client's own share (HTTP, runtime, request building, checks): {:?} = {:.3} x tight",
+        context + bare,
+        summary(ideal_ratios),
+        call.saturating_sub(context + bare),
+        call.saturating_sub(context + bare).as_secs_f64() / tight.as_secs_f64()
+    );
 
     // Connection reuse over 1,000 sequential calls on a fresh client.
     let fresh = Builder::new()
