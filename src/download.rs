@@ -31,6 +31,10 @@
 //! client's [`body_limit`](crate::Builder::body_limit) does not apply to it), so bytes reach the
 //! writer before the digest is known at the end: on an error, discard what was written (write
 //! to a temporary file, rename on success). Streaming downloads are not retried.
+//!
+//! A sub-merchant fund-flow bill comes in parts ([`BillList`]), possibly encrypted:
+//! [`Client::download_bills`](crate::Client::download_bills) joins them in order, each decrypted
+//! (AES-256-GCM, its key opened with the merchant's private key) and checked as it streams.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -43,20 +47,35 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client_json::{self, hex};
+use crate::crypto::aes_gcm::Opener;
 use crate::error::{one_line, Error};
 #[cfg(test)]
 use crate::response::Response;
 use crate::uri;
 
-/// What the bill APIs answer: where to download, and the digest the bill must have.
+/// What the bill APIs answer: where to download, and the digest the bill must have. A part of
+/// `v3/bill/sub-merchant-fundflowbill`'s `download_bill_list` (see [`BillList`]) also carries its
+/// `bill_sequence` and, when the bill was asked with `algorithm=AEAD_AES_256_GCM`, the
+/// `encrypt_key` and `nonce` it was encrypted with: [`Client::download_bill`](crate::Client::download_bill)
+/// then decrypts it as it streams.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Bill {
     /// `https://api.mch.weixin.qq.com/v3/billdownload/file?token=…`, valid for 30 s.
     pub download_url: String,
     /// `SHA1` (or `SHA256`).
     pub hash_type: String,
-    /// Hex digest of the original (decompressed) bill.
+    /// Hex digest of the original (decompressed, decrypted) bill.
     pub hash_value: String,
+    /// Place of this part in a [`BillList`], from 1.
+    #[serde(default)]
+    pub bill_sequence: Option<u32>,
+    /// The file's AES-256-GCM key, encrypted for the merchant's certificate (RSA-OAEP), base64.
+    #[serde(default)]
+    pub encrypt_key: Option<String>,
+    /// The file's AES-256-GCM nonce.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 impl Bill {
@@ -70,7 +89,65 @@ impl Bill {
             download_url: download_url.into(),
             hash_type: hash_type.into(),
             hash_value: hash_value.into(),
+            bill_sequence: None,
+            encrypt_key: None,
+            nonce: None,
         }
+    }
+
+    /// The same locator for a file encrypted with AES-256-GCM under `encrypt_key` (RSA-OAEP
+    /// encrypted for the merchant, base64) and `nonce`.
+    pub fn encrypted(self, encrypt_key: impl Into<String>, nonce: impl Into<String>) -> Bill {
+        Bill {
+            encrypt_key: Some(encrypt_key.into()),
+            nonce: Some(nonce.into()),
+            ..self
+        }
+    }
+}
+
+/// What `v3/bill/sub-merchant-fundflowbill` answers: the bill in parts, to be joined in
+/// `bill_sequence` order ([`Client::download_bills`](crate::Client::download_bills) does).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub struct BillList {
+    /// How many parts the platform says there are.
+    #[serde(default)]
+    pub download_bill_count: Option<u32>,
+    /// The parts.
+    pub download_bill_list: Vec<Bill>,
+}
+
+impl BillList {
+    /// The parts in `bill_sequence` order, after checking that they are numbered 1 to n with
+    /// none missing or repeated, and that n is the `download_bill_count`.
+    pub fn in_order(&self) -> Result<Vec<&Bill>, Error> {
+        let mut parts: Vec<&Bill> = self.download_bill_list.iter().collect();
+        if parts.is_empty() {
+            return Err(Error::Decode("the bill list has no parts".into()));
+        }
+        if parts.len() > 1 || parts[0].bill_sequence.is_some() {
+            parts.sort_by_key(|b| b.bill_sequence);
+            for (i, b) in parts.iter().enumerate() {
+                if b.bill_sequence != Some(i as u32 + 1) {
+                    return Err(Error::Decode(format!(
+                        "the bill parts are not numbered 1 to {} (found {:?} at place {})",
+                        parts.len(),
+                        b.bill_sequence,
+                        i + 1
+                    )));
+                }
+            }
+        }
+        if let Some(n) = self.download_bill_count {
+            if n as usize != parts.len() {
+                return Err(Error::Decode(format!(
+                    "download_bill_count says {n} parts, the list has {}",
+                    parts.len()
+                )));
+            }
+        }
+        Ok(parts)
     }
 }
 
@@ -179,9 +256,10 @@ fn download_args(args: Value, query: String) -> Result<Value, Error> {
     Ok(Value::Object(m))
 }
 
-/// The body decoded as it arrives: gzip is recognised by its magic and unpacked, and the
-/// unpacked bill is hashed on the way to the writer.
+/// The body decoded as it arrives: an encrypted bill is decrypted, gzip is recognised by its
+/// magic and unpacked, and the unpacked bill is hashed on the way to the writer.
 struct Pipeline {
+    open: Option<Opener>,
     gunzip: bool,
     sniff: Vec<u8>,
     gz: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
@@ -191,8 +269,9 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn new(gunzip: bool, hash: Option<HashType>) -> Result<Self, Error> {
+    fn new(gunzip: bool, hash: Option<HashType>, open: Option<Opener>) -> Result<Self, Error> {
         Ok(Pipeline {
+            open,
             gunzip,
             sniff: Vec::new(),
             gz: None,
@@ -211,6 +290,14 @@ impl Pipeline {
 
     /// Takes raw bytes; returns the decoded bytes ready for the writer.
     fn push(&mut self, raw: &[u8]) -> Result<Vec<u8>, Error> {
+        let opened;
+        let raw = match &mut self.open {
+            Some(o) => {
+                opened = o.update(raw)?;
+                &opened[..]
+            }
+            None => raw,
+        };
         let raw: Vec<u8> = if self.decided {
             raw.to_vec()
         } else {
@@ -245,6 +332,13 @@ impl Pipeline {
 
     /// Ends the body: returns the last decoded bytes, and the result once the digest matched.
     fn finish(mut self, want: Option<(HashType, &str)>) -> Result<(Vec<u8>, Downloaded), Error> {
+        if let Some(o) = self.open.take() {
+            o.finish().map_err(|_| {
+                Error::Verification(
+                    "the encrypted bill does not authenticate (AES-256-GCM tag): wrong key or nonce, or a damaged file: discard what was written".into(),
+                )
+            })?;
+        }
         let mut tail = std::mem::take(&mut self.sniff);
         let gzip = self.gz.is_some();
         if let Some(gz) = self.gz.take() {
@@ -308,7 +402,7 @@ fn write_sync<W: Write>(
     want: Option<(HashType, &str)>,
     mut writer: W,
 ) -> Result<Downloaded, Error> {
-    let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+    let mut p = Pipeline::new(gunzip, want.map(|w| w.0), None)?;
     for chunk in res.body().chunks(64 * 1024) {
         writer.write_all(&p.push(chunk)?)?;
     }
@@ -328,6 +422,7 @@ impl crate::Client {
         args: Value,
         gunzip: bool,
         want: Option<(HashType, &str)>,
+        open: Option<Opener>,
         mut writer: W,
     ) -> Result<Downloaded, Error> {
         let (path, query) = target_of(url)?;
@@ -352,7 +447,7 @@ impl crate::Client {
                     http::Response::from_parts(stream.parts.clone(), body),
                 )?)
             };
-        let mut p = Pipeline::new(gunzip, want.map(|w| w.0))?;
+        let mut p = Pipeline::new(gunzip, want.map(|w| w.0), open)?;
         match &verified {
             Some(res) => {
                 for chunk in res.body().chunks(64 * 1024) {
@@ -393,14 +488,79 @@ impl crate::Client {
         writer: W,
     ) -> Result<Downloaded, Error> {
         let kind = HashType::parse(&bill.hash_type)?;
+        let open = self.bill_opener(bill)?;
         self.stream_to(
             &bill.download_url,
             args,
             true,
             Some((kind, &bill.hash_value)),
+            open,
             writer,
         )
         .await
+    }
+
+    /// Downloads every part of a [`BillList`] to `writer`, in `bill_sequence` order, each
+    /// decrypted when encrypted and checked by its own digest: the joined parts are the whole
+    /// bill. Stops at the first error (discard what was written). Returns what each part wrote.
+    pub fn download_bills<W: Write>(
+        &self,
+        list: &BillList,
+        args: Value,
+        mut writer: W,
+    ) -> Result<Vec<Downloaded>, Error> {
+        crate::transport::block_on(self.download_bills_async(list, args, Blocking(&mut writer)))
+    }
+
+    /// [`Client::download_bills`](crate::Client::download_bills) to a tokio writer.
+    pub async fn download_bills_async<W: AsyncWrite + Unpin>(
+        &self,
+        list: &BillList,
+        args: Value,
+        mut writer: W,
+    ) -> Result<Vec<Downloaded>, Error> {
+        let parts = list.in_order()?;
+        let mut done = Vec::with_capacity(parts.len());
+        for bill in parts {
+            done.push(
+                self.download_bill_async(bill, args.clone(), &mut writer)
+                    .await?,
+            );
+        }
+        Ok(done)
+    }
+
+    /// The decryption stage for an encrypted bill: its key is opened with the merchant's
+    /// private key (RSA-OAEP), and the file is AES-256-GCM under that key and the `nonce`'s
+    /// bytes, its 16-byte tag last, as the platform's other AES-GCM payloads. Whatever does not
+    /// fit that refuses to authenticate at the end; nothing unchecked passes.
+    fn bill_opener(&self, bill: &Bill) -> Result<Option<Opener>, Error> {
+        let (key, nonce) = match (&bill.encrypt_key, &bill.nonce) {
+            (None, None) => return Ok(None),
+            (Some(k), Some(n)) if !k.trim().is_empty() && !n.is_empty() => (k, n),
+            (Some(k), None) if k.trim().is_empty() => return Ok(None),
+            _ => {
+                return Err(Error::arg(
+                    "an encrypted bill needs both encrypt_key and nonce",
+                ))
+            }
+        };
+        let cred = self.core().credentials.as_ref().ok_or_else(|| {
+            Error::Config("decrypting a bill needs the merchant private_key on the Builder".into())
+        })?;
+        let aes_key = crate::Rsa::decrypt(key, &cred.key).map_err(|_| {
+            Error::Crypto(
+                "the bill's encrypt_key does not open with this merchant's private key (RSA-OAEP)"
+                    .into(),
+            )
+        })?;
+        if aes_key.len() != crate::crypto::aes_gcm::KEY_LEN {
+            return Err(Error::Crypto(format!(
+                "the bill's key is {} bytes; only AEAD_AES_256_GCM (32-byte keys) is supported",
+                aes_key.len()
+            )));
+        }
+        Opener::new(&aes_key, nonce.as_bytes(), b"").map(Some)
     }
 
     /// Downloads a verified answer to `writer` as received (no decompression, no digest of
@@ -422,7 +582,7 @@ impl crate::Client {
         args: Value,
         writer: W,
     ) -> Result<Downloaded, Error> {
-        self.stream_to(url, args, false, None, writer).await
+        self.stream_to(url, args, false, None, None, writer).await
     }
 }
 
@@ -534,7 +694,7 @@ mod tests {
         // Chunks as small as one byte: the gzip magic is sniffed across chunk boundaries.
         let sha1 = crate::crypto::hash::sha1_hex(CSV);
         for body in [gz(CSV), CSV.to_vec()] {
-            let mut p = Pipeline::new(true, Some(HashType::Sha1)).unwrap();
+            let mut p = Pipeline::new(true, Some(HashType::Sha1), None).unwrap();
             let mut out = Vec::new();
             for b in &body {
                 out.extend(p.push(std::slice::from_ref(b)).unwrap());
@@ -545,7 +705,7 @@ mod tests {
             assert_eq!(d.gzip, body != CSV);
         }
         // A one-byte body never decided on gzip and is passed through at the end.
-        let mut p = Pipeline::new(true, None).unwrap();
+        let mut p = Pipeline::new(true, None, None).unwrap();
         assert!(p.push(b"x").unwrap().is_empty());
         assert_eq!(p.finish(None).unwrap().0, b"x");
     }
@@ -560,6 +720,12 @@ mod tests {
         send(&f);
         let g = client.download_to_async("/v3/x", Value::Null, tokio::io::sink());
         send(&g);
+        let list = BillList {
+            download_bill_count: None,
+            download_bill_list: vec![bill.clone()],
+        };
+        let h = client.download_bills_async(&list, Value::Null, tokio::io::sink());
+        send(&h);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use wechatpay_chain::crypto::AesGcm;
-use wechatpay_chain::download::Bill;
+use wechatpay_chain::download::{Bill, BillList};
 use wechatpay_chain::notify::{Notifier, Refusal};
 use wechatpay_chain::util::media::Media;
 use wechatpay_chain::{formatter, Error, Rsa};
@@ -694,6 +694,208 @@ fn a_bill_with_a_bad_digest_is_an_error() {
     let odd = Bill::new(bill.download_url.clone(), "MD5", bill.hash_value.clone());
     assert!(client.download_bill(&odd, json!({}), Vec::new()).is_err());
     assert_eq!(server.recorded().len(), n);
+}
+
+/// One encrypted part of a sub-merchant fund-flow bill, as the platform makes it: the (maybe
+/// gzipped) part under a fresh AES-256-GCM key, the key RSA-OAEP encrypted for the merchant.
+struct EncryptedPart {
+    listing: Value,
+    file: Vec<u8>,
+}
+
+fn encrypted_part(
+    seq: u32,
+    part: &str,
+    gz: bool,
+    for_key: &wechatpay_chain::PublicKey,
+) -> EncryptedPart {
+    use base64::Engine;
+    let key = formatter::nonce(32);
+    let nonce = formatter::nonce(12);
+    let plain = if gz {
+        gzip(part.as_bytes())
+    } else {
+        part.as_bytes().to_vec()
+    };
+    let file = base64::engine::general_purpose::STANDARD
+        .decode(AesGcm::encrypt(&plain, &key, &nonce, "").unwrap())
+        .unwrap();
+    EncryptedPart {
+        listing: json!({
+            "bill_sequence": seq,
+            "hash_type": "SHA1",
+            "hash_value": wechatpay_chain::crypto::hash::sha1_hex(part),
+            "download_url": format!("https://api.mch.weixin.qq.com/v3/billdownload/file?token=part{seq}"),
+            "encrypt_key": Rsa::encrypt(&key, for_key).unwrap(),
+            "nonce": nonce,
+        }),
+        file,
+    }
+}
+
+/// A platform answering sub-merchant-fundflowbill with `parts` (listed in the given order) and
+/// serving each part's file at `token=part{seq}`, unsigned.
+fn parts_platform(parts: Vec<EncryptedPart>) -> Server {
+    let list: Vec<Value> = parts.iter().map(|p| p.listing.clone()).collect();
+    let files: HashMap<String, Vec<u8>> = parts
+        .into_iter()
+        .map(|p| (format!("token=part{}", p.listing["bill_sequence"]), p.file))
+        .collect();
+    Server::start(
+        Keys::shared(),
+        Arc::new(move |r: &Recorded| {
+            let (path, query) = r.target.split_once('?').unwrap_or((&r.target, ""));
+            match (path, files.get(query)) {
+                ("/v3/bill/sub-merchant-fundflowbill", _) => Reply::json(
+                    200,
+                    json!({"download_bill_count": list.len(), "download_bill_list": list}),
+                ),
+                ("/v3/billdownload/file", Some(file)) if r.signature_ok => Reply {
+                    body: file.clone(),
+                    headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                    sign_as: None,
+                    ..Reply::empty(200)
+                },
+                _ => Reply::json(
+                    404,
+                    json!({"code": "RESOURCE_NOT_EXISTS", "message": r.target}),
+                ),
+            }
+        }),
+    )
+}
+
+#[test]
+fn encrypted_sub_merchant_bill_parts_are_decrypted_checked_and_joined_in_order() {
+    let keys = Keys::shared();
+    let (head, tail) = BILL.split_at(BILL.find('\n').unwrap() + 1);
+    // Listed out of order; part 2 gzipped inside its encryption.
+    let server = parts_platform(vec![
+        encrypted_part(2, tail, true, &keys.merchant_public),
+        encrypted_part(1, head, false, &keys.merchant_public),
+    ]);
+    let client = server.client();
+    let query = json!({"query": {"sub_mchid": "1900000109", "bill_date": "2024-06-01",
+        "account_type": "BASIC", "algorithm": "AEAD_AES_256_GCM"}});
+    let list: BillList = client
+        .chain("v3/bill/sub-merchant-fundflowbill")
+        .get(query.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(list.in_order().unwrap()[0].bill_sequence, Some(1));
+    let mut out = Vec::new();
+    let done = client.download_bills(&list, json!({}), &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), BILL);
+    assert_eq!(done.len(), 2);
+    assert!(!done[0].gzip && done[1].gzip);
+    assert_eq!(done[1].bytes, tail.len() as u64);
+    // One part alone, async.
+    let mut out: Vec<u8> = Vec::new();
+    rt().block_on(client.download_bill_async(list.in_order().unwrap()[1], json!({}), &mut out))
+        .unwrap();
+    assert_eq!(out, tail.as_bytes());
+}
+
+#[test]
+fn a_damaged_or_foreign_encrypted_part_is_refused() {
+    let keys = Keys::shared();
+    let mut damaged = encrypted_part(1, BILL, true, &keys.merchant_public);
+    let mid = damaged.file.len() / 2;
+    damaged.file[mid] ^= 0x40;
+    let server = parts_platform(vec![damaged]);
+    let client = server.client();
+    let list: BillList = client
+        .chain("v3/bill/sub-merchant-fundflowbill")
+        .get(json!({}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let e = client
+        .download_bills(&list, json!({}), Vec::new())
+        .unwrap_err();
+    // A flipped bit inside gzip may break the gzip first; either way it is refused.
+    assert!(
+        matches!(e, Error::Verification(_) | Error::Decode(_)),
+        "{e}"
+    );
+
+    // A key encrypted for another merchant does not open: refused before anything is fetched.
+    let other = Rsa::from_private(
+        std::str::from_utf8(
+            &openssl::rsa::Rsa::generate(2048)
+                .unwrap()
+                .private_key_to_pem()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let server = parts_platform(vec![encrypted_part(
+        1,
+        BILL,
+        false,
+        &other.public_key().unwrap(),
+    )]);
+    let client = server.client();
+    let list: BillList = client
+        .chain("v3/bill/sub-merchant-fundflowbill")
+        .get(json!({}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let n = server.recorded().len();
+    let e = client
+        .download_bills(&list, json!({}), Vec::new())
+        .unwrap_err();
+    assert!(matches!(e, Error::Crypto(_)), "{e}");
+    assert!(!e
+        .to_string()
+        .contains(&list.download_bill_list[0].encrypt_key.clone().unwrap()));
+    assert_eq!(server.recorded().len(), n, "nothing fetched");
+
+    // The right key with the wrong nonce decrypts to garbage that does not authenticate.
+    let part = encrypted_part(1, BILL, false, &keys.merchant_public);
+    let mut listing = part.listing.clone();
+    listing["nonce"] = json!("not-the-nonce");
+    let server = parts_platform(vec![EncryptedPart {
+        listing,
+        file: part.file,
+    }]);
+    let client = server.client();
+    let list: BillList = client
+        .chain("v3/bill/sub-merchant-fundflowbill")
+        .get(json!({}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let e = client
+        .download_bills(&list, json!({}), Vec::new())
+        .unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e}");
+    assert!(e.to_string().contains("authenticate"), "{e}");
+
+    // Parts that are not numbered 1..n, or half an encryption, are refused before any fetch.
+    let n = server.recorded().len();
+    let gap: BillList = serde_json::from_value(json!({"download_bill_list": [
+        {"bill_sequence": 1, "download_url": "/v3/billdownload/file?token=a", "hash_type": "SHA1", "hash_value": "00"},
+        {"bill_sequence": 3, "download_url": "/v3/billdownload/file?token=b", "hash_type": "SHA1", "hash_value": "00"}
+    ]})).unwrap();
+    assert!(matches!(
+        client.download_bills(&gap, json!({}), Vec::new()),
+        Err(Error::Decode(_))
+    ));
+    let half = Bill::new("/v3/billdownload/file?token=a", "SHA1", "00");
+    let half: Bill = serde_json::from_value(
+        json!({"download_url": half.download_url, "hash_type": "SHA1",
+        "hash_value": "00", "encrypt_key": "abc"}),
+    )
+    .unwrap();
+    assert!(matches!(
+        client.download_bill(&half, json!({}), Vec::new()),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(server.recorded().len(), n, "nothing fetched");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
+use openssl::symm::{decrypt_aead, encrypt_aead, Cipher, Crypter, Mode};
 
 use crate::error::Error;
 
@@ -95,9 +95,113 @@ impl AesGcm {
     }
 }
 
+/// AES-256-GCM decryption of a stream whose last 16 bytes are the tag: what the platform's
+/// encrypted bill files are. Plaintext comes out as the ciphertext goes in, so it is not yet
+/// authenticated: only a successful [`Opener::finish`] proves it, and on an error whatever was
+/// handed on must be discarded.
+pub(crate) struct Opener {
+    crypter: Crypter,
+    /// The last bytes seen, up to [`TAG_LEN`]: the tag, once the stream ends.
+    held: Vec<u8>,
+}
+
+impl Opener {
+    pub(crate) fn new(key: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Opener, Error> {
+        check_key(key)?;
+        check_nonce(nonce)?;
+        let mut crypter = Crypter::new(Cipher::aes_256_gcm(), Mode::Decrypt, key, Some(nonce))?;
+        if !aad.is_empty() {
+            crypter.aad_update(aad)?;
+        }
+        Ok(Opener {
+            crypter,
+            held: Vec::with_capacity(TAG_LEN),
+        })
+    }
+
+    /// Takes the next ciphertext bytes; returns the plaintext they give (not yet authenticated).
+    pub(crate) fn update(&mut self, input: &[u8]) -> Result<Vec<u8>, Error> {
+        let total = self.held.len() + input.len();
+        if total <= TAG_LEN {
+            self.held.extend_from_slice(input);
+            return Ok(Vec::new());
+        }
+        // Everything but the last TAG_LEN bytes of held + input is ciphertext now.
+        let ready = total - TAG_LEN;
+        let mut out = vec![0u8; ready + 16];
+        let mut n = 0;
+        let from_held = ready.min(self.held.len());
+        if from_held > 0 {
+            n += self
+                .crypter
+                .update(&self.held[..from_held], &mut out[n..])?;
+        }
+        let from_input = ready - from_held;
+        if from_input > 0 {
+            n += self.crypter.update(&input[..from_input], &mut out[n..])?;
+        }
+        self.held.drain(..from_held);
+        self.held.extend_from_slice(&input[from_input..]);
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Ends the stream: checks the tag. An error means the whole plaintext is untrustworthy.
+    pub(crate) fn finish(mut self) -> Result<(), Error> {
+        if self.held.len() < TAG_LEN {
+            return Err(Error::Crypto(
+                "AES-GCM stream is shorter than its tag".into(),
+            ));
+        }
+        self.crypter.set_tag(&self.held)?;
+        let mut rest = [0u8; 32];
+        self.crypter.finalize(&mut rest).map_err(|_| {
+            Error::Crypto(
+                "AES-GCM decryption failed: wrong key or nonce, or a damaged stream".into(),
+            )
+        })?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_opener_streams_in_any_chunking_and_checks_the_tag() {
+        let plain: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let raw = B64
+            .decode(AesGcm::encrypt(&plain, KEY, "nonce-of-bill", "").unwrap())
+            .unwrap();
+        for chunk in [1, 5, 15, 16, 17, 100, 2000] {
+            let mut o = Opener::new(KEY.as_bytes(), b"nonce-of-bill", b"").unwrap();
+            let mut out = Vec::new();
+            for c in raw.chunks(chunk) {
+                out.extend(o.update(c).unwrap());
+            }
+            o.finish().unwrap();
+            assert_eq!(out, plain, "chunks of {chunk}");
+        }
+        // A flipped bit anywhere, a wrong nonce, a truncated stream: finish refuses.
+        for bad in [0, 500, raw.len() - 1] {
+            let mut r = raw.clone();
+            r[bad] ^= 1;
+            let mut o = Opener::new(KEY.as_bytes(), b"nonce-of-bill", b"").unwrap();
+            o.update(&r).unwrap();
+            assert!(o.finish().is_err(), "bit flipped at {bad}");
+        }
+        let mut o = Opener::new(KEY.as_bytes(), b"other-nonce", b"").unwrap();
+        o.update(&raw).unwrap();
+        assert!(o.finish().is_err());
+        let mut o = Opener::new(KEY.as_bytes(), b"nonce-of-bill", b"").unwrap();
+        o.update(&raw[..raw.len() - 1]).unwrap();
+        assert!(o.finish().is_err());
+        let mut o = Opener::new(KEY.as_bytes(), b"nonce-of-bill", b"").unwrap();
+        o.update(&raw[..10]).unwrap();
+        assert!(o.finish().is_err(), "shorter than a tag");
+        assert!(Opener::new(b"short", b"n", b"").is_err());
+    }
 
     const KEY: &str = "0123456789abcdef0123456789abcdef";
 
