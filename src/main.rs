@@ -1,6 +1,8 @@
 //! `wechatpay`: the command line for the same calls as the library.
 //!
 //! `wechatpay [OPTIONS] <METHOD> <URI> [ARGS]`; see `wechatpay --help`.
+// The doc comments of this binary are clap's `--help` text, written for a terminal.
+#![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
