@@ -158,24 +158,47 @@ impl Transport {
     }
 }
 
+/// Sends `req` on `pool` and returns the answer's head: the one place a request goes out, and a
+/// failure before any answer becomes [`Error::Transport`] naming `uri`.
+async fn send(
+    pool: &Pool,
+    req: http::Request<Bytes>,
+    uri: &http::Uri,
+) -> Result<http::Response<hyper::body::Incoming>, Error> {
+    let (parts, body) = req.into_parts();
+    pool.request(http::Request::from_parts(parts, Full::new(body)))
+        .await
+        .map_err(|e| Error::Transport {
+            uri: uri.to_string(),
+            source: Box::new(e),
+            answered: false,
+        })
+}
+
+fn timed_out(uri: &http::Uri, after: Duration, answered: bool) -> Error {
+    Error::Timeout {
+        uri: uri.to_string(),
+        after,
+        answered,
+    }
+}
+
 async fn exchange(
     pool: Pool,
     req: http::Request<Bytes>,
     limits: Limits,
 ) -> Result<http::Response<Bytes>, Error> {
-    let uri = req.uri().to_string();
-    let (parts, body) = req.into_parts();
-    let req = http::Request::from_parts(parts, Full::new(body));
+    // Kept as a `Uri` (reference-counted parts): it is formatted only for an error.
+    let uri = req.uri().clone();
     let answered = std::sync::atomic::AtomicBool::new(false);
     let work = async {
-        let res = pool.request(req).await.map_err(|e| Error::Transport {
-            uri: uri.clone(),
-            source: Box::new(e),
-            answered: false,
-        })?;
-        answered.store(true, std::sync::atomic::Ordering::Relaxed);
+        let res = send(&pool, req, &uri).await?;
         answered.store(true, std::sync::atomic::Ordering::Relaxed);
         let (parts, body) = res.into_parts();
+        let too_large = || Error::BodyTooLarge {
+            uri: uri.to_string(),
+            limit: limits.body_limit,
+        };
         if let Some(len) = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -183,10 +206,7 @@ async fn exchange(
             .and_then(|v| v.parse::<u64>().ok())
         {
             if len > limits.body_limit as u64 {
-                return Err(Error::BodyTooLarge {
-                    uri: uri.clone(),
-                    limit: limits.body_limit,
-                });
+                return Err(too_large());
             }
         }
         let collected = Limited::new(body, limits.body_limit)
@@ -196,13 +216,10 @@ async fn exchange(
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    Error::BodyTooLarge {
-                        uri: uri.clone(),
-                        limit: limits.body_limit,
-                    }
+                    too_large()
                 } else {
                     Error::Transport {
-                        uri: uri.clone(),
+                        uri: uri.to_string(),
                         source: e,
                         answered: true,
                     }
@@ -212,11 +229,11 @@ async fn exchange(
     };
     match tokio::time::timeout(limits.timeout, work).await {
         Ok(r) => r,
-        Err(_) => Err(Error::Timeout {
-            uri,
-            after: limits.timeout,
-            answered: answered.load(std::sync::atomic::Ordering::Relaxed),
-        }),
+        Err(_) => Err(timed_out(
+            &uri,
+            limits.timeout,
+            answered.load(std::sync::atomic::Ordering::Relaxed),
+        )),
     }
 }
 
@@ -371,30 +388,20 @@ impl Transport {
         limits: Limits,
     ) -> Result<Stream, Error> {
         let pool = self.pool(secure)?;
-        let uri = req.uri().to_string();
+        let uri = req.uri().clone();
         let (head_tx, head_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let task_uri = uri.clone();
         let task = spawn(async move {
             let uri = task_uri;
-            let (parts, body) = req.into_parts();
-            let req = http::Request::from_parts(parts, Full::new(body));
-            let res = match tokio::time::timeout(limits.timeout, pool.request(req)).await {
+            let res = match tokio::time::timeout(limits.timeout, send(&pool, req, &uri)).await {
                 Ok(Ok(res)) => res,
                 Ok(Err(e)) => {
-                    let _ = head_tx.send(Err(Error::Transport {
-                        uri,
-                        source: Box::new(e),
-                        answered: false,
-                    }));
+                    let _ = head_tx.send(Err(e));
                     return;
                 }
                 Err(_) => {
-                    let _ = head_tx.send(Err(Error::Timeout {
-                        uri,
-                        after: limits.timeout,
-                        answered: false,
-                    }));
+                    let _ = head_tx.send(Err(timed_out(&uri, limits.timeout, false)));
                     return;
                 }
             };
@@ -404,18 +411,14 @@ impl Transport {
             }
             loop {
                 let item = match tokio::time::timeout(limits.timeout, body.frame()).await {
-                    Err(_) => Some(Err(Error::Timeout {
-                        uri: uri.clone(),
-                        after: limits.timeout,
-                        answered: true,
-                    })),
+                    Err(_) => Some(Err(timed_out(&uri, limits.timeout, true))),
                     Ok(None) => None,
                     Ok(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => Some(Ok(data)),
                         Err(_) => continue, // trailers
                     },
                     Ok(Some(Err(e))) => Some(Err(Error::Transport {
-                        uri: uri.clone(),
+                        uri: uri.to_string(),
                         source: Box::new(e),
                         answered: true,
                     })),
@@ -433,7 +436,7 @@ impl Transport {
             .map_err(|_| Error::Config("the I/O task stopped".into()))??;
         Ok(Stream {
             parts,
-            uri,
+            uri: uri.to_string(),
             rx,
             _task: task,
         })
