@@ -18,6 +18,9 @@ pub(crate) struct Answer {
     pub status: StatusCode,
     pub body: Bytes,
     pub content_type: Option<&'static str>,
+    /// Sent without `Wechatpay-*` headers even on the APIv3 side, as the platform sends the
+    /// bill files of `v3/billdownload/file` (the digest in the bill's listing proves them).
+    pub unsigned: bool,
 }
 
 const JSON: &str = "application/json; charset=utf-8";
@@ -28,6 +31,7 @@ impl Answer {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
             content_type: Some(JSON),
+            unsigned: false,
         }
     }
 
@@ -40,6 +44,7 @@ impl Answer {
             status: StatusCode::NO_CONTENT,
             body: Bytes::new(),
             content_type: None,
+            unsigned: false,
         }
     }
 
@@ -48,6 +53,18 @@ impl Answer {
             status: StatusCode::OK,
             body: Bytes::from(body),
             content_type: Some("text/xml; charset=utf-8"),
+            unsigned: false,
+        }
+    }
+
+    /// 200 with a downloaded file's bytes, `application/octet-stream`, unsigned (the only
+    /// APIv3 answer the platform does not sign).
+    pub fn file(body: Bytes) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            body,
+            content_type: Some("application/octet-stream"),
+            unsigned: true,
         }
     }
 
@@ -123,7 +140,8 @@ impl Answer {
 }
 
 /// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key
-/// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks.
+/// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks, unless the answer is
+/// [`Answer::unsigned`].
 pub(crate) fn render(
     settings: &Settings,
     answer: Answer,
@@ -137,7 +155,7 @@ pub(crate) fn render(
         b = b.header(http::header::CONTENT_TYPE, ct);
     }
     let mut body = answer.body;
-    if sign {
+    if sign && !answer.unsigned {
         let mut ts = formatter::timestamp();
         if forgery == Some(Forgery::StaleTimestamp) {
             ts -= 600;

@@ -27,6 +27,7 @@
 
 mod answer;
 mod auth;
+mod bills;
 mod brand;
 mod certificates;
 mod control;
@@ -340,6 +341,8 @@ pub struct Delivery {
 
 /// What the server needs, fixed at start.
 pub(crate) struct Settings {
+    /// `http://127.0.0.1:PORT/`, what `download_url`s point at.
+    pub base_uri: String,
     pub mchid: String,
     pub merchant_serial: String,
     pub merchant_key: PublicKey,
@@ -387,6 +390,8 @@ pub(crate) struct Shared {
     pub received_count: std::sync::atomic::AtomicU64,
     pub forgeries: Mutex<VecDeque<Forgery>>,
     pub nonces: Mutex<HashMap<String, i64>>,
+    /// Bill files waiting for `v3/billdownload/file`, by token.
+    pub files: Mutex<bills::Files>,
     pub runtime: tokio::runtime::Handle,
     pub notifier: webhooks::Notifier,
     /// Turns true when the emulator stops (pending notifications give up).
@@ -554,6 +559,7 @@ impl Emulator {
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             settings: Settings {
+                base_uri: format!("http://{addr}/"),
                 mchid: config.mchid.clone(),
                 merchant_serial,
                 merchant_key,
@@ -577,6 +583,7 @@ impl Emulator {
             received_count: std::sync::atomic::AtomicU64::new(0),
             forgeries: Mutex::new(VecDeque::new()),
             nonces: Mutex::new(HashMap::new()),
+            files: Mutex::new(bills::Files::default()),
             runtime: runtime.clone(),
             notifier: webhooks::Notifier::new()?,
             stop: rx.clone(),

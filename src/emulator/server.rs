@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::answer::{render, Answer};
 use super::{
-    auth, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
+    auth, bills, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
     Received, Shared,
 };
 use crate::formatter;
@@ -186,8 +186,9 @@ async fn handle(
     if let Some(why) = &refusal {
         tracing::debug!(target = %req.target, "emulator refused a request: {why}");
     }
+    // An unsigned answer (a bill file) leaves the forgery for the next signed one.
     let forgery = match kind {
-        Kind::V3 => lock(&shared.forgeries).pop_front(),
+        Kind::V3 if !answer.unsigned => lock(&shared.forgeries).pop_front(),
         _ => None,
     };
     render(&shared.settings, answer, kind != Kind::V2, forgery)
@@ -278,6 +279,12 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
         ("POST", ["refund", "domestic", "refunds"]) => refund::create(shared, body),
         ("GET", ["refund", "domestic", "refunds", no]) => refund::query(shared, no),
         ("GET", ["certificates"]) => certificates::list(shared),
+        ("GET", ["bill", "tradebill"]) => bills::trade_bill(shared, req),
+        ("GET", ["bill", "fundflowbill"]) => bills::fund_flow_bill(shared, req),
+        ("GET", ["bill", "sub-merchant-fundflowbill"]) => {
+            bills::sub_merchant_fund_flow_bill(shared, req)
+        }
+        ("GET", ["billdownload", "file"]) => bills::download(shared, req),
         ("POST", ["merchant", "media", "upload"]) => media::upload(shared, multipart),
         _ => not_found(req),
     }
