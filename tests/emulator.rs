@@ -18,8 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_headers, Credentials};
-use wechatpay_chain::crypto::hash::sha256_hex;
+use wechatpay_chain::crypto::hash::{sha1_hex, sha256_hex};
 use wechatpay_chain::crypto::AesGcm;
+use wechatpay_chain::download::{Bill, BillList, Downloaded};
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode, Outcome};
 use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Rsa};
 
@@ -1143,6 +1144,331 @@ fn forged_answers_are_refused_by_the_client() {
         }
         ok().unwrap();
     }
+}
+
+/// A signed GET of `url` (absolute) sent as is: status, headers, body.
+fn signed_get(emu: &Emulator, url: &str) -> (u16, http::HeaderMap, Bytes) {
+    let mut req = http::Request::get(url).body(Bytes::new()).unwrap();
+    sign_request(&mut req, &credentials(emu)).unwrap();
+    send(req)
+}
+
+#[test]
+fn bills_are_built_from_payments_and_refunds_and_downloaded_unsigned() {
+    let emu = start(EmulatorConfig::new().refund_delay(None));
+    let c = client(&emu);
+    let no = "bill-order-0001";
+    c["v3/pay/transactions/native"]
+        .post(native(&emu, no, "http://127.0.0.1:9/n", 100))
+        .unwrap();
+    let paid = emu.pay(no).unwrap();
+    let date = paid["success_time"].as_str().unwrap()[..10].to_string();
+    // An APIv2 payment code payment is billed too.
+    let micropay: Value = c["v2/pay/micropay"]
+        .post(
+            json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
+            "body": "image形象店-深圳腾大- QQ公仔", "out_trade_no": "bill-micropay-01",
+            "total_fee": "1", "spbill_create_ip": "14.17.22.52",
+            "auth_code": "120061098828009406"}}),
+        )
+        .unwrap()
+        .json()
+        .unwrap();
+    let micropay_same_day = micropay["time_end"].as_str().unwrap()[..8] == date.replace('-', "");
+    let refund: Value = c["v3/refund/domestic/refunds"]
+        .post(
+            json!({"json": {"out_trade_no": no, "out_refund_no": "bill-refund-0001",
+            "amount": {"refund": 30, "total": 100, "currency": "CNY"}}}),
+        )
+        .unwrap()
+        .json()
+        .unwrap();
+    // Past midnight (Beijing time) between the two, the refund is on the next day's bills.
+    let refund_same_day = refund["create_time"].as_str().unwrap().starts_with(&date);
+
+    let trade = |query: Value| -> Bill {
+        c["v3/bill/tradebill"]
+            .get(json!({ "query": query }))
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let download = |bill: &Bill| -> (String, Downloaded) {
+        let mut out = Vec::new();
+        let done = c.download_bill(bill, json!({}), &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), done)
+    };
+
+    // Trade bill, plain and gzip: the same CSV, its SHA-1 the listing's.
+    let plain = trade(json!({"bill_date": date}));
+    assert_eq!(plain.hash_type, "SHA1");
+    let prefix = format!("{}v3/billdownload/file?token=", emu.base_uri());
+    assert!(
+        plain.download_url.starts_with(&prefix),
+        "{}",
+        plain.download_url
+    );
+    let (csv, done) = download(&plain);
+    assert!(!done.gzip);
+    assert_eq!(plain.hash_value, sha1_hex(&csv));
+    assert_eq!(done.digest.as_deref(), Some(plain.hash_value.as_str()));
+    assert!(csv.starts_with("交易时间,公众账号ID,商户号,"), "{csv}");
+    assert!(csv.contains(&format!(",`{no},")), "{csv}");
+    assert!(csv.contains(paid["transaction_id"].as_str().unwrap()));
+    assert!(csv.contains("总交易单数,应结订单总金额"));
+    assert_eq!(csv.contains("bill-refund-0001"), refund_same_day);
+    let gz = trade(json!({"bill_date": date, "bill_type": "ALL", "tar_type": "GZIP"}));
+    assert_ne!(gz.download_url, plain.download_url);
+    let (gz_csv, done) = download(&gz);
+    assert!(done.gzip);
+    assert_eq!(
+        (gz_csv.as_str(), gz.hash_value.as_str()),
+        (csv.as_str(), plain.hash_value.as_str())
+    );
+    let (success, _) = download(&trade(json!({"bill_date": date, "bill_type": "SUCCESS"})));
+    assert!(success.contains(no) && !success.contains("bill-refund-0001"));
+    assert_eq!(
+        success.contains(",`bill-micropay-01,") && success.contains(",`MICROPAY,"),
+        micropay_same_day,
+        "{success}"
+    );
+
+    // The file is answered unsigned, as application/octet-stream; the gzip one is gzip.
+    let (status, headers, body) = signed_get(&emu, &gz.download_url);
+    assert_eq!(status, 200);
+    assert!(headers.get("wechatpay-signature").is_none(), "{headers:?}");
+    assert!(headers.get("wechatpay-serial").is_none());
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(&body[..2], &[0x1f, 0x8b]);
+    // The listing itself is signed like any answer (the client verified it above).
+    let (_, headers, _) = signed_get(
+        &emu,
+        &format!("{}v3/bill/tradebill?bill_date={date}", emu.base_uri()),
+    );
+    assert!(headers.get("wechatpay-signature").is_some());
+
+    // Fund flow: the payment in, the refund out.
+    let flow_query = json!({"bill_date": date, "account_type": "BASIC"});
+    let flow: Bill = c["v3/bill/fundflowbill"]
+        .get(json!({ "query": flow_query }))
+        .unwrap()
+        .json()
+        .unwrap();
+    let (flow_csv, done) = download(&flow);
+    assert_eq!(done.digest.as_deref(), Some(sha1_hex(&flow_csv).as_str()));
+    assert!(
+        flow_csv.starts_with("记账时间,微信支付业务单号,资金流水单号"),
+        "{flow_csv}"
+    );
+    assert!(
+        flow_csv.contains(&format!(",`收入,`1.00,`1.00,`system,`,`{no}\r\n")),
+        "{flow_csv}"
+    );
+    assert_eq!(
+        // The balance runs: 1.00 + 0.01 (the micropay) - 0.30.
+        flow_csv.contains(",`支出,`0.30,`0.71,"),
+        refund_same_day,
+        "{flow_csv}"
+    );
+    let default: Bill = c["v3/bill/fundflowbill"]
+        .get(json!({"query": {"bill_date": date, "tar_type": "GZIP"}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        download(&default).0,
+        flow_csv,
+        "BASIC is the default account"
+    );
+
+    // The sub-merchant fund flow: two parts, each encrypted for the merchant with a key of its
+    // own, decrypted and joined by download_bills into exactly the fund-flow bill.
+    for tar in [None, Some("GZIP")] {
+        let mut query = json!({"sub_mchid": "1900000109", "bill_date": date,
+            "account_type": "BASIC", "algorithm": "AEAD_AES_256_GCM"});
+        if let Some(t) = tar {
+            query["tar_type"] = json!(t);
+        }
+        let list: BillList = c["v3/bill/sub-merchant-fundflowbill"]
+            .get(json!({ "query": query }))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(list.download_bill_count, Some(2));
+        let parts = list.in_order().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_ne!(parts[0].encrypt_key, parts[1].encrypt_key);
+        for p in &parts {
+            assert!(p.encrypt_key.is_some() && p.nonce.is_some(), "{p:?}");
+            assert!(p.download_url.starts_with(&prefix));
+        }
+        let mut out = Vec::new();
+        let done = c.download_bills(&list, json!({}), &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), flow_csv);
+        assert!(done.iter().all(|d| d.gzip == tar.is_some()), "{done:?}");
+        assert!(done.iter().all(|d| d.bytes > 0));
+        // What goes over the wire is not the bill.
+        let (status, headers, body) = signed_get(&emu, &parts[0].download_url);
+        assert_eq!(status, 200);
+        assert!(headers.get("wechatpay-signature").is_none());
+        assert!(!flow_csv.as_bytes().starts_with(&body[..16]));
+    }
+
+    // Errors: the platform's shapes.
+    let sub = |extra: Value| {
+        let mut q = json!({"sub_mchid": "1900000109", "bill_date": date,
+            "account_type": "BASIC", "algorithm": "AEAD_AES_256_GCM"});
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                q.as_object_mut().unwrap().remove(k);
+            } else {
+                q[k] = v.clone();
+            }
+        }
+        api(c["v3/bill/sub-merchant-fundflowbill"]
+            .get(json!({ "query": q }))
+            .unwrap_err())
+    };
+    let e = c["v3/bill/sub-merchant-fundflowbill"]
+        .get(
+            json!({"query": {"sub_mchid": "1900000109", "bill_date": date,
+            "account_type": "BASIC", "algorithm": "SM4_GCM"}}),
+        )
+        .unwrap_err();
+    match &e {
+        Error::Api {
+            status: 400,
+            code,
+            message,
+            ..
+        } if code == "PARAM_ERROR" => {
+            assert!(message.contains("SM4_GCM"), "{message}")
+        }
+        other => panic!("expected PARAM_ERROR, got {other:?}"),
+    }
+    for (extra, field) in [
+        (json!({"sub_mchid": null}), "/sub_mchid"),
+        (json!({"sub_mchid": "19000x"}), "/sub_mchid"),
+        (json!({"bill_date": null}), "/bill_date"),
+        (json!({"account_type": null}), "/account_type"),
+        (json!({"account_type": "SAVINGS"}), "/account_type"),
+        (json!({"algorithm": null}), "/algorithm"),
+        (json!({"algorithm": "AES"}), "/algorithm"),
+        (json!({"tar_type": "ZIP"}), "/tar_type"),
+    ] {
+        assert_eq!(
+            sub(extra.clone()),
+            (400, "PARAM_ERROR".to_string(), Some(field.to_string())),
+            "{extra}"
+        );
+    }
+    let huge = "9".repeat(4000);
+    for (query, field) in [
+        (json!({}), "/bill_date"),
+        (json!({"bill_date": ""}), "/bill_date"),
+        (json!({"bill_date": "2024-02-30"}), "/bill_date"),
+        (json!({"bill_date": "20240601"}), "/bill_date"),
+        (json!({"bill_date": huge}), "/bill_date"),
+        (json!({"bill_date": date, "bill_type": "all"}), "/bill_type"),
+        (json!({"bill_date": date, "tar_type": "gzip"}), "/tar_type"),
+    ] {
+        assert_eq!(
+            api(c["v3/bill/tradebill"]
+                .get(json!({ "query": query }))
+                .unwrap_err()),
+            (400, "PARAM_ERROR".to_string(), Some(field.to_string())),
+            "{query}"
+        );
+    }
+    assert_eq!(
+        api(c["v3/bill/fundflowbill"]
+            .get(json!({"query": {"bill_date": date, "account_type": "FEE"}}))
+            .unwrap_err())
+        .2
+        .as_deref(),
+        Some("/account_type")
+    );
+    // A day without records, or an account without movement: no bill.
+    for (path, query) in [
+        ("v3/bill/tradebill", json!({"bill_date": "2001-01-01"})),
+        ("v3/bill/fundflowbill", json!({"bill_date": "2001-01-01"})),
+        (
+            "v3/bill/fundflowbill",
+            json!({"bill_date": date, "account_type": "OPERATION"}),
+        ),
+    ] {
+        let (status, code, _) = api(c.chain(path).get(json!({ "query": query })).unwrap_err());
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "NO_STATEMENT_EXIST"),
+            "{path}"
+        );
+    }
+
+    // Hostile query strings get answers.
+    for target in [
+        "v3/bill/tradebill?bill_date=%ZZ",
+        "v3/bill/tradebill?bill_date=%E4%BD%A0%E5%A5%BD%E4%B8%96%E7%95%8C",
+        "v3/bill/tradebill?bill_date=2024-06-01%00",
+        "v3/bill/tradebill?bill_date=99999-01-01",
+        "v3/bill/fundflowbill?bill_date=2024-06-01&account_type=%FF",
+        "v3/bill/sub-merchant-fundflowbill?sub_mchid=%E4%BD%A0&bill_date=2024-06-01",
+        "v3/billdownload/file?token=",
+        "v3/billdownload/file?token=%",
+    ] {
+        let (status, headers, _) = signed_get(&emu, &format!("{}{target}", emu.base_uri()));
+        assert_eq!(status, 400, "{target}");
+        assert!(headers.get("wechatpay-signature").is_some(), "{target}");
+    }
+
+    // An unknown token: a signed 400 INVALID_REQUEST, reported as an API error.
+    let bad = Bill::new(
+        format!("{prefix}nosuchtoken"),
+        "SHA1",
+        plain.hash_value.clone(),
+    );
+    let (status, code, _) = api(c.download_bill(&bad, json!({}), Vec::new()).unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "INVALID_REQUEST"));
+    let (status, headers, body) = signed_get(&emu, &format!("{prefix}nosuchtoken"));
+    assert_eq!(status, 400);
+    assert!(headers.get("wechatpay-signature").is_some());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["code"],
+        "INVALID_REQUEST"
+    );
+    let no_token = format!("{}v3/billdownload/file", emu.base_uri());
+    assert_eq!(
+        api(c
+            .download_bill(&Bill::new(no_token, "SHA1", "00"), json!({}), Vec::new())
+            .unwrap_err())
+        .2
+        .as_deref(),
+        Some("/token")
+    );
+    // A spoiled file fails its digest.
+    let mut tampered = plain.clone();
+    tampered.hash_value = sha1_hex(b"another bill");
+    assert!(matches!(
+        c.download_bill(&tampered, json!({}), Vec::new()),
+        Err(Error::Verification(_))
+    ));
+    // A download is unsigned, so it leaves a forgery for the next signed answer.
+    emu.forge_next(Forgery::TamperedBody);
+    download(&plain);
+    assert!(matches!(
+        c["v3/bill/tradebill"].get(json!({"query": {"bill_date": date}})),
+        Err(Error::Verification(_))
+    ));
+    // Every request was signed right, downloads included.
+    let bills: Vec<_> = emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.target.contains("bill"))
+        .collect();
+    assert!(bills
+        .iter()
+        .any(|r| r.target.starts_with("/v3/billdownload/file?token=")));
+    assert!(bills.iter().all(|r| r.verified), "{bills:?}");
 }
 
 #[test]
