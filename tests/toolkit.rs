@@ -797,6 +797,18 @@ fn encrypted_sub_merchant_bill_parts_are_decrypted_checked_and_joined_in_order()
     assert_eq!(out, tail.as_bytes());
 }
 
+/// A client of `server` and the bill list it answers.
+fn listed(server: &Server) -> (wechatpay_chain::Client, BillList) {
+    let client = server.client();
+    let list = client
+        .chain("v3/bill/sub-merchant-fundflowbill")
+        .get(json!({}))
+        .unwrap()
+        .json()
+        .unwrap();
+    (client, list)
+}
+
 #[test]
 fn a_damaged_or_foreign_encrypted_part_is_refused() {
     let keys = Keys::shared();
@@ -804,13 +816,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
     let mid = damaged.file.len() / 2;
     damaged.file[mid] ^= 0x40;
     let server = parts_platform(vec![damaged]);
-    let client = server.client();
-    let list: BillList = client
-        .chain("v3/bill/sub-merchant-fundflowbill")
-        .get(json!({}))
-        .unwrap()
-        .json()
-        .unwrap();
+    let (client, list) = listed(&server);
     let e = client
         .download_bills(&list, json!({}), Vec::new())
         .unwrap_err();
@@ -837,13 +843,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
         false,
         &other.public_key().unwrap(),
     )]);
-    let client = server.client();
-    let list: BillList = client
-        .chain("v3/bill/sub-merchant-fundflowbill")
-        .get(json!({}))
-        .unwrap()
-        .json()
-        .unwrap();
+    let (client, list) = listed(&server);
     let n = server.recorded().len();
     let e = client
         .download_bills(&list, json!({}), Vec::new())
@@ -862,13 +862,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
         listing,
         file: part.file,
     }]);
-    let client = server.client();
-    let list: BillList = client
-        .chain("v3/bill/sub-merchant-fundflowbill")
-        .get(json!({}))
-        .unwrap()
-        .json()
-        .unwrap();
+    let (client, list) = listed(&server);
     let e = client
         .download_bills(&list, json!({}), Vec::new())
         .unwrap_err();
