@@ -1509,7 +1509,10 @@ fn the_demo_plays_the_whole_story_and_exits_zero() {
     );
     assert!(!stdout.contains("FAILED"), "{stdout}");
     assert!(
-        stdout.contains("TRANSACTION.SUCCESS") && stdout.contains("/v3/certificates"),
+        stdout.contains("TRANSACTION.SUCCESS")
+            && stdout.contains("/v3/certificates")
+            && stdout.contains("/v3/bill/tradebill")
+            && stdout.contains("matches;"),
         "{stdout}"
     );
     assert!(

@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
+use wechatpay_chain::download::Bill;
 use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode};
 use wechatpay_chain::notify::{Notification, Notifier};
 use wechatpay_chain::{formatter, Builder, Client, Error, Response, Rsa};
@@ -372,6 +373,8 @@ pub fn run() -> Result<bool, Error> {
         )))
         },
     );
+    // The day (Beijing time) the payment succeeded: its trade bill lists it.
+    let mut paid_on = String::new();
     t.step("Query the payment", || {
         let res = client["v3/pay/transactions/out-trade-no/{out_trade_no}"]
             .get(json!({"out_trade_no": out_trade_no, "query": {"mchid": emu.mchid()}}))
@@ -380,6 +383,11 @@ pub fn run() -> Result<bool, Error> {
         if v["trade_state"] != "SUCCESS" {
             return Err(format!("trade_state is {}", v["trade_state"]));
         }
+        paid_on = v["success_time"]
+            .as_str()
+            .and_then(|t| t.get(..10))
+            .unwrap_or_default()
+            .to_string();
         Ok(shown(
             "GET",
             format!(
@@ -411,6 +419,31 @@ pub fn run() -> Result<bool, Error> {
         ));
         Ok(s)
     });
+    t.step(
+        "Download the day's trade bill: streamed, gunzipped, SHA1 checked",
+        || {
+            let bill: Bill = client["v3/bill/tradebill"]
+                .get(json!({"query": {"bill_date": paid_on, "tar_type": "GZIP"}}))
+                .map_err(err)?
+                .json()
+                .map_err(err)?;
+            let mut csv = Vec::new();
+            let done = client
+                .download_bill(&bill, json!({}), &mut csv)
+                .map_err(err)?;
+            let csv = String::from_utf8(csv).map_err(|e| e.to_string())?;
+            // The payment's line, and its refund's unless Beijing midnight fell in between.
+            let rows = csv.lines().filter(|l| l.contains(&out_trade_no)).count();
+            if rows == 0 {
+                return Err(format!("the payment {out_trade_no} is not in the bill"));
+            }
+            Ok(note(format!(
+                "GET /v3/bill/tradebill?bill_date={paid_on}, then the file: {} bytes, sha1 {} matches; {rows} line(s) of this order in it",
+                done.bytes,
+                done.digest.unwrap_or_default()
+            )))
+        },
+    );
     t.step("APIv2 micropay: XML, the sign checked both ways", || {
         let res = client
             .chain("v2/pay/micropay")
