@@ -119,6 +119,14 @@ pub struct BillList {
 }
 
 impl BillList {
+    /// A list of parts, e.g. kept from an earlier answer.
+    pub fn new(parts: Vec<Bill>) -> BillList {
+        BillList {
+            download_bill_count: Some(parts.len() as u32),
+            download_bill_list: parts,
+        }
+    }
+
     /// The parts in `bill_sequence` order, after checking that they are numbered 1 to n with
     /// none missing or repeated, and that n is the `download_bill_count`.
     pub fn in_order(&self) -> Result<Vec<&Bill>, Error> {
@@ -711,6 +719,39 @@ mod tests {
     }
 
     #[test]
+    fn bill_parts_come_in_sequence_or_not_at_all() {
+        let part = |seq: Option<u32>| {
+            let mut b = Bill::new(format!("/v3/billdownload/file?token={seq:?}"), "SHA1", "00");
+            b.bill_sequence = seq;
+            b
+        };
+        let list = BillList::new(vec![part(Some(3)), part(Some(1)), part(Some(2))]);
+        let seqs: Vec<_> = list
+            .in_order()
+            .unwrap()
+            .iter()
+            .map(|b| b.bill_sequence)
+            .collect();
+        assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
+        // One part with no sequence is the whole bill.
+        assert_eq!(BillList::new(vec![part(None)]).in_order().unwrap().len(), 1);
+        for bad in [
+            vec![],
+            vec![part(Some(1)), part(Some(3))],
+            vec![part(Some(1)), part(Some(1))],
+            vec![part(Some(2))],
+            vec![part(None), part(None)],
+            vec![part(Some(0))],
+        ] {
+            let e = BillList::new(bad.clone()).in_order().unwrap_err();
+            assert!(matches!(e, Error::Decode(_)), "{bad:?}: {e}");
+        }
+        let mut short = BillList::new(vec![part(Some(1)), part(Some(2))]);
+        short.download_bill_count = Some(3);
+        assert!(matches!(short.in_order(), Err(Error::Decode(_))));
+    }
+
+    #[test]
     fn async_downloads_are_send() {
         fn send<T: Send>(_: &T) {}
         let client = crate::Builder::new().build().unwrap();
@@ -720,10 +761,7 @@ mod tests {
         send(&f);
         let g = client.download_to_async("/v3/x", Value::Null, tokio::io::sink());
         send(&g);
-        let list = BillList {
-            download_bill_count: None,
-            download_bill_list: vec![bill.clone()],
-        };
+        let list = BillList::new(vec![bill.clone()]);
         let h = client.download_bills_async(&list, Value::Null, tokio::io::sink());
         send(&h);
     }
