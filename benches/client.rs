@@ -6,6 +6,7 @@
 //!   CPU of one RSA-2048 sign + one verify measured in the same run, back to back (the tight
 //!   floor) and right after a bare round trip (the in-context floor); the bare round trip's own
 //!   CPU gives the "ideal client" (crypto + socket, nothing else) and the client's own share;
+//!   all of it twice: client and server on the kernel's choice of CPUs, then sharing one CPU;
 //! - `connections`: how many TCP connections 1,000 sequential calls opened.
 //!
 //! `cargo bench --bench client`. The same binary re-executes itself as the loopback server.
@@ -99,6 +100,138 @@ fn serve(platform_pem: String) {
             });
         }
     });
+}
+
+/// What the CPU rounds need.
+struct Work<'a> {
+    merchant: &'a PrivateKey,
+    sample: &'a str,
+    platform_public: &'a PublicKey,
+    chain: &'a wechatpay_chain::Chain,
+    args: &'a serde_json::Value,
+    raw: &'a mut RawHttp,
+}
+
+/// Client CPU per call against the crypto floor: three batches interleaved in rounds, so that
+/// load from elsewhere on a shared machine weighs on all alike; medians of per-round ratios.
+///  - tight floor: sign + verify back to back (process CPU);
+///  - in-context floor: the same sign + verify, each right after a bare HTTP round trip to the
+///    same server (thread CPU of the crypto alone): the crypto as a call's thread runs it, woken
+///    from a network wait, without anything of the client's; the round trip's own CPU is the
+///    bare transport;
+///  - calls: the client's signed + verified calls (process CPU, every thread).
+fn measure(placement: &str, w: &mut Work<'_>) {
+    let (rounds, n) = (30u32, 80u32);
+    let (mut tight_ratios, mut context_ratios, mut ideal_ratios) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut tight_total, mut context_total, mut bare_total) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut calls_total, mut wall_total) = (Duration::ZERO, Duration::ZERO);
+    let (mut calls_user, mut calls_sys) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..rounds {
+        let t = cpu_time();
+        floor_loop(n, w.merchant, w.sample, w.platform_public);
+        let tight = cpu_time() - t;
+
+        let (mut context, mut bare) = (Duration::ZERO, Duration::ZERO);
+        for i in 0..n {
+            let t0 = thread_cpu_time();
+            w.raw.round_trip();
+            let t1 = thread_cpu_time();
+            floor_loop_once(i, w.merchant, w.sample, w.platform_public);
+            context += thread_cpu_time() - t1;
+            bare += t1 - t0;
+        }
+
+        let wall = Instant::now();
+        let (u0, s0) = cpu_split();
+        calls_loop(n, w.chain, w.args);
+        let (u1, s1) = cpu_split();
+        calls_user += u1 - u0;
+        calls_sys += s1 - s0;
+        let calls = (u1 - u0) + (s1 - s0);
+        wall_total += wall.elapsed();
+        tight_total += tight;
+        context_total += context;
+        bare_total += bare;
+        calls_total += calls;
+        tight_ratios.push(calls.as_secs_f64() / tight.as_secs_f64());
+        context_ratios.push(calls.as_secs_f64() / context.as_secs_f64());
+        ideal_ratios.push(calls.as_secs_f64() / (context + bare).as_secs_f64());
+    }
+    let total = rounds * n;
+    let (call, tight, context, bare) = (
+        calls_total / total,
+        tight_total / total,
+        context_total / total,
+        bare_total / total,
+    );
+    println!("{placement}:");
+    println!(
+        "  cpu per call: {call:?} (user {:?}, system {:?}); wall per call {:?}",
+        calls_user / total,
+        calls_sys / total,
+        wall_total / total
+    );
+    println!(
+        "  vs tight-loop floor (1 sign + 1 verify back to back, {tight:?}): ratio median {} over {rounds} rounds of {n}",
+        summary(tight_ratios)
+    );
+    println!(
+        "  vs in-context floor (the same sign + verify right after a bare round trip, {context:?} = {:.3} x tight): ratio median {}",
+        context.as_secs_f64() / tight.as_secs_f64(),
+        summary(context_ratios)
+    );
+    println!(
+        "  bare HTTP/1.1 round trip on a std TcpStream (no HTTP library, no crypto, no runtime): {bare:?} = {:.3} x tight",
+        bare.as_secs_f64() / tight.as_secs_f64()
+    );
+    println!(
+        "  vs ideal (in-context crypto + bare round trip, {:?}): ratio median {}; the client's own share (HTTP, runtime, request building, checks): {:?} = {:.3} x tight",
+        context + bare,
+        summary(ideal_ratios),
+        call.saturating_sub(context + bare),
+        call.saturating_sub(context + bare).as_secs_f64() / tight.as_secs_f64()
+    );
+}
+
+/// The CPUs `pid` (0: this process) may run on.
+fn affinity(pid: libc::pid_t) -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes only into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Lets every thread of process `pid` run on `cpus` only.
+fn set_affinity(pid: libc::pid_t, cpus: &[usize]) {
+    let pid = if pid == 0 {
+        std::process::id() as libc::pid_t
+    } else {
+        pid
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        for tid in tasks
+            .flatten()
+            .filter_map(|t| t.file_name().to_str()?.parse().ok())
+        {
+            let _ = libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
 }
 
 /// CPU time of the calling thread alone (`CLOCK_THREAD_CPUTIME_ID`, nanosecond resolution).
@@ -282,88 +415,32 @@ fn main() {
         let _ = child.wait();
         return;
     }
-    // Three batches interleaved in rounds, so that load from elsewhere on a shared machine
-    // weighs on all alike; medians of the per-round ratios are reported.
-    //  - tight floor: sign + verify back to back (process CPU);
-    //  - in-context floor: the same sign + verify, each right after a bare HTTP round trip to the
-    //    same server (thread CPU of the crypto alone): the crypto as a call's thread runs it,
-    //    woken from a network wait, without anything of the client's;
-    //  - calls: the client's signed + verified calls (process CPU, every thread).
     let mut raw = RawHttp::connect(&base);
     for _ in 0..100 {
         raw.round_trip();
     }
-    let (rounds, n) = (12u32, 200u32);
-    let (mut tight_ratios, mut context_ratios, mut ideal_ratios) =
-        (Vec::new(), Vec::new(), Vec::new());
-    let (mut tight_total, mut context_total, mut bare_total) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
-    let (mut calls_total, mut wall_total) = (Duration::ZERO, Duration::ZERO);
-    let (mut calls_user, mut calls_sys) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..rounds {
-        let t = cpu_time();
-        floor_loop(n, &merchant, &sample, &platform_public);
-        let tight = cpu_time() - t;
-
-        let (mut context, mut bare) = (Duration::ZERO, Duration::ZERO);
-        for i in 0..n {
-            let t0 = thread_cpu_time();
-            raw.round_trip();
-            let t1 = thread_cpu_time();
-            floor_loop_once(i, &merchant, &sample, &platform_public);
-            context += thread_cpu_time() - t1;
-            bare += t1 - t0;
-        }
-
-        let wall = Instant::now();
-        let (u0, s0) = cpu_split();
-        calls_loop(n, &chain, &args);
-        let (u1, s1) = cpu_split();
-        calls_user += u1 - u0;
-        calls_sys += s1 - s0;
-        let calls = (u1 - u0) + (s1 - s0);
-        wall_total += wall.elapsed();
-        tight_total += tight;
-        context_total += context;
-        bare_total += bare;
-        calls_total += calls;
-        tight_ratios.push(calls.as_secs_f64() / tight.as_secs_f64());
-        context_ratios.push(calls.as_secs_f64() / context.as_secs_f64());
-        ideal_ratios.push(calls.as_secs_f64() / (context + bare).as_secs_f64());
+    let mut w = Work {
+        merchant: &merchant,
+        sample: &sample,
+        platform_public: &platform_public,
+        chain: &chain,
+        args: &args,
+        raw: &mut raw,
+    };
+    // Two placements in the same run. Across CPUs (the kernel's choice), every answer wakes the
+    // client's CPU from idle, which on a VM costs tens of microseconds of hypervisor work per
+    // call whatever the client does (the bare round trip shows it). On one shared CPU the
+    // wake-up is a plain context switch: what is left is the client's own cost.
+    let allowed = affinity(0);
+    let server = child.id() as libc::pid_t;
+    measure("client and server on the kernel's choice of CPUs", &mut w);
+    if let Some(&cpu) = allowed.first() {
+        set_affinity(0, &[cpu]);
+        set_affinity(server, &[cpu]);
+        measure(&format!("client and server sharing CPU {cpu}"), &mut w);
+        set_affinity(0, &allowed);
+        set_affinity(server, &allowed);
     }
-    let total = rounds * n;
-    let (call, tight, context, bare) = (
-        calls_total / total,
-        tight_total / total,
-        context_total / total,
-        bare_total / total,
-    );
-    println!(
-        "cpu per call: {call:?} (user {:?}, system {:?}); wall per call {:?}",
-        calls_user / total,
-        calls_sys / total,
-        wall_total / total
-    );
-    println!(
-        "  vs tight-loop floor (1 sign + 1 verify back to back, {tight:?}): ratio median {} over {rounds} rounds of {n}",
-        summary(tight_ratios)
-    );
-    println!(
-        "  vs in-context floor (the same sign + verify right after a bare round trip, {context:?} = {:.3} x tight): ratio median {}",
-        context.as_secs_f64() / tight.as_secs_f64(),
-        summary(context_ratios)
-    );
-    println!(
-        "  bare HTTP/1.1 round trip on a std TcpStream (no HTTP library, no crypto, no runtime): {bare:?} = {:.3} x tight",
-        bare.as_secs_f64() / tight.as_secs_f64()
-    );
-    println!(
-        "  vs ideal (in-context crypto + bare round trip, {:?}): ratio median {}; the client's own share (HTTP, runtime, request building, checks): {:?} = {:.3} x tight",
-        context + bare,
-        summary(ideal_ratios),
-        call.saturating_sub(context + bare),
-        call.saturating_sub(context + bare).as_secs_f64() / tight.as_secs_f64()
-    );
 
     // Connection reuse over 1,000 sequential calls on a fresh client.
     let fresh = Builder::new()
