@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
 
+#[path = "cli/bill.rs"]
+mod bill;
 #[path = "cli/certificates.rs"]
 mod certificates;
 #[path = "cli/demo.rs"]
@@ -48,6 +50,10 @@ enum Command {
     /// Downloads the platform certificates, decrypts them, verifies the answer with them and
     /// saves each as wechatpay_<serial>.pem (wechatpay-php's CertificateDownloader).
     Certificates(certificates::CertArgs),
+    /// Downloads a bill: GET its listing (v3/bill/tradebill, fundflowbill,
+    /// sub-merchant-fundflowbill …), then the file it names, gunzipped, decrypted when in
+    /// encrypted parts, every digest checked.
+    Bill(bill::BillArgs),
 }
 
 #[derive(Args, Debug)]
@@ -387,6 +393,10 @@ fn main() -> ExitCode {
             },
             key_source,
         ),
+        Some(Command::Bill(a)) => read_args(a.args.as_deref()).and_then(|args| {
+            let client = cli.conf.builder()?.build()?;
+            bill::run(a, &client, &chain_path(&a.uri), args)
+        }),
         None => call(&cli.call, &cli.conf),
     };
     match result {

@@ -1824,3 +1824,154 @@ fn serve_writes_what_the_command_line_needs() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
+    let dir = std::env::temp_dir().join(format!("wcp-emu-bill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    /// Stops the emulator however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Stop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+            .args(["serve", "--keys-dir"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("export ")?
+                .split_once('=')
+                .map(|(k, v)| (k.into(), v.into()))
+        })
+        .collect();
+    let mchid = env
+        .iter()
+        .find(|(k, _)| k == "WECHATPAY_MCHID")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
+        cmd.args(args).current_dir(&dir);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // A paid order, so that today's bills have a line.
+    let no = format!("cli-bill-{}", std::process::id());
+    ok(&cli(&[
+        "post",
+        "v3/pay/transactions/native",
+        &json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid, "description": "bill",
+            "out_trade_no": no, "notify_url": "https://127.0.0.1:1/notify",
+            "amount": {"total": 100, "currency": "CNY"}}})
+        .to_string(),
+    ]));
+    ok(&cli(&[
+        "post",
+        &format!("emulator/pay/transactions/out-trade-no/{no}/pay"),
+    ]));
+    let out = cli(&[
+        "get",
+        "v3/pay/transactions/out-trade-no/{out_trade_no}",
+        &json!({"out_trade_no": no, "query": {"mchid": mchid}}).to_string(),
+    ]);
+    ok(&out);
+    let paid: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let day = paid["success_time"].as_str().unwrap()[..10].to_string();
+
+    // The trade bill, gzip, to a file: only the finished file is left.
+    let out = cli(&[
+        "bill",
+        "v3/bill/tradebill",
+        &json!({"query": {"bill_date": day, "tar_type": "GZIP"}}).to_string(),
+        "-o",
+        "trade.csv",
+    ]);
+    ok(&out);
+    let csv = std::fs::read_to_string(dir.join("trade.csv")).unwrap();
+    assert!(csv.contains(&no), "{csv}");
+    assert!(!dir.join("trade.csv.part").exists());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("(gunzipped)") && said.contains("matches"),
+        "{said}"
+    );
+
+    // The sub-merchant fund flow, in encrypted parts, to stdout: the fund-flow bill exactly.
+    let query = json!({"bill_date": day, "account_type": "BASIC"});
+    let out = cli(&[
+        "bill",
+        "v3.bill.fundflowbill",
+        &json!({ "query": query }).to_string(),
+    ]);
+    ok(&out);
+    let fundflow = out.stdout;
+    let mut sub = query.clone();
+    sub["sub_mchid"] = json!("1900000109");
+    sub["algorithm"] = json!("AEAD_AES_256_GCM");
+    let out = cli(&[
+        "bill",
+        "v3/bill/sub-merchant-fundflowbill",
+        &json!({ "query": sub }).to_string(),
+    ]);
+    ok(&out);
+    assert_eq!(out.stdout, fundflow);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("part 2: "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No bill that day: the platform's error, exit 6, and no file at all.
+    let out = cli(&[
+        "bill",
+        "v3/bill/tradebill",
+        r#"{"query":{"bill_date":"2001-01-01"}}"#,
+        "-o",
+        "none.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NO_STATEMENT_EXIST"));
+    assert!(!dir.join("none.csv").exists() && !dir.join("none.csv.part").exists());
+    // Not a bill listing: a clear error, nothing written.
+    let out = cli(&[
+        "bill",
+        "v3/pay/transactions/out-trade-no/{out_trade_no}",
+        &json!({"out_trade_no": no, "query": {"mchid": mchid}}).to_string(),
+        "-o",
+        "odd.csv",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a bill"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("odd.csv").exists() && !dir.join("odd.csv.part").exists());
+    drop(child);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
