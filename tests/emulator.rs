@@ -590,6 +590,72 @@ fn jsapi_orders_close_and_answer_the_documented_errors() {
 }
 
 #[test]
+fn app_and_h5_orders_answer_their_own_way_and_pay_like_any_order() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    // APP: a prepay_id for the app's SDK.
+    let app = native(&emu, "app-0001", "https://example.invalid/notify", 5);
+    let v: Value = c["v3/pay/transactions/app"]
+        .post(app)
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(v["prepay_id"].as_str().unwrap().starts_with("wx"), "{v}");
+    // H5: the scene is required, down to h5_info.type; the answer is an h5_url.
+    let mut h5 = native(&emu, "h5-0001", "https://example.invalid/notify", 7);
+    assert_eq!(
+        api(c["v3/pay/transactions/h5"].post(h5.clone()).unwrap_err()),
+        (400, "PARAM_ERROR".into(), Some("/scene_info".into()))
+    );
+    h5["json"]["scene_info"] = json!({"payer_client_ip": "14.23.150.211", "h5_info": {}});
+    assert_eq!(
+        api(c["v3/pay/transactions/h5"].post(h5.clone()).unwrap_err()),
+        (
+            400,
+            "PARAM_ERROR".into(),
+            Some("/scene_info/h5_info/type".into())
+        )
+    );
+    h5["json"]["scene_info"]["h5_info"] = json!({"type": "Wap", "app_name": "王者荣耀"});
+    let v: Value = c["v3"]["pay"]["transactions"]["h5"]
+        .post(h5.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    let url = v["h5_url"].as_str().unwrap();
+    assert!(
+        url.starts_with("https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id=wx")
+            && url.contains("&package="),
+        "{url}"
+    );
+    // The same request again is the same answer; the same number with other content is 409.
+    let again: Value = c["v3/pay/transactions/h5"]
+        .post(h5.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again, v);
+    h5["json"]["amount"]["total"] = json!(8);
+    assert_eq!(
+        api(c["v3/pay/transactions/h5"].post(h5).unwrap_err()).0,
+        409
+    );
+    // Both pay and query like any order, with their trade types.
+    for (no, trade_type) in [("app-0001", "APP"), ("h5-0001", "MWEB")] {
+        emu.pay(no).unwrap();
+        let q: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+            .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(
+            (q["trade_state"].as_str(), q["trade_type"].as_str()),
+            (Some("SUCCESS"), Some(trade_type))
+        );
+    }
+}
+
+#[test]
 fn refunds_process_then_succeed_and_notify() {
     let emu = start(EmulatorConfig::new().refund_delay(None));
     let c = client(&emu);

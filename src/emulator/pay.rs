@@ -1,4 +1,4 @@
-//! Payments (基础支付): Native and JSAPI orders, queries by `out-trade-no` and `id`, close, and
+//! Payments (基础支付): Native, JSAPI, APP and H5 orders, queries by `out-trade-no` and `id`, close, and
 //! the simulated user payment that turns an order `SUCCESS` and notifies `TRANSACTION.SUCCESS`.
 
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use crate::formatter;
 const AMOUNT: &[Field] = &[req("total", Kind::Int), opt("currency", Kind::Str)];
 const PAYER: &[Field] = &[req("openid", Kind::Str)];
 
-const NATIVE: &[Field] = &[
+/// The fields every order has, whatever the client (Native, JSAPI, APP, H5).
+const ORDER: &[Field] = &[
     req("appid", Kind::Str),
     req("mchid", Kind::Str),
     req("description", Kind::Str),
@@ -27,26 +28,31 @@ const NATIVE: &[Field] = &[
     opt("support_fapiao", Kind::Bool),
     req("amount", Kind::Obj(AMOUNT)),
     opt("detail", Kind::Any),
-    opt("scene_info", Kind::Any),
     opt("settle_info", Kind::Any),
 ];
 
-const JSAPI: &[Field] = &[
-    req("appid", Kind::Str),
-    req("mchid", Kind::Str),
-    req("description", Kind::Str),
-    req("out_trade_no", Kind::Str),
-    opt("time_expire", Kind::Str),
-    opt("attach", Kind::Str),
-    req("notify_url", Kind::Str),
-    opt("goods_tag", Kind::Str),
-    opt("support_fapiao", Kind::Bool),
-    req("amount", Kind::Obj(AMOUNT)),
-    req("payer", Kind::Obj(PAYER)),
-    opt("detail", Kind::Any),
-    opt("scene_info", Kind::Any),
-    opt("settle_info", Kind::Any),
+/// Native and APP: the scene is optional.
+const ANY_SCENE: &[Field] = &[opt("scene_info", Kind::Any)];
+
+/// JSAPI: the payer is known.
+const JSAPI: &[Field] = &[req("payer", Kind::Obj(PAYER)), opt("scene_info", Kind::Any)];
+
+const H5_INFO: &[Field] = &[
+    req("type", Kind::Str),
+    opt("app_name", Kind::Str),
+    opt("app_url", Kind::Str),
+    opt("bundle_id", Kind::Str),
+    opt("package_name", Kind::Str),
 ];
+const H5_SCENE: &[Field] = &[
+    req("payer_client_ip", Kind::Str),
+    opt("device_id", Kind::Str),
+    opt("store_info", Kind::Any),
+    req("h5_info", Kind::Obj(H5_INFO)),
+];
+
+/// H5: the payer's IP and the page it pays from.
+const H5: &[Field] = &[req("scene_info", Kind::Obj(H5_SCENE))];
 
 const CLOSE: &[Field] = &[req("mchid", Kind::Str)];
 
@@ -162,10 +168,18 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     Value::Object(m)
 }
 
-/// `POST v3/pay/transactions/native` and `…/jsapi`.
+/// `POST v3/pay/transactions/{native,jsapi,app,h5}`.
 pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
-    let spec = if kind == "jsapi" { JSAPI } else { NATIVE };
-    let obj = match validate::object(body).and_then(|o| validate::check(&o, spec).map(|_| o)) {
+    let extra = match kind {
+        "jsapi" => JSAPI,
+        "h5" => H5,
+        _ => ANY_SCENE,
+    };
+    let obj = match validate::object(body).and_then(|o| {
+        validate::check(&o, ORDER)
+            .and_then(|_| validate::check(&o, extra))
+            .map(|_| o)
+    }) {
         Ok(o) => o,
         Err(a) => return a,
     };
@@ -196,19 +210,28 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
         }
         return Answer::conflict("out_trade_no", &no);
     }
-    let (trade_type, created) = if kind == "jsapi" {
-        let id = format!(
+    let prepay_id = || {
+        format!(
             "wx{}{}",
             super::state::compact_time(formatter::timestamp()),
             random_hex(10).to_ascii_lowercase()
-        );
-        ("JSAPI", json!({"prepay_id": id}))
-    } else {
-        let pr = formatter::nonce(7);
-        (
-            "NATIVE",
-            json!({"code_url": format!("weixin://wxpay/bizpayurl?pr={pr}")}),
         )
+    };
+    let (trade_type, created) = match kind {
+        "jsapi" => ("JSAPI", json!({"prepay_id": prepay_id()})),
+        "app" => ("APP", json!({"prepay_id": prepay_id()})),
+        "h5" => (
+            "MWEB",
+            json!({"h5_url": format!(
+                "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={}&package={}",
+                prepay_id(),
+                u32::from_str_radix(&random_hex(4), 16).unwrap_or(2_056_162_962)
+            )}),
+        ),
+        _ => (
+            "NATIVE",
+            json!({"code_url": format!("weixin://wxpay/bizpayurl?pr={}", formatter::nonce(7))}),
+        ),
     };
     let openid = obj
         .get("payer")

@@ -266,7 +266,7 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
         ("POST", ["brand", "partner", "card-member", "user-points", "sync"]) => {
             brand::sync_points(shared, body)
         }
-        ("POST", ["pay", "transactions", kind @ ("native" | "jsapi")]) => {
+        ("POST", ["pay", "transactions", kind @ ("native" | "jsapi" | "app" | "h5")]) => {
             pay::create(shared, kind, body)
         }
         ("GET", ["pay", "transactions", "out-trade-no", no]) => {

@@ -49,7 +49,7 @@ pub(crate) struct Card {
 pub(crate) struct Transaction {
     /// The creation request, to compare a repeated one with.
     pub request: Map<String, Value>,
-    /// `NATIVE` or `JSAPI`.
+    /// `NATIVE`, `JSAPI`, `APP` or `MWEB` (H5).
     pub trade_type: &'static str,
     /// `NOTPAY`, `SUCCESS`, `CLOSED`, `REFUND`.
     pub trade_state: &'static str,
