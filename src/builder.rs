@@ -46,6 +46,28 @@ fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
     })
 }
 
+/// Trusted roots from PEM text holding one or more certificates, for native-tls.
+fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
+    let mut roots = Vec::new();
+    for pem in pems {
+        let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes())
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                Error::Key("root_certificate is not a PEM certificate (BEGIN CERTIFICATE)".into())
+            })?;
+        for cert in certs {
+            let der = cert.to_der()?;
+            roots.push(
+                native_tls::Certificate::from_der(&der).map_err(|e| {
+                    Error::Key(format!("root_certificate cannot be used by TLS: {e}"))
+                })?,
+            );
+        }
+    }
+    Ok(roots)
+}
+
 /// Collects a client's settings; [`Builder::build`] checks them and makes the [`Client`].
 ///
 /// ```
@@ -79,6 +101,7 @@ pub struct Builder {
     auto_certificates: Option<(String, Duration)>,
     pub(crate) secret: Option<String>,
     pub(crate) merchant_identity: Option<(String, String)>,
+    root_certificates: Vec<String>,
     errors: Vec<Error>,
 }
 
@@ -113,6 +136,7 @@ impl std::fmt::Debug for Builder {
                 "merchant_identity",
                 &self.merchant_identity.as_ref().map(|_| "redacted"),
             )
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -252,6 +276,18 @@ impl Builder {
         self
     }
 
+    /// Trusts one more root CA (PEM text of one or more certificates, not a path) for the
+    /// server's certificate, beside the system's roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`),
+    /// on every connection: APIv3, plain APIv2 and `security: true` calls alike. Repeatable.
+    /// For a private test platform such as the emulator's TLS mode
+    /// ([`EmulatorConfig::tls`](crate::emulator::EmulatorConfig::tls)), or a TLS-intercepting
+    /// proxy whose CA the process should trust without trusting it system-wide. `build()`
+    /// refuses text that holds no certificate with [`Error::Key`].
+    pub fn root_certificate(mut self, pem: &str) -> Self {
+        self.root_certificates.push(pem.to_string());
+        self
+    }
+
     /// Checks the settings and makes the client: keys are parsed once, one connection pool
     /// is made for every clone.
     pub fn build(self) -> Result<Client, Error> {
@@ -351,7 +387,7 @@ impl Builder {
             placeholders: self.placeholders,
             user_agent,
             secret: self.secret,
-            transport: Transport::new(identity)?,
+            transport: Transport::new(identity, &tls_roots(&self.root_certificates)?)?,
             sealed: Default::default(),
         };
         let client = Client::from_core(core);
@@ -362,5 +398,40 @@ impl Builder {
             crate::certificates::start_refresher(client.core())?;
         }
         Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(serial: u32) -> String {
+        let key =
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        crate::util::pem::tests_support::self_signed(&key, serial)
+    }
+
+    #[test]
+    fn root_certificates_take_pem_bundles_and_refuse_anything_else() {
+        let bundle = self_signed(1) + &self_signed(2);
+        assert_eq!(tls_roots(&[bundle]).unwrap().len(), 2);
+        let client = Builder::new().root_certificate(&self_signed(3)).build();
+        assert!(client.is_ok(), "{client:?}");
+        for bad in [
+            "",
+            "not a certificate",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            match Builder::new().root_certificate(bad).build() {
+                Err(Error::Key(m)) => assert!(m.contains("root_certificate"), "{m}"),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        // One bad root among good ones is refused too.
+        let r = Builder::new()
+            .root_certificate(&self_signed(4))
+            .root_certificate("nope")
+            .build();
+        assert!(matches!(r, Err(Error::Key(_))), "{r:?}");
     }
 }

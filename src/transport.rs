@@ -102,19 +102,28 @@ fn pool(tls: native_tls::TlsConnector) -> Pool {
 }
 
 impl Transport {
-    pub(crate) fn new(identity: Option<native_tls::Identity>) -> Result<Self, Error> {
-        let tls = native_tls::TlsConnector::new()
+    /// `roots` are trusted beside the system's, by both pools.
+    pub(crate) fn new(
+        identity: Option<native_tls::Identity>,
+        roots: &[native_tls::Certificate],
+    ) -> Result<Self, Error> {
+        let connector = || {
+            let mut b = native_tls::TlsConnector::builder();
+            for root in roots {
+                b.add_root_certificate(root.clone());
+            }
+            b
+        };
+        let tls = connector()
+            .build()
             .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
         let secure = match identity {
             Some(id) => {
-                let tls = native_tls::TlsConnector::builder()
-                    .identity(id)
-                    .build()
-                    .map_err(|e| {
-                        Error::Config(format!(
-                            "TLS setup with the merchant certificate failed: {e}"
-                        ))
-                    })?;
+                let tls = connector().identity(id).build().map_err(|e| {
+                    Error::Config(format!(
+                        "TLS setup with the merchant certificate failed: {e}"
+                    ))
+                })?;
                 Some(pool(tls))
             }
             None => None,
