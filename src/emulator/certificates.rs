@@ -5,16 +5,11 @@
 
 use std::sync::Arc;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::x509::extension::{BasicConstraints, KeyUsage};
-use openssl::x509::{X509Builder, X509NameBuilder};
 use serde_json::json;
 
 use super::answer::Answer;
 use super::state::rfc3339;
-use super::{Mode, Shared};
+use super::{tls, Mode, Shared};
 use crate::crypto::{AesGcm, Certificate, PrivateKey, Rsa};
 use crate::error::Error;
 use crate::formatter;
@@ -32,33 +27,24 @@ pub(crate) struct Issued {
 pub(crate) fn issue(key: &PrivateKey) -> Result<Issued, Error> {
     let now = formatter::timestamp();
     let (not_before, not_after) = (now - 86_400, now + 5 * 365 * 86_400);
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("C", "CN")?;
-    name.append_entry_by_text("O", "Tenpay.com")?;
-    name.append_entry_by_text("OU", "Tenpay.com CA Center")?;
-    name.append_entry_by_text("CN", "Tenpay.com Root CA (wechatpay-chain emulator)")?;
-    let name = name.build();
-    let mut serial = BigNum::new()?;
-    serial.rand(159, MsbOption::ONE, false)?;
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    b.set_serial_number(serial.to_asn1_integer()?.as_ref())?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(&name)?;
-    b.set_pubkey(&key.0)?;
-    b.set_not_before(Asn1Time::from_unix(not_before)?.as_ref())?;
-    b.set_not_after(Asn1Time::from_unix(not_after)?.as_ref())?;
-    b.append_extension(BasicConstraints::new().critical().build()?)?;
-    b.append_extension(
-        KeyUsage::new()
-            .critical()
-            .digital_signature()
-            .non_repudiation()
-            .key_encipherment()
-            .build()?,
+    let x509 = tls::issue(
+        &tls::Spec {
+            subject: &[
+                ("C", "CN"),
+                ("O", "Tenpay.com"),
+                ("OU", "Tenpay.com CA Center"),
+                ("CN", "Tenpay.com Root CA (wechatpay-chain emulator)"),
+            ],
+            serial: &tls::random_serial()?,
+            not_before,
+            not_after,
+            role: tls::Role::Signing,
+            issuer: None,
+            signer: &key.0,
+        },
+        &key.0,
     )?;
-    b.sign(&key.0, MessageDigest::sha256())?;
-    let pem = String::from_utf8(b.build().to_pem()?).map_err(|e| Error::Key(e.to_string()))?;
+    let pem = String::from_utf8(x509.to_pem()?).map_err(|e| Error::Key(e.to_string()))?;
     Ok(Issued {
         certificate: Rsa::from_certificate(&pem)?,
         pem,

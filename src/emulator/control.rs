@@ -47,7 +47,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                 .iter()
                 .map(|r| {
                     json!({"method": r.method, "target": r.target, "status": r.status,
-                           "verified": r.verified, "refusal": r.refusal})
+                           "verified": r.verified, "refusal": r.refusal,
+                           "client_certificate": r.client_certificate})
                 })
                 .collect();
             Answer::ok(json!({"data": list}))

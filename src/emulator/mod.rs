@@ -37,6 +37,7 @@ mod pay;
 mod refund;
 mod server;
 mod state;
+mod tls;
 mod v2;
 mod validate;
 mod webhooks;
@@ -121,6 +122,8 @@ pub struct EmulatorConfig {
     refund_delay: Option<Duration>,
     allow_remote_notify: bool,
     no_certificates_status: u16,
+    tls: bool,
+    handshake_timeout: Duration,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -134,6 +137,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("apiv2_key", &self.apiv2_key.as_ref().map(|_| "redacted"))
             .field("notify_retries", &self.notify_retries)
             .field("refund_delay", &self.refund_delay)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -161,6 +165,8 @@ impl Default for EmulatorConfig {
             refund_delay: Some(Duration::from_millis(100)),
             allow_remote_notify: false,
             no_certificates_status: 404,
+            tls: false,
+            handshake_timeout: tls::DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -284,6 +290,26 @@ impl EmulatorConfig {
         self.no_certificates_status = if status == 403 { 403 } else { 404 };
         self
     }
+
+    /// Serves HTTPS instead of plain HTTP (off by default), as the platform does: the emulator
+    /// makes a CA of its own at start, a server certificate for `127.0.0.1`/`localhost` and
+    /// the merchant API certificate (`apiclient_cert.pem`: CN = the mchid, for the merchant
+    /// key, signed by that CA). The handshake asks for a client certificate without requiring
+    /// one (APIv3 calls present none); the APIv2 calls that need the merchant certificate
+    /// (`secapi/…`, with `security: true`) are refused unless the connection presented it.
+    /// [`Emulator::builder`] then trusts the CA and presents the certificate; for other
+    /// clients see [`Emulator::ca_certificate_pem`] and [`Emulator::merchant_certificate_pem`].
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// How long a TLS client may take over its handshake before the connection is dropped
+    /// (5 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
 }
 
 /// How many received requests and notification attempts are kept (the oldest go first), so
@@ -307,6 +333,9 @@ pub struct Received {
     pub verified: bool,
     /// Why it did not, when it did not.
     pub refusal: Option<String>,
+    /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
+    /// it was issued by the emulator's CA.
+    pub client_certificate: Option<String>,
     /// The status answered.
     pub status: u16,
 }
@@ -341,8 +370,10 @@ pub struct Delivery {
 
 /// What the server needs, fixed at start.
 pub(crate) struct Settings {
-    /// `http://127.0.0.1:PORT/`, what `download_url`s point at.
+    /// `http://127.0.0.1:PORT/` (`https://` in TLS mode), what `download_url`s point at.
     pub base_uri: String,
+    /// TLS mode: the certificates and the acceptor.
+    pub tls: Option<tls::Tls>,
     pub mchid: String,
     pub merchant_serial: String,
     pub merchant_key: PublicKey,
@@ -556,10 +587,22 @@ impl Emulator {
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
         let addr = listener.local_addr()?;
+        let tls = match config.tls {
+            true => Some(tls::Tls::new(
+                &config.mchid,
+                &merchant_key,
+                &merchant_serial,
+                addr.ip(),
+                config.handshake_timeout,
+            )?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             settings: Settings {
-                base_uri: format!("http://{addr}/"),
+                base_uri: format!("{scheme}://{addr}/"),
+                tls,
                 mchid: config.mchid.clone(),
                 merchant_serial,
                 merchant_key,
@@ -600,9 +643,32 @@ impl Emulator {
         })
     }
 
-    /// The base URI to give a client, `http://127.0.0.1:PORT/`.
+    /// The base URI to give a client, `http://127.0.0.1:PORT/` (`https://…` in TLS mode).
     pub fn base_uri(&self) -> String {
-        format!("http://{}/", self.addr)
+        self.shared.settings.base_uri.clone()
+    }
+
+    /// Whether the emulator serves HTTPS ([`EmulatorConfig::tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.shared.settings.tls.is_some()
+    }
+
+    /// TLS mode: the emulator's CA certificate (PEM, `ca.pem`), for a client to trust
+    /// ([`Builder::root_certificate`]).
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.shared.settings.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// TLS mode: the merchant API certificate (PEM, `apiclient_cert.pem`), CN = the mchid,
+    /// for the merchant key, issued by the emulator's CA. With the merchant private key
+    /// ([`private_key_pem`] of [`Emulator::merchant_private_key`]) it is the identity
+    /// `security: true` calls present ([`Builder::merchant_identity`]).
+    pub fn merchant_certificate_pem(&self) -> Option<&str> {
+        self.shared
+            .settings
+            .tls
+            .as_ref()
+            .map(|t| t.merchant_pem.as_str())
     }
 
     /// The address listened on.
@@ -666,7 +732,9 @@ impl Emulator {
     }
 
     /// A [`Builder`] wired to the emulator: base URI, mchid, serial, the merchant private key
-    /// (when the emulator has it) and the platform key or certificate.
+    /// (when the emulator has it) and the platform key or certificate; in TLS mode also the
+    /// emulator's CA as a trusted root and, when the emulator has the merchant private key,
+    /// the merchant certificate as the identity of `security: true` calls.
     pub fn builder(&self) -> Builder {
         let s = &self.shared.settings;
         let mut b = Builder::new()
@@ -676,6 +744,18 @@ impl Emulator {
             .timeout(Duration::from_secs(10));
         if let Some(k) = &self.merchant_private {
             b = b.private_key(k.clone());
+        }
+        if let Some(t) = &s.tls {
+            b = b.root_certificate(&t.ca_pem);
+            // A key that cannot be written out leaves the identity unset: `security: true`
+            // calls then say that it is missing.
+            if let Some(key) = self
+                .merchant_private
+                .as_ref()
+                .and_then(|k| private_key_pem(k).ok())
+            {
+                b = b.merchant_identity(&t.merchant_pem, &key);
+            }
         }
         b = match &s.platform_cert {
             Some(c) => b.platform_certificate(c.certificate.clone()),

@@ -1,4 +1,5 @@
-//! The HTTP side: accepts loopback connections, reads each request whole (bounded), sends it
+//! The HTTP side: accepts loopback connections (in TLS mode, after a handshake bounded in
+//! time, with what the client presented), reads each request whole (bounded), sends it
 //! to the control endpoints, the APIv2 handlers, or (after the platform's signature check) the
 //! APIv3 operations, records it, and renders the answer signed.
 
@@ -10,10 +11,12 @@ use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::answer::{render, Answer};
+use super::tls::ClientCertificate;
 use super::{
     auth, bills, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
     Received, Shared,
@@ -34,6 +37,8 @@ pub(crate) struct Req {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// What the connection's client presented (TLS mode).
+    pub client: ClientCertificate,
 }
 
 impl Req {
@@ -78,23 +83,40 @@ pub(crate) async fn serve(
             }
         };
         let shared = shared.clone();
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(shared, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            let Some(tls) = &shared.settings.tls else {
+                return connection(stream, ClientCertificate::Plain, shared.clone(), stop).await;
+            };
+            match tls.accept(stream).await {
+                Ok((stream, client)) => connection(stream, client, shared.clone(), stop).await,
+                Err(why) => tracing::debug!("emulator dropped a connection: {why}"),
             }
         });
+    }
+}
+
+/// Serves the requests of one connection until it closes or the emulator stops.
+async fn connection<S>(
+    io: S,
+    client: ClientCertificate,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let (shared, client) = (shared.clone(), client.clone());
+        async move { Ok::<_, Infallible>(handle(shared, client, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -125,6 +147,7 @@ pub(crate) fn decode(s: &str, plus_is_space: bool) -> Option<String> {
 
 async fn handle(
     shared: Arc<Shared>,
+    client: ClientCertificate,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -164,6 +187,7 @@ async fn handle(
         query: query.unwrap_or_default(),
         headers: parts.headers,
         body,
+        client,
     };
     let (answer, kind, refusal) = respond(&shared, &req).await;
     let seq = shared
@@ -180,6 +204,7 @@ async fn handle(
             body: req.body.clone(),
             verified: refusal.is_none(),
             refusal: refusal.clone(),
+            client_certificate: req.client.verified().map(str::to_string),
             status: answer.status.as_u16(),
         },
     );

@@ -1,7 +1,9 @@
-//! APIv2 `pay/micropay` (付款码支付) and `pay/orderquery`: XML read with the library's
-//! transformer, the request's `sign` checked and the answer's made with `client_xml`, as the
-//! platform does (`return_code` FAIL for a bad document or sign, unsigned; business errors as
-//! `result_code` FAIL with `err_code`, signed).
+//! APIv2 `pay/micropay` (付款码支付) and `pay/orderquery`, and what every APIv2 call goes
+//! through (`secapi/pay/refund` is in `v2_refund`): XML read with the library's transformer,
+//! the merchant certificate required on the calls that need it, the request's `sign` checked
+//! and the answer's made with `client_xml`, as the platform does (`return_code` FAIL for a
+//! missing certificate, a bad document or sign, unsigned; business errors as `result_code`
+//! FAIL with `err_code`, signed).
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use crate::formatter;
 use crate::transformer;
 
 /// `return_code` FAIL: the document could not be taken at all; not signed.
-fn fail(msg: &str) -> Answer {
+pub(crate) fn fail(msg: &str) -> Answer {
     let mut m = Map::new();
     m.insert("return_code".into(), "FAIL".into());
     m.insert("return_msg".into(), msg.into());
@@ -24,7 +26,7 @@ fn fail(msg: &str) -> Answer {
 }
 
 /// A signed answer: `return_code` SUCCESS, a fresh `nonce_str`, then `sign`.
-fn signed(
+pub(crate) fn signed(
     shared: &Shared,
     kind: SignType,
     request: &Map<String, Value>,
@@ -52,7 +54,7 @@ fn signed(
 }
 
 /// A business error (`result_code` FAIL), signed.
-fn business(
+pub(crate) fn business(
     shared: &Shared,
     kind: SignType,
     request: &Map<String, Value>,
@@ -71,18 +73,37 @@ fn business(
     )
 }
 
-fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
+pub(crate) fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
     m.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// An APIv2 operation: the request's sign type and data, checked, to the answer.
+type Op = fn(&Arc<Shared>, SignType, &Map<String, Value>) -> Answer;
+
+/// Whether the platform requires the merchant certificate (mutual TLS) on this path: the
+/// `secapi/` calls (refunds, reversals …) and the red packets and transfers. Only those the
+/// emulator serves are ever asked.
+fn needs_certificate(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        ["secapi", ..] | ["mmpaymkttransfers", ..] | ["mmpaysptrans", ..]
+    )
 }
 
 /// Answers an APIv2 path, or `None` when the emulator has no such path.
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<String>)> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    let op = match (req.method.as_str(), segs.as_slice()) {
+    let op: Op = match (req.method.as_str(), segs.as_slice()) {
         ("POST", ["pay", "micropay"]) => micropay,
         ("POST", ["pay", "orderquery"]) => orderquery,
         _ => return None,
     };
+    // The certificate comes first: the platform checks it in the TLS layer, before the body.
+    if needs_certificate(&segs) {
+        if let Err(why) = req.client.require(&shared.settings.mchid) {
+            return Some((fail(&format!("证书错误 ({why})")), Some(why)));
+        }
+    }
     let data = match transformer::to_array(&req.body) {
         Ok(d) => d,
         Err(e) => {
@@ -108,7 +129,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
     Some((op(shared, kind, &data), None))
 }
 
-fn missing(
+/// `PARAM_ERROR` naming the first of `fields` that is absent or empty.
+pub(crate) fn missing(
     shared: &Shared,
     kind: SignType,
     data: &Map<String, Value>,
