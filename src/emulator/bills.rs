@@ -218,18 +218,34 @@ fn records(st: &State) -> Vec<Record> {
         };
         let out_trade_no = text(a.get("out_trade_no"));
         let paid = st.transactions.get(&out_trade_no);
-        let from_order = |k: &str| text(paid.and_then(|t| t.request.get(k)));
+        // An APIv2 micropay order (refunded by `secapi/pay/refund`) keeps its fields apart.
+        let v2 = st.v2_orders.get(&out_trade_no);
+        let from_order = |k: &str, v2_key: &str| match (paid, v2) {
+            (Some(t), _) => text(t.request.get(k)),
+            (None, Some((request, fields))) => text(
+                request
+                    .get(v2_key)
+                    .or_else(|| fields.iter().find(|(n, _)| *n == v2_key).map(|(_, v)| v)),
+            ),
+            (None, None) => String::new(),
+        };
         let amount = a.get("amount");
         out.push(Record {
             time,
-            appid: from_order("appid"),
+            appid: from_order("appid", "appid"),
             transaction_id: text(a.get("transaction_id")),
+            openid: match paid {
+                Some(t) => t.openid.clone().unwrap_or_default(),
+                None => from_order("", "openid"),
+            },
+            trade_type: match paid {
+                Some(t) => t.trade_type.to_string(),
+                None => from_order("", "trade_type"),
+            },
             out_trade_no,
-            openid: paid.and_then(|t| t.openid.clone()).unwrap_or_default(),
-            trade_type: paid.map(|t| t.trade_type).unwrap_or_default().to_string(),
             currency: text(amount.and_then(|a| a.get("currency"))),
-            description: from_order("description"),
-            attach: from_order("attach"),
+            description: from_order("description", "body"),
+            attach: from_order("attach", "attach"),
             amount: amount
                 .and_then(|a| a.get("refund"))
                 .and_then(Value::as_i64)

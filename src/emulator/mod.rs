@@ -39,6 +39,7 @@ mod server;
 mod state;
 mod tls;
 mod v2;
+mod v2_refund;
 mod validate;
 mod webhooks;
 

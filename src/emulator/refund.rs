@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
-use super::state::{numeric_id, rfc3339, Refund};
+use super::state::{numeric_id, rfc3339, Refund, State};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, webhooks, Shared};
 use crate::formatter;
@@ -83,7 +83,6 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
         }
         Err(a) => return a,
     }
-    let seq = st.next();
     let out_trade_no = match (
         obj.get("out_trade_no").and_then(Value::as_str),
         obj.get("transaction_id").and_then(Value::as_str),
@@ -129,43 +128,85 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
     }
     t.refunded += refund;
     t.trade_state = "REFUND";
-    let now = formatter::timestamp();
     let currency = obj
         .get("amount")
         .and_then(|a| a.get("currency"))
         .cloned()
         .unwrap_or(json!("CNY"));
-    let answer = json!({
-        "refund_id": numeric_id("5030", now, seq, 29),
-        "out_refund_no": out_refund_no,
-        "transaction_id": transaction_id,
-        "out_trade_no": out_trade_no,
-        "channel": "ORIGINAL",
-        "user_received_account": "支付用户零钱",
-        "create_time": rfc3339(now),
-        "status": "PROCESSING",
-        "funds_account": obj.get("funds_account").cloned().unwrap_or(json!("AVAILABLE")),
-        "amount": {
-            "total": order_total, "refund": refund, "payer_total": order_total,
-            "payer_refund": refund, "settlement_refund": refund, "settlement_total": order_total,
-            "discount_refund": 0, "currency": currency, "refund_fee": 0,
-        },
-    });
-    let Value::Object(answer) = answer else {
-        return Answer::error(500, "SYSTEM_ERROR", "refund could not be made");
-    };
-    st.remember("refund", &out_refund_no, &request);
-    st.refunds.insert(
-        out_refund_no.clone(),
-        Refund {
-            answer: answer.clone(),
+    let answer = record(
+        &mut st,
+        NewRefund {
+            out_refund_no: &out_refund_no,
+            transaction_id: &transaction_id,
+            out_trade_no: out_trade_no.as_deref().unwrap_or_default(),
+            total: order_total,
+            refund,
+            currency,
+            funds_account: obj.get("funds_account").cloned(),
             notify_url: obj
                 .get("notify_url")
                 .and_then(Value::as_str)
                 .map(str::to_string),
         },
     );
+    st.remember("refund", &out_refund_no, &request);
     drop(st);
+    schedule(shared, out_refund_no);
+    Answer::ok(Value::Object(answer))
+}
+
+/// A refund accepted, from either API, once its order and amounts are checked.
+pub(crate) struct NewRefund<'a> {
+    pub out_refund_no: &'a str,
+    pub transaction_id: &'a str,
+    pub out_trade_no: &'a str,
+    /// The order's total and this refund, in fen.
+    pub total: i64,
+    pub refund: i64,
+    pub currency: Value,
+    pub funds_account: Option<Value>,
+    /// Where `REFUND.SUCCESS` goes.
+    pub notify_url: Option<String>,
+}
+
+/// Records `r` as `PROCESSING` (the caller holds the state lock) and returns it as
+/// `GET v3/refund/domestic/refunds/{out_refund_no}` answers it.
+pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
+    let seq = st.next();
+    let now = formatter::timestamp();
+    let (total, refund) = (r.total, r.refund);
+    let answer = json!({
+        "refund_id": numeric_id("5030", now, seq, 29),
+        "out_refund_no": r.out_refund_no,
+        "transaction_id": r.transaction_id,
+        "out_trade_no": r.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "create_time": rfc3339(now),
+        "status": "PROCESSING",
+        "funds_account": r.funds_account.unwrap_or(json!("AVAILABLE")),
+        "amount": {
+            "total": total, "refund": refund, "payer_total": total,
+            "payer_refund": refund, "settlement_refund": refund, "settlement_total": total,
+            "discount_refund": 0, "currency": r.currency, "refund_fee": 0,
+        },
+    });
+    // An object literal is always an object.
+    let Value::Object(answer) = answer else {
+        return Map::new();
+    };
+    st.refunds.insert(
+        r.out_refund_no.to_string(),
+        Refund {
+            answer: answer.clone(),
+            notify_url: r.notify_url,
+        },
+    );
+    answer
+}
+
+/// Completes refund `out_refund_no` after the configured delay (if any).
+pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
     if let Some(delay) = shared.settings.refund_delay {
         let shared2 = shared.clone();
         shared.runtime.spawn(async move {
@@ -173,7 +214,6 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
             let _ = complete(&shared2, &out_refund_no);
         });
     }
-    Answer::ok(Value::Object(answer))
 }
 
 /// `GET v3/refund/domestic/refunds/{out_refund_no}`.

@@ -96,6 +96,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
     let op: Op = match (req.method.as_str(), segs.as_slice()) {
         ("POST", ["pay", "micropay"]) => micropay,
         ("POST", ["pay", "orderquery"]) => orderquery,
+        ("POST", ["secapi", "pay", "refund"]) => super::v2_refund::refund,
         _ => return None,
     };
     // The certificate comes first: the platform checks it in the TLS layer, before the body.
