@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Where to write the keys and the env file (a new temporary directory by default).
     #[arg(long, value_name = "DIR")]
     keys_dir: Option<PathBuf>,
+    /// Serve HTTPS with a CA of its own, and issue the merchant certificate that APIv2 calls
+    /// with "security": true present (mutual TLS); writes ca.pem and apiclient_cert.pem.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// The global options that apply.
@@ -58,10 +62,13 @@ pub fn run(
     g: Globals<'_>,
     key_source: impl Fn(&str) -> String,
 ) -> Result<(), Error> {
-    let mut config = EmulatorConfig::new().port(a.port).mode(match a.mode {
-        ModeArg::PublicKey => Mode::PublicKey,
-        ModeArg::Certificate => Mode::Certificate,
-    });
+    let mut config = EmulatorConfig::new()
+        .port(a.port)
+        .tls(a.tls)
+        .mode(match a.mode {
+            ModeArg::PublicKey => Mode::PublicKey,
+            ModeArg::Certificate => Mode::Certificate,
+        });
     if let Some(m) = g.mchid {
         config = config.mchid(m);
     }
@@ -103,10 +110,31 @@ pub fn run(
         format!("export WECHATPAY_MCHID={}", emu.mchid()),
         format!("export WECHATPAY_SERIAL={}", emu.merchant_serial()),
     ];
+    let key_path = dir.join("apiclient_key.pem");
     if let Some(k) = emu.merchant_private_key() {
-        let p = dir.join("apiclient_key.pem");
-        write(&p, &private_key_pem(k)?)?;
-        env.push(format!("export WECHATPAY_PRIVATE_KEY={}", p.display()));
+        write(&key_path, &private_key_pem(k)?)?;
+        env.push(format!(
+            "export WECHATPAY_PRIVATE_KEY={}",
+            key_path.display()
+        ));
+    }
+    if let (Some(ca), Some(cert)) = (emu.ca_certificate_pem(), emu.merchant_certificate_pem()) {
+        let ca_path = dir.join("ca.pem");
+        write(&ca_path, ca)?;
+        // The command line trusts SSL_CERT_FILE (which then stands for the system's roots).
+        env.push(format!("export SSL_CERT_FILE={}", ca_path.display()));
+        let cert_path = dir.join("apiclient_cert.pem");
+        write(&cert_path, cert)?;
+        env.push(format!(
+            "export WECHATPAY_MERCHANT_CERT={}",
+            cert_path.display()
+        ));
+        if emu.merchant_private_key().is_some() {
+            env.push(format!(
+                "export WECHATPAY_MERCHANT_KEY={}",
+                key_path.display()
+            ));
+        }
     }
     match emu.platform_certificate() {
         Some(cert) => {
@@ -128,15 +156,17 @@ pub fn run(
     env.push(format!("export WECHATPAY_SECRET={}", emu.apiv2_key()));
     let env_path = dir.join("env");
     write(&env_path, &(env.join("\n") + "\n"))?;
-    let mode = match emu.mode() {
-        Mode::PublicKey => "public-key",
-        Mode::Certificate => "certificate",
+    let mode = match (emu.mode(), emu.is_tls()) {
+        (Mode::PublicKey, false) => "public-key mode",
+        (Mode::Certificate, false) => "certificate mode",
+        (Mode::PublicKey, true) => "public-key mode, TLS",
+        (Mode::Certificate, true) => "certificate mode, TLS",
     };
     // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.
     let mut out = std::io::stdout();
     let _ = writeln!(
         out,
-        "wechatpay emulator on {} ({mode} mode, Wechatpay-Serial {})\n  \
+        "wechatpay emulator on {} ({mode}, Wechatpay-Serial {})\n  \
          keys and settings: source {}\n  \
          simulate the user: POST /emulator/pay/transactions/out-trade-no/{{out_trade_no}}/pay\n  \
          {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
