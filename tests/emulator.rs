@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::rt;
+use common::{rt, Served};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1814,44 +1814,22 @@ fn hostile_requests_get_answers_not_panics() {
 
 #[test]
 fn serve_writes_what_the_command_line_needs() {
-    use std::io::BufRead;
     let dir = std::env::temp_dir().join(format!("wcp-emu-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-        .args(["serve", "--mode", "certificate", "--keys-dir"])
-        .arg(&dir)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let served = Served::start(&["--mode", "certificate"], dir.clone());
+    let first = &served.first_line;
     assert!(
         first.contains("http://127.0.0.1:") && first.contains("certificate mode"),
         "{first}"
     );
-    let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("export ")?
-                .split_once('=')
-                .map(|(k, v)| (k.into(), v.into()))
-        })
-        .collect();
     assert!(
-        env.iter().any(|(k, _)| k == "WECHATPAY_PLATFORM_CERT"),
-        "{env:?}"
+        served
+            .env
+            .iter()
+            .any(|(k, _)| k == "WECHATPAY_PLATFORM_CERT"),
+        "{:?}",
+        served.env
     );
-    let cli = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
-        cmd.args(args).current_dir(&dir);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let cli = |args: &[&str]| served.cli(args);
     // The downloader reads the same variables; the call form verifies with the saved certificate.
     let out = cli(&["certificates", "-o", "downloaded"]);
     assert!(
@@ -1864,8 +1842,8 @@ fn serve_writes_what_the_command_line_needs() {
         "v3/brand/partner/card-member/user-points/sync",
         r#"{"json":{"out_request_no":"cli-1","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":7}}"#,
     ]);
-    let _ = child.kill();
-    let _ = child.wait();
+    served.assert_key_is_private();
+    drop(served);
     assert!(
         out.status.success(),
         "{}",
@@ -1875,70 +1853,15 @@ fn serve_writes_what_the_command_line_needs() {
         serde_json::from_slice::<Value>(&out.stdout).unwrap()["point_balance"],
         7
     );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("apiclient_key.pem"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(
-            mode & 0o077,
-            0,
-            "the private key is readable by its owner only"
-        );
-    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
     let dir = std::env::temp_dir().join(format!("wcp-emu-bill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    /// Stops the emulator however the test ends.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Stop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-            .args(["serve", "--keys-dir"])
-            .arg(&dir)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.0.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            l.strip_prefix("export ")?
-                .split_once('=')
-                .map(|(k, v)| (k.into(), v.into()))
-        })
-        .collect();
-    let mchid = env
-        .iter()
-        .find(|(k, _)| k == "WECHATPAY_MCHID")
-        .map(|(_, v)| v.clone())
-        .unwrap();
-    let cli = |args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
-        cmd.args(args).current_dir(&dir);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let served = Served::start(&[], dir.clone());
+    let mchid = served.var("WECHATPAY_MCHID");
+    let cli = |args: &[&str]| served.cli(args);
     let ok = |out: &std::process::Output| {
         assert!(
             out.status.success(),
@@ -2038,6 +1961,6 @@ fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!dir.join("odd.csv").exists() && !dir.join("odd.csv.part").exists());
-    drop(child);
+    drop(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -369,3 +369,89 @@ pub fn certificates_body(apiv3_key: &str, certs: &[(&str, &str)]) -> serde_json:
         .collect();
     serde_json::json!({ "data": data })
 }
+
+/// `wechatpay serve ARGS --keys-dir DIR`, running until dropped (however the test ends), with
+/// the first line it printed and the variables of the `env` file it wrote.
+pub struct Served {
+    child: std::process::Child,
+    pub dir: std::path::PathBuf,
+    pub first_line: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Served {
+    /// Starts it on a fresh `dir` and waits for its first line (the env file is written then).
+    pub fn start(args: &[&str], dir: std::path::PathBuf) -> Served {
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+            .arg("serve")
+            .args(args)
+            .arg("--keys-dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut served = Served {
+            child,
+            dir,
+            first_line: String::new(),
+            env: Vec::new(),
+        };
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut served.first_line)
+            .unwrap();
+        served.env = std::fs::read_to_string(served.dir.join("env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("export ")?
+                    .split_once('=')
+                    .map(|(k, v)| (k.into(), v.into()))
+            })
+            .collect();
+        served
+    }
+
+    /// The value of `name` in the env file.
+    pub fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} missing from {:?}", self.env))
+    }
+
+    /// Checks that the merchant private key written is readable by its owner only.
+    pub fn assert_key_is_private(&self) {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(self.dir.join("apiclient_key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "the private key is readable by its owner only"
+            );
+        }
+    }
+
+    /// Runs `wechatpay ARGS` in the keys directory with the env file's variables.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
+        cmd.args(args).current_dir(&self.dir);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
