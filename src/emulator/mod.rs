@@ -57,6 +57,7 @@ use crate::error::Error;
 use crate::formatter;
 use crate::Builder;
 
+pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
 
 /// How the emulated platform names the key its answers are signed with.
@@ -346,7 +347,8 @@ pub struct Received {
 pub enum Outcome {
     /// The receiver answered 2xx: no more attempts.
     Accepted(u16),
-    /// The receiver answered something else: retried if attempts remain.
+    /// The receiver answered something else (for an APIv2 notification: anything but XML with
+    /// `return_code` SUCCESS, whatever the status): retried if attempts remain.
     Refused(u16),
     /// No answer (connection, timeout): retried if attempts remain.
     Failed(String),
@@ -359,9 +361,11 @@ pub enum Outcome {
 pub struct Delivery {
     /// The `notify_url` posted to.
     pub url: String,
-    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …
+    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …, or [`V2_REFUND_EVENT`] for the APIv2 refund
+    /// notification (which has no event type of its own).
     pub event_type: String,
-    /// The notification's `id`.
+    /// The notification's `id` (an APIv2 notification has none in its body: this one is the
+    /// emulator's, the same for every attempt).
     pub id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -815,7 +819,9 @@ impl Emulator {
             .map_err(answer::Answer::into_error)
     }
 
-    /// Makes a `PROCESSING` refund succeed now and sends `REFUND.SUCCESS`. Returns the refund.
+    /// Makes a `PROCESSING` refund succeed now and sends `REFUND.SUCCESS` (for a refund made
+    /// with APIv2 `secapi/pay/refund` and a `notify_url`, the APIv2 refund notification).
+    /// Returns the refund.
     pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
         refund::complete(&self.shared, out_refund_no).map_err(answer::Answer::into_error)
     }

@@ -1,6 +1,7 @@
 //! Refunds (`v3/refund/domestic/refunds`): checked against the paid order, `PROCESSING` at
 //! first, `SUCCESS` after the configured delay (or on [`Emulator::complete_refund`]), when
-//! `REFUND.SUCCESS` goes to the refund's `notify_url`.
+//! `REFUND.SUCCESS` goes to the refund's `notify_url` (for an APIv2 refund, the APIv2
+//! notification, made in `v2_refund`).
 //!
 //! [`Emulator::complete_refund`]: super::Emulator::complete_refund
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
-use super::state::{numeric_id, rfc3339, Refund, State};
+use super::state::{numeric_id, rfc3339, Refund, RefundNotify, State};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, webhooks, Shared};
 use crate::formatter;
@@ -143,10 +144,10 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
             refund,
             currency,
             funds_account: obj.get("funds_account").cloned(),
-            notify_url: obj
+            notify: obj
                 .get("notify_url")
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .map(|url| RefundNotify::V3(url.to_string())),
         },
     );
     st.remember("refund", &out_refund_no, &request);
@@ -165,8 +166,8 @@ pub(crate) struct NewRefund<'a> {
     pub refund: i64,
     pub currency: Value,
     pub funds_account: Option<Value>,
-    /// Where `REFUND.SUCCESS` goes.
-    pub notify_url: Option<String>,
+    /// Where its success is notified, and how.
+    pub notify: Option<RefundNotify>,
 }
 
 /// Records `r` as `PROCESSING` (the caller holds the state lock) and returns it as
@@ -199,7 +200,7 @@ pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
         r.out_refund_no.to_string(),
         Refund {
             answer: answer.clone(),
-            notify_url: r.notify_url,
+            notify: r.notify,
         },
     );
     answer
@@ -224,10 +225,10 @@ pub(crate) fn query(shared: &Arc<Shared>, no: &str) -> Answer {
     }
 }
 
-/// A `PROCESSING` refund succeeds and `REFUND.SUCCESS` is sent; a finished one is answered as
-/// it is.
+/// A `PROCESSING` refund succeeds and its notification is sent (`REFUND.SUCCESS`, or the
+/// APIv2 one for a refund made through APIv2); a finished one is answered as it is.
 pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> {
-    let (answer, url) = {
+    let (answer, notify) = {
         let mut st = lock(&shared.state);
         let Some(r) = st.refunds.get_mut(no) else {
             return Err(no_refund(no));
@@ -240,33 +241,41 @@ pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> 
             "success_time".into(),
             json!(rfc3339(formatter::timestamp())),
         );
-        (r.answer.clone(), r.notify_url.clone())
+        (r.answer.clone(), r.notify.clone())
     };
-    if let Some(url) = url {
-        let a = &answer;
-        let amount = a.get("amount").cloned().unwrap_or_default();
-        let resource = json!({
-            "mchid": shared.settings.mchid,
-            "transaction_id": a.get("transaction_id"),
-            "out_trade_no": a.get("out_trade_no"),
-            "refund_id": a.get("refund_id"),
-            "out_refund_no": a.get("out_refund_no"),
-            "refund_status": "SUCCESS",
-            "success_time": a.get("success_time"),
-            "user_received_account": a.get("user_received_account"),
-            "amount": {
-                "total": amount.get("total"), "refund": amount.get("refund"),
-                "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
-            },
-        });
-        webhooks::notify(
-            shared,
-            url,
-            "REFUND.SUCCESS",
-            "退款成功",
-            "refund",
-            &resource,
-        );
+    match notify {
+        Some(RefundNotify::V2 { url, appid }) => {
+            super::v2_refund::notify(shared, url, &appid, &answer)
+        }
+        Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer),
+        None => {}
     }
     Ok(Value::Object(answer))
+}
+
+/// `REFUND.SUCCESS` about refund `a`, to `url`.
+fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>) {
+    let amount = a.get("amount").cloned().unwrap_or_default();
+    let resource = json!({
+        "mchid": shared.settings.mchid,
+        "transaction_id": a.get("transaction_id"),
+        "out_trade_no": a.get("out_trade_no"),
+        "refund_id": a.get("refund_id"),
+        "out_refund_no": a.get("out_refund_no"),
+        "refund_status": "SUCCESS",
+        "success_time": a.get("success_time"),
+        "user_received_account": a.get("user_received_account"),
+        "amount": {
+            "total": amount.get("total"), "refund": amount.get("refund"),
+            "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
+        },
+    });
+    webhooks::notify(
+        shared,
+        url,
+        "REFUND.SUCCESS",
+        "退款成功",
+        "refund",
+        &resource,
+    );
 }

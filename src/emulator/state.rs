@@ -65,7 +65,17 @@ pub(crate) struct Transaction {
 pub(crate) struct Refund {
     /// The refund as the query answers it.
     pub answer: Map<String, Value>,
-    pub notify_url: Option<String>,
+    /// Where its success is notified, and how.
+    pub notify: Option<RefundNotify>,
+}
+
+/// How a refund's success is notified, by the API that made it.
+#[derive(Debug, Clone)]
+pub(crate) enum RefundNotify {
+    /// `REFUND.SUCCESS` (APIv3, JSON) to this URL.
+    V3(String),
+    /// The APIv2 refund notification (XML, `req_info` encrypted) to `url`, naming `appid`.
+    V2 { url: String, appid: String },
 }
 
 impl State {
@@ -131,6 +141,11 @@ pub(crate) fn date_digits(ts: i64) -> String {
     format!("{y:04}{m:02}{d:02}")
 }
 
+/// An RFC 3339 time as APIv2 writes it, `YYYY-MM-DD HH:MM:SS` (`2015-05-20 13:29:35`).
+pub(crate) fn v2_time(rfc3339: &str) -> String {
+    rfc3339.get(..19).unwrap_or_default().replacen('T', " ", 1)
+}
+
 /// `YYYYMMDDHHMMSS` in Beijing time (APIv2 `time_end`).
 pub(crate) fn compact_time(ts: i64) -> String {
     let local = ts + 8 * 3600;
@@ -170,6 +185,8 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T08:00:00+08:00");
         assert_eq!(date_digits(1_432_099_775), "20150520");
         assert_eq!(compact_time(1_432_099_775), "20150520132935");
+        assert_eq!(v2_time(&rfc3339(1_432_099_775)), "2015-05-20 13:29:35");
+        assert_eq!(v2_time("short"), "");
         assert_eq!(
             numeric_id("4200", 1_432_099_775, 7, 28),
             "4200201505200000000000000007"

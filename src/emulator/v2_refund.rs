@@ -3,7 +3,8 @@
 //! or an APIv3 one, and kept with the APIv3 refunds, so that
 //! `GET v3/refund/domestic/refunds/{out_refund_no}`, the bills and
 //! [`Emulator::complete_refund`] see it. The errors are the platform's (a `refund_fee` above
-//! `total_fee`: `return_code` FAIL `invalid refund_fee`; the rest as `err_code`).
+//! `total_fee`: `return_code` FAIL `invalid refund_fee`; the rest as `err_code`). When it
+//! succeeds, the platform's APIv2 refund notification goes to the request's `notify_url`.
 //!
 //! [`Emulator::complete_refund`]: super::Emulator::complete_refund
 
@@ -12,11 +13,15 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
+use super::pay::check_notify_url;
 use super::refund::{record, schedule, NewRefund};
-use super::state::{State, V2Fields};
+use super::state::{v2_time, RefundNotify, State, V2Fields};
 use super::v2::{business, fail, missing, signed, text};
-use super::{lock, Shared};
+use super::{lock, webhooks, Shared};
 use crate::client_xml::SignType;
+use crate::crypto::AesEcb;
+use crate::error::Error;
+use crate::{formatter, transformer};
 
 const REQUIRED: &[&str] = &[
     "appid",
@@ -106,13 +111,81 @@ fn paid_order(st: &State, transaction_id: &str, out_trade_no: &str) -> Result<Pa
     })
 }
 
+/// Amount `k` (`refund`, `total` …) of a refund as kept (in the APIv3 shape), as APIv2
+/// writes amounts: fen, as text.
+pub(crate) fn amount(refund: &Map<String, Value>, k: &str) -> Value {
+    let fen = refund.get("amount").and_then(|a| a.get(k));
+    Value::from(fen.and_then(Value::as_i64).unwrap_or(0).to_string())
+}
+
+/// A refund as kept, as APIv2 tells of it (the refund notification's `req_info`, and
+/// `pay/refundquery` per refund): its order, amounts, status, `success_time` once it
+/// succeeded (`YYYY-MM-DD HH:MM:SS`), the account it went to and the one it came from.
+pub(crate) fn described(refund: &Map<String, Value>) -> V2Fields {
+    let get = |k: &str| refund.get(k).cloned().unwrap_or_default();
+    let status = get("status");
+    let account = match refund.get("funds_account").and_then(Value::as_str) {
+        Some("UNSETTLED") => "REFUND_SOURCE_UNSETTLED_FUNDS",
+        _ => "REFUND_SOURCE_RECHARGE_FUNDS",
+    };
+    let mut fields = vec![
+        ("transaction_id", get("transaction_id")),
+        ("out_trade_no", get("out_trade_no")),
+        ("refund_id", get("refund_id")),
+        ("out_refund_no", get("out_refund_no")),
+        ("total_fee", amount(refund, "total")),
+        ("settlement_total_fee", amount(refund, "settlement_total")),
+        ("refund_fee", amount(refund, "refund")),
+        ("settlement_refund_fee", amount(refund, "settlement_refund")),
+        ("refund_status", status.clone()),
+    ];
+    if status == "SUCCESS" {
+        let at = refund.get("success_time").and_then(Value::as_str);
+        fields.push(("success_time", v2_time(at.unwrap_or_default()).into()));
+    }
+    fields.push(("refund_recv_accout", get("user_received_account")));
+    fields.push(("refund_account", account.into()));
+    fields
+}
+
+/// The platform's APIv2 refund notification about `refund` (now SUCCESS) to `url`: no `sign`,
+/// the refund in `req_info`, AES-256-ECB under the lowercase hex MD5 of the APIv2 key.
+pub(crate) fn notify(shared: &Arc<Shared>, url: String, appid: &str, refund: &Map<String, Value>) {
+    let body = notification(shared, appid, refund)
+        .map_err(|e| format!("cannot make the notification: {e}"));
+    webhooks::notify_v2(shared, url, V2_REFUND_EVENT, body);
+}
+
+fn notification(
+    shared: &Shared,
+    appid: &str,
+    refund: &Map<String, Value>,
+) -> Result<String, Error> {
+    let mut inner: Map<String, Value> = described(refund)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    inner.insert("refund_request_source".into(), "API".into());
+    let inner = transformer::to_xml_with(&inner, "root", "item")?;
+    let key = AesEcb::key_from_secret(&shared.settings.apiv2_key)?;
+    let req_info = AesEcb::encrypt(inner, key.as_bytes())?;
+    let mut outer = Map::new();
+    outer.insert("return_code".into(), "SUCCESS".into());
+    outer.insert("appid".into(), appid.into());
+    outer.insert("mch_id".into(), shared.settings.mchid.clone().into());
+    outer.insert("nonce_str".into(), formatter::nonce(32).into());
+    outer.insert("req_info".into(), req_info.into());
+    transformer::to_xml(&outer)
+}
+
+/// What [`Delivery::event_type`](super::Delivery::event_type) says of an APIv2 refund
+/// notification (which has no event type of its own).
+pub const V2_REFUND_EVENT: &str = "V2.REFUND.SUCCESS";
+
 /// The answer's fields for a refund as kept (in the APIv3 shape).
 fn answer_fields(refund: &Map<String, Value>) -> V2Fields {
     let get = |k: &str| refund.get(k).cloned().unwrap_or_default();
-    let amount = |k: &str| {
-        let fen = refund.get("amount").and_then(|a| a.get(k));
-        Value::from(fen.and_then(Value::as_i64).unwrap_or(0).to_string())
-    };
+    let amount = |k: &str| amount(refund, k);
     vec![
         ("result_code", "SUCCESS".into()),
         ("transaction_id", get("transaction_id")),
@@ -173,7 +246,7 @@ fn check_fields(
         ));
     }
     let url = text(data, "notify_url");
-    if !url.is_empty() && super::pay::check_notify_url(url).is_err() {
+    if !url.is_empty() && check_notify_url(url).is_err() {
         return param("notify_url must be an absolute http(s) URL without a query");
     }
     Ok((total, refund))
@@ -269,8 +342,15 @@ fn open(
             refund,
             currency: json!("CNY"),
             funds_account: Some(json!(account)),
-            // APIv2 refund notifications (XML, `req_info` encrypted) are not emulated.
-            notify_url: None,
+            // Only the request's: the platform's fallback, the URL configured on the merchant
+            // platform, has no counterpart here.
+            notify: match text(data, "notify_url") {
+                "" => None,
+                url => Some(RefundNotify::V2 {
+                    url: url.to_string(),
+                    appid: text(data, "appid").to_string(),
+                }),
+            },
         },
     );
     st.remember("v2refund", &out_refund_no, &content);

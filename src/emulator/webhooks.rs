@@ -1,6 +1,7 @@
 //! Notifications (回调通知): the resource encrypted with AES-256-GCM under the APIv3 key, the
 //! envelope signed with the platform key like an answer, POSTed to the `notify_url` until the
-//! merchant answers 2xx, with a bounded number of retries.
+//! merchant answers 2xx, with a bounded number of retries. APIv2 notifications (XML, made by
+//! their operation) go out the same way, and are accepted only by a `return_code` SUCCESS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::{keep, random_hex, Delivery, Outcome, Shared};
 use crate::crypto::{AesGcm, Rsa};
 use crate::error::Error;
 use crate::formatter;
+use crate::transformer;
 
 /// The platform's schedule of retries after a failed notification: 15 more attempts over
 /// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).
@@ -93,7 +95,40 @@ fn notification_id() -> String {
     )
 }
 
-/// Sends `event_type` about `resource` to `url` in the background.
+/// How a notification goes out and what answer ends its attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// APIv3: a JSON envelope signed in `Wechatpay-*` headers; any 2xx accepts it.
+    V3,
+    /// APIv2: an XML document, no signature headers; accepted by a 2xx whose body is XML with
+    /// `return_code` SUCCESS (`notify_v2::reply_success`), anything else is retried.
+    V2,
+}
+
+/// A notification on its way: where, what, and how.
+struct Outgoing {
+    url: String,
+    event_type: String,
+    id: String,
+    protocol: Protocol,
+}
+
+impl Outgoing {
+    fn record(&self, shared: &Shared, attempt: u32, outcome: Outcome) {
+        keep(
+            &shared.deliveries,
+            Delivery {
+                url: self.url.clone(),
+                event_type: self.event_type.clone(),
+                id: self.id.clone(),
+                attempt,
+                outcome,
+            },
+        );
+    }
+}
+
+/// Sends `event_type` about `resource` to `url` in the background (APIv3).
 pub(crate) fn notify(
     shared: &Arc<Shared>,
     url: String,
@@ -102,35 +137,33 @@ pub(crate) fn notify(
     original_type: &str,
     resource: &Value,
 ) {
-    let id = notification_id();
-    let record = |attempt: u32, outcome: Outcome| {
-        keep(
-            &shared.deliveries,
-            Delivery {
-                url: url.clone(),
-                event_type: event_type.to_string(),
-                id: id.clone(),
-                attempt,
-                outcome,
-            },
-        );
+    let out = Outgoing {
+        url,
+        event_type: event_type.to_string(),
+        id: notification_id(),
+        protocol: Protocol::V3,
     };
-    let uri = match destination(&url, shared.settings.allow_remote_notify) {
-        Ok(u) => u,
-        Err(why) => return record(1, Outcome::Skipped(why)),
-    };
+    let body = envelope(shared, &out, summary, original_type, resource);
+    send(shared, out, body);
+}
+
+/// The APIv3 notification's JSON: `resource` encrypted under the APIv3 key.
+fn envelope(
+    shared: &Shared,
+    out: &Outgoing,
+    summary: &str,
+    original_type: &str,
+    resource: &Value,
+) -> Result<Bytes, String> {
     let nonce = formatter::nonce(12);
     let plaintext = resource.to_string();
-    let ciphertext =
-        match AesGcm::encrypt(plaintext, &shared.settings.apiv3_key, &nonce, original_type) {
-            Ok(c) => c,
-            Err(e) => return record(1, Outcome::Skipped(format!("cannot encrypt: {e}"))),
-        };
+    let ciphertext = AesGcm::encrypt(plaintext, &shared.settings.apiv3_key, &nonce, original_type)
+        .map_err(|e| format!("cannot encrypt: {e}"))?;
     let body = json!({
-        "id": id,
+        "id": out.id,
         "create_time": rfc3339(formatter::timestamp()),
         "resource_type": "encrypt-resource",
-        "event_type": event_type,
+        "event_type": out.event_type,
         "summary": summary,
         "resource": {
             "original_type": original_type,
@@ -140,8 +173,37 @@ pub(crate) fn notify(
             "nonce": nonce,
         },
     });
-    let body = Bytes::from(body.to_string());
-    let event_type = event_type.to_string();
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// Sends the APIv2 XML document `body` (made by the caller, or why it could not be) to `url`
+/// in the background, recorded as `event_type`.
+pub(crate) fn notify_v2(
+    shared: &Arc<Shared>,
+    url: String,
+    event_type: &str,
+    body: Result<String, String>,
+) {
+    let out = Outgoing {
+        url,
+        event_type: event_type.to_string(),
+        id: notification_id(),
+        protocol: Protocol::V2,
+    };
+    send(shared, out, body.map(Bytes::from));
+}
+
+/// Posts `body` to `out.url` until accepted, once and then after each of the configured
+/// delays; every attempt is recorded, and one that cannot be made is recorded as skipped.
+fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
+    let uri = match destination(&out.url, shared.settings.allow_remote_notify) {
+        Ok(u) => u,
+        Err(why) => return out.record(shared, 1, Outcome::Skipped(why)),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(why) => return out.record(shared, 1, Outcome::Skipped(why)),
+    };
     let task = shared.clone();
     shared.runtime.spawn(async move {
         let shared = task;
@@ -157,18 +219,9 @@ pub(crate) fn notify(
             if *stop.borrow() {
                 return;
             }
-            let outcome = attempt(&shared, &uri, &body).await;
+            let outcome = attempt(&shared, &uri, &body, out.protocol).await;
             let done = matches!(outcome, Outcome::Accepted(_));
-            keep(
-                &shared.deliveries,
-                Delivery {
-                    url: url.clone(),
-                    event_type: event_type.clone(),
-                    id: id.clone(),
-                    attempt: i as u32 + 1,
-                    outcome,
-                },
-            );
+            out.record(&shared, i as u32 + 1, outcome);
             if done {
                 return;
             }
@@ -176,30 +229,53 @@ pub(crate) fn notify(
     });
 }
 
-/// One signed POST of the notification.
-async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes) -> Outcome {
+/// The POST of one attempt: APIv3 signed with the platform key, APIv2 as XML.
+fn request(
+    shared: &Shared,
+    uri: &http::Uri,
+    body: &Bytes,
+    protocol: Protocol,
+) -> Result<http::Request<Full<Bytes>>, String> {
+    let b = http::Request::post(uri.clone()).header(
+        http::header::USER_AGENT,
+        "Mozilla/4.0 (wechatpay-chain emulator)",
+    );
+    let b = match protocol {
+        Protocol::V2 => b.header(http::header::CONTENT_TYPE, "text/xml"),
+        Protocol::V3 => {
+            let ts = formatter::timestamp().to_string();
+            let nonce = formatter::nonce(32);
+            let (key, serial) = shared.settings.signer();
+            let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &key) else {
+                return Err("the emulator could not sign the notification".into());
+            };
+            b.header(http::header::CONTENT_TYPE, "application/json")
+                .header("Wechatpay-Timestamp", ts)
+                .header("Wechatpay-Nonce", nonce)
+                .header("Wechatpay-Serial", &serial)
+                .header("Wechatpay-Signature", signature)
+                .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+        }
+    };
+    b.body(Full::new(body.clone()))
+        .map_err(|_| "the notification could not be built".into())
+}
+
+/// Whether an APIv2 merchant's answer says the notification was handled: XML with
+/// `return_code` SUCCESS.
+fn v2_accepted(answer: &[u8]) -> bool {
+    transformer::to_array(answer)
+        .map(|m| m.get("return_code").and_then(Value::as_str) == Some("SUCCESS"))
+        .unwrap_or(false)
+}
+
+/// One POST of the notification.
+async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes, protocol: Protocol) -> Outcome {
+    let req = match request(shared, uri, body, protocol) {
+        Ok(r) => r,
+        Err(why) => return Outcome::Failed(why),
+    };
     let s = &shared.settings;
-    let ts = formatter::timestamp().to_string();
-    let nonce = formatter::nonce(32);
-    let (key, serial) = s.signer();
-    let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &key) else {
-        return Outcome::Failed("the emulator could not sign the notification".into());
-    };
-    let req = http::Request::post(uri.clone())
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(
-            http::header::USER_AGENT,
-            "Mozilla/4.0 (wechatpay-chain emulator)",
-        )
-        .header("Wechatpay-Timestamp", ts)
-        .header("Wechatpay-Nonce", nonce)
-        .header("Wechatpay-Serial", &serial)
-        .header("Wechatpay-Signature", signature)
-        .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
-        .body(Full::new(body.clone()));
-    let Ok(req) = req else {
-        return Outcome::Failed("the notification could not be built".into());
-    };
     let exchange = async {
         let res = shared
             .pool()
@@ -207,13 +283,22 @@ async fn attempt(shared: &Shared, uri: &http::Uri, body: &Bytes) -> Outcome {
             .await
             .map_err(|e| e.to_string())?;
         let status = res.status().as_u16();
-        // Read (a bounded part of) the answer so that the connection can be reused.
-        let _ = Limited::new(res.into_body(), 64 * 1024).collect().await;
-        Ok::<u16, String>(status)
+        // Read (a bounded part of) the answer, also so that the connection can be reused.
+        let answer = Limited::new(res.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>((status, answer))
     };
     match tokio::time::timeout(s.notify_timeout, exchange).await {
-        Ok(Ok(status)) if (200..300).contains(&status) => Outcome::Accepted(status),
-        Ok(Ok(status)) => Outcome::Refused(status),
+        Ok(Ok((status, answer)))
+            if (200..300).contains(&status)
+                && (protocol == Protocol::V3 || v2_accepted(&answer)) =>
+        {
+            Outcome::Accepted(status)
+        }
+        Ok(Ok((status, _))) => Outcome::Refused(status),
         Ok(Err(e)) => Outcome::Failed(e),
         Err(_) => Outcome::Failed(format!("no answer within {:?}", s.notify_timeout)),
     }
