@@ -40,6 +40,7 @@ mod state;
 mod tls;
 mod v2;
 mod v2_refund;
+mod v2_refund_query;
 mod validate;
 mod webhooks;
 

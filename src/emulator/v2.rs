@@ -1,5 +1,5 @@
 //! APIv2 `pay/micropay` (付款码支付) and `pay/orderquery`, and what every APIv2 call goes
-//! through (`secapi/pay/refund` is in `v2_refund`): XML read with the library's transformer,
+//! through (`secapi/pay/refund` is in `v2_refund`, `pay/refundquery` in `v2_refund_query`): XML read with the library's transformer,
 //! the merchant certificate required on the calls that need it, the request's `sign` checked
 //! and the answer's made with `client_xml`, as the platform does (`return_code` FAIL for a
 //! missing certificate, a bad document or sign, unsigned; business errors as `result_code`
@@ -97,6 +97,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
         ("POST", ["pay", "micropay"]) => micropay,
         ("POST", ["pay", "orderquery"]) => orderquery,
         ("POST", ["secapi", "pay", "refund"]) => super::v2_refund::refund,
+        ("POST", ["pay", "refundquery"]) => super::v2_refund_query::refundquery,
         _ => return None,
     };
     // The certificate comes first: the platform checks it in the TLS layer, before the body.
