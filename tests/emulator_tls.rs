@@ -493,3 +493,356 @@ fn serve_tls_writes_what_the_command_line_needs_for_a_refund() {
     drop(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A loopback `notify_url` receiver answering the APIv2 way: `replies[i]` to the i-th
+/// notification (the last one to every later one).
+fn v2_receiver(replies: Vec<String>) -> (common::Server, String) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = AtomicUsize::new(0);
+    let handler: common::Handler = std::sync::Arc::new(move |_: &common::Recorded| {
+        let i = seen.fetch_add(1, Ordering::SeqCst);
+        let body = replies[i.min(replies.len() - 1)].clone();
+        common::Reply {
+            body: body.into_bytes(),
+            headers: vec![("Content-Type".into(), "text/xml".into())],
+            sign_as: None,
+            ..common::Reply::empty(200)
+        }
+    });
+    let server = common::Server::start(common::Keys::shared(), handler);
+    let url = format!("http://{}/v2/refund-notify", server.addr);
+    (server, url)
+}
+
+/// Waits (up to 5 s) until `server` has received `n` requests; returns them.
+fn received(server: &common::Server, n: usize) -> Vec<common::Recorded> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = server.recorded();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `pay/refundquery` with `ids` (and `extra` fields).
+fn refundquery(client: &Client, emu: &Emulator, ids: Value) -> Result<Value, Error> {
+    let mut xml = json!({"appid": APPID, "mch_id": emu.mchid()});
+    for (k, v) in ids.as_object().unwrap() {
+        xml[k] = v.clone();
+    }
+    client["v2/pay/refundquery"]
+        .post(json!({"xml": xml}))
+        .and_then(|r| r.json())
+}
+
+#[test]
+fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
+    let emu = Emulator::start_blocking(EmulatorConfig::new().tls(true).refund_delay(None)).unwrap();
+    let client = emu.builder().build().unwrap();
+    let (receiver, notify_url) = v2_receiver(vec![wechatpay_chain::notify_v2::reply_success()]);
+    let transaction_id = micropay(&client, &emu, "v2-loop-0001", 100);
+    let res = refund(
+        &client,
+        refund_xml(
+            &emu,
+            json!({"out_trade_no": "v2-loop-0001", "out_refund_no": "v2-loop-r1",
+                   "refund_fee": 40, "notify_url": notify_url}),
+        ),
+    )
+    .unwrap();
+    let refund_id = res["refund_id"].as_str().unwrap().to_string();
+
+    // No certificate needed to query; the answer is signed and verified by the client.
+    let q = refundquery(&client, &emu, json!({"out_trade_no": "v2-loop-0001"})).unwrap();
+    assert_eq!(q["result_code"], "SUCCESS");
+    assert_eq!(q["transaction_id"], transaction_id.as_str());
+    assert_eq!(q["out_trade_no"], "v2-loop-0001");
+    assert_eq!(
+        (q["total_fee"].as_str(), q["cash_fee"].as_str()),
+        (Some("100"), Some("100"))
+    );
+    assert_eq!(q["refund_count"], "1");
+    assert_eq!(q["out_refund_no_0"], "v2-loop-r1");
+    assert_eq!(q["refund_id_0"], refund_id.as_str());
+    assert_eq!(q["refund_fee_0"], "40");
+    assert_eq!(q["refund_status_0"], "PROCESSING");
+    assert_eq!(q["refund_account_0"], "REFUND_SOURCE_UNSETTLED_FUNDS");
+    assert!(q.get("refund_success_time_0").is_none(), "{q}");
+    assert!(q.get("total_refund_count").is_none(), "{q}");
+    let last = emu.requests().pop().unwrap();
+    assert_eq!(last.target, "/pay/refundquery");
+    assert_eq!(last.client_certificate, None);
+    assert!(receiver.recorded().is_empty(), "not before it succeeds");
+
+    // It succeeds: the platform's notification, unsigned, req_info encrypted.
+    emu.complete_refund("v2-loop-r1").unwrap();
+    let got = received(&receiver, 1);
+    assert_eq!(got.len(), 1);
+    let body = &got[0].body;
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].target, "/v2/refund-notify");
+    assert!(got[0].headers.get("wechatpay-signature").is_none());
+    let n = wechatpay_chain::notify_v2::verify(body, emu.apiv2_key()).unwrap();
+    let outer: Vec<&str> = n.fields().iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        outer,
+        ["return_code", "appid", "mch_id", "nonce_str", "req_info"]
+    );
+    assert_eq!(n.get("appid"), Some(APPID));
+    assert_eq!(n.get("mch_id"), Some(emu.mchid()));
+    let info: std::collections::HashMap<&str, &str> = n
+        .req_info()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for (k, v) in [
+        ("transaction_id", transaction_id.as_str()),
+        ("out_trade_no", "v2-loop-0001"),
+        ("refund_id", refund_id.as_str()),
+        ("out_refund_no", "v2-loop-r1"),
+        ("total_fee", "100"),
+        ("settlement_total_fee", "100"),
+        ("refund_fee", "40"),
+        ("settlement_refund_fee", "40"),
+        ("refund_status", "SUCCESS"),
+        ("refund_account", "REFUND_SOURCE_UNSETTLED_FUNDS"),
+        ("refund_request_source", "API"),
+    ] {
+        assert_eq!(info.get(k), Some(&v), "{k} in {info:?}");
+    }
+    assert!(!info["refund_recv_accout"].is_empty());
+    let at = info["success_time"];
+    let shape = at.len() == 19 && at.as_bytes()[10] == b' ' && at[..4].parse::<u32>().is_ok();
+    assert!(shape, "{at}");
+    // The client's own helper agrees, and nothing else opens it.
+    assert_eq!(client.verify_notification_v2(body).unwrap(), n);
+    assert!(wechatpay_chain::notify_v2::verify(body, "another APIv2 key").is_err());
+
+    // Accepted at once: one attempt, recorded.
+    std::thread::sleep(Duration::from_millis(200));
+    let d = emu.deliveries();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].event_type, wechatpay_chain::emulator::V2_REFUND_EVENT);
+    assert_eq!(d[0].url, notify_url);
+    assert_eq!(
+        d[0].outcome,
+        wechatpay_chain::emulator::Outcome::Accepted(200)
+    );
+
+    // Queried again, by out_refund_no: SUCCESS, with the notification's time.
+    let q = refundquery(&client, &emu, json!({"out_refund_no": "v2-loop-r1"})).unwrap();
+    assert_eq!(q["refund_count"], "1");
+    assert_eq!(q["refund_status_0"], "SUCCESS");
+    assert_eq!(q["refund_success_time_0"], at);
+    assert_eq!(q["refund_recv_accout_0"], info["refund_recv_accout"]);
+}
+
+#[test]
+fn refundquery_lists_an_orders_refunds_from_both_apis() {
+    let emu = start();
+    let client = emu.builder().build().unwrap();
+    native(&client, &emu, "v2-both-0001", 300);
+    let paid = emu.pay("v2-both-0001").unwrap();
+    client["v3/refund/domestic/refunds"]
+        .post(
+            json!({"json": {"out_trade_no": "v2-both-0001", "out_refund_no": "v3-refund-01",
+                              "amount": {"refund": 100, "total": 300, "currency": "CNY"}}}),
+        )
+        .unwrap();
+    refund(
+        &client,
+        refund_xml(
+            &emu,
+            json!({"transaction_id": paid["transaction_id"], "out_refund_no": "v2-refund-02",
+                   "total_fee": 300, "refund_fee": 50, "sign_type": "HMAC-SHA256",
+                   "refund_account": "REFUND_SOURCE_RECHARGE_FUNDS"}),
+        ),
+    )
+    .unwrap();
+    let q = refundquery(
+        &client,
+        &emu,
+        json!({"transaction_id": paid["transaction_id"], "sign_type": "HMAC-SHA256"}),
+    )
+    .unwrap();
+    assert_eq!(q["refund_count"], "2");
+    assert_eq!(q["out_trade_no"], "v2-both-0001");
+    assert_eq!(q["total_fee"], "300");
+    assert_eq!(
+        (q["out_refund_no_0"].as_str(), q["refund_fee_0"].as_str()),
+        (Some("v3-refund-01"), Some("100"))
+    );
+    assert_eq!(
+        (q["out_refund_no_1"].as_str(), q["refund_fee_1"].as_str()),
+        (Some("v2-refund-02"), Some("50"))
+    );
+    assert_eq!(q["refund_account_1"], "REFUND_SOURCE_RECHARGE_FUNDS");
+    assert_eq!(q["sign"].as_str().map(str::len), Some(64), "HMAC-SHA256");
+    // By refund_id, preferred to the order's ids given beside it: that refund only.
+    let r2 = q["refund_id_1"].clone();
+    let one = refundquery(
+        &client,
+        &emu,
+        json!({"refund_id": r2, "out_trade_no": "v2-both-0001"}),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            one["refund_count"].as_str(),
+            one["out_refund_no_0"].as_str()
+        ),
+        (Some("1"), Some("v2-refund-02"))
+    );
+    // offset: from the second one, with the total.
+    let page = refundquery(
+        &client,
+        &emu,
+        json!({"out_trade_no": "v2-both-0001", "offset": 1}),
+    )
+    .unwrap();
+    assert_eq!(page["total_refund_count"], "2");
+    assert_eq!(
+        (
+            page["refund_count"].as_str(),
+            page["out_refund_no_0"].as_str()
+        ),
+        (Some("1"), Some("v2-refund-02"))
+    );
+}
+
+#[test]
+fn refundquery_errors_are_the_platforms() {
+    let emu = start();
+    let client = emu.builder().build().unwrap();
+    micropay(&client, &emu, "v2-err-0001", 100);
+    let code = |ids: Value| v2_error(refundquery(&client, &emu, ids).unwrap_err());
+
+    // A paid order without refunds, and unknown ids.
+    for ids in [
+        json!({"out_trade_no": "v2-err-0001"}),
+        json!({"out_trade_no": "v2-err-none"}),
+        json!({"out_refund_no": "none"}),
+        json!({"refund_id": "50300000000000000000000000000"}),
+        json!({"transaction_id": "4200000000000000000000000000"}),
+    ] {
+        let (rc, _, c) = code(ids.clone());
+        assert_eq!(
+            (rc.as_str(), c.as_str()),
+            ("SUCCESS", "REFUNDNOTEXIST"),
+            "{ids}"
+        );
+    }
+    assert_eq!(code(json!({})).2, "PARAM_ERROR", "no identifier");
+    assert_eq!(
+        code(json!({"out_refund_no": ""})).2,
+        "PARAM_ERROR",
+        "an empty one"
+    );
+    refund(
+        &client,
+        refund_xml(&emu, json!({"out_trade_no": "v2-err-0001"})),
+    )
+    .unwrap();
+    for offset in [json!("x"), json!(-1), json!(1)] {
+        let (_, msg, c) = code(json!({"out_trade_no": "v2-err-0001", "offset": offset}));
+        assert_eq!(c, "PARAM_ERROR", "{offset}: {msg}");
+    }
+    // Business errors are signed: the client verified them all.
+    assert!(emu.requests().iter().all(|r| r.verified && r.status == 200));
+
+    // Signed with another key: return_code FAIL, unsigned, and the secret is not told.
+    let wrong = emu
+        .builder()
+        .secret("not the merchant's APIv2 key at all")
+        .build()
+        .unwrap();
+    let err = refundquery(&wrong, &emu, json!({"out_trade_no": "v2-err-0001"})).unwrap_err();
+    let text = format!("{err} {err:?}");
+    let (rc, msg, _) = v2_error(err);
+    assert_eq!((rc.as_str(), msg.as_str()), ("FAIL", "签名错误"));
+    assert!(!text.contains(emu.apiv2_key()), "{text}");
+    let last = emu.requests().pop().unwrap();
+    assert!(!last.verified);
+    assert!(!format!("{last:?}").contains(emu.apiv2_key()));
+}
+
+#[test]
+fn apiv2_refund_notifications_are_retried_until_return_code_success() {
+    let retries = vec![Duration::from_millis(50); 3];
+    let emu = Emulator::start_blocking(
+        EmulatorConfig::new()
+            .tls(true)
+            .refund_delay(None)
+            .notify_retries(retries),
+    )
+    .unwrap();
+    let client = emu.builder().build().unwrap();
+    micropay(&client, &emu, "v2-retry-0001", 100);
+    let fail = wechatpay_chain::notify_v2::reply_fail("busy");
+    let ok = wechatpay_chain::notify_v2::reply_success();
+    // FAIL, then a 200 that is not XML, then SUCCESS: three attempts, the same body each time.
+    let (flaky, flaky_url) = v2_receiver(vec![fail.clone(), "OK".into(), ok]);
+    // FAIL forever: one attempt and three retries, then given up.
+    let (stubborn, stubborn_url) = v2_receiver(vec![fail]);
+    for (no, url) in [("v2-retry-r1", &flaky_url), ("v2-retry-r2", &stubborn_url)] {
+        refund(
+            &client,
+            refund_xml(
+                &emu,
+                json!({"out_trade_no": "v2-retry-0001", "out_refund_no": no,
+                       "refund_fee": 10, "notify_url": url}),
+            ),
+        )
+        .unwrap();
+        emu.complete_refund(no).unwrap();
+    }
+    // A refund without a notify_url: nothing is sent.
+    refund(
+        &client,
+        refund_xml(
+            &emu,
+            json!({"out_trade_no": "v2-retry-0001", "out_refund_no": "v2-retry-r3", "refund_fee": 10}),
+        ),
+    )
+    .unwrap();
+    emu.complete_refund("v2-retry-r3").unwrap();
+
+    let got = received(&flaky, 3);
+    assert_eq!(got.len(), 3);
+    assert!(got.windows(2).all(|w| w[0].body == w[1].body));
+    assert_eq!(received(&stubborn, 4).len(), 4);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(flaky.recorded().len(), 3, "accepted: no more attempts");
+    assert_eq!(stubborn.recorded().len(), 4, "bounded");
+
+    use wechatpay_chain::emulator::Outcome;
+    let outcomes = |url: &str| -> Vec<(u32, Outcome)> {
+        emu.deliveries()
+            .into_iter()
+            .filter(|d| d.url == url)
+            .map(|d| (d.attempt, d.outcome))
+            .collect()
+    };
+    assert_eq!(
+        outcomes(&flaky_url),
+        [
+            (1, Outcome::Refused(200)),
+            (2, Outcome::Refused(200)),
+            (3, Outcome::Accepted(200))
+        ]
+    );
+    assert_eq!(
+        outcomes(&stubborn_url),
+        (1..=4)
+            .map(|i| (i, Outcome::Refused(200)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        emu.deliveries().len(),
+        7,
+        "none for the refund without a notify_url"
+    );
+}
