@@ -298,18 +298,15 @@ impl Pipeline {
 
     /// Takes raw bytes; returns the decoded bytes ready for the writer.
     fn push(&mut self, raw: &[u8]) -> Result<Vec<u8>, Error> {
-        let opened;
-        let raw = match &mut self.open {
-            Some(o) => {
-                opened = o.update(raw)?;
-                &opened[..]
-            }
-            None => raw,
+        // Decrypted bytes are owned already; plain ones are copied once, here.
+        let raw: Vec<u8> = match &mut self.open {
+            Some(o) => o.update(raw)?,
+            None => raw.to_vec(),
         };
-        let raw: Vec<u8> = if self.decided {
-            raw.to_vec()
+        let raw = if self.decided {
+            raw
         } else {
-            self.sniff.extend_from_slice(raw);
+            self.sniff.extend_from_slice(&raw);
             if self.sniff.len() < 2 {
                 return Ok(Vec::new());
             }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use wechatpay_chain::download::{Bill, BillList, Downloaded};
 use wechatpay_chain::{Client, Error};
@@ -63,10 +64,10 @@ fn download(client: &Client, listing: &Value, w: &mut dyn Write) -> Result<Vec<D
         ))
     };
     if listing.get("download_bill_list").is_some() {
-        let list: BillList = serde_json::from_value(listing.clone()).map_err(unexpected)?;
+        let list = BillList::deserialize(listing).map_err(unexpected)?;
         client.download_bills(&list, json!({}), w)
     } else {
-        let bill: Bill = serde_json::from_value(listing.clone()).map_err(unexpected)?;
+        let bill = Bill::deserialize(listing).map_err(unexpected)?;
         Ok(vec![client.download_bill(&bill, json!({}), w)?])
     }
 }
