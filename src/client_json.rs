@@ -228,6 +228,16 @@ mod tests {
             .unwrap()
     }
 
+    /// The base64 signature in a signed request's `Authorization`.
+    fn signature_of<B>(req: &Request<B>) -> String {
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        auth.split("signature=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"')
+            .to_string()
+    }
+
     #[test]
     fn request_signature_covers_method_target_and_body() {
         let (k, p) = keys();
@@ -242,11 +252,7 @@ mod tests {
         sign_request_with(&mut req, &cred, "1700000000", "NONCE").unwrap();
         let auth = req.headers()["authorization"].to_str().unwrap().to_string();
         assert!(auth.starts_with("WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",serial_no=\"ABC\",timestamp=\"1700000000\",nonce_str=\"NONCE\",signature=\""));
-        let sig = auth
-            .split("signature=\"")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches('"');
+        let sig = &signature_of(&req);
         assert!(Rsa::verify(
             b"POST\n/v3/pay?a=1\n1700000000\nNONCE\n{\"x\":1}\n",
             sig,
@@ -388,12 +394,7 @@ mod tests {
                 b"{\"filename\":\"a.png\"}",
             )));
         sign_request_with(&mut req, &cred, "1", "N").unwrap();
-        let auth = req.headers()["authorization"].to_str().unwrap().to_string();
-        let sig = auth
-            .split("signature=\"")
-            .nth(1)
-            .unwrap()
-            .trim_end_matches('"');
+        let sig = &signature_of(&req);
         assert!(Rsa::verify(
             b"POST\n/v3/merchant/media/upload\n1\nN\n{\"filename\":\"a.png\"}\n",
             sig,

@@ -32,6 +32,16 @@ fn client(emu: &Emulator) -> Client {
     Builder::emulator(emu).build().unwrap()
 }
 
+/// The merchant's side only (no platform key): what a merchant has before its first
+/// certificate download.
+fn merchant_only(emu: &Emulator) -> Builder {
+    Builder::new()
+        .base_uri(emu.base_uri())
+        .mchid(emu.mchid())
+        .serial(emu.merchant_serial())
+        .private_key(emu.merchant_private_key().unwrap().clone())
+}
+
 /// The API error's status, code and `detail.field`.
 fn api(e: Error) -> (u16, String, Option<String>) {
     match e {
@@ -845,13 +855,7 @@ fn certificate_downloader_against_the_emulator() {
     let cert = emu.platform_certificate().unwrap().clone();
     assert_eq!(emu.platform_serial(), cert.serial());
     assert_eq!(cert.serial().len(), 40);
-    let bare = Builder::new()
-        .base_uri(emu.base_uri())
-        .mchid(emu.mchid())
-        .serial(emu.merchant_serial())
-        .private_key(emu.merchant_private_key().unwrap().clone())
-        .build()
-        .unwrap();
+    let bare = merchant_only(&emu).build().unwrap();
     let certs = rt()
         .block_on(bare.download_certificates(emu.apiv3_key()))
         .unwrap();
@@ -876,11 +880,7 @@ fn certificate_downloader_against_the_emulator() {
         .unwrap();
 
     // A client that keeps its certificates fresh on its own finds the emulator's at build.
-    let auto = Builder::new()
-        .base_uri(emu.base_uri())
-        .mchid(emu.mchid())
-        .serial(emu.merchant_serial())
-        .private_key(emu.merchant_private_key().unwrap().clone())
+    let auto = merchant_only(&emu)
         .auto_certificates(emu.apiv3_key())
         .build()
         .unwrap();
@@ -942,13 +942,7 @@ fn certificate_downloader_against_the_emulator() {
             .merchant_serial(emu.merchant_serial())
             .merchant_private_key(emu.merchant_private_key().unwrap().clone()),
     );
-    let bare = Builder::new()
-        .base_uri(pk.base_uri())
-        .mchid(pk.mchid())
-        .serial(pk.merchant_serial())
-        .private_key(pk.merchant_private_key().unwrap().clone())
-        .build()
-        .unwrap();
+    let bare = merchant_only(&pk).build().unwrap();
     assert_eq!(
         api(bare
             .download_certificates_blocking(pk.apiv3_key())
