@@ -280,7 +280,7 @@ impl Builder {
     /// server's certificate, beside the system's roots (and `SSL_CERT_FILE`/`SSL_CERT_DIR`),
     /// on every connection: APIv3, plain APIv2 and `security: true` calls alike. Repeatable.
     /// For a private test platform such as the emulator's TLS mode
-    /// ([`EmulatorConfig::tls`](crate::emulator::EmulatorConfig::tls)), or a TLS-intercepting
+    /// (`wechatpay_emulator::EmulatorConfig::tls`), or a TLS-intercepting
     /// proxy whose CA the process should trust without trusting it system-wide. `build()`
     /// refuses text that holds no certificate with [`Error::Key`].
     pub fn root_certificate(mut self, pem: &str) -> Self {

@@ -3,6 +3,7 @@
 
 use http::{HeaderMap, HeaderValue, Request, Response};
 
+use crate::crypto::hash::hex;
 use crate::crypto::{PrivateKey, Rsa};
 use crate::error::Error;
 use crate::formatter;
@@ -187,16 +188,6 @@ pub fn is_unsigned(path: &str) -> bool {
         Some(rest) => !rest.is_empty() && rest != "upload",
         None => false,
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -436,7 +436,7 @@ impl Core {
 }
 
 /// Builds [`Error::Api`] from a non-2xx answer and the platform's `{"code","message","detail"}`.
-pub(crate) fn api_error(res: http::Response<Bytes>) -> Error {
+pub fn api_error(res: http::Response<Bytes>) -> Error {
     let status = res.status().as_u16();
     let request_id = res
         .headers()

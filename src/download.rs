@@ -46,8 +46,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::client_json::{self, hex};
+use crate::client_json;
 use crate::crypto::aes_gcm::Opener;
+use crate::crypto::hash::hex;
 use crate::error::{one_line, Error};
 #[cfg(test)]
 use crate::response::Response;

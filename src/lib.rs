@@ -38,7 +38,6 @@ pub mod client_xml;
 pub mod crypto;
 pub mod decorator;
 pub mod download;
-pub mod emulator;
 mod error;
 pub mod formatter;
 pub mod keyring;
@@ -68,11 +67,6 @@ pub use uri::Placeholders;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/apiv2.md")]
 pub struct ApiV2Doc;
-
-/// The examples of docs/emulator.md, compiled and run as doctests so that the page stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/emulator.md")]
-pub struct EmulatorDoc;
 
 /// The README's examples compile (they are doctests).
 #[cfg(doctest)]

@@ -9,7 +9,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use common::{echo, rt, Keys, Recorded, Reply, Server, MCHID, PUB_KEY_ID, SERIAL};
+use common::upload::{multipart, upload_platform};
+use common::{echo, rt, Keys, Recorded, Reply, Server, MCHID, PUB_KEY_ID};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -22,109 +23,6 @@ use wechatpay_chain::{formatter, Error, Rsa};
 
 // ---------------------------------------------------------------------------------------------
 // Uploads
-
-/// The `multipart/form-data` parts of a request: name → (part headers, content).
-fn multipart(rec: &Recorded) -> HashMap<String, (String, Vec<u8>)> {
-    let ct = rec.headers["content-type"].to_str().unwrap();
-    let boundary = ct
-        .strip_prefix("multipart/form-data; boundary=")
-        .expect("a multipart content type");
-    let delim = format!("--{boundary}");
-    let body = &rec.body[..];
-    let mut out = HashMap::new();
-    let mut pos = 0;
-    let find = |from: usize, needle: &[u8]| {
-        body[from..]
-            .windows(needle.len())
-            .position(|w| w == needle)
-            .map(|p| p + from)
-    };
-    assert!(body.starts_with(delim.as_bytes()));
-    loop {
-        pos += delim.len();
-        if body[pos..].starts_with(b"--\r\n") {
-            assert_eq!(pos + 4, body.len(), "nothing after the closing delimiter");
-            break;
-        }
-        assert!(body[pos..].starts_with(b"\r\n"));
-        pos += 2;
-        let head_end = find(pos, b"\r\n\r\n").unwrap();
-        let head = String::from_utf8(body[pos..head_end].to_vec()).unwrap();
-        let next = find(head_end, format!("\r\n{delim}").as_bytes()).unwrap();
-        let content = body[head_end + 4..next].to_vec();
-        let name = head
-            .split("name=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        out.insert(name, (head, content));
-        pos = next + 2;
-    }
-    out
-}
-
-/// What the platform checks on an upload: the signature covers the meta part, byte for byte,
-/// and the meta's sha256 is the file's.
-fn platform_checks_upload(rec: &Recorded, keys: &Keys) -> Result<Value, String> {
-    let parts = multipart(rec);
-    let (_, meta) = parts.get("meta").ok_or("no meta part")?;
-    let (file_head, file) = parts.get("file").ok_or("no file part")?;
-    let auth = rec.headers["authorization"].to_str().unwrap();
-    let field = |k: &str| {
-        auth.split(&format!("{k}=\""))
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_string()
-    };
-    if field("mchid") != MCHID || field("serial_no") != SERIAL {
-        return Err("wrong mchid or serial_no".into());
-    }
-    let msg = formatter::request(
-        &rec.method,
-        &rec.target,
-        &field("timestamp"),
-        &field("nonce_str"),
-        meta,
-    );
-    if !Rsa::verify(&msg, &field("signature"), &keys.merchant_public) {
-        return Err("signature does not cover the meta".into());
-    }
-    let meta: Value = serde_json::from_slice(meta).map_err(|e| e.to_string())?;
-    let sha = wechatpay_chain::crypto::hash::sha256_hex(file);
-    if meta["sha256"] != sha {
-        return Err("sha256 of the file does not match the meta".into());
-    }
-    if !file_head.contains(&format!(
-        "filename=\"{}\"",
-        meta["filename"].as_str().unwrap_or("")
-    )) {
-        return Err("file part name differs from the meta".into());
-    }
-    Ok(meta)
-}
-
-fn upload_platform() -> Server {
-    let keys = Keys::shared().clone();
-    Server::start(
-        Keys::shared(),
-        Arc::new(move |r: &Recorded| {
-            if r.method != "POST" {
-                return Reply::json(405, json!({"code": "METHOD", "message": r.method}));
-            }
-            match platform_checks_upload(r, &keys) {
-                Ok(meta) => Reply::json(
-                    200,
-                    json!({"media_id": format!("MEDIA-{}", meta["sha256"].as_str().unwrap()), "meta": meta}),
-                ),
-                Err(e) => Reply::json(400, json!({"code": "SIGN_ERROR", "message": e})),
-            }
-        }),
-    )
-}
 
 #[test]
 fn uploads_are_signed_over_meta_on_every_upload_endpoint() {
@@ -197,79 +95,6 @@ fn a_tampered_upload_is_refused_by_the_platform_check() {
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert_eq!(server.recorded().len(), n);
-}
-
-#[test]
-fn the_cli_uploads_a_file_with_meta() {
-    let server = upload_platform();
-    let keys = Keys::shared();
-    let dir = std::env::temp_dir().join(format!("wcp-toolkit-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("apiclient_key.pem");
-    let public = dir.join("pub_key.pem");
-    let file = dir.join("video.mp4");
-    std::fs::write(&key, &keys.merchant_pem).unwrap();
-    std::fs::write(&public, &keys.platform_public_pem).unwrap();
-    std::fs::write(&file, b"\x00\x00\x00\x18ftypmp42 video").unwrap();
-    let run = |extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-            .args([
-                "--base-uri",
-                &server.base(),
-                "--mchid",
-                MCHID,
-                "--serial",
-                SERIAL,
-            ])
-            .args(["--private-key", key.to_str().unwrap()])
-            .args(["--public-key", public.to_str().unwrap()])
-            .args(["--public-key-id", PUB_KEY_ID])
-            .args(extra)
-            .output()
-            .unwrap()
-    };
-    let out = run(&[
-        "post",
-        "v3/merchant/media/video_upload",
-        "--file",
-        file.to_str().unwrap(),
-        "--meta",
-        r#"{"purpose":"test"}"#,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["meta"]["filename"], "video.mp4");
-    assert_eq!(v["meta"]["purpose"], "test");
-    assert_eq!(server.last().target, "/v3/merchant/media/video_upload");
-
-    let out = run(&[
-        "get",
-        "v3/merchant/media/upload",
-        "--file",
-        file.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = run(&[
-        "post",
-        "v3/merchant/media/upload",
-        "--file",
-        "/nonexistent.png",
-    ]);
-    assert!(!out.status.success());
-    let out = run(&[
-        "post",
-        "v3/merchant/media/upload",
-        "--file",
-        file.to_str().unwrap(),
-        "--meta",
-        "{not json",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,20 +7,31 @@ use openssl::sign::Signer;
 
 use crate::error::Error;
 
+/// Lowercase hex of `bytes`, the form every digest of the platform's documents takes.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
 /// Lowercase hex MD5 of `data`.
 pub fn md5_hex(data: impl AsRef<[u8]>) -> Result<String, Error> {
     let d = openssl::hash::hash(MessageDigest::md5(), data.as_ref())?;
-    Ok(crate::client_json::hex(&d))
+    Ok(hex(&d))
 }
 
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
-    crate::client_json::hex(&openssl::sha::sha256(data.as_ref()))
+    hex(&openssl::sha::sha256(data.as_ref()))
 }
 
 /// Lowercase hex SHA-1 of `data`.
 pub fn sha1_hex(data: impl AsRef<[u8]>) -> String {
-    crate::client_json::hex(&openssl::sha::sha1(data.as_ref()))
+    hex(&openssl::sha::sha1(data.as_ref()))
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -61,7 +72,7 @@ pub fn md5(thing: impl AsRef<[u8]>, key: &str, agency: bool) -> Result<String, E
         h.update(if agency { b"&secret=" } else { b"&key=" })?;
         h.update(key.as_bytes())?;
     }
-    Ok(crate::client_json::hex(&h.finish()?))
+    Ok(hex(&h.finish()?))
 }
 
 /// `Crypto\Hash::hmac`: lowercase hex HMAC of `thing` followed by `&key=KEY`, keyed with
@@ -89,7 +100,7 @@ pub fn hmac(thing: impl AsRef<[u8]>, key: &str, algorithm: &str) -> Result<Strin
     s.update(thing.as_ref())?;
     s.update(b"&key=")?;
     s.update(key.as_bytes())?;
-    Ok(crate::client_json::hex(&s.sign_to_vec()?))
+    Ok(hex(&s.sign_to_vec()?))
 }
 
 #[cfg(test)]

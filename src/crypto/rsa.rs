@@ -55,12 +55,35 @@ impl PublicKey {
     pub fn bits(&self) -> u32 {
         self.0.bits()
     }
+
+    /// The key as an `openssl` type. Tied to the `openssl` crate: its major version is part of
+    /// this method's signature.
+    pub fn as_openssl(&self) -> &PKey<Public> {
+        &self.0
+    }
+
+    /// Wraps an `openssl` public key (RSA). Tied to the `openssl` crate, as [`Self::as_openssl`].
+    pub fn from_openssl(key: PKey<Public>) -> PublicKey {
+        PublicKey(key)
+    }
 }
 
 impl PrivateKey {
     /// Size of the modulus in bits.
     pub fn bits(&self) -> u32 {
         self.0.bits()
+    }
+
+    /// The key as an `openssl` type, e.g. to write it out as PEM. Tied to the `openssl` crate:
+    /// its major version is part of this method's signature.
+    pub fn as_openssl(&self) -> &PKey<Private> {
+        &self.0
+    }
+
+    /// Wraps an `openssl` private key (RSA). Tied to the `openssl` crate, as
+    /// [`Self::as_openssl`].
+    pub fn from_openssl(key: PKey<Private>) -> PrivateKey {
+        PrivateKey(key)
     }
 
     /// The matching public key.

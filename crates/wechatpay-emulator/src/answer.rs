@@ -8,9 +8,9 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 
 use super::{random_hex, Forgery, Settings};
-use crate::crypto::Rsa;
-use crate::error::Error;
-use crate::formatter;
+use wechatpay_chain::crypto::Rsa;
+use wechatpay_chain::formatter;
+use wechatpay_chain::Error;
 
 /// What a handler answers, before signing.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ impl Answer {
 
     /// The answer as the library's API error, for the handle's methods.
     pub fn into_error(self) -> Error {
-        crate::decorator::api_error(
+        wechatpay_chain::decorator::api_error(
             http::Response::builder()
                 .status(self.status)
                 .body(self.body)

@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use super::answer::Answer;
 use super::validate::{self, req, Field, Kind};
 use super::{lock, Shared};
-use crate::crypto::hash::sha256_hex;
-use crate::formatter;
+use wechatpay_chain::crypto::hash::sha256_hex;
+use wechatpay_chain::formatter;
 
 /// Largest image the platform takes.
 const MAX_IMAGE: usize = 2 * 1024 * 1024;

@@ -11,7 +11,7 @@ use super::answer::Answer;
 use super::state::{numeric_id, openid, rfc3339, Card};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, random_hex, Shared};
-use crate::formatter;
+use wechatpay_chain::formatter;
 
 const CREATE: &[Field] = &[
     req("out_card_code", Kind::Str),

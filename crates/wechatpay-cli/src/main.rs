@@ -12,13 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
 
-#[path = "cli/bill.rs"]
 mod bill;
-#[path = "cli/certificates.rs"]
+
 mod certificates;
-#[path = "cli/demo.rs"]
+
 mod demo;
-#[path = "cli/serve.rs"]
+
 mod serve;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.

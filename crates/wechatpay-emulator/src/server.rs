@@ -21,7 +21,7 @@ use super::{
     auth, bills, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
     Received, Shared,
 };
-use crate::formatter;
+use wechatpay_chain::formatter;
 
 /// Largest request body read (an upload is at most 2 MiB plus its meta).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;

@@ -13,7 +13,7 @@ use super::lock;
 use super::v2::{business, missing, signed, text};
 use super::v2_refund::{amount, described};
 use super::Shared;
-use crate::client_xml::SignType;
+use wechatpay_chain::client_xml::SignType;
 
 /// The identifiers a refund is found by, the platform's order of preference first.
 const KEYS: &[&str] = &[

@@ -18,10 +18,10 @@ use super::refund::{record, schedule, NewRefund};
 use super::state::{v2_time, RefundNotify, State, V2Fields};
 use super::v2::{business, fail, missing, signed, text};
 use super::{lock, webhooks, Shared};
-use crate::client_xml::SignType;
-use crate::crypto::AesEcb;
-use crate::error::Error;
-use crate::{formatter, transformer};
+use wechatpay_chain::client_xml::SignType;
+use wechatpay_chain::crypto::AesEcb;
+use wechatpay_chain::Error;
+use wechatpay_chain::{formatter, transformer};
 
 const REQUIRED: &[&str] = &[
     "appid",

@@ -5,16 +5,16 @@
 //! certificates made at test time. This binary never sets `SSL_CERT_FILE`: a client trusts the
 //! emulator's CA only when it is given it.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Served;
 use serde_json::{json, Value};
-use wechatpay_chain::emulator::{private_key_pem, Emulator, EmulatorConfig};
 use wechatpay_chain::{Builder, Client, Error};
+use wechatpay_emulator::{private_key_pem, Emulator, EmulatorConfig};
 
 const APPID: &str = "wxd678efh567hg6787";
 
@@ -435,65 +435,6 @@ fn garbage_and_stalled_handshakes_are_dropped_and_the_emulator_keeps_serving() {
     );
 }
 
-#[test]
-fn serve_tls_writes_what_the_command_line_needs_for_a_refund() {
-    let dir = std::env::temp_dir().join(format!("wcp-emu-serve-tls-{}", std::process::id()));
-    let served = Served::start(&["--tls"], dir.clone());
-    let first = &served.first_line;
-    assert!(
-        first.contains("https://127.0.0.1:") && first.contains("TLS"),
-        "{first}"
-    );
-    let var = |name: &str| served.var(name);
-    assert_eq!(
-        var("SSL_CERT_FILE"),
-        dir.join("ca.pem").display().to_string()
-    );
-    assert_eq!(
-        var("WECHATPAY_MERCHANT_CERT"),
-        dir.join("apiclient_cert.pem").display().to_string()
-    );
-    assert_eq!(var("WECHATPAY_MERCHANT_KEY"), var("WECHATPAY_PRIVATE_KEY"));
-    let mchid = var("WECHATPAY_MCHID");
-    let cli = |args: &[&str]| {
-        let out = served.cli(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    let paid = cli(&[
-        "post",
-        "v2/pay/micropay",
-        &json!({"xml": {"appid": APPID, "mch_id": mchid, "body": "b",
-                        "out_trade_no": "cli-micropay-0001", "total_fee": 100,
-                        "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}})
-        .to_string(),
-    ]);
-    let refunded = cli(&[
-        "post",
-        "v2/secapi/pay/refund",
-        &json!({"security": true, "xml": {"appid": APPID, "mch_id": mchid,
-                "transaction_id": paid["transaction_id"], "out_refund_no": "cli-refund-0001",
-                "total_fee": 100, "refund_fee": 100}})
-        .to_string(),
-    ]);
-    assert_eq!(refunded["result_code"], "SUCCESS");
-    assert_eq!(refunded["out_trade_no"], "cli-micropay-0001");
-    // APIv3 over the same HTTPS, trusting the CA through SSL_CERT_FILE.
-    let queried = cli(&[
-        "get",
-        "v3/refund/domestic/refunds/{no}",
-        r#"{"no":"cli-refund-0001"}"#,
-    ]);
-    assert_eq!(queried["refund_id"], refunded["refund_id"]);
-    served.assert_key_is_private();
-    drop(served);
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
 /// A loopback `notify_url` receiver answering the APIv2 way: `replies[i]` to the i-th
 /// notification (the last one to every later one).
 fn v2_receiver(replies: Vec<String>) -> (common::Server, String) {
@@ -627,12 +568,9 @@ fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
     std::thread::sleep(Duration::from_millis(200));
     let d = emu.deliveries();
     assert_eq!(d.len(), 1, "{d:?}");
-    assert_eq!(d[0].event_type, wechatpay_chain::emulator::V2_REFUND_EVENT);
+    assert_eq!(d[0].event_type, wechatpay_emulator::V2_REFUND_EVENT);
     assert_eq!(d[0].url, notify_url);
-    assert_eq!(
-        d[0].outcome,
-        wechatpay_chain::emulator::Outcome::Accepted(200)
-    );
+    assert_eq!(d[0].outcome, wechatpay_emulator::Outcome::Accepted(200));
 
     // Queried again, by out_refund_no: SUCCESS, with the notification's time.
     let q = refundquery(&client, &emu, json!({"out_refund_no": "v2-loop-r1"})).unwrap();
@@ -820,7 +758,7 @@ fn apiv2_refund_notifications_are_retried_until_return_code_success() {
     assert_eq!(flaky.recorded().len(), 3, "accepted: no more attempts");
     assert_eq!(stubborn.recorded().len(), 4, "bounded");
 
-    use wechatpay_chain::emulator::Outcome;
+    use wechatpay_emulator::Outcome;
     let outcomes = |url: &str| -> Vec<(u32, Outcome)> {
         emu.deliveries()
             .into_iter()

@@ -10,9 +10,9 @@ use serde_json::json;
 use super::answer::Answer;
 use super::state::rfc3339;
 use super::{tls, Mode, Shared};
-use crate::crypto::{AesGcm, Certificate, PrivateKey, Rsa};
-use crate::error::Error;
-use crate::formatter;
+use wechatpay_chain::crypto::{AesGcm, Certificate, PrivateKey, Rsa};
+use wechatpay_chain::formatter;
+use wechatpay_chain::Error;
 
 /// A certificate the emulator issued, with its validity as Unix times.
 pub(crate) struct Issued {
@@ -40,9 +40,9 @@ pub(crate) fn issue(key: &PrivateKey) -> Result<Issued, Error> {
             not_after,
             role: tls::Role::Signing,
             issuer: None,
-            signer: &key.0,
+            signer: key.as_openssl(),
         },
-        &key.0,
+        key.as_openssl(),
     )?;
     let pem = String::from_utf8(x509.to_pem()?).map_err(|e| Error::Key(e.to_string()))?;
     Ok(Issued {

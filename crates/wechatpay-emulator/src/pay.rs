@@ -10,7 +10,7 @@ use super::server::Req;
 use super::state::{numeric_id, openid, rfc3339, Transaction};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, random_hex, webhooks, Shared};
-use crate::formatter;
+use wechatpay_chain::formatter;
 
 const AMOUNT: &[Field] = &[req("total", Kind::Int), opt("currency", Kind::Str)];
 const PAYER: &[Field] = &[req("openid", Kind::Str)];

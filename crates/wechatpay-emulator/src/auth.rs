@@ -4,9 +4,9 @@
 //! library's `formatter::request` and `Rsa::verify`.
 
 use super::{lock, Shared};
-use crate::client_json::MAX_CLOCK_SKEW;
-use crate::crypto::Rsa;
-use crate::formatter;
+use wechatpay_chain::client_json::MAX_CLOCK_SKEW;
+use wechatpay_chain::crypto::Rsa;
+use wechatpay_chain::formatter;
 
 const SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
 

@@ -22,9 +22,9 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 use wechatpay_chain::download::Bill;
-use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode};
 use wechatpay_chain::notify::{Notification, Notifier};
 use wechatpay_chain::{formatter, Builder, Client, Error, Response, Rsa};
+use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Mode};
 
 const OUT_CARD_CODE: &str = "6e8369071cd942c0476613f9d1ce9ca3";
 const CARD_TEMPLATE_ID: &str = "87789b2f25177433bcbf407e8e471f95";

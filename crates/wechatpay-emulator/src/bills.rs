@@ -26,9 +26,9 @@ use super::answer::Answer;
 use super::server::Req;
 use super::state::State;
 use super::{lock, Shared};
-use crate::crypto::hash::sha1_hex;
-use crate::crypto::{AesGcm, Rsa};
-use crate::formatter;
+use wechatpay_chain::crypto::hash::sha1_hex;
+use wechatpay_chain::crypto::{AesGcm, Rsa};
+use wechatpay_chain::formatter;
 
 /// How long a `download_url` works (the platform's are good for 30 s; tests get more).
 pub(crate) const FILE_TTL: Duration = Duration::from_secs(300);

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use wechatpay_chain::emulator::{private_key_pem, Emulator, EmulatorConfig, Mode};
 use wechatpay_chain::{Error, Rsa};
+use wechatpay_emulator::{private_key_pem, Emulator, EmulatorConfig, Mode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {

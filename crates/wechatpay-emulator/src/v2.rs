@@ -13,9 +13,9 @@ use super::answer::Answer;
 use super::server::Req;
 use super::state::{compact_time, numeric_id, openid};
 use super::{lock, Shared};
-use crate::client_xml::{self, SignType};
-use crate::formatter;
-use crate::transformer;
+use wechatpay_chain::client_xml::{self, SignType};
+use wechatpay_chain::formatter;
+use wechatpay_chain::transformer;
 
 /// `return_code` FAIL: the document could not be taken at all; not signed.
 pub(crate) fn fail(msg: &str) -> Answer {

@@ -13,7 +13,7 @@ use super::answer::Answer;
 use super::state::{numeric_id, rfc3339, Refund, RefundNotify, State};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, webhooks, Shared};
-use crate::formatter;
+use wechatpay_chain::formatter;
 
 const AMOUNT: &[Field] = &[
     req("refund", Kind::Int),

@@ -3,9 +3,10 @@
 //! command), and the emulator refusing requests that are not signed right. Real sockets on
 //! loopback, keys generated at test time, one tokio runtime for the binary.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use common::{rt, Served};
+use common::rt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,25 +22,15 @@ use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_heade
 use wechatpay_chain::crypto::hash::{sha1_hex, sha256_hex};
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::download::{Bill, BillList, Downloaded};
-use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Forgery, Mode, Outcome};
-use wechatpay_chain::{formatter, Builder, Client, Error, Keyring, Rsa};
+use wechatpay_chain::{formatter, Client, Error, Keyring, Rsa};
+use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Outcome};
 
 fn start(config: EmulatorConfig) -> Emulator {
     rt().block_on(Emulator::start(config)).unwrap()
 }
 
 fn client(emu: &Emulator) -> Client {
-    Builder::emulator(emu).build().unwrap()
-}
-
-/// The merchant's side only (no platform key): what a merchant has before its first
-/// certificate download.
-fn merchant_only(emu: &Emulator) -> Builder {
-    Builder::new()
-        .base_uri(emu.base_uri())
-        .mchid(emu.mchid())
-        .serial(emu.merchant_serial())
-        .private_key(emu.merchant_private_key().unwrap().clone())
+    emu.builder().build().unwrap()
 }
 
 /// The API error's status, code and `detail.field`.
@@ -850,131 +841,6 @@ fn notifications_are_retried_until_accepted_and_no_more() {
 }
 
 #[test]
-fn certificate_downloader_against_the_emulator() {
-    let emu = start(EmulatorConfig::new().mode(Mode::Certificate));
-    let cert = emu.platform_certificate().unwrap().clone();
-    assert_eq!(emu.platform_serial(), cert.serial());
-    assert_eq!(cert.serial().len(), 40);
-    let bare = merchant_only(&emu).build().unwrap();
-    let certs = rt()
-        .block_on(bare.download_certificates(emu.apiv3_key()))
-        .unwrap();
-    assert_eq!(certs.len(), 1);
-    assert_eq!(certs[0].serial, cert.serial());
-    assert_eq!(certs[0].pem, cert.to_pem().unwrap());
-    assert!(certs[0].effective_time < certs[0].expire_time);
-    // The wrong APIv3 key cannot decrypt; a forged answer does not verify.
-    let wrong = bare
-        .download_certificates_blocking("0123456789abcdef0123456789abcdef")
-        .unwrap_err();
-    assert!(matches!(wrong, Error::Crypto(_)), "{wrong}");
-    emu.forge_next(Forgery::TamperedBody);
-    let forged = bare
-        .download_certificates_blocking(emu.apiv3_key())
-        .unwrap_err();
-    assert!(matches!(forged, Error::Verification(_)), "{forged}");
-    // The client made with the downloaded certificate verifies answers.
-    let c = Builder::emulator(&emu).build().unwrap();
-    c["v3/pay/transactions/native"]
-        .post(native(&emu, "cert-0001", "https://example.invalid/n", 1))
-        .unwrap();
-
-    // A client that keeps its certificates fresh on its own finds the emulator's at build.
-    let auto = merchant_only(&emu)
-        .auto_certificates(emu.apiv3_key())
-        .build()
-        .unwrap();
-    assert_eq!(auto.keyring().serials(), vec![cert.serial().to_string()]);
-    auto["v3/pay/transactions/native"]
-        .post(native(&emu, "cert-0002", "https://example.invalid/n", 1))
-        .unwrap();
-
-    // The command: writes wechatpay_<serial>.pem and prints serial, dates and path.
-    let dir = std::env::temp_dir().join(format!("wcp-emu-certs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("apiclient_key.pem");
-    std::fs::write(
-        &key,
-        wechatpay_chain::emulator::private_key_pem(emu.merchant_private_key().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-        .args([
-            "certificates",
-            "-k",
-            emu.apiv3_key(),
-            "-m",
-            emu.mchid(),
-            "-s",
-            emu.merchant_serial(),
-        ])
-        .arg("-f")
-        .arg(&key)
-        .arg("-o")
-        .arg(dir.join("out"))
-        .args(["-u", &emu.base_uri()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let saved = dir
-        .join("out")
-        .join(format!("wechatpay_{}.pem", cert.serial()));
-    assert_eq!(
-        std::fs::read_to_string(&saved).unwrap(),
-        cert.to_pem().unwrap()
-    );
-    assert!(
-        stdout.contains(cert.serial())
-            && stdout.contains("Not After")
-            && stdout.contains(&saved.display().to_string()),
-        "{stdout}"
-    );
-
-    // Public-key mode: 404 from the platform, and the command explains the public-key setup.
-    let pk = start(
-        EmulatorConfig::new()
-            .merchant_serial(emu.merchant_serial())
-            .merchant_private_key(emu.merchant_private_key().unwrap().clone()),
-    );
-    let bare = merchant_only(&pk).build().unwrap();
-    assert_eq!(
-        api(bare
-            .download_certificates_blocking(pk.apiv3_key())
-            .unwrap_err())
-        .0,
-        404
-    );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-        .args([
-            "certificates",
-            "-k",
-            pk.apiv3_key(),
-            "-m",
-            pk.mchid(),
-            "-s",
-            pk.merchant_serial(),
-        ])
-        .arg("-f")
-        .arg(&key)
-        .args(["-u", &pk.base_uri()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
-    assert!(
-        stderr.contains("PUB_KEY_ID_") && stderr.contains("--public-key-id"),
-        "{stderr}"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
 fn the_emulator_refuses_requests_that_are_not_signed_right() {
     let emu = start(EmulatorConfig::new());
     let base = emu.base_uri();
@@ -1534,7 +1400,7 @@ fn bills_are_built_from_payments_and_refunds_and_downloaded_unsigned() {
 #[test]
 fn start_blocking_serves_plain_threads_and_drop_stops_it() {
     let emu = Emulator::start_blocking(EmulatorConfig::new().mchid("1230000109")).unwrap();
-    let c = Builder::emulator(&emu).build().unwrap();
+    let c = emu.builder().build().unwrap();
     let res = c["v3/pay/transactions/native"]
         .post(native(&emu, "blocking-01", "http://127.0.0.1:9/n", 5))
         .unwrap();
@@ -1552,38 +1418,6 @@ fn start_blocking_serves_plain_threads_and_drop_stops_it() {
         c["v3/pay/transactions/native"].post(json!({"json": {}})),
         Err(Error::Transport { .. })
     ));
-}
-
-#[test]
-fn the_demo_plays_the_whole_story_and_exits_zero() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-        .arg("demo")
-        .env_remove("WECHATPAY_BASE_URI")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!stdout.contains("FAILED"), "{stdout}");
-    assert!(
-        stdout.contains("TRANSACTION.SUCCESS")
-            && stdout.contains("/v3/certificates")
-            && stdout.contains("/v3/bill/tradebill")
-            && stdout.contains("matches;"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.matches("signature verified").count() >= 10,
-        "{stdout}"
-    );
-    let summary = stdout.lines().last().unwrap_or_default();
-    assert!(
-        summary.starts_with("summary:") && summary.contains(" 0 failed"),
-        "{summary}"
-    );
 }
 
 fn v2_code(e: Error) -> (String, Option<String>) {
@@ -1804,157 +1638,4 @@ fn hostile_requests_get_answers_not_panics() {
     );
     // The server is still answering.
     assert_eq!(signed("GET", "emulator", b"", None), 200);
-}
-
-#[test]
-fn serve_writes_what_the_command_line_needs() {
-    let dir = std::env::temp_dir().join(format!("wcp-emu-serve-{}", std::process::id()));
-    let served = Served::start(&["--mode", "certificate"], dir.clone());
-    let first = &served.first_line;
-    assert!(
-        first.contains("http://127.0.0.1:") && first.contains("certificate mode"),
-        "{first}"
-    );
-    assert!(
-        served
-            .env
-            .iter()
-            .any(|(k, _)| k == "WECHATPAY_PLATFORM_CERT"),
-        "{:?}",
-        served.env
-    );
-    let cli = |args: &[&str]| served.cli(args);
-    // The downloader reads the same variables; the call form verifies with the saved certificate.
-    let out = cli(&["certificates", "-o", "downloaded"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = cli(&[
-        "post",
-        "v3/brand/partner/card-member/user-points/sync",
-        r#"{"json":{"out_request_no":"cli-1","brand_id":"1004","card_id":"c","openid":"o","user_card_code":"u","point_balance":7}}"#,
-    ]);
-    served.assert_key_is_private();
-    drop(served);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["point_balance"],
-        7
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-#[test]
-fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
-    let dir = std::env::temp_dir().join(format!("wcp-emu-bill-{}", std::process::id()));
-    let served = Served::start(&[], dir.clone());
-    let mchid = served.var("WECHATPAY_MCHID");
-    let cli = |args: &[&str]| served.cli(args);
-    let ok = |out: &std::process::Output| {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // A paid order, so that today's bills have a line.
-    let no = format!("cli-bill-{}", std::process::id());
-    ok(&cli(&[
-        "post",
-        "v3/pay/transactions/native",
-        &json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid, "description": "bill",
-            "out_trade_no": no, "notify_url": "https://127.0.0.1:1/notify",
-            "amount": {"total": 100, "currency": "CNY"}}})
-        .to_string(),
-    ]));
-    ok(&cli(&[
-        "post",
-        &format!("emulator/pay/transactions/out-trade-no/{no}/pay"),
-    ]));
-    let out = cli(&[
-        "get",
-        "v3/pay/transactions/out-trade-no/{out_trade_no}",
-        &json!({"out_trade_no": no, "query": {"mchid": mchid}}).to_string(),
-    ]);
-    ok(&out);
-    let paid: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let day = paid["success_time"].as_str().unwrap()[..10].to_string();
-
-    // The trade bill, gzip, to a file: only the finished file is left.
-    let out = cli(&[
-        "bill",
-        "v3/bill/tradebill",
-        &json!({"query": {"bill_date": day, "tar_type": "GZIP"}}).to_string(),
-        "-o",
-        "trade.csv",
-    ]);
-    ok(&out);
-    let csv = std::fs::read_to_string(dir.join("trade.csv")).unwrap();
-    assert!(csv.contains(&no), "{csv}");
-    assert!(!dir.join("trade.csv.part").exists());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("(gunzipped)") && said.contains("matches"),
-        "{said}"
-    );
-
-    // The sub-merchant fund flow, in encrypted parts, to stdout: the fund-flow bill exactly.
-    let query = json!({"bill_date": day, "account_type": "BASIC"});
-    let out = cli(&[
-        "bill",
-        "v3.bill.fundflowbill",
-        &json!({ "query": query }).to_string(),
-    ]);
-    ok(&out);
-    let fundflow = out.stdout;
-    let mut sub = query.clone();
-    sub["sub_mchid"] = json!("1900000109");
-    sub["algorithm"] = json!("AEAD_AES_256_GCM");
-    let out = cli(&[
-        "bill",
-        "v3/bill/sub-merchant-fundflowbill",
-        &json!({ "query": sub }).to_string(),
-    ]);
-    ok(&out);
-    assert_eq!(out.stdout, fundflow);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("part 2: "),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // No bill that day: the platform's error, exit 6, and no file at all.
-    let out = cli(&[
-        "bill",
-        "v3/bill/tradebill",
-        r#"{"query":{"bill_date":"2001-01-01"}}"#,
-        "-o",
-        "none.csv",
-    ]);
-    assert_eq!(out.status.code(), Some(6));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("NO_STATEMENT_EXIST"));
-    assert!(!dir.join("none.csv").exists() && !dir.join("none.csv.part").exists());
-    // Not a bill listing: a clear error, nothing written.
-    let out = cli(&[
-        "bill",
-        "v3/pay/transactions/out-trade-no/{out_trade_no}",
-        &json!({"out_trade_no": no, "query": {"mchid": mchid}}).to_string(),
-        "-o",
-        "odd.csv",
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("not a bill"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!dir.join("odd.csv").exists() && !dir.join("odd.csv.part").exists());
-    drop(served);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use serde_json::json;
-//! use wechatpay_chain::emulator::{Emulator, EmulatorConfig};
+//! use wechatpay_emulator::{Emulator, EmulatorConfig};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), wechatpay_chain::Error> {
@@ -53,10 +53,10 @@ use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::crypto::{Certificate, PrivateKey, PublicKey};
-use crate::error::Error;
-use crate::formatter;
-use crate::Builder;
+use wechatpay_chain::crypto::{Certificate, PrivateKey, PublicKey};
+use wechatpay_chain::formatter;
+use wechatpay_chain::Builder;
+use wechatpay_chain::Error;
 
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
@@ -100,7 +100,7 @@ enum MerchantKey {
 ///
 /// ```
 /// use std::time::Duration;
-/// use wechatpay_chain::emulator::{EmulatorConfig, Mode};
+/// use wechatpay_emulator::{EmulatorConfig, Mode};
 /// let config = EmulatorConfig::new()
 ///     .mode(Mode::Certificate)
 ///     .mchid("1900000001")
@@ -452,7 +452,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn generate_key() -> Result<PrivateKey, Error> {
     let rsa = openssl::rsa::Rsa::generate(2048)?;
-    Ok(PrivateKey(openssl::pkey::PKey::from_rsa(rsa)?))
+    Ok(PrivateKey::from_openssl(openssl::pkey::PKey::from_rsa(
+        rsa,
+    )?))
 }
 
 /// A random uppercase hex string of `bytes` random bytes.
@@ -462,7 +464,7 @@ pub(crate) fn random_hex(bytes: usize) -> String {
         // Fall back to the nonce generator, which retries until the CSPRNG works.
         return formatter::nonce(bytes * 2).to_ascii_uppercase();
     }
-    crate::client_json::hex(&buf).to_ascii_uppercase()
+    wechatpay_chain::crypto::hash::hex(&buf).to_ascii_uppercase()
 }
 
 /// The emulated platform, running. Dropping it stops the server.
@@ -551,7 +553,7 @@ impl Emulator {
             )));
         }
         let apiv3_key = config.apiv3_key.clone().unwrap_or_else(|| random_hex(16));
-        if apiv3_key.len() != crate::crypto::aes_gcm::KEY_LEN {
+        if apiv3_key.len() != wechatpay_chain::crypto::aes_gcm::KEY_LEN {
             return Err(Error::Config("the APIv3 key must be 32 bytes".into()));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
@@ -568,7 +570,7 @@ impl Emulator {
             MerchantKey::Certificate(c) => (None, c.public_key().clone()),
         };
         let merchant_serial = match &config.merchant_serial {
-            Some(s) => crate::util::pem::normalize_serial(s)?,
+            Some(s) => wechatpay_chain::util::pem::normalize_serial(s)?,
             None => random_hex(20),
         };
         let platform_key = match &config.platform_key {
@@ -579,7 +581,7 @@ impl Emulator {
         let (platform_serial, platform_cert) = match config.mode {
             Mode::PublicKey => {
                 let id = match &config.public_key_id {
-                    Some(id) => crate::util::pem::normalize_serial(id)?,
+                    Some(id) => wechatpay_chain::util::pem::normalize_serial(id)?,
                     None => public_key_id_for(&config.mchid),
                 };
                 (id, None)
@@ -714,7 +716,12 @@ impl Emulator {
 
     /// The platform public key as PEM (`pub_key.pem`).
     pub fn platform_public_key_pem(&self) -> Result<String, Error> {
-        let pem = self.shared.settings.platform_public.0.public_key_to_pem()?;
+        let pem = self
+            .shared
+            .settings
+            .platform_public
+            .as_openssl()
+            .public_key_to_pem()?;
         String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
     }
 
@@ -845,13 +852,6 @@ impl Drop for Emulator {
     }
 }
 
-impl Builder {
-    /// A builder wired to a running [`Emulator`], the same as [`Emulator::builder`].
-    pub fn emulator(emulator: &Emulator) -> Builder {
-        emulator.builder()
-    }
-}
-
 /// A `PUB_KEY_ID_…` in the platform's shape: `PUB_KEY_ID_01` + mchid + date + zeros.
 fn public_key_id_for(mchid: &str) -> String {
     let digits: String = mchid
@@ -868,7 +868,7 @@ fn public_key_id_for(mchid: &str) -> String {
 
 /// A PEM-encoded private key, for writing keys out (`wechatpay serve`).
 pub fn private_key_pem(key: &PrivateKey) -> Result<String, Error> {
-    let pem = key.0.private_key_to_pem_pkcs8()?;
+    let pem = key.as_openssl().private_key_to_pem_pkcs8()?;
     String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
 }
 
@@ -892,6 +892,11 @@ mod tests {
     fn public_key_ids_look_like_the_platforms() {
         let id = public_key_id_for("1900000001");
         assert!(id.starts_with("PUB_KEY_ID_011900000001"), "{id}");
-        assert!(crate::util::pem::normalize_serial(&id).is_ok());
+        assert!(wechatpay_chain::util::pem::normalize_serial(&id).is_ok());
     }
 }
+
+/// The examples of docs/emulator.md, compiled and run as doctests so that the page stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/emulator.md")]
+pub struct EmulatorDoc;

@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 use super::state::rfc3339;
 use super::{keep, random_hex, Delivery, Outcome, Shared};
-use crate::crypto::{AesGcm, Rsa};
-use crate::error::Error;
-use crate::formatter;
-use crate::transformer;
+use wechatpay_chain::crypto::{AesGcm, Rsa};
+use wechatpay_chain::formatter;
+use wechatpay_chain::transformer;
+use wechatpay_chain::Error;
 
 /// The platform's schedule of retries after a failed notification: 15 more attempts over
 /// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).

@@ -25,9 +25,9 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509Ref, X509StoreContext, X50
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-use crate::crypto::PublicKey;
-use crate::error::Error;
-use crate::formatter;
+use wechatpay_chain::crypto::PublicKey;
+use wechatpay_chain::formatter;
+use wechatpay_chain::Error;
 
 /// How long a client may take over its TLS handshake before the connection is dropped, by
 /// default.
@@ -257,7 +257,7 @@ impl Tls {
                 issuer: Some(&ca),
                 ..ca_spec
             },
-            &merchant_key.0,
+            merchant_key.as_openssl(),
         )?;
         let mut store = X509StoreBuilder::new()?;
         store.add_cert(ca.clone())?;
@@ -354,7 +354,9 @@ mod tests {
     }
 
     fn tls(mchid: &str, key: &PKey<Private>, serial: &str) -> Tls {
-        let public = crate::crypto::PrivateKey(key.clone()).public_key().unwrap();
+        let public = wechatpay_chain::crypto::PrivateKey::from_openssl(key.clone())
+            .public_key()
+            .unwrap();
         Tls::new(
             mchid,
             &public,
