@@ -283,7 +283,7 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     let args = read_args(c.args.as_deref())?;
     let path = chain_path(uri);
     let names = wechatpay_chain::uri::placeholders(&path);
-    let empty = args.as_object().map_or(true, |m| m.is_empty());
+    let empty = args.as_object().is_none_or(|m| m.is_empty());
     if !names.is_empty() && empty {
         return Err(Error::InvalidArgument(format!(
             "{path} needs {} in ARGS",
