@@ -465,3 +465,28 @@ fn builder_refuses_an_encrypted_merchant_tls_key_without_prompting() {
     assert!(e.to_string().contains("encrypted"), "{e}");
     assert!(e.to_string().contains("merchant_identity"), "{e}");
 }
+
+#[test]
+fn serve_env_file_is_data_to_the_shell_that_sources_it() {
+    let tmp = Scratch::new("quoting");
+    let marker = tmp.0.join("ran");
+    let secret = format!("k'ey $(touch {}) \"`x`\"", marker.display());
+    let dir = tmp.0.join("keys dir");
+    let mut cmd = wechatpay();
+    cmd.args(["serve", "--secret", &secret, "--keys-dir"])
+        .arg(&dir);
+    let r = serve(cmd).started();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#". "$1" && printf '%s\n%s' "$WECHATPAY_SECRET" "$WECHATPAY_PRIVATE_KEY""#)
+        .arg("sh")
+        .arg(&r.env_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (got_secret, key_path) = text.split_once('\n').unwrap();
+    assert_eq!(got_secret, secret);
+    assert_eq!(Path::new(key_path), dir.join("apiclient_key.pem"));
+    assert!(!marker.exists(), "sourcing env ran a command");
+}
