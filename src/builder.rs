@@ -24,8 +24,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// A TLS client identity from PEM text; the key is re-encoded as PKCS#8, which is what
 /// native-tls takes, so that PKCS#1 (`BEGIN RSA PRIVATE KEY`) keys work too.
 fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
-    let pkey = openssl::pkey::PKey::private_key_from_pem(key.as_bytes()).map_err(|_| {
-        Error::Key("the merchant private key (merchant_identity) is not a PEM private key".into())
+    let pkey = crate::crypto::rsa::pem_private_key(key, None).map_err(|why| {
+        Error::Key(format!(
+            "the merchant private key (merchant_identity) {why}"
+        ))
     })?;
     let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|_| {
         Error::Key("the merchant certificate (merchant_identity) is not a PEM certificate".into())

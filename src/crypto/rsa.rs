@@ -149,6 +149,27 @@ fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
         .map_err(|_| Error::key(format!("{what}: not valid base64")))
 }
 
+/// Parses PEM private key text, never letting OpenSSL ask for a pass phrase: its default
+/// callback prompts on the terminal (blocking a server or a script) for an encrypted key, and
+/// without one fails as if the key were not PEM. Every PEM private key the crate loads goes
+/// through here. The error is the end of a sentence about the key ("is encrypted …").
+pub(crate) fn pem_private_key(
+    text: &str,
+    passphrase: Option<&str>,
+) -> Result<PKey<Private>, &'static str> {
+    let res = match passphrase {
+        Some(p) => PKey::private_key_from_pem_passphrase(text.as_bytes(), p.as_bytes()),
+        None if text.contains("ENCRYPTED") => {
+            return Err("is encrypted and no passphrase was given: decrypt it once \
+                 (openssl pkey -in key.pem -out key.plain.pem, keep it mode 0600), or load it \
+                 with Rsa::from_private_with_passphrase");
+        }
+        // No pass phrase to give: an encrypted block the check above missed fails here.
+        None => PKey::private_key_from_pem_callback(text.as_bytes(), |_| Ok(0)),
+    };
+    res.map_err(|_| "is not a PEM private key OpenSSL can read (wrong type, passphrase or data)")
+}
+
 fn ensure_rsa<T>(key: &PKey<T>) -> Result<(), Error> {
     if key.id() == openssl::pkey::Id::RSA {
         Ok(())
@@ -205,20 +226,8 @@ impl Rsa {
                     "private key: expected file://path, PEM text, private.pkcs1:// or private.pkcs8://",
                 ));
             }
-            let res = match passphrase {
-                Some(p) => PKey::private_key_from_pem_passphrase(text.as_bytes(), p.as_bytes()),
-                None => {
-                    if text.contains("ENCRYPTED") {
-                        return Err(Error::key(
-                            "private key is encrypted: use Rsa::from_private_with_passphrase",
-                        ));
-                    }
-                    PKey::private_key_from_pem(text.as_bytes())
-                }
-            };
-            res.map_err(|_| {
-                Error::key("private key: PEM could not be parsed (wrong type, passphrase or data)")
-            })?
+            pem_private_key(text, passphrase)
+                .map_err(|why| Error::key(format!("private key {why}")))?
         };
         ensure_rsa(&key)?;
         Ok(PrivateKey(key))

@@ -69,10 +69,15 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
     let serial = need(a.serialno.as_deref().or(g.serial), "-s SERIAL")?;
     let key = need(a.privatekey.as_deref().or(g.private_key), "-f PRIVATE_KEY")?;
     let apiv3 = need(a.apiv3.as_deref().or(g.apiv3_key), "-k APIV3_KEY")?;
+    // The option and the file named, as the call options' key errors do.
+    let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
+        Error::Key(m) => Error::Key(format!("-f/--privatekey {key}: {m}")),
+        other => other,
+    })?;
     let mut b = Builder::new()
         .mchid(mchid)
         .serial(serial)
-        .private_key(Rsa::from_private(&key_source(key))?);
+        .private_key(private_key);
     if let Some(u) = a.baseuri.as_deref().or(g.base_uri) {
         b = b.base_uri(u);
     }

@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
 use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
 
@@ -26,8 +27,10 @@ mod serve;
 /// by dots (v3.discountCard.orders._out_order_no_). ARGS is the JSON args object: inline,
 /// @file, or - for standard input. On a verified 2xx answer the body goes to stdout and the exit
 /// status is 0; otherwise one line goes to stderr and the status is non-zero.
+// Not `args_conflicts_with_subcommands`: it counts global options (`--timeout 5 demo`) as the
+// call's arguments and reads the subcommand as METHOD; `call_args_with` refuses real mixes.
 #[derive(Parser)]
-#[command(name = "wechatpay", version, args_conflicts_with_subcommands = true)]
+#[command(name = "wechatpay", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -164,6 +167,14 @@ fn key_source(s: &str) -> String {
     }
 }
 
+/// Names the option and the file in a key error: which of several keys to fix.
+fn key_option<'a>(option: &'a str, path: &'a str) -> impl FnOnce(Error) -> Error + 'a {
+    move |e| match e {
+        Error::Key(m) => Error::Key(format!("{option} {path}: {m}")),
+        other => other,
+    }
+}
+
 fn read_file(path: &str, what: &str) -> Result<String, Error> {
     std::fs::read_to_string(path)
         .map_err(|e| Error::Config(format!("cannot read {what} {path}: {e}")))
@@ -182,7 +193,8 @@ impl Conf {
             b = b.serial(s);
         }
         if let Some(k) = &self.private_key {
-            b = b.private_key(Rsa::from_private(&key_source(k))?);
+            let key = Rsa::from_private(&key_source(k)).map_err(key_option("--private-key", k))?;
+            b = b.private_key(key);
         }
         match (&self.public_key, &self.public_key_id) {
             (Some(k), Some(id)) => b = b.platform_public_key(id, Rsa::from_public(&key_source(k))?),
@@ -210,6 +222,9 @@ impl Conf {
             (Some(c), Some(k)) => {
                 let cert = read_file(c, "merchant certificate (--merchant-cert)")?;
                 let key = read_file(k, "merchant key (--merchant-key)")?;
+                // The loader's guard (an encrypted key refused, never a pass-phrase prompt),
+                // with the option and the file named.
+                Rsa::from_private(&key).map_err(key_option("--merchant-key", k))?;
                 b = b.merchant_identity(&cert, &key);
             }
             (Some(_), None) => {
@@ -356,8 +371,56 @@ fn print(c: &CallArgs, res: &wechatpay_chain::Response) -> Result<(), Error> {
     Ok(())
 }
 
+/// The call's own arguments given beside a subcommand (`wechatpay get v3/x demo`), which clap
+/// accepts once subcommands may follow options: named, so that the usage error says which.
+fn call_args_with(cli: &Cli) -> Option<(&'static str, &'static str)> {
+    let c = &cli.call;
+    let sub = match cli.command.as_ref()? {
+        Command::Demo => "demo",
+        Command::Serve(_) => "serve",
+        Command::Certificates(_) => "certificates",
+        Command::Bill(_) => "bill",
+    };
+    let given = [
+        ("METHOD", c.method.is_some()),
+        ("URI", c.uri.is_some()),
+        ("ARGS", c.args.is_some()),
+        ("--include", c.include),
+        ("--strict-placeholders", c.strict_placeholders),
+        ("--file", c.file.is_some()),
+        ("--meta", c.meta.is_some()),
+    ];
+    given
+        .iter()
+        .find(|(_, on)| *on)
+        .map(|(what, _)| (*what, sub))
+}
+
+/// Whether a global option's value came from its environment variable (wherever the option
+/// stands, globals are propagated to the subcommand's matches).
+fn from_env(m: &ArgMatches, id: &str) -> bool {
+    let sub = m.subcommand().map(|(_, s)| s);
+    [Some(m), sub]
+        .into_iter()
+        .flatten()
+        .any(|m| m.value_source(id) == Some(ValueSource::EnvVariable))
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some((what, sub)) = call_args_with(&cli) {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{what} is for a call (wechatpay [OPTIONS] <METHOD> <URI> [ARGS]) and cannot \
+                     be given with the {sub} subcommand; global options such as --mchid or \
+                     --timeout may stand before or after {sub}"
+                ),
+            )
+            .exit();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("WECHATPAY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
@@ -376,8 +439,14 @@ fn main() -> ExitCode {
             serve::Globals {
                 mchid: cli.conf.mchid.as_deref(),
                 serial: cli.conf.serial.as_deref(),
-                apiv3_key: cli.conf.apiv3_key.as_deref(),
-                secret: cli.conf.secret.as_deref(),
+                apiv3_key: serve::Global {
+                    value: cli.conf.apiv3_key.as_deref(),
+                    from_env: from_env(&matches, "apiv3_key"),
+                },
+                secret: serve::Global {
+                    value: cli.conf.secret.as_deref(),
+                    from_env: from_env(&matches, "secret"),
+                },
             },
             key_source,
         ),
