@@ -333,7 +333,9 @@ impl Builder {
         let keyring = Keyring::new();
         keyring.merge(self.platform_keys);
         if self.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err(Error::Config("the APIv2 secret must not be empty".into()));
+            return Err(Error::Config(
+                "the APIv2 key is empty: Builder::secret (--secret, WECHATPAY_SECRET) takes the key set on the merchant platform".into(),
+            ));
         }
         let identity = match &self.merchant_identity {
             Some((cert, key)) => Some(tls_identity(cert, key)?),

@@ -137,6 +137,11 @@ pub fn string_to_sign(data: &Map<String, Value>) -> String {
 ///            "9A0A8659F005D6984697E2CA0A9CF3B7");
 /// ```
 pub fn sign_message(kind: SignType, message: &str, secret: &str) -> Result<String, Error> {
+    // An empty key would make a plain MD5 (or a keyless HMAC) anyone can compute: refused, so
+    // nothing is ever signed or verified without the key.
+    if secret.is_empty() {
+        return Err(empty_key());
+    }
     // `Crypto\Hash` appends `&key=SECRET` itself, as the APIv2 rules want.
     let hex = match kind {
         SignType::Md5 => hash::md5(message, secret, false)?,
@@ -145,14 +150,25 @@ pub fn sign_message(kind: SignType, message: &str, secret: &str) -> Result<Strin
     Ok(hex.to_ascii_uppercase())
 }
 
+fn empty_key() -> Error {
+    Error::Config(
+        "the APIv2 key is empty: set it (Builder::secret, --secret, WECHATPAY_SECRET) to the key of the merchant platform; nothing is signed or verified without it".into(),
+    )
+}
+
 /// The `sign` of a data map.
 pub fn sign(data: &Map<String, Value>, secret: &str, kind: SignType) -> Result<String, Error> {
     sign_message(kind, &string_to_sign(data), secret)
 }
 
-/// Checks the `sign` of a received map (an answer or a notification) in constant time; the
-/// algorithm is told by the sign's length. Missing or wrong: [`Error::Verification`].
-pub fn verify(data: &Map<String, Value>, secret: &str) -> Result<(), Error> {
+/// Checks the `sign` of a received map (an answer or a notification) in constant time, made
+/// with `expected`: an answer is signed with its request's `sign_type`, so a sign of the other
+/// type (an MD5 sign where HMAC-SHA256 was asked) is refused, never tried. Missing, wrong or
+/// of the other type: [`Error::Verification`]. An empty key is [`Error::Config`].
+pub fn verify(data: &Map<String, Value>, secret: &str, expected: SignType) -> Result<(), Error> {
+    if secret.is_empty() {
+        return Err(empty_key());
+    }
     let given = match data.get("sign") {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(Value::String(_)) | None => {
@@ -164,16 +180,39 @@ pub fn verify(data: &Map<String, Value>, secret: &str) -> Result<(), Error> {
             ))
         }
     };
-    let kind = SignType::of_sign(given);
-    let calc = sign(data, secret, kind)?;
+    let told = SignType::of_sign(given);
+    if told != expected {
+        return Err(Error::Verification(format!(
+            "the APIv2 document is signed with {} where {} was expected (the request's sign_type, or the type given for notifications)",
+            told.as_str(),
+            expected.as_str()
+        )));
+    }
+    let calc = sign(data, secret, expected)?;
     if hash::equals(calc.as_bytes(), given.as_bytes()) {
         Ok(())
     } else {
         Err(Error::Verification(format!(
             "the APIv2 sign does not verify ({} under the APIv2 key)",
-            kind.as_str()
+            expected.as_str()
         )))
     }
+}
+
+/// The fields of a received document that its `sign` covers, which are all it may hand out:
+/// every top-level field must be text. A field with child elements (or text mixed with
+/// children) has no text of its own, so the platform's string to sign cannot include it:
+/// refused with [`Error::Verification`] rather than handed out unsigned. A repeated field is
+/// [`Error::Decode`] (see [`transformer::fields`]).
+pub fn signed_fields(map: &Map<String, Value>) -> Result<Vec<(String, String)>, Error> {
+    let fields = transformer::fields(map)?;
+    if let Some(k) = map.keys().find(|k| !map[k.as_str()].is_string()) {
+        return Err(Error::Verification(format!(
+            "the APIv2 document's field {} has child elements, which its sign does not cover",
+            crate::error::one_line(k)
+        )));
+    }
+    Ok(fields)
 }
 
 /// Prepares a request's data as wechatpay-php does: checks `mch_id` (else `mchid`, else
@@ -224,17 +263,29 @@ fn text<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str)
 }
 
-/// Checks an APIv2 answer to `path` and returns its fields (`None`: a download that is not
-/// XML, such as a CSV or gzip bill, handed out as raw bytes).
+/// Checks an APIv2 answer to `path`, whose request was signed with `expected`, and returns
+/// its fields (`None`: a download that is not XML, such as a CSV or gzip bill, handed out as
+/// raw bytes).
 ///
-/// `return_code` other than SUCCESS, or a `result_code` other than SUCCESS, is
-/// [`Error::V2`]; a missing or wrong `sign` is [`Error::Verification`] unless the path is one
-/// of [`UNSIGNED_ANSWERS`]; what is not an APIv2 XML document is [`Error::Decode`].
+/// Outside [`UNSIGNED_ANSWERS`], the `sign` is checked whatever the codes say (with
+/// `expected`, see [`verify`]), and only the fields it covers are handed out
+/// ([`signed_fields`]); missing, wrong or of the other type is [`Error::Verification`]. The
+/// one exception is what the platform sends unsigned: `return_code` other than SUCCESS with no
+/// `sign` at all (a communication failure such as a signature error) is
+/// [`Error::V2`] with `verified: false` and only `return_code`/`return_msg`, never a
+/// business `err_code`. A verified `return_code` or `result_code` other than SUCCESS is
+/// [`Error::V2`] with `verified: true`. On [`UNSIGNED_ANSWERS`] paths nothing is verified
+/// and their errors say `verified: false`. What is not an APIv2 XML document is
+/// [`Error::Decode`]; an empty key is [`Error::Config`].
 pub fn check_answer(
     path: &str,
     body: &Bytes,
     secret: &str,
+    expected: SignType,
 ) -> Result<Option<Vec<(String, String)>>, Error> {
+    if secret.is_empty() {
+        return Err(empty_key());
+    }
     let unsigned = is_unsigned(path);
     if !looks_like_xml(body) {
         if unsigned {
@@ -245,24 +296,40 @@ pub fn check_answer(
         ));
     }
     let map = transformer::to_array(body)?;
-    let fields = transformer::fields(&map)?;
     let return_code = text(&map, "return_code").ok_or_else(|| {
         Error::Decode("the answer has no return_code: it is not an APIv2 answer".into())
     })?;
-    let result_code = text(&map, "result_code");
-    if return_code != "SUCCESS" || result_code.is_some_and(|r| r != "SUCCESS") {
+    let failed =
+        return_code != "SUCCESS" || text(&map, "result_code").is_some_and(|r| r != "SUCCESS");
+    let v2_error = |verified: bool, business: bool| {
         let opt = |k: &str| text(&map, k).map(str::to_string);
-        return Err(Error::V2 {
+        let biz = |k: &str| if business { opt(k) } else { None };
+        Error::V2 {
             return_code: return_code.to_string(),
             return_msg: opt("return_msg"),
-            result_code: opt("result_code"),
-            err_code: opt("err_code"),
-            err_code_des: opt("err_code_des"),
+            result_code: biz("result_code"),
+            err_code: biz("err_code"),
+            err_code_des: biz("err_code_des"),
+            verified,
             body: body.clone(),
-        });
+        }
+    };
+    if unsigned {
+        let fields = transformer::fields(&map)?;
+        if failed {
+            return Err(v2_error(false, true));
+        }
+        return Ok(Some(fields));
     }
-    if !unsigned {
-        verify(&map, secret)?;
+    if return_code != "SUCCESS" && !map.contains_key("sign") {
+        // The platform's own communication failures come unsigned: passed on as such, without
+        // the business fields an unsigned document could make up.
+        return Err(v2_error(false, false));
+    }
+    let fields = signed_fields(&map)?;
+    verify(&map, secret, expected)?;
+    if failed {
+        return Err(v2_error(true, true));
     }
     Ok(Some(fields))
 }
@@ -387,15 +454,20 @@ impl Core {
             return Err(api_error(res));
         }
         let secret = self.secret.as_deref().unwrap_or_default();
-        let fields = check_answer(&pending.path, res.body(), secret).inspect_err(|e| {
-            if matches!(e, Error::Verification(_)) {
-                tracing::debug!(
-                    path = %pending.path,
-                    request_sign_type = pending.v2_sign_type.map(SignType::as_str),
-                    "APIv2 answer failed verification"
-                );
-            }
+        // Always set by `begin_v2`; without it no sign type could be trusted.
+        let expected = pending.v2_sign_type.ok_or_else(|| {
+            Error::Verification("the APIv2 request's sign type is unknown".into())
         })?;
+        let fields =
+            check_answer(&pending.path, res.body(), secret, expected).inspect_err(|e| {
+                if matches!(e, Error::Verification(_)) {
+                    tracing::debug!(
+                        path = %pending.path,
+                        request_sign_type = pending.v2_sign_type.map(SignType::as_str),
+                        "APIv2 answer failed verification"
+                    );
+                }
+            })?;
         let mut response = Response::new(res);
         response.xml = fields;
         Ok(response)
@@ -474,7 +546,7 @@ mod tests {
         );
         assert_eq!(signed["nonce_str"], "N");
         assert_eq!(signed["sign"].as_str().unwrap().len(), 64);
-        verify(&signed, KEY).unwrap();
+        verify(&signed, KEY, SignType::HmacSha256).unwrap();
 
         // nonceless: nothing added; a nonce_str given is kept
         let (signed, kind) = prepare(&vector(), None, KEY, None).unwrap();
@@ -509,28 +581,98 @@ mod tests {
         ));
     }
 
+    const MD5_SIGN: &str = "9A0A8659F005D6984697E2CA0A9CF3B7";
+    const HMAC_SIGN: &str = "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6";
+
     #[test]
-    fn verify_tells_the_algorithm_by_length_and_refuses_missing_or_wrong() {
+    fn verify_checks_the_expected_type_and_refuses_missing_or_wrong() {
+        use SignType::{HmacSha256, Md5};
         let mut data = vector();
-        data.insert("sign".into(), json!("9A0A8659F005D6984697E2CA0A9CF3B7"));
-        verify(&data, KEY).unwrap();
-        data.insert(
-            "sign".into(),
-            json!("6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"),
-        );
-        verify(&data, KEY).unwrap();
+        data.insert("sign".into(), json!(MD5_SIGN));
+        verify(&data, KEY, Md5).unwrap();
+        data.insert("sign".into(), json!(HMAC_SIGN));
+        verify(&data, KEY, HmacSha256).unwrap();
         assert!(matches!(
-            verify(&data, "wrong"),
+            verify(&data, "wrong", HmacSha256),
             Err(Error::Verification(_))
         ));
         data.insert("sign".into(), json!("9a0a8659f005d6984697e2ca0a9cf3b7"));
-        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        assert!(matches!(
+            verify(&data, KEY, Md5),
+            Err(Error::Verification(_))
+        ));
         data.insert("sign".into(), json!(""));
-        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        assert!(matches!(
+            verify(&data, KEY, Md5),
+            Err(Error::Verification(_))
+        ));
         data.remove("sign");
-        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        assert!(matches!(
+            verify(&data, KEY, Md5),
+            Err(Error::Verification(_))
+        ));
         data.insert("sign".into(), json!({"x": "1"}));
-        assert!(matches!(verify(&data, KEY), Err(Error::Verification(_))));
+        assert!(matches!(
+            verify(&data, KEY, Md5),
+            Err(Error::Verification(_))
+        ));
+    }
+
+    #[test]
+    fn a_valid_sign_of_the_other_type_is_refused() {
+        let mut data = vector();
+        data.insert("sign".into(), json!(MD5_SIGN));
+        match verify(&data, KEY, SignType::HmacSha256) {
+            Err(Error::Verification(m)) => {
+                assert!(m.contains("MD5") && m.contains("HMAC-SHA256"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        data.insert("sign".into(), json!(HMAC_SIGN));
+        assert!(matches!(
+            verify(&data, KEY, SignType::Md5),
+            Err(Error::Verification(_))
+        ));
+    }
+
+    #[test]
+    fn an_empty_key_never_signs_or_verifies() {
+        // What a keyless MD5/HMAC would be: anyone can compute it.
+        let mut data = vector();
+        let keyless = hash::md5(string_to_sign(&data), "", false)
+            .unwrap()
+            .to_ascii_uppercase();
+        data.insert("sign".into(), json!(keyless));
+        assert!(matches!(
+            verify(&data, "", SignType::Md5),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            sign(&vector(), "", SignType::HmacSha256),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            prepare(&vector(), None, "", None),
+            Err(Error::Config(_))
+        ));
+        let body = Bytes::from(
+            transformer::to_xml(
+                json!({"return_code": "SUCCESS", "result_code": "SUCCESS", "x": "1"})
+                    .as_object()
+                    .unwrap(),
+            )
+            .unwrap(),
+        );
+        let mut m = transformer::to_array(&body).unwrap();
+        let keyless = hash::md5(string_to_sign(&m), "", false)
+            .unwrap()
+            .to_ascii_uppercase();
+        m.insert("sign".into(), json!(keyless));
+        let body = Bytes::from(transformer::to_xml(&m).unwrap());
+        match check_answer("/pay/orderquery", &body, "", SignType::Md5) {
+            Err(Error::Config(msg)) => assert!(msg.contains("Builder::secret"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -572,36 +714,44 @@ mod tests {
     fn check_answer_rules() {
         let ok = json!({"return_code": "SUCCESS", "result_code": "SUCCESS", "x": "1"});
         for kind in [SignType::Md5, SignType::HmacSha256] {
-            let f = check_answer("/pay/orderquery", &answer(ok.clone(), KEY, Some(kind)), KEY)
-                .unwrap()
-                .unwrap();
+            let f = check_answer(
+                "/pay/orderquery",
+                &answer(ok.clone(), KEY, Some(kind)),
+                KEY,
+                kind,
+            )
+            .unwrap()
+            .unwrap();
             assert_eq!(f[2], ("x".to_string(), "1".to_string()));
         }
         // missing sign, wrong key
         let unsigned = answer(ok.clone(), KEY, None);
         assert!(matches!(
-            check_answer("/pay/orderquery", &unsigned, KEY),
+            check_answer("/pay/orderquery", &unsigned, KEY, SignType::Md5),
             Err(Error::Verification(_))
         ));
         assert!(matches!(
             check_answer(
                 "/pay/orderquery",
                 &answer(ok.clone(), "other", Some(SignType::Md5)),
-                KEY
+                KEY,
+                SignType::Md5
             ),
             Err(Error::Verification(_))
         ));
         // exempt paths pass unsigned
-        assert!(check_answer("/mmpaysptrans/query_bank", &unsigned, KEY)
-            .unwrap()
-            .is_some());
+        assert!(
+            check_answer("/mmpaysptrans/query_bank", &unsigned, KEY, SignType::Md5)
+                .unwrap()
+                .is_some()
+        );
         // FAIL at either level
         let fail = answer(
             json!({"return_code": "FAIL", "return_msg": "签名错误"}),
             KEY,
             None,
         );
-        match check_answer("/pay/orderquery", &fail, KEY) {
+        match check_answer("/pay/orderquery", &fail, KEY, SignType::Md5) {
             Err(e @ Error::V2 { .. }) => {
                 assert_eq!(e.code(), Some("FAIL"));
                 assert!(e.to_string().contains("签名错误"));
@@ -613,20 +763,23 @@ mod tests {
             KEY,
             Some(SignType::Md5),
         );
-        match check_answer("/pay/orderquery", &biz, KEY) {
+        match check_answer("/pay/orderquery", &biz, KEY, SignType::Md5) {
             Err(e @ Error::V2 { .. }) => assert_eq!(e.code(), Some("ORDERNOTEXIST")),
             other => panic!("{other:?}"),
         }
         // bills: raw bytes on exempt paths only
         let csv = Bytes::from_static("交易时间,公众账号ID\n`2024-01-01,`wx1\n".as_bytes());
-        assert_eq!(check_answer("/pay/downloadbill", &csv, KEY).unwrap(), None);
+        assert_eq!(
+            check_answer("/pay/downloadbill", &csv, KEY, SignType::Md5).unwrap(),
+            None
+        );
         let gz = Bytes::from_static(b"\x1f\x8b\x08\x00\x00\x00\x00\x00");
         assert_eq!(
-            check_answer("/pay/downloadfundflow", &gz, KEY).unwrap(),
+            check_answer("/pay/downloadfundflow", &gz, KEY, SignType::Md5).unwrap(),
             None
         );
         assert!(matches!(
-            check_answer("/pay/orderquery", &csv, KEY),
+            check_answer("/pay/orderquery", &csv, KEY, SignType::Md5),
             Err(Error::Decode(_))
         ));
         // not an APIv2 answer
@@ -634,9 +787,140 @@ mod tests {
             check_answer(
                 "/pay/orderquery",
                 &Bytes::from_static(b"<xml><a>1</a></xml>"),
-                KEY
+                KEY,
+                SignType::Md5
             ),
             Err(Error::Decode(_))
         ));
+    }
+    /// A signed answer of `fields` with `extra` inserted raw before `</xml>`.
+    fn injected(fields: Value, kind: SignType, extra: &str) -> Bytes {
+        let xml = String::from_utf8(answer(fields, KEY, Some(kind)).to_vec()).unwrap();
+        Bytes::from(xml.replace("</xml>", &format!("{extra}</xml>")))
+    }
+
+    #[test]
+    fn only_what_the_sign_covers_is_handed_out() {
+        let ok = json!({"return_code": "SUCCESS", "result_code": "SUCCESS", "total_fee": "1"});
+        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, SignType::Md5);
+        for extra in [
+            "<coupon_fee><forged>9999</forged></coupon_fee>",
+            "<coupon_fee>1<forged>9999</forged></coupon_fee>",
+            "<coupon_fee><![CDATA[1]]><forged>9999</forged></coupon_fee>",
+        ] {
+            match check(&injected(ok.clone(), SignType::Md5, extra)) {
+                Err(Error::Verification(m)) => assert!(m.contains("coupon_fee"), "{m}"),
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        // a repeated field: which one was signed is ambiguous
+        assert!(matches!(
+            check(&injected(
+                ok.clone(),
+                SignType::Md5,
+                "<total_fee>9999</total_fee>"
+            )),
+            Err(Error::Decode(_))
+        ));
+        // text split by CDATA or a comment is one value, signed and handed out alike
+        let split = Bytes::from(
+            String::from_utf8(answer(ok.clone(), KEY, Some(SignType::Md5)).to_vec())
+                .unwrap()
+                .replace(
+                    "<total_fee>1</total_fee>",
+                    "<total_fee><![CDATA[]]>1<!-- c --></total_fee>",
+                ),
+        );
+        let f = check(&split).unwrap().unwrap();
+        assert!(f.contains(&("total_fee".to_string(), "1".to_string())));
+        let split = Bytes::from(
+            String::from_utf8(answer(ok.clone(), KEY, Some(SignType::Md5)).to_vec())
+                .unwrap()
+                .replace(
+                    "<total_fee>1</total_fee>",
+                    "<total_fee>1<![CDATA[0]]></total_fee>",
+                ),
+        );
+        assert!(matches!(check(&split), Err(Error::Verification(_))));
+        // attributes are never handed out
+        let attr = Bytes::from(
+            String::from_utf8(answer(ok.clone(), KEY, Some(SignType::Md5)).to_vec())
+                .unwrap()
+                .replace("<total_fee>", "<total_fee forged=\"9999\">"),
+        );
+        let f = check(&attr).unwrap().unwrap();
+        assert!(!format!("{f:?}").contains("9999"), "{f:?}");
+        // unsigned-by-design paths keep their nested documents (nothing is signed there)
+        let hb = injected(
+            ok,
+            SignType::Md5,
+            "<hblist><hbinfo><amount>1</amount></hbinfo></hblist>",
+        );
+        assert!(check_answer("/mmpaymkttransfers/gethbinfo", &hb, KEY, SignType::Md5).is_ok());
+    }
+
+    #[test]
+    fn error_answers_are_verified_and_only_unsigned_return_code_fail_passes_as_such() {
+        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, SignType::Md5);
+        let biz = json!({"return_code": "SUCCESS", "result_code": "FAIL",
+                         "err_code": "ORDERNOTEXIST", "err_code_des": "no"});
+        // a business error, unsigned or badly signed: forged until shown otherwise
+        assert!(matches!(
+            check(&answer(biz.clone(), KEY, None)),
+            Err(Error::Verification(_))
+        ));
+        assert!(matches!(
+            check(&answer(biz.clone(), "forger", Some(SignType::Md5))),
+            Err(Error::Verification(_))
+        ));
+        match check(&answer(biz, KEY, Some(SignType::Md5))) {
+            Err(e @ Error::V2 { verified: true, .. }) => {
+                assert_eq!(e.code(), Some("ORDERNOTEXIST"));
+                assert!(!e.to_string().contains("not authenticated"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // return_code FAIL without a sign is the platform's unsigned communication failure:
+        // passed on as unauthenticated, without the business codes it could make up
+        let fail = json!({"return_code": "FAIL", "return_msg": "签名错误",
+                          "result_code": "FAIL", "err_code": "ORDERNOTEXIST"});
+        match check(&answer(fail.clone(), KEY, None)) {
+            Err(
+                e @ Error::V2 {
+                    verified: false,
+                    result_code: None,
+                    err_code: None,
+                    ..
+                },
+            ) => {
+                assert_eq!(e.code(), Some("FAIL"));
+                assert!(e.to_string().contains("not authenticated"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // … but a sign it carries is checked
+        assert!(matches!(
+            check(&answer(fail.clone(), "forger", Some(SignType::Md5))),
+            Err(Error::Verification(_))
+        ));
+        assert!(matches!(
+            check(&answer(fail, KEY, Some(SignType::Md5))),
+            Err(Error::V2 { verified: true, .. })
+        ));
+        // unsigned-by-design paths: errors say they are not verified
+        let biz = json!({"return_code": "SUCCESS", "result_code": "FAIL", "err_code": "NOTENOUGH"});
+        match check_answer(
+            "/mmpaymkttransfers/sendredpack",
+            &answer(biz, KEY, None),
+            KEY,
+            SignType::Md5,
+        ) {
+            Err(
+                e @ Error::V2 {
+                    verified: false, ..
+                },
+            ) => assert_eq!(e.code(), Some("NOTENOUGH")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -48,7 +48,7 @@ pub enum Error {
     },
 
     /// The platform answered an APIv2 call with `return_code` or `result_code` other than SUCCESS.
-    #[error("{}", v2_line(return_code, return_msg.as_deref(), result_code.as_deref(), err_code.as_deref(), err_code_des.as_deref()))]
+    #[error("{}", v2_line(return_code, return_msg.as_deref(), result_code.as_deref(), err_code.as_deref(), err_code_des.as_deref(), *verified))]
     V2 {
         /// `return_code` (communication level).
         return_code: String,
@@ -60,6 +60,11 @@ pub enum Error {
         err_code: Option<String>,
         /// `err_code_des`, when present.
         err_code_des: Option<String>,
+        /// Whether the answer's `sign` verified. False only for what the platform sends
+        /// unsigned (`return_code` FAIL without a `sign`, or a path exempt from signing):
+        /// anyone on the path could have written it, so never act on it as on a settled fact
+        /// (query the order before charging or refunding again).
+        verified: bool,
         /// The raw body as received.
         body: bytes::Bytes,
     },
@@ -150,6 +155,7 @@ fn v2_line(
     result_code: Option<&str>,
     err_code: Option<&str>,
     err_code_des: Option<&str>,
+    verified: bool,
 ) -> String {
     let mut s = format!("APIv2 return_code={}", one_line(return_code));
     if let Some(m) = return_msg.filter(|m| !m.is_empty()) {
@@ -163,6 +169,9 @@ fn v2_line(
     }
     if let Some(d) = err_code_des {
         s.push_str(&format!(" err_code_des={}", one_line(d)));
+    }
+    if !verified {
+        s.push_str(" (unsigned answer: not authenticated)");
     }
     s
 }

@@ -723,6 +723,140 @@ fn bad_or_missing_sign_is_a_verification_error_except_on_unsigned_paths() {
     assert!(matches!(r, Err(Error::Verification(_))), "{r:?}");
 }
 
+/// The answer of a v2 server whose reply is `body`, to an orderquery signed with `sign_type`.
+fn orderquery_answer(body: Vec<u8>, sign_type: &str) -> Result<wechatpay_chain::Response, Error> {
+    let server = v2_server(body);
+    let client = v2_builder(&server).build().unwrap();
+    let r = client.chain("v2/pay/orderquery").post(json!({"xml": {
+        "appid": "wx2421b1c4370ec43b", "mch_id": MCHID, "sign_type": sign_type,
+        "out_trade_no": "1217752501201407033233368018",
+    }}));
+    assert_eq!(server.recorded().len(), 1);
+    r
+}
+
+/// `body` with `extra` inserted raw before `</xml>`.
+fn inject(body: Vec<u8>, extra: &str) -> Vec<u8> {
+    String::from_utf8(body)
+        .unwrap()
+        .replace("</xml>", &format!("{extra}</xml>"))
+        .into_bytes()
+}
+
+#[test]
+fn unsigned_nested_elements_in_a_signed_answer_are_refused() {
+    let mut fields = OK.to_vec();
+    fields.push(("total_fee", "1"));
+    for extra in [
+        "<coupon_fee><forged>9999</forged></coupon_fee>",
+        "<coupon_fee>1<forged>9999</forged></coupon_fee>",
+        "<coupon_fee><![CDATA[1]]><forged>9999</forged></coupon_fee>",
+    ] {
+        let body = inject(signed_answer(&fields, "MD5"), extra);
+        match orderquery_answer(body, "MD5") {
+            Err(Error::Verification(m)) => assert!(!m.contains("9999"), "{m}"),
+            Err(other) => panic!("{extra}: {other}"),
+            Ok(res) => panic!("{extra}: accepted as {:?}", res.xml_map()),
+        }
+    }
+    // a signed field repeated: which one the sign covers is ambiguous
+    let body = inject(signed_answer(&fields, "MD5"), "<total_fee>9999</total_fee>");
+    assert!(matches!(
+        orderquery_answer(body, "MD5"),
+        Err(Error::Decode(_))
+    ));
+    // a signed flat answer still passes, attributes are never handed out
+    let body = String::from_utf8(signed_answer(&fields, "MD5"))
+        .unwrap()
+        .replace("<total_fee>", "<total_fee forged=\"9999\">")
+        .into_bytes();
+    let res = orderquery_answer(body, "MD5").unwrap();
+    let v: Value = res.json().unwrap();
+    assert_eq!(v["total_fee"], "1");
+    assert!(!v.to_string().contains("9999"), "{v}");
+}
+
+#[test]
+fn error_answers_must_be_signed_unless_a_bare_return_code_fail() {
+    let biz = [
+        ("return_code", "SUCCESS"),
+        ("result_code", "FAIL"),
+        ("err_code", "ORDERNOTEXIST"),
+        ("err_code_des", "此交易订单号不存在"),
+    ];
+    let mut forged = biz.to_vec();
+    forged.push(("sign", "0123456789ABCDEF0123456789ABCDEF"));
+    for (name, body) in [
+        ("unsigned", xml_answer(&biz)),
+        ("wrong sign", xml_answer(&forged)),
+    ] {
+        match orderquery_answer(body, "MD5") {
+            Err(Error::Verification(_)) => {}
+            other => panic!("{name}: a forged ORDERNOTEXIST must not pass: {other:?}"),
+        }
+    }
+    // return_code FAIL with a wrong sign: checked too
+    let mut fail = vec![("return_code", "FAIL"), ("return_msg", "签名错误")];
+    fail.push(("sign", "0123456789ABCDEF0123456789ABCDEF"));
+    assert!(matches!(
+        orderquery_answer(xml_answer(&fail), "MD5"),
+        Err(Error::Verification(_))
+    ));
+    // the platform's unsigned communication failure: Error::V2, said to be unauthenticated,
+    // and carrying no business code it could have made up
+    let bare = xml_answer(&[
+        ("return_code", "FAIL"),
+        ("return_msg", "签名错误"),
+        ("err_code", "ORDERNOTEXIST"),
+    ]);
+    match orderquery_answer(bare, "MD5") {
+        Err(
+            e @ Error::V2 {
+                verified: false,
+                err_code: None,
+                ..
+            },
+        ) => {
+            assert_eq!(e.code(), Some("FAIL"));
+            assert!(e.to_string().contains("not authenticated"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // a signed business error is what it says
+    match orderquery_answer(signed_answer(&biz, "HMAC-SHA256"), "HMAC-SHA256") {
+        Err(e @ Error::V2 { verified: true, .. }) => {
+            assert_eq!(e.code(), Some("ORDERNOTEXIST"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_answer_must_be_signed_with_the_request_sign_type() {
+    match orderquery_answer(signed_answer(OK, "MD5"), "HMAC-SHA256") {
+        Err(Error::Verification(m)) => assert!(m.contains("HMAC-SHA256"), "{m}"),
+        other => panic!("an MD5 answer to an HMAC-SHA256 request: {other:?}"),
+    }
+    assert!(matches!(
+        orderquery_answer(signed_answer(OK, "HMAC-SHA256"), "MD5"),
+        Err(Error::Verification(_))
+    ));
+    orderquery_answer(signed_answer(OK, "HMAC-SHA256"), "HMAC-SHA256").unwrap();
+    orderquery_answer(signed_answer(OK, "MD5"), "MD5").unwrap();
+}
+
+#[test]
+fn an_empty_apiv2_key_is_refused_where_it_is_configured() {
+    let server = v2_server(signed_answer(OK, "MD5"));
+    for blank in ["", "   "] {
+        match v2_builder(&server).secret(blank).build() {
+            Err(Error::Config(m)) => assert!(m.contains("Builder::secret"), "{m}"),
+            other => panic!("{blank:?}: {other:?}"),
+        }
+    }
+    assert!(nothing_sent(&server));
+}
+
 #[test]
 fn hostile_xml_answers_are_clean_errors() {
     macro_rules! fixture {
@@ -851,7 +985,7 @@ fn mtls_client(server_base: &str, cert: &X509, key_pem: &str) -> Client {
 #[test]
 fn security_calls_present_the_merchant_certificate() {
     let pki = pki();
-    let tls = tls_server(signed_answer(OK, "MD5"));
+    let tls = tls_server(signed_answer(OK, "HMAC-SHA256"));
     let client = mtls_client(&tls.base(), &pki.client.0, &pem_pkcs8(&pki.client.1));
     let res = client["v2"]["secapi"]["pay"]["refund"]
         .post(json!({"security": true, "xml": {

@@ -115,13 +115,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
             ))
         }
     };
-    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key) {
-        return Some((fail("签名错误"), Some(e.to_string())));
-    }
     let kind = match SignType::of_data(&data) {
         Ok(k) => k,
         Err(_) => return Some((fail("sign_type参数错误"), Some("unknown sign_type".into()))),
     };
+    // As the platform: the request's sign is checked with the type its sign_type names.
+    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key, kind) {
+        return Some((fail("签名错误"), Some(e.to_string())));
+    }
     if text(&data, "mch_id") != shared.settings.mchid {
         return Some((
             fail("mch_id参数格式错误"),

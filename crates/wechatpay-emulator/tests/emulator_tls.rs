@@ -527,17 +527,25 @@ fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
     assert_eq!(got[0].method, "POST");
     assert_eq!(got[0].target, "/v2/refund-notify");
     assert!(got[0].headers.get("wechatpay-signature").is_none());
-    let n = wechatpay_chain::notify_v2::verify(body, emu.apiv2_key()).unwrap();
-    let outer: Vec<&str> = n.fields().iter().map(|(k, _)| k.as_str()).collect();
+    // A refund result carries no sign: the expected sign type does not apply to it.
+    let md5 = wechatpay_chain::client_xml::SignType::Md5;
+    let n = wechatpay_chain::notify_v2::verify(body, emu.apiv2_key(), md5).unwrap();
+    assert_eq!(n.kind(), wechatpay_chain::notify_v2::KindV2::Refund);
+    // The plain-text fields around req_info are unauthenticated: kept apart from get().
+    let outer: Vec<&str> = n
+        .unauthenticated_outer()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
     assert_eq!(
         outer,
         ["return_code", "appid", "mch_id", "nonce_str", "req_info"]
     );
-    assert_eq!(n.get("appid"), Some(APPID));
-    assert_eq!(n.get("mch_id"), Some(emu.mchid()));
+    assert_eq!(n.get("appid"), None);
+    assert_eq!(n.get("return_code"), None);
     let info: std::collections::HashMap<&str, &str> = n
-        .req_info()
-        .unwrap()
+        .fields()
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
@@ -561,8 +569,8 @@ fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
     let shape = at.len() == 19 && at.as_bytes()[10] == b' ' && at[..4].parse::<u32>().is_ok();
     assert!(shape, "{at}");
     // The client's own helper agrees, and nothing else opens it.
-    assert_eq!(client.verify_notification_v2(body).unwrap(), n);
-    assert!(wechatpay_chain::notify_v2::verify(body, "another APIv2 key").is_err());
+    assert_eq!(client.verify_notification_v2(body, md5).unwrap(), n);
+    assert!(wechatpay_chain::notify_v2::verify(body, "another APIv2 key", md5).is_err());
 
     // Accepted at once: one attempt, recorded.
     std::thread::sleep(Duration::from_millis(200));
