@@ -102,6 +102,7 @@ pub struct Builder {
     retry: Option<crate::retry::RetryPolicy>,
     auto_certificates: Option<(String, Duration)>,
     pub(crate) secret: Option<String>,
+    v2_either_sign_type: bool,
     pub(crate) merchant_identity: Option<(String, String)>,
     root_certificates: Vec<String>,
     errors: Vec<Error>,
@@ -269,6 +270,15 @@ impl Builder {
         self
     }
 
+    /// Accepts an APIv2 answer signed with either MD5 or HMAC-SHA256, the type read off the
+    /// sign's length, as wechatpay-php does. Off by default, and best left off: the platform
+    /// answers with the request's `sign_type`, so a merchant who chose HMAC-SHA256 should never
+    /// have to trust an MD5 sign in its place. For test platforms that always answer MD5.
+    pub fn v2_either_sign_type(mut self, either: bool) -> Self {
+        self.v2_either_sign_type = either;
+        self
+    }
+
     /// The merchant certificate and its private key (`apiclient_cert.pem`,
     /// `apiclient_key.pem`: PEM text, not paths), presented as the TLS client identity by the
     /// APIv2 calls made with `security: true` (refunds, red packets, transfers …). The key may
@@ -391,6 +401,7 @@ impl Builder {
             placeholders: self.placeholders,
             user_agent,
             secret: self.secret,
+            v2_either_sign_type: self.v2_either_sign_type,
             transport: Transport::new(identity, &tls_roots(&self.root_certificates)?)?,
             sealed: Default::default(),
         };

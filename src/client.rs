@@ -22,6 +22,8 @@ pub(crate) struct Core {
     pub placeholders: Placeholders,
     pub user_agent: http::HeaderValue,
     pub secret: Option<String>,
+    /// APIv2 answers may be signed with either type ([`crate::Builder::v2_either_sign_type`]).
+    pub v2_either_sign_type: bool,
     pub transport: Transport,
     pub retry: Option<crate::retry::RetryPolicy>,
     pub auto: Option<crate::certificates::Auto>,

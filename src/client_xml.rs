@@ -263,7 +263,9 @@ fn text<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
     m.get(k).and_then(Value::as_str)
 }
 
-/// Checks an APIv2 answer to `path`, whose request was signed with `expected`, and returns
+/// Checks an APIv2 answer to `path`, whose request was signed with `expected` (`None`: either
+/// type, read off the sign's length, as wechatpay-php does; see
+/// [`Builder::v2_either_sign_type`](crate::Builder::v2_either_sign_type)), and returns
 /// its fields (`None`: a download that is not XML, such as a CSV or gzip bill, handed out as
 /// raw bytes).
 ///
@@ -281,7 +283,7 @@ pub fn check_answer(
     path: &str,
     body: &Bytes,
     secret: &str,
-    expected: SignType,
+    expected: Option<SignType>,
 ) -> Result<Option<Vec<(String, String)>>, Error> {
     if secret.is_empty() {
         return Err(empty_key());
@@ -327,6 +329,7 @@ pub fn check_answer(
         return Err(v2_error(false, false));
     }
     let fields = signed_fields(&map)?;
+    let expected = expected.unwrap_or_else(|| SignType::of_sign(text(&map, "sign").unwrap_or("")));
     verify(&map, secret, expected)?;
     if failed {
         return Err(v2_error(true, true));
@@ -458,6 +461,7 @@ impl Core {
         let expected = pending.v2_sign_type.ok_or_else(|| {
             Error::Verification("the APIv2 request's sign type is unknown".into())
         })?;
+        let expected = (!self.v2_either_sign_type).then_some(expected);
         let fields =
             check_answer(&pending.path, res.body(), secret, expected).inspect_err(|e| {
                 if matches!(e, Error::Verification(_)) {
@@ -669,7 +673,7 @@ mod tests {
             .to_ascii_uppercase();
         m.insert("sign".into(), json!(keyless));
         let body = Bytes::from(transformer::to_xml(&m).unwrap());
-        match check_answer("/pay/orderquery", &body, "", SignType::Md5) {
+        match check_answer("/pay/orderquery", &body, "", Some(SignType::Md5)) {
             Err(Error::Config(msg)) => assert!(msg.contains("Builder::secret"), "{msg}"),
             other => panic!("{other:?}"),
         }
@@ -718,7 +722,7 @@ mod tests {
                 "/pay/orderquery",
                 &answer(ok.clone(), KEY, Some(kind)),
                 KEY,
-                kind,
+                Some(kind),
             )
             .unwrap()
             .unwrap();
@@ -727,7 +731,7 @@ mod tests {
         // missing sign, wrong key
         let unsigned = answer(ok.clone(), KEY, None);
         assert!(matches!(
-            check_answer("/pay/orderquery", &unsigned, KEY, SignType::Md5),
+            check_answer("/pay/orderquery", &unsigned, KEY, Some(SignType::Md5)),
             Err(Error::Verification(_))
         ));
         assert!(matches!(
@@ -735,23 +739,26 @@ mod tests {
                 "/pay/orderquery",
                 &answer(ok.clone(), "other", Some(SignType::Md5)),
                 KEY,
-                SignType::Md5
+                Some(SignType::Md5)
             ),
             Err(Error::Verification(_))
         ));
         // exempt paths pass unsigned
-        assert!(
-            check_answer("/mmpaysptrans/query_bank", &unsigned, KEY, SignType::Md5)
-                .unwrap()
-                .is_some()
-        );
+        assert!(check_answer(
+            "/mmpaysptrans/query_bank",
+            &unsigned,
+            KEY,
+            Some(SignType::Md5)
+        )
+        .unwrap()
+        .is_some());
         // FAIL at either level
         let fail = answer(
             json!({"return_code": "FAIL", "return_msg": "签名错误"}),
             KEY,
             None,
         );
-        match check_answer("/pay/orderquery", &fail, KEY, SignType::Md5) {
+        match check_answer("/pay/orderquery", &fail, KEY, Some(SignType::Md5)) {
             Err(e @ Error::V2 { .. }) => {
                 assert_eq!(e.code(), Some("FAIL"));
                 assert!(e.to_string().contains("签名错误"));
@@ -763,23 +770,23 @@ mod tests {
             KEY,
             Some(SignType::Md5),
         );
-        match check_answer("/pay/orderquery", &biz, KEY, SignType::Md5) {
+        match check_answer("/pay/orderquery", &biz, KEY, Some(SignType::Md5)) {
             Err(e @ Error::V2 { .. }) => assert_eq!(e.code(), Some("ORDERNOTEXIST")),
             other => panic!("{other:?}"),
         }
         // bills: raw bytes on exempt paths only
         let csv = Bytes::from_static("交易时间,公众账号ID\n`2024-01-01,`wx1\n".as_bytes());
         assert_eq!(
-            check_answer("/pay/downloadbill", &csv, KEY, SignType::Md5).unwrap(),
+            check_answer("/pay/downloadbill", &csv, KEY, Some(SignType::Md5)).unwrap(),
             None
         );
         let gz = Bytes::from_static(b"\x1f\x8b\x08\x00\x00\x00\x00\x00");
         assert_eq!(
-            check_answer("/pay/downloadfundflow", &gz, KEY, SignType::Md5).unwrap(),
+            check_answer("/pay/downloadfundflow", &gz, KEY, Some(SignType::Md5)).unwrap(),
             None
         );
         assert!(matches!(
-            check_answer("/pay/orderquery", &csv, KEY, SignType::Md5),
+            check_answer("/pay/orderquery", &csv, KEY, Some(SignType::Md5)),
             Err(Error::Decode(_))
         ));
         // not an APIv2 answer
@@ -788,7 +795,7 @@ mod tests {
                 "/pay/orderquery",
                 &Bytes::from_static(b"<xml><a>1</a></xml>"),
                 KEY,
-                SignType::Md5
+                Some(SignType::Md5)
             ),
             Err(Error::Decode(_))
         ));
@@ -802,7 +809,7 @@ mod tests {
     #[test]
     fn only_what_the_sign_covers_is_handed_out() {
         let ok = json!({"return_code": "SUCCESS", "result_code": "SUCCESS", "total_fee": "1"});
-        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, SignType::Md5);
+        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, Some(SignType::Md5));
         for extra in [
             "<coupon_fee><forged>9999</forged></coupon_fee>",
             "<coupon_fee>1<forged>9999</forged></coupon_fee>",
@@ -856,12 +863,18 @@ mod tests {
             SignType::Md5,
             "<hblist><hbinfo><amount>1</amount></hbinfo></hblist>",
         );
-        assert!(check_answer("/mmpaymkttransfers/gethbinfo", &hb, KEY, SignType::Md5).is_ok());
+        assert!(check_answer(
+            "/mmpaymkttransfers/gethbinfo",
+            &hb,
+            KEY,
+            Some(SignType::Md5)
+        )
+        .is_ok());
     }
 
     #[test]
     fn error_answers_are_verified_and_only_unsigned_return_code_fail_passes_as_such() {
-        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, SignType::Md5);
+        let check = |b: &Bytes| check_answer("/pay/orderquery", b, KEY, Some(SignType::Md5));
         let biz = json!({"return_code": "SUCCESS", "result_code": "FAIL",
                          "err_code": "ORDERNOTEXIST", "err_code_des": "no"});
         // a business error, unsigned or badly signed: forged until shown otherwise
@@ -913,7 +926,7 @@ mod tests {
             "/mmpaymkttransfers/sendredpack",
             &answer(biz, KEY, None),
             KEY,
-            SignType::Md5,
+            Some(SignType::Md5),
         ) {
             Err(
                 e @ Error::V2 {

@@ -725,8 +725,19 @@ fn bad_or_missing_sign_is_a_verification_error_except_on_unsigned_paths() {
 
 /// The answer of a v2 server whose reply is `body`, to an orderquery signed with `sign_type`.
 fn orderquery_answer(body: Vec<u8>, sign_type: &str) -> Result<wechatpay_chain::Response, Error> {
+    orderquery_answer_with(body, sign_type, false)
+}
+
+fn orderquery_answer_with(
+    body: Vec<u8>,
+    sign_type: &str,
+    either: bool,
+) -> Result<wechatpay_chain::Response, Error> {
     let server = v2_server(body);
-    let client = v2_builder(&server).build().unwrap();
+    let client = v2_builder(&server)
+        .v2_either_sign_type(either)
+        .build()
+        .unwrap();
     let r = client.chain("v2/pay/orderquery").post(json!({"xml": {
         "appid": "wx2421b1c4370ec43b", "mch_id": MCHID, "sign_type": sign_type,
         "out_trade_no": "1217752501201407033233368018",
@@ -843,6 +854,24 @@ fn the_answer_must_be_signed_with_the_request_sign_type() {
     ));
     orderquery_answer(signed_answer(OK, "HMAC-SHA256"), "HMAC-SHA256").unwrap();
     orderquery_answer(signed_answer(OK, "MD5"), "MD5").unwrap();
+}
+
+#[test]
+fn either_sign_type_is_an_explicit_opt_in_that_still_checks_the_sign() {
+    // wechatpay-php reads the type off the sign's length; so does the opt-in, and no more.
+    orderquery_answer_with(signed_answer(OK, "MD5"), "HMAC-SHA256", true).unwrap();
+    orderquery_answer_with(signed_answer(OK, "HMAC-SHA256"), "MD5", true).unwrap();
+    // A field changed after signing still fails, whichever type the sign claims.
+    let tampered = String::from_utf8(signed_answer(OK, "MD5"))
+        .unwrap()
+        .replace(
+            "wx201410272009395522657a690389285100",
+            "wx201410272009395522657a690389285199",
+        );
+    assert!(matches!(
+        orderquery_answer_with(tampered.into_bytes(), "HMAC-SHA256", true),
+        Err(Error::Verification(_))
+    ));
 }
 
 #[test]

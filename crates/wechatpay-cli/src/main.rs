@@ -119,6 +119,11 @@ struct Conf {
     /// APIv2 key.
     #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true, global = true)]
     secret: Option<String>,
+    /// Accept an APIv2 answer signed with MD5 or HMAC-SHA256 whatever the request's sign_type,
+    /// as wechatpay-php does. Off by default (an MD5 sign never stands in for HMAC-SHA256); for
+    /// test platforms that always answer MD5.
+    #[arg(long, env = "WECHATPAY_V2_EITHER_SIGN_TYPE", global = true)]
+    v2_either_sign_type: bool,
     /// Merchant certificate for APIv2 mutual TLS (path).
     #[arg(long, env = "WECHATPAY_MERCHANT_CERT", global = true)]
     merchant_cert: Option<String>,
@@ -218,6 +223,7 @@ impl Conf {
         if let Some(s) = &self.secret {
             b = b.secret(s);
         }
+        b = b.v2_either_sign_type(self.v2_either_sign_type);
         match (&self.merchant_cert, &self.merchant_key) {
             (Some(c), Some(k)) => {
                 let cert = read_file(c, "merchant certificate (--merchant-cert)")?;
