@@ -128,13 +128,15 @@ impl Answer {
         )
     }
 
-    /// The answer as the library's API error, for the handle's methods.
+    /// The answer as the library's API error, for the handle's methods (made here, not
+    /// received: nothing to verify).
     pub fn into_error(self) -> Error {
-        crate::decorator::api_error(
+        crate::decorator::api_error_as(
             http::Response::builder()
                 .status(self.status)
                 .body(self.body)
                 .unwrap_or_default(),
+            true,
         )
     }
 }
