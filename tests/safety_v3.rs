@@ -361,3 +361,106 @@ fn apiv2_unsigned_exemptions_hold_only_for_plain_paths() {
         assert!(matches!(e, Error::Verification(_)), "{path}: {e}");
     }
 }
+
+const CERT_OLD: &str = "1A0000000000000000000000000000000000000A";
+const CERT_NEW: &str = "0B0000000000000000000000000000000000000B";
+
+#[test]
+fn requests_name_the_platform_key_expected() {
+    let server = Server::start(Keys::shared(), common::echo());
+    let named = |client: &wechatpay_chain::Client, args: serde_json::Value| {
+        let _ = client.chain("v3/a").post(args);
+        server.last().headers["wechatpay-serial"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // The public key when there is one.
+    assert_eq!(named(&server.client(), json!({})), common::PUB_KEY_ID);
+    // Else the newest certificate (latest notBefore, whatever the serials' order).
+    let old = wechatpay_chain::Rsa::from_certificate(&platform_certificate(CERT_OLD, -30, 365).1)
+        .unwrap();
+    let new =
+        wechatpay_chain::Rsa::from_certificate(&platform_certificate(CERT_NEW, -1, 365).1).unwrap();
+    let certs_only = || {
+        Builder::new()
+            .mchid(MCHID)
+            .serial(SERIAL)
+            .private_key(Keys::shared().merchant.clone())
+            .base_uri(server.base())
+            .platform_certificate(new.clone())
+            .platform_certificate(old.clone())
+    };
+    assert_eq!(
+        named(&certs_only().build().unwrap(), json!({})),
+        new.serial()
+    );
+    // Both: the public key, unless the builder pins the certificate (a migration under way).
+    let both = certs_only()
+        .platform_public_key(common::PUB_KEY_ID, Keys::shared().platform_public.clone());
+    assert_eq!(named(&both.build().unwrap(), json!({})), common::PUB_KEY_ID);
+    let both = certs_only()
+        .platform_public_key(common::PUB_KEY_ID, Keys::shared().platform_public.clone());
+    let pinned = both.wechatpay_serial(CERT_OLD).build().unwrap();
+    assert_eq!(named(&pinned, json!({})), CERT_OLD);
+    // An explicit header in the args wins.
+    assert_eq!(
+        named(&pinned, json!({"headers": {"Wechatpay-Serial": CERT_NEW}})),
+        CERT_NEW
+    );
+    // A pinned serial that no configured key has is refused at build.
+    match certs_only().wechatpay_serial("PUB_KEY_ID_0000").build() {
+        Err(Error::Config(m)) => assert!(m.contains("wechatpay_serial"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_emulator_signs_with_the_key_the_request_names() {
+    use wechatpay_chain::emulator::{Emulator, EmulatorConfig, Mode};
+    let emu = Emulator::start_blocking(
+        EmulatorConfig::new()
+            .mode(Mode::Certificate)
+            .public_key_alongside(true),
+    )
+    .unwrap();
+    let (id, _) = emu.public_key_alongside().unwrap();
+    let id = id.to_string();
+    let cert = emu.platform_certificate().unwrap().serial().to_string();
+    let order = |client: &wechatpay_chain::Client, n: &str| {
+        let res = client
+            .chain("v3/pay/transactions/native")
+            .post(json!({"json": {
+                "appid": "wxd678efh567hg6787", "mchid": emu.mchid(), "description": "x",
+                "out_trade_no": n, "notify_url": "https://www.weixin.qq.com/wxpay/pay.php",
+                "amount": {"total": 100},
+            }}))
+            .unwrap();
+        res.headers()["wechatpay-serial"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    // Configured with both, the client names (and gets) the public key.
+    let client = emu.builder().build().unwrap();
+    assert_eq!(order(&client, "T-PUB-1"), id);
+    // Pinned to the certificate: answers stay signed by the certificate.
+    let pinned = emu.builder().wechatpay_serial(&cert).build().unwrap();
+    assert_eq!(order(&pinned, "T-CERT-1"), cert);
+    // A client that knows only the certificate (names it) keeps working.
+    let old = Builder::new()
+        .base_uri(emu.base_uri())
+        .mchid(emu.mchid())
+        .serial(emu.merchant_serial())
+        .private_key(emu.merchant_private_key().unwrap().clone())
+        .platform_certificate(emu.platform_certificate().unwrap().clone())
+        .build()
+        .unwrap();
+    assert_eq!(order(&old, "T-CERT-2"), cert);
+    let named: Vec<String> = emu
+        .requests()
+        .iter()
+        .map(|r| r.headers["wechatpay-serial"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(named, vec![id.clone(), cert.clone(), cert.clone()]);
+}

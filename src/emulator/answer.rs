@@ -150,6 +150,17 @@ pub(crate) fn render(
     sign: bool,
     forgery: Option<Forgery>,
 ) -> http::Response<Full<Bytes>> {
+    render_for(settings, answer, sign, forgery, None)
+}
+
+/// [`render`] for a request that names the key it expects in `Wechatpay-Serial` (`named`).
+pub(crate) fn render_for(
+    settings: &Settings,
+    answer: Answer,
+    sign: bool,
+    forgery: Option<Forgery>,
+    named: Option<&str>,
+) -> http::Response<Full<Bytes>> {
     let mut b = http::Response::builder()
         .status(answer.status)
         .header("Request-ID", random_hex(16));
@@ -165,7 +176,7 @@ pub(crate) fn render(
         let ts = ts.to_string();
         let nonce = formatter::nonce(32);
         let message = formatter::response(&ts, &nonce, &body);
-        let (key, current_serial) = settings.signer();
+        let (key, current_serial) = settings.signer_for(named);
         let signature = match forgery {
             Some(Forgery::WrongKey) => super::generate_key().and_then(|k| Rsa::sign(&message, &k)),
             _ => Rsa::sign(&message, &key),
