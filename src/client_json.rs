@@ -180,7 +180,9 @@ pub fn has_signature_headers(headers: &HeaderMap) -> bool {
 }
 
 /// Whether the platform answers `path` unsigned: exactly the documented binary downloads
-/// `/v3/billdownload/file`, `/v3/merchant-service/images/{media_id}` and
+/// `/v3/billdownload/file`, `/v3/transferdownload/signfile`,
+/// `/v3/transferdownload/elecvoucherfile` (their pages remove PHP's verifier; the receipt's
+/// `hash_value` proves them), `/v3/merchant-service/images/{media_id}` and
 /// `/v3/global/merchant-service/images/{media_id}` (one segment, not `upload`). Nothing that
 /// a server could resolve to another path matches (see [`plain_path`]).
 pub fn is_unsigned(path: &str) -> bool {
@@ -190,7 +192,8 @@ pub fn is_unsigned(path: &str) -> bool {
     }
     let segments: Vec<&str> = p.split('/').collect();
     match segments.as_slice() {
-        ["", "v3", "billdownload", "file"] => true,
+        ["", "v3", "billdownload", "file"]
+        | ["", "v3", "transferdownload", "signfile" | "elecvoucherfile"] => true,
         ["", "v3", "merchant-service", "images", id]
         | ["", "v3", "global", "merchant-service", "images", id] => {
             !id.is_empty() && !percent_decoded(id).eq_ignore_ascii_case(b"upload")
@@ -418,6 +421,8 @@ mod tests {
     fn unsigned_downloads_are_named_by_path() {
         for p in [
             "/v3/billdownload/file?token=x",
+            "/v3/transferdownload/signfile?token=x",
+            "/v3/transferdownload/elecvoucherfile?token=x",
             "/v3/merchant-service/images/abc",
             "/v3/merchant-service/images/abc%3D",
             "/v3/global/merchant-service/images/abc",
@@ -440,6 +445,8 @@ mod tests {
             "/v3/merchant-service/images/a\\b",
             "/v3/merchant-service/images/../../pay/transactions/id/1",
             "/v3/billdownload/file;x",
+            "/v3/transferdownload/signfile/x",
+            "/v3/transferdownload/../billdownload/file",
             "/v3/billdownload/./file",
             "/v3/x/../billdownload/file",
             "/v3/bill/tradebill",

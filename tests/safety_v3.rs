@@ -210,6 +210,7 @@ fn unsigned_answers_are_trusted_only_on_the_exact_download_paths() {
         "v3/merchant-service/images/",
         "v3/billdownload/file;/x",
         "v3/billdownload/file/.",
+        "v3/transferdownload/signfile/../../pay/transactions/id/1",
         "v3/billdownload/./file",
         "v3/x/../billdownload/file",
         "global/v3/billdownload/file",
@@ -237,10 +238,16 @@ fn unsigned_answers_are_trusted_only_on_the_exact_download_paths() {
         assert!(matches!(e, Error::Verification(_)), "{url}: {e}");
     }
     // The documented downloads themselves stay unsigned.
-    client
-        .chain("v3/billdownload/file")
-        .get(json!({"query": {"token": "x"}}))
-        .unwrap();
+    for path in [
+        "v3/billdownload/file",
+        "v3/transferdownload/signfile",
+        "v3/transferdownload/elecvoucherfile",
+    ] {
+        client
+            .chain(path)
+            .get(json!({"query": {"token": "x"}}))
+            .unwrap();
+    }
     client
         .chain("v3/merchant-service/images/{media_id}")
         .get(json!({"media_id": "ChsyMDIzMDUxNjE1MjMxOTA4MTU4NDQxNzY4MDAY"}))
