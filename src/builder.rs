@@ -94,6 +94,8 @@ pub struct Builder {
     serial: Option<String>,
     private_key: Option<PrivateKey>,
     platform_keys: Vec<(String, PublicKey)>,
+    platform_certificates: Vec<Certificate>,
+    wechatpay_serial: Option<String>,
     base_uri: Option<String>,
     timeout: Option<Duration>,
     body_limit: Option<usize>,
@@ -125,6 +127,15 @@ impl std::fmt::Debug for Builder {
                     .map(|(s, _)| s)
                     .collect::<Vec<_>>(),
             )
+            .field(
+                "platform_certificates",
+                &self
+                    .platform_certificates
+                    .iter()
+                    .map(|c| c.serial())
+                    .collect::<Vec<_>>(),
+            )
+            .field("wechatpay_serial", &self.wechatpay_serial)
             .field("base_uri", &self.base_uri)
             .field("timeout", &self.timeout)
             .field("secret", &self.secret.as_ref().map(|_| "redacted"))
@@ -184,8 +195,21 @@ impl Builder {
 
     /// A platform certificate, keyed by its serial. Repeatable; mixes with public keys.
     pub fn platform_certificate(mut self, cert: Certificate) -> Self {
-        self.platform_keys
-            .push((cert.serial.clone(), cert.key.clone()));
+        self.platform_certificates.push(cert);
+        self
+    }
+
+    /// The platform key every APIv3 request names in `Wechatpay-Serial`, i.e. the key the
+    /// merchant expects answers to be signed with. By default the configured `PUB_KEY_ID_…`,
+    /// else the newest platform certificate. While migrating from certificates to the public
+    /// key, name the certificate serial here to keep answers signed by it until you switch. A
+    /// `Wechatpay-Serial` header in a call's args wins; `build()` refuses a serial that no
+    /// configured key has (unless certificates are downloaded automatically).
+    pub fn wechatpay_serial(mut self, serial: impl AsRef<str>) -> Self {
+        match normalize_serial(serial.as_ref()) {
+            Ok(s) => self.wechatpay_serial = Some(s),
+            Err(e) => self.errors.push(e),
+        }
         self
     }
 
@@ -236,7 +260,8 @@ impl Builder {
         self
     }
 
-    /// How often [`Builder::auto_certificates`] refreshes (12 h by default).
+    /// How often [`Builder::auto_certificates`] refreshes (12 h by default): from 1 s (shorter
+    /// is taken as 1 s) to 7 days; `build()` refuses more with [`Error::Config`].
     pub fn certificate_refresh_interval(mut self, every: Duration) -> Self {
         if let Some(a) = &mut self.auto_certificates {
             a.1 = every;
@@ -342,6 +367,7 @@ impl Builder {
             .map_err(|e| Error::Config(e.to_string().replace("invalid argument: ", "")))?;
         let keyring = Keyring::new();
         keyring.merge(self.platform_keys);
+        keyring.merge_certificates(&self.platform_certificates);
         if self.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return Err(Error::Config(
                 "the APIv2 key is empty: Builder::secret (--secret, WECHATPAY_SECRET) takes the key set on the merchant platform".into(),
@@ -381,6 +407,12 @@ impl Builder {
                         "auto_certificates needs mchid, serial and private_key".into(),
                     ));
                 }
+                if interval > crate::certificates::MAX_REFRESH_INTERVAL {
+                    return Err(Error::Config(format!(
+                        "certificate_refresh_interval must be between 1 s and 7 days (12 h by \
+                         default), got {interval:?}"
+                    )));
+                }
                 Some(crate::certificates::Auto::new(
                     key,
                     interval.max(Duration::from_secs(1)),
@@ -389,6 +421,14 @@ impl Builder {
             None => None,
         };
         let has_auto = auto.is_some();
+        if let Some(serial) = &self.wechatpay_serial {
+            if !has_auto && keyring.get(serial).is_none() {
+                return Err(Error::Config(format!(
+                    "wechatpay_serial {serial} is not one of the platform keys configured ({})",
+                    keyring.serials().join(", ")
+                )));
+            }
+        }
         let core = Core {
             auto,
             retry: self.retry,
@@ -396,6 +436,7 @@ impl Builder {
             credentials,
             mchid,
             keyring: Arc::new(keyring),
+            wechatpay_serial: self.wechatpay_serial,
             timeout,
             body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
             placeholders: self.placeholders,

@@ -14,13 +14,16 @@ use serde_json::json;
 
 use crate::client_json;
 use crate::crypto::{AesGcm, Certificate, Rsa};
-use crate::decorator::{api_error, Pending, Protocol};
+use crate::decorator::{api_error_as, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
 use crate::{Client, Core};
 
 /// How often the keyring is refreshed by default.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// The longest refresh interval `build()` accepts: platform certificates rotate with weeks of
+/// overlap, and a longer wait would only hide a refresher that never runs.
+pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
 /// The least time between two refreshes caused by unknown serials.
 pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(60);
 
@@ -99,10 +102,8 @@ pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, 
         let pem = String::from_utf8(pem)
             .map_err(|_| Error::Crypto("a decrypted certificate is not PEM text".into()))?;
         let certificate = Rsa::from_certificate(&pem)?;
-        if !certificate
-            .serial()
-            .eq_ignore_ascii_case(item.serial_no.trim())
-        {
+        // Serials are numbers: `83D6…` listed for a certificate whose hex is `083D6…` is it.
+        if !crate::keyring::same_serial(certificate.serial(), &item.serial_no) {
             return Err(Error::Verification(format!(
                 "certificate listed as {} has serial {}",
                 item.serial_no,
@@ -183,17 +184,23 @@ impl Core {
         &self,
         apiv3_key: &str,
     ) -> Result<Vec<Downloaded>, Error> {
-        let pending: Pending = self.begin(
+        let pending: Pending = self.prepare(
             Method::GET,
             "v3/certificates",
             &json!({"query": {"algorithm_type": "RSA"}}),
+            None,
         )?;
         let res = self
             .transport
             .send(pending.request, false, pending.limits)?
             .await?;
         if !res.status().is_success() {
-            return Err(api_error(res));
+            // Nothing is trusted from an error answer here (no certificate comes of it), so one
+            // that does not verify (a public-key merchant's 404, signed by a key not configured
+            // yet) stays an API error, marked unverified.
+            let verified =
+                client_json::verify_response(&res, &self.keyring, formatter::timestamp()).is_ok();
+            return Err(api_error_as(res, verified));
         }
         let list = decrypt_listing(res.body(), apiv3_key)?;
         let ring = self.keyring.with(
@@ -223,17 +230,13 @@ impl Core {
                     .map(|d| d.certificate)
                     .filter(|c| !expired(c))
                     .collect();
-                self.keyring.merge(
-                    fresh
-                        .iter()
-                        .map(|c| (c.serial().to_string(), c.public_key().clone())),
-                );
+                self.keyring.merge_certificates(&fresh);
                 let mut managed = auto
                     .managed
                     .lock()
                     .map_err(|_| Error::Config("certificate state poisoned".into()))?;
                 for c in fresh {
-                    managed.retain(|m| m.serial() != c.serial());
+                    managed.retain(|m| !crate::keyring::same_serial(m.serial(), c.serial()));
                     managed.push(c);
                 }
                 let (gone, kept): (Vec<Certificate>, Vec<Certificate>) =
@@ -279,8 +282,7 @@ impl Core {
                 .get("wechatpay-serial")
                 .and_then(|v| v.to_str().ok());
             if pending.protocol == Protocol::V3
-                && res.status().is_success()
-                && !client_json::is_unsigned(&pending.path)
+                && (!res.status().is_success() || !client_json::is_unsigned(&pending.path))
                 && serial.is_some_and(|s| self.keyring.get(s.trim()).is_none())
                 && auto.may_refresh()
             {
@@ -305,7 +307,9 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
     let thread = std::thread::Builder::new()
         .name("wechatpay-certificates".into())
         .spawn(move || {
-            let mut next = Instant::now() + interval;
+            // `build()` bounds the interval; saturate anyway rather than panic in this thread.
+            let after = |t: Instant| t.checked_add(interval).unwrap_or(t + MAX_REFRESH_INTERVAL);
+            let mut next = after(Instant::now());
             loop {
                 let now = Instant::now();
                 if now < next {
@@ -314,7 +318,7 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
                 let Some(core) = weak.upgrade() else { break };
                 if Instant::now() >= next {
                     let _ = crate::transport::block_on(core.refresh_certificates());
-                    next = Instant::now() + interval;
+                    next = after(Instant::now());
                 }
             }
         })

@@ -17,6 +17,8 @@ pub(crate) struct Core {
     pub credentials: Option<Credentials>,
     pub mchid: Option<String>,
     pub keyring: Arc<Keyring>,
+    /// `Builder::wechatpay_serial`: the platform key requests name, when set.
+    pub wechatpay_serial: Option<String>,
     pub timeout: Duration,
     pub body_limit: usize,
     pub placeholders: Placeholders,

@@ -175,19 +175,79 @@ pub fn verify_response<B: AsRef<[u8]>>(
     verify_headers(res.headers(), res.body().as_ref(), keyring, now)
 }
 
-/// Whether the platform answers `path` unsigned: the binary downloads
-/// (`/v3/billdownload/file`, `/v3/merchant-service/images/*` other than `upload`), also
-/// under `/global`.
+/// Whether an answer carries any `Wechatpay-*` header, i.e. claims to be signed.
+pub fn has_signature_headers(headers: &HeaderMap) -> bool {
+    headers.keys().any(|k| k.as_str().starts_with("wechatpay-"))
+}
+
+/// Whether the platform answers `path` unsigned: exactly the documented binary downloads
+/// `/v3/billdownload/file`, `/v3/transferdownload/signfile`,
+/// `/v3/transferdownload/elecvoucherfile` (their pages remove PHP's verifier; the receipt's
+/// `hash_value` proves them), `/v3/merchant-service/images/{media_id}` and
+/// `/v3/global/merchant-service/images/{media_id}` (one segment, not `upload`). Nothing that
+/// a server could resolve to another path matches (see [`plain_path`]).
 pub fn is_unsigned(path: &str) -> bool {
     let p = path.split('?').next().unwrap_or(path);
-    let p = p.strip_prefix("/global").unwrap_or(p);
-    if p == "/v3/billdownload/file" {
-        return true;
+    if !plain_path(p) {
+        return false;
     }
-    match p.strip_prefix("/v3/merchant-service/images/") {
-        Some(rest) => !rest.is_empty() && rest != "upload",
-        None => false,
+    let segments: Vec<&str> = p.split('/').collect();
+    match segments.as_slice() {
+        ["", "v3", "billdownload", "file"]
+        | ["", "v3", "transferdownload", "signfile" | "elecvoucherfile"] => true,
+        ["", "v3", "merchant-service", "images", id]
+        | ["", "v3", "global", "merchant-service", "images", id] => {
+            !id.is_empty() && !percent_decoded(id).eq_ignore_ascii_case(b"upload")
+        }
+        _ => false,
     }
+}
+
+/// Whether a request path (without its query) names one resource as written: no `;`
+/// parameters, no backslash, no dot segment (`.`, `..`, however percent-encoded) and no
+/// percent-encoded `/`, `\`, `;`, NUL or `%` (double encoding), all of which a server or a proxy may resolve to another
+/// path than the one matched. The exemptions from answer signatures (APIv3 and APIv2) hold
+/// only for plain paths.
+pub fn plain_path(path: &str) -> bool {
+    if path.contains([';', '\\']) {
+        return false;
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%3b", "%00", "%25"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return false;
+    }
+    !path
+        .split('/')
+        .map(percent_decoded)
+        .any(|s| s == b"." || s == b"..")
+}
+
+/// A segment with its `%XX` escapes decoded (those that are not hex are kept as is).
+fn percent_decoded(segment: &str) -> Vec<u8> {
+    let b = segment.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = b.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (b[i], escaped) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -352,15 +412,34 @@ mod tests {
     fn unsigned_downloads_are_named_by_path() {
         for p in [
             "/v3/billdownload/file?token=x",
-            "/global/v3/billdownload/file",
+            "/v3/transferdownload/signfile?token=x",
+            "/v3/transferdownload/elecvoucherfile?token=x",
             "/v3/merchant-service/images/abc",
-            "/global/v3/merchant-service/images/abc",
+            "/v3/merchant-service/images/abc%3D",
+            "/v3/global/merchant-service/images/abc",
         ] {
             assert!(is_unsigned(p), "{p}");
         }
         for p in [
+            "/global/v3/billdownload/file",
             "/v3/merchant-service/images/upload",
+            "/v3/merchant-service/images/UPLOAD",
+            "/v3/merchant-service/images/%75pload",
+            "/v3/merchant-service/images/upload/",
             "/v3/merchant-service/images/",
+            "/v3/merchant-service/images/..",
+            "/v3/merchant-service/images/.%2E",
+            "/v3/merchant-service/images/%2e",
+            "/v3/merchant-service/images/a%2fb",
+            "/v3/merchant-service/images/a%252e",
+            "/v3/merchant-service/images/a;b",
+            "/v3/merchant-service/images/a\\b",
+            "/v3/merchant-service/images/../../pay/transactions/id/1",
+            "/v3/billdownload/file;x",
+            "/v3/transferdownload/signfile/x",
+            "/v3/transferdownload/../billdownload/file",
+            "/v3/billdownload/./file",
+            "/v3/x/../billdownload/file",
             "/v3/bill/tradebill",
             "/v3/billdownload/file/x",
             "/v3/discount-card/orders/1",

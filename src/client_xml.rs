@@ -104,6 +104,10 @@ pub const UNSIGNED_ANSWERS: &[&str] = &[
 /// `…/sandboxnew/` still matches `/pay/downloadbill`).
 pub fn is_unsigned(path: &str) -> bool {
     let p = path.split('?').next().unwrap_or(path);
+    // `…/orderquery;/pay/downloadbill` and dot segments name another API than they end with.
+    if !crate::client_json::plain_path(p) {
+        return false;
+    }
     UNSIGNED_ANSWERS.iter().any(|u| {
         p == *u
             || p.strip_suffix(u)

@@ -36,6 +36,12 @@ pub const OPTION_KEYS: &[&str] = &[
     "sink",
 ];
 
+/// Why an APIv3 call is refused when nothing could verify its answer.
+const NO_PLATFORM_KEY: &str = "no way to verify APIv3 answers, so nothing was sent: configure \
+the platform's key with Builder::platform_public_key (PUB_KEY_ID_… and pub_key.pem; CLI \
+--public-key and --public-key-id), Builder::platform_certificate (CLI --platform-cert), or \
+Builder::auto_certificates (the APIv3 key) to download the platform certificates";
+
 /// Which protocol a path speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -164,8 +170,26 @@ impl Core {
         self.begin_with(method, template, args, None)
     }
 
-    /// [`Core::begin`] with a media upload as the body: multipart sent, its meta signed.
+    /// [`Core::begin`] with a media upload as the body: multipart sent, its meta signed. An
+    /// APIv3 call is refused when its answer could not be verified (no platform key, no
+    /// automatic certificates): better nothing sent than a refund carried out unverifiable.
     pub(crate) fn begin_with(
+        &self,
+        method: Method,
+        template: &str,
+        args: &Value,
+        upload: Option<&Media>,
+    ) -> Result<Pending, Error> {
+        let pending = self.prepare(method, template, args, upload)?;
+        if pending.protocol == Protocol::V3 && self.auto.is_none() && self.keyring.is_empty() {
+            return Err(Error::Config(NO_PLATFORM_KEY.into()));
+        }
+        Ok(pending)
+    }
+
+    /// [`Core::begin_with`] without the keyring check: for the certificate download, which
+    /// verifies its answer with the certificates it brings.
+    pub(crate) fn prepare(
         &self,
         method: Method,
         template: &str,
@@ -315,6 +339,17 @@ impl Core {
                 Some(_) => {}
             }
         }
+        // Names the platform key the merchant expects (public-key migration, as wechatpay-go
+        // and wechatpay-java do), unless the args or encrypted fields named one.
+        if !request.headers().contains_key("wechatpay-serial") {
+            let expected = self
+                .wechatpay_serial
+                .clone()
+                .or_else(|| self.keyring.preferred().map(|(s, _)| s));
+            if let Some(v) = expected.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                request.headers_mut().insert("wechatpay-serial", v);
+            }
+        }
         if let Some(media) = upload {
             // The platform checks the signature over the meta JSON, not the multipart bytes.
             request
@@ -431,12 +466,25 @@ impl Core {
             }
             return Ok(Response::new(res));
         }
+        // An error answer that looks signed is checked like any other: a forged "order does
+        // not exist" must not pass for the platform's. One with no `Wechatpay-*` header at all
+        // is a gateway's, handed out marked unverified.
+        if client_json::has_signature_headers(res.headers()) {
+            client_json::verify_response(&res, &self.keyring, formatter::timestamp())?;
+            return Err(api_error_as(res, true));
+        }
         Err(api_error(res))
     }
 }
 
-/// Builds [`Error::Api`] from a non-2xx answer and the platform's `{"code","message","detail"}`.
-pub fn api_error(res: http::Response<Bytes>) -> Error {
+/// Builds an unverified [`Error::Api`] from a non-2xx answer, see [`api_error_as`].
+pub(crate) fn api_error(res: http::Response<Bytes>) -> Error {
+    api_error_as(res, false)
+}
+
+/// Builds [`Error::Api`] from a non-2xx answer and the platform's `{"code","message","detail"}`;
+/// `verified` says whether its signature was checked and held.
+pub fn api_error_as(res: http::Response<Bytes>, verified: bool) -> Error {
     let status = res.status().as_u16();
     let request_id = res
         .headers()
@@ -468,5 +516,6 @@ pub fn api_error(res: http::Response<Bytes>) -> Error {
         detail,
         request_id,
         body,
+        verified,
     }
 }

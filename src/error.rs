@@ -31,7 +31,7 @@ pub enum Error {
     Verification(String),
 
     /// The platform answered with a non-2xx status (APIv3).
-    #[error("{}", api_line(*status, code, message, request_id.as_deref()))]
+    #[error("{}", api_line(*status, code, message, request_id.as_deref(), *verified))]
     Api {
         /// HTTP status code.
         status: u16,
@@ -45,6 +45,11 @@ pub enum Error {
         request_id: Option<String>,
         /// The raw body as received.
         body: bytes::Bytes,
+        /// Whether the answer's `Wechatpay-*` signature verified. An error answer that carries
+        /// them is always checked (a forged one is [`Error::Verification`]); one without any
+        /// (a gateway or proxy answering) is handed out unverified: do not act on its code as
+        /// the platform's word (query the state first).
+        verified: bool,
     },
 
     /// The platform answered an APIv2 call with `return_code` or `result_code` other than SUCCESS.
@@ -131,7 +136,13 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-fn api_line(status: u16, code: &str, message: &str, request_id: Option<&str>) -> String {
+fn api_line(
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: Option<&str>,
+    verified: bool,
+) -> String {
     let mut s = format!("HTTP {status}");
     if !code.is_empty() {
         s.push(' ');
@@ -145,6 +156,9 @@ fn api_line(status: u16, code: &str, message: &str, request_id: Option<&str>) ->
         s.push_str(" (Request-ID ");
         s.push_str(&one_line(id));
         s.push(')');
+    }
+    if !verified {
+        s.push_str(" (unverified)");
     }
     s
 }

@@ -6,21 +6,55 @@ use std::collections::HashMap;
 
 use arc_swap::ArcSwap;
 
-use crate::crypto::PublicKey;
+use crate::crypto::{Certificate, PublicKey};
+
+/// One key, under the serial as it was given.
+#[derive(Clone)]
+struct Entry {
+    serial: String,
+    key: PublicKey,
+    /// A certificate's `notBefore` (Unix seconds), to tell the newest one.
+    since: Option<i64>,
+}
+
+/// A serial as the keyring compares it: a certificate serial is a number, so hex serials
+/// compare without leading zeros and whatever their case (`83D6…` is `083d6…`); key ids
+/// (`PUB_KEY_ID_…`) compare as written.
+pub fn serial_key(serial: &str) -> String {
+    let s = serial.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let digits = s.trim_start_matches('0');
+        if digits.is_empty() {
+            "0".to_string()
+        } else {
+            digits.to_ascii_uppercase()
+        }
+    } else {
+        s.to_string()
+    }
+}
+
+/// Whether two serials name the same key, see [`serial_key`].
+pub fn same_serial(a: &str, b: &str) -> bool {
+    serial_key(a) == serial_key(b)
+}
+
+fn not_before(cert: &Certificate) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(cert.x509().not_before()).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
 
 /// A set of platform public keys, each under the serial or key id the platform names it by.
 #[derive(Default)]
 pub struct Keyring {
-    keys: ArcSwap<HashMap<String, PublicKey>>,
+    keys: ArcSwap<HashMap<String, Entry>>,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys = self.keys.load();
-        let mut serials: Vec<&String> = keys.keys().collect();
-        serials.sort();
         f.debug_struct("Keyring")
-            .field("serials", &serials)
+            .field("serials", &self.serials())
             .finish()
     }
 }
@@ -31,57 +65,89 @@ impl Keyring {
         Self::default()
     }
 
-    /// The key the platform signs with under `serial`, if known.
+    /// The key the platform signs with under `serial`, if known (serials compare as numbers,
+    /// see [`serial_key`]).
     pub fn get(&self, serial: &str) -> Option<PublicKey> {
-        self.keys.load().get(serial).cloned()
+        self.keys
+            .load()
+            .get(&serial_key(serial))
+            .map(|e| e.key.clone())
     }
 
-    /// Adds (or replaces) one key.
-    pub fn insert(&self, serial: impl Into<String>, key: PublicKey) {
-        let serial = serial.into();
+    fn put(&self, entries: Vec<Entry>) {
         self.keys.rcu(|old| {
             let mut m = HashMap::clone(old);
-            m.insert(serial.clone(), key.clone());
-            m
-        });
-    }
-
-    /// Adds several keys at once, keeping the ones already there (rotation overlaps).
-    pub fn merge(&self, entries: impl IntoIterator<Item = (String, PublicKey)>) {
-        let entries: Vec<(String, PublicKey)> = entries.into_iter().collect();
-        self.keys.rcu(|old| {
-            let mut m = HashMap::clone(old);
-            for (s, k) in &entries {
-                m.insert(s.clone(), k.clone());
+            for e in &entries {
+                m.insert(serial_key(&e.serial), e.clone());
             }
             m
         });
     }
 
+    /// Adds (or replaces) one key.
+    pub fn insert(&self, serial: impl Into<String>, key: PublicKey) {
+        self.merge([(serial.into(), key)]);
+    }
+
+    /// Adds several keys at once, keeping the ones already there (rotation overlaps).
+    pub fn merge(&self, entries: impl IntoIterator<Item = (String, PublicKey)>) {
+        self.put(
+            entries
+                .into_iter()
+                .map(|(serial, key)| Entry {
+                    serial,
+                    key,
+                    since: None,
+                })
+                .collect(),
+        );
+    }
+
+    /// Adds platform certificates under their serials, remembering when each took effect so
+    /// that [`Keyring::preferred`] names the newest.
+    pub fn merge_certificates<'a>(&self, certs: impl IntoIterator<Item = &'a Certificate>) {
+        self.put(
+            certs
+                .into_iter()
+                .map(|c| Entry {
+                    serial: c.serial().to_string(),
+                    key: c.public_key().clone(),
+                    since: not_before(c),
+                })
+                .collect(),
+        );
+    }
+
     /// A separate keyring holding these keys and `entries` besides, from one snapshot of
     /// this one (to check an answer against keys not yet trusted for good).
     pub fn with(&self, entries: impl IntoIterator<Item = (String, PublicKey)>) -> Keyring {
-        let mut m = HashMap::clone(&self.keys.load());
-        m.extend(entries);
-        Keyring {
-            keys: ArcSwap::from_pointee(m),
-        }
+        let ring = Keyring {
+            keys: ArcSwap::from_pointee(HashMap::clone(&self.keys.load())),
+        };
+        ring.merge(entries);
+        ring
     }
 
     /// Removes a key, e.g. an expired certificate.
     pub fn remove(&self, serial: &str) -> Option<PublicKey> {
+        let key = serial_key(serial);
         let mut removed = None;
         self.keys.rcu(|old| {
             let mut m = HashMap::clone(old);
-            removed = m.remove(serial);
+            removed = m.remove(&key).map(|e| e.key);
             m
         });
         removed
     }
 
-    /// The serials known, sorted.
+    /// The serials known (as given), sorted.
     pub fn serials(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.keys.load().keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .keys
+            .load()
+            .values()
+            .map(|e| e.serial.clone())
+            .collect();
         v.sort();
         v
     }
@@ -96,16 +162,26 @@ impl Keyring {
         self.len() == 0
     }
 
-    /// A serial to name in `Wechatpay-Serial` when encrypting for the platform: a
-    /// `PUB_KEY_ID_…` if one is configured, else the lexically last certificate serial.
+    /// The serial to name in `Wechatpay-Serial`, the key the merchant expects the platform to
+    /// use (to sign answers, and to decrypt what is encrypted for it): a `PUB_KEY_ID_…` if one
+    /// is configured, else the newest certificate (latest `notBefore`, then the greatest
+    /// serial).
     pub fn preferred(&self) -> Option<(String, PublicKey)> {
         let keys = self.keys.load();
         let pick = keys
-            .keys()
-            .filter(|s| s.starts_with("PUB_KEY_ID_"))
-            .max()
-            .or_else(|| keys.keys().max())?;
-        Some((pick.clone(), keys[pick].clone()))
+            .values()
+            .filter(|e| e.serial.starts_with("PUB_KEY_ID_"))
+            .max_by(|a, b| a.serial.cmp(&b.serial))
+            .or_else(|| {
+                keys.values().max_by(|a, b| {
+                    (a.since, serial_key(&a.serial).len(), serial_key(&a.serial)).cmp(&(
+                        b.since,
+                        serial_key(&b.serial).len(),
+                        serial_key(&b.serial),
+                    ))
+                })
+            })?;
+        Some((pick.serial.clone(), pick.key.clone()))
     }
 }
 
@@ -128,5 +204,23 @@ mod tests {
         assert_eq!(ring.serials(), vec!["A"]);
         wider.remove("A");
         assert!(ring.get("A").is_some());
+    }
+
+    #[test]
+    fn serials_compare_as_numbers_and_ids_as_written() {
+        let ring = Keyring::new();
+        ring.insert("083D6A", key());
+        for s in ["83D6A", "83d6a", "0083D6A", " 083D6A\n"] {
+            assert!(ring.get(s).is_some(), "{s}");
+        }
+        assert!(ring.get("83D6A0").is_none());
+        assert!(ring.get("3D6A").is_none());
+        assert_eq!(ring.serials(), vec!["083D6A"]);
+        assert!(ring.remove("83d6a").is_some());
+        assert!(ring.is_empty());
+        ring.insert("PUB_KEY_ID_01", key());
+        assert!(ring.get("PUB_KEY_ID_1").is_none());
+        assert!(ring.get("pub_key_id_01").is_none());
+        assert!(same_serial("000", "0"));
     }
 }

@@ -34,6 +34,11 @@
 //!             println!("{} {} {}", n.id, n.event_type, n.resource["out_trade_no"]);
 //!             reply(204, "")
 //!         }
+//!         // The platform checking that merchants verify: refuse it, quietly.
+//!         Err(wechatpay_chain::Error::Notification {
+//!             kind: wechatpay_chain::notify::Refusal::SignatureProbe,
+//!             ..
+//!         }) => reply(400, r#"{"code":"FAIL","message":"signature probe"}"#),
 //!         Err(e) => {
 //!             eprintln!("{e}");
 //!             reply(400, r#"{"code":"FAIL","message":"refused"}"#)
@@ -73,6 +78,9 @@ use crate::error::{one_line, Error};
 use crate::formatter;
 use crate::keyring::Keyring;
 
+/// How the platform's deliberately bad signatures begin, see [`Refusal::SignatureProbe`].
+pub const SIGNATURE_PROBE: &str = "WECHATPAY/SIGNTEST/";
+
 /// The algorithm the platform encrypts `resource` with.
 pub const ALGORITHM: &str = "AEAD_AES_256_GCM";
 
@@ -96,6 +104,10 @@ pub enum Refusal {
     UnsupportedAlgorithm,
     /// `resource` does not decrypt: wrong APIv3 key, or bad ciphertext, nonce or associated data.
     Decryption,
+    /// `Wechatpay-Signature` starts with `WECHATPAY/SIGNTEST/`: a deliberately bad signature
+    /// the platform sends to check that the merchant verifies. Nothing is wrong: answer it
+    /// non-2xx (as any refusal) and do not alarm anyone.
+    SignatureProbe,
 }
 
 impl fmt::Display for Refusal {
@@ -108,6 +120,7 @@ impl fmt::Display for Refusal {
             Refusal::Malformed => "malformed",
             Refusal::UnsupportedAlgorithm => "unsupported algorithm",
             Refusal::Decryption => "decryption",
+            Refusal::SignatureProbe => "signature probe",
         })
     }
 }
@@ -204,6 +217,7 @@ fn check_key(apiv3_key: &[u8]) -> Result<(), Error> {
 /// `now` (seconds): the pure function behind [`Notifier`].
 ///
 /// The checks run in order, each failure its own [`Refusal`]: the four `Wechatpay-*` headers,
+/// the platform's signature probe (`WECHATPAY/SIGNTEST/…`),
 /// the ±300 s window, the serial, the signature, the envelope, the algorithm, the decryption.
 /// An APIv3 key that is not 32 bytes is an [`Error::Config`].
 pub fn verify(
@@ -218,7 +232,15 @@ pub fn verify(
     let timestamp = header(headers, "wechatpay-timestamp")?;
     header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
-    header(headers, "wechatpay-signature")?;
+    let signature = header(headers, "wechatpay-signature")?;
+    // The platform's probe is refused as what it is, before anything else is checked.
+    if signature.starts_with(SIGNATURE_PROBE) {
+        return Err(refuse(
+            Refusal::SignatureProbe,
+            "Wechatpay-Signature is the platform's signature probe (WECHATPAY/SIGNTEST/…): \
+             answer non-2xx; nothing is wrong",
+        ));
+    }
     let ts: i64 = timestamp.parse().map_err(|_| {
         refuse(
             Refusal::Header,
@@ -477,6 +499,29 @@ mod tests {
         *req.headers_mut() = headers(&k, formatter::timestamp(), "PUB_KEY_ID_1", &b);
         assert_eq!(notifier.verify_request(&req).unwrap().id, n.id);
         assert!(!format!("{notifier:?}").contains(KEY));
+    }
+
+    #[test]
+    fn the_platforms_signature_probes_are_refused_as_such() {
+        let (k, ring) = platform();
+        let b = body(&json!({"a": 1}));
+        let mut h = headers(&k, NOW, "PUB_KEY_ID_1", &b);
+        h.insert(
+            "wechatpay-signature",
+            "WECHATPAY/SIGNTEST/dGVzdA==".parse().unwrap(),
+        );
+        let e = verify(&h, &b, &ring, KEY, NOW).unwrap_err();
+        assert!(e.to_string().contains("signature probe"), "{e}");
+        assert_eq!(kind(Err(e)).to_string(), "signature probe");
+        // Refused as a probe whatever else is wrong with it, through a Notifier too.
+        let notifier = Notifier::new(ring.clone(), KEY).unwrap();
+        h.insert("wechatpay-serial", "PUB_KEY_ID_UNKNOWN".parse().unwrap());
+        let e = notifier.verify_at(&h, &b, NOW + 3600).unwrap_err();
+        assert_eq!(kind(Err(e)).to_string(), "signature probe");
+        // A bad signature that is not a probe stays one.
+        h.insert("wechatpay-serial", "PUB_KEY_ID_1".parse().unwrap());
+        h.insert("wechatpay-signature", "WECHATPAY/dGVzdA==".parse().unwrap());
+        assert_eq!(kind(verify(&h, &b, &ring, KEY, NOW)), Refusal::BadSignature);
     }
 
     #[test]

@@ -370,3 +370,16 @@ pub fn certificates_body(apiv3_key: &str, certs: &[(&str, &str)]) -> serde_json:
     serde_json::json!({ "data": data })
 }
 pub mod upload;
+
+/// A 404 ORDER_NOT_EXIST, signed or not, tampered after signing or not.
+pub fn error_reply(sign: bool, tamper: bool) -> Reply {
+    let mut r = Reply::json(
+        404,
+        serde_json::json!({"code": "ORDER_NOT_EXIST", "message": "订单不存在"}),
+    );
+    if !sign {
+        r.sign_as = None;
+    }
+    r.tamper = tamper;
+    r
+}

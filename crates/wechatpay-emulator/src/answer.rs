@@ -128,13 +128,15 @@ impl Answer {
         )
     }
 
-    /// The answer as the library's API error, for the handle's methods.
+    /// The answer as the library's API error, for the handle's methods (made here, not
+    /// received: nothing to verify).
     pub fn into_error(self) -> Error {
-        wechatpay_chain::decorator::api_error(
+        wechatpay_chain::decorator::api_error_as(
             http::Response::builder()
                 .status(self.status)
                 .body(self.body)
                 .unwrap_or_default(),
+            true,
         )
     }
 }
@@ -147,6 +149,17 @@ pub(crate) fn render(
     answer: Answer,
     sign: bool,
     forgery: Option<Forgery>,
+) -> http::Response<Full<Bytes>> {
+    render_for(settings, answer, sign, forgery, None)
+}
+
+/// [`render`] for a request that names the key it expects in `Wechatpay-Serial` (`named`).
+pub(crate) fn render_for(
+    settings: &Settings,
+    answer: Answer,
+    sign: bool,
+    forgery: Option<Forgery>,
+    named: Option<&str>,
 ) -> http::Response<Full<Bytes>> {
     let mut b = http::Response::builder()
         .status(answer.status)
@@ -163,7 +176,7 @@ pub(crate) fn render(
         let ts = ts.to_string();
         let nonce = formatter::nonce(32);
         let message = formatter::response(&ts, &nonce, &body);
-        let (key, current_serial) = settings.signer();
+        let (key, current_serial) = settings.signer_for(named);
         let signature = match forgery {
             Some(Forgery::WrongKey) => super::generate_key().and_then(|k| Rsa::sign(&message, &k)),
             _ => Rsa::sign(&message, &key),

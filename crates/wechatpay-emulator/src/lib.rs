@@ -127,6 +127,7 @@ pub struct EmulatorConfig {
     no_certificates_status: u16,
     tls: bool,
     handshake_timeout: Duration,
+    public_key_alongside: bool,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -170,6 +171,7 @@ impl Default for EmulatorConfig {
             no_certificates_status: 404,
             tls: false,
             handshake_timeout: tls::DEFAULT_HANDSHAKE_TIMEOUT,
+            public_key_alongside: false,
         }
     }
 }
@@ -307,6 +309,16 @@ impl EmulatorConfig {
         self
     }
 
+    /// Certificate mode: also holds a platform public key (`PUB_KEY_ID_…`, see
+    /// [`EmulatorConfig::public_key_id`], a key pair of its own), as a merchant migrating from
+    /// certificates to the public key has both. Each APIv3 answer is then signed with the key
+    /// its request names in `Wechatpay-Serial`, the certificate when it names none (or another
+    /// key); [`Emulator::builder`] configures both. Off by default.
+    pub fn public_key_alongside(mut self, on: bool) -> Self {
+        self.public_key_alongside = on;
+        self
+    }
+
     /// How long a TLS client may take over its handshake before the connection is dropped
     /// (5 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
@@ -388,6 +400,8 @@ pub(crate) struct Settings {
     pub platform_public: PublicKey,
     pub platform_serial: String,
     pub platform_cert: Option<certificates::Issued>,
+    /// [`EmulatorConfig::public_key_alongside`]: the public key's id, private and public key.
+    pub alongside: Option<(String, PrivateKey, PublicKey)>,
     /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
     pub rotations: Mutex<Vec<(PrivateKey, Arc<certificates::Issued>)>>,
     pub apiv3_key: String,
@@ -409,9 +423,22 @@ impl Settings {
         }
     }
 
+    /// The key an answer to a request naming `named` in `Wechatpay-Serial` is signed with: the
+    /// public key alongside the certificate when named, else [`Settings::signer`].
+    pub(crate) fn signer_for(&self, named: Option<&str>) -> (PrivateKey, String) {
+        match (&self.alongside, named) {
+            (Some((id, key, _)), Some(n)) if n.trim() == id => (key.clone(), id.clone()),
+            _ => self.signer(),
+        }
+    }
+
     /// Whether `serial` names one of the platform's keys (current or still listed).
     pub(crate) fn knows_serial(&self, serial: &str) -> bool {
         serial == self.platform_serial
+            || self
+                .alongside
+                .as_ref()
+                .is_some_and(|(id, _, _)| id == serial)
             || lock(&self.rotations)
                 .iter()
                 .any(|(_, i)| i.certificate.serial() == serial)
@@ -591,6 +618,23 @@ impl Emulator {
                 (issued.certificate.serial().to_string(), Some(issued))
             }
         };
+        let alongside = match (config.mode, config.public_key_alongside) {
+            (Mode::Certificate, true) => {
+                let id = match &config.public_key_id {
+                    Some(id) => wechatpay_chain::util::pem::normalize_serial(id)?,
+                    None => public_key_id_for(&config.mchid),
+                };
+                let key = generate_key()?;
+                let public = key.public_key()?;
+                Some((id, key, public))
+            }
+            (Mode::PublicKey, true) => {
+                return Err(Error::Config(
+                    "public_key_alongside needs certificate mode (Mode::Certificate)".into(),
+                ))
+            }
+            (_, false) => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
@@ -619,6 +663,7 @@ impl Emulator {
                 platform_public,
                 platform_serial,
                 platform_cert,
+                alongside,
                 rotations: Mutex::new(Vec::new()),
                 apiv3_key,
                 apiv2_key,
@@ -725,6 +770,15 @@ impl Emulator {
         String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
     }
 
+    /// [`EmulatorConfig::public_key_alongside`]: the public key's id and the key.
+    pub fn public_key_alongside(&self) -> Option<(&str, &PublicKey)> {
+        self.shared
+            .settings
+            .alongside
+            .as_ref()
+            .map(|(id, _, public)| (id.as_str(), public))
+    }
+
     /// The platform certificate (certificate mode only).
     pub fn platform_certificate(&self) -> Option<&Certificate> {
         self.shared
@@ -774,6 +828,9 @@ impl Emulator {
             Some(c) => b.platform_certificate(c.certificate.clone()),
             None => b.platform_public_key(&s.platform_serial, s.platform_public.clone()),
         };
+        if let Some((id, _, public)) = &s.alongside {
+            b = b.platform_public_key(id, public.clone());
+        }
         b.secret(&s.apiv2_key)
     }
 

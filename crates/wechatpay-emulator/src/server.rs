@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::answer::{render, Answer};
+use super::answer::{render, render_for, Answer};
 use super::tls::ClientCertificate;
 use super::{
     auth, bills, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
@@ -216,7 +216,8 @@ async fn handle(
         Kind::V3 if !answer.unsigned => lock(&shared.forgeries).pop_front(),
         _ => None,
     };
-    render(&shared.settings, answer, kind != Kind::V2, forgery)
+    let named = req.header("wechatpay-serial");
+    render_for(&shared.settings, answer, kind != Kind::V2, forgery, named)
 }
 
 async fn respond(shared: &Arc<Shared>, req: &Req) -> (Answer, Kind, Option<String>) {
