@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::formatter;
 use crate::response::Response;
 use crate::transport::Limits;
-use crate::uri;
+use crate::uri::{self, Placeholders};
 use crate::util::media::Media;
 use crate::Core;
 
@@ -22,7 +22,9 @@ use crate::Core;
 pub const DEFAULT_ACCEPT: &str =
     "application/json, text/plain, application/x-gzip, application/pdf, image/png, image/*;q=0.5";
 
-/// The request options the args may carry; every other top-level key is a placeholder value.
+/// The request options the args may carry, exactly the keys the client reads; every other
+/// top-level key must be a placeholder of the path (see [`check_keys`]). `xml`, `security` and
+/// `nonceless` are read by APIv2 calls only, `json` and `body` by APIv3 calls only.
 pub const OPTION_KEYS: &[&str] = &[
     "json",
     "query",
@@ -33,7 +35,8 @@ pub const OPTION_KEYS: &[&str] = &[
     "security",
     "nonceless",
     "timeout",
-    "sink",
+    "retry",
+    "placeholders",
 ];
 
 /// Why an APIv3 call is refused when nothing could verify its answer.
@@ -41,6 +44,80 @@ const NO_PLATFORM_KEY: &str = "no way to verify APIv3 answers, so nothing was se
 the platform's key with Builder::platform_public_key (PUB_KEY_ID_… and pub_key.pem; CLI \
 --public-key and --public-key-id), Builder::platform_certificate (CLI --platform-cert), or \
 Builder::auto_certificates (the APIv3 key) to download the platform certificates";
+/// Refuses (under [`Placeholders::Strict`]) a top-level key of `args` that is neither a request
+/// option nor a placeholder of `template`: it would silently do nothing (a forgotten `json`
+/// wrapper sends an empty body, a misspelt placeholder leaves the path wrong). The error names
+/// the keys and suggests the nearest placeholder or option, else the wrapper. Under
+/// [`Placeholders::Lenient`] they are ignored with a warning, as wechatpay-php ignores them.
+///
+/// ```
+/// use serde_json::json;
+/// use wechatpay_chain::decorator::check_keys;
+/// use wechatpay_chain::Placeholders;
+/// let args = json!({"out_trade_num": "T1"});
+/// let e = check_keys(
+///     "v3/pay/transactions/out-trade-no/{out_trade_no}",
+///     args.as_object().unwrap(),
+///     Placeholders::Strict,
+/// )
+/// .unwrap_err();
+/// assert!(e.to_string().contains("out_trade_no"));
+/// ```
+pub fn check_keys(
+    template: &str,
+    args: &Map<String, Value>,
+    mode: Placeholders,
+) -> Result<(), Error> {
+    let v2 = template == "v2" || template.starts_with("v2/");
+    let names = uri::placeholders(template);
+    let unknown: Vec<&str> = args
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTION_KEYS.contains(k) && !names.contains(k))
+        .collect();
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let listed = unknown
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if mode == Placeholders::Lenient {
+        tracing::warn!(
+            keys = %listed,
+            template,
+            "args keys that are neither request options nor placeholders are ignored, as wechatpay-php does"
+        );
+        return Ok(());
+    }
+    let nearest = |candidates: &[&str]| {
+        candidates
+            .iter()
+            .map(|c| (strsim::levenshtein(first, c), *c))
+            .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+            .min()
+            .map(|(_, c)| c.to_string())
+    };
+    let hint = if let Some(p) = nearest(&names) {
+        format!("did you mean the placeholder {p:?}?")
+    } else if let Some(o) = nearest(OPTION_KEYS) {
+        format!("did you mean the request option {o:?}?")
+    } else {
+        let wrapper = if v2 { "xml" } else { "json" };
+        format!(
+            "request fields go inside {wrapper:?} (e.g. {{\"{wrapper}\": {{{first:?}: …}}}}), query fields inside \"query\""
+        )
+    };
+    let placeholders = match names.is_empty() {
+        true => format!("{template:?} has no placeholders"),
+        false => format!("the placeholders of {template:?} are {}", names.join(", ")),
+    };
+    Err(Error::InvalidArgument(format!(
+        "args {listed}: neither a request option nor a placeholder: {hint} ({placeholders}; the options are {}; the lenient mode ignores unknown keys, as wechatpay-php does)",
+        OPTION_KEYS.join(", ")
+    )))
+}
 
 /// Which protocol a path speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,7 +296,18 @@ impl Core {
                 .trim_start_matches('/'),
             Protocol::V3 => template,
         };
-        let expanded = uri::expand(relative, args, self.placeholders)?;
+        let mode = match args.get("placeholders") {
+            None | Some(Value::Null) => self.placeholders,
+            Some(Value::String(s)) if s == "strict" => Placeholders::Strict,
+            Some(Value::String(s)) if s == "lenient" => Placeholders::Lenient,
+            Some(other) => {
+                return Err(Error::arg(format!(
+                    "placeholders must be \"strict\" or \"lenient\", got {other}"
+                )))
+            }
+        };
+        check_keys(template, args, mode)?;
+        let expanded = uri::expand(relative, args, mode)?;
         let base = match args.get("base_uri") {
             None | Some(Value::Null) => self.base.clone(),
             Some(Value::String(s)) => Base::parse(s)?,
@@ -275,6 +363,13 @@ impl Core {
         mut d: Draft<'_>,
         upload: Option<&Media>,
     ) -> Result<Pending, Error> {
+        for k in ["xml", "security", "nonceless"] {
+            if d.args.get(k).is_some_and(|v| !v.is_null()) {
+                return Err(Error::arg(format!(
+                    "{k} is an APIv2 option (paths under v2/): an APIv3 call takes its fields in json, or query"
+                )));
+            }
+        }
         let (path, template_query) = match d.path.split_once('?') {
             Some((p, q)) => (p.to_string(), Some(q.to_string())),
             None => (d.path.clone(), None),
@@ -517,5 +612,55 @@ pub fn api_error_as(res: http::Response<Bytes>, verified: bool) -> Error {
         request_id,
         body,
         verified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn keys(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn only_read_options_and_placeholders_pass() {
+        let t = "v3/orders/{out_order_no}";
+        for k in OPTION_KEYS.iter().chain(&["out_order_no"]) {
+            let args: Map<String, Value> = [(k.to_string(), Value::Null)].into_iter().collect();
+            check_keys(t, &args, Placeholders::Strict).unwrap();
+        }
+        // `sink` (Guzzle's) was listed but never read; `retry` is read.
+        assert!(OPTION_KEYS.contains(&"retry") && !OPTION_KEYS.contains(&"sink"));
+        let e = check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Strict).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("\"sink\""));
+        check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Lenient).unwrap();
+    }
+
+    #[test]
+    fn refusals_name_the_key_and_the_likely_fix() {
+        let s = Placeholders::Strict;
+        let t = "v3/pay/transactions/out-trade-no/{out_trade_no}";
+        let e = check_keys(t, &keys(json!({"out_trade_num": "1"})), s).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("did you mean the placeholder \"out_trade_no\""),
+            "{e}"
+        );
+        let e = check_keys("v3/x", &keys(json!({"jsn": {}})), s).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("did you mean the request option \"json\""),
+            "{e}"
+        );
+        let e = check_keys("v3/x", &keys(json!({"appid": "wx", "amount": {}})), s).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("\"appid\", \"amount\"") && m.contains("inside \"json\""),
+            "{m}"
+        );
+        let e = check_keys("v2/pay/micropay", &keys(json!({"appid": "wx"})), s).unwrap_err();
+        assert!(e.to_string().contains("inside \"xml\""), "{e}");
     }
 }

@@ -6,9 +6,13 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 
-/// Normalizes a chain segment (or a whole path) exactly as wechatpay-php does, in order:
-/// a leading capital is lowered; every other capital becomes `-` + lowercase; a whole
-/// `_name_` becomes `{name}`.
+/// Normalizes a chain segment (or a whole path) as wechatpay-php does, in order: a leading
+/// capital is lowered; every other capital becomes `-` + lowercase; a whole `_name_` becomes
+/// `{name}`.
+///
+/// Two departures keep data intact (PHP would send `out-trade-no/-t1000001`, or
+/// `bill_type=-a-l-l`): a query string (`?…`) is never touched, and a segment with capitals
+/// that is not a camelCase name (see [`holds_data`]) is kept as written.
 ///
 /// ```
 /// use wechatpay_chain::uri::normalize;
@@ -17,34 +21,89 @@ use crate::error::Error;
 /// assert_eq!(normalize("ComplaintNotifications"), "complaint-notifications");
 /// assert_eq!(normalize("_out_order_no_"), "{out_order_no}");
 /// assert_eq!(normalize("pay_bank"), "pay_bank");
+/// assert_eq!(
+///     normalize("v3/pay/transactions/out-trade-no/T1000001?mchid=1900000001&bill_type=ALL"),
+///     "v3/pay/transactions/out-trade-no/T1000001?mchid=1900000001&bill_type=ALL"
+/// );
 /// ```
 pub fn normalize(segment: &str) -> String {
+    let (path, query) = match segment.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (segment, None),
+    };
     let mut out = String::with_capacity(segment.len() + 4);
-    for (i, c) in segment.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i != 0 {
-                out.push('-');
+    for (n, seg) in path.split('/').enumerate() {
+        if n != 0 {
+            out.push('/');
+        }
+        if holds_data(seg) {
+            out.push_str(seg);
+            continue;
+        }
+        for (i, c) in seg.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                // PHP lowers the first character of the whole string without a dash.
+                if i != 0 || n != 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
             }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
         }
     }
     if out.len() >= 2 && out.starts_with('_') && out.ends_with('_') {
         let inner = &out[1..out.len() - 1];
-        return format!("{{{inner}}}");
+        out = format!("{{{inner}}}");
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
     }
     out
 }
 
-/// What to do with a `{name}` the args do not provide.
+/// Whether a path segment that PHP's rules would change holds data rather than a name: it has
+/// capitals and is neither a `_placeholder_` nor a camelCase name. A camelCase name is ASCII
+/// letters and digits, starts with a letter, has no two capitals in a row and no run of three
+/// digits (`discountCard`, `complaintsV2`, `h5Presign`, `V3`); `T1000001`, `ALL`,
+/// `P20150806125346`, `ORDER-1`, `粤B12345` are data.
+///
+/// ```
+/// use wechatpay_chain::uri::holds_data;
+/// assert!(holds_data("T1000001") && holds_data("ALL") && holds_data("P20150806125346"));
+/// assert!(!holds_data("complaintsV2") && !holds_data("_out_order_no_") && !holds_data("42"));
+/// ```
+pub fn holds_data(segment: &str) -> bool {
+    let b = segment.as_bytes();
+    if !b.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    if b.len() >= 2 && b[0] == b'_' && b[b.len() - 1] == b'_' {
+        return false;
+    }
+    let camel = b.iter().all(u8::is_ascii_alphanumeric)
+        && b[0].is_ascii_alphabetic()
+        && !b
+            .windows(2)
+            .any(|w| w[0].is_ascii_uppercase() && w[1].is_ascii_uppercase())
+        && !b.windows(3).any(|w| w.iter().all(u8::is_ascii_digit));
+    !camel
+}
+
+/// What to do with a `{name}` the args do not provide, and with a top-level args key that is
+/// neither a request option nor a placeholder. Set on the Builder, or per call with
+/// `"placeholders": "strict"` / `"lenient"` in the args. `{empty}` (the documents' idiom for a
+/// trailing slash) expands to nothing in both modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Placeholders {
-    /// Refuse the call with [`Error::InvalidArgument`]; nothing is sent. The default.
+    /// Refuse the call with [`Error::InvalidArgument`] naming the placeholder or key; nothing
+    /// is sent. The default.
     #[default]
     Strict,
-    /// Expand to the empty string, as wechatpay-php (Guzzle's `UriTemplate`) does, and log a
-    /// warning. For replaying calls byte for byte as the PHP SDK sends them.
+    /// Expand a missing placeholder to the empty string and ignore unknown keys, as
+    /// wechatpay-php (Guzzle's `UriTemplate`) does, with a warning. For replaying calls byte
+    /// for byte as the PHP SDK sends them.
     Lenient,
 }
 
@@ -169,10 +228,12 @@ pub fn expand(
                     kind(other)
                 )))
             }
+            // `{empty}` is the documents' idiom for a trailing slash: nothing, in every mode.
+            None if name == "empty" => {}
             None => match missing {
                 Placeholders::Strict => {
                     return Err(Error::arg(format!(
-                        "placeholder {{{name}}} of {template:?} has no value in the args"
+                        "placeholder {{{name}}} of {template:?} has no value in the args: add \"{name}\": \"…\" to them (the lenient mode expands it to empty, as wechatpay-php does)"
                     )))
                 }
                 Placeholders::Lenient => {
@@ -312,9 +373,51 @@ mod tests {
                 "v3/merchantService/complaintsV2",
                 "v3/merchant-service/complaints-v2",
             ),
-            ("粤B", "粤-b"),
+            // Data (a plate number), not a name: kept as written (PHP: "粤-b").
+            ("粤B", "粤B"),
         ] {
             assert_eq!(normalize(a), b, "{a}");
+        }
+    }
+
+    #[test]
+    fn data_in_a_path_is_never_rewritten() {
+        for (a, b) in [
+            (
+                "v3/pay/transactions/out-trade-no/T1000001?mchid=1900000001",
+                "v3/pay/transactions/out-trade-no/T1000001?mchid=1900000001",
+            ),
+            (
+                "v3/bill/tradebill?bill_date=2024-06-01&bill_type=ALL",
+                "v3/bill/tradebill?bill_date=2024-06-01&bill_type=ALL",
+            ),
+            (
+                "v3/profitsharing/orders/P20150806125346",
+                "v3/profitsharing/orders/P20150806125346",
+            ),
+            ("v3/vehicle/粤B12345", "v3/vehicle/粤B12345"),
+            ("v3/x/ORDER-1", "v3/x/ORDER-1"),
+            // Names next to data are still normalized; a query never is.
+            (
+                "v3/discountCard/T1000001?a=Bc",
+                "v3/discount-card/T1000001?a=Bc",
+            ),
+            (
+                "v3/merchantService/complaintsV2?x=ALL",
+                "v3/merchant-service/complaints-v2?x=ALL",
+            ),
+            ("h5Presign", "h5-presign"),
+        ] {
+            assert_eq!(normalize(a), b, "{a}");
+            // Normalizing twice changes nothing (the CLI's dot form is normalized, then chained).
+            assert_eq!(normalize(b), b, "{b}");
+        }
+    }
+
+    #[test]
+    fn empty_expands_to_nothing_in_every_mode() {
+        for mode in [Placeholders::Strict, Placeholders::Lenient] {
+            assert_eq!(expand("v3/a/{empty}", &Map::new(), mode).unwrap(), "v3/a/");
         }
     }
 

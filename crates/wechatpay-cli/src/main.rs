@@ -72,9 +72,13 @@ struct CallArgs {
     /// Print the status line and headers before the body.
     #[arg(short = 'i', long)]
     include: bool,
-    /// Refuse a `{placeholder}` missing from ARGS (by default, as wechatpay-php, it expands to
-    /// empty with a warning, but a template with placeholders and no ARGS at all is refused).
-    #[arg(long)]
+    /// As wechatpay-php: a `{placeholder}` missing from ARGS expands to empty and an ARGS key
+    /// that is neither a request option nor a placeholder is ignored, each with a warning. By
+    /// default both are refused (exit 2, naming it) and nothing is sent.
+    #[arg(long, alias = "php-compatible")]
+    lenient: bool,
+    /// The default now (kept so that existing scripts still run).
+    #[arg(long, hide = true, conflicts_with = "lenient")]
     strict_placeholders: bool,
     /// Upload this file with POST as multipart/form-data, signed over its meta
     /// (v3/merchant/media/upload, v3/marketing/favor/media/image-upload …).
@@ -283,15 +287,38 @@ fn read_args(arg: Option<&str>) -> Result<Value, Error> {
     Ok(v)
 }
 
-/// Turns the URI argument into a chain path: a template as is, or dot-joined segments.
+/// Turns the URI argument into a chain path: a template as is, or dot-joined segments, each
+/// normalized as a chain name. A query (`?…`) is kept as written in both forms, and so is a
+/// segment holding data (`T1000001`: see `uri::holds_data`).
 fn chain_path(uri: &str) -> String {
     if uri.contains('/') {
-        uri.to_string()
-    } else {
-        uri.split('.')
-            .map(wechatpay_chain::uri::normalize)
-            .collect::<Vec<_>>()
-            .join("/")
+        return uri.to_string();
+    }
+    let (path, query) = match uri.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (uri, None),
+    };
+    let mut out = path
+        .split('.')
+        .map(wechatpay_chain::uri::normalize)
+        .collect::<Vec<_>>()
+        .join("/");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Takes wechatpay-php's (Guzzle's) `sink` out of the args: the CLI writes the verified body
+/// there as well as to stdout (the library has no such option and would refuse it).
+fn take_sink(args: &mut Value) -> Result<Option<String>, Error> {
+    match args.as_object_mut().and_then(|m| m.remove("sink")) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+        Some(_) => Err(Error::InvalidArgument(
+            "sink must be the path of a file to write the answer body to".into(),
+        )),
     }
 }
 
@@ -301,7 +328,8 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
             "usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS] (see --help)".into(),
         ));
     };
-    let args = read_args(c.args.as_deref())?;
+    let mut args = read_args(c.args.as_deref())?;
+    let sink = take_sink(&mut args)?;
     let path = chain_path(uri);
     let names = wechatpay_chain::uri::placeholders(&path);
     let empty = args.as_object().is_none_or(|m| m.is_empty());
@@ -315,10 +343,10 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
                 .join(", ")
         )));
     }
-    let mode = if c.strict_placeholders {
-        Placeholders::Strict
-    } else {
+    let mode = if c.lenient {
         Placeholders::Lenient
+    } else {
+        Placeholders::Strict
     };
     let client = conf.builder()?.placeholders(mode).build()?;
     let chain = client.chain(&path);
@@ -335,7 +363,7 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
             media = media.with_meta(fields)?;
         }
         let res = chain.upload(&media, args)?;
-        return print(c, &res);
+        return save(sink.as_deref(), &res).and_then(|_| print(c, &res));
     }
     let res = match method.to_ascii_lowercase().as_str() {
         "get" => chain.get(args),
@@ -349,7 +377,17 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
             )))
         }
     }?;
+    save(sink.as_deref(), &res)?;
     print(c, &res)
+}
+
+/// Writes a verified answer's body to the args' `sink`, if any.
+fn save(sink: Option<&str>, res: &wechatpay_chain::Response) -> Result<(), Error> {
+    match sink {
+        Some(path) => std::fs::write(path, res.body())
+            .map_err(|e| Error::Config(format!("cannot write the answer to sink {path}: {e}"))),
+        None => Ok(()),
+    }
 }
 
 fn print(c: &CallArgs, res: &wechatpay_chain::Response) -> Result<(), Error> {

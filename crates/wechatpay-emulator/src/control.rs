@@ -47,6 +47,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                 .iter()
                 .map(|r| {
                     json!({"method": r.method, "target": r.target, "status": r.status,
+                           "body_len": r.body_len, "body_sha256": r.body_sha256,
                            "verified": r.verified, "refusal": r.refusal,
                            "client_certificate": r.client_certificate})
                 })

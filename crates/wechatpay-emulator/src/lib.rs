@@ -128,6 +128,7 @@ pub struct EmulatorConfig {
     tls: bool,
     handshake_timeout: Duration,
     public_key_alongside: bool,
+    limits: server::Limits,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -142,6 +143,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("notify_retries", &self.notify_retries)
             .field("refund_delay", &self.refund_delay)
             .field("tls", &self.tls)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -172,6 +174,7 @@ impl Default for EmulatorConfig {
             tls: false,
             handshake_timeout: tls::DEFAULT_HANDSHAKE_TIMEOUT,
             public_key_alongside: false,
+            limits: server::Limits::default(),
         }
     }
 }
@@ -325,6 +328,35 @@ impl EmulatorConfig {
         self.handshake_timeout = timeout;
         self
     }
+
+    /// How long a connection may take to send a request's headers (from when it opens, or
+    /// since its previous answer), and then its body, before it is closed (10 s). Keeps
+    /// stalled and idle connections from holding a connection slot.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.header_read_timeout = timeout;
+        self
+    }
+
+    /// Connections served at once (256, at least 1). Beyond it, new connections wait (not yet
+    /// accepted) until one closes, which the read timeout bounds for a silent one.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// The size of the request log ([`Emulator::requests`]) in bytes, as counted by
+    /// [`Received::kept_bytes`] (64 MiB); the oldest records are dropped first.
+    pub fn max_log_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_log_bytes = bytes;
+        self
+    }
+
+    /// Request bodies longer than this are logged as their first `bytes` bytes, with their
+    /// length and SHA-256 (64 KiB).
+    pub fn log_body_prefix(mut self, bytes: usize) -> Self {
+        self.limits.log_body_prefix = bytes;
+        self
+    }
 }
 
 /// How many received requests and notification attempts are kept (the oldest go first), so
@@ -342,8 +374,13 @@ pub struct Received {
     pub target: String,
     /// Headers as received.
     pub headers: http::HeaderMap,
-    /// Body as received.
+    /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`] bytes, else its
+    /// first bytes (see `body_len` and `body_sha256`).
     pub body: Bytes,
+    /// Length of the whole body.
+    pub body_len: usize,
+    /// SHA-256 of the whole body, lowercase hex.
+    pub body_sha256: String,
     /// Whether the request passed the platform's checks (signature, or APIv2 `sign`).
     pub verified: bool,
     /// Why it did not, when it did not.
@@ -353,6 +390,26 @@ pub struct Received {
     pub client_certificate: Option<String>,
     /// The status answered.
     pub status: u16,
+}
+
+impl Received {
+    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: its body
+    /// (prefix), target, method, digest, refusal, client certificate and header names and
+    /// values.
+    pub fn kept_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        self.body.len()
+            + self.target.len()
+            + self.method.len()
+            + self.body_sha256.len()
+            + self.refusal.as_ref().map_or(0, String::len)
+            + self.client_certificate.as_ref().map_or(0, String::len)
+            + headers
+    }
 }
 
 /// What became of one notification attempt.
@@ -411,6 +468,7 @@ pub(crate) struct Settings {
     pub refund_delay: Option<Duration>,
     pub allow_remote_notify: bool,
     pub no_certificates_status: u16,
+    pub limits: server::Limits,
 }
 
 impl Settings {
@@ -449,7 +507,7 @@ impl Settings {
 pub(crate) struct Shared {
     pub settings: Settings,
     pub state: Mutex<state::State>,
-    pub received: Mutex<Vec<Received>>,
+    pub received: Mutex<server::RequestLog>,
     pub deliveries: Mutex<Vec<Delivery>>,
     pub received_count: std::sync::atomic::AtomicU64,
     pub forgeries: Mutex<VecDeque<Forgery>>,
@@ -672,9 +730,10 @@ impl Emulator {
                 refund_delay: config.refund_delay,
                 allow_remote_notify: config.allow_remote_notify,
                 no_certificates_status: config.no_certificates_status,
+                limits: config.limits,
             },
             state: Mutex::new(state::State::default()),
-            received: Mutex::new(Vec::new()),
+            received: Mutex::new(server::RequestLog::default()),
             deliveries: Mutex::new(Vec::new()),
             received_count: std::sync::atomic::AtomicU64::new(0),
             forgeries: Mutex::new(VecDeque::new()),
@@ -852,9 +911,10 @@ impl Emulator {
         Ok(serial)
     }
 
-    /// Every request received so far, in order (the last [`MAX_RECORDS`]).
+    /// The requests received, in order: the last [`MAX_RECORDS`], within
+    /// [`EmulatorConfig::max_log_bytes`].
     pub fn requests(&self) -> Vec<Received> {
-        lock(&self.shared.received).clone()
+        lock(&self.shared.received).to_vec()
     }
 
     /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).

@@ -1,30 +1,92 @@
-//! The HTTP side: accepts loopback connections (in TLS mode, after a handshake bounded in
-//! time, with what the client presented), reads each request whole (bounded), sends it
-//! to the control endpoints, the APIv2 handlers, or (after the platform's signature check) the
-//! APIv3 operations, records it, and renders the answer signed.
+//! The HTTP side: accepts loopback connections (at most [`Limits::max_connections`] at once;
+//! in TLS mode, after a handshake bounded in time, with what the client presented), reads each
+//! request whole (headers and body each within [`Limits::header_read_timeout`], the body at
+//! most [`MAX_BODY`]), sends it to the control endpoints, the APIv2 handlers, or (after the
+//! platform's signature check) the APIv3 operations, records it (in a log bounded in bytes),
+//! and renders the answer signed.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use super::answer::{render, render_for, Answer};
 use super::tls::ClientCertificate;
 use super::{
-    auth, bills, brand, certificates, control, discount_card, keep, lock, media, pay, refund, v2,
-    Received, Shared,
+    auth, bills, brand, certificates, control, discount_card, lock, media, pay, refund, v2,
+    Received, Shared, MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
 /// Largest request body read (an upload is at most 2 MiB plus its meta).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// What keeps a long-running emulator (`wechatpay serve`) from being exhausted by its clients:
+/// set with [`EmulatorConfig`](super::EmulatorConfig)'s methods of the same names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// How long a connection may take to send a request's headers (from when it opens, or
+    /// from the previous answer on a kept-alive connection), and then its body: a stalled or
+    /// idle connection is closed after it.
+    pub header_read_timeout: Duration,
+    /// Connections served at once. Those beyond wait, not yet accepted, until one closes: a
+    /// flood of silent connections holds every slot for at most `header_read_timeout`.
+    pub max_connections: usize,
+    /// The request log's size in bytes ([`Received::kept_bytes`]); the oldest records go first.
+    pub max_log_bytes: usize,
+    /// Bodies longer than this are logged as their first `log_body_prefix` bytes, with their
+    /// length and SHA-256.
+    pub log_body_prefix: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 256,
+            max_log_bytes: 64 * 1024 * 1024,
+            log_body_prefix: 64 * 1024,
+        }
+    }
+}
+
+/// The requests received, newest last, bounded in count ([`MAX_RECORDS`]) and in bytes.
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    items: VecDeque<Received>,
+    bytes: usize,
+}
+
+impl RequestLog {
+    /// Appends `r`, then drops the oldest records until both bounds hold.
+    pub fn push(&mut self, r: Received, max_bytes: usize) {
+        self.bytes += r.kept_bytes();
+        self.items.push_back(r);
+        while self.items.len() > MAX_RECORDS || self.bytes > max_bytes {
+            match self.items.pop_front() {
+                Some(old) => self.bytes -= old.kept_bytes(),
+                None => break,
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Received> {
+        self.items.iter()
+    }
+
+    pub fn to_vec(&self) -> Vec<Received> {
+        self.items.iter().cloned().collect()
+    }
+}
 
 /// A request read whole.
 pub(crate) struct Req {
@@ -68,7 +130,19 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(Semaphore::new(
+        shared.settings.limits.max_connections.max(1),
+    ));
     loop {
+        // A free slot first: connections beyond the cap wait in the listen backlog, and each
+        // served one frees its slot within the read timeout if it sends nothing.
+        let slot = tokio::select! {
+            _ = shutdown.changed() => break,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
             a = listener.accept() => a,
@@ -85,6 +159,7 @@ pub(crate) async fn serve(
         let shared = shared.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let Some(tls) = &shared.settings.tls else {
                 return connection(stream, ClientCertificate::Plain, shared.clone(), stop).await;
             };
@@ -105,11 +180,15 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let timeout = shared.settings.limits.header_read_timeout;
     let svc = service_fn(move |req| {
         let (shared, client) = (shared.clone(), client.clone());
         async move { Ok::<_, Infallible>(handle(shared, client, req).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -156,10 +235,19 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
+    let limits = shared.settings.limits;
+    let read = tokio::time::timeout(
+        limits.header_read_timeout,
+        Limited::new(body, MAX_BODY).collect(),
+    );
+    let body = match read.await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) => {
             let a = Answer::error(413, "PARAM_ERROR", "the request body is too large");
+            return render(&shared.settings, a, true, None);
+        }
+        Err(_) => {
+            let a = Answer::error(408, "PARAM_ERROR", "the request body was not sent in time");
             return render(&shared.settings, a, true, None);
         }
     };
@@ -194,20 +282,20 @@ async fn handle(
         .received_count
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
-    keep(
-        &shared.received,
-        Received {
-            seq,
-            method: req.method.to_string(),
-            target: req.target.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            verified: refusal.is_none(),
-            refusal: refusal.clone(),
-            client_certificate: req.client.verified().map(str::to_string),
-            status: answer.status.as_u16(),
-        },
-    );
+    let record = Received {
+        seq,
+        method: req.method.to_string(),
+        target: req.target.clone(),
+        headers: req.headers.clone(),
+        body: req.body.slice(..req.body.len().min(limits.log_body_prefix)),
+        body_len: req.body.len(),
+        body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
+        verified: refusal.is_none(),
+        refusal: refusal.clone(),
+        client_certificate: req.client.verified().map(str::to_string),
+        status: answer.status.as_u16(),
+    };
+    lock(&shared.received).push(record, limits.max_log_bytes);
     if let Some(why) = &refusal {
         tracing::debug!(target = %req.target, "emulator refused a request: {why}");
     }
