@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::client_json::Credentials;
 use crate::crypto::{Certificate, PrivateKey, PublicKey};
-use crate::decorator::Base;
 use crate::error::Error;
-use crate::keyring::Keyring;
 use crate::transport::Transport;
+use crate::uri::Base;
 use crate::uri::Placeholders;
 use crate::util::pem::normalize_serial;
+use crate::v3::keyring::Keyring;
 use crate::{Client, Core};
 
 /// The platform's default endpoint.
@@ -101,7 +101,7 @@ pub struct Builder {
     body_limit: Option<usize>,
     placeholders: Placeholders,
     user_agent: Option<String>,
-    retry: Option<crate::retry::RetryPolicy>,
+    retry: Option<crate::RetryPolicy>,
     auto_certificates: Option<(String, Duration)>,
     pub(crate) secret: Option<String>,
     v2_either_sign_type: bool,
@@ -240,7 +240,7 @@ impl Builder {
 
     /// Retries the platform's way (off by default); see [`RetryPolicy`](crate::RetryPolicy).
     /// Each call may override it with its `retry` arg.
-    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Self {
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
@@ -413,7 +413,7 @@ impl Builder {
                          default), got {interval:?}"
                     )));
                 }
-                Some(crate::certificates::Auto::new(
+                Some(crate::v3::auto::Auto::new(
                     key,
                     interval.max(Duration::from_secs(1)),
                 ))
@@ -454,6 +454,13 @@ impl Builder {
             crate::certificates::start_refresher(client.core())?;
         }
         Ok(client)
+    }
+}
+
+impl Client {
+    /// A [`Builder`](crate::Builder).
+    pub fn builder() -> crate::Builder {
+        crate::Builder::new()
     }
 }
 

@@ -2,36 +2,12 @@
 //! and the root [`Chain`] it derefs to.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::chain::Chain;
-use crate::client_json::Credentials;
-use crate::decorator::Base;
-use crate::keyring::Keyring;
-use crate::transport::Transport;
-use crate::uri::Placeholders;
-
-/// What every chain of a client shares.
-pub(crate) struct Core {
-    pub base: Base,
-    pub credentials: Option<Credentials>,
-    pub mchid: Option<String>,
-    pub keyring: Arc<Keyring>,
-    /// `Builder::wechatpay_serial`: the platform key requests name, when set.
-    pub wechatpay_serial: Option<String>,
-    pub timeout: Duration,
-    pub body_limit: usize,
-    pub placeholders: Placeholders,
-    pub user_agent: http::HeaderValue,
-    pub secret: Option<String>,
-    /// APIv2 answers may be signed with either type ([`crate::Builder::v2_either_sign_type`]).
-    pub v2_either_sign_type: bool,
-    pub transport: Transport,
-    pub retry: Option<crate::retry::RetryPolicy>,
-    pub auto: Option<crate::certificates::Auto>,
-    /// Ciphertexts made by this client's encryptors, to name their key in calls.
-    pub sealed: Arc<crate::sensitive::Sealed>,
-}
+use crate::core::Core;
+use crate::error::Error;
+use crate::v3::keyring::Keyring;
+use crate::v3::sensitive::Encryptor;
 
 /// A configured WeChat Pay client: `Clone + Send + Sync`, cheap to clone (one `Arc`), every
 /// clone sharing the keys and one connection pool. It derefs to its root [`Chain`], so
@@ -73,32 +49,51 @@ impl Client {
         }
     }
 
-    /// A [`Builder`](crate::Builder).
-    pub fn builder() -> crate::Builder {
-        crate::Builder::new()
-    }
-
     /// The platform keys answers are verified with, shared by every clone.
     pub fn keyring(&self) -> &Keyring {
         &self.inner.root.core.keyring
     }
 
-    /// Verifies an APIv2 notification's body under the configured APIv2 key, expecting a
-    /// `sign` of type `expected` (see [`notify_v2::verify`](crate::notify_v2::verify));
-    /// refunds' `req_info` comes decrypted.
-    pub fn verify_notification_v2(
-        &self,
-        body: &[u8],
-        expected: crate::client_xml::SignType,
-    ) -> Result<crate::notify_v2::NotificationV2, crate::Error> {
-        let secret = self.core().secret.as_deref().ok_or_else(|| {
-            crate::Error::Config("verifying APIv2 notifications needs Builder::secret".into())
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.inner.root.core
+    }
+}
+
+impl Client {
+    /// An [`Encryptor`] for the platform key this client verifies answers with: the
+    /// `PUB_KEY_ID_…` when one is configured, else the newest certificate serial (see
+    /// [`Keyring::preferred`](crate::Keyring::preferred)). The key is chosen now: a later
+    /// rotation does not change what an existing encryptor produces or the serial its calls name.
+    pub fn encryptor(&self) -> Result<Encryptor, Error> {
+        let core = self.core();
+        let (serial, key) = core.keyring.preferred().ok_or_else(|| {
+            Error::Config(
+                "no platform key to encrypt with: configure a platform public key or certificate"
+                    .into(),
+            )
         })?;
-        crate::notify_v2::verify(body, secret, expected)
+        Ok(Encryptor {
+            serial: Arc::from(serial),
+            key,
+            sealed: core.sealed.clone(),
+        })
     }
 
-    pub(crate) fn core(&self) -> &Arc<crate::Core> {
-        &self.inner.root.core
+    /// An [`Encryptor`] for the platform key under `serial`, for a call that must name a
+    /// particular key.
+    pub fn encryptor_for(&self, serial: &str) -> Result<Encryptor, Error> {
+        let core = self.core();
+        let key = core.keyring.get(serial).ok_or_else(|| {
+            Error::Config(format!(
+                "no platform key under {:?}",
+                crate::error::one_line(serial)
+            ))
+        })?;
+        Ok(Encryptor {
+            serial: Arc::from(serial),
+            key,
+            sealed: core.sealed.clone(),
+        })
     }
 }
 

@@ -12,9 +12,10 @@ use serde_json::{Map, Value};
 use crate::client_json;
 use crate::error::Error;
 use crate::formatter;
+use crate::request::{object, Draft, Pending, Protocol};
 use crate::response::Response;
 use crate::transport::Limits;
-use crate::uri::{self, Placeholders};
+use crate::uri::{self, Base, Placeholders};
 use crate::util::media::Media;
 use crate::Core;
 
@@ -119,68 +120,6 @@ pub fn check_keys(
     )))
 }
 
-/// Which protocol a path speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// JSON over RSA-signed requests.
-    V3,
-    /// XML with MD5/HMAC-SHA256 `sign` fields.
-    V2,
-}
-
-/// A request ready to send, and what its answer must be checked against.
-pub(crate) struct Pending {
-    pub request: http::Request<Bytes>,
-    pub protocol: Protocol,
-    pub secure: bool,
-    pub limits: Limits,
-    /// Request path, to find the answers the platform leaves unsigned.
-    pub path: String,
-    /// APIv2: the sign type the answer is expected to use.
-    pub v2_sign_type: Option<crate::client_xml::SignType>,
-    /// The retry policy of this call, if any.
-    pub retry: Option<crate::retry::RetryPolicy>,
-    /// Whether the call names its own `base_uri` (then no backup domain is tried).
-    pub own_base: bool,
-}
-
-/// An absolute base URI split into its parts.
-#[derive(Debug, Clone)]
-pub(crate) struct Base {
-    pub scheme: String,
-    pub authority: String,
-    pub path: String,
-}
-
-impl Base {
-    pub(crate) fn parse(s: &str) -> Result<Base, Error> {
-        let uri: Uri = s
-            .trim()
-            .parse()
-            .map_err(|_| Error::arg(format!("base_uri {s:?} is not a valid URI")))?;
-        let scheme = match uri.scheme_str() {
-            Some(s @ ("http" | "https")) => s.to_string(),
-            _ => {
-                return Err(Error::arg(format!(
-                    "base_uri {s:?} must start with https:// or http://"
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .ok_or_else(|| Error::arg(format!("base_uri {s:?} has no host")))?
-            .to_string();
-        if uri.query().is_some() {
-            return Err(Error::arg(format!("base_uri {s:?} must not carry a query")));
-        }
-        Ok(Base {
-            scheme,
-            authority,
-            path: uri.path().to_string(),
-        })
-    }
-}
-
 fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     let one = |s: String| {
         HeaderValue::from_str(&s)
@@ -198,42 +137,6 @@ fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
             uri::kind(other)
         ))),
     }
-}
-
-pub(crate) fn object<'a>(
-    args: &'a Map<String, Value>,
-    key: &str,
-) -> Result<Option<&'a Map<String, Value>>, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => Ok(Some(m)),
-        Some(other) => Err(Error::arg(format!(
-            "{key} must be an object, got {}",
-            uri::kind(other)
-        ))),
-    }
-}
-
-pub(crate) fn flag(args: &Map<String, Value>, key: &str) -> Result<bool, Error> {
-    match args.get(key) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(other) => Err(Error::arg(format!(
-            "{key} must be true or false, got {}",
-            uri::kind(other)
-        ))),
-    }
-}
-
-/// The shape shared by both protocols: method, expanded path, base, headers and limits.
-pub(crate) struct Draft<'a> {
-    pub args: &'a Map<String, Value>,
-    pub base: Base,
-    pub path: String,
-    pub headers: http::HeaderMap,
-    pub limits: Limits,
-    pub retry: Option<crate::retry::RetryPolicy>,
-    pub own_base: bool,
 }
 
 impl Core {
@@ -335,7 +238,7 @@ impl Core {
         headers.insert(ACCEPT, HeaderValue::from_static(DEFAULT_ACCEPT));
         headers.insert(USER_AGENT, self.user_agent.clone());
         let own_base = !matches!(args.get("base_uri"), None | Some(Value::Null));
-        let retry = crate::retry::RetryPolicy::for_call(self.retry.as_ref(), args)?;
+        let retry = crate::RetryPolicy::for_call(self.retry.as_ref(), args)?;
         let draft = Draft {
             args,
             base,
@@ -566,52 +469,9 @@ impl Core {
         // is a gateway's, handed out marked unverified.
         if client_json::has_signature_headers(res.headers()) {
             client_json::verify_response(&res, &self.keyring, formatter::timestamp())?;
-            return Err(api_error_as(res, true));
+            return Err(Error::from_answer_as(res, true));
         }
-        Err(api_error(res))
-    }
-}
-
-/// Builds an unverified [`Error::Api`] from a non-2xx answer, see [`api_error_as`].
-pub(crate) fn api_error(res: http::Response<Bytes>) -> Error {
-    api_error_as(res, false)
-}
-
-/// Builds [`Error::Api`] from a non-2xx answer and the platform's `{"code","message","detail"}`;
-/// `verified` says whether its signature was checked and held.
-pub fn api_error_as(res: http::Response<Bytes>, verified: bool) -> Error {
-    let status = res.status().as_u16();
-    let request_id = res
-        .headers()
-        .get("request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = res.into_body();
-    let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
-    let text = |k: &str| {
-        parsed
-            .as_ref()
-            .and_then(|m| m.get(k))
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    let code = text("code").unwrap_or_default();
-    let message = text("message").unwrap_or_else(|| {
-        if parsed.is_none() {
-            String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
-        } else {
-            String::new()
-        }
-    });
-    let detail = parsed.as_ref().and_then(|m| m.get("detail")).cloned();
-    Error::Api {
-        status,
-        code,
-        message,
-        detail,
-        request_id,
-        body,
-        verified,
+        Err(Error::from_answer(res))
     }
 }
 

@@ -1,7 +1,11 @@
 //! The one error type of the crate: every failure says what went wrong and where, in one line,
 //! and never carries a secret.
 
+use std::fmt;
 use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
 
 /// Boxed source error of a transport failure.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -126,7 +130,7 @@ pub enum Error {
     #[error("notification refused ({kind}): {message}")]
     Notification {
         /// Which check failed.
-        kind: crate::notify::Refusal,
+        kind: Refusal,
         /// What exactly, in one line.
         message: String,
     },
@@ -203,6 +207,47 @@ pub(crate) fn one_line(s: &str) -> String {
     out
 }
 
+/// Which check a notification failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` header is missing, empty, not ASCII, or
+    /// (the timestamp) not a number.
+    Header,
+    /// `Wechatpay-Timestamp` is more than 300 s away from now: a replay, or a clock to fix.
+    Stale,
+    /// `Wechatpay-Serial` names no key in the keyring: refresh the platform certificates or
+    /// configure the platform public key.
+    UnknownSerial,
+    /// The signature does not verify over the body as received: forged or altered.
+    BadSignature,
+    /// The (authentic) body is not a notification: not JSON, or a field is missing.
+    Malformed,
+    /// `resource.algorithm` is not `AEAD_AES_256_GCM`.
+    UnsupportedAlgorithm,
+    /// `resource` does not decrypt: wrong APIv3 key, or bad ciphertext, nonce or associated data.
+    Decryption,
+    /// `Wechatpay-Signature` starts with `WECHATPAY/SIGNTEST/`: a deliberately bad signature
+    /// the platform sends to check that the merchant verifies. Nothing is wrong: answer it
+    /// non-2xx (as any refusal) and do not alarm anyone.
+    SignatureProbe,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Header => "header",
+            Refusal::Stale => "stale",
+            Refusal::UnknownSerial => "unknown serial",
+            Refusal::BadSignature => "bad signature",
+            Refusal::Malformed => "malformed",
+            Refusal::UnsupportedAlgorithm => "unsupported algorithm",
+            Refusal::Decryption => "decryption",
+            Refusal::SignatureProbe => "signature probe",
+        })
+    }
+}
+
 impl Error {
     /// The platform's error code (`PARAM_ERROR`, `SYSTEM_ERROR`, APIv2 `err_code` …), if any.
     pub fn code(&self) -> Option<&str> {
@@ -238,5 +283,51 @@ impl Error {
 impl From<openssl::error::ErrorStack> for Error {
     fn from(e: openssl::error::ErrorStack) -> Self {
         Error::Crypto(e.to_string())
+    }
+}
+
+impl Error {
+    /// The error a non-2xx answer becomes: [`Error::Api`] with the platform's `code`, `message`
+    /// and `detail` read from its JSON body, marked unverified. For tools that make answers
+    /// themselves (a test platform); the client builds it for every non-2xx answer it gets.
+    pub fn from_answer(res: http::Response<Bytes>) -> Error {
+        Error::from_answer_as(res, false)
+    }
+
+    /// [`Error::from_answer`]; `verified` says whether its signature was checked and held.
+    pub(crate) fn from_answer_as(res: http::Response<Bytes>, verified: bool) -> Error {
+        let status = res.status().as_u16();
+        let request_id = res
+            .headers()
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = res.into_body();
+        let parsed: Option<Map<String, Value>> = serde_json::from_slice(&body).ok();
+        let text = |k: &str| {
+            parsed
+                .as_ref()
+                .and_then(|m| m.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let code = text("code").unwrap_or_default();
+        let message = text("message").unwrap_or_else(|| {
+            if parsed.is_none() {
+                String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+            } else {
+                String::new()
+            }
+        });
+        let detail = parsed.as_ref().and_then(|m| m.get("detail")).cloned();
+        Error::Api {
+            status,
+            code,
+            message,
+            detail,
+            request_id,
+            body,
+            verified,
+        }
     }
 }

@@ -29,39 +29,45 @@
 
 #![warn(missing_docs)]
 
+// At the top: what a call is made of (wechatpay-php's Builder, BuilderChainable and
+// ClientDecorator). Below: one room per protocol, the transport, then crypto and util, which
+// import nothing from the rooms above them.
 mod builder;
-pub mod certificates;
 mod chain;
 mod client;
-pub mod client_json;
-pub mod client_xml;
-pub mod crypto;
-pub mod decorator;
-pub mod download;
+mod core;
+mod decorator;
 mod error;
 pub mod formatter;
-pub mod keyring;
-pub mod notify;
-pub mod notify_v2;
+mod request;
 mod response;
-mod retry;
-pub mod sensitive;
-pub mod transformer;
-mod transport;
 pub mod uri;
+
+pub mod v2;
+pub mod v3;
+
+mod transport;
+
+pub mod crypto;
 pub mod util;
 
+// The rooms under the names wechatpay-php users know (ClientJsonTrait, ClientXmlTrait,
+// Transformer, …), and the paths of earlier versions.
+pub use v2::notify as notify_v2;
+pub use v2::{client_xml, transformer};
+pub use v3::{certificates, client_json, download, notify, sensitive};
+
+pub(crate) use crate::core::Core;
 pub use builder::{Builder, DEFAULT_BASE_URI, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
 pub use chain::Chain;
 pub use client::Client;
-pub(crate) use client::Core;
 pub use crypto::{Certificate, PrivateKey, PublicKey, Rsa};
 pub use error::{BoxError, Error};
-pub use keyring::Keyring;
 pub use response::Response;
-pub use retry::RetryPolicy;
 pub use sensitive::Encryptor;
+pub use transport::policy::RetryPolicy;
 pub use uri::Placeholders;
+pub use v3::keyring::Keyring;
 
 /// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
 #[cfg(doctest)]

@@ -2,6 +2,7 @@
 //! `{name}` placeholders, PHP `http_build_query` (RFC 3986) query strings, and resolving a
 //! relative path against the base URI.
 
+use http::Uri;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
@@ -343,6 +344,43 @@ pub fn merge_path(base_path: &str, relative: &str) -> String {
         None => "/",
     };
     format!("{prefix}{relative}")
+}
+
+/// An absolute base URI split into its parts.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+}
+
+impl Base {
+    pub(crate) fn parse(s: &str) -> Result<Base, Error> {
+        let uri: Uri = s
+            .trim()
+            .parse()
+            .map_err(|_| Error::arg(format!("base_uri {s:?} is not a valid URI")))?;
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_string(),
+            _ => {
+                return Err(Error::arg(format!(
+                    "base_uri {s:?} must start with https:// or http://"
+                )))
+            }
+        };
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Error::arg(format!("base_uri {s:?} has no host")))?
+            .to_string();
+        if uri.query().is_some() {
+            return Err(Error::arg(format!("base_uri {s:?} must not carry a query")));
+        }
+        Ok(Base {
+            scheme,
+            authority,
+            path: uri.path().to_string(),
+        })
+    }
 }
 
 #[cfg(test)]

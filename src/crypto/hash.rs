@@ -5,6 +5,8 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
+use serde_json::{Map, Value};
+
 use crate::error::Error;
 
 /// Lowercase hex of `bytes`, the form every digest of the platform's documents takes.
@@ -37,6 +39,48 @@ pub fn sha1_hex(data: impl AsRef<[u8]>) -> String {
 /// Compares two byte strings in time independent of where they differ.
 pub fn equals(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+/// How an APIv2 `sign` is computed (wechatpay-php's `Hash::ALGO_MD5`/`ALGO_HMAC_SHA256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignType {
+    /// Uppercase hex MD5 (the default).
+    Md5,
+    /// Uppercase hex HMAC-SHA256.
+    HmacSha256,
+}
+
+impl SignType {
+    /// The `sign_type` field's value: `MD5` or `HMAC-SHA256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+
+    /// The type a data map asks for in its `sign_type` field (MD5 when absent).
+    pub fn of_data(data: &Map<String, Value>) -> Result<SignType, Error> {
+        match data.get("sign_type") {
+            None | Some(Value::Null) => Ok(SignType::Md5),
+            Some(Value::String(s)) if s == "MD5" => Ok(SignType::Md5),
+            Some(Value::String(s)) if s == "HMAC-SHA256" => Ok(SignType::HmacSha256),
+            Some(other) => Err(Error::arg(format!(
+                "sign_type must be \"MD5\" or \"HMAC-SHA256\", got {}",
+                crate::error::one_line(&other.to_string())
+            ))),
+        }
+    }
+
+    /// The type a received `sign` was made with, told by its length as the platform's
+    /// answers do not always say: 64 hex characters are HMAC-SHA256, anything else MD5.
+    pub fn of_sign(sign: &str) -> SignType {
+        if sign.len() == 64 {
+            SignType::HmacSha256
+        } else {
+            SignType::Md5
+        }
+    }
 }
 
 #[cfg(test)]

@@ -129,14 +129,13 @@ impl Answer {
     }
 
     /// The answer as the library's API error, for the handle's methods (made here, not
-    /// received: nothing to verify).
+    /// received: it carries no signature, so it reads as unverified).
     pub fn into_error(self) -> Error {
-        wechatpay_chain::decorator::api_error_as(
+        Error::from_answer(
             http::Response::builder()
                 .status(self.status)
                 .body(self.body)
                 .unwrap_or_default(),
-            true,
         )
     }
 }

@@ -30,6 +30,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
+pub(crate) mod policy;
+pub(crate) mod retry;
+
 type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {

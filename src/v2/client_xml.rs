@@ -13,9 +13,9 @@ use http::Method;
 use serde_json::{Map, Value};
 
 use crate::crypto::hash;
-use crate::decorator::{api_error, flag, object, Draft, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
+use crate::request::{flag, object, Draft, Pending, Protocol};
 use crate::response::Response;
 use crate::transformer;
 use crate::uri;
@@ -26,47 +26,7 @@ pub const ACCEPT_V2: &str = "text/xml, text/plain, application/x-gzip";
 /// `Content-Type` of APIv2 bodies.
 pub const CONTENT_TYPE_V2: &str = "text/xml; charset=utf-8";
 
-/// How an APIv2 `sign` is computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignType {
-    /// Uppercase hex MD5 (the default).
-    Md5,
-    /// Uppercase hex HMAC-SHA256.
-    HmacSha256,
-}
-
-impl SignType {
-    /// The `sign_type` field's value: `MD5` or `HMAC-SHA256`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignType::Md5 => "MD5",
-            SignType::HmacSha256 => "HMAC-SHA256",
-        }
-    }
-
-    /// The type a data map asks for in its `sign_type` field (MD5 when absent).
-    pub fn of_data(data: &Map<String, Value>) -> Result<SignType, Error> {
-        match data.get("sign_type") {
-            None | Some(Value::Null) => Ok(SignType::Md5),
-            Some(Value::String(s)) if s == "MD5" => Ok(SignType::Md5),
-            Some(Value::String(s)) if s == "HMAC-SHA256" => Ok(SignType::HmacSha256),
-            Some(other) => Err(Error::arg(format!(
-                "sign_type must be \"MD5\" or \"HMAC-SHA256\", got {}",
-                crate::error::one_line(&other.to_string())
-            ))),
-        }
-    }
-
-    /// The type a received `sign` was made with, told by its length as the platform's
-    /// answers do not always say: 64 hex characters are HMAC-SHA256, anything else MD5.
-    pub fn of_sign(sign: &str) -> SignType {
-        if sign.len() == 64 {
-            SignType::HmacSha256
-        } else {
-            SignType::Md5
-        }
-    }
-}
+pub use crate::crypto::hash::SignType;
 
 /// The answers the platform sends unsigned by design, as wechatpay-php's
 /// `$noneSignatureRespond`, with its two bank transfer paths corrected to `/mmpaysptrans/…`.
@@ -458,7 +418,7 @@ impl Core {
         res: http::Response<Bytes>,
     ) -> Result<Response, Error> {
         if !res.status().is_success() {
-            return Err(api_error(res));
+            return Err(Error::from_answer(res));
         }
         let secret = self.secret.as_deref().unwrap_or_default();
         // Always set by `begin_v2`; without it no sign type could be trusted.

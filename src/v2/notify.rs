@@ -175,6 +175,22 @@ pub fn reply_fail(msg: &str) -> String {
     reply("FAIL", msg)
 }
 
+impl crate::Client {
+    /// Verifies an APIv2 notification's body under the configured APIv2 key, expecting a
+    /// `sign` of type `expected` (see [`notify_v2::verify`](crate::notify_v2::verify));
+    /// refunds' `req_info` comes decrypted.
+    pub fn verify_notification_v2(
+        &self,
+        body: &[u8],
+        expected: crate::client_xml::SignType,
+    ) -> Result<crate::notify_v2::NotificationV2, crate::Error> {
+        let secret = self.core().secret.as_deref().ok_or_else(|| {
+            crate::Error::Config("verifying APIv2 notifications needs Builder::secret".into())
+        })?;
+        crate::notify_v2::verify(body, secret, expected)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use crate::crypto::hash::hex;
 use crate::crypto::{PrivateKey, Rsa};
 use crate::error::Error;
 use crate::formatter;
-use crate::keyring::Keyring;
+use crate::v3::keyring::Keyring;
 
 /// How far a platform timestamp may be from our clock, in seconds.
 pub const MAX_CLOCK_SKEW: i64 = 300;

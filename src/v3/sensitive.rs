@@ -126,9 +126,9 @@ impl Sealed {
 /// the calls that carry them name that key (see the [module docs](self)). Cheap to clone.
 #[derive(Clone)]
 pub struct Encryptor {
-    serial: Arc<str>,
-    key: PublicKey,
-    sealed: Arc<Sealed>,
+    pub(crate) serial: Arc<str>,
+    pub(crate) key: PublicKey,
+    pub(crate) sealed: Arc<Sealed>,
 }
 
 impl fmt::Debug for Encryptor {
@@ -157,44 +157,6 @@ impl Encryptor {
         let ct = Rsa::encrypt(plaintext, &self.key)?;
         self.sealed.record(&ct, &self.serial);
         Ok(ct)
-    }
-}
-
-impl crate::Client {
-    /// An [`Encryptor`] for the platform key this client verifies answers with: the
-    /// `PUB_KEY_ID_…` when one is configured, else the newest certificate serial (see
-    /// [`Keyring::preferred`](crate::Keyring::preferred)). The key is chosen now: a later
-    /// rotation does not change what an existing encryptor produces or the serial its calls name.
-    pub fn encryptor(&self) -> Result<Encryptor, Error> {
-        let core = self.core();
-        let (serial, key) = core.keyring.preferred().ok_or_else(|| {
-            Error::Config(
-                "no platform key to encrypt with: configure a platform public key or certificate"
-                    .into(),
-            )
-        })?;
-        Ok(Encryptor {
-            serial: Arc::from(serial),
-            key,
-            sealed: core.sealed.clone(),
-        })
-    }
-
-    /// An [`Encryptor`] for the platform key under `serial`, for a call that must name a
-    /// particular key.
-    pub fn encryptor_for(&self, serial: &str) -> Result<Encryptor, Error> {
-        let core = self.core();
-        let key = core.keyring.get(serial).ok_or_else(|| {
-            Error::Config(format!(
-                "no platform key under {:?}",
-                crate::error::one_line(serial)
-            ))
-        })?;
-        Ok(Encryptor {
-            serial: Arc::from(serial),
-            key,
-            sealed: core.sealed.clone(),
-        })
     }
 }
 

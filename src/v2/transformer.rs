@@ -430,7 +430,7 @@ mod tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_bytes!(concat!("../tests/fixtures/v2/", $name)).as_slice()
+            include_bytes!(concat!("../../tests/fixtures/v2/", $name)).as_slice()
         };
     }
 

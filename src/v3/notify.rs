@@ -74,56 +74,16 @@ use serde_json::{Map, Value};
 
 use crate::client_json::{self, MAX_CLOCK_SKEW};
 use crate::crypto::aes_gcm::{AesGcm, KEY_LEN};
+pub use crate::error::Refusal;
 use crate::error::{one_line, Error};
 use crate::formatter;
-use crate::keyring::Keyring;
+use crate::v3::keyring::Keyring;
 
 /// How the platform's deliberately bad signatures begin, see [`Refusal::SignatureProbe`].
 pub const SIGNATURE_PROBE: &str = "WECHATPAY/SIGNTEST/";
 
 /// The algorithm the platform encrypts `resource` with.
 pub const ALGORITHM: &str = "AEAD_AES_256_GCM";
-
-/// Which check a notification failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// A `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` header is missing, empty, not ASCII, or
-    /// (the timestamp) not a number.
-    Header,
-    /// `Wechatpay-Timestamp` is more than 300 s away from now: a replay, or a clock to fix.
-    Stale,
-    /// `Wechatpay-Serial` names no key in the keyring: refresh the platform certificates or
-    /// configure the platform public key.
-    UnknownSerial,
-    /// The signature does not verify over the body as received: forged or altered.
-    BadSignature,
-    /// The (authentic) body is not a notification: not JSON, or a field is missing.
-    Malformed,
-    /// `resource.algorithm` is not `AEAD_AES_256_GCM`.
-    UnsupportedAlgorithm,
-    /// `resource` does not decrypt: wrong APIv3 key, or bad ciphertext, nonce or associated data.
-    Decryption,
-    /// `Wechatpay-Signature` starts with `WECHATPAY/SIGNTEST/`: a deliberately bad signature
-    /// the platform sends to check that the merchant verifies. Nothing is wrong: answer it
-    /// non-2xx (as any refusal) and do not alarm anyone.
-    SignatureProbe,
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Refusal::Header => "header",
-            Refusal::Stale => "stale",
-            Refusal::UnknownSerial => "unknown serial",
-            Refusal::BadSignature => "bad signature",
-            Refusal::Malformed => "malformed",
-            Refusal::UnsupportedAlgorithm => "unsupported algorithm",
-            Refusal::Decryption => "decryption",
-            Refusal::SignatureProbe => "signature probe",
-        })
-    }
-}
 
 fn refuse(kind: Refusal, message: impl Into<String>) -> Error {
     let message = message.into();

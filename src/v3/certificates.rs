@@ -3,8 +3,8 @@
 //! own (`Builder::auto_certificates`): at build, every 12 h, and when an answer names a serial
 //! the keyring does not know (rate-limited), merging without dropping still-valid keys.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,9 +14,10 @@ use serde_json::json;
 
 use crate::client_json;
 use crate::crypto::{AesGcm, Certificate, Rsa};
-use crate::decorator::{api_error_as, Pending, Protocol};
 use crate::error::Error;
 use crate::formatter;
+use crate::request::{Pending, Protocol};
+
 use crate::{Client, Core};
 
 /// How often the keyring is refreshed by default.
@@ -24,8 +25,7 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 /// The longest refresh interval `build()` accepts: platform certificates rotate with weeks of
 /// overlap, and a longer wait would only hide a refresher that never runs.
 pub const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
-/// The least time between two refreshes caused by unknown serials.
-pub const MIN_REFRESH_GAP: Duration = Duration::from_secs(60);
+pub use crate::v3::auto::MIN_REFRESH_GAP;
 
 /// A platform certificate as downloaded and decrypted.
 #[derive(Debug, Clone)]
@@ -66,16 +66,6 @@ struct Encrypted {
     ciphertext: String,
 }
 
-/// The APIv3 key: 32 bytes, never printed.
-#[derive(Clone)]
-pub(crate) struct ApiV3Key(pub(crate) String);
-
-impl std::fmt::Debug for ApiV3Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiV3Key(redacted)")
-    }
-}
-
 /// Decrypts a `v3/certificates` body and checks each entry; the answer's own signature is
 /// checked by the caller against these certificates.
 pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
@@ -103,7 +93,7 @@ pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, 
             .map_err(|_| Error::Crypto("a decrypted certificate is not PEM text".into()))?;
         let certificate = Rsa::from_certificate(&pem)?;
         // Serials are numbers: `83D6…` listed for a certificate whose hex is `083D6…` is it.
-        if !crate::keyring::same_serial(certificate.serial(), &item.serial_no) {
+        if !crate::v3::keyring::same_serial(certificate.serial(), &item.serial_no) {
             return Err(Error::Verification(format!(
                 "certificate listed as {} has serial {}",
                 item.serial_no,
@@ -125,55 +115,6 @@ fn expired(cert: &Certificate) -> bool {
     match openssl::asn1::Asn1Time::days_from_now(0) {
         Ok(now) => cert.x509().not_after() < now,
         Err(_) => false,
-    }
-}
-
-/// State of automatic refreshing.
-pub(crate) struct Auto {
-    key: ApiV3Key,
-    interval: Duration,
-    last: Mutex<Option<Instant>>,
-    busy: AtomicBool,
-    told_unavailable: AtomicBool,
-    /// Certificates this refresher added, so it can drop them when they expire.
-    managed: Mutex<Vec<Certificate>>,
-    /// The periodic refresher's thread, woken to stop when the client goes away.
-    refresher: Mutex<Option<std::thread::Thread>>,
-}
-
-impl Drop for Auto {
-    fn drop(&mut self) {
-        if let Some(t) = self.refresher.lock().ok().and_then(|mut t| t.take()) {
-            t.unpark();
-        }
-    }
-}
-
-impl Auto {
-    pub(crate) fn new(key: String, interval: Duration) -> Auto {
-        Auto {
-            key: ApiV3Key(key),
-            interval,
-            last: Mutex::new(None),
-            busy: AtomicBool::new(false),
-            told_unavailable: AtomicBool::new(false),
-            managed: Mutex::new(Vec::new()),
-            refresher: Mutex::new(None),
-        }
-    }
-
-    /// Whether an unknown serial may cause a refresh now (not busy, not within the gap).
-    fn may_refresh(&self) -> bool {
-        let Ok(mut last) = self.last.lock() else {
-            return false;
-        };
-        match *last {
-            Some(t) if t.elapsed() < MIN_REFRESH_GAP => false,
-            _ => {
-                *last = Some(Instant::now());
-                true
-            }
-        }
     }
 }
 
@@ -200,7 +141,7 @@ impl Core {
             // yet) stays an API error, marked unverified.
             let verified =
                 client_json::verify_response(&res, &self.keyring, formatter::timestamp()).is_ok();
-            return Err(api_error_as(res, verified));
+            return Err(Error::from_answer_as(res, verified));
         }
         let list = decrypt_listing(res.body(), apiv3_key)?;
         let ring = self.keyring.with(
@@ -236,7 +177,7 @@ impl Core {
                     .lock()
                     .map_err(|_| Error::Config("certificate state poisoned".into()))?;
                 for c in fresh {
-                    managed.retain(|m| !crate::keyring::same_serial(m.serial(), c.serial()));
+                    managed.retain(|m| !crate::v3::keyring::same_serial(m.serial(), c.serial()));
                     managed.push(c);
                 }
                 let (gone, kept): (Vec<Certificate>, Vec<Certificate>) =
