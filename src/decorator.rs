@@ -45,26 +45,13 @@ const NO_PLATFORM_KEY: &str = "no way to verify APIv3 answers, so nothing was se
 the platform's key with Builder::platform_public_key (PUB_KEY_ID_… and pub_key.pem; CLI \
 --public-key and --public-key-id), Builder::platform_certificate (CLI --platform-cert), or \
 Builder::auto_certificates (the APIv3 key) to download the platform certificates";
+
 /// Refuses (under [`Placeholders::Strict`]) a top-level key of `args` that is neither a request
 /// option nor a placeholder of `template`: it would silently do nothing (a forgotten `json`
 /// wrapper sends an empty body, a misspelt placeholder leaves the path wrong). The error names
 /// the keys and suggests the nearest placeholder or option, else the wrapper. Under
 /// [`Placeholders::Lenient`] they are ignored with a warning, as wechatpay-php ignores them.
-///
-/// ```
-/// use serde_json::json;
-/// use wechatpay_chain::decorator::check_keys;
-/// use wechatpay_chain::Placeholders;
-/// let args = json!({"out_trade_num": "T1"});
-/// let e = check_keys(
-///     "v3/pay/transactions/out-trade-no/{out_trade_no}",
-///     args.as_object().unwrap(),
-///     Placeholders::Strict,
-/// )
-/// .unwrap_err();
-/// assert!(e.to_string().contains("out_trade_no"));
-/// ```
-pub fn check_keys(
+pub(crate) fn check_keys(
     template: &str,
     args: &Map<String, Value>,
     mode: Placeholders,

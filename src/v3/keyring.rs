@@ -65,8 +65,8 @@ impl Keyring {
         Self::default()
     }
 
-    /// The key the platform signs with under `serial`, if known (serials compare as numbers,
-    /// see [`serial_key`]).
+    /// The key the platform signs with under `serial`, if known (serials compare as numbers:
+    /// `83D6…` finds the certificate whose hex serial is `083D6…`).
     pub fn get(&self, serial: &str) -> Option<PublicKey> {
         self.keys
             .load()

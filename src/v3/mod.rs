@@ -1,5 +1,5 @@
 //! APIv3: JSON over RSA-SHA256 signed requests, verified answers ([`client_json`], as
-//! wechatpay-php's `ClientJsonTrait`), the platform's keys ([`keyring`], [`certificates`]),
+//! wechatpay-php's `ClientJsonTrait`), the platform's keys ([`Keyring`](crate::Keyring), [`certificates`]),
 //! notifications ([`notify`]), sensitive fields ([`sensitive`]) and downloads ([`download`]).
 
 pub(crate) mod auto;

@@ -1,6 +1,7 @@
 //! `wechatpay`: the command line for the same calls as the library.
 //!
 //! `wechatpay [OPTIONS] <METHOD> <URI> [ARGS]`; see `wechatpay --help`.
+#![warn(missing_docs)]
 // The doc comments of this binary are clap's `--help` text, written for a terminal.
 #![allow(rustdoc::bare_urls, rustdoc::invalid_html_tags)]
 

@@ -24,6 +24,7 @@
 //! emulator.stop().await;
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
 
 mod answer;
 mod auth;
