@@ -11,7 +11,7 @@ use wechatpay_emulator::{Emulator, EmulatorConfig, Mode};
 
 fn main() -> Result<(), Error> {
     // A platform that still signs with certificates (merchants before the public-key switch).
-    let emulator = Emulator::start_blocking(EmulatorConfig::new().mode(Mode::Certificate))?;
+    let emulator = Emulator::start(EmulatorConfig::new().mode(Mode::Certificate))?;
     let merchant_key = emulator
         .merchant_private_key()
         .expect("the sandbox made the merchant key")
@@ -29,7 +29,7 @@ fn main() -> Result<(), Error> {
     // with the certificates it carries.
     let downloaded = merchant()
         .build()?
-        .download_certificates_blocking(emulator.apiv3_key())?;
+        .download_certificates(emulator.apiv3_key())?;
     for cert in &downloaded {
         println!(
             "platform certificate {} valid until {}",

@@ -33,7 +33,7 @@ fn refund(client: &Client, out_trade_no: &str, out_refund_no: &str) -> Result<Va
 }
 
 fn main() -> Result<(), Error> {
-    let emulator = Emulator::start_blocking(EmulatorConfig::new())?;
+    let emulator = Emulator::start(EmulatorConfig::new())?;
     let client = emulator
         .builder()
         // Transport failures before any byte of the answer, 5xx SYSTEM_ERROR and the like are

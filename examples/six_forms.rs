@@ -14,7 +14,7 @@ const ORDER: &str = "233bcbf407e87789b8e471f251774f95";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let emulator = Emulator::start(EmulatorConfig::new()).await?;
+    let emulator = Emulator::start_async(EmulatorConfig::new()).await?;
     // In production: Builder::new().mchid(..).serial(..).private_key(..).platform_public_key(..)
     let client = emulator.builder().build()?;
 
@@ -60,6 +60,6 @@ async fn main() -> Result<(), Error> {
         println!("{form}: {} state={}", res.status(), order["state"]);
         assert_eq!(order["out_order_no"], ORDER);
     }
-    emulator.stop().await;
+    emulator.stop_async().await;
     Ok(())
 }

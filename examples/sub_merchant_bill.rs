@@ -13,7 +13,7 @@ use wechatpay_chain::download::BillList;
 use wechatpay_emulator::{Emulator, EmulatorConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let emulator = Emulator::start_blocking(EmulatorConfig::new())?;
+    let emulator = Emulator::start(EmulatorConfig::new())?;
     let client = emulator.builder().build()?;
     // A payment, so that the day has a fund flow.
     client["v3/pay/transactions/native"].post(json!({"json": {

@@ -71,7 +71,7 @@ async fn notify(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let emulator = Emulator::start(EmulatorConfig::new()).await?;
+    let emulator = Emulator::start_async(EmulatorConfig::new()).await?;
     let client = emulator.builder().build()?;
     let app = App {
         notifier: Arc::new(client.notifier(emulator.apiv3_key())?),
@@ -99,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if !matches!(d.outcome, Outcome::Failed(_)) || d.attempt > 1 {
                 println!("delivery {}: {:?}", d.event_type, d.outcome);
                 assert!(matches!(d.outcome, Outcome::Accepted(_)), "{:?}", d.outcome);
-                emulator.stop().await;
+                emulator.stop_async().await;
                 return Ok(());
             }
         }

@@ -220,7 +220,7 @@ fn wrong_key_and_expired_certificates_are_not_trusted() {
 fn downloading_without_merging() {
     let p = rotating();
     let client = p.server.builder().build().unwrap();
-    let list = client.download_certificates_blocking(APIV3).unwrap();
+    let list = client.download_certificates(APIV3).unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].serial, SERIAL_A);
     assert!(list[0].pem.contains("BEGIN CERTIFICATE"));

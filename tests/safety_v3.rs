@@ -146,7 +146,7 @@ fn apiv3_calls_that_could_not_be_verified_are_not_sent() {
         .build()
         .unwrap();
     assert_eq!(
-        client.download_certificates_blocking(APIV3).unwrap().len(),
+        client.download_certificates(APIV3).unwrap().len(),
         1
     );
     // So does a client that downloads them on its own.
@@ -307,7 +307,7 @@ fn serials_compare_as_numbers() {
         .base_uri(server.base())
         .build()
         .unwrap();
-    let list = client.download_certificates_blocking(APIV3).unwrap();
+    let list = client.download_certificates(APIV3).unwrap();
     assert_eq!(list.len(), 1);
     let client = Builder::new()
         .mchid(MCHID)

@@ -82,7 +82,7 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
         b = b.base_uri(u);
     }
     let client = b.build()?;
-    let certs = match client.download_certificates_blocking(apiv3) {
+    let certs = match client.download_certificates(apiv3) {
         Ok(c) => c,
         Err(
             e @ Error::Api {

@@ -195,7 +195,7 @@ pub fn run() -> Result<bool, Error> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let emu = rt.block_on(Emulator::start(EmulatorConfig::new()))?;
+    let emu = rt.block_on(Emulator::start_async(EmulatorConfig::new()))?;
     let client: Client = emu.builder().build()?;
     let (notify_url, mut inbox) = rt.block_on(receiver(client.notifier(emu.apiv3_key())?))?;
     say!("wechatpay demo: the documented story against a local WeChat Pay emulator");
@@ -501,7 +501,7 @@ pub fn run() -> Result<bool, Error> {
     );
 
     // Certificate mode: a second platform that signs with a certificate it issued itself.
-    let cert_emu = rt.block_on(Emulator::start(
+    let cert_emu = rt.block_on(Emulator::start_async(
         EmulatorConfig::new()
             .mode(Mode::Certificate)
             .merchant_serial(emu.merchant_serial())
@@ -531,7 +531,7 @@ pub fn run() -> Result<bool, Error> {
                 .build()
                 .map_err(err)?;
             let certs = bare
-                .download_certificates_blocking(cert_emu.apiv3_key())
+                .download_certificates(cert_emu.apiv3_key())
                 .map_err(err)?;
             let c = certs.first().ok_or("no certificate")?;
             let s = Shown {
@@ -570,8 +570,8 @@ pub fn run() -> Result<bool, Error> {
 
     let requests = emu.requests().len() + cert_emu.requests().len();
     rt.block_on(async {
-        cert_emu.stop().await;
-        emu.stop().await;
+        cert_emu.stop_async().await;
+        emu.stop_async().await;
     });
     say!("");
     say!(

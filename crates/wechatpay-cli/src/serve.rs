@@ -249,7 +249,7 @@ pub fn run<'a>(
         Some(d) => KeysDir::given(d)?,
         None => KeysDir::temp()?,
     };
-    let emu = rt.block_on(Emulator::start(config))?;
+    let emu = rt.block_on(Emulator::start_async(config))?;
     let dir = keys_dir.path();
     let mut env: Vec<(&str, String)> = vec![
         ("WECHATPAY_BASE_URI", emu.base_uri().to_string()),

@@ -7,12 +7,12 @@ use wechatpay_chain::{Client, Error, Placeholders};
 use wechatpay_emulator::{Emulator, EmulatorConfig, Mode};
 
 fn start() -> Emulator {
-    Emulator::start_blocking(EmulatorConfig::new()).unwrap()
+    Emulator::start(EmulatorConfig::new()).unwrap()
 }
 
 /// Certificate mode: `v3/certificates` answers 200, a plain GET without args.
 fn start_certificates() -> Emulator {
-    Emulator::start_blocking(EmulatorConfig::new().mode(Mode::Certificate)).unwrap()
+    Emulator::start(EmulatorConfig::new().mode(Mode::Certificate)).unwrap()
 }
 
 fn client(emu: &Emulator) -> Client {

@@ -13,7 +13,7 @@ use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Mode};
 const APPID: &str = "wxd678efh567hg6787";
 
 fn start(config: EmulatorConfig) -> Emulator {
-    rt().block_on(Emulator::start(config)).unwrap()
+    rt().block_on(Emulator::start_async(config)).unwrap()
 }
 
 fn native(emu: &Emulator, no: &str, url: &str, total: i64) -> Value {
@@ -401,7 +401,7 @@ fn certificate_downloader_against_the_emulator() {
     assert_eq!(cert.serial().len(), 40);
     let bare = merchant_only(&emu).build().unwrap();
     let certs = rt()
-        .block_on(bare.download_certificates(emu.apiv3_key()))
+        .block_on(bare.download_certificates_async(emu.apiv3_key()))
         .unwrap();
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].serial, cert.serial());
@@ -409,12 +409,12 @@ fn certificate_downloader_against_the_emulator() {
     assert!(certs[0].effective_time < certs[0].expire_time);
     // The wrong APIv3 key cannot decrypt; a forged answer does not verify.
     let wrong = bare
-        .download_certificates_blocking("0123456789abcdef0123456789abcdef")
+        .download_certificates("0123456789abcdef0123456789abcdef")
         .unwrap_err();
     assert!(matches!(wrong, Error::Crypto(_)), "{wrong}");
     emu.forge_next(Forgery::TamperedBody);
     let forged = bare
-        .download_certificates_blocking(emu.apiv3_key())
+        .download_certificates(emu.apiv3_key())
         .unwrap_err();
     assert!(matches!(forged, Error::Verification(_)), "{forged}");
     // The client made with the downloaded certificate verifies answers.
@@ -488,7 +488,7 @@ fn certificate_downloader_against_the_emulator() {
     );
     let bare = merchant_only(&pk).build().unwrap();
     let e = bare
-        .download_certificates_blocking(pk.apiv3_key())
+        .download_certificates(pk.apiv3_key())
         .unwrap_err();
     assert!(matches!(e, Error::Api { status: 404, .. }), "{e}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))

@@ -10,7 +10,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), wechatpay_chain::Error> {
-//! let emulator = Emulator::start(EmulatorConfig::new()).await?;
+//! let emulator = Emulator::start_async(EmulatorConfig::new()).await?;
 //! let client = emulator.builder().build()?;
 //! let res = client["v3/pay/transactions/native"]
 //!     .post_async(json!({"json": {
@@ -21,7 +21,7 @@
 //!     .await?;
 //! assert!(res.json::<serde_json::Value>()?["code_url"].as_str().unwrap().starts_with("weixin://"));
 //! assert_eq!(emulator.requests().len(), 1);
-//! emulator.stop().await;
+//! emulator.stop_async().await;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -576,16 +576,16 @@ impl std::fmt::Debug for Emulator {
 
 impl Emulator {
     /// Starts the emulator on the current tokio runtime: keys are generated as configured, the
-    /// port is bound, and the server runs until [`Emulator::stop`] or drop.
-    pub async fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
+    /// port is bound, and the server runs until [`Emulator::stop_async`] or drop.
+    pub async fn start_async(config: EmulatorConfig) -> Result<Emulator, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Config("Emulator::start needs a tokio runtime (or use start_blocking)".into())
+            Error::Config("Emulator::start_async needs a tokio runtime (or use Emulator::start, which runs one of its own)".into())
         })?;
         Self::start_on(config, runtime).await
     }
 
     /// Starts the emulator on a thread and runtime of its own, for tests without a runtime.
-    pub fn start_blocking(config: EmulatorConfig) -> Result<Emulator, Error> {
+    pub fn start(config: EmulatorConfig) -> Result<Emulator, Error> {
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("wechatpay-emulator".into())
@@ -953,7 +953,7 @@ impl Emulator {
     }
 
     /// Stops listening and closes open connections.
-    pub async fn stop(mut self) {
+    pub async fn stop_async(mut self) {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;

@@ -19,7 +19,7 @@ mod against_the_emulator {
 
     #[test]
     fn a_rotation_is_followed_without_dropping_the_old_certificate() {
-        let emu = Emulator::start_blocking(EmulatorConfig::new().mode(Mode::Certificate)).unwrap();
+        let emu = Emulator::start(EmulatorConfig::new().mode(Mode::Certificate)).unwrap();
         let first = emu.platform_serial().to_string();
         // Nothing but the APIv3 key: the certificate comes from v3/certificates.
         let client = Builder::new()
@@ -53,7 +53,7 @@ mod against_the_emulator {
     fn public_key_mode_answers_404_or_403_and_the_client_keeps_its_public_key() {
         for status in [404u16, 403] {
             let emu =
-                Emulator::start_blocking(EmulatorConfig::new().no_certificates_status(status))
+                Emulator::start(EmulatorConfig::new().no_certificates_status(status))
                     .unwrap();
             assert!(emu.rotate_certificate().is_err());
             let client = emu
@@ -68,7 +68,7 @@ mod against_the_emulator {
                 vec![emu.platform_serial().to_string()]
             );
             let e = client
-                .download_certificates_blocking(emu.apiv3_key())
+                .download_certificates(emu.apiv3_key())
                 .unwrap_err();
             assert_eq!(e.status(), Some(status));
         }

@@ -26,7 +26,7 @@ use wechatpay_chain::{formatter, Client, Error, Keyring, Rsa};
 use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Outcome};
 
 fn start(config: EmulatorConfig) -> Emulator {
-    rt().block_on(Emulator::start(config)).unwrap()
+    rt().block_on(Emulator::start_async(config)).unwrap()
 }
 
 fn client(emu: &Emulator) -> Client {
@@ -1399,7 +1399,7 @@ fn bills_are_built_from_payments_and_refunds_and_downloaded_unsigned() {
 
 #[test]
 fn start_blocking_serves_plain_threads_and_drop_stops_it() {
-    let emu = Emulator::start_blocking(EmulatorConfig::new().mchid("1230000109")).unwrap();
+    let emu = Emulator::start(EmulatorConfig::new().mchid("1230000109")).unwrap();
     let c = emu.builder().build().unwrap();
     let res = c["v3/pay/transactions/native"]
         .post(native(&emu, "blocking-01", "http://127.0.0.1:9/n", 5))

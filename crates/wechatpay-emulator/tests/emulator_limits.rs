@@ -47,7 +47,7 @@ fn request(emu: &Emulator, method: &str, target: &str, body: &[u8]) -> String {
 
 #[test]
 fn a_stalled_connection_is_closed_after_the_read_timeout() {
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new().header_read_timeout(Duration::from_millis(300)),
     )
     .unwrap();
@@ -70,7 +70,7 @@ fn a_stalled_connection_is_closed_after_the_read_timeout() {
 
 #[test]
 fn connections_beyond_the_cap_wait_for_a_slot() {
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .max_connections(2)
             .header_read_timeout(Duration::from_secs(120)),
@@ -100,7 +100,7 @@ fn connections_beyond_the_cap_wait_for_a_slot() {
 
 #[test]
 fn a_flood_of_silent_connections_locks_nobody_out_beyond_the_read_timeout() {
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .max_connections(4)
             .header_read_timeout(Duration::from_millis(300)),
@@ -120,7 +120,7 @@ fn a_flood_of_silent_connections_locks_nobody_out_beyond_the_read_timeout() {
 fn the_request_log_stays_within_its_byte_bound() {
     const MAX: usize = 256 * 1024;
     const PREFIX: usize = 1024;
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .max_log_bytes(MAX)
             .log_body_prefix(PREFIX),

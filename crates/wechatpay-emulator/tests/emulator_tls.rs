@@ -19,7 +19,7 @@ use wechatpay_emulator::{private_key_pem, Emulator, EmulatorConfig};
 const APPID: &str = "wxd678efh567hg6787";
 
 fn start() -> Emulator {
-    Emulator::start_blocking(EmulatorConfig::new().tls(true)).unwrap()
+    Emulator::start(EmulatorConfig::new().tls(true)).unwrap()
 }
 
 /// A paid APIv2 micropay order of `total` fen; its transaction_id.
@@ -340,7 +340,7 @@ fn refunds_without_the_merchants_certificate_are_refused() {
 
     // A certificate for the same merchant and key, issued by another emulator's CA.
     let key = emu.merchant_private_key().unwrap().clone();
-    let other = Emulator::start_blocking(
+    let other = Emulator::start(
         EmulatorConfig::new()
             .tls(true)
             .mchid(emu.mchid())
@@ -370,7 +370,7 @@ fn refunds_without_the_merchants_certificate_are_refused() {
     assert_eq!(refund(&client, xml).unwrap()["refund_fee"], "100");
 
     // A plain HTTP emulator cannot be presented a certificate: it says how to get one.
-    let plain = Emulator::start_blocking(EmulatorConfig::new()).unwrap();
+    let plain = Emulator::start(EmulatorConfig::new()).unwrap();
     let plain_client = plain.builder().build().unwrap();
     micropay(&plain_client, &plain, "tls-micropay-0005", 100);
     let err = plain_client["v2/secapi/pay/refund"]
@@ -382,7 +382,7 @@ fn refunds_without_the_merchants_certificate_are_refused() {
 
 #[test]
 fn garbage_and_stalled_handshakes_are_dropped_and_the_emulator_keeps_serving() {
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .tls(true)
             .handshake_timeout(Duration::from_millis(300)),
@@ -480,7 +480,7 @@ fn refundquery(client: &Client, emu: &Emulator, ids: Value) -> Result<Value, Err
 
 #[test]
 fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
-    let emu = Emulator::start_blocking(EmulatorConfig::new().tls(true).refund_delay(None)).unwrap();
+    let emu = Emulator::start(EmulatorConfig::new().tls(true).refund_delay(None)).unwrap();
     let client = emu.builder().build().unwrap();
     let (receiver, notify_url) = v2_receiver(vec![wechatpay_chain::notify_v2::reply_success()]);
     let transaction_id = micropay(&client, &emu, "v2-loop-0001", 100);
@@ -720,7 +720,7 @@ fn refundquery_errors_are_the_platforms() {
 #[test]
 fn apiv2_refund_notifications_are_retried_until_return_code_success() {
     let retries = vec![Duration::from_millis(50); 3];
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .tls(true)
             .refund_delay(None)

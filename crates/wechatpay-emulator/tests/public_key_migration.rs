@@ -7,7 +7,7 @@ use wechatpay_chain::Builder;
 #[test]
 fn the_emulator_signs_with_the_key_the_request_names() {
     use wechatpay_emulator::{Emulator, EmulatorConfig, Mode};
-    let emu = Emulator::start_blocking(
+    let emu = Emulator::start(
         EmulatorConfig::new()
             .mode(Mode::Certificate)
             .public_key_alongside(true),
