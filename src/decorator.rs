@@ -136,6 +136,8 @@ pub(crate) struct Pending {
     pub limits: Limits,
     /// Request path, to find the answers the platform leaves unsigned.
     pub path: String,
+    /// The chain path as written (placeholders unexpanded), for the call's tracing span.
+    pub template: String,
     /// APIv2: the sign type the answer is expected to use.
     pub v2_sign_type: Option<crate::client_xml::SignType>,
     /// The retry policy of this call, if any.
@@ -348,13 +350,17 @@ impl Core {
             retry,
             own_base,
         };
-        match protocol {
-            Protocol::V3 => self.begin_v3(method, draft, upload),
-            Protocol::V2 if upload.is_some() => Err(Error::arg(
-                "media uploads are APIv3 calls (multipart with a signed meta)",
-            )),
-            Protocol::V2 => self.begin_v2(method, draft),
-        }
+        let mut pending = match protocol {
+            Protocol::V3 => self.begin_v3(method, draft, upload)?,
+            Protocol::V2 if upload.is_some() => {
+                return Err(Error::arg(
+                    "media uploads are APIv3 calls (multipart with a signed meta)",
+                ))
+            }
+            Protocol::V2 => self.begin_v2(method, draft)?,
+        };
+        pending.template = template.to_string();
+        Ok(pending)
     }
 
     fn begin_v3(
@@ -460,6 +466,7 @@ impl Core {
             secure: false,
             limits: d.limits,
             path: full_path,
+            template: String::new(),
             v2_sign_type: None,
             retry: d.retry,
             own_base: d.own_base,
