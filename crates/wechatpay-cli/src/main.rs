@@ -489,6 +489,7 @@ fn usage_error(e: clap::Error) -> ! {
     ) {
         e.exit()
     }
+    let e = misplaced_after(&e).unwrap_or(e);
     let text = e.render().to_string();
     let text = text.trim_end();
     let text = text.strip_prefix("error: ").unwrap_or(text);
@@ -511,28 +512,63 @@ fn check_placement(top: &ArgMatches, name: &str) -> Result<(), clap::Error> {
     let conf = Conf::augment_args(clap::Command::new("conf"));
     for arg in conf.get_arguments() {
         let id = arg.get_id().as_str();
-        if !given(top, id) || sub.get_arguments().any(|a| a.get_id() == id) {
-            continue;
+        if given(top, id) && !sub.get_arguments().any(|a| a.get_id() == id) {
+            return Err(misplaced(arg.get_long().unwrap_or(id), name));
         }
-        let long = arg.get_long().unwrap_or(id);
-        let takers: Vec<&str> = cmd
-            .get_subcommands()
-            .filter(|s| s.get_arguments().any(|a| a.get_id() == id))
-            .map(|s| s.get_name())
-            .collect();
-        let also = match takers.is_empty() {
-            true => String::new(),
-            false => format!(" and of {}", takers.join(", ")),
-        };
-        return Err(Cli::command().error(
-            clap::error::ErrorKind::ArgumentConflict,
-            format!(
-                "--{long} does not apply to `wechatpay {name}`: it is an option of calls \
-                 (wechatpay [OPTIONS] <METHOD> <URI>){also}; see wechatpay {name} --help"
-            ),
-        ));
     }
     Ok(())
+}
+
+/// The error for the call option `--long` given to the subcommand `name`, which does not take
+/// it: which commands do.
+fn misplaced(long: &str, name: &str) -> clap::Error {
+    let cmd = Cli::command();
+    let takers: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|s| s.get_name())
+        .collect();
+    let also = match takers.is_empty() {
+        true => String::new(),
+        false => format!(" and of {}", takers.join(", ")),
+    };
+    // Built, so that the usage shown is the subcommand's (`wechatpay serve [OPTIONS]`).
+    let mut built = Cli::command();
+    built.build();
+    let sub = built.find_subcommand_mut(name);
+    let usage = match sub {
+        Some(s) => s,
+        None => &mut built,
+    };
+    usage.error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!(
+            "--{long} does not apply to `wechatpay {name}`: it is an option of calls \
+             (wechatpay [OPTIONS] <METHOD> <URI>){also}; see wechatpay {name} --help"
+        ),
+    )
+}
+
+/// Clap's "unexpected argument" for a call option given after a subcommand that does not take
+/// it (`wechatpay demo --timeout 5`), said as [`misplaced`] says it.
+fn misplaced_after(e: &clap::Error) -> Option<clap::Error> {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split('=').next()?;
+    let conf = Conf::augment_args(clap::Command::new("conf"));
+    conf.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let name = std::env::args().skip(1).find(|a| names.contains(a))?;
+    Some(misplaced(long, &name))
 }
 
 /// Copies the call options given before a subcommand into the subcommand's own (same names),

@@ -77,7 +77,8 @@ fn count_long(help: &str, name: &str) -> usize {
         .filter(|l| l.starts_with('-'))
         .filter(|l| {
             let spec = l.split("  ").next().unwrap_or_default();
-            spec.split([',', ' ', '=']).any(|t| t.trim_end_matches("...") == want)
+            spec.split([',', ' ', '='])
+                .any(|t| t.trim_end_matches("...") == want)
         })
         .count()
 }
@@ -185,8 +186,17 @@ fn certificates_help_shows_each_option_once() {
 
 #[test]
 fn an_option_before_a_subcommand_that_does_not_take_it_is_a_clear_usage_error() {
-    for sub in ["demo", "serve"] {
-        let out = bare().args(["--timeout", "5", sub]).output().unwrap();
+    for (sub, before) in [
+        ("demo", true),
+        ("serve", true),
+        ("demo", false),
+        ("serve", false),
+    ] {
+        let args = match before {
+            true => ["--timeout", "5", sub],
+            false => [sub, "--timeout", "5"],
+        };
+        let out = bare().args(args).output().unwrap();
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
