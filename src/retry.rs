@@ -282,7 +282,7 @@ impl Core {
                 attempt,
                 status,
                 elapsed_ms = millis(t0),
-                error = outcome.as_ref().err().map(|e| e.to_string()),
+                error = outcome.as_ref().err().map(traced),
                 "attempt done"
             );
             let Some(policy) = &pending.retry else {
@@ -302,7 +302,7 @@ impl Core {
             tracing::info!(
                 attempt,
                 status,
-                error = outcome.as_ref().err().map(|e| e.to_string()),
+                error = outcome.as_ref().err().map(traced),
                 wait_ms = wait.as_millis() as u64,
                 backup_domain = backup && !pending.own_base && policy.backup.is_some(),
                 "retrying: attempt {attempt} of {} failed",
@@ -356,7 +356,7 @@ pub(crate) async fn spanned<T>(
         parent: &span,
         attempt = 1,
         elapsed_ms = millis(start),
-        error = out.as_ref().err().map(|e| e.to_string()),
+        error = out.as_ref().err().map(traced),
         "attempt done"
     );
     out
@@ -365,4 +365,39 @@ pub(crate) async fn spanned<T>(
 /// Records the answer's status on the current call's span.
 pub(crate) fn answered(status: http::StatusCode) {
     tracing::Span::current().record("status", status.as_u16());
+}
+
+/// An error as traced: its message with the query of any URI in it cut (a download URL's
+/// query carries its token), so that logs keep what is needed to act and nothing to replay.
+fn traced(e: &Error) -> String {
+    redact_queries(&e.to_string())
+}
+
+fn redact_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match (word.find("://"), word.find('?')) {
+            (Some(scheme), Some(q)) if q > scheme => {
+                let colon = if word.ends_with(':') { ":" } else { "" };
+                format!("{}?…{colon}", &word[..q])
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_queries;
+
+    #[test]
+    fn traced_errors_keep_no_query() {
+        let m = "transport error calling https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO: tcp connect error";
+        let r = redact_queries(m);
+        assert_eq!(
+            r,
+            "transport error calling https://api.mch.weixin.qq.com/v3/billdownload/file?…: tcp connect error"
+        );
+        assert_eq!(redact_queries("what? no uri here"), "what? no uri here");
+    }
 }
