@@ -123,7 +123,7 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
                 status: 403 | 404, ..
             },
         ) => {
-            eprintln!("wechatpay: the platform has no certificates for merchant {mchid}: {e}\n");
+            eprintln!("wechatpay: 无平台证书 no platform certificates for merchant {mchid}: {e}\n");
             eprintln!("{PUBLIC_KEY_HELP}");
             return Err(Error::Config(
                 "no platform certificates: the merchant is in public-key mode (see above)".into(),
