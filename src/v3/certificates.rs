@@ -125,6 +125,11 @@ impl Core {
         &self,
         apiv3_key: &str,
     ) -> Result<Vec<Downloaded>, Error> {
+        let call = self.fetch_certificates_once(apiv3_key);
+        crate::transport::retry::spanned(&Method::GET, "v3/certificates", call).await
+    }
+
+    async fn fetch_certificates_once(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
         let pending: Pending = self.prepare(
             Method::GET,
             "v3/certificates",
@@ -135,6 +140,7 @@ impl Core {
             .transport
             .send(pending.request, false, pending.limits)?
             .await?;
+        crate::transport::retry::answered(res.status());
         if !res.status().is_success() {
             // Nothing is trusted from an error answer here (no certificate comes of it), so one
             // that does not verify (a public-key merchant's 404, signed by a key not configured
@@ -186,7 +192,7 @@ impl Core {
                     self.keyring.remove(c.serial());
                 }
                 *managed = kept;
-                tracing::debug!(
+                tracing::info!(
                     certificates = managed.len(),
                     "platform certificates refreshed"
                 );
@@ -273,15 +279,15 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
 impl Client {
     /// Downloads `v3/certificates`, decrypts each with `apiv3_key`, and checks the answer's
     /// signature with them (or the keys already known). Nothing is added to the keyring.
-    pub async fn download_certificates_async(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
+    pub async fn download_certificates_async(
+        &self,
+        apiv3_key: &str,
+    ) -> Result<Vec<Downloaded>, Error> {
         self.core().fetch_certificates(apiv3_key).await
     }
 
     /// Blocking [`Client::download_certificates_async`].
-    pub fn download_certificates(
-        &self,
-        apiv3_key: &str,
-    ) -> Result<Vec<Downloaded>, Error> {
+    pub fn download_certificates(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
         crate::transport::block_on(self.download_certificates_async(apiv3_key))
     }
 
