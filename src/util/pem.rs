@@ -123,6 +123,28 @@ pub fn normalize_serial(serial: &str) -> Result<String, Error> {
     Ok(s.to_string())
 }
 
+/// A serial as platform keys are compared by: a certificate serial is a number, so hex serials
+/// compare without leading zeros and whatever their case (`83D6…` is `083d6…`); key ids
+/// (`PUB_KEY_ID_…`) compare as written.
+pub fn serial_key(serial: &str) -> String {
+    let s = serial.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let digits = s.trim_start_matches('0');
+        if digits.is_empty() {
+            "0".to_string()
+        } else {
+            digits.to_ascii_uppercase()
+        }
+    } else {
+        s.to_string()
+    }
+}
+
+/// Whether two serials name the same key, see [`serial_key`].
+pub fn same_serial(a: &str, b: &str) -> bool {
+    serial_key(a) == serial_key(b)
+}
+
 #[cfg(test)]
 pub(crate) mod tests_support {
     use openssl::pkey::{PKey, Private};

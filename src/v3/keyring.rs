@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use arc_swap::ArcSwap;
 
 use crate::crypto::{Certificate, PublicKey};
+pub use crate::util::pem::{same_serial, serial_key};
 
 /// One key, under the serial as it was given.
 #[derive(Clone)]
@@ -15,28 +16,6 @@ struct Entry {
     key: PublicKey,
     /// A certificate's `notBefore` (Unix seconds), to tell the newest one.
     since: Option<i64>,
-}
-
-/// A serial as the keyring compares it: a certificate serial is a number, so hex serials
-/// compare without leading zeros and whatever their case (`83D6…` is `083d6…`); key ids
-/// (`PUB_KEY_ID_…`) compare as written.
-pub fn serial_key(serial: &str) -> String {
-    let s = serial.trim();
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let digits = s.trim_start_matches('0');
-        if digits.is_empty() {
-            "0".to_string()
-        } else {
-            digits.to_ascii_uppercase()
-        }
-    } else {
-        s.to_string()
-    }
-}
-
-/// Whether two serials name the same key, see [`serial_key`].
-pub fn same_serial(a: &str, b: &str) -> bool {
-    serial_key(a) == serial_key(b)
 }
 
 fn not_before(cert: &Certificate) -> Option<i64> {

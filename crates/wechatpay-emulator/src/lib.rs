@@ -56,6 +56,7 @@ use tokio::sync::watch;
 
 use wechatpay_chain::crypto::{Certificate, PrivateKey, PublicKey};
 use wechatpay_chain::formatter;
+use wechatpay_chain::util::pem::same_serial;
 use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
@@ -486,21 +487,22 @@ impl Settings {
     /// public key alongside the certificate when named, else [`Settings::signer`].
     pub(crate) fn signer_for(&self, named: Option<&str>) -> (PrivateKey, String) {
         match (&self.alongside, named) {
-            (Some((id, key, _)), Some(n)) if n.trim() == id => (key.clone(), id.clone()),
+            (Some((id, key, _)), Some(n)) if same_serial(n, id) => (key.clone(), id.clone()),
             _ => self.signer(),
         }
     }
 
     /// Whether `serial` names one of the platform's keys (current or still listed).
+    /// Serials compare as numbers (`83D6…` names the certificate `083D6…`), key ids as written.
     pub(crate) fn knows_serial(&self, serial: &str) -> bool {
-        serial == self.platform_serial
+        same_serial(serial, &self.platform_serial)
             || self
                 .alongside
                 .as_ref()
-                .is_some_and(|(id, _, _)| id == serial)
+                .is_some_and(|(id, _, _)| same_serial(id, serial))
             || lock(&self.rotations)
                 .iter()
-                .any(|(_, i)| i.certificate.serial() == serial)
+                .any(|(_, i)| same_serial(i.certificate.serial(), serial))
     }
 }
 

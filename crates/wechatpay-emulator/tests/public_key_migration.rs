@@ -53,3 +53,30 @@ fn the_emulator_signs_with_the_key_the_request_names() {
         .collect();
     assert_eq!(named, vec![id.clone(), cert.clone(), cert.clone()]);
 }
+
+#[test]
+fn the_emulator_compares_named_serials_as_numbers() {
+    use wechatpay_emulator::{Emulator, EmulatorConfig, Mode};
+    let emu = Emulator::start(EmulatorConfig::new().mode(Mode::Certificate)).unwrap();
+    let cert = emu.platform_certificate().unwrap().serial().to_string();
+    let client = emu.builder().build().unwrap();
+    let order = |n: &str, serial: &str| {
+        client
+            .chain("v3/pay/transactions/native")
+            .post(json!({
+                "headers": {"Wechatpay-Serial": serial},
+                "json": {
+                    "appid": "wxd678efh567hg6787", "mchid": emu.mchid(), "description": "x",
+                    "out_trade_no": n, "notify_url": "https://www.weixin.qq.com/wxpay/pay.php",
+                    "amount": {"total": 100},
+                },
+            }))
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.code().unwrap_or_default().to_string())
+    };
+    // The same number written with a leading zero, or in lower case, names the same key.
+    assert_eq!(order("T-SER-1", &format!("0{cert}")), Ok(200));
+    assert_eq!(order("T-SER-2", &cert.to_ascii_lowercase()), Ok(200));
+    // Another number does not.
+    assert_eq!(order("T-SER-3", "1234ABCD"), Err("PARAM_ERROR".to_string()));
+}
