@@ -63,6 +63,26 @@ pub struct ServeArgs {
     /// with "security": true present (mutual TLS); writes ca.pem and apiclient_cert.pem.
     #[arg(long)]
     tls: bool,
+    /// Seconds a connection may take to send a request's headers, then its body, before it
+    /// is closed (stalled and idle connections free their slot).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_seconds)]
+    header_read_timeout: f64,
+    /// Connections served at once; beyond it new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+    /// Bytes of request log kept for GET /emulator/requests (the oldest go first).
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    max_log_bytes: usize,
+}
+
+/// A number of seconds above 0 and at most a day.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 /// A global option's value, and whether it came from its environment variable.
@@ -209,6 +229,9 @@ pub fn run<'a>(
     let mut config = EmulatorConfig::new()
         .port(a.port)
         .tls(a.tls)
+        .header_read_timeout(Duration::from_secs_f64(a.header_read_timeout))
+        .max_connections(a.max_connections as usize)
+        .max_log_bytes(a.max_log_bytes)
         .mode(match a.mode {
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,

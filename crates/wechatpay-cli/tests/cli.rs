@@ -495,3 +495,48 @@ fn serve_env_file_is_data_to_the_shell_that_sources_it() {
     assert_eq!(Path::new(key_path), dir.join("apiclient_key.pem"));
     assert!(!marker.exists(), "sourcing env ran a command");
 }
+
+#[test]
+fn serve_takes_its_limits_from_the_command_line() {
+    // Values out of range are usage errors, before anything starts or is written.
+    for bad in [
+        ["--max-connections", "0"],
+        ["--header-read-timeout", "0"],
+        ["--header-read-timeout", "soon"],
+    ] {
+        let out = wechatpay().arg("serve").args(bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.contains(bad[0]), "{bad:?}: {err}");
+    }
+    // A connection that sends nothing is closed after --header-read-timeout (0.5 s here; the
+    // default, 10 s, would outlast the 5 s this test waits).
+    let mut cmd = wechatpay();
+    cmd.args(["serve", "--header-read-timeout", "0.5"]);
+    let r = serve(cmd).started();
+    let env = r.env();
+    let base = env
+        .lines()
+        .find_map(|l| l.strip_prefix("export WECHATPAY_BASE_URI="))
+        .unwrap_or_else(|| panic!("no base URI in {env}"));
+    let addr = base
+        .trim_matches('\'')
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match std::io::Read::read(&mut stream, &mut buf) {
+        Ok(_) => {} // closed (0 bytes), or hyper's 408 before closing
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "still open after 5 s: {e}"
+        ),
+    }
+    r.stop(libc::SIGTERM);
+}
