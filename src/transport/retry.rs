@@ -103,8 +103,8 @@ impl Core {
                     .unwrap_or("/");
                 *req.uri_mut() = format!("{}://{}{}", b.scheme, b.authority, pq)
                     .parse()
-                    .map_err(|_| {
-                        Error::Config("backup base URI does not make a valid URI".into())
+                    .map_err(|e| {
+                        Error::config_from("backup base URI does not make a valid URI", e)
                     })?;
                 if let Ok(host) = http::HeaderValue::from_str(&b.authority) {
                     req.headers_mut().insert(http::header::HOST, host);

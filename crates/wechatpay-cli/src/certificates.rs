@@ -71,7 +71,7 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
     let apiv3 = need(a.apiv3.as_deref().or(g.apiv3_key), "-k APIV3_KEY")?;
     // The option and the file named, as the call options' key errors do.
     let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
-        Error::Key(m) => Error::Key(format!("-f/--privatekey {key}: {m}")),
+        e @ Error::Key { .. } => e.prefixed(format_args!("-f/--privatekey {key}")),
         other => other,
     })?;
     let mut b = Builder::new()
@@ -91,8 +91,8 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
         ) => {
             eprintln!("wechatpay: the platform has no certificates for merchant {mchid}: {e}\n");
             eprintln!("{PUBLIC_KEY_HELP}");
-            return Err(Error::Config(
-                "no platform certificates: the merchant is in public-key mode (see above)".into(),
+            return Err(Error::config(
+                "no platform certificates: the merchant is in public-key mode (see above)",
             ));
         }
         Err(e) => return Err(e),
@@ -103,7 +103,7 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
     for (i, c) in certs.iter().enumerate() {
         let path = dir.join(format!("wechatpay_{}.pem", c.serial));
         std::fs::write(&path, &c.pem)?;
-        let x = c.certificate.x509();
+        let x = c.certificate.as_openssl();
         say!("Certificate #{i} {{");
         say!("    Serial Number: {}", c.serial);
         say!("    Not Before: {} ({})", x.not_before(), c.effective_time);
