@@ -140,7 +140,8 @@ pub enum Error {
     OutcomeUnknown {
         /// The request path.
         path: String,
-        /// What was received.
+        /// What was received; also its [`source`](std::error::Error::source), which downcasts
+        /// to `Box<Error>`.
         #[source]
         source: Box<Error>,
     },
@@ -193,7 +194,8 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
-    /// Reading or writing a local file failed.
+    /// Reading or writing a local file failed. Its Display is only "io error": the
+    /// [`io::Error`](std::io::Error) is its source (with the file named, when the crate knows it).
     #[error("io error")]
     Io(#[from] std::io::Error),
 }

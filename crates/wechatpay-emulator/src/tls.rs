@@ -188,10 +188,7 @@ pub(crate) fn random_serial() -> Result<BigNum, Error> {
 /// A P-256 key: quick to make, for the CA and the server certificate.
 fn ec_key() -> Result<PKey<Private>, Error> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ssl("cannot make a key")?;
-    Ok(
-        PKey::from_ec_key(EcKey::generate(&group).ssl("cannot make a key")?)
-            .ssl("cannot make a key")?,
-    )
+    PKey::from_ec_key(EcKey::generate(&group).ssl("cannot make a key")?).ssl("cannot make a key")
 }
 
 fn pem(cert: &X509Ref) -> Result<String, Error> {
