@@ -432,7 +432,8 @@ impl Error {
         }
     }
 
-    /// This error and its causes on one line, for a message that cannot hold a source.
+    /// This error and its causes on one line, for a message that cannot hold a source and for
+    /// log lines.
     pub(crate) fn chain_text(&self) -> String {
         let mut line = self.to_string();
         let mut next = std::error::Error::source(self);

@@ -149,7 +149,7 @@ impl Core {
                 status,
                 attempt,
                 elapsed_ms = t0.elapsed().as_millis() as u64,
-                error = outcome.as_ref().err().map(|e| e.to_string()),
+                error = outcome.as_ref().err().map(Error::chain_text),
                 "wechatpay call"
             );
             let Some(policy) = &pending.retry else {

@@ -202,7 +202,7 @@ impl Core {
                 Ok(0)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "platform certificate refresh failed; keeping the keys already known");
+                tracing::warn!(error = %e.chain_text(), "platform certificate refresh failed; keeping the keys already known");
                 Err(e)
             }
         }
