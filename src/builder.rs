@@ -24,28 +24,30 @@ pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// A TLS client identity from PEM text; the key is re-encoded as PKCS#8, which is what
 /// native-tls takes, so that PKCS#1 (`BEGIN RSA PRIVATE KEY`) keys work too.
 fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
-    let pkey = crate::crypto::rsa::pem_private_key(key, None).map_err(|why| {
-        Error::Key(format!(
-            "the merchant private key (merchant_identity) {why}"
-        ))
-    })?;
-    let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|_| {
-        Error::Key("the merchant certificate (merchant_identity) is not a PEM certificate".into())
+    let pkey = crate::crypto::rsa::pem_private_key(
+        key,
+        None,
+        "the merchant private key (merchant_identity)",
+    )?;
+    let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|e| {
+        Error::key_from(
+            "the merchant certificate (merchant_identity) is not a PEM certificate",
+            e,
+        )
     })?;
     let cert_key = x509
         .public_key()
-        .map_err(|_| Error::Key("the merchant certificate has no usable public key".into()))?;
+        .map_err(|e| Error::key_from("the merchant certificate has no usable public key", e))?;
     if !pkey.public_eq(&cert_key) {
-        return Err(Error::Key(
-            "the merchant private key does not belong to the merchant certificate".into(),
+        return Err(Error::key(
+            "the merchant private key does not belong to the merchant certificate",
         ));
     }
-    let pkcs8 = pkey.private_key_to_pem_pkcs8()?;
-    native_tls::Identity::from_pkcs8(cert.as_bytes(), &pkcs8).map_err(|e| {
-        Error::Key(format!(
-            "merchant certificate and key do not make a TLS identity: {e}"
-        ))
-    })
+    let pkcs8 = pkey
+        .private_key_to_pem_pkcs8()
+        .map_err(Error::openssl("cannot encode the merchant private key"))?;
+    native_tls::Identity::from_pkcs8(cert.as_bytes(), &pkcs8)
+        .map_err(|e| Error::key_from("merchant certificate and key do not make a TLS identity", e))
 }
 
 /// Trusted roots from PEM text holding one or more certificates, for native-tls.
@@ -56,14 +58,15 @@ fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
             .ok()
             .filter(|c| !c.is_empty())
             .ok_or_else(|| {
-                Error::Key("root_certificate is not a PEM certificate (BEGIN CERTIFICATE)".into())
+                Error::key("root_certificate is not a PEM certificate (BEGIN CERTIFICATE)")
             })?;
         for cert in certs {
-            let der = cert.to_der()?;
+            let der = cert
+                .to_der()
+                .map_err(Error::openssl("cannot encode root_certificate"))?;
             roots.push(
-                native_tls::Certificate::from_der(&der).map_err(|e| {
-                    Error::Key(format!("root_certificate cannot be used by TLS: {e}"))
-                })?,
+                native_tls::Certificate::from_der(&der)
+                    .map_err(|e| Error::key_from("root_certificate cannot be used by TLS", e))?,
             );
         }
     }
@@ -266,8 +269,8 @@ impl Builder {
         if let Some(a) = &mut self.auto_certificates {
             a.1 = every;
         } else {
-            self.errors.push(Error::Config(
-                "certificate_refresh_interval needs auto_certificates first".into(),
+            self.errors.push(Error::config(
+                "certificate_refresh_interval needs auto_certificates first",
             ));
         }
         self
@@ -333,7 +336,7 @@ impl Builder {
         }
         if let Some(m) = &self.mchid {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "mchid {m:?} must be letters and digits"
                 )));
             }
@@ -356,21 +359,25 @@ impl Builder {
                 if m.is_some() && s.is_none() && k.is_none() {
                     None
                 } else {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "APIv3 signing needs mchid, serial and private_key together; missing: {}",
                         missing.join(", ")
                     )));
                 }
             }
         };
-        let base = Base::parse(self.base_uri.as_deref().unwrap_or(DEFAULT_BASE_URI))
-            .map_err(|e| Error::Config(e.to_string().replace("invalid argument: ", "")))?;
+        let base = Base::parse(self.base_uri.as_deref().unwrap_or(DEFAULT_BASE_URI)).map_err(
+            |e| match e {
+                Error::InvalidArgument(m) => Error::config(m),
+                other => other,
+            },
+        )?;
         let keyring = Keyring::new();
         keyring.merge(self.platform_keys);
         keyring.merge_certificates(&self.platform_certificates);
         if self.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {
-            return Err(Error::Config(
-                "the APIv2 key is empty: Builder::secret (--secret, WECHATPAY_SECRET) takes the key set on the merchant platform".into(),
+            return Err(Error::config(
+                "the APIv2 key is empty: Builder::secret (--secret, WECHATPAY_SECRET) takes the key set on the merchant platform",
             ));
         }
         let identity = match &self.merchant_identity {
@@ -379,7 +386,7 @@ impl Builder {
         };
         let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
         if timeout.is_zero() {
-            return Err(Error::Config("timeout must be more than zero".into()));
+            return Err(Error::config("timeout must be more than zero"));
         }
         let ua = self.user_agent.unwrap_or_else(|| {
             format!(
@@ -389,26 +396,26 @@ impl Builder {
             )
         });
         let user_agent = http::HeaderValue::from_str(&ua)
-            .map_err(|_| Error::Config("user agent cannot be sent in a header".into()))?;
+            .map_err(|e| Error::config_from("user agent cannot be sent in a header", e))?;
         if let Some(e) = self.retry.as_ref().and_then(|r| r.backup_error.clone()) {
-            return Err(Error::Config(format!("retry backup: {e}")));
+            return Err(Error::config(format!("retry backup: {e}")));
         }
         let auto = match self.auto_certificates {
             Some((key, interval)) => {
                 if key.len() != crate::crypto::aes_gcm::KEY_LEN {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "the APIv3 key must be {} bytes, got {}",
                         crate::crypto::aes_gcm::KEY_LEN,
                         key.len()
                     )));
                 }
                 if credentials.is_none() {
-                    return Err(Error::Config(
-                        "auto_certificates needs mchid, serial and private_key".into(),
+                    return Err(Error::config(
+                        "auto_certificates needs mchid, serial and private_key",
                     ));
                 }
                 if interval > crate::certificates::MAX_REFRESH_INTERVAL {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "certificate_refresh_interval must be between 1 s and 7 days (12 h by \
                          default), got {interval:?}"
                     )));
@@ -423,7 +430,7 @@ impl Builder {
         let has_auto = auto.is_some();
         if let Some(serial) = &self.wechatpay_serial {
             if !has_auto && keyring.get(serial).is_none() {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "wechatpay_serial {serial} is not one of the platform keys configured ({})",
                     keyring.serials().join(", ")
                 )));
@@ -486,7 +493,9 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         ] {
             match Builder::new().root_certificate(bad).build() {
-                Err(Error::Key(m)) => assert!(m.contains("root_certificate"), "{m}"),
+                Err(Error::Key { message: m, .. }) => {
+                    assert!(m.contains("root_certificate"), "{m}")
+                }
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
@@ -495,6 +504,6 @@ mod tests {
             .root_certificate(&self_signed(4))
             .root_certificate("nope")
             .build();
-        assert!(matches!(r, Err(Error::Key(_))), "{r:?}");
+        assert!(matches!(r, Err(Error::Key { .. })), "{r:?}");
     }
 }

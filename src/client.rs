@@ -67,9 +67,8 @@ impl Client {
     pub fn encryptor(&self) -> Result<Encryptor, Error> {
         let core = self.core();
         let (serial, key) = core.keyring.preferred().ok_or_else(|| {
-            Error::Config(
-                "no platform key to encrypt with: configure a platform public key or certificate"
-                    .into(),
+            Error::config(
+                "no platform key to encrypt with: configure a platform public key or certificate",
             )
         })?;
         Ok(Encryptor {
@@ -84,7 +83,7 @@ impl Client {
     pub fn encryptor_for(&self, serial: &str) -> Result<Encryptor, Error> {
         let core = self.core();
         let key = core.keyring.get(serial).ok_or_else(|| {
-            Error::Config(format!(
+            Error::config(format!(
                 "no platform key under {:?}",
                 crate::error::one_line(serial)
             ))

@@ -149,7 +149,7 @@ impl Core {
     ) -> Result<Pending, Error> {
         let pending = self.prepare(method, template, args, upload)?;
         if pending.protocol == Protocol::V3 && self.auto.is_none() && self.keyring.is_empty() {
-            return Err(Error::Config(NO_PLATFORM_KEY.into()));
+            return Err(Error::config(NO_PLATFORM_KEY));
         }
         Ok(pending)
     }
@@ -364,7 +364,7 @@ impl Core {
     /// Signs (or re-signs, for another attempt) an APIv3 request with a fresh nonce.
     pub(crate) fn sign_v3(&self, request: &mut http::Request<Bytes>) -> Result<(), Error> {
         let cred = self.credentials.as_ref().ok_or_else(|| {
-            Error::Config("APIv3 calls need mchid, serial and private_key on the Builder".into())
+            Error::config("APIv3 calls need mchid, serial and private_key on the Builder")
         })?;
         client_json::sign_request(request, cred)
     }

@@ -60,12 +60,11 @@ impl Response {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
-            return serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-                Error::Decode(format!("APIv2 fields do not fit the requested type: {e}"))
-            });
+            return serde_json::from_value(serde_json::Value::Object(map))
+                .map_err(|e| Error::decode_from("APIv2 fields do not fit the requested type", e));
         }
         serde_json::from_slice(&self.body)
-            .map_err(|e| Error::Decode(format!("answer is not the expected JSON: {e}")))
+            .map_err(|e| Error::decode_from("answer is not the expected JSON", e))
     }
 
     /// The fields of an APIv2 XML answer, in document order (`None` for APIv3 answers and for

@@ -186,7 +186,7 @@ fn wrong_key_and_expired_certificates_are_not_trusted() {
     assert!(client.keyring().is_empty());
     assert!(matches!(
         client.refresh_certificates(),
-        Err(Error::Crypto(_))
+        Err(Error::Crypto { .. })
     ));
     assert!(matches!(
         client.chain("v3/a").get(json!({})),
@@ -210,7 +210,7 @@ fn wrong_key_and_expired_certificates_are_not_trusted() {
 
     assert!(matches!(
         auto_builder(&server).auto_certificates("short").build(),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
     let dbg = format!("{:?}", auto_builder(&server));
     assert!(!dbg.contains(APIV3), "{dbg}");
@@ -230,6 +230,6 @@ fn downloading_without_merging() {
     );
     assert!(matches!(
         client.refresh_certificates(),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
 }

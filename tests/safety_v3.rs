@@ -95,7 +95,7 @@ fn apiv3_calls_that_could_not_be_verified_are_not_sent() {
         .post(json!({"json": {"out_refund_no": "R1", "amount": {"refund": 1, "total": 1, "currency": "CNY"}}}))
         .unwrap_err();
     match &e {
-        Error::Config(m) => {
+        Error::Config { message: m, .. } => {
             for word in [
                 "platform_public_key",
                 "platform_certificate",
@@ -113,11 +113,11 @@ fn apiv3_calls_that_could_not_be_verified_are_not_sent() {
         .chain("v3/merchant/media/upload")
         .upload(&media, json!({}))
         .unwrap_err();
-    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(matches!(e, Error::Config { .. }), "{e}");
     let e = client
         .download_to("/v3/billdownload/file?token=x", json!({}), Vec::new())
         .unwrap_err();
-    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(matches!(e, Error::Config { .. }), "{e}");
     assert_eq!(server.connections.load(Ordering::SeqCst), 0);
     assert!(server.recorded().is_empty());
 
@@ -262,7 +262,9 @@ fn refresh_intervals_that_would_overflow_are_refused_at_build() {
             .certificate_refresh_interval(every)
             .build();
         match r {
-            Err(Error::Config(m)) => assert!(m.contains("certificate_refresh_interval"), "{m}"),
+            Err(Error::Config { message: m, .. }) => {
+                assert!(m.contains("certificate_refresh_interval"), "{m}")
+            }
             other => panic!("{every:?}: {other:?}"),
         }
     }
@@ -404,7 +406,7 @@ fn requests_name_the_platform_key_expected() {
     );
     // A pinned serial that no configured key has is refused at build.
     match certs_only().wechatpay_serial("PUB_KEY_ID_0000").build() {
-        Err(Error::Config(m)) => assert!(m.contains("wechatpay_serial"), "{m}"),
+        Err(Error::Config { message: m, .. }) => assert!(m.contains("wechatpay_serial"), "{m}"),
         other => panic!("{other:?}"),
     }
 }

@@ -205,7 +205,7 @@ fn fields_for_two_keys_are_refused_and_keys_can_be_pinned() {
     assert_eq!(server.recorded().len(), n, "nothing sent");
     assert!(client.encryptor_for("PUB_KEY_ID_NONE").is_err());
     let bare = wechatpay_chain::Builder::new().build().unwrap();
-    assert!(matches!(bare.encryptor(), Err(Error::Config(_))));
+    assert!(matches!(bare.encryptor(), Err(Error::Config { .. })));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,7 +649,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
         .unwrap_err();
     // A flipped bit inside gzip may break the gzip first; either way it is refused.
     assert!(
-        matches!(e, Error::Verification(_) | Error::Decode(_)),
+        matches!(e, Error::Verification(_) | Error::Decode { .. }),
         "{e}"
     );
 
@@ -675,7 +675,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
     let e = client
         .download_bills(&list, json!({}), Vec::new())
         .unwrap_err();
-    assert!(matches!(e, Error::Crypto(_)), "{e}");
+    assert!(matches!(e, Error::Crypto { .. }), "{e}");
     assert!(!e
         .to_string()
         .contains(&list.download_bill_list[0].encrypt_key.clone().unwrap()));
@@ -704,7 +704,7 @@ fn a_damaged_or_foreign_encrypted_part_is_refused() {
     ]})).unwrap();
     assert!(matches!(
         client.download_bills(&gap, json!({}), Vec::new()),
-        Err(Error::Decode(_))
+        Err(Error::Decode { .. })
     ));
     let half = Bill::new("/v3/billdownload/file?token=a", "SHA1", "00");
     let half: Bill = serde_json::from_value(

@@ -571,7 +571,7 @@ fn a_v2_only_client_needs_no_apiv3_keys() {
     // …and refuses APIv3 calls clearly
     assert!(matches!(
         client.chain("v3/certificates").get(json!({})),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
     // a mchid alone is enough too
     Builder::new()
@@ -592,14 +592,14 @@ fn configuration_errors_send_nothing() {
         no_secret
             .chain("v2/pay/orderquery")
             .post(json!({"xml": {"mch_id": MCHID}})),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
     let client = v2_builder(&server).build().unwrap();
     match client
         .chain("v2/secapi/pay/refund")
         .post(json!({"security": true, "xml": {"mch_id": MCHID}}))
     {
-        Err(Error::Config(m)) => assert!(m.contains("merchant_identity"), "{m}"),
+        Err(Error::Config { message: m, .. }) => assert!(m.contains("merchant_identity"), "{m}"),
         other => panic!("{other:?}"),
     }
     for bad in [
@@ -619,7 +619,7 @@ fn configuration_errors_send_nothing() {
     assert!(nothing_sent(&server));
     assert!(matches!(
         v2_builder(&server).secret("").build(),
-        Err(Error::Config(_))
+        Err(Error::Config { .. })
     ));
 }
 
@@ -774,7 +774,7 @@ fn unsigned_nested_elements_in_a_signed_answer_are_refused() {
     let body = inject(signed_answer(&fields, "MD5"), "<total_fee>9999</total_fee>");
     assert!(matches!(
         orderquery_answer(body, "MD5"),
-        Err(Error::Decode(_))
+        Err(Error::Decode { .. })
     ));
     // a signed flat answer still passes, attributes are never handed out
     let body = String::from_utf8(signed_answer(&fields, "MD5"))
@@ -879,7 +879,7 @@ fn an_empty_apiv2_key_is_refused_where_it_is_configured() {
     let server = v2_server(signed_answer(OK, "MD5"));
     for blank in ["", "   "] {
         match v2_builder(&server).secret(blank).build() {
-            Err(Error::Config(m)) => assert!(m.contains("Builder::secret"), "{m}"),
+            Err(Error::Config { message: m, .. }) => assert!(m.contains("Builder::secret"), "{m}"),
             other => panic!("{blank:?}: {other:?}"),
         }
     }
@@ -914,7 +914,9 @@ fn hostile_xml_answers_are_clean_errors() {
             .chain("v2/pay/orderquery")
             .post(json!({"xml": {"mch_id": MCHID}}));
         match r {
-            Err(Error::Decode(m)) => assert!(!m.contains("root:x:0:0"), "{name}: {m}"),
+            Err(Error::Decode { message: m, .. }) => {
+                assert!(!m.contains("root:x:0:0"), "{name}: {m}")
+            }
             other => panic!("{name}: {other:?}"),
         }
     }
@@ -963,7 +965,7 @@ fn bill_downloads_come_back_as_raw_bytes() {
     let r = client
         .chain("v2/pay/orderquery")
         .post(json!({"xml": {"mch_id": MCHID}}));
-    assert!(matches!(r, Err(Error::Decode(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Decode { .. })), "{r:?}");
 }
 
 #[test]
@@ -1078,16 +1080,16 @@ fn a_key_that_does_not_match_the_certificate_is_refused_at_build() {
         .secret(SECRET)
         .merchant_identity(&pem_cert(&pki.client.0), &pem_pkcs8(&pki.rogue_client.1))
         .build();
-    assert!(matches!(r, Err(Error::Key(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Key { .. })), "{r:?}");
     let r = Builder::new()
         .merchant_identity("not a certificate", &pem_pkcs8(&pki.client.1))
         .build();
-    assert!(matches!(r, Err(Error::Key(_))), "{r:?}");
+    assert!(matches!(r, Err(Error::Key { .. })), "{r:?}");
     let r = Builder::new()
         .merchant_identity(&pem_cert(&pki.client.0), "not a key")
         .build();
     match r {
-        Err(Error::Key(m)) => assert!(!m.contains("not a key")),
+        Err(Error::Key { message: m, .. }) => assert!(!m.contains("not a key")),
         other => panic!("{other:?}"),
     }
 }

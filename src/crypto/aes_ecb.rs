@@ -25,7 +25,7 @@ pub struct AesEcb;
 
 fn check_key(key: &[u8]) -> Result<(), Error> {
     if key.len() != KEY_LEN {
-        return Err(Error::Crypto(format!(
+        return Err(Error::crypto(format!(
             "AES-256-ECB key must be exactly {KEY_LEN} bytes, got {}",
             key.len()
         )));
@@ -43,7 +43,8 @@ impl AesEcb {
     pub fn encrypt(plaintext: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Result<String, Error> {
         let key = key.as_ref();
         check_key(key)?;
-        let out = encrypt(Cipher::aes_256_ecb(), key, None, plaintext.as_ref())?;
+        let out = encrypt(Cipher::aes_256_ecb(), key, None, plaintext.as_ref())
+            .map_err(Error::openssl("AES-256-ECB encryption failed"))?;
         Ok(B64.encode(out))
     }
 
@@ -54,15 +55,18 @@ impl AesEcb {
         check_key(key)?;
         let raw = B64
             .decode(ciphertext.trim())
-            .map_err(|e| Error::Crypto(format!("AES-256-ECB ciphertext is not base64: {e}")))?;
+            .map_err(|e| Error::crypto_from("AES-256-ECB ciphertext is not base64", e))?;
         if raw.is_empty() || raw.len() % 16 != 0 {
-            return Err(Error::Crypto(format!(
+            return Err(Error::crypto(format!(
                 "AES-256-ECB ciphertext must be whole 16-byte blocks, got {} bytes",
                 raw.len()
             )));
         }
-        decrypt(Cipher::aes_256_ecb(), key, None, &raw).map_err(|_| {
-            Error::Crypto("AES-256-ECB decryption failed (wrong key or corrupted data)".into())
+        decrypt(Cipher::aes_256_ecb(), key, None, &raw).map_err(|e| {
+            Error::crypto_from(
+                "AES-256-ECB decryption failed (wrong key or corrupted data)",
+                e,
+            )
         })
     }
 }
@@ -109,7 +113,7 @@ mod tests {
         let wrong = "fedcba9876543210fedcba9876543210";
         // A wrong key almost always leaves bad padding; when it does not, the bytes differ.
         match AesEcb::decrypt("pZwJZBLuy3mDACEQT4YTBw==", wrong) {
-            Err(Error::Crypto(_)) => {}
+            Err(Error::Crypto { .. }) => {}
             Ok(pt) => assert_ne!(pt, b"hello"),
             Err(e) => panic!("{e}"),
         }

@@ -28,7 +28,7 @@ pub struct AesGcm;
 
 fn check_key(key: &[u8]) -> Result<(), Error> {
     if key.len() != KEY_LEN {
-        return Err(Error::Crypto(format!(
+        return Err(Error::crypto(format!(
             "AES-256-GCM key must be exactly {KEY_LEN} bytes, got {}",
             key.len()
         )));
@@ -38,7 +38,7 @@ fn check_key(key: &[u8]) -> Result<(), Error> {
 
 fn check_nonce(nonce: &[u8]) -> Result<(), Error> {
     if nonce.is_empty() || nonce.len() > 64 {
-        return Err(Error::Crypto(format!(
+        return Err(Error::crypto(format!(
             "AES-GCM nonce must be 1 to 64 bytes, got {}",
             nonce.len()
         )));
@@ -65,7 +65,8 @@ impl AesGcm {
             aad.as_ref(),
             plaintext.as_ref(),
             &mut tag,
-        )?;
+        )
+        .map_err(Error::openssl("AES-GCM encryption failed"))?;
         out.extend_from_slice(&tag);
         Ok(B64.encode(out))
     }
@@ -83,15 +84,13 @@ impl AesGcm {
         check_nonce(nonce)?;
         let raw = B64
             .decode(ciphertext.trim())
-            .map_err(|_| Error::Crypto("AES-GCM ciphertext is not base64".into()))?;
+            .map_err(|e| Error::crypto_from("AES-GCM ciphertext is not base64", e))?;
         if raw.len() < TAG_LEN {
-            return Err(Error::Crypto(
-                "AES-GCM ciphertext is shorter than its tag".into(),
-            ));
+            return Err(Error::crypto("AES-GCM ciphertext is shorter than its tag"));
         }
         let (ct, tag) = raw.split_at(raw.len() - TAG_LEN);
         decrypt_aead(Cipher::aes_256_gcm(), key, Some(nonce), aad.as_ref(), ct, tag)
-            .map_err(|_| Error::Crypto("AES-GCM decryption failed: wrong key, nonce, associated data, or tampered ciphertext".into()))
+            .map_err(|e| Error::crypto_from("AES-GCM decryption failed: wrong key, nonce, associated data, or tampered ciphertext", e))
     }
 }
 
@@ -109,9 +108,14 @@ impl Opener {
     pub(crate) fn new(key: &[u8], nonce: &[u8], aad: &[u8]) -> Result<Opener, Error> {
         check_key(key)?;
         check_nonce(nonce)?;
-        let mut crypter = Crypter::new(Cipher::aes_256_gcm(), Mode::Decrypt, key, Some(nonce))?;
+        let mut crypter = Crypter::new(Cipher::aes_256_gcm(), Mode::Decrypt, key, Some(nonce))
+            .map_err(Error::openssl(
+                "AES-GCM decryption cannot start (key or nonce size)",
+            ))?;
         if !aad.is_empty() {
-            crypter.aad_update(aad)?;
+            crypter.aad_update(aad).map_err(Error::openssl(
+                "AES-GCM decryption cannot take the associated data",
+            ))?;
         }
         Ok(Opener {
             crypter,
@@ -134,11 +138,15 @@ impl Opener {
         if from_held > 0 {
             n += self
                 .crypter
-                .update(&self.held[..from_held], &mut out[n..])?;
+                .update(&self.held[..from_held], &mut out[n..])
+                .map_err(Error::openssl("AES-GCM decryption failed"))?;
         }
         let from_input = ready - from_held;
         if from_input > 0 {
-            n += self.crypter.update(&input[..from_input], &mut out[n..])?;
+            n += self
+                .crypter
+                .update(&input[..from_input], &mut out[n..])
+                .map_err(Error::openssl("AES-GCM decryption failed"))?;
         }
         self.held.drain(..from_held);
         self.held.extend_from_slice(&input[from_input..]);
@@ -149,15 +157,16 @@ impl Opener {
     /// Ends the stream: checks the tag. An error means the whole plaintext is untrustworthy.
     pub(crate) fn finish(mut self) -> Result<(), Error> {
         if self.held.len() < TAG_LEN {
-            return Err(Error::Crypto(
-                "AES-GCM stream is shorter than its tag".into(),
-            ));
+            return Err(Error::crypto("AES-GCM stream is shorter than its tag"));
         }
-        self.crypter.set_tag(&self.held)?;
+        self.crypter
+            .set_tag(&self.held)
+            .map_err(Error::openssl("AES-GCM tag cannot be set"))?;
         let mut rest = [0u8; 32];
-        self.crypter.finalize(&mut rest).map_err(|_| {
-            Error::Crypto(
-                "AES-GCM decryption failed: wrong key or nonce, or a damaged stream".into(),
+        self.crypter.finalize(&mut rest).map_err(|e| {
+            Error::crypto_from(
+                "AES-GCM decryption failed: wrong key or nonce, or a damaged stream",
+                e,
             )
         })?;
         Ok(())

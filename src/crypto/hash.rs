@@ -22,7 +22,8 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Lowercase hex MD5 of `data`.
 pub fn md5_hex(data: impl AsRef<[u8]>) -> Result<String, Error> {
-    let d = openssl::hash::hash(MessageDigest::md5(), data.as_ref())?;
+    let d = openssl::hash::hash(MessageDigest::md5(), data.as_ref())
+        .map_err(Error::openssl("MD5 failed"))?;
     Ok(hex(&d))
 }
 
@@ -110,13 +111,19 @@ mod tests {
 /// # Ok::<(), wechatpay_chain::Error>(())
 /// ```
 pub fn md5(thing: impl AsRef<[u8]>, key: &str, agency: bool) -> Result<String, Error> {
-    let mut h = openssl::hash::Hasher::new(MessageDigest::md5())?;
-    h.update(thing.as_ref())?;
+    let mut h = openssl::hash::Hasher::new(MessageDigest::md5())
+        .map_err(Error::openssl("MD5 sign failed"))?;
+    h.update(thing.as_ref())
+        .map_err(Error::openssl("MD5 sign failed"))?;
     if !key.is_empty() {
-        h.update(if agency { b"&secret=" } else { b"&key=" })?;
-        h.update(key.as_bytes())?;
+        h.update(if agency { b"&secret=" } else { b"&key=" })
+            .map_err(Error::openssl("MD5 sign failed"))?;
+        h.update(key.as_bytes())
+            .map_err(Error::openssl("MD5 sign failed"))?;
     }
-    Ok(hex(&h.finish()?))
+    Ok(hex(&h
+        .finish()
+        .map_err(Error::openssl("MD5 sign failed"))?))
 }
 
 /// `Crypto\Hash::hmac`: lowercase hex HMAC of `thing` followed by `&key=KEY`, keyed with
@@ -134,17 +141,22 @@ pub fn md5(thing: impl AsRef<[u8]>, key: &str, agency: bool) -> Result<String, E
 /// ```
 pub fn hmac(thing: impl AsRef<[u8]>, key: &str, algorithm: &str) -> Result<String, Error> {
     let md = MessageDigest::from_name(algorithm).ok_or_else(|| {
-        Error::Crypto(format!(
+        Error::crypto(format!(
             "unknown digest {:?} for HMAC",
             crate::error::one_line(algorithm)
         ))
     })?;
-    let pkey = PKey::hmac(key.as_bytes())?;
-    let mut s = Signer::new(md, &pkey)?;
-    s.update(thing.as_ref())?;
-    s.update(b"&key=")?;
-    s.update(key.as_bytes())?;
-    Ok(hex(&s.sign_to_vec()?))
+    let pkey = PKey::hmac(key.as_bytes()).map_err(Error::openssl("HMAC-SHA256 sign failed"))?;
+    let mut s = Signer::new(md, &pkey).map_err(Error::openssl("HMAC-SHA256 sign failed"))?;
+    s.update(thing.as_ref())
+        .map_err(Error::openssl("HMAC-SHA256 sign failed"))?;
+    s.update(b"&key=")
+        .map_err(Error::openssl("HMAC-SHA256 sign failed"))?;
+    s.update(key.as_bytes())
+        .map_err(Error::openssl("HMAC-SHA256 sign failed"))?;
+    Ok(hex(&s
+        .sign_to_vec()
+        .map_err(Error::openssl("HMAC-SHA256 sign failed"))?))
 }
 
 #[cfg(test)]
@@ -182,7 +194,7 @@ mod php_tests {
             "21978c6fe8eeb7197ad032f8fc8f5a2990ebf80a1166043983d8a8b15d40429dea05cd56a4903a63fe6afb7be607200b84fccd1b778f4c8452c3db8de2443587"
         );
         let e = hmac("x", "k", "nope\n").unwrap_err();
-        assert!(matches!(e, Error::Crypto(_)));
+        assert!(matches!(e, Error::Crypto { .. }));
         assert!(!e.to_string().contains('\n'));
     }
 

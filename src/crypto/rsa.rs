@@ -88,8 +88,14 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> Result<PublicKey, Error> {
-        let der = self.0.public_key_to_der()?;
-        Ok(PublicKey(PKey::public_key_from_der(&der)?))
+        let der = self
+            .0
+            .public_key_to_der()
+            .map_err(Error::openssl("cannot derive the public key"))?;
+        Ok(PublicKey(
+            PKey::public_key_from_der(&der)
+                .map_err(Error::openssl("cannot derive the public key"))?,
+        ))
     }
 }
 
@@ -104,15 +110,20 @@ impl Certificate {
         &self.key
     }
 
-    /// The underlying openssl certificate (validity dates, subject …).
-    pub fn x509(&self) -> &X509 {
+    /// The certificate as an `openssl` type (validity dates, subject …). Tied to the `openssl`
+    /// crate: its major version is part of this method's signature.
+    pub fn as_openssl(&self) -> &X509 {
         &self.x509
     }
 
     /// The certificate as PEM text.
     pub fn to_pem(&self) -> Result<String, Error> {
-        let pem = self.x509.to_pem()?;
-        String::from_utf8(pem).map_err(|e| Error::key(e.to_string()))
+        let pem = self
+            .x509
+            .to_pem()
+            .map_err(Error::openssl("cannot encode the certificate as PEM"))?;
+        String::from_utf8(pem)
+            .map_err(|e| Error::key_from("the certificate's PEM is not text", e.utf8_error()))
     }
 }
 
@@ -134,9 +145,10 @@ pub struct Rsa;
 fn load_text(thing: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
     if let Some(path) = thing.strip_prefix("file://") {
         let data = std::fs::read(path)
-            .map_err(|e| Error::key(format!("cannot read key file {path}: {e}")))?;
-        let text = String::from_utf8(data)
-            .map_err(|_| Error::key(format!("key file {path} is not PEM text")))?;
+            .map_err(|e| Error::key_from(format!("cannot read key file {path}"), e))?;
+        let text = String::from_utf8(data).map_err(|e| {
+            Error::key_from(format!("key file {path} is not PEM text"), e.utf8_error())
+        })?;
         Ok(std::borrow::Cow::Owned(text))
     } else {
         Ok(std::borrow::Cow::Borrowed(thing))
@@ -146,6 +158,7 @@ fn load_text(thing: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
 fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
     let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     B64.decode(clean)
+        // No cause kept: base64's error quotes a character of the (secret) input.
         .map_err(|_| Error::key(format!("{what}: not valid base64")))
 }
 
@@ -153,21 +166,33 @@ fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
 /// callback prompts on the terminal (blocking a server or a script) for an encrypted key, and
 /// without one fails as if the key were not PEM. Every PEM private key the crate loads goes
 /// through here. The error is the end of a sentence about the key ("is encrypted …").
+/// `what` names the key in the error ("private key", "the merchant private key …").
 pub(crate) fn pem_private_key(
     text: &str,
     passphrase: Option<&str>,
-) -> Result<PKey<Private>, &'static str> {
+    what: &str,
+) -> Result<PKey<Private>, Error> {
     let res = match passphrase {
         Some(p) => PKey::private_key_from_pem_passphrase(text.as_bytes(), p.as_bytes()),
         None if text.contains("ENCRYPTED") => {
-            return Err("is encrypted and no passphrase was given: decrypt it once \
+            return Err(Error::key(format!(
+                "{what} is encrypted and no passphrase was given: decrypt it once \
                  (openssl pkey -in key.pem -out key.plain.pem, keep it mode 0600), or load it \
-                 with Rsa::from_private_with_passphrase");
+                 with Rsa::from_private_with_passphrase"
+            )));
         }
         // No pass phrase to give: an encrypted block the check above missed fails here.
         None => PKey::private_key_from_pem_callback(text.as_bytes(), |_| Ok(0)),
     };
-    res.map_err(|_| "is not a PEM private key OpenSSL can read (wrong type, passphrase or data)")
+    // OpenSSL's error names its decoder, never the passphrase or the key's bytes.
+    res.map_err(|e| {
+        Error::key_from(
+            format!(
+                "{what} is not a PEM private key OpenSSL can read (wrong type, passphrase or data)"
+            ),
+            e,
+        )
+    })
 }
 
 fn ensure_rsa<T>(key: &PKey<T>) -> Result<(), Error> {
@@ -212,12 +237,12 @@ impl Rsa {
         let key = if let Some(b) = thing.strip_prefix("private.pkcs1://") {
             let der = b64_der(b, "private.pkcs1")?;
             let rsa = openssl::rsa::Rsa::private_key_from_der(&der)
-                .map_err(|_| Error::key("private.pkcs1: not a PKCS#1 RSA private key"))?;
-            PKey::from_rsa(rsa)?
+                .map_err(|e| Error::key_from("private.pkcs1: not a PKCS#1 RSA private key", e))?;
+            PKey::from_rsa(rsa).map_err(Error::openssl("cannot use the RSA private key"))?
         } else if let Some(b) = thing.strip_prefix("private.pkcs8://") {
             let der = b64_der(b, "private.pkcs8")?;
             PKey::private_key_from_pkcs8(&der)
-                .map_err(|_| Error::key("private.pkcs8: not a PKCS#8 private key"))?
+                .map_err(|e| Error::key_from("private.pkcs8: not a PKCS#8 private key", e))?
         } else {
             let text = load_text(thing)?;
             let text = text.trim();
@@ -226,8 +251,7 @@ impl Rsa {
                     "private key: expected file://path, PEM text, private.pkcs1:// or private.pkcs8://",
                 ));
             }
-            pem_private_key(text, passphrase)
-                .map_err(|why| Error::key(format!("private key {why}")))?
+            pem_private_key(text, passphrase, "private key")?
         };
         ensure_rsa(&key)?;
         Ok(PrivateKey(key))
@@ -241,12 +265,12 @@ impl Rsa {
         let key = if let Some(b) = thing.strip_prefix("public.pkcs1://") {
             let der = b64_der(b, "public.pkcs1")?;
             let rsa = openssl::rsa::Rsa::public_key_from_der_pkcs1(&der)
-                .map_err(|_| Error::key("public.pkcs1: not a PKCS#1 RSA public key"))?;
-            PKey::from_rsa(rsa)?
+                .map_err(|e| Error::key_from("public.pkcs1: not a PKCS#1 RSA public key", e))?;
+            PKey::from_rsa(rsa).map_err(Error::openssl("cannot use the RSA public key"))?
         } else if let Some(b) = thing.strip_prefix("public.spki://") {
             let der = b64_der(b, "public.spki")?;
             PKey::public_key_from_der(&der)
-                .map_err(|_| Error::key("public.spki: not an SPKI public key"))?
+                .map_err(|e| Error::key_from("public.spki: not an SPKI public key", e))?
         } else {
             let text = load_text(thing)?;
             let text = text.trim();
@@ -254,11 +278,11 @@ impl Rsa {
                 return Ok(Self::from_certificate(text)?.key);
             } else if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
                 let rsa = openssl::rsa::Rsa::public_key_from_pem_pkcs1(text.as_bytes())
-                    .map_err(|_| Error::key("public key: bad PKCS#1 PEM"))?;
-                PKey::from_rsa(rsa)?
+                    .map_err(|e| Error::key_from("public key: bad PKCS#1 PEM", e))?;
+                PKey::from_rsa(rsa).map_err(Error::openssl("cannot use the RSA public key"))?
             } else if text.contains("-----BEGIN PUBLIC KEY-----") {
                 PKey::public_key_from_pem(text.as_bytes())
-                    .map_err(|_| Error::key("public key: bad SPKI PEM"))?
+                    .map_err(|e| Error::key_from("public key: bad SPKI PEM", e))?
             } else {
                 return Err(Error::key(
                     "public key: expected file://path, PEM text, public.pkcs1:// or public.spki://",
@@ -273,11 +297,11 @@ impl Rsa {
     pub fn from_certificate(thing: &str) -> Result<Certificate, Error> {
         let text = load_text(thing.trim())?;
         let x509 = X509::from_pem(text.trim().as_bytes())
-            .map_err(|_| Error::key("certificate: PEM could not be parsed"))?;
+            .map_err(|e| Error::key_from("certificate: PEM could not be parsed", e))?;
         let serial = pem::serial_of(&x509)?;
         let pkey = x509
             .public_key()
-            .map_err(|_| Error::key("certificate: no readable public key"))?;
+            .map_err(|e| Error::key_from("certificate: no readable public key", e))?;
         ensure_rsa(&pkey)?;
         Ok(Certificate {
             x509,
@@ -288,9 +312,16 @@ impl Rsa {
 
     /// Signs `message` with RSA PKCS#1 v1.5 SHA-256; returns base64.
     pub fn sign(message: impl AsRef<[u8]>, key: &PrivateKey) -> Result<String, Error> {
-        let mut signer = Signer::new(MessageDigest::sha256(), &key.0)?;
-        signer.update(message.as_ref())?;
-        Ok(B64.encode(signer.sign_to_vec()?))
+        let mut signer = Signer::new(MessageDigest::sha256(), &key.0)
+            .map_err(Error::openssl("RSA-SHA256 signing failed"))?;
+        signer
+            .update(message.as_ref())
+            .map_err(Error::openssl("RSA-SHA256 signing failed"))?;
+        Ok(B64.encode(
+            signer
+                .sign_to_vec()
+                .map_err(Error::openssl("RSA-SHA256 signing failed"))?,
+        ))
     }
 
     /// Verifies a base64 RSA PKCS#1 v1.5 SHA-256 signature; false on any failure.
@@ -318,12 +349,18 @@ impl Rsa {
     /// # Ok::<(), wechatpay_chain::Error>(())
     /// ```
     pub fn encrypt(plaintext: impl AsRef<[u8]>, key: &PublicKey) -> Result<String, Error> {
-        let rsa = key.0.rsa()?;
+        let rsa = key
+            .0
+            .rsa()
+            .map_err(Error::openssl("the public key is not RSA"))?;
         let mut out = vec![0u8; rsa.size() as usize];
         let n = rsa
             .public_encrypt(plaintext.as_ref(), &mut out, Padding::PKCS1_OAEP)
-            .map_err(|_| {
-                Error::Crypto("RSA-OAEP encryption failed (plaintext too long for the key?)".into())
+            .map_err(|e| {
+                Error::crypto_from(
+                    "RSA-OAEP encryption failed (plaintext too long for the key?)",
+                    e,
+                )
             })?;
         out.truncate(n);
         Ok(B64.encode(out))
@@ -333,12 +370,15 @@ impl Rsa {
     pub fn decrypt(ciphertext_b64: &str, key: &PrivateKey) -> Result<Vec<u8>, Error> {
         let ct = B64
             .decode(ciphertext_b64.trim())
-            .map_err(|_| Error::Crypto("RSA-OAEP: ciphertext is not base64".into()))?;
-        let rsa = key.0.rsa()?;
+            .map_err(|e| Error::crypto_from("RSA-OAEP: ciphertext is not base64", e))?;
+        let rsa = key
+            .0
+            .rsa()
+            .map_err(Error::openssl("the private key is not RSA"))?;
         let mut out = vec![0u8; rsa.size() as usize];
         let n = rsa
             .private_decrypt(&ct, &mut out, Padding::PKCS1_OAEP)
-            .map_err(|_| Error::Crypto("RSA-OAEP decryption failed".into()))?;
+            .map_err(|e| Error::crypto_from("RSA-OAEP decryption failed", e))?;
         out.truncate(n);
         Ok(out)
     }
@@ -416,7 +456,7 @@ mod tests {
             "file:///nonexistent/key.pem",
         ] {
             let e = Rsa::from_private(bad).unwrap_err();
-            assert!(matches!(e, Error::Key(_)), "{bad}: {e}");
+            assert!(matches!(e, Error::Key { .. }), "{bad}: {e}");
         }
         for bad in [
             "",
@@ -424,7 +464,10 @@ mod tests {
             "public.pkcs1://%%",
             "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----",
         ] {
-            assert!(matches!(Rsa::from_public(bad), Err(Error::Key(_))), "{bad}");
+            assert!(
+                matches!(Rsa::from_public(bad), Err(Error::Key { .. })),
+                "{bad}"
+            );
         }
         let (_, k) = pair();
         assert_eq!(format!("{k:?}"), "PrivateKey(RSA-2048, redacted)");
@@ -456,7 +499,7 @@ mod tests {
         let e = Rsa::from_private(&pem).unwrap_err();
         assert!(e.to_string().contains("passphrase"), "{e}");
         let e = Rsa::from_private_with_passphrase(&pem, "wrong-pass").unwrap_err();
-        assert!(matches!(e, Error::Key(_)));
+        assert!(matches!(e, Error::Key { .. }));
         assert!(!e.to_string().contains("wrong-pass"), "{e}");
         // Legacy encrypted PEM (Proc-Type: 4,ENCRYPTED) works the same way.
         let legacy =
@@ -488,7 +531,7 @@ mod tests {
             assert_eq!(Rsa::decrypt(&ct, &k).unwrap(), b"6225880137650000");
         }
         let broken = pem.replace("-----END RSA PUBLIC KEY-----", "");
-        assert!(matches!(Rsa::from_public(&broken), Err(Error::Key(_))));
+        assert!(matches!(Rsa::from_public(&broken), Err(Error::Key { .. })));
     }
 
     #[test]
@@ -515,7 +558,7 @@ mod tests {
         assert!(Rsa::encrypt(vec![b'x'; 214], &p).is_ok());
         assert!(matches!(
             Rsa::encrypt(vec![b'x'; 215], &p),
-            Err(Error::Crypto(_))
+            Err(Error::Crypto { .. })
         ));
         let ct = Rsa::encrypt("x", &p).unwrap();
         let (_, other) = pair();

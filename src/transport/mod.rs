@@ -35,15 +35,16 @@ pub(crate) mod retry;
 
 type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-static RUNTIME: LazyLock<Result<Runtime, String>> = LazyLock::new(|| {
+// The failures are kept (shared: every later call reports the same cause) as error sources.
+static RUNTIME: LazyLock<Result<Runtime, Arc<std::io::Error>>> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))
+        .map_err(Arc::new)
 });
 
 /// The dedicated driver thread, once started.
-static DRIVER: OnceLock<Result<(), String>> = OnceLock::new();
+static DRIVER: OnceLock<Result<(), Arc<std::io::Error>>> = OnceLock::new();
 
 /// Threads inside [`block_on`] right now.
 static INLINE: AtomicUsize = AtomicUsize::new(0);
@@ -54,7 +55,9 @@ thread_local! {
 }
 
 fn runtime() -> Result<&'static Runtime, Error> {
-    RUNTIME.as_ref().map_err(|e| Error::Config(e.clone()))
+    RUNTIME
+        .as_ref()
+        .map_err(|e| Error::config_from("cannot start the I/O runtime", e.clone()))
 }
 
 /// Spawns onto the I/O runtime. Unless this thread is driving it right now, the dedicated
@@ -71,9 +74,11 @@ where
                 .name("wechatpay-io".into())
                 .spawn(move || rt.block_on(std::future::pending::<()>()))
                 .map(|_| ())
-                .map_err(|e| format!("cannot start the I/O thread: {e}"))
+                .map_err(Arc::new)
         });
-        started.clone().map_err(Error::Config)?;
+        started
+            .clone()
+            .map_err(|e| Error::config_from("cannot start the I/O thread", e))?;
     }
     Ok(rt.spawn(f))
 }
@@ -119,13 +124,11 @@ impl Transport {
         };
         let tls = connector()
             .build()
-            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+            .map_err(|e| Error::config_from("TLS setup failed", e))?;
         let secure = match identity {
             Some(id) => {
                 let tls = connector().identity(id).build().map_err(|e| {
-                    Error::Config(format!(
-                        "TLS setup with the merchant certificate failed: {e}"
-                    ))
+                    Error::config_from("TLS setup with the merchant certificate failed", e)
                 })?;
                 Some(pool(tls))
             }
@@ -162,7 +165,7 @@ impl Transport {
     fn pool(&self, secure: bool) -> Result<Pool, Error> {
         if secure {
             self.secure.clone().ok_or_else(|| {
-                Error::Config("this call needs the merchant certificate (security): set Builder::merchant_identity".into())
+                Error::config("this call needs the merchant certificate (security): set Builder::merchant_identity")
             })
         } else {
             Ok(self.plain.clone())
@@ -266,7 +269,7 @@ impl Future for Exchange {
             Exchange::Inline(f) => f.as_mut().poll(cx),
             Exchange::Spawned(h) => Pin::new(h).poll(cx).map(|r| match r {
                 Ok(r) => r,
-                Err(e) => Err(Error::Config(format!("the I/O task failed: {e}"))),
+                Err(e) => Err(Error::config_from("the I/O task failed", e)),
             }),
         }
     }
@@ -289,7 +292,7 @@ pub(crate) async fn sleep(d: Duration) -> Result<(), Error> {
     // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
     spawn(async move { tokio::time::sleep(d).await })?
         .await
-        .map_err(|e| Error::Config(format!("the I/O task failed: {e}")))
+        .map_err(|e| Error::config_from("the I/O task failed", e))
 }
 
 struct Unpark(std::thread::Thread);
@@ -445,7 +448,7 @@ impl Transport {
         let task = AbortOnDrop(task?);
         let parts = head_rx
             .await
-            .map_err(|_| Error::Config("the I/O task stopped".into()))??;
+            .map_err(|e| Error::config_from("the I/O task stopped", e))??;
         Ok(Stream {
             parts,
             uri: uri.to_string(),

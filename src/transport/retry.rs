@@ -110,8 +110,8 @@ impl Core {
                     .unwrap_or("/");
                 *req.uri_mut() = format!("{}://{}{}", b.scheme, b.authority, pq)
                     .parse()
-                    .map_err(|_| {
-                        Error::Config("backup base URI does not make a valid URI".into())
+                    .map_err(|e| {
+                        Error::config_from("backup base URI does not make a valid URI", e)
                     })?;
                 if let Ok(host) = http::HeaderValue::from_str(&b.authority) {
                     req.headers_mut().insert(http::header::HOST, host);
@@ -249,7 +249,7 @@ pub(crate) fn answered(status: http::StatusCode) {
 /// An error as traced: its message with the query of any URI in it cut (a download URL's
 /// query carries its token), so that logs keep what is needed to act and nothing to replay.
 fn traced(e: &Error) -> String {
-    redact_queries(&e.to_string())
+    redact_queries(&e.chain_text())
 }
 
 fn redact_queries(text: &str) -> String {

@@ -139,10 +139,7 @@ impl Media {
     pub fn from_path(path: impl AsRef<Path>) -> Result<Media, Error> {
         let path = path.as_ref();
         let content = std::fs::read(path).map_err(|e| {
-            Error::Io(std::io::Error::new(
-                e.kind(),
-                format!("cannot read media file {}: {e}", path.display()),
-            ))
+            Error::io_context(format!("cannot read media file {}", path.display()), e)
         })?;
         let name = path
             .file_name()

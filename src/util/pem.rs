@@ -41,27 +41,29 @@ use crate::error::Error;
 pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, Error> {
     let path = path.as_ref();
     let data = std::fs::read(path).map_err(|e| {
-        Error::key(format!(
-            "cannot read certificate file {}: {e}",
-            path.display()
-        ))
+        Error::key_from(
+            format!("cannot read certificate file {}", path.display()),
+            e,
+        )
     })?;
     if data.windows(11).any(|w| w == b"-----BEGIN ") {
-        let text = String::from_utf8(data).map_err(|_| {
-            Error::key(format!(
-                "certificate file {} is not PEM text",
-                path.display()
-            ))
+        let text = String::from_utf8(data).map_err(|e| {
+            Error::key_from(
+                format!("certificate file {} is not PEM text", path.display()),
+                e.utf8_error(),
+            )
         })?;
         return load_certificate_from_str(&text);
     }
-    let x509 = X509::from_der(&data).map_err(|_| {
-        Error::key(format!(
-            "certificate file {} is neither PEM nor DER",
-            path.display()
-        ))
+    let x509 = X509::from_der(&data).map_err(|e| {
+        Error::key_from(
+            format!("certificate file {} is neither PEM nor DER", path.display()),
+            e,
+        )
     })?;
-    let pem = x509.to_pem()?;
+    let pem = x509
+        .to_pem()
+        .map_err(Error::openssl("cannot encode the certificate as PEM"))?;
     load_certificate_from_str(&String::from_utf8_lossy(&pem))
 }
 
@@ -85,7 +87,7 @@ pub fn parse_certificate_serial_no(pem: &str) -> Result<String, Error> {
 pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKey, Error> {
     let path = path.as_ref();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::key(format!("cannot read key file {}: {e}", path.display())))?;
+        .map_err(|e| Error::key_from(format!("cannot read key file {}", path.display()), e))?;
     Rsa::from_private(&text)
 }
 
@@ -99,10 +101,10 @@ pub fn serial_of(x509: &X509) -> Result<String, Error> {
     let bn = x509
         .serial_number()
         .to_bn()
-        .map_err(|_| Error::key("certificate: unreadable serial number"))?;
+        .map_err(|e| Error::key_from("certificate: unreadable serial number", e))?;
     let hex = bn
         .to_hex_str()
-        .map_err(|_| Error::key("certificate: unreadable serial number"))?;
+        .map_err(|e| Error::key_from("certificate: unreadable serial number", e))?;
     Ok(hex.to_ascii_uppercase())
 }
 
@@ -207,7 +209,7 @@ mod tests {
         assert_eq!(load_certificate(&pem_path).unwrap().serial(), "0ABCDEF1");
         assert_eq!(load_certificate(&der_path).unwrap().serial(), "0ABCDEF1");
         assert_eq!(
-            serial_of(load_certificate(&der_path).unwrap().x509()).unwrap(),
+            serial_of(load_certificate(&der_path).unwrap().as_openssl()).unwrap(),
             "0ABCDEF1"
         );
 
@@ -220,7 +222,7 @@ mod tests {
         std::fs::write(dir.join("junk"), b"\x00\x01junk").unwrap();
         for bad in [dir.join("junk"), dir.join("missing.pem")] {
             assert!(
-                matches!(load_certificate(&bad), Err(Error::Key(_))),
+                matches!(load_certificate(&bad), Err(Error::Key { .. })),
                 "{bad:?}"
             );
         }
@@ -233,7 +235,7 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----",
         ] {
             assert!(
-                matches!(parse_certificate_serial_no(bad), Err(Error::Key(_))),
+                matches!(parse_certificate_serial_no(bad), Err(Error::Key { .. })),
                 "{bad}"
             );
         }

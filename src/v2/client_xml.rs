@@ -115,8 +115,8 @@ pub fn sign_message(kind: SignType, message: &str, secret: &str) -> Result<Strin
 }
 
 fn empty_key() -> Error {
-    Error::Config(
-        "the APIv2 key is empty: set it (Builder::secret, --secret, WECHATPAY_SECRET) to the key of the merchant platform; nothing is signed or verified without it".into(),
+    Error::config(
+        "the APIv2 key is empty: set it (Builder::secret, --secret, WECHATPAY_SECRET) to the key of the merchant platform; nothing is signed or verified without it",
     )
 }
 
@@ -257,14 +257,13 @@ pub fn check_answer(
         if unsigned {
             return Ok(None);
         }
-        return Err(Error::Decode(
-            "the APIv2 answer is not XML (and so carries no sign)".into(),
+        return Err(Error::decode(
+            "the APIv2 answer is not XML (and so carries no sign)",
         ));
     }
     let map = transformer::to_array(body)?;
-    let return_code = text(&map, "return_code").ok_or_else(|| {
-        Error::Decode("the answer has no return_code: it is not an APIv2 answer".into())
-    })?;
+    let return_code = text(&map, "return_code")
+        .ok_or_else(|| Error::decode("the answer has no return_code: it is not an APIv2 answer"))?;
     let failed =
         return_code != "SUCCESS" || text(&map, "result_code").is_some_and(|r| r != "SUCCESS");
     let v2_error = |verified: bool, business: bool| {
@@ -325,15 +324,13 @@ fn query_of(data: &Map<String, Value>) -> Result<String, Error> {
 impl Core {
     pub(crate) fn begin_v2(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
         let secret = self.secret.as_deref().ok_or_else(|| {
-            Error::Config(
-                "APIv2 calls need the APIv2 key: set Builder::secret (WECHATPAY_SECRET)".into(),
-            )
+            Error::config("APIv2 calls need the APIv2 key: set Builder::secret (WECHATPAY_SECRET)")
         })?;
         let nonceless = flag(d.args, "nonceless")?;
         let secure = flag(d.args, "security")?;
         if secure && !self.transport.has_identity() {
-            return Err(Error::Config(
-                "this call needs the merchant certificate (security: true): set Builder::merchant_identity (WECHATPAY_MERCHANT_CERT, WECHATPAY_MERCHANT_KEY)".into(),
+            return Err(Error::config(
+                "this call needs the merchant certificate (security: true): set Builder::merchant_identity (WECHATPAY_MERCHANT_CERT, WECHATPAY_MERCHANT_KEY)",
             ));
         }
         for k in ["json", "body"] {
@@ -614,15 +611,15 @@ mod tests {
         data.insert("sign".into(), json!(keyless));
         assert!(matches!(
             verify(&data, "", SignType::Md5),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         assert!(matches!(
             sign(&vector(), "", SignType::HmacSha256),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         assert!(matches!(
             prepare(&vector(), None, "", None),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         let body = Bytes::from(
             transformer::to_xml(
@@ -639,7 +636,9 @@ mod tests {
         m.insert("sign".into(), json!(keyless));
         let body = Bytes::from(transformer::to_xml(&m).unwrap());
         match check_answer("/pay/orderquery", &body, "", Some(SignType::Md5)) {
-            Err(Error::Config(msg)) => assert!(msg.contains("Builder::secret"), "{msg}"),
+            Err(Error::Config { message: msg, .. }) => {
+                assert!(msg.contains("Builder::secret"), "{msg}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -752,7 +751,7 @@ mod tests {
         );
         assert!(matches!(
             check_answer("/pay/orderquery", &csv, KEY, Some(SignType::Md5)),
-            Err(Error::Decode(_))
+            Err(Error::Decode { .. })
         ));
         // not an APIv2 answer
         assert!(matches!(
@@ -762,7 +761,7 @@ mod tests {
                 KEY,
                 Some(SignType::Md5)
             ),
-            Err(Error::Decode(_))
+            Err(Error::Decode { .. })
         ));
     }
     /// A signed answer of `fields` with `extra` inserted raw before `</xml>`.
@@ -792,7 +791,7 @@ mod tests {
                 SignType::Md5,
                 "<total_fee>9999</total_fee>"
             )),
-            Err(Error::Decode(_))
+            Err(Error::Decode { .. })
         ));
         // text split by CDATA or a comment is one value, signed and handed out alike
         let split = Bytes::from(

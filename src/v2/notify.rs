@@ -84,8 +84,8 @@ impl NotificationV2 {
 /// MD5 of the APIv2 key) and reads the XML inside, whose fields must all be text.
 pub fn decrypt_req_info(req_info: &str, secret: &str) -> Result<Vec<(String, String)>, Error> {
     if secret.is_empty() {
-        return Err(Error::Config(
-            "decrypting req_info needs the APIv2 key, which is empty".into(),
+        return Err(Error::config(
+            "decrypting req_info needs the APIv2 key, which is empty",
         ));
     }
     let key = AesEcb::key_from_secret(secret)?;
@@ -110,8 +110,8 @@ pub fn decrypt_req_info(req_info: &str, secret: &str) -> Result<Vec<(String, Str
 /// ([`Error::Config`]).
 pub fn verify(body: &[u8], secret: &str, expected: SignType) -> Result<NotificationV2, Error> {
     if secret.is_empty() {
-        return Err(Error::Config(
-            "verifying an APIv2 notification needs the APIv2 key, which is empty".into(),
+        return Err(Error::config(
+            "verifying an APIv2 notification needs the APIv2 key, which is empty",
         ));
     }
     let map = transformer::to_array(body)?;
@@ -126,7 +126,10 @@ pub fn verify(body: &[u8], secret: &str, expected: SignType) -> Result<Notificat
     match req_info {
         Some(ct) => {
             let fields = decrypt_req_info(ct, secret).map_err(|e| {
-                Error::Verification(format!("the notification's req_info does not decrypt: {e}"))
+                Error::Verification(format!(
+                    "the notification's req_info does not decrypt ({})",
+                    e.chain_text()
+                ))
             })?;
             let outer = if signed {
                 client_xml::signed_fields(&map)?
@@ -185,7 +188,7 @@ impl crate::Client {
         expected: crate::client_xml::SignType,
     ) -> Result<crate::notify_v2::NotificationV2, crate::Error> {
         let secret = self.core().secret.as_deref().ok_or_else(|| {
-            crate::Error::Config("verifying APIv2 notifications needs Builder::secret".into())
+            crate::Error::config("verifying APIv2 notifications needs Builder::secret")
         })?;
         crate::notify_v2::verify(body, secret, expected)
     }
@@ -286,11 +289,11 @@ mod tests {
         ));
         assert!(matches!(
             verify(body.as_bytes(), "", md5),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         assert!(matches!(
             verify(b"<!DOCTYPE x><xml/>", KEY, md5),
-            Err(Error::Decode(_))
+            Err(Error::Decode { .. })
         ));
     }
 
@@ -333,10 +336,13 @@ mod tests {
         assert!(verify(forged.as_bytes(), KEY, SignType::Md5).is_err());
         assert!(matches!(
             verify(body.as_bytes(), "", SignType::Md5),
-            Err(Error::Config(_))
+            Err(Error::Config { .. })
         ));
         // req_info encrypted under the empty key's MD5 never decrypts under an empty key
-        assert!(matches!(decrypt_req_info(&ct, ""), Err(Error::Config(_))));
+        assert!(matches!(
+            decrypt_req_info(&ct, ""),
+            Err(Error::Config { .. })
+        ));
     }
 
     #[test]

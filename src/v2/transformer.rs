@@ -150,7 +150,15 @@ pub fn to_xml_with(data: &Map<String, Value>, root: &str, item: &str) -> Result<
 }
 
 fn bad(msg: impl std::fmt::Display) -> Error {
-    Error::Decode(format!("not a well-formed APIv2 XML document: {msg}"))
+    Error::decode(format!("not a well-formed APIv2 XML document: {msg}"))
+}
+
+/// [`bad`] caused by the XML reader's error (kept as the source).
+fn bad_from(msg: impl std::fmt::Display, cause: impl Into<crate::error::BoxError>) -> Error {
+    Error::decode_from(
+        format!("not a well-formed APIv2 XML document: {msg}"),
+        cause,
+    )
 }
 
 /// An element being read: its name, its text so far, its children so far.
@@ -239,7 +247,7 @@ pub fn to_array(xml: &[u8]) -> Result<Map<String, Value>, Error> {
     loop {
         let event = reader
             .read_event_into(&mut buf)
-            .map_err(|e| bad(format!("{e} at byte {}", reader.error_position())))?;
+            .map_err(|e| bad_from(format!("at byte {}", reader.error_position()), e))?;
         match event {
             Event::Start(e) => {
                 if stack.is_empty() && seen_root {
@@ -271,7 +279,7 @@ pub fn to_array(xml: &[u8]) -> Result<Map<String, Value>, Error> {
             Event::Text(t) => {
                 let s = t
                     .unescape()
-                    .map_err(|e| bad(format!("{e} (only the predefined entities are read)")))?;
+                    .map_err(|e| bad_from("only the predefined entities are read", e))?;
                 match stack.last_mut() {
                     Some(open) => open.text.push_str(&s),
                     None if s.trim().is_empty() => {}
@@ -314,7 +322,7 @@ pub fn fields(map: &Map<String, Value>) -> Result<Vec<(String, String)>, Error> 
     map.iter()
         .map(|(k, v)| match v {
             Value::String(s) => Ok((k.clone(), s.clone())),
-            Value::Array(_) => Err(Error::Decode(format!(
+            Value::Array(_) => Err(Error::decode(format!(
                 "the APIv2 document repeats the field {}",
                 crate::error::one_line(k)
             ))),
@@ -425,7 +433,7 @@ mod tests {
         );
         let m = to_array(b"<xml><a>1</a><a>2</a></xml>").unwrap();
         assert_eq!(m["a"], json!(["1", "2"]));
-        assert!(matches!(fields(&m), Err(Error::Decode(_))));
+        assert!(matches!(fields(&m), Err(Error::Decode { .. })));
     }
 
     macro_rules! fixture {
@@ -434,9 +442,10 @@ mod tests {
         };
     }
 
+    /// The refusal with its cause (the XML reader's words), on one line.
     fn refused(xml: &[u8]) -> String {
         match to_array(xml) {
-            Err(Error::Decode(m)) => m,
+            Err(e @ Error::Decode { .. }) => e.chain_text(),
             other => panic!("expected a decode error, got {other:?}"),
         }
     }

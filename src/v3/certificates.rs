@@ -69,16 +69,13 @@ struct Encrypted {
 /// Decrypts a `v3/certificates` body and checks each entry; the answer's own signature is
 /// checked by the caller against these certificates.
 pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
-    let listing: Listing = serde_json::from_slice(body).map_err(|e| {
-        Error::Decode(format!(
-            "v3/certificates answer is not the documented JSON: {e}"
-        ))
-    })?;
+    let listing: Listing = serde_json::from_slice(body)
+        .map_err(|e| Error::decode_from("v3/certificates answer is not the documented JSON", e))?;
     let mut out = Vec::with_capacity(listing.data.len());
     for item in listing.data {
         let e = &item.encrypt_certificate;
         if e.algorithm != "AEAD_AES_256_GCM" {
-            return Err(Error::Crypto(format!(
+            return Err(Error::crypto(format!(
                 "certificate {} uses unsupported algorithm {:?}",
                 item.serial_no, e.algorithm
             )));
@@ -89,8 +86,9 @@ pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, 
             e.nonce.as_bytes(),
             e.associated_data.as_bytes(),
         )?;
-        let pem = String::from_utf8(pem)
-            .map_err(|_| Error::Crypto("a decrypted certificate is not PEM text".into()))?;
+        let pem = String::from_utf8(pem).map_err(|e| {
+            Error::crypto_from("a decrypted certificate is not PEM text", e.utf8_error())
+        })?;
         let certificate = Rsa::from_certificate(&pem)?;
         // Serials are numbers: `83D6…` listed for a certificate whose hex is `083D6…` is it.
         if !crate::v3::keyring::same_serial(certificate.serial(), &item.serial_no) {
@@ -113,7 +111,7 @@ pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, 
 
 fn expired(cert: &Certificate) -> bool {
     match openssl::asn1::Asn1Time::days_from_now(0) {
-        Ok(now) => cert.x509().not_after() < now,
+        Ok(now) => cert.as_openssl().not_after() < now,
         Err(_) => false,
     }
 }
@@ -161,8 +159,8 @@ impl Core {
     /// Downloads and merges the platform certificates; returns how many are now managed.
     pub(crate) async fn refresh_certificates(&self) -> Result<usize, Error> {
         let Some(auto) = &self.auto else {
-            return Err(Error::Config(
-                "automatic certificates are off: set Builder::auto_certificates".into(),
+            return Err(Error::config(
+                "automatic certificates are off: set Builder::auto_certificates",
             ));
         };
         if auto.busy.swap(true, Ordering::AcqRel) {
@@ -181,7 +179,7 @@ impl Core {
                 let mut managed = auto
                     .managed
                     .lock()
-                    .map_err(|_| Error::Config("certificate state poisoned".into()))?;
+                    .map_err(|_| Error::config("certificate state poisoned"))?;
                 for c in fresh {
                     managed.retain(|m| !crate::v3::keyring::same_serial(m.serial(), c.serial()));
                     managed.push(c);
@@ -210,7 +208,7 @@ impl Core {
                 Ok(0)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "platform certificate refresh failed; keeping the keys already known");
+                tracing::warn!(error = %e.chain_text(), "platform certificate refresh failed; keeping the keys already known");
                 Err(e)
             }
         }
@@ -269,7 +267,7 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
                 }
             }
         })
-        .map_err(|e| Error::Config(format!("cannot start the certificate refresher: {e}")))?;
+        .map_err(|e| Error::config_from("cannot start the certificate refresher", e))?;
     if let Ok(mut slot) = auto.refresher.lock() {
         *slot = Some(thread.thread().clone());
     }

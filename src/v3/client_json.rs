@@ -75,7 +75,7 @@ pub fn sign_request_with<B: AsRef<[u8]>>(
     let signature = Rsa::sign(&message, &cred.key)?;
     let value = formatter::authorization(&cred.mchid, nonce, &signature, timestamp, &cred.serial);
     let value = HeaderValue::from_str(&value)
-        .map_err(|_| Error::Config("mchid or serial cannot be sent in a header".into()))?;
+        .map_err(|e| Error::config_from("mchid or serial cannot be sent in a header", e))?;
     req.headers_mut().insert(http::header::AUTHORIZATION, value);
     Ok(())
 }

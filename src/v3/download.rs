@@ -133,13 +133,13 @@ impl BillList {
     pub fn in_order(&self) -> Result<Vec<&Bill>, Error> {
         let mut parts: Vec<&Bill> = self.download_bill_list.iter().collect();
         if parts.is_empty() {
-            return Err(Error::Decode("the bill list has no parts".into()));
+            return Err(Error::decode("the bill list has no parts"));
         }
         if parts.len() > 1 || parts[0].bill_sequence.is_some() {
             parts.sort_by_key(|b| b.bill_sequence);
             for (i, b) in parts.iter().enumerate() {
                 if b.bill_sequence != Some(i as u32 + 1) {
-                    return Err(Error::Decode(format!(
+                    return Err(Error::decode(format!(
                         "the bill parts are not numbered 1 to {} (found {:?} at place {})",
                         parts.len(),
                         b.bill_sequence,
@@ -150,7 +150,7 @@ impl BillList {
         }
         if let Some(n) = self.download_bill_count {
             if n as usize != parts.len() {
-                return Err(Error::Decode(format!(
+                return Err(Error::decode(format!(
                     "download_bill_count says {n} parts, the list has {}",
                     parts.len()
                 )));
@@ -286,7 +286,10 @@ impl Pipeline {
             gz: None,
             decided: !gunzip,
             hasher: match hash {
-                Some(h) => Some(Hasher::new(h.digest())?),
+                Some(h) => Some(
+                    Hasher::new(h.digest())
+                        .map_err(Error::openssl("cannot start the bill digest"))?,
+                ),
                 None => None,
             },
             bytes: 0,
@@ -294,7 +297,7 @@ impl Pipeline {
     }
 
     fn gzip_error(e: std::io::Error) -> Error {
-        Error::Decode(format!("the download is not valid gzip: {e}"))
+        Error::decode_from("the download is not valid gzip", e)
     }
 
     /// Takes raw bytes; returns the decoded bytes ready for the writer.
@@ -330,7 +333,8 @@ impl Pipeline {
 
     fn account(&mut self, out: &[u8]) -> Result<(), Error> {
         if let Some(h) = &mut self.hasher {
-            h.update(out)?;
+            h.update(out)
+                .map_err(Error::openssl("cannot compute the bill digest"))?;
         }
         self.bytes += out.len() as u64;
         Ok(())
@@ -353,7 +357,9 @@ impl Pipeline {
         self.account(&tail)?;
         let digest = match (&mut self.hasher, want) {
             (Some(h), Some((kind, want))) => {
-                let got = hex(&h.finish()?);
+                let got = hex(&h
+                    .finish()
+                    .map_err(Error::openssl("cannot compute the bill digest"))?);
                 let want = want.trim().to_ascii_lowercase();
                 if !crate::crypto::hash::equals(got.as_bytes(), want.as_bytes()) {
                     return Err(Error::Verification(format!(
@@ -568,16 +574,16 @@ impl crate::Client {
             }
         };
         let cred = self.core().credentials.as_ref().ok_or_else(|| {
-            Error::Config("decrypting a bill needs the merchant private_key on the Builder".into())
+            Error::config("decrypting a bill needs the merchant private_key on the Builder")
         })?;
-        let aes_key = crate::Rsa::decrypt(key, &cred.key).map_err(|_| {
-            Error::Crypto(
-                "the bill's encrypt_key does not open with this merchant's private key (RSA-OAEP)"
-                    .into(),
+        let aes_key = crate::Rsa::decrypt(key, &cred.key).map_err(|e| {
+            Error::crypto_from(
+                "the bill's encrypt_key does not open with this merchant's private key (RSA-OAEP)",
+                e,
             )
         })?;
         if aes_key.len() != crate::crypto::aes_gcm::KEY_LEN {
-            return Err(Error::Crypto(format!(
+            return Err(Error::crypto(format!(
                 "the bill's key is {} bytes; only AEAD_AES_256_GCM (32-byte keys) is supported",
                 aes_key.len()
             )));
@@ -684,7 +690,7 @@ mod tests {
             Vec::new(),
         )
         .unwrap_err();
-        assert!(matches!(e, Error::Decode(_)), "{e}");
+        assert!(matches!(e, Error::Decode { .. }), "{e}");
 
         struct Full;
         impl Write for Full {
@@ -758,11 +764,11 @@ mod tests {
             vec![part(Some(0))],
         ] {
             let e = BillList::new(bad.clone()).in_order().unwrap_err();
-            assert!(matches!(e, Error::Decode(_)), "{bad:?}: {e}");
+            assert!(matches!(e, Error::Decode { .. }), "{bad:?}: {e}");
         }
         let mut short = BillList::new(vec![part(Some(1)), part(Some(2))]);
         short.download_bill_count = Some(3);
-        assert!(matches!(short.in_order(), Err(Error::Decode(_))));
+        assert!(matches!(short.in_order(), Err(Error::Decode { .. })));
     }
 
     #[test]

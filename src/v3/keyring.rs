@@ -20,7 +20,7 @@ struct Entry {
 
 fn not_before(cert: &Certificate) -> Option<i64> {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
-    let d = epoch.diff(cert.x509().not_before()).ok()?;
+    let d = epoch.diff(cert.as_openssl().not_before()).ok()?;
     Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
 }
 

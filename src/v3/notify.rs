@@ -88,7 +88,11 @@ pub const ALGORITHM: &str = "AEAD_AES_256_GCM";
 fn refuse(kind: Refusal, message: impl Into<String>) -> Error {
     let message = message.into();
     tracing::debug!(%kind, %message, "notification refused");
-    Error::Notification { kind, message }
+    Error::Notification {
+        kind,
+        message,
+        source: None,
+    }
 }
 
 /// A verified, decrypted notification: the envelope's fields and the resource in clear.
@@ -120,10 +124,13 @@ impl Notification {
     /// The decrypted resource as any type, e.g. a struct of the transaction's fields.
     pub fn resource_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_json::from_str(&self.plaintext).map_err(|e| {
-            Error::Decode(format!(
-                "the {} resource does not fit the requested type: {e}",
-                one_line(&self.event_type)
-            ))
+            Error::decode_from(
+                format!(
+                    "the {} resource does not fit the requested type",
+                    one_line(&self.event_type)
+                ),
+                e,
+            )
         })
     }
 }
@@ -165,7 +172,7 @@ fn optional<'a>(m: &'a Map<String, Value>, key: &str, within: &str) -> Result<&'
 
 fn check_key(apiv3_key: &[u8]) -> Result<(), Error> {
     if apiv3_key.len() != KEY_LEN {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "the APIv3 key must be {KEY_LEN} bytes, got {}",
             apiv3_key.len()
         )));
@@ -236,10 +243,11 @@ pub fn verify(
     })?;
 
     let envelope: Map<String, Value> = serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            Refusal::Malformed,
-            format!("body is not a JSON object: {e}"),
-        )
+        let mut refused = refuse(Refusal::Malformed, "body is not a JSON object");
+        if let Error::Notification { source, .. } = &mut refused {
+            *source = Some(Box::new(e));
+        }
+        refused
     })?;
     let id = field(&envelope, "id", "")?.to_string();
     let create_time = optional(&envelope, "create_time", "")?.to_string();
@@ -446,7 +454,10 @@ mod tests {
         let t: Transaction = n.resource_as().unwrap();
         assert_eq!(t.out_trade_no, "1217752501201407033233368018");
         assert_eq!(t.amount.total, 100);
-        assert!(matches!(n.resource_as::<Vec<u8>>(), Err(Error::Decode(_))));
+        assert!(matches!(
+            n.resource_as::<Vec<u8>>(),
+            Err(Error::Decode { .. })
+        ));
 
         // Through a Notifier and an http::Request too, within the window either side.
         let notifier = Notifier::new(ring.clone(), KEY).unwrap();
@@ -592,7 +603,7 @@ mod tests {
             NOW,
         )
         .unwrap_err();
-        assert!(matches!(e, Error::Config(_)));
+        assert!(matches!(e, Error::Config { .. }));
         assert!(!e.to_string().contains("short-key"));
         assert!(Notifier::new(ring, "short-key").is_err());
     }

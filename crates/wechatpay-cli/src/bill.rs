@@ -61,9 +61,10 @@ pub fn run(a: &BillArgs, client: &Client, path: &str, args: Value) -> Result<(),
 /// One bill (`download_url`, `hash_type`, `hash_value`) or a list of parts.
 fn download(client: &Client, listing: &Value, w: &mut dyn Write) -> Result<Vec<Downloaded>, Error> {
     let unexpected = |e: serde_json::Error| {
-        Error::Decode(format!(
-            "the listing is not a bill (download_url, hash_type, hash_value) nor a list of parts: {e}"
-        ))
+        Error::decode_from(
+            "the listing is not a bill (download_url, hash_type, hash_value) nor a list of parts",
+            e,
+        )
     };
     if listing.get("download_bill_list").is_some() {
         let list = BillList::deserialize(listing).map_err(unexpected)?;
@@ -85,16 +86,15 @@ fn to_file<T>(
     let result = (|| {
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(&part)
-                .map_err(|e| Error::Config(format!("cannot write {}: {e}", part.display())))?,
+                .map_err(|e| Error::config_from(format!("cannot write {}", part.display()), e))?,
         );
         let value = write(&mut f)?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&part, file).map_err(|e| {
-            Error::Config(format!(
-                "cannot rename {} to {}: {e}",
-                part.display(),
-                file.display()
-            ))
+            Error::config_from(
+                format!("cannot rename {} to {}", part.display(), file.display()),
+                e,
+            )
         })?;
         Ok(value)
     })();

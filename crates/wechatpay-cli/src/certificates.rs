@@ -97,7 +97,7 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
     )?;
     // The option and the file named, as the call options' key errors do.
     let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
-        Error::Key(m) => Error::Key(format!("-f/--private-key {key}: {m}")),
+        e @ Error::Key { .. } => e.prefixed(format_args!("-f/--private-key {key}")),
         other => other,
     })?;
     let mut b = Builder::new()
@@ -109,7 +109,7 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
     }
     if let Some(t) = a.timeout {
         if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "--timeout {t} must be a positive number of seconds"
             )));
         }
@@ -125,8 +125,8 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
         ) => {
             eprintln!("wechatpay: 无平台证书 no platform certificates for merchant {mchid}: {e}\n");
             eprintln!("{PUBLIC_KEY_HELP}");
-            return Err(Error::Config(
-                "no platform certificates: the merchant is in public-key mode (see above)".into(),
+            return Err(Error::config(
+                "no platform certificates: the merchant is in public-key mode (see above)",
             ));
         }
         Err(e) => return Err(e),
@@ -137,7 +137,7 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
     for (i, c) in certs.iter().enumerate() {
         let path = dir.join(format!("wechatpay_{}.pem", c.serial));
         std::fs::write(&path, &c.pem)?;
-        let x = c.certificate.x509();
+        let x = c.certificate.as_openssl();
         say!("Certificate #{i} {{");
         say!("    Serial Number: {}", c.serial);
         say!("    Not Before: {} ({})", x.not_before(), c.effective_time);

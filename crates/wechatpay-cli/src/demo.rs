@@ -166,7 +166,7 @@ impl Transcript {
 }
 
 fn err(e: Error) -> String {
-    e.to_string()
+    crate::chain_line(&e)
 }
 
 fn expect_status(res: &Response, want: u16) -> Result<(), String> {
@@ -508,7 +508,7 @@ pub fn run() -> Result<bool, Error> {
             .merchant_private_key(
                 emu.merchant_private_key()
                     .cloned()
-                    .ok_or_else(|| Error::Config("no merchant key".into()))?,
+                    .ok_or_else(|| Error::config("no merchant key"))?,
             )
             .apiv3_key(emu.apiv3_key()),
     ))?;

@@ -179,7 +179,7 @@ mod exit {
 fn status_of(e: &Error) -> u8 {
     match e {
         Error::InvalidArgument(_) => exit::USAGE,
-        Error::Config(_) | Error::Key(_) | Error::Io(_) => exit::CONFIG,
+        Error::Config { .. } | Error::Key { .. } | Error::Io(_) => exit::CONFIG,
         Error::Transport { .. } | Error::Timeout { .. } | Error::BodyTooLarge { .. } => {
             exit::TRANSPORT
         }
@@ -201,14 +201,14 @@ fn key_source(s: &str) -> String {
 /// Names the option and the file in a key error: which of several keys to fix.
 fn key_option<'a>(option: &'a str, path: &'a str) -> impl FnOnce(Error) -> Error + 'a {
     move |e| match e {
-        Error::Key(m) => Error::Key(format!("{option} {path}: {m}")),
+        e @ Error::Key { .. } => e.prefixed(format_args!("{option} {path}")),
         other => other,
     }
 }
 
 fn read_file(path: &str, what: &str) -> Result<String, Error> {
     std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read {what} {path}: {e}")))
+        .map_err(|e| Error::config_from(format!("cannot read {what} {path}"), e))
 }
 
 impl Conf {
@@ -230,13 +230,13 @@ impl Conf {
         match (&self.public_key, &self.public_key_id) {
             (Some(k), Some(id)) => b = b.platform_public_key(id, Rsa::from_public(&key_source(k))?),
             (Some(_), None) => {
-                return Err(Error::Config(
-                    "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)".into(),
+                return Err(Error::config(
+                    "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)",
                 ))
             }
             (None, Some(_)) => {
-                return Err(Error::Config(
-                    "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)".into(),
+                return Err(Error::config(
+                    "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)",
                 ))
             }
             (None, None) => {}
@@ -260,20 +260,20 @@ impl Conf {
                 b = b.merchant_identity(&cert, &key);
             }
             (Some(_), None) => {
-                return Err(Error::Config(
-                    "--merchant-cert needs --merchant-key (WECHATPAY_MERCHANT_KEY)".into(),
+                return Err(Error::config(
+                    "--merchant-cert needs --merchant-key (WECHATPAY_MERCHANT_KEY)",
                 ))
             }
             (None, Some(_)) => {
-                return Err(Error::Config(
-                    "--merchant-key needs --merchant-cert (WECHATPAY_MERCHANT_CERT)".into(),
+                return Err(Error::config(
+                    "--merchant-key needs --merchant-cert (WECHATPAY_MERCHANT_CERT)",
                 ))
             }
             (None, None) => {}
         }
         if let Some(t) = self.timeout {
             if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "timeout {t} must be a positive number of seconds"
                 )));
             }
@@ -407,7 +407,7 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
 fn save(sink: Option<&str>, res: &wechatpay_chain::Response) -> Result<(), Error> {
     match sink {
         Some(path) => std::fs::write(path, res.body())
-            .map_err(|e| Error::Config(format!("cannot write the answer to sink {path}: {e}"))),
+            .map_err(|e| Error::config_from(format!("cannot write the answer to sink {path}"), e)),
         None => Ok(()),
     }
 }
@@ -476,6 +476,26 @@ fn category(e: &Error) -> &'static str {
             _ => "错误 error",
         },
     }
+}
+
+/// An error and its causes on one line, each level once: "transport error calling … : client
+/// error (Connect): tcp connect error: Connection refused (os error 111)". A level whose text
+/// the line already holds (a wrapper that repeats its cause) is skipped; control characters
+/// (a platform message, a path) become spaces, so the line stays one line.
+pub(crate) fn chain_line(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        next = cause.source();
+    }
+    line.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// A usage error, on one line with its category, and exit status 2. Help and version requests
@@ -709,7 +729,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The category says what the message's own English prefix would.
-            let text = e.to_string();
+            let text = chain_line(&e);
             let text = [
                 "invalid argument: ",
                 "configuration error: ",

@@ -120,10 +120,13 @@ impl KeysDir {
         #[cfg(unix)]
         b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
         let dir = b.tempdir().map_err(|e| {
-            Error::Config(format!(
-                "cannot create a keys directory in {}: {e} (set TMPDIR, or pass --keys-dir)",
-                std::env::temp_dir().display()
-            ))
+            Error::config_from(
+                format!(
+                    "cannot create a keys directory in {} (set TMPDIR, or pass --keys-dir)",
+                    std::env::temp_dir().display()
+                ),
+                e,
+            )
         })?;
         Ok(KeysDir::Temp(dir))
     }
@@ -138,17 +141,17 @@ impl KeysDir {
             #[cfg(unix)]
             std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
             b.create(dir)
-                .map_err(|e| Error::Config(format!("cannot create --keys-dir {shown}: {e}")))?;
+                .map_err(|e| Error::config_from(format!("cannot create --keys-dir {shown}"), e))?;
         }
         // Checked and used from here on through its real path, so that a link swapped later
         // does not move the writes.
         let real = dir
             .canonicalize()
-            .map_err(|e| Error::Config(format!("cannot use --keys-dir {shown}: {e}")))?;
+            .map_err(|e| Error::config_from(format!("cannot use --keys-dir {shown}"), e))?;
         let meta = std::fs::metadata(&real)
-            .map_err(|e| Error::Config(format!("cannot use --keys-dir {shown}: {e}")))?;
+            .map_err(|e| Error::config_from(format!("cannot use --keys-dir {shown}"), e))?;
         if !meta.is_dir() {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "--keys-dir {shown} is not a directory"
             )));
         }
@@ -158,7 +161,7 @@ impl KeysDir {
             // SAFETY: geteuid has no preconditions and cannot fail.
             let me = unsafe { libc::geteuid() };
             if meta.uid() != me {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "--keys-dir {shown} is owned by uid {}, not by you (uid {me}): the keys \
                      would be readable and replaceable by its owner; use a directory of your \
                      own, or leave --keys-dir out for a private temporary one",
@@ -166,7 +169,7 @@ impl KeysDir {
                 )));
             }
             if meta.mode() & 0o022 != 0 {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "--keys-dir {shown} is writable by {} (mode {:o}): others could replace \
                      the keys or the env file you source; run chmod 700 on it, or use another \
                      directory",
@@ -189,13 +192,13 @@ impl KeysDir {
 fn write(path: &Path, text: &str) -> Result<(), Error> {
     let fail = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::Config(format!(
+            Error::config(format!(
                 "{} already exists: serve writes only new files; remove what an earlier run \
                  left there, or choose another --keys-dir",
                 path.display()
             ))
         } else {
-            Error::Config(format!("cannot write {}: {e}", path.display()))
+            Error::config_from(format!("cannot write {}", path.display()), e)
         }
     };
     let mut options = std::fs::OpenOptions::new();
@@ -374,8 +377,7 @@ impl Stop {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let fail =
-                |e: std::io::Error| Error::Config(format!("cannot handle the stop signals: {e}"));
+            let fail = |e: std::io::Error| Error::config_from("cannot handle the stop signals", e);
             Ok(Stop {
                 signals: [
                     signal(SignalKind::interrupt()).map_err(fail)?,

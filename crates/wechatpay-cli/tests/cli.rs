@@ -466,7 +466,7 @@ fn builder_refuses_an_encrypted_merchant_tls_key_without_prompting() {
         .merchant_identity(&cert, &key)
         .build()
         .unwrap_err();
-    assert!(matches!(e, Error::Key(_)), "{e:?}");
+    assert!(matches!(e, Error::Key { .. }), "{e:?}");
     assert!(e.to_string().contains("encrypted"), "{e}");
     assert!(e.to_string().contains("merchant_identity"), "{e}");
 }

@@ -3,6 +3,7 @@
 //! (AEAD_AES_256_GCM, associated data `certificate`), as documented. In public-key mode the
 //! endpoint answers 404, as the platform does for merchants with platform public keys.
 
+use crate::Ssl as _;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -44,7 +45,11 @@ pub(crate) fn issue(key: &PrivateKey) -> Result<Issued, Error> {
         },
         key.as_openssl(),
     )?;
-    let pem = String::from_utf8(x509.to_pem()?).map_err(|e| Error::Key(e.to_string()))?;
+    let pem = String::from_utf8(
+        x509.to_pem()
+            .ssl("cannot encode the platform certificate")?,
+    )
+    .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))?;
     Ok(Issued {
         certificate: Rsa::from_certificate(&pem)?,
         pem,

@@ -534,15 +534,27 @@ pub(crate) fn keep<T>(list: &Mutex<Vec<T>>, item: T) {
 }
 
 /// Locks a mutex whatever a panicking holder left: the data is plain records.
+/// An openssl failure as [`Error::Crypto`] saying what was being done, openssl's error kept as
+/// its source (the library has no `From<ErrorStack>`: openssl's type stays out of its API).
+pub(crate) trait Ssl<T> {
+    fn ssl(self, what: &'static str) -> Result<T, Error>;
+}
+
+impl<T> Ssl<T> for Result<T, openssl::error::ErrorStack> {
+    fn ssl(self, what: &'static str) -> Result<T, Error> {
+        self.map_err(|e| Error::crypto_from(what, e))
+    }
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn generate_key() -> Result<PrivateKey, Error> {
-    let rsa = openssl::rsa::Rsa::generate(2048)?;
-    Ok(PrivateKey::from_openssl(openssl::pkey::PKey::from_rsa(
-        rsa,
-    )?))
+    let rsa = openssl::rsa::Rsa::generate(2048).ssl("cannot generate an RSA key")?;
+    Ok(PrivateKey::from_openssl(
+        openssl::pkey::PKey::from_rsa(rsa).ssl("cannot generate an RSA key")?,
+    ))
 }
 
 /// A random uppercase hex string of `bytes` random bytes.
@@ -581,7 +593,7 @@ impl Emulator {
     /// port is bound, and the server runs until [`Emulator::stop_async`] or drop.
     pub async fn start_async(config: EmulatorConfig) -> Result<Emulator, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::Config("Emulator::start_async needs a tokio runtime (or use Emulator::start, which runs one of its own)".into())
+            Error::config("Emulator::start_async needs a tokio runtime (or use Emulator::start, which runs one of its own)")
         })?;
         Self::start_on(config, runtime).await
     }
@@ -598,9 +610,10 @@ impl Emulator {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = tx.send(Err(Error::Config(format!(
-                            "cannot start the emulator's runtime: {e}"
-                        ))));
+                        let _ = tx.send(Err(Error::config_from(
+                            "cannot start the emulator's runtime",
+                            e,
+                        )));
                         return;
                     }
                 };
@@ -622,10 +635,10 @@ impl Emulator {
                     }
                 });
             })
-            .map_err(|e| Error::Config(format!("cannot start the emulator thread: {e}")))?;
+            .map_err(|e| Error::config_from("cannot start the emulator thread", e))?;
         let mut emu = rx
             .recv()
-            .map_err(|_| Error::Config("the emulator thread stopped".into()))??;
+            .map_err(|_| Error::config("the emulator thread stopped"))??;
         emu.thread = Some(thread);
         Ok(emu)
     }
@@ -635,14 +648,14 @@ impl Emulator {
         runtime: tokio::runtime::Handle,
     ) -> Result<Emulator, Error> {
         if !config.addr.ip().is_loopback() {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "the emulator listens on loopback addresses only, not {}",
                 config.addr
             )));
         }
         let apiv3_key = config.apiv3_key.clone().unwrap_or_else(|| random_hex(16));
         if apiv3_key.len() != wechatpay_chain::crypto::aes_gcm::KEY_LEN {
-            return Err(Error::Config("the APIv3 key must be 32 bytes".into()));
+            return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
         let (merchant_private, merchant_key) = match &config.merchant {
@@ -690,15 +703,15 @@ impl Emulator {
                 Some((id, key, public))
             }
             (Mode::PublicKey, true) => {
-                return Err(Error::Config(
-                    "public_key_alongside needs certificate mode (Mode::Certificate)".into(),
+                return Err(Error::config(
+                    "public_key_alongside needs certificate mode (Mode::Certificate)",
                 ))
             }
             (_, false) => None,
         };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
-            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.addr)))?;
+            .map_err(|e| Error::config_from(format!("cannot listen on {}", config.addr), e))?;
         let addr = listener.local_addr()?;
         let tls = match config.tls {
             true => Some(tls::Tls::new(
@@ -828,8 +841,10 @@ impl Emulator {
             .settings
             .platform_public
             .as_openssl()
-            .public_key_to_pem()?;
-        String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
+            .public_key_to_pem()
+            .ssl("cannot encode the platform public key")?;
+        String::from_utf8(pem)
+            .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))
     }
 
     /// [`EmulatorConfig::public_key_alongside`]: the public key's id and the key.
@@ -902,9 +917,8 @@ impl Emulator {
     /// returns the new serial.
     pub fn rotate_certificate(&self) -> Result<String, Error> {
         if self.shared.settings.mode != Mode::Certificate {
-            return Err(Error::Config(
-                "rotate_certificate needs certificate mode (public-key mode has no certificates)"
-                    .into(),
+            return Err(Error::config(
+                "rotate_certificate needs certificate mode (public-key mode has no certificates)",
             ));
         }
         let key = generate_key()?;
@@ -988,8 +1002,12 @@ fn public_key_id_for(mchid: &str) -> String {
 
 /// A PEM-encoded private key, for writing keys out (`wechatpay serve`).
 pub fn private_key_pem(key: &PrivateKey) -> Result<String, Error> {
-    let pem = key.as_openssl().private_key_to_pem_pkcs8()?;
-    String::from_utf8(pem).map_err(|e| Error::Key(e.to_string()))
+    let pem = key
+        .as_openssl()
+        .private_key_to_pem_pkcs8()
+        .ssl("cannot encode the private key")?;
+    String::from_utf8(pem)
+        .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! check of what a connection presented, which the APIv2 calls that need the merchant
 //! certificate rely on.
 
+use crate::Ssl as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::time::Duration;
@@ -62,74 +63,137 @@ pub(crate) struct Spec<'a> {
 
 /// Issues the certificate `spec` describes for `key`, signed with SHA-256.
 pub(crate) fn issue<T: HasPublic>(spec: &Spec<'_>, key: &PKeyRef<T>) -> Result<X509, Error> {
-    let mut name = X509NameBuilder::new()?;
+    let mut name = X509NameBuilder::new().ssl("cannot issue a certificate")?;
     for (field, value) in spec.subject {
-        name.append_entry_by_text(field, value)?;
+        name.append_entry_by_text(field, value)
+            .ssl("cannot issue a certificate")?;
     }
     let name = name.build();
-    let mut b = X509Builder::new()?;
-    b.set_version(2)?;
-    b.set_serial_number(spec.serial.to_asn1_integer()?.as_ref())?;
-    b.set_subject_name(&name)?;
-    b.set_issuer_name(spec.issuer.map_or(name.as_ref(), |i| i.subject_name()))?;
-    b.set_pubkey(key)?;
-    b.set_not_before(Asn1Time::from_unix(spec.not_before)?.as_ref())?;
-    b.set_not_after(Asn1Time::from_unix(spec.not_after)?.as_ref())?;
+    let mut b = X509Builder::new().ssl("cannot issue a certificate")?;
+    b.set_version(2).ssl("cannot issue a certificate")?;
+    b.set_serial_number(
+        spec.serial
+            .to_asn1_integer()
+            .ssl("cannot issue a certificate")?
+            .as_ref(),
+    )
+    .ssl("cannot issue a certificate")?;
+    b.set_subject_name(&name)
+        .ssl("cannot issue a certificate")?;
+    b.set_issuer_name(spec.issuer.map_or(name.as_ref(), |i| i.subject_name()))
+        .ssl("cannot issue a certificate")?;
+    b.set_pubkey(key).ssl("cannot issue a certificate")?;
+    b.set_not_before(
+        Asn1Time::from_unix(spec.not_before)
+            .ssl("cannot issue a certificate")?
+            .as_ref(),
+    )
+    .ssl("cannot issue a certificate")?;
+    b.set_not_after(
+        Asn1Time::from_unix(spec.not_after)
+            .ssl("cannot issue a certificate")?
+            .as_ref(),
+    )
+    .ssl("cannot issue a certificate")?;
     let mut usage = KeyUsage::new();
     usage.critical();
     match &spec.role {
         Role::Ca => {
-            b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+            b.append_extension(
+                BasicConstraints::new()
+                    .critical()
+                    .ca()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
             usage.key_cert_sign().crl_sign();
         }
         Role::Signing => {
-            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                BasicConstraints::new()
+                    .critical()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
             usage
                 .digital_signature()
                 .non_repudiation()
                 .key_encipherment();
         }
         Role::Server(ips) => {
-            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                BasicConstraints::new()
+                    .critical()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
             usage.digital_signature().key_encipherment();
             let mut san = SubjectAlternativeName::new();
             san.dns("localhost").ip("127.0.0.1").ip("::1");
             for ip in ips.iter() {
                 san.ip(&ip.to_string());
             }
-            let san = san.build(&b.x509v3_context(spec.issuer, None))?;
-            b.append_extension(san)?;
-            b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+            let san = san
+                .build(&b.x509v3_context(spec.issuer, None))
+                .ssl("cannot issue a certificate")?;
+            b.append_extension(san).ssl("cannot issue a certificate")?;
+            b.append_extension(
+                ExtendedKeyUsage::new()
+                    .server_auth()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
         }
         Role::Client => {
-            b.append_extension(BasicConstraints::new().critical().build()?)?;
+            b.append_extension(
+                BasicConstraints::new()
+                    .critical()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
             usage
                 .digital_signature()
                 .non_repudiation()
                 .key_encipherment();
-            b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+            b.append_extension(
+                ExtendedKeyUsage::new()
+                    .client_auth()
+                    .build()
+                    .ssl("cannot issue a certificate")?,
+            )
+            .ssl("cannot issue a certificate")?;
         }
     }
-    b.append_extension(usage.build()?)?;
-    b.sign(spec.signer, MessageDigest::sha256())?;
+    b.append_extension(usage.build().ssl("cannot issue a certificate")?)
+        .ssl("cannot issue a certificate")?;
+    b.sign(spec.signer, MessageDigest::sha256())
+        .ssl("cannot issue a certificate")?;
     Ok(b.build())
 }
 
 /// A random positive serial of 159 bits, 40 hex digits like the platform's.
 pub(crate) fn random_serial() -> Result<BigNum, Error> {
-    let mut serial = BigNum::new()?;
-    serial.rand(159, MsbOption::ONE, false)?;
+    let mut serial = BigNum::new().ssl("cannot make a serial number")?;
+    serial
+        .rand(159, MsbOption::ONE, false)
+        .ssl("cannot make a serial number")?;
     Ok(serial)
 }
 
 /// A P-256 key: quick to make, for the CA and the server certificate.
 fn ec_key() -> Result<PKey<Private>, Error> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    Ok(PKey::from_ec_key(EcKey::generate(&group)?)?)
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ssl("cannot make a key")?;
+    PKey::from_ec_key(EcKey::generate(&group).ssl("cannot make a key")?).ssl("cannot make a key")
 }
 
 fn pem(cert: &X509Ref) -> Result<String, Error> {
-    String::from_utf8(cert.to_pem()?).map_err(|e| Error::Key(e.to_string()))
+    String::from_utf8(cert.to_pem().ssl("cannot encode a certificate")?)
+        .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))
 }
 
 /// What the client of one connection presented, as checked after the handshake.
@@ -259,15 +323,23 @@ impl Tls {
             },
             merchant_key.as_openssl(),
         )?;
-        let mut store = X509StoreBuilder::new()?;
-        store.add_cert(ca.clone())?;
+        let mut store = X509StoreBuilder::new().ssl("cannot set up the emulator's TLS")?;
+        store
+            .add_cert(ca.clone())
+            .ssl("cannot set up the emulator's TLS")?;
         let store = store.build();
-        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-        b.set_private_key(&server_key)?;
-        b.set_certificate(&server)?;
-        b.check_private_key()?;
-        b.add_client_ca(&ca)?;
-        b.set_session_id_context(b"wechatpay-chain emulator")?;
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
+            .ssl("cannot set up the emulator's TLS")?;
+        b.set_private_key(&server_key)
+            .ssl("cannot set up the emulator's TLS")?;
+        b.set_certificate(&server)
+            .ssl("cannot set up the emulator's TLS")?;
+        b.check_private_key()
+            .ssl("cannot set up the emulator's TLS")?;
+        b.add_client_ca(&ca)
+            .ssl("cannot set up the emulator's TLS")?;
+        b.set_session_id_context(b"wechatpay-chain emulator")
+            .ssl("cannot set up the emulator's TLS")?;
         // Ask for a client certificate, never require one, and let the handshake through
         // whatever was presented: each request that needs it is checked with `check`.
         b.set_verify_callback(SslVerifyMode::PEER, |_, _| true);

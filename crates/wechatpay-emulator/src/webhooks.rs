@@ -51,7 +51,7 @@ pub(crate) struct Notifier {
 impl Notifier {
     pub(crate) fn new() -> Result<Notifier, Error> {
         let tls = native_tls::TlsConnector::new()
-            .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?;
+            .map_err(|e| Error::config_from("TLS setup failed", e))?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         let https = HttpsConnector::from((http, tls.into()));

@@ -321,7 +321,7 @@ fn refunds_without_the_merchants_certificate_are_refused() {
         .build()
         .unwrap();
     match refund(&bare, xml.clone()) {
-        Err(Error::Config(m)) => assert!(m.contains("merchant_identity"), "{m}"),
+        Err(Error::Config { message: m, .. }) => assert!(m.contains("merchant_identity"), "{m}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(emu.requests().len(), before);
