@@ -30,6 +30,8 @@
 #![warn(missing_docs)]
 
 mod builder;
+#[cfg(feature = "catalog")]
+pub mod catalog;
 pub mod certificates;
 mod chain;
 mod client;

@@ -1,0 +1,562 @@
+//! The operation catalogue: every documented APIv3 and APIv2 operation and webhook event,
+//! known offline (cargo feature `catalog`).
+//!
+//! The data (`operations.jsonl`, `events.jsonl` next to this file) is generated from the public
+//! documentation pages by `crates/catalog-gen` and holds facts only: method, path template,
+//! placeholders, whether the merchant certificate is needed (APIv2 `security`), whether the
+//! answer comes unsigned (downloads), and the request and response fields as trees (name, JSON
+//! type, required, enumerated values, encryption, a short label). docs/operations.md lists it.
+//!
+//! Nothing is parsed up front: the first lookup indexes the lines (method and path only), and
+//! each operation is decoded the first time it is asked for, then kept.
+//!
+//! ```
+//! use serde_json::json;
+//! use wechatpay_chain::catalog;
+//!
+//! let op = catalog::find("PATCH", "v3/discount-card/orders/{out_order_no}").unwrap();
+//! assert_eq!(op.placeholders(), ["out_order_no"]);
+//! // a concrete path finds its template
+//! let same = catalog::find("patch", "/v3/discount-card/orders/1234").unwrap();
+//! assert!(std::ptr::eq(op, same));
+//!
+//! // the forgotten `json` wrapper
+//! let findings = op.validate(&json!({"out_order_no": "1234", "rewards": []}));
+//! assert!(findings.iter().any(|f| f.kind == catalog::FindingKind::BodyMissing));
+//!
+//! // a typo gets the nearest templates
+//! assert!(catalog::find("POST", "v3/pay/transaction/native").is_none());
+//! let near = catalog::suggest("POST", "v3/pay/transaction/native");
+//! assert_eq!(near[0].template, "v3/pay/transactions/native");
+//! ```
+
+mod validate;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub use crate::decorator::Protocol;
+pub use validate::{Finding, FindingKind};
+
+static OPERATIONS: &str = include_str!("operations.jsonl");
+static EVENTS: &str = include_str!("events.jsonl");
+
+/// The JSON type a field is documented with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Type {
+    /// `string`
+    String,
+    /// `integer`
+    Integer,
+    /// `number`
+    Number,
+    /// `boolean`
+    Boolean,
+    /// `object`
+    Object,
+    /// `object[]`: a list of objects, each with the field's children.
+    ObjectArray,
+    /// `string[]`
+    StringArray,
+    /// `integer[]`
+    IntegerArray,
+    /// `number[]`
+    NumberArray,
+    /// The literal `true` (APIv2 `security`, `nonceless`).
+    True,
+    /// The page states no JSON type: anything is accepted.
+    Any,
+}
+
+impl Type {
+    fn parse(s: &str) -> Type {
+        match s {
+            "" | "string" => Type::String,
+            "integer" => Type::Integer,
+            "number" => Type::Number,
+            "boolean" => Type::Boolean,
+            "object" => Type::Object,
+            "object[]" => Type::ObjectArray,
+            "string[]" => Type::StringArray,
+            "integer[]" => Type::IntegerArray,
+            "number[]" => Type::NumberArray,
+            "true" => Type::True,
+            _ => Type::Any,
+        }
+    }
+
+    /// The type as the documentation writes it (`string`, `object[]`, …; `any` when unstated).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Type::String => "string",
+            Type::Integer => "integer",
+            Type::Number => "number",
+            Type::Boolean => "boolean",
+            Type::Object => "object",
+            Type::ObjectArray => "object[]",
+            Type::StringArray => "string[]",
+            Type::IntegerArray => "integer[]",
+            Type::NumberArray => "number[]",
+            Type::True => "true",
+            Type::Any => "any",
+        }
+    }
+}
+
+impl std::fmt::Display for Type {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One documented field, with its children for objects and lists of objects.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Field {
+    /// The field's name; APIv2 numbered names keep their `$n` (`coupon_type_$n`).
+    pub name: String,
+    /// Its JSON type.
+    pub ty: Type,
+    /// Whether the page marks it required.
+    pub required: bool,
+    /// The few words naming it on the page (may be empty).
+    pub label: String,
+    /// The values it may take, when the page enumerates them (empty: any value).
+    pub enumeration: Vec<String>,
+    /// How the field is encrypted, as the page marks it: `by-rsa-pubkey` (the platform's public
+    /// key, see [`crate::Encryptor`]), `by-aes-gcm`, `by-aes-ecb`.
+    pub encrypted: Option<String>,
+    /// The fields inside an object or a list of objects.
+    pub children: Vec<Field>,
+}
+
+impl Field {
+    fn decode(v: &Value) -> Option<Field> {
+        let a = v.as_array()?;
+        let text = |i: usize| a.get(i).and_then(Value::as_str).unwrap_or("");
+        Some(Field {
+            name: a.first()?.as_str()?.to_string(),
+            ty: Type::parse(text(1)),
+            required: a.get(2).and_then(Value::as_u64) == Some(1),
+            label: text(3).to_string(),
+            enumeration: match a.get(4) {
+                Some(Value::Array(e)) => e
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            encrypted: a.get(5).and_then(Value::as_str).map(str::to_string),
+            children: fields(a.get(6)),
+        })
+    }
+
+    /// Whether `key` is this field: the same name, or a numbered APIv2 name (`coupon_id_$n`
+    /// takes `coupon_id_0`, `coupon_id_1`…).
+    pub fn matches(&self, key: &str) -> bool {
+        numbered(&self.name, key)
+    }
+}
+
+/// `pattern` with each `$name` standing for one or more digits.
+fn numbered(pattern: &str, key: &str) -> bool {
+    let Some(i) = pattern.find('$') else {
+        return pattern == key;
+    };
+    let Some(tail) = key.strip_prefix(&pattern[..i]) else {
+        return false;
+    };
+    let rest = pattern[i + 1..].trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let digits = tail.len() - tail.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    digits > 0 && numbered(rest, &tail[digits..])
+}
+
+fn fields(v: Option<&Value>) -> Vec<Field> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Field::decode).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One documented operation: a method on a path template.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Operation {
+    /// APIv3 or APIv2.
+    pub protocol: Protocol,
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: &'static str,
+    /// The path template as the chain names it: `v3/discount-card/orders/{out_order_no}`,
+    /// `v2/pay/micropay`.
+    pub template: &'static str,
+    /// The few words naming the operation on its page.
+    pub label: String,
+    /// Whether the call needs the merchant certificate (APIv2 `security`).
+    pub security: bool,
+    /// Whether the platform answers unsigned by design (bill and image downloads, some APIv2
+    /// calls).
+    pub unsigned: bool,
+    /// The top-level args: the placeholders, `json`, `query`, `xml`, `headers`… with the body
+    /// fields nested under them.
+    pub request: Vec<Field>,
+    /// The fields of the answer.
+    pub response: Vec<Field>,
+}
+
+impl Operation {
+    /// The names of the template's `{placeholders}`, in path order.
+    pub fn placeholders(&self) -> Vec<&'static str> {
+        placeholders(self.template).collect()
+    }
+}
+
+fn placeholders(template: &'static str) -> impl Iterator<Item = &'static str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// A webhook (notification) event type.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Event {
+    /// The event type: `TRANSACTION.SUCCESS` (APIv3), `refund-processed` (APIv2, the page's
+    /// name: APIv2 notifications carry no type).
+    pub kind: String,
+    /// APIv3 or APIv2.
+    pub protocol: Protocol,
+    /// The few words naming the event on its page.
+    pub label: String,
+    /// The resource's `original_type` (APIv3), when the page names one.
+    pub resource_type: Option<String>,
+    /// How the resource is encrypted: `by-aes-gcm` (APIv3 key), `by-aes-ecb` (APIv2
+    /// `req_info`); `None` for a plain notification.
+    pub encrypted: Option<String>,
+    /// The resource's fields; a page documenting several shapes of resource gives several.
+    pub resources: Vec<Vec<Field>>,
+}
+
+impl Event {
+    /// The fields of the (first documented) resource.
+    pub fn resource(&self) -> &[Field] {
+        self.resources.first().map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+fn method_index(m: &str) -> Option<usize> {
+    METHODS.iter().position(|x| x.eq_ignore_ascii_case(m))
+}
+
+struct Entry {
+    method: usize,
+    template: &'static str,
+    line: &'static str,
+    op: OnceLock<Option<Operation>>,
+}
+
+/// A node of the path tree: literal segments first, then a placeholder.
+#[derive(Default)]
+struct Node {
+    literal: HashMap<&'static str, Node>,
+    param: Option<Box<Node>>,
+    /// By method; templates of the same shape share a node (`v2/secapi/mch/{addinstitutionsub}`
+    /// and `…/{queryinstitutionsub}`).
+    ops: [Vec<u32>; 5],
+}
+
+struct Index {
+    entries: Vec<Entry>,
+    root: Node,
+}
+
+/// Reads `{"m":"GET","p":"v3/…",` at the start of a line without decoding the rest.
+fn head(line: &'static str) -> Option<(usize, &'static str)> {
+    let rest = line.strip_prefix("{\"m\":\"")?;
+    let end = rest.find('"')?;
+    let method = method_index(&rest[..end])?;
+    let rest = rest[end..].strip_prefix("\",\"p\":\"")?;
+    let end = rest.find('"')?;
+    Some((method, &rest[..end]))
+}
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut entries = Vec::with_capacity(1200);
+        let mut root = Node::default();
+        for line in OPERATIONS.split_terminator('\n') {
+            let Some((method, template)) = head(line) else {
+                continue;
+            };
+            let mut node = &mut root;
+            for seg in template.split('/') {
+                node = if seg.starts_with('{') {
+                    node.param.get_or_insert_with(Box::default)
+                } else {
+                    node.literal.entry(seg).or_default()
+                };
+            }
+            node.ops[method].push(entries.len() as u32);
+            entries.push(Entry {
+                method,
+                template,
+                line,
+                op: OnceLock::new(),
+            });
+        }
+        Index { entries, root }
+    })
+}
+
+fn decode(line: &'static str, method: usize, template: &'static str) -> Option<Operation> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    Some(Operation {
+        protocol: if v.get("v").and_then(Value::as_u64) == Some(2) {
+            Protocol::V2
+        } else {
+            Protocol::V3
+        },
+        method: METHODS[method],
+        template,
+        label: v.get("l").and_then(Value::as_str).unwrap_or("").to_string(),
+        security: v.get("sec").and_then(Value::as_bool).unwrap_or(false),
+        unsigned: v.get("uns").and_then(Value::as_bool).unwrap_or(false),
+        request: fields(v.get("req")),
+        response: fields(v.get("res")),
+    })
+}
+
+impl Entry {
+    fn get(&'static self) -> Option<&'static Operation> {
+        self.op
+            .get_or_init(|| decode(self.line, self.method, self.template))
+            .as_ref()
+    }
+}
+
+/// The path as the chain names it: no leading `/`, no query or fragment.
+fn clean(path: &str) -> &str {
+    let p = path.split(['?', '#']).next().unwrap_or(path);
+    p.trim_start_matches('/')
+}
+
+fn walk<'n>(node: &'n Node, segs: &[&str], method: usize) -> Option<&'n [u32]> {
+    let Some((first, rest)) = segs.split_first() else {
+        let ops = &node.ops[method];
+        return (!ops.is_empty()).then_some(ops.as_slice());
+    };
+    // a `{name}` given in the path is a placeholder, never a literal
+    if !first.starts_with('{') {
+        if let Some(n) = node.literal.get(*first) {
+            if let Some(i) = walk(n, rest, method) {
+                return Some(i);
+            }
+        }
+    }
+    walk(node.param.as_deref()?, rest, method)
+}
+
+/// The operation `method` (any case) on `path`: a template (`v3/pay/transactions/id/{transaction_id}`)
+/// or a concrete path (`/v3/pay/transactions/id/4200…?mchid=1`), literal segments winning over
+/// placeholders. Costs one hash lookup per segment.
+pub fn find(method: &str, path: &str) -> Option<&'static Operation> {
+    let m = method_index(method)?;
+    let idx = index();
+    let segs: Vec<&str> = clean(path).split('/').collect();
+    let found = walk(&idx.root, &segs, m)?;
+    let i = match found {
+        [one] => *one,
+        // same shape: the template the path names, or whose placeholder the segment spells
+        many => *many
+            .iter()
+            .find(|i| {
+                let t = idx.entries[**i as usize].template;
+                t.split('/').zip(&segs).all(|(t, s)| {
+                    t == *s
+                        || t.strip_prefix('{')
+                            .and_then(|t| t.strip_suffix('}'))
+                            .is_some_and(|n| n.eq_ignore_ascii_case(s))
+                })
+            })
+            .unwrap_or(&many[0]),
+    };
+    idx.entries[i as usize].get()
+}
+
+/// Every operation, sorted by template then method. Decodes each on first use.
+pub fn operations() -> impl Iterator<Item = &'static Operation> {
+    index().entries.iter().filter_map(Entry::get)
+}
+
+/// The operations whose template or label holds every one of `words` (case-insensitive; no
+/// words: all of them).
+pub fn search<'w, S: AsRef<str>>(words: &'w [S]) -> impl Iterator<Item = &'static Operation> + 'w {
+    let words: Vec<String> = words.iter().map(|w| w.as_ref().to_lowercase()).collect();
+    operations().filter(move |op| {
+        let t = op.template.to_lowercase();
+        let l = op.label.to_lowercase();
+        words
+            .iter()
+            .all(|w| t.contains(w.as_str()) || l.contains(w.as_str()))
+    })
+}
+
+fn events_all() -> &'static [Event] {
+    static EVENTS_LIST: OnceLock<Vec<Event>> = OnceLock::new();
+    EVENTS_LIST.get_or_init(|| {
+        EVENTS
+            .split_terminator('\n')
+            .filter_map(|line| {
+                let v: Value = serde_json::from_str(line).ok()?;
+                let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+                Some(Event {
+                    kind: text("type")?,
+                    protocol: if v.get("v").and_then(Value::as_u64) == Some(2) {
+                        Protocol::V2
+                    } else {
+                        Protocol::V3
+                    },
+                    label: text("l").unwrap_or_default(),
+                    resource_type: text("rt"),
+                    encrypted: text("x"),
+                    resources: match v.get("res") {
+                        Some(Value::Array(a)) => a.iter().map(|r| fields(Some(r))).collect(),
+                        _ => Vec::new(),
+                    },
+                })
+            })
+            .collect()
+    })
+}
+
+/// Every documented webhook event, APIv3 then APIv2, each by type.
+pub fn events() -> impl Iterator<Item = &'static Event> {
+    events_all().iter()
+}
+
+/// The event of type `kind` (`TRANSACTION.SUCCESS`; APIv2: `refund-processed`).
+pub fn event(kind: &str) -> Option<&'static Event> {
+    events_all().iter().find(|e| e.kind == kind)
+}
+
+/// Edit distance between two segments, in characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// How far `path` is from `template`, segment by segment: a placeholder takes any segment, a
+/// literal costs its edit distance, a missing or extra segment costs its length.
+fn path_distance(path: &[&str], template: &str) -> usize {
+    let t: Vec<&str> = template.split('/').collect();
+    let cost = |p: &str, t: &str| -> usize {
+        if t.starts_with('{') {
+            0
+        } else {
+            distance(p, t)
+        }
+    };
+    let mut row: Vec<usize> = Vec::with_capacity(t.len() + 1);
+    row.push(0);
+    for s in &t {
+        let last = row[row.len() - 1];
+        row.push(last + s.len().max(1));
+    }
+    for p in path {
+        let mut prev = row[0];
+        row[0] += p.len().max(1);
+        for (j, s) in t.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + cost(p, s))
+                .min(cur + p.len().max(1))
+                .min(row[j] + s.len().max(1));
+            prev = cur;
+        }
+    }
+    row[t.len()]
+}
+
+/// The documented operations nearest to `path`, for a "did you mean": at most five, nearest
+/// first, those of `method` before the others at the same distance; empty when nothing is
+/// close.
+pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
+    let m = method_index(method);
+    let segs: Vec<&str> = clean(path).split('/').collect();
+    let size: usize = segs.iter().map(|s| s.len()).sum();
+    let limit = (size / 4).max(3);
+    let mut near: Vec<(usize, bool, u32)> = index()
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let d = path_distance(&segs, e.template);
+            (d <= limit).then_some((d, Some(e.method) != m, i as u32))
+        })
+        .collect();
+    near.sort();
+    near.truncate(5);
+    near.into_iter()
+        .filter_map(|(_, _, i)| index().entries[i as usize].get())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_names_take_digits_only() {
+        let f = Field {
+            name: "coupon_refund_fee_$n".into(),
+            ty: Type::Integer,
+            required: false,
+            label: String::new(),
+            enumeration: Vec::new(),
+            encrypted: None,
+            children: Vec::new(),
+        };
+        assert!(f.matches("coupon_refund_fee_0"));
+        assert!(f.matches("coupon_refund_fee_12"));
+        assert!(!f.matches("coupon_refund_fee_"));
+        assert!(!f.matches("coupon_refund_fee_x"));
+        let g = Field {
+            name: "coupon_id_$n_$m".into(),
+            ..f
+        };
+        assert!(!g.matches("coupon_id_1"));
+        assert!(g.matches("coupon_id_1_0"));
+    }
+
+    #[test]
+    fn path_distance_lets_placeholders_take_any_segment() {
+        let p = ["v3", "pay", "transactions", "id", "42"];
+        assert_eq!(
+            path_distance(&p, "v3/pay/transactions/id/{transaction_id}"),
+            0
+        );
+        assert_eq!(
+            path_distance(&["v3", "pay", "transaction"], "v3/pay/transactions"),
+            1
+        );
+        assert_eq!(path_distance(&["v3", "pay"], "v3/pay/transactions"), 12);
+    }
+}
