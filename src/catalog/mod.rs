@@ -439,13 +439,35 @@ pub fn events() -> impl Iterator<Item = &'static Event> {
     events_all().iter()
 }
 
-/// The event of type `kind` (`TRANSACTION.SUCCESS`; APIv2: `refund-processed`).
+/// The event of type `kind` (`TRANSACTION.SUCCESS`; APIv2: `refund-processed`); the APIv3 one
+/// when both protocols document the type.
 pub fn event(kind: &str) -> Option<&'static Event> {
     events_all().iter().find(|e| e.kind == kind)
 }
 
-/// Edit distance between two segments, in characters.
+/// Edit distance between two segments, in characters (bytes for ASCII, without allocating).
 fn distance(a: &str, b: &str) -> usize {
+    if a.is_ascii() && b.is_ascii() && b.len() < 64 {
+        let b = b.as_bytes();
+        let mut row = [0usize; 64];
+        for (j, r) in row.iter_mut().enumerate().take(b.len() + 1) {
+            *r = j;
+        }
+        for (i, ca) in a.bytes().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = if ca == *cb {
+                    prev
+                } else {
+                    1 + prev.min(cur).min(row[j])
+                };
+                prev = cur;
+            }
+        }
+        return row[b.len()];
+    }
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -464,35 +486,71 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// How far `path` is from `template`, segment by segment: a placeholder takes any segment, a
-/// literal costs its edit distance, a missing or extra segment costs its length.
-fn path_distance(path: &[&str], template: &str) -> usize {
-    let t: Vec<&str> = template.split('/').collect();
-    let cost = |p: &str, t: &str| -> usize {
-        if t.starts_with('{') {
-            0
-        } else {
-            distance(p, t)
-        }
-    };
-    let mut row: Vec<usize> = Vec::with_capacity(t.len() + 1);
+/// How far `path` is from a template's segments, segment by segment: a placeholder
+/// (`u32::MAX`) takes any segment, a literal costs its edit distance (`cost(path index,
+/// literal)`), a missing or extra segment costs its length (`len(literal)`).
+fn path_distance(
+    path: &[&str],
+    template: &[u32],
+    mut cost: impl FnMut(usize, u32) -> usize,
+    len: impl Fn(u32) -> usize,
+) -> usize {
+    let seg_len = |s: u32| if s == u32::MAX { 1 } else { len(s).max(1) };
+    let mut row: Vec<usize> = Vec::with_capacity(template.len() + 1);
     row.push(0);
-    for s in &t {
+    for s in template {
         let last = row[row.len() - 1];
-        row.push(last + s.len().max(1));
+        row.push(last + seg_len(*s));
     }
-    for p in path {
+    for (i, p) in path.iter().enumerate() {
         let mut prev = row[0];
         row[0] += p.len().max(1);
-        for (j, s) in t.iter().enumerate() {
+        for (j, s) in template.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = (prev + cost(p, s))
+            let c = if *s == u32::MAX { 0 } else { cost(i, *s) };
+            row[j + 1] = (prev + c)
                 .min(cur + p.len().max(1))
-                .min(row[j] + s.len().max(1));
+                .min(row[j] + seg_len(*s));
             prev = cur;
         }
     }
-    row[t.len()]
+    row[template.len()]
+}
+
+/// The templates' segments as numbers, for [`suggest`]: each distinct literal is measured
+/// once per call.
+struct Shapes {
+    literals: Vec<&'static str>,
+    /// Per entry, its segments: an index into `literals`, or `u32::MAX` for a placeholder.
+    segments: Vec<Vec<u32>>,
+}
+
+fn shapes() -> &'static Shapes {
+    static SHAPES: OnceLock<Shapes> = OnceLock::new();
+    SHAPES.get_or_init(|| {
+        let mut ids: HashMap<&'static str, u32> = HashMap::new();
+        let mut literals = Vec::new();
+        let segments = index()
+            .entries
+            .iter()
+            .map(|e| {
+                e.template
+                    .split('/')
+                    .map(|s| {
+                        if s.starts_with('{') {
+                            u32::MAX
+                        } else {
+                            *ids.entry(s).or_insert_with(|| {
+                                literals.push(s);
+                                (literals.len() - 1) as u32
+                            })
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Shapes { literals, segments }
+    })
 }
 
 /// The documented operations nearest to `path`, for a "did you mean": at most five, nearest
@@ -503,15 +561,28 @@ pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
     let segs: Vec<&str> = clean(path).split('/').collect();
     let size: usize = segs.iter().map(|s| s.len()).sum();
     let limit = (size / 4).max(3);
-    let mut near: Vec<(usize, bool, u32)> = index()
-        .entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, e)| {
-            let d = path_distance(&segs, e.template);
-            (d <= limit).then_some((d, Some(e.method) != m, i as u32))
-        })
-        .collect();
+    let sh = shapes();
+    let n = segs.len();
+    // distance of path segment p to literal l, measured on first need
+    let mut memo: Vec<u32> = vec![u32::MAX; sh.literals.len() * n];
+    let mut near: Vec<(usize, bool, u32)> = Vec::new();
+    for (i, (e, tsegs)) in index().entries.iter().zip(&sh.segments).enumerate() {
+        let d = path_distance(
+            &segs,
+            tsegs,
+            |p, l| {
+                let slot = &mut memo[l as usize * n + p];
+                if *slot == u32::MAX {
+                    *slot = distance(segs[p], sh.literals[l as usize]) as u32;
+                }
+                *slot as usize
+            },
+            |l| sh.literals[l as usize].len(),
+        );
+        if d <= limit {
+            near.push((d, Some(e.method) != m, i as u32));
+        }
+    }
     near.sort();
     near.truncate(5);
     near.into_iter()
@@ -544,6 +615,14 @@ mod tests {
         };
         assert!(!g.matches("coupon_id_1"));
         assert!(g.matches("coupon_id_1_0"));
+    }
+
+    #[test]
+    fn distance_counts_edits() {
+        assert_eq!(distance("transaction", "transactions"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("商户号", "商户"), 1);
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]

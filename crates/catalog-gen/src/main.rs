@@ -161,7 +161,8 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
             ),
         });
     }
-    events.sort_by(|a, b| (a.protocol, &a.kind).cmp(&(b.protocol, &b.kind)));
+    // APIv3 first: `TRANSACTION.SUCCESS` is documented for both
+    events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
 
     let mut op_lines = String::new();
     for op in &ops {
