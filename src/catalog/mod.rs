@@ -7,7 +7,8 @@
 //! answer comes unsigned (downloads), and the request and response fields as trees (name, JSON
 //! type, required, enumerated values, encryption, a short label). docs/operations.md lists it.
 //!
-//! Nothing is parsed up front: the first lookup indexes the lines (method and path only), and
+//! Nothing is parsed up front: the first lookup reads `index.txt` (method, template and offset of
+//! each operation, 70 kB, sorted by template segment by segment), lookups binary-search it, and
 //! each operation is decoded the first time it is asked for, then kept.
 //!
 //! ```
@@ -41,6 +42,7 @@ pub use crate::decorator::Protocol;
 pub use validate::{Finding, FindingKind};
 
 static OPERATIONS: &str = include_str!("operations.jsonl");
+static INDEX_TEXT: &str = include_str!("index.txt");
 static EVENTS: &str = include_str!("events.jsonl");
 
 /// The JSON type a field is documented with.
@@ -255,67 +257,74 @@ fn method_index(m: &str) -> Option<usize> {
 struct Entry {
     method: usize,
     template: &'static str,
-    line: &'static str,
-    op: OnceLock<Option<Operation>>,
-}
-
-/// A node of the path tree: literal segments first, then a placeholder.
-#[derive(Default)]
-struct Node {
-    literal: HashMap<&'static str, Node>,
-    param: Option<Box<Node>>,
-    /// By method; templates of the same shape share a node (`v2/secapi/mch/{addinstitutionsub}`
-    /// and `…/{queryinstitutionsub}`).
-    ops: [Vec<u32>; 5],
+    /// The operation's line in `operations.jsonl`, sliced only when decoded: touching the 1.5 MB
+    /// at first use would cost more than the whole index.
+    start: usize,
+    end: usize,
+    op: OnceLock<Option<Box<Operation>>>,
 }
 
 struct Index {
+    /// Sorted by template segment by segment, then method, as `index.txt` lists them.
     entries: Vec<Entry>,
-    root: Node,
+    /// A template's first entry (its methods follow it): one hash for a call by template.
+    exact: HashMap<&'static str, u32, std::hash::BuildHasherDefault<Fnv>>,
 }
 
-/// Reads `{"m":"GET","p":"v3/…",` at the start of a line without decoding the rest.
-fn head(line: &'static str) -> Option<(usize, &'static str)> {
-    let rest = line.strip_prefix("{\"m\":\"")?;
-    let end = rest.find('"')?;
-    let method = method_index(&rest[..end])?;
-    let rest = rest[end..].strip_prefix("\",\"p\":\"")?;
-    let end = rest.find('"')?;
-    Some((method, &rest[..end]))
+/// FNV-1a: the keys are short templates, hashed once each at first use.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
 }
 
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut entries = Vec::with_capacity(1200);
-        let mut root = Node::default();
-        for line in OPERATIONS.split_terminator('\n') {
-            let Some((method, template)) = head(line) else {
-                continue;
-            };
-            let mut node = &mut root;
-            for seg in template.split('/') {
-                node = if seg.starts_with('{') {
-                    node.param.get_or_insert_with(Box::default)
-                } else {
-                    node.literal.entry(seg).or_default()
-                };
-            }
-            node.ops[method].push(entries.len() as u32);
+        let mut entries: Vec<Entry> = Vec::with_capacity(1200);
+        let mut exact = HashMap::with_capacity_and_hasher(1200, Default::default());
+        // `METHOD template start` per line; the next line's start ends this one
+        let mut rows = INDEX_TEXT.split_terminator('\n').filter_map(|l| {
+            let mut parts = l.split(' ');
+            let method = method_index(parts.next()?)?;
+            let template = parts.next()?;
+            let start: usize = parts.next()?.parse().ok()?;
+            Some((method, template, start))
+        });
+        let mut next = rows.next();
+        while let Some((method, template, start)) = next {
+            next = rows.next();
+            let end = next.map_or(OPERATIONS.len(), |(_, _, s)| s);
+            exact.entry(template).or_insert(entries.len() as u32);
             entries.push(Entry {
                 method,
                 template,
-                line,
+                start,
+                end,
                 op: OnceLock::new(),
             });
         }
-        Index { entries, root }
+        Index { entries, exact }
     })
 }
 
-fn decode(line: &'static str, method: usize, template: &'static str) -> Option<Operation> {
+fn decode(line: &'static str, method: usize, template: &'static str) -> Option<Box<Operation>> {
     let v: Value = serde_json::from_str(line).ok()?;
-    Some(Operation {
+    Some(Box::new(Operation {
         protocol: if v.get("v").and_then(Value::as_u64) == Some(2) {
             Protocol::V2
         } else {
@@ -328,14 +337,17 @@ fn decode(line: &'static str, method: usize, template: &'static str) -> Option<O
         unsigned: v.get("uns").and_then(Value::as_bool).unwrap_or(false),
         request: fields(v.get("req")),
         response: fields(v.get("res")),
-    })
+    }))
 }
 
 impl Entry {
     fn get(&'static self) -> Option<&'static Operation> {
         self.op
-            .get_or_init(|| decode(self.line, self.method, self.template))
-            .as_ref()
+            .get_or_init(|| {
+                let line = OPERATIONS.get(self.start..self.end)?;
+                decode(line.trim_end_matches('\n'), self.method, self.template)
+            })
+            .as_deref()
     }
 }
 
@@ -345,50 +357,97 @@ fn clean(path: &str) -> &str {
     p.trim_start_matches('/')
 }
 
-fn walk<'n>(node: &'n Node, segs: &[&str], method: usize) -> Option<&'n [u32]> {
+/// The segment of `template` starting at byte `at` (`None` past its end: a shorter template
+/// sorts first). The entries of a range share their first segments, so `at` is the same for all.
+fn seg(template: &str, at: usize) -> Option<&str> {
+    // past the first segment, `at` is just after a `/` the template has iff it is that long
+    let rest = template.get(at..)?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// The entry of `method` among `range` (entries whose first segments, up to byte `at`, the
+/// path matched) that the rest of the path `segs` leads to: a literal segment before a
+/// placeholder, and among placeholders the one the segment spells
+/// (`v2/secapi/mch/{queryinstitutionsub}` for `queryInstitutionsub`). Binary searches only.
+fn walk(
+    entries: &[Entry],
+    range: std::ops::Range<usize>,
+    at: usize,
+    segs: &[&str],
+    method: usize,
+) -> Option<usize> {
+    use std::cmp::Ordering;
+    let part = &entries[range.clone()];
     let Some((first, rest)) = segs.split_first() else {
-        let ops = &node.ops[method];
-        return (!ops.is_empty()).then_some(ops.as_slice());
+        // the templates that end here come first
+        let ends = part.partition_point(|e| seg(e.template, at).is_none());
+        return part[..ends]
+            .iter()
+            .position(|e| e.method == method)
+            .map(|i| range.start + i);
     };
-    // a `{name}` given in the path is a placeholder, never a literal
+    let sub = |pred: &dyn Fn(&str) -> Ordering| {
+        let lo = part.partition_point(|e| seg(e.template, at).map_or(true, |s| pred(s).is_lt()));
+        let hi = part.partition_point(|e| seg(e.template, at).map_or(true, |s| !pred(s).is_gt()));
+        range.start + lo..range.start + hi
+    };
     if !first.starts_with('{') {
-        if let Some(n) = node.literal.get(*first) {
-            if let Some(i) = walk(n, rest, method) {
-                return Some(i);
+        let r = sub(&|s: &str| s.cmp(first));
+        if !r.is_empty() {
+            if let Some(found) = walk(entries, r, at + first.len() + 1, rest, method) {
+                return Some(found);
             }
         }
     }
-    walk(node.param.as_deref()?, rest, method)
+    // the placeholders sort after every literal (`{` is above the characters of a path)
+    let r = sub(&|s: &str| {
+        if s.starts_with('{') {
+            Ordering::Equal
+        } else {
+            Ordering::Less
+        }
+    });
+    let name = first.trim_start_matches('{').trim_end_matches('}');
+    let spelled = |s: &str| s[1..s.len() - 1].eq_ignore_ascii_case(name);
+    // the placeholder the segment spells first, then the others in order
+    for pass in [true, false] {
+        let mut from = r.start;
+        while from < r.end {
+            let this = seg(entries[from].template, at)?;
+            let n = entries[from..r.end].partition_point(|e| seg(e.template, at) == Some(this));
+            let g = from..from + n.max(1);
+            from = g.end;
+            if spelled(this) == pass {
+                if let Some(found) = walk(entries, g, at + this.len() + 1, rest, method) {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The operation `method` (any case) on `path`: a template (`v3/pay/transactions/id/{transaction_id}`)
 /// or a concrete path (`/v3/pay/transactions/id/4200…?mchid=1`), literal segments winning over
-/// placeholders. Costs one hash lookup per segment.
+/// placeholders. A template costs one hash; a concrete path, binary searches per segment.
 pub fn find(method: &str, path: &str) -> Option<&'static Operation> {
     let m = method_index(method)?;
     let idx = index();
-    let segs: Vec<&str> = clean(path).split('/').collect();
-    let found = walk(&idx.root, &segs, m)?;
-    let i = match found {
-        [one] => *one,
-        // same shape: the template the path names, or whose placeholder the segment spells
-        many => *many
+    let path = clean(path);
+    if let Some(first) = idx.exact.get(path) {
+        let same = idx.entries[*first as usize..]
             .iter()
-            .find(|i| {
-                let t = idx.entries[**i as usize].template;
-                t.split('/').zip(&segs).all(|(t, s)| {
-                    t == *s
-                        || t.strip_prefix('{')
-                            .and_then(|t| t.strip_suffix('}'))
-                            .is_some_and(|n| n.eq_ignore_ascii_case(s))
-                })
-            })
-            .unwrap_or(&many[0]),
-    };
-    idx.entries[i as usize].get()
+            .take_while(|e| e.template == path);
+        if let Some(e) = same.into_iter().find(|e| e.method == m) {
+            return e.get();
+        }
+    }
+    let segs: Vec<&str> = path.split('/').collect();
+    let i = walk(&idx.entries, 0..idx.entries.len(), 0, &segs, m)?;
+    idx.entries[i].get()
 }
 
-/// Every operation, sorted by template then method. Decodes each on first use.
+/// Every operation, sorted by template (segment by segment) then method. Decodes each on first use.
 pub fn operations() -> impl Iterator<Item = &'static Operation> {
     index().entries.iter().filter_map(Entry::get)
 }

@@ -4,7 +4,7 @@
 //! cargo run --manifest-path crates/catalog-gen/Cargo.toml -- [DOCS_DIR] [--check]
 //! ```
 //!
-//! Writes `src/catalog/operations.jsonl`, `src/catalog/events.jsonl`, `catalog/report.md` and
+//! Writes `src/catalog/operations.jsonl` (and its `index.txt`), `src/catalog/events.jsonl`, `catalog/report.md` and
 //! `docs/operations.md`; `--check` writes nothing and exits 1 when a committed file differs.
 //! Only facts are kept (methods, paths, field names, types, required marks, enumerations,
 //! encryption marks, short labels); prose and code samples are not.
@@ -149,7 +149,13 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
             }
         }
     }
-    ops.sort_by(|a, b| (&a.template, a.method).cmp(&(&b.template, b.method)));
+    // by segments, then method: the library binary-searches the templates segment by segment
+    ops.sort_by(|a, b| {
+        a.template
+            .split('/')
+            .cmp(b.template.split('/'))
+            .then(a.method.cmp(b.method))
+    });
     let before = ops.len();
     ops.dedup_by(|a, b| a.template == b.template && a.method == b.method);
     if ops.len() != before {
@@ -165,7 +171,11 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
     events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
 
     let mut op_lines = String::new();
+    // the library's index: `METHOD template start` per line, so that a lookup touches neither
+    // the operations' bytes nor their JSON until one is asked for
+    let mut index_lines = String::new();
     for op in &ops {
+        let _ = writeln!(index_lines, "{} {} {}", op.method, op.template, op_lines.len());
         op_lines.push_str(&serde_json::to_string(&op.to_json()).expect("json"));
         op_lines.push('\n');
     }
@@ -215,6 +225,7 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
     Ok(Outputs {
         files: vec![
             ("src/catalog/operations.jsonl".into(), op_lines),
+            ("src/catalog/index.txt".into(), index_lines),
             ("src/catalog/events.jsonl".into(), ev_lines),
             ("catalog/report.md".into(), report),
             ("docs/operations.md".into(), operations_md),
