@@ -391,7 +391,7 @@ fn top_level_mistakes_name_their_field() {
     );
     // the client's own options are not args of the page
     assert!(op
-        .validate(&json!({"out_order_no": "1", "json": {}, "timeout": 3, "headers": {"X-A": "b"}, "validate": false}))
+        .validate(&json!({"out_order_no": "1", "json": {}, "timeout": 3, "headers": {"X-A": "b"}, "validate": false, "retry": false}))
         .is_empty());
 }
 

@@ -454,6 +454,13 @@ pub fn operations() -> impl Iterator<Item = &'static Operation> {
 
 /// The operations whose template or label holds every one of `words` (case-insensitive; no
 /// words: all of them).
+///
+/// ```
+/// use wechatpay_chain::catalog;
+///
+/// let refunds: Vec<_> = catalog::search(&["v3/refund/domestic"]).collect();
+/// assert!(refunds.iter().any(|op| op.method == "POST" && op.template == "v3/refund/domestic/refunds"));
+/// ```
 pub fn search<'w, S: AsRef<str>>(words: &'w [S]) -> impl Iterator<Item = &'static Operation> + 'w {
     let words: Vec<String> = words.iter().map(|w| w.as_ref().to_lowercase()).collect();
     operations().filter(move |op| {
@@ -500,6 +507,14 @@ pub fn events() -> impl Iterator<Item = &'static Event> {
 
 /// The event of type `kind` (`TRANSACTION.SUCCESS`; APIv2: `refund-processed`); the APIv3 one
 /// when both protocols document the type.
+///
+/// ```
+/// use wechatpay_chain::catalog;
+///
+/// let e = catalog::event("REFUND.SUCCESS").unwrap();
+/// assert_eq!(e.encrypted.as_deref(), Some("by-aes-gcm"));
+/// assert!(e.resource().iter().any(|f| f.name == "out_refund_no"));
+/// ```
 pub fn event(kind: &str) -> Option<&'static Event> {
     events_all().iter().find(|e| e.kind == kind)
 }
@@ -686,15 +701,29 @@ mod tests {
 
     #[test]
     fn path_distance_lets_placeholders_take_any_segment() {
+        fn d(p: &[&str], t: &str) -> usize {
+            let lits: Vec<&str> = t.split('/').collect();
+            let ids: Vec<u32> = lits
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if s.starts_with('{') {
+                        u32::MAX
+                    } else {
+                        i as u32
+                    }
+                })
+                .collect();
+            path_distance(
+                p,
+                &ids,
+                |i, l| distance(p[i], lits[l as usize]),
+                |l| lits[l as usize].len(),
+            )
+        }
         let p = ["v3", "pay", "transactions", "id", "42"];
-        assert_eq!(
-            path_distance(&p, "v3/pay/transactions/id/{transaction_id}"),
-            0
-        );
-        assert_eq!(
-            path_distance(&["v3", "pay", "transaction"], "v3/pay/transactions"),
-            1
-        );
-        assert_eq!(path_distance(&["v3", "pay"], "v3/pay/transactions"), 12);
+        assert_eq!(d(&p, "v3/pay/transactions/id/{transaction_id}"), 0);
+        assert_eq!(d(&["v3", "pay", "transaction"], "v3/pay/transactions"), 1);
+        assert_eq!(d(&["v3", "pay"], "v3/pay/transactions"), 12);
     }
 }

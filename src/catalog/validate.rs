@@ -68,9 +68,9 @@ struct Check<'a> {
 }
 
 /// The request options every call may carry besides the documented args (the client's own:
-/// [`crate::decorator::OPTION_KEYS`], and `validate`).
+/// [`crate::decorator::OPTION_KEYS`], `retry`, and `validate`).
 fn is_option(key: &str) -> bool {
-    key == "validate" || crate::decorator::OPTION_KEYS.contains(&key)
+    matches!(key, "validate" | "retry") || crate::decorator::OPTION_KEYS.contains(&key)
 }
 
 /// Fields the client fills in an APIv2 `xml` body itself.

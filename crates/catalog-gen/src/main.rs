@@ -175,7 +175,13 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
     // the operations' bytes nor their JSON until one is asked for
     let mut index_lines = String::new();
     for op in &ops {
-        let _ = writeln!(index_lines, "{} {} {}", op.method, op.template, op_lines.len());
+        let _ = writeln!(
+            index_lines,
+            "{} {} {}",
+            op.method,
+            op.template,
+            op_lines.len()
+        );
         op_lines.push_str(&serde_json::to_string(&op.to_json()).expect("json"));
         op_lines.push('\n');
     }
