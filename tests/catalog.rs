@@ -331,6 +331,10 @@ fn misspelled_paths_are_unknown_and_suggest_the_documented_template() {
         "v3/pay/transactions/native"
     );
     assert!(catalog::suggest("GET", "something/else/entirely/unrelated").is_empty());
+    // hostile input stays cheap and finds nothing
+    let long = "v3/".repeat(10_000);
+    assert!(catalog::suggest("GET", &long).is_empty());
+    assert!(catalog::find("GET", &long).is_none());
 }
 
 #[test]

@@ -633,6 +633,10 @@ fn shapes() -> &'static Shapes {
 pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
     let m = method_index(method);
     let segs: Vec<&str> = clean(path).split('/').collect();
+    // no documented path comes near one this long; and the work stays bounded
+    if segs.len() > 32 || path.len() > 1024 {
+        return Vec::new();
+    }
     let size: usize = segs.iter().map(|s| s.len()).sum();
     let limit = (size / 4).max(3);
     let sh = shapes();

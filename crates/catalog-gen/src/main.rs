@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         }
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap_or(root);
     let docs = docs.unwrap_or_else(|| root.join("../shared/docs-site"));
     if !docs.join("openapi").is_dir() || !docs.join("webhook").is_dir() {
         eprintln!(
