@@ -7,9 +7,10 @@
 //! answer comes unsigned (downloads), and the request and response fields as trees (name, JSON
 //! type, required, enumerated values, encryption, a short label). docs/operations.md lists it.
 //!
-//! Nothing is parsed up front: the first lookup reads `index.txt` (method, template and offset of
-//! each operation, 70 kB, sorted by template segment by segment), lookups binary-search it, and
-//! each operation is decoded the first time it is asked for, then kept.
+//! Nothing is parsed up front: the first lookup reads `index.txt` (method, template, offset and
+//! label of each operation, 100 kB) and hashes its templates; the first lookup of a concrete path
+//! builds a tree of their segments; each operation is decoded the first time it is asked for,
+//! then kept.
 //!
 //! ```
 //! use serde_json::json;
@@ -257,6 +258,7 @@ fn method_index(m: &str) -> Option<usize> {
 struct Entry {
     method: usize,
     template: &'static str,
+    label: &'static str,
     /// The operation's line in `operations.jsonl`, sliced only when decoded: touching the 1.5 MB
     /// at first use would cost more than the whole index.
     start: usize,
@@ -297,22 +299,23 @@ fn index() -> &'static Index {
     INDEX.get_or_init(|| {
         let mut entries: Vec<Entry> = Vec::with_capacity(1200);
         let mut exact = HashMap::with_capacity_and_hasher(1200, Default::default());
-        // `METHOD template start` per line; the next line's start ends this one
+        // `METHOD template start label` per line; the next line's start ends this one
         let mut rows = INDEX_TEXT.split_terminator('\n').filter_map(|l| {
-            let mut parts = l.split(' ');
+            let mut parts = l.splitn(4, ' ');
             let method = method_index(parts.next()?)?;
             let template = parts.next()?;
             let start: usize = parts.next()?.parse().ok()?;
-            Some((method, template, start))
+            Some((method, template, start, parts.next().unwrap_or("")))
         });
         let mut next = rows.next();
-        while let Some((method, template, start)) = next {
+        while let Some((method, template, start, label)) = next {
             next = rows.next();
-            let end = next.map_or(OPERATIONS.len(), |(_, _, s)| s);
+            let end = next.map_or(OPERATIONS.len(), |(_, _, s, _)| s);
             exact.entry(template).or_insert(entries.len() as u32);
             entries.push(Entry {
                 method,
                 template,
+                label,
                 start,
                 end,
                 op: OnceLock::new(),
@@ -357,79 +360,94 @@ fn clean(path: &str) -> &str {
     p.trim_start_matches('/')
 }
 
-/// The segment of `template` starting at byte `at` (`None` past its end: a shorter template
-/// sorts first). The entries of a range share their first segments, so `at` is the same for all.
-fn seg(template: &str, at: usize) -> Option<&str> {
-    // past the first segment, `at` is just after a `/` the template has iff it is that long
-    let rest = template.get(at..)?;
-    Some(rest.split('/').next().unwrap_or(rest))
+const NONE: u32 = u32::MAX;
+
+/// A node of the path tree: its placeholder child and its entry per method. Literal children
+/// are the edges `(node, segment)` of [`Tree::literal`].
+#[derive(Clone, Copy)]
+struct Node {
+    param: u32,
+    ops: [u32; 5],
 }
 
-/// The entry of `method` among `range` (entries whose first segments, up to byte `at`, the
-/// path matched) that the rest of the path `segs` leads to: a literal segment before a
-/// placeholder, and among placeholders the one the segment spells
-/// (`v2/secapi/mch/{queryinstitutionsub}` for `queryInstitutionsub`). Binary searches only.
-fn walk(
-    entries: &[Entry],
-    range: std::ops::Range<usize>,
-    at: usize,
-    segs: &[&str],
-    method: usize,
-) -> Option<usize> {
-    use std::cmp::Ordering;
-    let part = &entries[range.clone()];
+const EMPTY: Node = Node {
+    param: NONE,
+    ops: [NONE; 5],
+};
+
+/// The templates as a tree of segments, for concrete paths; built on the first lookup of one.
+struct Tree {
+    nodes: Vec<Node>,
+    literal: HashMap<(u32, &'static str), u32, std::hash::BuildHasherDefault<Fnv>>,
+    /// Templates of the same shape as an earlier one (`v2/secapi/mch/{addinstitutionsub}` and
+    /// `…/{queryinstitutionsub}`): (node, method, entry).
+    same_shape: Vec<(u32, usize, u32)>,
+}
+
+fn tree() -> &'static Tree {
+    static TREE: OnceLock<Tree> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let entries = &index().entries;
+        let mut t = Tree {
+            nodes: Vec::with_capacity(3000),
+            literal: HashMap::with_capacity_and_hasher(3000, Default::default()),
+            same_shape: Vec::new(),
+        };
+        t.nodes.push(EMPTY);
+        for (e, entry) in entries.iter().enumerate() {
+            let mut node = 0u32;
+            for seg in entry.template.split('/') {
+                let fresh = t.nodes.len() as u32;
+                node = if seg.starts_with('{') {
+                    match t.nodes[node as usize].param {
+                        NONE => {
+                            t.nodes[node as usize].param = fresh;
+                            t.nodes.push(EMPTY);
+                            fresh
+                        }
+                        n => n,
+                    }
+                } else {
+                    let n = *t.literal.entry((node, seg)).or_insert(fresh);
+                    if n == fresh {
+                        t.nodes.push(EMPTY);
+                    }
+                    n
+                };
+            }
+            match &mut t.nodes[node as usize].ops[entry.method] {
+                slot if *slot == NONE => *slot = e as u32,
+                _ => t.same_shape.push((node, entry.method, e as u32)),
+            }
+        }
+        t
+    })
+}
+
+/// The node and entry `method` has at the end of `segs` from `node`: literal segments before
+/// placeholders.
+fn walk(t: &Tree, node: u32, segs: &[&str], method: usize) -> Option<(u32, u32)> {
     let Some((first, rest)) = segs.split_first() else {
-        // the templates that end here come first
-        let ends = part.partition_point(|e| seg(e.template, at).is_none());
-        return part[..ends]
-            .iter()
-            .position(|e| e.method == method)
-            .map(|i| range.start + i);
+        let e = t.nodes[node as usize].ops[method];
+        return (e != NONE).then_some((node, e));
     };
-    let sub = |pred: &dyn Fn(&str) -> Ordering| {
-        let lo = part.partition_point(|e| seg(e.template, at).map_or(true, |s| pred(s).is_lt()));
-        let hi = part.partition_point(|e| seg(e.template, at).map_or(true, |s| !pred(s).is_gt()));
-        range.start + lo..range.start + hi
-    };
+    // a `{name}` given in the path is a placeholder, never a literal
     if !first.starts_with('{') {
-        let r = sub(&|s: &str| s.cmp(first));
-        if !r.is_empty() {
-            if let Some(found) = walk(entries, r, at + first.len() + 1, rest, method) {
+        if let Some(n) = t.literal.get(&(node, *first)) {
+            if let Some(found) = walk(t, *n, rest, method) {
                 return Some(found);
             }
         }
     }
-    // the placeholders sort after every literal (`{` is above the characters of a path)
-    let r = sub(&|s: &str| {
-        if s.starts_with('{') {
-            Ordering::Equal
-        } else {
-            Ordering::Less
-        }
-    });
-    let name = first.trim_start_matches('{').trim_end_matches('}');
-    let spelled = |s: &str| s[1..s.len() - 1].eq_ignore_ascii_case(name);
-    // the placeholder the segment spells first, then the others in order
-    for pass in [true, false] {
-        let mut from = r.start;
-        while from < r.end {
-            let this = seg(entries[from].template, at)?;
-            let n = entries[from..r.end].partition_point(|e| seg(e.template, at) == Some(this));
-            let g = from..from + n.max(1);
-            from = g.end;
-            if spelled(this) == pass {
-                if let Some(found) = walk(entries, g, at + this.len() + 1, rest, method) {
-                    return Some(found);
-                }
-            }
-        }
+    match t.nodes[node as usize].param {
+        NONE => None,
+        p => walk(t, p, rest, method),
     }
-    None
 }
 
 /// The operation `method` (any case) on `path`: a template (`v3/pay/transactions/id/{transaction_id}`)
 /// or a concrete path (`/v3/pay/transactions/id/4200…?mchid=1`), literal segments winning over
-/// placeholders. A template costs one hash; a concrete path, binary searches per segment.
+/// placeholders. A template costs one hash, a concrete path one per segment.
 pub fn find(method: &str, path: &str) -> Option<&'static Operation> {
     let m = method_index(method)?;
     let idx = index();
@@ -442,9 +460,32 @@ pub fn find(method: &str, path: &str) -> Option<&'static Operation> {
             return e.get();
         }
     }
+    let t = tree();
     let segs: Vec<&str> = path.split('/').collect();
-    let i = walk(&idx.entries, 0..idx.entries.len(), 0, &segs, m)?;
-    idx.entries[i].get()
+    let (node, first) = walk(t, 0, &segs, m)?;
+    let mut i = first;
+    if t.same_shape.iter().any(|(n, mm, _)| *n == node && *mm == m) {
+        // same shape: the one whose placeholder the segment spells
+        let spelled = |e: u32| {
+            let tpl = idx.entries[e as usize].template;
+            tpl.split('/').zip(&segs).all(|(a, s)| {
+                a == *s
+                    || a.strip_prefix('{')
+                        .and_then(|a| a.strip_suffix('}'))
+                        .is_some_and(|n| n.eq_ignore_ascii_case(s))
+            })
+        };
+        if !spelled(first) {
+            if let Some((_, _, e)) = t
+                .same_shape
+                .iter()
+                .find(|(n, mm, e)| *n == node && *mm == m && spelled(*e))
+            {
+                i = *e;
+            }
+        }
+    }
+    idx.entries[i as usize].get()
 }
 
 /// Every operation, sorted by template (segment by segment) then method. Decodes each on first use.
@@ -463,13 +504,18 @@ pub fn operations() -> impl Iterator<Item = &'static Operation> {
 /// ```
 pub fn search<'w, S: AsRef<str>>(words: &'w [S]) -> impl Iterator<Item = &'static Operation> + 'w {
     let words: Vec<String> = words.iter().map(|w| w.as_ref().to_lowercase()).collect();
-    operations().filter(move |op| {
-        let t = op.template.to_lowercase();
-        let l = op.label.to_lowercase();
-        words
-            .iter()
-            .all(|w| t.contains(w.as_str()) || l.contains(w.as_str()))
-    })
+    // matched on the index; only the operations found are decoded
+    index()
+        .entries
+        .iter()
+        .filter(move |e| {
+            let t = e.template.to_lowercase();
+            let l = e.label.to_lowercase();
+            words
+                .iter()
+                .all(|w| t.contains(w.as_str()) || l.contains(w.as_str()))
+        })
+        .filter_map(Entry::get)
 }
 
 fn events_all() -> &'static [Event] {

@@ -172,16 +172,17 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
     events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
 
     let mut op_lines = String::new();
-    // the library's index: `METHOD template start` per line, so that a lookup touches neither
-    // the operations' bytes nor their JSON until one is asked for
+    // the library's index: `METHOD template start label` per line, so that a lookup or a search
+    // touches neither the operations' bytes nor their JSON until one is asked for
     let mut index_lines = String::new();
     for op in &ops {
         let _ = writeln!(
             index_lines,
-            "{} {} {}",
+            "{} {} {} {}",
             op.method,
             op.template,
-            op_lines.len()
+            op_lines.len(),
+            op.label.replace(['\n', '\r'], " ")
         );
         op_lines.push_str(&serde_json::to_string(&op.to_json()).expect("json"));
         op_lines.push('\n');
