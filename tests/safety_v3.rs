@@ -145,10 +145,7 @@ fn apiv3_calls_that_could_not_be_verified_are_not_sent() {
         .base_uri(certs.base())
         .build()
         .unwrap();
-    assert_eq!(
-        client.download_certificates(APIV3).unwrap().len(),
-        1
-    );
+    assert_eq!(client.download_certificates(APIV3).unwrap().len(), 1);
     // So does a client that downloads them on its own.
     let auto = Builder::new()
         .mchid(MCHID)

@@ -273,15 +273,15 @@ pub(crate) fn start_refresher(core: &Arc<Core>) -> Result<(), Error> {
 impl Client {
     /// Downloads `v3/certificates`, decrypts each with `apiv3_key`, and checks the answer's
     /// signature with them (or the keys already known). Nothing is added to the keyring.
-    pub async fn download_certificates_async(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
+    pub async fn download_certificates_async(
+        &self,
+        apiv3_key: &str,
+    ) -> Result<Vec<Downloaded>, Error> {
         self.core().fetch_certificates(apiv3_key).await
     }
 
     /// Blocking [`Client::download_certificates_async`].
-    pub fn download_certificates(
-        &self,
-        apiv3_key: &str,
-    ) -> Result<Vec<Downloaded>, Error> {
+    pub fn download_certificates(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
         crate::transport::block_on(self.download_certificates_async(apiv3_key))
     }
 

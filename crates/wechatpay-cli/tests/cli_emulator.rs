@@ -413,9 +413,7 @@ fn certificate_downloader_against_the_emulator() {
         .unwrap_err();
     assert!(matches!(wrong, Error::Crypto(_)), "{wrong}");
     emu.forge_next(Forgery::TamperedBody);
-    let forged = bare
-        .download_certificates(emu.apiv3_key())
-        .unwrap_err();
+    let forged = bare.download_certificates(emu.apiv3_key()).unwrap_err();
     assert!(matches!(forged, Error::Verification(_)), "{forged}");
     // The client made with the downloaded certificate verifies answers.
     let c = emu.builder().build().unwrap();
@@ -487,9 +485,7 @@ fn certificate_downloader_against_the_emulator() {
             .merchant_private_key(emu.merchant_private_key().unwrap().clone()),
     );
     let bare = merchant_only(&pk).build().unwrap();
-    let e = bare
-        .download_certificates(pk.apiv3_key())
-        .unwrap_err();
+    let e = bare.download_certificates(pk.apiv3_key()).unwrap_err();
     assert!(matches!(e, Error::Api { status: 404, .. }), "{e}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"))
         .args([

@@ -53,8 +53,7 @@ mod against_the_emulator {
     fn public_key_mode_answers_404_or_403_and_the_client_keeps_its_public_key() {
         for status in [404u16, 403] {
             let emu =
-                Emulator::start(EmulatorConfig::new().no_certificates_status(status))
-                    .unwrap();
+                Emulator::start(EmulatorConfig::new().no_certificates_status(status)).unwrap();
             assert!(emu.rotate_certificate().is_err());
             let client = emu
                 .builder()
@@ -67,9 +66,7 @@ mod against_the_emulator {
                 client.keyring().serials(),
                 vec![emu.platform_serial().to_string()]
             );
-            let e = client
-                .download_certificates(emu.apiv3_key())
-                .unwrap_err();
+            let e = client.download_certificates(emu.apiv3_key()).unwrap_err();
             assert_eq!(e.status(), Some(status));
         }
     }

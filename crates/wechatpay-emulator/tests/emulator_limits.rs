@@ -47,10 +47,9 @@ fn request(emu: &Emulator, method: &str, target: &str, body: &[u8]) -> String {
 
 #[test]
 fn a_stalled_connection_is_closed_after_the_read_timeout() {
-    let emu = Emulator::start(
-        EmulatorConfig::new().header_read_timeout(Duration::from_millis(300)),
-    )
-    .unwrap();
+    let emu =
+        Emulator::start(EmulatorConfig::new().header_read_timeout(Duration::from_millis(300)))
+            .unwrap();
     // Half a request line, then nothing.
     let mut half = connect(&emu);
     half.write_all(b"GET /emulator HTTP/1.1\r\nHost: x\r\n")
