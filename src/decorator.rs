@@ -238,13 +238,17 @@ impl Core {
             retry,
             own_base,
         };
-        match protocol {
-            Protocol::V3 => self.begin_v3(method, draft, upload),
-            Protocol::V2 if upload.is_some() => Err(Error::arg(
-                "media uploads are APIv3 calls (multipart with a signed meta)",
-            )),
-            Protocol::V2 => self.begin_v2(method, draft),
-        }
+        let mut pending = match protocol {
+            Protocol::V3 => self.begin_v3(method, draft, upload)?,
+            Protocol::V2 if upload.is_some() => {
+                return Err(Error::arg(
+                    "media uploads are APIv3 calls (multipart with a signed meta)",
+                ))
+            }
+            Protocol::V2 => self.begin_v2(method, draft)?,
+        };
+        pending.template = template.to_string();
+        Ok(pending)
     }
 
     fn begin_v3(
@@ -350,6 +354,7 @@ impl Core {
             secure: false,
             limits: d.limits,
             path: full_path,
+            template: String::new(),
             v2_sign_type: None,
             retry: d.retry,
             own_base: d.own_base,

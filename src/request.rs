@@ -29,6 +29,8 @@ pub(crate) struct Pending {
     pub limits: Limits,
     /// Request path, to find the answers the platform leaves unsigned.
     pub path: String,
+    /// The chain path as written (placeholders unexpanded), for the call's tracing span.
+    pub template: String,
     /// APIv2: the sign type the answer is expected to use.
     pub v2_sign_type: Option<SignType>,
     /// The retry policy of this call, if any.

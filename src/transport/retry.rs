@@ -1,11 +1,18 @@
 //! Retries the platform's way, opt-in: which failures may be tried again, with what backoff and
 //! deadline, to which domain; and the loop that runs attempts for blocking and async calls, with
-//! a fresh signature each time and a `tracing` event per attempt.
+//! a fresh signature each time, all inside one `tracing` span per call.
+//!
+//! Tracing: every call runs in an INFO span `wechatpay.call` with `method`, `path` (the chain
+//! template, placeholders unexpanded: no order numbers, no query), and, recorded as the call
+//! goes, `attempt`, `status` (absent when no answer came) and `elapsed_ms` (the whole call so
+//! far). Each attempt ends with a DEBUG event; only a retry is an INFO event, since an operator
+//! may act on it. Nothing of the request's headers (Authorization), keys or bodies is recorded.
 
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 pub use super::policy::RetryPolicy;
 use crate::error::Error;
@@ -117,8 +124,14 @@ impl Core {
         Ok(req)
     }
 
-    /// Runs a prepared call: sends, checks, and retries per policy.
-    pub(crate) async fn run(&self, mut pending: Pending) -> Result<Response, Error> {
+    /// Runs a prepared call: sends, checks, and retries per policy, in the call's span (which
+    /// follows the future, so blocking calls driven on another thread keep it too).
+    pub(crate) async fn run(&self, pending: Pending) -> Result<Response, Error> {
+        let span = call_span(pending.request.method(), &pending.template);
+        self.attempts(pending, span.clone()).instrument(span).await
+    }
+
+    async fn attempts(&self, mut pending: Pending, span: tracing::Span) -> Result<Response, Error> {
         let start = Instant::now();
         let mut attempt = 1u32;
         let method = pending.request.method().clone();
@@ -140,17 +153,16 @@ impl Core {
                 Err(e) => Err(e),
             };
             let status = match &outcome {
-                Ok(r) => r.status().as_u16(),
-                Err(e) => e.status().unwrap_or(0),
+                Ok(r) => Some(r.status().as_u16()),
+                Err(e) => e.status(),
             };
-            tracing::info!(
-                method = %method,
-                path = %pending.path,
-                status,
+            record(&span, attempt, status, start);
+            tracing::debug!(
                 attempt,
-                elapsed_ms = t0.elapsed().as_millis() as u64,
-                error = outcome.as_ref().err().map(|e| e.to_string()),
-                "wechatpay call"
+                status,
+                elapsed_ms = millis(t0),
+                error = outcome.as_ref().err().map(traced),
+                "attempt done"
             );
             let Some(policy) = &pending.retry else {
                 return surface(&pending.path, money, outcome);
@@ -166,9 +178,105 @@ impl Core {
             if start.elapsed() + wait >= policy.deadline {
                 return surface(&pending.path, money, outcome);
             }
+            tracing::info!(
+                attempt,
+                status,
+                error = outcome.as_ref().err().map(traced),
+                wait_ms = wait.as_millis() as u64,
+                backup_domain = backup && !pending.own_base && policy.backup.is_some(),
+                "retrying: attempt {attempt} of {} failed",
+                policy.max_attempts
+            );
             crate::transport::sleep(wait).await?;
             attempt += 1;
             request = self.next_request(&pending, policy, backup)?;
         }
+    }
+}
+
+/// The span of one call (see the module's docs): `method` and the chain `path` template now,
+/// `attempt`, `status` and `elapsed_ms` recorded as the call goes.
+pub(crate) fn call_span(method: &http::Method, template: &str) -> tracing::Span {
+    tracing::info_span!(
+        "wechatpay.call",
+        method = %method,
+        path = %template,
+        attempt = tracing::field::Empty,
+        status = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty,
+    )
+}
+
+/// Records an attempt's outcome on the call's span.
+pub(crate) fn record(span: &tracing::Span, attempt: u32, status: Option<u16>, start: Instant) {
+    span.record("attempt", attempt);
+    if let Some(s) = status {
+        span.record("status", s);
+    }
+    span.record("elapsed_ms", millis(start));
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs a call made of one attempt (a certificate or file download) in its own span, the
+/// answer's status recorded by the call itself (see [`answered`]) or taken from its error.
+pub(crate) async fn spanned<T>(
+    method: &http::Method,
+    template: &str,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let span = call_span(method, template);
+    let start = Instant::now();
+    let out = call.instrument(span.clone()).await;
+    record(&span, 1, out.as_ref().err().and_then(Error::status), start);
+    tracing::debug!(
+        parent: &span,
+        attempt = 1,
+        elapsed_ms = millis(start),
+        error = out.as_ref().err().map(traced),
+        "attempt done"
+    );
+    out
+}
+
+/// Records the answer's status on the current call's span.
+pub(crate) fn answered(status: http::StatusCode) {
+    tracing::Span::current().record("status", status.as_u16());
+}
+
+/// An error as traced: its message with the query of any URI in it cut (a download URL's
+/// query carries its token), so that logs keep what is needed to act and nothing to replay.
+fn traced(e: &Error) -> String {
+    redact_queries(&e.to_string())
+}
+
+fn redact_queries(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match (word.find("://"), word.find('?')) {
+            (Some(scheme), Some(q)) if q > scheme => {
+                let colon = if word.ends_with(':') { ":" } else { "" };
+                format!("{}?…{colon}", &word[..q])
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_queries;
+
+    #[test]
+    fn traced_errors_keep_no_query() {
+        let m = "transport error calling https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO: tcp connect error";
+        let r = redact_queries(m);
+        assert_eq!(
+            r,
+            "transport error calling https://api.mch.weixin.qq.com/v3/billdownload/file?…: tcp connect error"
+        );
+        assert_eq!(redact_queries("what? no uri here"), "what? no uri here");
     }
 }

@@ -406,6 +406,7 @@ impl Core {
             secure,
             limits: d.limits,
             path: full_path,
+            template: String::new(),
             v2_sign_type: Some(kind),
             retry: d.retry,
             own_base: d.own_base,

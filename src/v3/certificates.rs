@@ -125,6 +125,11 @@ impl Core {
         &self,
         apiv3_key: &str,
     ) -> Result<Vec<Downloaded>, Error> {
+        let call = self.fetch_certificates_once(apiv3_key);
+        crate::transport::retry::spanned(&Method::GET, "v3/certificates", call).await
+    }
+
+    async fn fetch_certificates_once(&self, apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
         let pending: Pending = self.prepare(
             Method::GET,
             "v3/certificates",
@@ -135,6 +140,7 @@ impl Core {
             .transport
             .send(pending.request, false, pending.limits)?
             .await?;
+        crate::transport::retry::answered(res.status());
         if !res.status().is_success() {
             // Nothing is trusted from an error answer here (no certificate comes of it), so one
             // that does not verify (a public-key merchant's 404, signed by a key not configured
@@ -186,7 +192,7 @@ impl Core {
                     self.keyring.remove(c.serial());
                 }
                 *managed = kept;
-                tracing::debug!(
+                tracing::info!(
                     certificates = managed.len(),
                     "platform certificates refreshed"
                 );

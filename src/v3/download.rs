@@ -429,6 +429,21 @@ impl crate::Client {
         gunzip: bool,
         want: Option<(HashType, &str)>,
         open: Option<Opener>,
+        writer: W,
+    ) -> Result<Downloaded, Error> {
+        // The span names the path only: a download URL's query carries its token.
+        let path = target_of(url).map(|t| t.0).unwrap_or_default();
+        let call = self.stream_once(url, args, gunzip, want, open, writer);
+        crate::transport::retry::spanned(&Method::GET, &path, call).await
+    }
+
+    async fn stream_once<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        args: Value,
+        gunzip: bool,
+        want: Option<(HashType, &str)>,
+        open: Option<Opener>,
         mut writer: W,
     ) -> Result<Downloaded, Error> {
         let (path, query) = target_of(url)?;
@@ -440,6 +455,7 @@ impl crate::Client {
             .transport
             .send_streaming(request, pending.secure, pending.limits)
             .await?;
+        crate::transport::retry::answered(stream.parts.status);
         // The platform's unsigned downloads stream, the digest checked at the end proving them.
         // Anything else (a signed statement, an error answer) is read, bounded, and checked by
         // `finish` like any answer before a byte is written.

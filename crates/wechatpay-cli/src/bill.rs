@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use wechatpay_chain::download::{Bill, BillList, Downloaded};
 use wechatpay_chain::{Client, Error};
 
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct BillArgs {
     /// The listing: v3/bill/tradebill, v3/bill/fundflowbill, v3/bill/sub-merchant-fundflowbill …
     /// (a template with `/`, or dot-joined chain segments).
@@ -26,6 +26,8 @@ pub struct BillArgs {
     /// exit status is not 0.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub conf: crate::Conf,
 }
 
 /// Fetches the listing at `path` with `args`, then the bill it names, to `--output` or stdout.

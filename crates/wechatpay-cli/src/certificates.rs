@@ -15,38 +15,58 @@ use std::path::PathBuf;
 use clap::Args;
 use wechatpay_chain::{Builder, Error, Rsa};
 
-/// Options named as wechatpay-php's CertificateDownloader names them; the global options
-/// (`--mchid`, `--serial`, `--private-key`, `--apiv3-key`, `--base-uri` and their variables)
-/// work too.
+/// The options of the call form, spelt the same (`--mchid`, `--serial`, `--private-key`,
+/// `--apiv3-key`, `--base-uri`, and their WECHATPAY_* variables), with wechatpay-php's
+/// CertificateDownloader letters (-k -m -s -f -o -u) and its long names (`--key`, `--serialno`,
+/// `--privatekey`, `--baseuri`) kept as aliases for existing scripts.
 #[derive(Args)]
 pub struct CertArgs {
-    /// APIv3 key.
-    #[arg(short = 'k', long = "key", value_name = "APIV3_KEY")]
-    apiv3: Option<String>,
     /// Merchant id.
-    #[arg(short = 'm', value_name = "MCHID")]
-    merchant: Option<String>,
+    #[arg(short = 'm', long, env = "WECHATPAY_MCHID", value_name = "MCHID")]
+    pub mchid: Option<String>,
     /// Merchant API certificate serial number.
-    #[arg(short = 's', long = "serialno", value_name = "SERIAL")]
-    serialno: Option<String>,
+    #[arg(
+        short = 's',
+        long,
+        env = "WECHATPAY_SERIAL",
+        value_name = "SERIAL",
+        alias = "serialno"
+    )]
+    pub serial: Option<String>,
     /// Merchant API private key (path).
-    #[arg(short = 'f', long = "privatekey", value_name = "PRIVATE_KEY")]
-    privatekey: Option<String>,
-    /// Where to save the certificates (current directory by default).
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
-    output: Option<PathBuf>,
+    #[arg(
+        short = 'f',
+        long,
+        env = "WECHATPAY_PRIVATE_KEY",
+        value_name = "PATH",
+        alias = "privatekey"
+    )]
+    pub private_key: Option<String>,
+    /// APIv3 key, to decrypt the certificates.
+    #[arg(
+        short = 'k',
+        long,
+        env = "WECHATPAY_APIV3_KEY",
+        hide_env_values = true,
+        value_name = "KEY",
+        alias = "key"
+    )]
+    pub apiv3_key: Option<String>,
     /// Endpoint, https://api.mch.weixin.qq.com/ by default.
-    #[arg(short = 'u', long = "baseuri", value_name = "BASE_URI")]
-    baseuri: Option<String>,
-}
-
-/// The defaults the global options give.
-pub struct Globals<'a> {
-    pub mchid: Option<&'a str>,
-    pub serial: Option<&'a str>,
-    pub private_key: Option<&'a str>,
-    pub apiv3_key: Option<&'a str>,
-    pub base_uri: Option<&'a str>,
+    #[arg(
+        short = 'u',
+        long,
+        env = "WECHATPAY_BASE_URI",
+        value_name = "URI",
+        alias = "baseuri"
+    )]
+    pub base_uri: Option<String>,
+    /// Where to save the certificates (current directory by default).
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Timeout of the download in seconds (default 30).
+    #[arg(long, env = "WECHATPAY_TIMEOUT", value_name = "SECONDS")]
+    pub timeout: Option<f64>,
 }
 
 fn need<'a>(v: Option<&'a str>, what: &str) -> Result<&'a str, Error> {
@@ -64,22 +84,36 @@ platform certificates, so there is no certificate to download. Set the public ke
      (WECHATPAY_PUBLIC_KEY, WECHATPAY_PUBLIC_KEY_ID).
 Answers then carry Wechatpay-Serial: PUB_KEY_ID_… and verify with that key.";
 
-pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
-    let mchid = need(a.merchant.as_deref().or(g.mchid), "-m MCHID")?;
-    let serial = need(a.serialno.as_deref().or(g.serial), "-s SERIAL")?;
-    let key = need(a.privatekey.as_deref().or(g.private_key), "-f PRIVATE_KEY")?;
-    let apiv3 = need(a.apiv3.as_deref().or(g.apiv3_key), "-k APIV3_KEY")?;
+pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
+    let mchid = need(a.mchid.as_deref(), "-m/--mchid (WECHATPAY_MCHID)")?;
+    let serial = need(a.serial.as_deref(), "-s/--serial (WECHATPAY_SERIAL)")?;
+    let key = need(
+        a.private_key.as_deref(),
+        "-f/--private-key (WECHATPAY_PRIVATE_KEY)",
+    )?;
+    let apiv3 = need(
+        a.apiv3_key.as_deref(),
+        "-k/--apiv3-key (WECHATPAY_APIV3_KEY)",
+    )?;
     // The option and the file named, as the call options' key errors do.
     let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
-        Error::Key(m) => Error::Key(format!("-f/--privatekey {key}: {m}")),
+        Error::Key(m) => Error::Key(format!("-f/--private-key {key}: {m}")),
         other => other,
     })?;
     let mut b = Builder::new()
         .mchid(mchid)
         .serial(serial)
         .private_key(private_key);
-    if let Some(u) = a.baseuri.as_deref().or(g.base_uri) {
+    if let Some(u) = a.base_uri.as_deref() {
         b = b.base_uri(u);
+    }
+    if let Some(t) = a.timeout {
+        if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
+            return Err(Error::Config(format!(
+                "--timeout {t} must be a positive number of seconds"
+            )));
+        }
+        b = b.timeout(std::time::Duration::from_secs_f64(t));
     }
     let client = b.build()?;
     let certs = match client.download_certificates(apiv3) {
@@ -89,7 +123,7 @@ pub fn run(a: &CertArgs, g: Globals<'_>, key_source: impl Fn(&str) -> String) ->
                 status: 403 | 404, ..
             },
         ) => {
-            eprintln!("wechatpay: the platform has no certificates for merchant {mchid}: {e}\n");
+            eprintln!("wechatpay: 无平台证书 no platform certificates for merchant {mchid}: {e}\n");
             eprintln!("{PUBLIC_KEY_HELP}");
             return Err(Error::Config(
                 "no platform certificates: the merchant is in public-key mode (see above)".into(),

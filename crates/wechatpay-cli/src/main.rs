@@ -27,20 +27,47 @@ mod serve;
 /// URI is a template with `/` (v3/discount-card/orders/{out_order_no}) or chain segments joined
 /// by dots (v3.discountCard.orders._out_order_no_). ARGS is the JSON args object: inline,
 /// @file, or - for standard input. On a verified 2xx answer the body goes to stdout and the exit
-/// status is 0; otherwise one line goes to stderr and the status is non-zero.
-// Not `args_conflicts_with_subcommands`: it counts global options (`--timeout 5 demo`) as the
-// call's arguments and reads the subcommand as METHOD; `call_args_with` refuses real mixes.
+/// status is 0; otherwise one line goes to stderr, its category in Chinese and English first
+/// (参数错误 bad arguments, 配置错误 configuration, 网络错误 transport, 验签失败 verification
+/// failed, 平台返回错误 the platform answered an error), and the status is non-zero.
+// Not `args_conflicts_with_subcommands`: it counts options before a subcommand (`--mchid 1 serve`)
+// as the call's arguments and reads the subcommand as METHOD; `call_args_with` refuses real mixes.
 #[derive(Parser)]
-#[command(name = "wechatpay", version)]
+#[command(name = "wechatpay", version, after_help = AFTER_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    // Before the call options, so that `-v` stays under "Options" in every command's help.
+    #[command(flatten)]
+    log: Verbosity,
 
     #[command(flatten)]
     call: CallArgs,
 
     #[command(flatten)]
     conf: Conf,
+}
+
+const AFTER_HELP: &str = "\
+Every call option also reads its WECHATPAY_* variable (shown with each option).
+Exit status: 0 ok, 2 bad arguments, 3 configuration or keys, 4 transport or timeout,
+5 verification failed, 6 the platform answered an error.
+Each subcommand lists its own options: wechatpay <COMMAND> --help.";
+
+/// Logging on stderr, for every command.
+#[derive(Args, Debug)]
+struct Verbosity {
+    /// Log more on stderr: -v info, -vv debug (warnings only by default; WECHATPAY_LOG)
+    ///
+    /// -v (info) adds what an operator acts on: retries, certificate refreshes, the public-key
+    /// mode notice; -vv (debug) every attempt of every call, with its status and time. Each
+    /// call is a span `wechatpay.call` with its method and path template, never keys,
+    /// signatures or bodies. WECHATPAY_LOG, a tracing EnvFilter directive (e.g.
+    /// `wechatpay_chain=debug,hyper=info`), replaces the level when set. No colour unless
+    /// stderr is a terminal and NO_COLOR is unset.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -90,58 +117,52 @@ struct CallArgs {
     meta: Option<String>,
 }
 
+/// The options of a call, also taken by `bill` (and in part by `certificates` and `serve`);
+/// given before a subcommand (`wechatpay --mchid 1900000001 serve`), they go to it when it
+/// takes them and are refused, naming the subcommand, when it does not.
 #[derive(Args, Clone)]
-struct Conf {
+#[command(next_help_heading = "Call options")]
+pub struct Conf {
     /// Endpoint, https://api.mch.weixin.qq.com/ by default.
-    #[arg(long, env = "WECHATPAY_BASE_URI", global = true)]
+    #[arg(long, env = "WECHATPAY_BASE_URI")]
     base_uri: Option<String>,
     /// Merchant id.
-    #[arg(long, env = "WECHATPAY_MCHID", global = true)]
+    #[arg(long, env = "WECHATPAY_MCHID")]
     mchid: Option<String>,
     /// Merchant API certificate serial number.
-    #[arg(long, env = "WECHATPAY_SERIAL", global = true)]
+    #[arg(long, env = "WECHATPAY_SERIAL")]
     serial: Option<String>,
     /// Merchant API private key (path).
-    #[arg(long, env = "WECHATPAY_PRIVATE_KEY", global = true)]
+    #[arg(long, env = "WECHATPAY_PRIVATE_KEY")]
     private_key: Option<String>,
     /// Platform public key (path), with --public-key-id.
-    #[arg(long, env = "WECHATPAY_PUBLIC_KEY", global = true)]
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY")]
     public_key: Option<String>,
     /// Platform public key id (PUB_KEY_ID_…).
-    #[arg(long, env = "WECHATPAY_PUBLIC_KEY_ID", global = true)]
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY_ID")]
     public_key_id: Option<String>,
     /// Platform certificate (path); repeatable, or comma-separated in the variable.
-    #[arg(
-        long,
-        env = "WECHATPAY_PLATFORM_CERT",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "WECHATPAY_PLATFORM_CERT", value_delimiter = ',')]
     platform_cert: Vec<String>,
     /// Timeout of a call in seconds (default 30).
-    #[arg(long, env = "WECHATPAY_TIMEOUT", global = true)]
+    #[arg(long, env = "WECHATPAY_TIMEOUT")]
     timeout: Option<f64>,
     /// APIv2 key.
-    #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true, global = true)]
+    #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true)]
     secret: Option<String>,
     /// Accept an APIv2 answer signed with MD5 or HMAC-SHA256 whatever the request's sign_type,
     /// as wechatpay-php does. Off by default (an MD5 sign never stands in for HMAC-SHA256); for
     /// test platforms that always answer MD5.
-    #[arg(long, env = "WECHATPAY_V2_EITHER_SIGN_TYPE", global = true)]
+    #[arg(long, env = "WECHATPAY_V2_EITHER_SIGN_TYPE")]
     v2_either_sign_type: bool,
     /// Merchant certificate for APIv2 mutual TLS (path).
-    #[arg(long, env = "WECHATPAY_MERCHANT_CERT", global = true)]
+    #[arg(long, env = "WECHATPAY_MERCHANT_CERT")]
     merchant_cert: Option<String>,
     /// Merchant private key for APIv2 mutual TLS (path).
-    #[arg(long, env = "WECHATPAY_MERCHANT_KEY", global = true)]
+    #[arg(long, env = "WECHATPAY_MERCHANT_KEY")]
     merchant_key: Option<String>,
     /// APIv3 key (decrypting notifications and certificates).
-    #[arg(
-        long,
-        env = "WECHATPAY_APIV3_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true)]
     apiv3_key: Option<String>,
 }
 
@@ -441,73 +462,245 @@ fn call_args_with(cli: &Cli) -> Option<(&'static str, &'static str)> {
         .map(|(what, _)| (*what, sub))
 }
 
-/// Whether a global option's value came from its environment variable (wherever the option
-/// stands, globals are propagated to the subcommand's matches).
-fn from_env(m: &ArgMatches, id: &str) -> bool {
-    let sub = m.subcommand().map(|(_, s)| s);
-    [Some(m), sub]
-        .into_iter()
-        .flatten()
-        .any(|m| m.value_source(id) == Some(ValueSource::EnvVariable))
+/// A category of error, in Chinese then English, so that a reader of either finds it first.
+fn category(e: &Error) -> &'static str {
+    match e {
+        Error::Timeout { .. } => "网络超时 timeout",
+        Error::OutcomeUnknown { .. } => "结果未知 outcome unknown",
+        _ => match status_of(e) {
+            exit::USAGE => "参数错误 bad arguments",
+            exit::CONFIG => "配置错误 configuration",
+            exit::TRANSPORT => "网络错误 transport",
+            exit::VERIFICATION => "验签失败 verification failed",
+            exit::API => "平台返回错误 the platform answered an error",
+            _ => "错误 error",
+        },
+    }
 }
 
-fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Some((what, sub)) = call_args_with(&cli) {
-        Cli::command()
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!(
-                    "{what} is for a call (wechatpay [OPTIONS] <METHOD> <URI> [ARGS]) and cannot \
-                     be given with the {sub} subcommand; global options such as --mchid or \
-                     --timeout may stand before or after {sub}"
-                ),
-            )
-            .exit();
+/// A usage error, on one line with its category, and exit status 2. Help and version requests
+/// are printed as clap prints them.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
     }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WECHATPAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let e = misplaced_after(&e).unwrap_or(e);
+    let text = e.render().to_string();
+    let text = text.trim_end();
+    let text = text.strip_prefix("error: ").unwrap_or(text);
+    eprintln!("wechatpay: 参数错误 bad arguments: {text}");
+    std::process::exit(i32::from(exit::USAGE))
+}
+
+/// Whether `id` was given on the command line of `m` (not read from its variable).
+fn given(m: &ArgMatches, id: &str) -> bool {
+    m.try_get_raw(id).is_ok_and(|v| v.is_some())
+        && m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// Call options given before the subcommand `name`: refused unless `name` takes them.
+fn check_placement(top: &ArgMatches, name: &str) -> Result<(), clap::Error> {
+    let cmd = Cli::command();
+    let Some(sub) = cmd.find_subcommand(name) else {
+        return Ok(());
+    };
+    let conf = Conf::augment_args(clap::Command::new("conf"));
+    for arg in conf.get_arguments() {
+        let id = arg.get_id().as_str();
+        if given(top, id) && !sub.get_arguments().any(|a| a.get_id() == id) {
+            return Err(misplaced(arg.get_long().unwrap_or(id), name));
+        }
+    }
+    Ok(())
+}
+
+/// The error for the call option `--long` given to the subcommand `name`, which does not take
+/// it: which commands do.
+fn misplaced(long: &str, name: &str) -> clap::Error {
+    let cmd = Cli::command();
+    let takers: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|s| s.get_name())
+        .collect();
+    let also = match takers.is_empty() {
+        true => String::new(),
+        false => format!(" and of {}", takers.join(", ")),
+    };
+    // Built, so that the usage shown is the subcommand's (`wechatpay serve [OPTIONS]`).
+    let mut built = Cli::command();
+    built.build();
+    let sub = built.find_subcommand_mut(name);
+    let usage = match sub {
+        Some(s) => s,
+        None => &mut built,
+    };
+    usage.error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!(
+            "--{long} does not apply to `wechatpay {name}`: it is an option of calls \
+             (wechatpay [OPTIONS] <METHOD> <URI>){also}; see wechatpay {name} --help"
+        ),
+    )
+}
+
+/// Clap's "unexpected argument" for a call option given after a subcommand that does not take
+/// it (`wechatpay demo --timeout 5`), said as [`misplaced`] says it.
+fn misplaced_after(e: &clap::Error) -> Option<clap::Error> {
+    use clap::error::{ContextKind, ContextValue};
+    if e.kind() != clap::error::ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.strip_prefix("--")?.split('=').next()?;
+    let conf = Conf::augment_args(clap::Command::new("conf"));
+    conf.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let name = std::env::args().skip(1).find(|a| names.contains(a))?;
+    Some(misplaced(long, &name))
+}
+
+/// Copies the call options given before a subcommand into the subcommand's own (same names),
+/// unless the subcommand's command line gives them too: its command line wins, then the one
+/// before it, then the variable.
+macro_rules! take_from_top {
+    ($sub:expr, $sub_m:expr, $top:expr, $top_m:expr, [$($f:ident),* $(,)?]) => {{
+        $(
+            if given($top_m, stringify!($f)) && !given($sub_m, stringify!($f)) {
+                $sub.$f = $top.$f.clone();
+            }
+        )*
+    }};
+}
+
+/// Whether the value a subcommand ends up with for `id` came from its variable.
+fn from_env(top: &ArgMatches, sub: &ArgMatches, id: &str) -> bool {
+    !given(top, id) && sub.value_source(id) == Some(ValueSource::EnvVariable)
+}
+
+/// Logs to stderr at the level of `-v` (or WECHATPAY_LOG), coloured only on a terminal.
+fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn".to_string(),
+        1 => "warn,wechatpay=info".to_string(),
+        _ => "warn,wechatpay=debug".to_string(),
+    };
+    let filter = match std::env::var("WECHATPAY_LOG") {
+        Ok(d) if !d.trim().is_empty() => EnvFilter::try_new(&d).unwrap_or_else(|e| {
+            eprintln!(
+                "wechatpay: WECHATPAY_LOG {d:?} is not a filter directive ({e}); using {default:?}"
+            );
+            EnvFilter::new(&default)
+        }),
+        _ => EnvFilter::new(&default),
+    };
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .without_time()
         .try_init();
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage_error(e));
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
+    if let Some((what, sub)) = call_args_with(&cli) {
+        usage_error(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "{what} is for a call (wechatpay [OPTIONS] <METHOD> <URI> [ARGS]) and cannot \
+                 be given with the {sub} subcommand"
+            ),
+        ));
+    }
+    if let Some((name, sub_m)) = matches.subcommand() {
+        if let Err(e) = check_placement(&matches, name) {
+            usage_error(e);
+        }
+        let top = cli.conf.clone();
+        match &mut cli.command {
+            Some(Command::Serve(a)) => {
+                take_from_top!(a, sub_m, top, &matches, [mchid, serial, apiv3_key, secret])
+            }
+            Some(Command::Certificates(a)) => take_from_top!(
+                a,
+                sub_m,
+                top,
+                &matches,
+                [mchid, serial, private_key, apiv3_key, base_uri, timeout]
+            ),
+            Some(Command::Bill(a)) => take_from_top!(
+                a.conf,
+                sub_m,
+                top,
+                &matches,
+                [
+                    base_uri,
+                    mchid,
+                    serial,
+                    private_key,
+                    public_key,
+                    public_key_id,
+                    platform_cert,
+                    timeout,
+                    secret,
+                    v2_either_sign_type,
+                    merchant_cert,
+                    merchant_key,
+                    apiv3_key,
+                ]
+            ),
+            _ => {}
+        }
+    }
+    init_logging(cli.log.verbose);
+    let sub_m = matches.subcommand().map(|(_, m)| m);
     let result = match &cli.command {
         Some(Command::Demo) => match demo::run() {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(exit::OTHER),
             Err(e) => Err(e),
         },
-        Some(Command::Serve(a)) => serve::run(
-            a,
-            serve::Globals {
-                mchid: cli.conf.mchid.as_deref(),
-                serial: cli.conf.serial.as_deref(),
-                apiv3_key: serve::Global {
-                    value: cli.conf.apiv3_key.as_deref(),
-                    from_env: from_env(&matches, "apiv3_key"),
+        Some(Command::Serve(a)) => {
+            let sub_m = sub_m.unwrap_or(&matches);
+            serve::run(
+                a,
+                serve::Globals {
+                    mchid: a.mchid.as_deref(),
+                    serial: a.serial.as_deref(),
+                    apiv3_key: serve::Global {
+                        value: a.apiv3_key.as_deref(),
+                        from_env: from_env(&matches, sub_m, "apiv3_key"),
+                    },
+                    secret: serve::Global {
+                        value: a.secret.as_deref(),
+                        from_env: from_env(&matches, sub_m, "secret"),
+                    },
                 },
-                secret: serve::Global {
-                    value: cli.conf.secret.as_deref(),
-                    from_env: from_env(&matches, "secret"),
-                },
-            },
-            key_source,
-        ),
-        Some(Command::Certificates(a)) => certificates::run(
-            a,
-            certificates::Globals {
-                mchid: cli.conf.mchid.as_deref(),
-                serial: cli.conf.serial.as_deref(),
-                private_key: cli.conf.private_key.as_deref(),
-                apiv3_key: cli.conf.apiv3_key.as_deref(),
-                base_uri: cli.conf.base_uri.as_deref(),
-            },
-            key_source,
-        ),
+                key_source,
+            )
+        }
+        Some(Command::Certificates(a)) => certificates::run(a, key_source),
         Some(Command::Bill(a)) => read_args(a.args.as_deref()).and_then(|args| {
-            let client = cli.conf.builder()?.build()?;
+            let client = a.conf.builder()?.build()?;
             bill::run(a, &client, &chain_path(&a.uri), args)
         }),
         None => call(&cli.call, &cli.conf),
@@ -515,7 +708,19 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wechatpay: {e}");
+            // The category says what the message's own English prefix would.
+            let text = e.to_string();
+            let text = [
+                "invalid argument: ",
+                "configuration error: ",
+                "verification failed: ",
+                "timeout: ",
+                "transport error ",
+            ]
+            .iter()
+            .find_map(|p| text.strip_prefix(p))
+            .unwrap_or(&text);
+            eprintln!("wechatpay: {}: {text}", category(&e));
             ExitCode::from(status_of(&e))
         }
     }

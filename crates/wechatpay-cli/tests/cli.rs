@@ -3,8 +3,8 @@
 //! `wechatpay serve`'s keys directory (a private, fresh, removed-on-exit directory; a
 //! `--keys-dir` others could write refused; nothing written through a link; production secrets
 //! from the environment not copied without `--use-env-secrets`), encrypted PEM keys refused
-//! with the option and the file named (never a pass-phrase prompt), and global options before a
-//! subcommand.
+//! with the option and the file named (never a pass-phrase prompt), and call options before a
+//! subcommand that takes them.
 #![cfg(unix)]
 
 use std::io::BufRead;
@@ -336,20 +336,25 @@ fn global_options_before_a_subcommand_are_recognised() {
 
     let tmp = Scratch::new("globals");
     let mut cmd = wechatpay();
-    cmd.args([
-        "--mchid",
-        "1900000109",
-        "--timeout",
-        "5",
-        "serve",
-        "--keys-dir",
-    ])
-    .arg(tmp.0.join("keys"));
+    cmd.args(["--mchid", "1900000109", "serve", "--keys-dir"])
+        .arg(tmp.0.join("keys"));
     let r = serve(cmd).started();
     assert!(
         r.env().contains("WECHATPAY_MCHID=1900000109"),
         "{}",
         r.env()
+    );
+
+    // An option that does not apply to the subcommand: a usage error naming both.
+    let out = wechatpay()
+        .args(["--mchid", "1900000109", "--timeout", "5", "serve"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--timeout does not apply to `wechatpay serve`"),
+        "{err}"
     );
 
     // A call's own arguments do not combine with a subcommand: a clear usage error.
