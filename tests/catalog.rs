@@ -482,6 +482,16 @@ fn search_and_events() {
     assert!(found.iter().all(|o| o.template.contains("discount-card")));
     assert!(catalog::search(&["更新先享卡订单"]).any(|o| o.method == "PATCH"));
     assert!(catalog::operations().count() > 1000);
+    // the summaries list the same operations without decoding them
+    let summaries: Vec<_> = catalog::summaries(&["discount-card", "orders"]).collect();
+    assert_eq!(summaries.len(), found.len());
+    for (s, op) in summaries.iter().zip(&found) {
+        assert_eq!(
+            (s.method, s.template, s.label),
+            (op.method, op.template, op.label.as_str())
+        );
+        assert!(std::ptr::eq(s.operation().unwrap(), *op));
+    }
 
     let e = catalog::event("TRANSACTION.SUCCESS").unwrap();
     assert_eq!(e.encrypted.as_deref(), Some("by-aes-gcm"));
