@@ -438,6 +438,11 @@ fn apiv2_xml_takes_text_for_numbers_and_the_client_managed_fields() {
         (f[0].kind, f[0].pointer.as_str()),
         (FindingKind::Missing, "/security")
     );
+    let f = op.validate(&json!({"security": false, "xml": xml}));
+    assert_eq!(
+        (f[0].kind, f[0].pointer.as_str()),
+        (FindingKind::WrongType, "/security")
+    );
     // the forgotten `xml` wrapper
     let mut unwrapped = xml.as_object().unwrap().clone();
     unwrapped.remove("nonce_str");
