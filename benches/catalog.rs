@@ -35,6 +35,15 @@ fn main() {
     let (t, c) = (Instant::now(), cpu());
     let other = catalog::find("GET", "v3/pay/transactions/id/4200000001").expect("documented");
     let (tree, tree_cpu) = (t.elapsed(), cpu() - c);
+    let (t, c) = (Instant::now(), cpu());
+    let n = catalog::search(&["refund"]).count();
+    let (search, search_cpu) = (t.elapsed(), cpu() - c);
+    let (t, c) = (Instant::now(), cpu());
+    let all = catalog::operations().count();
+    let (every, every_cpu) = (t.elapsed(), cpu() - c);
+    eprintln!(
+        "search \"refund\" ({n} found, decoded): {search:?} (CPU {search_cpu:?}); decoding all {all} operations: {every:?} (CPU {every_cpu:?})"
+    );
     eprintln!(
         "first use: index + decode of {} {}: {first:?} (CPU {first_cpu:?}); first concrete path (the path tree + decode of {}): {tree:?} (CPU {tree_cpu:?})",
         op.method, op.template, other.template

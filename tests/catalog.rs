@@ -189,7 +189,7 @@ fn caught(op: &Operation, args: &Value, kind: FindingKind, pointer: &str, what: 
 #[test]
 fn mutations_of_documented_calls_are_caught_by_field() {
     let Some(samples) = corpus() else { return };
-    let mut counts = [0usize; 5];
+    let mut counts = [0usize; 6];
     for s in &samples {
         let op = op_of(s);
         if !op.validate(&s.args).is_empty() {
@@ -261,6 +261,24 @@ fn mutations_of_documented_calls_are_caught_by_field() {
                 }
             }
         }
+        // a placeholder the page lists, dropped from the args
+        for ph in op.placeholders() {
+            let listed = op.request.iter().any(|f| f.name == ph);
+            if listed && s.args.get(ph).is_some_and(|v| !v.is_null()) {
+                let mut args = s.args.clone();
+                args.as_object_mut().unwrap().remove(ph);
+                let p = format!("/{ph}");
+                caught(
+                    op,
+                    &args,
+                    FindingKind::Missing,
+                    &p,
+                    "placeholder dropped",
+                    &s.id,
+                );
+                counts[5] += 1;
+            }
+        }
         // the forgotten `json` wrapper
         let json_doc = op.request.iter().find(|f| f.name == "json");
         if let (Some(doc), Some(body)) = (json_doc, s.args.get("json").and_then(Value::as_object)) {
@@ -286,8 +304,8 @@ fn mutations_of_documented_calls_are_caught_by_field() {
         }
     }
     eprintln!(
-        "mutations caught: {} dropped, {} retyped, {} enumerations, {} undocumented, {} unwrapped",
-        counts[0], counts[1], counts[2], counts[3], counts[4]
+        "mutations caught: {} dropped, {} retyped, {} enumerations, {} undocumented, {} unwrapped, {} placeholders dropped",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
     );
     assert!(counts.iter().all(|n| *n > 0), "{counts:?}");
 }
@@ -420,6 +438,23 @@ fn apiv2_xml_takes_text_for_numbers_and_the_client_managed_fields() {
         (f[0].kind, f[0].pointer.as_str()),
         (FindingKind::Missing, "/security")
     );
+    let f = op.validate(&json!({"security": false, "xml": xml}));
+    assert_eq!(
+        (f[0].kind, f[0].pointer.as_str()),
+        (FindingKind::WrongType, "/security")
+    );
+    // the forgotten `xml` wrapper
+    let mut unwrapped = xml.as_object().unwrap().clone();
+    unwrapped.remove("nonce_str");
+    unwrapped.remove("sign");
+    unwrapped.insert("security".into(), json!(true));
+    let f = op.validate(&Value::Object(unwrapped));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].kind, f[0].pointer.as_str()),
+        (FindingKind::BodyMissing, "/xml")
+    );
+    assert!(f[0].to_string().contains("out_refund_no"), "{}", f[0]);
 }
 
 #[test]
@@ -452,6 +487,16 @@ fn search_and_events() {
     assert!(found.iter().all(|o| o.template.contains("discount-card")));
     assert!(catalog::search(&["更新先享卡订单"]).any(|o| o.method == "PATCH"));
     assert!(catalog::operations().count() > 1000);
+    // the summaries list the same operations without decoding them
+    let summaries: Vec<_> = catalog::summaries(&["discount-card", "orders"]).collect();
+    assert_eq!(summaries.len(), found.len());
+    for (s, op) in summaries.iter().zip(&found) {
+        assert_eq!(
+            (s.method, s.template, s.label),
+            (op.method, op.template, op.label.as_str())
+        );
+        assert!(std::ptr::eq(s.operation().unwrap(), *op));
+    }
 
     let e = catalog::event("TRANSACTION.SUCCESS").unwrap();
     assert_eq!(e.encrypted.as_deref(), Some("by-aes-gcm"));

@@ -488,6 +488,60 @@ pub fn find(method: &str, path: &str) -> Option<&'static Operation> {
     idx.entries[i as usize].get()
 }
 
+/// An operation's method, template and label, read from the index without decoding the
+/// operation: for listings and shell completions (decoding all 1,147 costs about 20 ms).
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: &'static str,
+    /// The path template, as [`Operation::template`].
+    pub template: &'static str,
+    /// The few words naming it, as [`Operation::label`].
+    pub label: &'static str,
+    entry: u32,
+}
+
+impl Summary {
+    /// The whole operation (decoded on first use).
+    pub fn operation(&self) -> Option<&'static Operation> {
+        index().entries.get(self.entry as usize)?.get()
+    }
+}
+
+fn matches_words(e: &Entry, words: &[String]) -> bool {
+    let t = e.template.to_lowercase();
+    let l = e.label.to_lowercase();
+    words
+        .iter()
+        .all(|w| t.contains(w.as_str()) || l.contains(w.as_str()))
+}
+
+/// The [`Summary`] of each operation whose template or label holds every one of `words`
+/// (case-insensitive; no words: all of them), in [`operations`] order, nothing decoded.
+///
+/// ```
+/// use wechatpay_chain::catalog;
+///
+/// let all: Vec<_> = catalog::summaries::<&str>(&[]).collect();
+/// assert!(all.iter().any(|s| s.method == "PATCH" && s.template == "v3/discount-card/orders/{out_order_no}"));
+/// let op = all[0].operation().unwrap();
+/// assert_eq!(op.template, all[0].template);
+/// ```
+pub fn summaries<'w, S: AsRef<str>>(words: &'w [S]) -> impl Iterator<Item = Summary> + 'w {
+    let words: Vec<String> = words.iter().map(|w| w.as_ref().to_lowercase()).collect();
+    index()
+        .entries
+        .iter()
+        .enumerate()
+        .filter(move |(_, e)| matches_words(e, &words))
+        .map(|(i, e)| Summary {
+            method: METHODS[e.method],
+            template: e.template,
+            label: e.label,
+            entry: i as u32,
+        })
+}
+
 /// Every operation, sorted by template (segment by segment) then method. Decodes each on first use.
 pub fn operations() -> impl Iterator<Item = &'static Operation> {
     index().entries.iter().filter_map(Entry::get)
@@ -508,13 +562,7 @@ pub fn search<'w, S: AsRef<str>>(words: &'w [S]) -> impl Iterator<Item = &'stati
     index()
         .entries
         .iter()
-        .filter(move |e| {
-            let t = e.template.to_lowercase();
-            let l = e.label.to_lowercase();
-            words
-                .iter()
-                .all(|w| t.contains(w.as_str()) || l.contains(w.as_str()))
-        })
+        .filter(move |e| matches_words(e, &words))
         .filter_map(Entry::get)
 }
 

@@ -119,7 +119,9 @@ fn scalar_fits(ty: Type, v: &Value, lenient: bool) -> bool {
         (Type::Integer, Value::String(s)) => lenient && s.parse::<i64>().is_ok(),
         (Type::Number, Value::Number(_)) => true,
         (Type::Number, Value::String(s)) => lenient && s.parse::<f64>().is_ok(),
-        (Type::Boolean | Type::True, Value::Bool(_)) => true,
+        (Type::Boolean, Value::Bool(_)) => true,
+        // `security: false` would send an APIv2 call that needs the certificate without it
+        (Type::True, Value::Bool(b)) => *b,
         (Type::Boolean, Value::String(s)) => lenient && matches!(s.as_str(), "true" | "false"),
         (Type::Boolean, Value::Number(n)) => lenient && matches!(n.as_u64(), Some(0 | 1)),
         _ => false,

@@ -150,7 +150,7 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
             }
         }
     }
-    // by segments, then method: the library binary-searches the templates segment by segment
+    // by segments, then method: a template's methods are adjacent (the library relies on it)
     ops.sort_by(|a, b| {
         a.template
             .split('/')
