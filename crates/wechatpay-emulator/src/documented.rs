@@ -112,10 +112,21 @@ fn args_of(
     }
     let documents = |name: &str| op.request.iter().any(|f| f.name == name);
     if documents("query") {
+        let documented = op.request.iter().find(|f| f.name == "query");
+        let boolean = |k: &str| {
+            documented
+                .and_then(|q| q.children.iter().find(|f| f.name == k))
+                .is_some_and(|f| f.ty == Type::Boolean)
+        };
         let mut q = Map::new();
         for (k, v) in &req.query {
-            q.entry(k.clone())
-                .or_insert_with(|| Value::String(v.clone()));
+            // a boolean travels as `1`/`0` from PHP's http_build_query (wechatpay-php)
+            let v = match v.as_str() {
+                "1" if boolean(k) => Value::Bool(true),
+                "0" if boolean(k) => Value::Bool(false),
+                _ => Value::String(v.clone()),
+            };
+            q.entry(k.clone()).or_insert(v);
         }
         args.insert("query".into(), Value::Object(q));
     }
