@@ -32,6 +32,27 @@ pub(crate) fn answer(
     if op.protocol != Protocol::V3 {
         return None;
     }
+    // an empty segment where the template has a documented placeholder (a client expanding a
+    // missing placeholder to nothing) routes nowhere on the platform; `{empty}`, which gives a
+    // few templates their trailing `/`, is no documented field
+    let empty_placeholder = op
+        .template
+        .split('/')
+        .zip(raw_path.trim_start_matches('/').split('/'))
+        .find_map(|(t, p)| {
+            let name = t.strip_prefix('{')?.strip_suffix('}')?;
+            (p.is_empty() && op.request.iter().any(|f| f.name == name)).then_some(name)
+        });
+    if let Some(name) = empty_placeholder {
+        return Some(Answer::error(
+            404,
+            "NOT_FOUND",
+            format!(
+                "the emulator has no operation {} {raw_path}: the segment of {{{name}}} in {} is empty (give \"{name}\" in the args)",
+                req.method, op.template
+            ),
+        ));
+    }
     Some(respond(shared, req, op, raw_path, multipart).unwrap_or_else(|a| a))
 }
 
@@ -103,8 +124,6 @@ fn args_of(
         if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
             let v = super::server::decode(p, false).unwrap_or_else(|| p.to_string());
             args.insert(name.to_string(), Value::String(v.clone()));
-            // an empty segment (a client expanding a missing placeholder to nothing, as
-            // wechatpay-php does) has nothing to echo
             if !v.is_empty() {
                 placeholders.insert(name.to_string(), Value::String(v));
             }

@@ -244,6 +244,28 @@ fn a_missing_required_field_is_refused_naming_it() {
             other => panic!("{field}: {other:?}"),
         }
     }
+    // a documented placeholder left empty (wechatpay-php's expansion) routes nowhere
+    let lenient = emu
+        .builder()
+        .placeholders(Placeholders::Lenient)
+        .build()
+        .unwrap();
+    match lenient
+        .chain("v3/marketing/favor/stocks/{stock_id}")
+        .get(json!({"query": {"stock_creator_mchid": emu.mchid()}}))
+    {
+        Err(Error::Api {
+            status,
+            code,
+            message,
+            verified: true,
+            ..
+        }) => {
+            assert_eq!((status, code.as_str()), (404, "NOT_FOUND"));
+            assert!(message.contains("{stock_id}"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
     // a path in no catalogue entry stays 404
     match c.chain("v3/no-such/operation").get(json!({})) {
         Err(Error::Api { status, code, .. }) => {
