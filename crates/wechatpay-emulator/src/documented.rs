@@ -392,12 +392,7 @@ impl Gen<'_> {
                 let e = &f.enumeration[(h % f.enumeration.len() as u64) as usize];
                 return match ty {
                     Type::Integer => e.parse::<i64>().map(Value::from).unwrap_or(Value::from(0)),
-                    Type::Number => e
-                        .parse::<f64>()
-                        .ok()
-                        .and_then(Number::from_f64)
-                        .map(Value::Number)
-                        .unwrap_or(Value::from(0.0)),
+                    Type::Number => number(e).unwrap_or(Value::from(0.0)),
                     Type::Boolean => Value::Bool(e == "true"),
                     _ => Value::String(e.clone()),
                 };
@@ -515,9 +510,7 @@ fn fitting(f: &Field, v: &Value) -> Option<Value> {
             (Type::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => v.clone(),
             (Type::Integer, Value::String(s)) => Value::from(s.parse::<i64>().ok()?),
             (Type::Number, Value::Number(_)) => v.clone(),
-            (Type::Number, Value::String(s)) => {
-                Value::Number(Number::from_f64(s.parse::<f64>().ok()?)?)
-            }
+            (Type::Number, Value::String(s)) => number(s)?,
             (Type::Boolean, Value::Bool(_)) => v.clone(),
             (Type::Boolean, Value::String(s)) if s == "true" || s == "false" => {
                 Value::Bool(s == "true")
@@ -548,6 +541,14 @@ fn fitting(f: &Field, v: &Value) -> Option<Value> {
         .map(|i| scalar(elem, i))
         .collect::<Option<Vec<_>>>()
         .map(Value::Array)
+}
+
+/// A number as written: `1` stays an integer (as an enumeration lists it), `1.5` a float.
+fn number(s: &str) -> Option<Value> {
+    match s.parse::<i64>() {
+        Ok(i) => Some(Value::from(i)),
+        Err(_) => Number::from_f64(s.parse::<f64>().ok()?).map(Value::Number),
+    }
 }
 
 fn base62(seed: &u64, n: usize) -> String {
