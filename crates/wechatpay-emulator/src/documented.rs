@@ -159,10 +159,10 @@ fn args_of(
         };
         args.insert("json".into(), Value::Object(json));
     }
-    if documents("body") {
+    if let Some(body) = op.request.iter().find(|f| f.name == "body") {
         if let Some(m) = multipart {
-            let meta = validate::object(&m.meta)?;
-            args.insert("body".into(), Value::Object(meta));
+            upload(body, m)?;
+            args.insert("body".into(), Value::Object(Map::new()));
         } else if !req.body.is_empty() {
             args.insert("body".into(), Value::Object(Map::new()));
         }
@@ -170,6 +170,26 @@ fn args_of(
     let mut all = args;
     all.insert("placeholders".into(), Value::Object(placeholders));
     Ok(all)
+}
+
+/// An upload's parts against the documented ones: a `file` part, and the `meta` JSON with its
+/// required fields.
+fn upload(body: &Field, m: &media::Parts) -> Result<(), Answer> {
+    for part in body.children.iter().filter(|f| f.required) {
+        match part.name.as_str() {
+            "file" if m.file.is_none() => return Err(Answer::missing("/file", "body")),
+            "meta" => {
+                let meta = validate::object(&m.meta)?;
+                for f in part.children.iter().filter(|f| f.required) {
+                    if !meta.get(&f.name).is_some_and(|v| !v.is_null()) {
+                        return Err(Answer::missing(&format!("/meta/{}", f.name), "body"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The first thing the platform refuses in the args: a required field missing, a value of

@@ -10,6 +10,7 @@ mod common;
 use common::rt;
 use serde_json::{json, Map, Value};
 use wechatpay_chain::catalog::{self, Field, Type};
+use wechatpay_chain::util::media::Media;
 use wechatpay_chain::{Client, Error, Placeholders, Rsa};
 use wechatpay_emulator::{Emulator, EmulatorConfig};
 
@@ -161,6 +162,36 @@ fn post_put_patch_and_delete_are_answered_as_documented() {
         json!({"card_id": "pbLatjvt5ZN0ZRanWMH5aDWwTrd8", "service_module_id": "1001"}),
     );
     assert_eq!((status, v), (204, Value::Null));
+}
+
+#[test]
+fn an_upload_is_answered_after_its_parts_are_read() {
+    let emu = start();
+    let c = client(&emu);
+    let png = [0x89u8, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0];
+    let media = Media::new("coupon.png", png.to_vec()).unwrap();
+    let res = c
+        .chain("v3/marketing/favor/media/image-upload")
+        .upload(&media, json!({}))
+        .unwrap();
+    let v: Value = res.json().unwrap();
+    let op = catalog::find("POST", "v3/marketing/favor/media/image-upload").unwrap();
+    assert_documented(&op.response, v.as_object().unwrap(), "");
+    // a meta without its documented `sha256`
+    let bare = Media::new("coupon.png", png.to_vec())
+        .unwrap()
+        .with_meta(json!({"filename": "coupon.png", "sha256": null}))
+        .unwrap();
+    match c
+        .chain("v3/marketing/favor/media/image-upload")
+        .upload(&bare, json!({}))
+    {
+        Err(Error::Api { status, detail, .. }) => {
+            assert_eq!(status, 400);
+            assert_eq!(detail.unwrap()["field"], "/meta/sha256");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
