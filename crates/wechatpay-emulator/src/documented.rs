@@ -181,7 +181,7 @@ fn upload(body: &Field, m: &media::Parts) -> Result<(), Answer> {
             "meta" => {
                 let meta = validate::object(&m.meta)?;
                 for f in part.children.iter().filter(|f| f.required) {
-                    if !meta.get(&f.name).is_some_and(|v| !v.is_null()) {
+                    if meta.get(&f.name).is_none_or(Value::is_null) {
                         return Err(Answer::missing(&format!("/meta/{}", f.name), "body"));
                     }
                 }
