@@ -33,6 +33,8 @@
 // ClientDecorator). Below: one room per protocol, the transport, then crypto and util, which
 // import nothing from the rooms above them.
 mod builder;
+#[cfg(feature = "catalog")]
+pub mod catalog;
 mod chain;
 mod client;
 mod core;

@@ -33,6 +33,7 @@ mod brand;
 mod certificates;
 mod control;
 mod discount_card;
+mod documented;
 mod media;
 mod pay;
 mod refund;

@@ -22,8 +22,8 @@ use tokio::sync::{watch, Semaphore};
 use super::answer::{render, render_for, Answer};
 use super::tls::ClientCertificate;
 use super::{
-    auth, bills, brand, certificates, control, discount_card, lock, media, pay, refund, v2,
-    Received, Shared, MAX_RECORDS,
+    auth, bills, brand, certificates, control, discount_card, documented, lock, media, pay, refund,
+    v2, Received, Shared, MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
@@ -400,7 +400,8 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
         }
         ("GET", ["billdownload", "file"]) => bills::download(shared, req),
         ("POST", ["merchant", "media", "upload"]) => media::upload(shared, multipart),
-        _ => not_found(req),
+        // every other documented APIv3 operation: a documented answer
+        _ => documented::answer(shared, req, multipart.as_ref()).unwrap_or_else(|| not_found(req)),
     }
 }
 

@@ -1,0 +1,362 @@
+//! Regenerates the operation catalogue from the documentation pages (`openapi/**`, `webhook/**`).
+//!
+//! ```text
+//! cargo run --manifest-path crates/catalog-gen/Cargo.toml -- [DOCS_DIR] [--check]
+//! ```
+//!
+//! Writes `src/catalog/operations.jsonl` (and its `index.txt`), `src/catalog/events.jsonl`, `catalog/report.md` and
+//! `docs/operations.md`; `--check` writes nothing and exits 1 when a committed file differs.
+//! Only facts are kept (methods, paths, field names, types, required marks, enumerations,
+//! encryption marks, short labels); prose and code samples are not.
+
+mod page;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use page::{Event, Issue, Operation, Outcome};
+
+fn main() -> ExitCode {
+    let mut check = false;
+    let mut docs: Option<PathBuf> = None;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!("usage: wechatpay-catalog-gen [DOCS_DIR] [--check]");
+                println!("DOCS_DIR defaults to ../shared/docs-site next to the repository root");
+                return ExitCode::SUCCESS;
+            }
+            s if s.starts_with('-') => {
+                eprintln!(
+                    "unknown option {s:?}; usage: wechatpay-catalog-gen [DOCS_DIR] [--check]"
+                );
+                return ExitCode::from(2);
+            }
+            s => docs = Some(PathBuf::from(s)),
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = root.canonicalize().unwrap_or(root);
+    let docs = docs.unwrap_or_else(|| root.join("../shared/docs-site"));
+    if !docs.join("openapi").is_dir() || !docs.join("webhook").is_dir() {
+        eprintln!(
+            "{} has no openapi/ and webhook/ directories: pass the documentation site's directory",
+            docs.display()
+        );
+        return ExitCode::from(2);
+    }
+    let outputs = match generate(&docs) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("reading {}: {e}", docs.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut differ = Vec::new();
+    for (rel, text) in &outputs.files {
+        let path = root.join(rel);
+        if check {
+            if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+                differ.push(rel.clone());
+            }
+        } else {
+            if let Some(dir) = path.parent() {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    eprintln!("creating {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("writing {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    print!("{}", outputs.counts);
+    if !differ.is_empty() {
+        eprintln!(
+            "the committed catalogue differs from the pages in {}: {}\nregenerate it with `cargo run --manifest-path crates/catalog-gen/Cargo.toml -- {}` and commit the result",
+            docs.display(),
+            differ.join(", "),
+            docs.display()
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+struct Outputs {
+    files: Vec<(String, String)>,
+    counts: String,
+}
+
+/// Every `*.md` under `dir`, sorted, as paths relative to `base` with `/` separators.
+fn markdown_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            markdown_files(base, &p, out)?;
+        } else if p.extension().is_some_and(|x| x == "md") {
+            let rel = p.strip_prefix(base).unwrap_or(&p);
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            out.push(rel.join("/"));
+        }
+    }
+    Ok(())
+}
+
+fn generate(docs: &Path) -> std::io::Result<Outputs> {
+    let mut files = Vec::new();
+    markdown_files(docs, &docs.join("openapi"), &mut files)?;
+    markdown_files(docs, &docs.join("webhook"), &mut files)?;
+    let mut ops: Vec<Operation> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut unreadable: Vec<Issue> = Vec::new();
+    let mut notes: Vec<Issue> = Vec::new();
+    let mut skipped: Vec<Issue> = Vec::new();
+    let mut sections = 0usize;
+    for rel in &files {
+        let text = std::fs::read_to_string(docs.join(rel))?;
+        let outcome = if rel.starts_with("openapi/") {
+            page::read_openapi(rel, &text)
+        } else {
+            page::read_webhook(rel, &text)
+        };
+        match outcome {
+            Outcome::Skipped(why) => skipped.push(Issue {
+                page: rel.clone(),
+                what: why,
+            }),
+            Outcome::Read {
+                operations,
+                event,
+                sections: n,
+                failed,
+                notes: mut more,
+            } => {
+                sections += n;
+                ops.extend(operations);
+                events.extend(event);
+                unreadable.extend(failed);
+                notes.append(&mut more);
+            }
+        }
+    }
+    // by segments, then method: a template's methods are adjacent (the library relies on it)
+    ops.sort_by(|a, b| {
+        a.template
+            .split('/')
+            .cmp(b.template.split('/'))
+            .then(a.method.cmp(b.method))
+    });
+    let before = ops.len();
+    ops.dedup_by(|a, b| a.template == b.template && a.method == b.method);
+    if ops.len() != before {
+        notes.push(Issue {
+            page: "(all)".into(),
+            what: format!(
+                "{} operations documented twice; the first page read was kept",
+                before - ops.len()
+            ),
+        });
+    }
+    // APIv3 first: `TRANSACTION.SUCCESS` is documented for both
+    events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
+
+    let mut op_lines = String::new();
+    // the library's index: `METHOD template start label` per line, so that a lookup or a search
+    // touches neither the operations' bytes nor their JSON until one is asked for
+    let mut index_lines = String::new();
+    for op in &ops {
+        let _ = writeln!(
+            index_lines,
+            "{} {} {} {}",
+            op.method,
+            op.template,
+            op_lines.len(),
+            op.label.replace(['\n', '\r'], " ")
+        );
+        op_lines.push_str(&serde_json::to_string(&op.to_json()).expect("json"));
+        op_lines.push('\n');
+    }
+    let mut ev_lines = String::new();
+    for ev in &events {
+        ev_lines.push_str(&serde_json::to_string(&ev.to_json()).expect("json"));
+        ev_lines.push('\n');
+    }
+
+    let mut by: BTreeMap<(u8, &str), usize> = BTreeMap::new();
+    for op in &ops {
+        *by.entry((op.protocol, op.method)).or_default() += 1;
+    }
+    let mut counts = String::new();
+    let _ = writeln!(
+        counts,
+        "operations: {} ({} sections read of {}, {} unreadable)",
+        ops.len(),
+        sections - unreadable.len(),
+        sections,
+        unreadable.len()
+    );
+    for p in [3u8, 2] {
+        let total: usize = by
+            .iter()
+            .filter(|((q, _), _)| *q == p)
+            .map(|(_, n)| n)
+            .sum();
+        let parts: Vec<String> = by
+            .iter()
+            .filter(|((q, _), _)| *q == p)
+            .map(|((_, m), n)| format!("{m} {n}"))
+            .collect();
+        let _ = writeln!(counts, "  APIv{p}: {total} ({})", parts.join(", "));
+    }
+    let v3e = events.iter().filter(|e| e.protocol == 3).count();
+    let _ = writeln!(
+        counts,
+        "events: {} (APIv3 {}, APIv2 {})",
+        events.len(),
+        v3e,
+        events.len() - v3e
+    );
+
+    let report = report_md(sections, &unreadable, &notes, &skipped, &counts);
+    let operations_md = operations_md(&ops, &events, &counts);
+    Ok(Outputs {
+        files: vec![
+            ("src/catalog/operations.jsonl".into(), op_lines),
+            ("src/catalog/index.txt".into(), index_lines),
+            ("src/catalog/events.jsonl".into(), ev_lines),
+            ("catalog/report.md".into(), report),
+            ("docs/operations.md".into(), operations_md),
+        ],
+        counts,
+    })
+}
+
+fn report_md(
+    sections: usize,
+    unreadable: &[Issue],
+    notes: &[Issue],
+    skipped: &[Issue],
+    counts: &str,
+) -> String {
+    let mut s = String::new();
+    s.push_str("# Catalogue report\n\n");
+    s.push_str("Generated by `crates/catalog-gen` from the documentation pages; do not edit.\n\n");
+    s.push_str("```text\n");
+    s.push_str(counts);
+    s.push_str("```\n\n");
+    let _ = writeln!(
+        s,
+        "## Unreadable operation sections ({} of {sections})\n",
+        unreadable.len()
+    );
+    if unreadable.is_empty() {
+        s.push_str("None.\n");
+    }
+    for i in unreadable {
+        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+    let _ = writeln!(
+        s,
+        "\n## Pages without an operation or event ({})\n",
+        skipped.len()
+    );
+    for i in skipped {
+        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+    let _ = writeln!(
+        s,
+        "\n## Rows read with a correction or left out ({})\n",
+        notes.len()
+    );
+    for i in notes {
+        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+    s
+}
+
+/// The group of a template: its protocol and first segment (`v3/pay`), with a second segment for
+/// the big families (`v3/marketing/busifavor`).
+fn group_of(template: &str) -> String {
+    let segs: Vec<&str> = template.split('/').collect();
+    let deep = matches!(
+        segs.get(1).copied(),
+        Some("marketing" | "pay" | "payscore" | "ecommerce" | "brand" | "merchant-service")
+    );
+    let n = if deep && segs.len() > 3 { 3 } else { 2 };
+    let n = n.min(segs.len().saturating_sub(1)).max(1);
+    segs[..n].join("/")
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn operations_md(ops: &[Operation], events: &[Event], counts: &str) -> String {
+    let mut s = String::new();
+    s.push_str("# Operations and events\n\n");
+    s.push_str(
+        "Every documented operation and webhook event the catalogue knows (cargo feature \
+         `catalog`). Generated by `crates/catalog-gen`; do not edit.\n\n",
+    );
+    s.push_str("```text\n");
+    s.push_str(counts);
+    s.push_str("```\n");
+    let mut groups: BTreeMap<String, Vec<&Operation>> = BTreeMap::new();
+    for op in ops {
+        groups.entry(group_of(&op.template)).or_default().push(op);
+    }
+    // APIv3 first, then APIv2.
+    let mut order: Vec<&String> = groups.keys().collect();
+    order.sort_by_key(|g| (!g.starts_with("v3"), (*g).clone()));
+    for g in order {
+        let list = &groups[g];
+        let _ = writeln!(s, "\n## {g}\n");
+        s.push_str("| Method | Path | Label |\n| --- | --- | --- |\n");
+        for op in list {
+            let mut flags = Vec::new();
+            if op.security {
+                flags.push("merchant certificate");
+            }
+            if op.unsigned {
+                flags.push("unsigned answer");
+            }
+            let extra = if flags.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", flags.join(", "))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | `{}` | {}{} |",
+                op.method,
+                op.template,
+                cell(&op.label),
+                extra
+            );
+        }
+    }
+    s.push_str("\n## Webhook events\n\n");
+    s.push_str("| Protocol | Event type | Resource type | Label |\n| --- | --- | --- | --- |\n");
+    for e in events {
+        let _ = writeln!(
+            s,
+            "| APIv{} | `{}` | {} | {} |",
+            e.protocol,
+            e.kind,
+            e.resource_type.as_deref().unwrap_or("-"),
+            cell(&e.label)
+        );
+    }
+    s
+}
