@@ -38,6 +38,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "placeholders",
+    "validate",
 ];
 
 /// Why an APIv3 call is refused when nothing could verify its answer.
@@ -107,6 +108,67 @@ pub(crate) fn check_keys(
     )))
 }
 
+/// The per-call `validate` option: `None` (absent: the client's mode), `false`/`"off"`,
+/// `true` (the client's mode, or strict when it is off), `"warn"`, `"strict"`.
+fn validate_option(args: &Value) -> Result<Option<&str>, Error> {
+    match args.get("validate") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(false)) => Ok(Some("off")),
+        Some(Value::Bool(true)) => Ok(Some("on")),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(Some("off")),
+            "warn" => Ok(Some("warn")),
+            "strict" => Ok(Some("strict")),
+            _ => Err(Error::arg(format!(
+                "validate {s:?}: use false, true, \"off\", \"warn\" or \"strict\""
+            ))),
+        },
+        Some(other) => Err(Error::arg(format!(
+            "validate must be a boolean or \"off\", \"warn\", \"strict\", got {}",
+            uri::kind(other)
+        ))),
+    }
+}
+
+/// What a refusal by validation adds: how to send the call anyway.
+#[cfg(feature = "catalog")]
+const SEND_ANYWAY: &str =
+    "to send it anyway: \"validate\": false in the args, or validation warn (CLI --validate warn)";
+
+/// The line for a path the catalogue does not know for `method`: the methods it is
+/// documented for, else the nearest documented templates.
+#[cfg(feature = "catalog")]
+pub(crate) fn unknown_path(method: &str, path: &str) -> String {
+    use crate::catalog;
+    let clean = path.split(['?', '#']).next().unwrap_or(path);
+    let clean = clean.trim_start_matches('/');
+    let others: Vec<&str> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        .into_iter()
+        .filter(|m| !m.eq_ignore_ascii_case(method) && catalog::find(m, clean).is_some())
+        .collect();
+    let method = method.to_ascii_uppercase();
+    if !others.is_empty() {
+        return format!(
+            "{method} {clean} is not a documented operation: the path is documented for {} only",
+            others.join(", ")
+        );
+    }
+    let near = catalog::suggest(&method, clean);
+    if near.is_empty() {
+        return format!(
+            "{method} {clean} is not a documented operation, and no documented path is near it (docs/operations.md lists them)"
+        );
+    }
+    let listed: Vec<String> = near
+        .iter()
+        .map(|op| format!("{} {} ({})", op.method, op.template, op.label))
+        .collect();
+    format!(
+        "{method} {clean} is not a documented operation; did you mean {}?",
+        listed.join(", or ")
+    )
+}
+
 fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     let one = |s: String| {
         HeaderValue::from_str(&s)
@@ -147,11 +209,117 @@ impl Core {
         args: &Value,
         upload: Option<&Media>,
     ) -> Result<Pending, Error> {
+        self.validate_call(&method, template, args, upload.is_some())?;
         let pending = self.prepare(method, template, args, upload)?;
         if pending.protocol == Protocol::V3 && self.auto.is_none() && self.keyring.is_empty() {
             return Err(Error::Config(NO_PLATFORM_KEY.into()));
         }
         Ok(pending)
+    }
+
+    /// Checks the call's args against the catalogue ([`crate::Builder::validation`], the
+    /// args' `validate`): refuses it under strict, logs each finding under warn. A concrete
+    /// path (`v3/pay/transactions/out-trade-no/T1`) fills its placeholders.
+    #[cfg(feature = "catalog")]
+    fn validate_call(
+        &self,
+        method: &Method,
+        template: &str,
+        args: &Value,
+        upload: bool,
+    ) -> Result<(), Error> {
+        use crate::catalog::{self, Validation};
+        let mode = match validate_option(args)? {
+            None => self.validation,
+            Some("off") => Validation::Off,
+            Some("warn") => Validation::Warn,
+            Some("strict") => Validation::Strict,
+            Some(_) => match self.validation {
+                Validation::Off => Validation::Strict,
+                m => m,
+            },
+        };
+        if mode == Validation::Off {
+            return Ok(());
+        }
+        let m = method.as_str();
+        let Some(op) = catalog::find(m, template) else {
+            let text = unknown_path(m, template);
+            if mode == Validation::Strict {
+                return Err(Error::InvalidArgument(format!(
+                    "{text}. Nothing was sent ({SEND_ANYWAY})"
+                )));
+            }
+            tracing::warn!(
+                method = m,
+                path = template,
+                "{text}; sent anyway (validation: warn)"
+            );
+            return Ok(());
+        };
+        // What the call sends besides its args: the query written in the path, an upload's
+        // multipart body.
+        let in_path = template.contains('?') && args.get("query").is_none_or(Value::is_null);
+        let no_body = upload && args.get("body").is_none_or(Value::is_null);
+        let findings = match args {
+            Value::Object(a) if in_path || no_body => {
+                let mut a = a.clone();
+                if in_path {
+                    let q = template.split_once('?').map_or("", |(_, q)| q);
+                    a.insert("query".into(), Value::String(q.to_string()));
+                }
+                if no_body {
+                    a.insert("body".into(), Value::String("(the upload)".into()));
+                }
+                op.validate_at(template, &Value::Object(a))
+            }
+            _ => op.validate_at(template, args),
+        };
+        if findings.is_empty() {
+            return Ok(());
+        }
+        if mode == Validation::Warn {
+            for f in &findings {
+                tracing::warn!(
+                    method = m,
+                    template = op.template,
+                    "not as documented: {f}; sent anyway (validation: warn)"
+                );
+            }
+            return Ok(());
+        }
+        const SHOWN: usize = 20;
+        let mut listed: Vec<String> = findings
+            .iter()
+            .take(SHOWN)
+            .map(ToString::to_string)
+            .collect();
+        if findings.len() > SHOWN {
+            listed.push(format!("and {} more", findings.len() - SHOWN));
+        }
+        Err(Error::InvalidArgument(format!(
+            "{m} {} ({}) is not called as documented, nothing was sent: {} ({SEND_ANYWAY})",
+            op.template,
+            op.label,
+            listed.join("; ")
+        )))
+    }
+
+    /// Without the catalogue nothing can be checked: a call asking for it is refused.
+    #[cfg(not(feature = "catalog"))]
+    fn validate_call(
+        &self,
+        _method: &Method,
+        _template: &str,
+        args: &Value,
+        _upload: bool,
+    ) -> Result<(), Error> {
+        match validate_option(args)? {
+            None | Some("off") => Ok(()),
+            Some(_) => Err(Error::arg(
+                "validate: checking a call against its documentation needs the cargo feature `catalog` of wechatpay-chain",
+            )),
+        }
     }
 
     /// [`Core::begin_with`] without the keyring check: for the certificate download, which

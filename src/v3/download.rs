@@ -262,6 +262,8 @@ fn download_args(args: Value, query: String) -> Result<Value, Error> {
     if !query.is_empty() {
         m.insert("query".into(), Value::String(query));
     }
+    // The URL is the platform's own, not a call to check against the catalogue.
+    m.entry("validate").or_insert(Value::Bool(false));
     Ok(Value::Object(m))
 }
 
