@@ -246,8 +246,9 @@ impl Core {
         let Some(op) = catalog::find(m, template) else {
             let text = unknown_path(m, template);
             if mode == Validation::Strict {
+                let stop = if text.ends_with('?') { "" } else { "." };
                 return Err(Error::InvalidArgument(format!(
-                    "{text}. Nothing was sent ({SEND_ANYWAY})"
+                    "{text}{stop} Nothing was sent ({SEND_ANYWAY})"
                 )));
             }
             tracing::warn!(
@@ -261,9 +262,38 @@ impl Core {
         // multipart body.
         let in_path = template.contains('?') && args.get("query").is_none_or(Value::is_null);
         let no_body = upload && args.get("body").is_none_or(Value::is_null);
+        // a placeholder named otherwise than on the page (`v3/refund/domestic/refunds/{no}`)
+        let path = template.split(['?', '#']).next().unwrap_or(template);
+        let path = path.trim_start_matches('/');
+        let renamed: Vec<(&str, &str)> =
+            if path.split('/').count() == op.template.split('/').count() {
+                let name = |s: &'static str| {
+                    s.strip_prefix('{')
+                        .and_then(|s| s.strip_suffix('}'))
+                        .map(|s| s.trim_start_matches('+'))
+                };
+                path.split('/')
+                    .zip(op.template.split('/'))
+                    .filter_map(|(p, t)| {
+                        let given = p
+                            .strip_prefix('{')?
+                            .strip_suffix('}')?
+                            .trim_start_matches('+');
+                        let documented = name(t)?;
+                        (given != documented).then_some((given, documented))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let findings = match args {
-            Value::Object(a) if in_path || no_body => {
+            Value::Object(a) if in_path || no_body || !renamed.is_empty() => {
                 let mut a = a.clone();
+                for (given, documented) in &renamed {
+                    if let Some(v) = a.remove(*given) {
+                        a.insert((*documented).to_string(), v);
+                    }
+                }
                 if in_path {
                     let q = template.split_once('?').map_or("", |(_, q)| q);
                     a.insert("query".into(), Value::String(q.to_string()));

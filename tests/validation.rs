@@ -268,7 +268,23 @@ fn concrete_paths_and_filled_placeholders_are_checked_as_their_template() {
             .unwrap_err(),
     );
     assert!(m.contains("/out_trade_no: required field missing"), "{m}");
-    assert_eq!(s.recorded().len(), 3);
+    // a placeholder named otherwise than on the page stands for the page's
+    client
+        .chain("v3/pay/transactions/out-trade-no/{no}")
+        .get(json!({"no": "T2", "query": {"mchid": "1230000109"}}))
+        .unwrap();
+    assert_eq!(
+        s.last().target,
+        "/v3/pay/transactions/out-trade-no/T2?mchid=1230000109"
+    );
+    let m = refusal(
+        client
+            .chain("v3/pay/transactions/out-trade-no/{no}")
+            .get(json!({"query": {"mchid": 1230000109, "x": 1}}))
+            .unwrap_err(),
+    );
+    assert!(m.contains("/query/x: unknown field"), "{m}");
+    assert_eq!(s.recorded().len(), 4);
 }
 
 #[test]
