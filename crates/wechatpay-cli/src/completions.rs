@@ -2,6 +2,8 @@
 //! subcommands and options, the methods, and the documented path templates (a static list
 //! taken from the catalogue when the script is made).
 
+use std::io::Write;
+
 use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use clap_complete::Shell;
@@ -49,5 +51,25 @@ pub fn run(a: &CompletionsArgs, cmd: clap::Command) {
         ShellName::Fish => Shell::Fish,
     };
     let mut cmd = with_values(cmd);
-    clap_complete::generate(shell, &mut cmd, "wechatpay", &mut std::io::stdout());
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "wechatpay", &mut out);
+    if let ShellName::Fish = a.shell {
+        // clap's fish script completes no positional values: the methods and paths here
+        let methods = METHODS.join(" ");
+        let mut templates: Vec<&'static str> = catalog::summaries::<&str>(&[])
+            .map(|s| s.template)
+            .collect();
+        templates.dedup();
+        let templates = templates.join(" ");
+        let words = "(count (commandline -opc))";
+        let _ = write!(
+            out,
+            "# METHOD and URI of a call and of `describe`: the documented paths\n\
+             complete -c wechatpay -n \"test {words} -eq 1\" -f -a \"{methods}\"\n\
+             complete -c wechatpay -n \"__fish_seen_subcommand_from {methods}; and not __fish_seen_subcommand_from describe\" -f -a \"{templates}\"\n\
+             complete -c wechatpay -n \"__fish_wechatpay_using_subcommand describe; and test {words} -eq 2\" -f -a \"{methods}\"\n\
+             complete -c wechatpay -n \"__fish_wechatpay_using_subcommand describe; and test {words} -ge 3\" -f -a \"{templates}\"\n"
+        );
+    }
+    let _ = out.flush();
 }
