@@ -110,7 +110,7 @@ pub(crate) fn check_keys(
 
 /// The per-call `validate` option: `None` (absent: the client's mode), `false`/`"off"`,
 /// `true` (the client's mode, or strict when it is off), `"warn"`, `"strict"`.
-fn validate_option(args: &Value) -> Result<Option<&str>, Error> {
+fn validate_option(args: &Value) -> Result<Option<&'static str>, Error> {
     match args.get("validate") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(false)) => Ok(Some("off")),
@@ -686,6 +686,21 @@ mod tests {
         let e = check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Strict).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("\"sink\""));
         check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Lenient).unwrap();
+    }
+
+    #[test]
+    fn the_validate_option_takes_booleans_and_the_three_modes() {
+        let of = |v: Value| validate_option(&json!({ "validate": v }));
+        assert_eq!(validate_option(&json!({})).unwrap(), None);
+        assert_eq!(of(json!(false)).unwrap(), Some("off"));
+        assert_eq!(of(json!(true)).unwrap(), Some("on"));
+        assert_eq!(of(json!("Strict")).unwrap(), Some("strict"));
+        assert_eq!(of(json!("warn")).unwrap(), Some("warn"));
+        assert!(of(json!("maybe"))
+            .unwrap_err()
+            .to_string()
+            .contains("\"warn\""));
+        assert!(of(json!(1)).unwrap_err().to_string().contains("boolean"));
     }
 
     #[test]
