@@ -32,6 +32,7 @@
 //! assert_eq!(near[0].template, "v3/pay/transactions/native");
 //! ```
 
+mod call;
 mod validate;
 
 use std::collections::HashMap;
@@ -40,6 +41,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub use crate::request::Protocol;
+pub(crate) use call::check_call;
+pub use call::unknown_path;
 pub use validate::{Finding, FindingKind};
 
 /// Whether a client checks each call's args against the catalogue before sending

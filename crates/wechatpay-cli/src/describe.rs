@@ -83,35 +83,6 @@ pub fn lines(op: &Operation) -> Vec<String> {
     out
 }
 
-/// "is not a documented operation" with the methods the path takes, else the nearest
-/// documented templates.
-pub fn unknown(method: &str, path: &str) -> Error {
-    let m = method.to_ascii_uppercase();
-    let others: Vec<&str> = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-        .into_iter()
-        .filter(|o| *o != m && catalog::find(o, path).is_some())
-        .collect();
-    if !others.is_empty() {
-        return Error::InvalidArgument(format!(
-            "{m} {path} is not a documented operation: the path is documented for {} only",
-            others.join(", ")
-        ));
-    }
-    let near: Vec<String> = catalog::suggest(&m, path)
-        .iter()
-        .map(|op| format!("{} {} ({})", op.method, op.template, op.label))
-        .collect();
-    Error::InvalidArgument(match near.is_empty() {
-        true => format!(
-            "{m} {path} is not a documented operation, and no documented path is near it (wechatpay ops WORDS searches them)"
-        ),
-        false => format!(
-            "{m} {path} is not a documented operation; did you mean {}?",
-            near.join(", or ")
-        ),
-    })
-}
-
 pub fn run(a: &DescribeArgs, path: &str) -> Result<(), Error> {
     let Some(op) = catalog::find(&a.method, path) else {
         if !["get", "post", "put", "patch", "delete"]
@@ -122,7 +93,9 @@ pub fn run(a: &DescribeArgs, path: &str) -> Result<(), Error> {
                 a.method
             )));
         }
-        return Err(unknown(&a.method, path));
+        return Err(Error::InvalidArgument(catalog::unknown_path(
+            &a.method, path,
+        )));
     };
     let mut out = std::io::stdout().lock();
     let written = lines(op)
