@@ -810,10 +810,13 @@ mod tests {
             assert!(target_of(bad).is_err(), "{bad}");
         }
         let a = download_args(json!({"timeout": 60}), "token=x".into()).unwrap();
-        assert_eq!(a, json!({"timeout": 60, "query": "token=x"}));
+        assert_eq!(
+            a,
+            json!({"timeout": 60, "query": "token=x", "validate": false})
+        );
         assert_eq!(
             download_args(Value::Null, String::new()).unwrap(),
-            json!({})
+            json!({"validate": false})
         );
         for bad in [
             json!({"query": {}}),
