@@ -103,6 +103,8 @@ pub struct Builder {
     timeout: Option<Duration>,
     body_limit: Option<usize>,
     placeholders: Placeholders,
+    #[cfg(feature = "catalog")]
+    validation: crate::catalog::Validation,
     user_agent: Option<String>,
     retry: Option<crate::RetryPolicy>,
     auto_certificates: Option<(String, Duration)>,
@@ -238,6 +240,33 @@ impl Builder {
     /// refuses the call; [`Placeholders::Lenient`] expands it to empty as wechatpay-php does.
     pub fn placeholders(mut self, mode: Placeholders) -> Self {
         self.placeholders = mode;
+        self
+    }
+
+    /// Checks each call's args against the operation catalogue before anything is sent:
+    /// [`Validation::Off`](crate::Validation::Off) (the default), `Warn` (each finding logged
+    /// at WARN, the call sent) or `Strict` (a call with findings refused with
+    /// [`Error::InvalidArgument`] naming each field by its JSON pointer, nothing sent). A call
+    /// may skip it with `"validate": false` in its args. Cargo feature `catalog`.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use wechatpay_chain::{Builder, Validation};
+    ///
+    /// let client = Builder::new().validation(Validation::Strict).build()?;
+    /// // `total` must be an integer (fen): refused before anything is signed or sent
+    /// let e = client
+    ///     .chain("v3/pay/transactions/native")
+    ///     .post(json!({"json": {"appid": "wx", "mchid": "1", "description": "d",
+    ///         "out_trade_no": "T1", "notify_url": "https://example.com/n",
+    ///         "amount": {"total": "100"}}}))
+    ///     .unwrap_err();
+    /// assert!(e.to_string().contains("/json/amount/total"), "{e}");
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
+    #[cfg(feature = "catalog")]
+    pub fn validation(mut self, mode: crate::Validation) -> Self {
+        self.validation = mode;
         self
     }
 
@@ -447,6 +476,8 @@ impl Builder {
             timeout,
             body_limit: self.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
             placeholders: self.placeholders,
+            #[cfg(feature = "catalog")]
+            validation: self.validation,
             user_agent,
             secret: self.secret,
             v2_either_sign_type: self.v2_either_sign_type,

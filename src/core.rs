@@ -24,6 +24,9 @@ pub(crate) struct Core {
     pub timeout: Duration,
     pub body_limit: usize,
     pub placeholders: Placeholders,
+    /// `Builder::validation`: checking calls against the catalogue.
+    #[cfg(feature = "catalog")]
+    pub validation: crate::catalog::Validation,
     pub user_agent: http::HeaderValue,
     pub secret: Option<String>,
     /// APIv2 answers may be signed with either type ([`crate::Builder::v2_either_sign_type`]).

@@ -38,6 +38,7 @@ pub const OPTION_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "placeholders",
+    "validate",
 ];
 
 /// Why an APIv3 call is refused when nothing could verify its answer.
@@ -107,6 +108,28 @@ pub(crate) fn check_keys(
     )))
 }
 
+/// The per-call `validate` option: `None` (absent: the client's mode), `false`/`"off"`,
+/// `true` (the client's mode, or strict when it is off), `"warn"`, `"strict"`.
+fn validate_option(args: &Value) -> Result<Option<&'static str>, Error> {
+    match args.get("validate") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(false)) => Ok(Some("off")),
+        Some(Value::Bool(true)) => Ok(Some("on")),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(Some("off")),
+            "warn" => Ok(Some("warn")),
+            "strict" => Ok(Some("strict")),
+            _ => Err(Error::arg(format!(
+                "validate {s:?}: use false, true, \"off\", \"warn\" or \"strict\""
+            ))),
+        },
+        Some(other) => Err(Error::arg(format!(
+            "validate must be a boolean or \"off\", \"warn\", \"strict\", got {}",
+            uri::kind(other)
+        ))),
+    }
+}
+
 fn header_value(name: &str, v: &Value) -> Result<Vec<HeaderValue>, Error> {
     let one = |s: String| {
         HeaderValue::from_str(&s)
@@ -147,11 +170,54 @@ impl Core {
         args: &Value,
         upload: Option<&Media>,
     ) -> Result<Pending, Error> {
+        self.validate_call(&method, template, args, upload.is_some())?;
         let pending = self.prepare(method, template, args, upload)?;
         if pending.protocol == Protocol::V3 && self.auto.is_none() && self.keyring.is_empty() {
             return Err(Error::config(NO_PLATFORM_KEY));
         }
         Ok(pending)
+    }
+
+    /// Checks the call's args against the catalogue ([`crate::Builder::validation`], the
+    /// args' `validate`): refuses it under strict, logs each finding under warn. A concrete
+    /// path (`v3/pay/transactions/out-trade-no/T1`) fills its placeholders.
+    #[cfg(feature = "catalog")]
+    fn validate_call(
+        &self,
+        method: &Method,
+        template: &str,
+        args: &Value,
+        upload: bool,
+    ) -> Result<(), Error> {
+        use crate::catalog::Validation;
+        let mode = match validate_option(args)? {
+            None => self.validation,
+            Some("off") => Validation::Off,
+            Some("warn") => Validation::Warn,
+            Some("strict") => Validation::Strict,
+            Some(_) => match self.validation {
+                Validation::Off => Validation::Strict,
+                m => m,
+            },
+        };
+        crate::catalog::check_call(mode, method.as_str(), template, args, upload)
+    }
+
+    /// Without the catalogue nothing can be checked: a call asking for it is refused.
+    #[cfg(not(feature = "catalog"))]
+    fn validate_call(
+        &self,
+        _method: &Method,
+        _template: &str,
+        args: &Value,
+        _upload: bool,
+    ) -> Result<(), Error> {
+        match validate_option(args)? {
+            None | Some("off") => Ok(()),
+            Some(_) => Err(Error::arg(
+                "validate: checking a call against its documentation needs the cargo feature `catalog` of wechatpay-chain",
+            )),
+        }
     }
 
     /// [`Core::begin_with`] without the keyring check: for the certificate download, which
@@ -488,6 +554,21 @@ mod tests {
         let e = check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Strict).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("\"sink\""));
         check_keys(t, &keys(json!({"sink": "f"})), Placeholders::Lenient).unwrap();
+    }
+
+    #[test]
+    fn the_validate_option_takes_booleans_and_the_three_modes() {
+        let of = |v: Value| validate_option(&json!({ "validate": v }));
+        assert_eq!(validate_option(&json!({})).unwrap(), None);
+        assert_eq!(of(json!(false)).unwrap(), Some("off"));
+        assert_eq!(of(json!(true)).unwrap(), Some("on"));
+        assert_eq!(of(json!("Strict")).unwrap(), Some("strict"));
+        assert_eq!(of(json!("warn")).unwrap(), Some("warn"));
+        assert!(of(json!("maybe"))
+            .unwrap_err()
+            .to_string()
+            .contains("\"warn\""));
+        assert!(of(json!(1)).unwrap_err().to_string().contains("boolean"));
     }
 
     #[test]

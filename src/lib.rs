@@ -61,6 +61,8 @@ pub use v3::{certificates, client_json, download, notify, sensitive};
 
 pub(crate) use crate::core::Core;
 pub use builder::{Builder, DEFAULT_BASE_URI, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
+#[cfg(feature = "catalog")]
+pub use catalog::Validation;
 pub use chain::Chain;
 pub use client::Client;
 pub use crypto::{Certificate, PrivateKey, PublicKey, Rsa};

@@ -500,3 +500,28 @@ fn client_is_send_sync_clone_and_keeps_secrets() {
     );
     assert!(!dbg.contains(&Keys::shared().merchant_pem[40..80]));
 }
+
+/// Without the catalogue nothing can be checked: `"validate": false` is accepted, a call asking
+/// for a check is refused before sending.
+#[cfg(not(feature = "catalog"))]
+#[test]
+fn asking_for_validation_without_the_catalogue_is_refused() {
+    let s = Server::start(Keys::shared(), echo());
+    let client = s.client();
+    for ask in [json!(true), json!("strict"), json!("warn")] {
+        let e = client
+            .chain("v3/x")
+            .post(json!({"validate": ask}))
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("feature `catalog`"),
+            "{e}"
+        );
+    }
+    assert_eq!(s.recorded().len(), 0);
+    client
+        .chain("v3/x")
+        .post(json!({"validate": false}))
+        .unwrap();
+    assert_eq!(s.recorded().len(), 1);
+}

@@ -32,6 +32,7 @@
 //! assert_eq!(near[0].template, "v3/pay/transactions/native");
 //! ```
 
+mod call;
 mod validate;
 
 use std::collections::HashMap;
@@ -40,7 +41,44 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 pub use crate::request::Protocol;
+pub(crate) use call::check_call;
+pub use call::unknown_path;
 pub use validate::{Finding, FindingKind};
+
+/// Whether a client checks each call's args against the catalogue before sending
+/// ([`crate::Builder::validation`]; per call, `"validate": false` in the args skips it and
+/// `"validate": true` asks for it, strictly when the client's mode is `Off`).
+///
+/// What is checked and what each finding means: [`Operation::validate_at`] and
+/// docs/catalog.md. A path the catalogue does not know is a finding too, with the nearest
+/// documented templates ([`suggest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Validation {
+    /// Nothing is checked (the library's default).
+    #[default]
+    Off,
+    /// Each finding is logged with `tracing` at WARN and the call is sent.
+    Warn,
+    /// A call with any finding is refused with [`crate::Error::InvalidArgument`] naming each
+    /// field by its JSON pointer and what the page expects; nothing is sent (the CLI's default).
+    Strict,
+}
+
+impl std::str::FromStr for Validation {
+    type Err = crate::Error;
+
+    /// `off`, `warn` or `strict` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "off" => Ok(Validation::Off),
+            "warn" => Ok(Validation::Warn),
+            "strict" => Ok(Validation::Strict),
+            _ => Err(crate::Error::InvalidArgument(format!(
+                "validation {s:?}: use off, warn or strict"
+            ))),
+        }
+    }
+}
 
 static OPERATIONS: &str = include_str!("operations.jsonl");
 static INDEX_TEXT: &str = include_str!("index.txt");

@@ -262,6 +262,8 @@ fn download_args(args: Value, query: String) -> Result<Value, Error> {
     if !query.is_empty() {
         m.insert("query".into(), Value::String(query));
     }
+    // The URL is the platform's own, not a call to check against the catalogue.
+    m.entry("validate").or_insert(Value::Bool(false));
     Ok(Value::Object(m))
 }
 
@@ -814,10 +816,13 @@ mod tests {
             assert!(target_of(bad).is_err(), "{bad}");
         }
         let a = download_args(json!({"timeout": 60}), "token=x".into()).unwrap();
-        assert_eq!(a, json!({"timeout": 60, "query": "token=x"}));
+        assert_eq!(
+            a,
+            json!({"timeout": 60, "query": "token=x", "validate": false})
+        );
         assert_eq!(
             download_args(Value::Null, String::new()).unwrap(),
-            json!({})
+            json!({"validate": false})
         );
         for bad in [
             json!({"query": {}}),

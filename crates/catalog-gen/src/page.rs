@@ -658,9 +658,12 @@ fn is_unsigned(template: &str) -> bool {
         });
     }
     match template.strip_prefix("v3/") {
-        Some("billdownload/file") => true,
+        Some(
+            "billdownload/file" | "transferdownload/signfile" | "transferdownload/elecvoucherfile",
+        ) => true,
         Some(p) => p
             .strip_prefix("merchant-service/images/")
+            .or_else(|| p.strip_prefix("global/merchant-service/images/"))
             .is_some_and(|r| !r.is_empty() && r != "upload"),
         None => false,
     }

@@ -12,13 +12,21 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
-use wechatpay_chain::{Builder, Error, Placeholders, Rsa};
+use wechatpay_chain::{Builder, Error, Placeholders, Rsa, Validation};
 
 mod bill;
 
 mod certificates;
 
+mod completions;
+
 mod demo;
+
+mod describe;
+
+mod events;
+
+mod ops;
 
 mod serve;
 
@@ -84,6 +92,17 @@ enum Command {
     /// sub-merchant-fundflowbill …), then the file it names, gunzipped, decrypted when in
     /// encrypted parts, every digest checked.
     Bill(bill::BillArgs),
+    /// Lists the documented operations whose path template or label holds every word:
+    /// method, template, label (the catalogue, offline).
+    Ops(ops::OpsArgs),
+    /// Prints what the documentation says of one operation: its placeholders and its request
+    /// and response fields as trees, with types, required marks, enumerations and encryption.
+    Describe(describe::DescribeArgs),
+    /// Lists the documented webhook (notification) event types with their labels.
+    Events(events::EventsArgs),
+    /// Prints a completion script for bash, zsh or fish: subcommands, options, methods and the
+    /// documented paths.
+    Completions(completions::CompletionsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -102,7 +121,8 @@ struct CallArgs {
     include: bool,
     /// As wechatpay-php: a `{placeholder}` missing from ARGS expands to empty and an ARGS key
     /// that is neither a request option nor a placeholder is ignored, each with a warning. By
-    /// default both are refused (exit 2, naming it) and nothing is sent.
+    /// default both are refused (exit 2, naming it) and nothing is sent. Validation then
+    /// warns (unless --validate says otherwise).
     #[arg(long, alias = "php-compatible")]
     lenient: bool,
     /// The default now (kept so that existing scripts still run).
@@ -115,6 +135,29 @@ struct CallArgs {
     /// Fields to add to (or override in) the upload's meta JSON, e.g. '{"bank_type":"…"}'.
     #[arg(long, value_name = "JSON", requires = "file")]
     meta: Option<String>,
+    /// Check the call against the documentation before sending (the operation catalogue):
+    /// strict refuses a path that is not documented (naming the nearest documented ones) or
+    /// args that do not match its page: a required field missing, a wrong JSON type, a value
+    /// outside its enumeration, an unknown field, the forgotten json wrapper (exit 2, each
+    /// field named by its JSON path, nothing sent); warn prints them on stderr and sends; off
+    /// sends as given. The args may also say "validate": false. [default: strict; warn with
+    /// --lenient]
+    #[arg(
+        long,
+        value_enum,
+        env = "WECHATPAY_VALIDATE",
+        ignore_case = true,
+        value_name = "MODE"
+    )]
+    validate: Option<ValidateMode>,
+}
+
+/// `--validate`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ValidateMode {
+    Off,
+    Warn,
+    Strict,
 }
 
 /// The options of a call, also taken by `bill` (and in part by `certificates` and `serve`);
@@ -370,7 +413,19 @@ fn call(c: &CallArgs, conf: &Conf) -> Result<(), Error> {
     } else {
         Placeholders::Strict
     };
-    let client = conf.builder()?.placeholders(mode).build()?;
+    let validation = match c.validate {
+        Some(ValidateMode::Off) => Validation::Off,
+        Some(ValidateMode::Warn) => Validation::Warn,
+        Some(ValidateMode::Strict) => Validation::Strict,
+        // sent as wechatpay-php sends it, the findings on stderr
+        None if c.lenient => Validation::Warn,
+        None => Validation::Strict,
+    };
+    let client = conf
+        .builder()?
+        .placeholders(mode)
+        .validation(validation)
+        .build()?;
     let chain = client.chain(&path);
     if let Some(file) = &c.file {
         if !method.eq_ignore_ascii_case("post") {
@@ -439,13 +494,17 @@ fn print(c: &CallArgs, res: &wechatpay_chain::Response) -> Result<(), Error> {
 
 /// The call's own arguments given beside a subcommand (`wechatpay get v3/x demo`), which clap
 /// accepts once subcommands may follow options: named, so that the usage error says which.
-fn call_args_with(cli: &Cli) -> Option<(&'static str, &'static str)> {
+fn call_args_with(cli: &Cli, matches: &ArgMatches) -> Option<(&'static str, &'static str)> {
     let c = &cli.call;
     let sub = match cli.command.as_ref()? {
         Command::Demo => "demo",
         Command::Serve(_) => "serve",
         Command::Certificates(_) => "certificates",
         Command::Bill(_) => "bill",
+        Command::Ops(_) => "ops",
+        Command::Describe(_) => "describe",
+        Command::Events(_) => "events",
+        Command::Completions(_) => "completions",
     };
     let given = [
         ("METHOD", c.method.is_some()),
@@ -455,6 +514,7 @@ fn call_args_with(cli: &Cli) -> Option<(&'static str, &'static str)> {
         ("--strict-placeholders", c.strict_placeholders),
         ("--file", c.file.is_some()),
         ("--meta", c.meta.is_some()),
+        ("--validate", given(matches, "validate")),
     ];
     given
         .iter()
@@ -642,7 +702,7 @@ fn main() -> ExitCode {
         .try_get_matches()
         .unwrap_or_else(|e| usage_error(e));
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage_error(e));
-    if let Some((what, sub)) = call_args_with(&cli) {
+    if let Some((what, sub)) = call_args_with(&cli, &matches) {
         usage_error(Cli::command().error(
             clap::error::ErrorKind::ArgumentConflict,
             format!(
@@ -719,6 +779,25 @@ fn main() -> ExitCode {
             )
         }
         Some(Command::Certificates(a)) => certificates::run(a, key_source),
+        Some(Command::Ops(a)) => match ops::run(a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::OTHER),
+            // `wechatpay ops | head`
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Some(Command::Events(a)) => match events::run(a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::OTHER),
+            // `wechatpay events | head`
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Some(Command::Describe(a)) => describe::run(a, &chain_path(&a.uri)),
+        Some(Command::Completions(a)) => {
+            completions::run(a, Cli::command());
+            Ok(())
+        }
         Some(Command::Bill(a)) => read_args(a.args.as_deref()).and_then(|args| {
             let client = a.conf.builder()?.build()?;
             bill::run(a, &client, &chain_path(&a.uri), args)
