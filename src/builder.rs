@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::client_json::Credentials;
 use crate::crypto::{Certificate, PrivateKey, PublicKey};
 use crate::error::Error;
-use crate::transport::Transport;
+use crate::transport::{Identity, TlsConfig, Transport};
 use crate::uri::Base;
 use crate::uri::Placeholders;
 use crate::util::pem::normalize_serial;
@@ -21,17 +21,21 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of an answer's body.
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// A TLS client identity from PEM text; the key is re-encoded as PKCS#8, which is what
-/// native-tls takes, so that PKCS#1 (`BEGIN RSA PRIVATE KEY`) keys work too.
-fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
+/// The merchant's TLS client identity from PEM text (the certificate, then any intermediates;
+/// a PKCS#1 or PKCS#8 key), checked to belong together.
+fn tls_identity(cert: &str, key: &str) -> Result<Identity, Error> {
     let pkey = crate::crypto::rsa::pem_private_key(key, None).map_err(|why| {
         Error::Key(format!(
             "the merchant private key (merchant_identity) {why}"
         ))
     })?;
-    let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|_| {
+    let not_pem = || {
         Error::Key("the merchant certificate (merchant_identity) is not a PEM certificate".into())
-    })?;
+    };
+    let mut certs = openssl::x509::X509::stack_from_pem(cert.as_bytes())
+        .map_err(|_| not_pem())?
+        .into_iter();
+    let x509 = certs.next().ok_or_else(not_pem)?;
     let cert_key = x509
         .public_key()
         .map_err(|_| Error::Key("the merchant certificate has no usable public key".into()))?;
@@ -40,16 +44,17 @@ fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
             "the merchant private key does not belong to the merchant certificate".into(),
         ));
     }
-    let pkcs8 = pkey.private_key_to_pem_pkcs8()?;
-    native_tls::Identity::from_pkcs8(cert.as_bytes(), &pkcs8).map_err(|e| {
-        Error::Key(format!(
-            "merchant certificate and key do not make a TLS identity: {e}"
-        ))
+    Ok(Identity {
+        cert: x509,
+        chain: certs.collect(),
+        key: pkey,
     })
 }
 
-/// Trusted roots from PEM text holding one or more certificates, for native-tls.
-fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
+/// Trusted roots from PEM text holding one or more certificates. Parsed here, so that a bad
+/// one is refused by `build()`; the TLS context using them is built on the first `https://`
+/// call.
+fn tls_roots(pems: &[String]) -> Result<Vec<openssl::x509::X509>, Error> {
     let mut roots = Vec::new();
     for pem in pems {
         let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes())
@@ -58,14 +63,7 @@ fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
             .ok_or_else(|| {
                 Error::Key("root_certificate is not a PEM certificate (BEGIN CERTIFICATE)".into())
             })?;
-        for cert in certs {
-            let der = cert.to_der()?;
-            roots.push(
-                native_tls::Certificate::from_der(&der).map_err(|e| {
-                    Error::Key(format!("root_certificate cannot be used by TLS: {e}"))
-                })?,
-            );
-        }
+        roots.extend(certs);
     }
     Ok(roots)
 }
@@ -443,7 +441,10 @@ impl Builder {
             user_agent,
             secret: self.secret,
             v2_either_sign_type: self.v2_either_sign_type,
-            transport: Transport::new(identity, &tls_roots(&self.root_certificates)?)?,
+            transport: Transport::new(TlsConfig {
+                roots: tls_roots(&self.root_certificates)?,
+                identity,
+            }),
             sealed: Default::default(),
         };
         let client = Client::from_core(core);
