@@ -105,7 +105,18 @@ measure "/bin/true (a process started from the loop: the floor)" /bin/true
 measure "http:// get" "${get[@]}"
 measure "http:// get, SSL_CERT_FILE=/dev/null (reference)" env SSL_CERT_FILE=/dev/null "${get[@]}"
 if command -v hyperfine >/dev/null; then
-    hyperfine -N --warmup 5 --runs "$N" --style basic "${get[*]}" 2>/dev/null | grep -E "Time|Range" || true
+    # No shell in between (-N): the process alone. Its median, and the mean CPU it reports.
+    hyperfine -N --warmup 5 --runs "$((N * ROUNDS))" --style none --export-json "$scratch/hf.json" "${get[*]}" >/dev/null 2>&1
+    python3 - "$scratch/hf.json" <<'PY' || true
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+t = sorted(r["times"])
+q = lambda p: t[min(len(t) - 1, int(p * len(t)))] * 1000
+print(f"{'hyperfine, http:// get (no shell between)':<58} wall {r['median'] * 1000:6.2f} ms "
+      f"(p10 {q(0.1):.2f}, p90 {q(0.9):.2f}, min {t[0] * 1000:.2f})   "
+      f"CPU {(r['user'] + r['system']) * 1000:6.2f} ms (user {r['user'] * 1000:.2f}, "
+      f"system {r['system'] * 1000:.2f})   [{len(t)} runs]")
+PY
 else
     echo "(hyperfine not installed: skipped its summary; apt-get install hyperfine)"
 fi

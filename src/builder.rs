@@ -318,6 +318,13 @@ impl Builder {
     /// (`wechatpay_emulator::EmulatorConfig::tls`), or a TLS-intercepting
     /// proxy whose CA the process should trust without trusting it system-wide. `build()`
     /// refuses text that holds no certificate with [`Error::Key`].
+    ///
+    /// The TLS context is made on the first `https://` connection, not by `build()`: a client
+    /// of an `http://` base (the emulator, a local proxy) never loads the system's roots, and
+    /// an `https://` one loads them once, from the system's hashed certificate directory
+    /// (`/etc/ssl/certs`, or `SSL_CERT_DIR`) where there is one, which OpenSSL reads a file at
+    /// a time as a verification needs it, rather than parsing the whole bundle; a bundle is
+    /// parsed when `SSL_CERT_FILE` names it, or when the system has no hashed directory.
     pub fn root_certificate(mut self, pem: &str) -> Self {
         self.root_certificates.push(pem.to_string());
         self
