@@ -7,7 +7,7 @@
 //! hashed certificate directory (`/etc/ssl/certs`), where OpenSSL opens only the few files a
 //! verification asks for, rather than parsing the whole bundle (`ca-certificates.crt`, ~150
 //! certificates) up front. The bundle is loaded only when `SSL_CERT_FILE` names it, or when the
-//! system has no hashed directory.
+//! system has no hashed directory; where neither is found, OpenSSL's compiled-in default paths.
 
 use std::future::Future;
 use std::io;
@@ -136,6 +136,12 @@ fn context(config: &TlsConfig, with_identity: bool) -> Result<SslContext, String
     if let Some(file) = &trust.file {
         if let Err(e) = ctx.load_verify_locations(Some(file), None) {
             tracing::debug!(file = %file.display(), error = %e, "certificate file not usable");
+        }
+    }
+    if trust.dirs.is_empty() && trust.file.is_none() {
+        // Nothing found where systems keep their roots: OpenSSL's compiled-in default paths.
+        if let Err(e) = ctx.set_default_verify_paths() {
+            tracing::debug!(error = %e, "OpenSSL's default certificate paths not usable");
         }
     }
     for root in &config.roots {
