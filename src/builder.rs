@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::client_json::Credentials;
 use crate::crypto::{Certificate, PrivateKey, PublicKey};
 use crate::error::Error;
-use crate::transport::Transport;
+use crate::transport::{Identity, TlsConfig, Transport};
 use crate::uri::Base;
 use crate::uri::Placeholders;
 use crate::util::pem::normalize_serial;
@@ -21,20 +21,19 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default limit of an answer's body.
 pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
-/// A TLS client identity from PEM text; the key is re-encoded as PKCS#8, which is what
-/// native-tls takes, so that PKCS#1 (`BEGIN RSA PRIVATE KEY`) keys work too.
-fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
+/// The merchant's TLS client identity from PEM text (the certificate, then any intermediates;
+/// a PKCS#1 or PKCS#8 key), checked to belong together.
+fn tls_identity(cert: &str, key: &str) -> Result<Identity, Error> {
     let pkey = crate::crypto::rsa::pem_private_key(
         key,
         None,
         "the merchant private key (merchant_identity)",
     )?;
-    let x509 = openssl::x509::X509::from_pem(cert.as_bytes()).map_err(|e| {
-        Error::key_from(
-            "the merchant certificate (merchant_identity) is not a PEM certificate",
-            e,
-        )
-    })?;
+    const NOT_PEM: &str = "the merchant certificate (merchant_identity) is not a PEM certificate";
+    let mut certs = openssl::x509::X509::stack_from_pem(cert.as_bytes())
+        .map_err(|e| Error::key_from(NOT_PEM, e))?
+        .into_iter();
+    let x509 = certs.next().ok_or_else(|| Error::key(NOT_PEM))?;
     let cert_key = x509
         .public_key()
         .map_err(|e| Error::key_from("the merchant certificate has no usable public key", e))?;
@@ -43,15 +42,17 @@ fn tls_identity(cert: &str, key: &str) -> Result<native_tls::Identity, Error> {
             "the merchant private key does not belong to the merchant certificate",
         ));
     }
-    let pkcs8 = pkey
-        .private_key_to_pem_pkcs8()
-        .map_err(Error::openssl("cannot encode the merchant private key"))?;
-    native_tls::Identity::from_pkcs8(cert.as_bytes(), &pkcs8)
-        .map_err(|e| Error::key_from("merchant certificate and key do not make a TLS identity", e))
+    Ok(Identity {
+        cert: x509,
+        chain: certs.collect(),
+        key: pkey,
+    })
 }
 
-/// Trusted roots from PEM text holding one or more certificates, for native-tls.
-fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
+/// Trusted roots from PEM text holding one or more certificates. Parsed here, so that a bad
+/// one is refused by `build()`; the TLS context using them is built on the first `https://`
+/// call.
+fn tls_roots(pems: &[String]) -> Result<Vec<openssl::x509::X509>, Error> {
     let mut roots = Vec::new();
     for pem in pems {
         let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes())
@@ -60,15 +61,7 @@ fn tls_roots(pems: &[String]) -> Result<Vec<native_tls::Certificate>, Error> {
             .ok_or_else(|| {
                 Error::key("root_certificate is not a PEM certificate (BEGIN CERTIFICATE)")
             })?;
-        for cert in certs {
-            let der = cert
-                .to_der()
-                .map_err(Error::openssl("cannot encode root_certificate"))?;
-            roots.push(
-                native_tls::Certificate::from_der(&der)
-                    .map_err(|e| Error::key_from("root_certificate cannot be used by TLS", e))?,
-            );
-        }
+        roots.extend(certs);
     }
     Ok(roots)
 }
@@ -352,6 +345,13 @@ impl Builder {
     /// (`wechatpay_emulator::EmulatorConfig::tls`), or a TLS-intercepting
     /// proxy whose CA the process should trust without trusting it system-wide. `build()`
     /// refuses text that holds no certificate with [`Error::Key`].
+    ///
+    /// The TLS context is made on the first `https://` connection, not by `build()`: a client
+    /// of an `http://` base (the emulator, a local proxy) never loads the system's roots, and
+    /// an `https://` one loads them once, from the system's hashed certificate directory
+    /// (`/etc/ssl/certs`, or `SSL_CERT_DIR`) where there is one, which OpenSSL reads a file at
+    /// a time as a verification needs it, rather than parsing the whole bundle; a bundle is
+    /// parsed when `SSL_CERT_FILE` names it, or when the system has no hashed directory.
     pub fn root_certificate(mut self, pem: &str) -> Self {
         self.root_certificates.push(pem.to_string());
         self
@@ -481,7 +481,10 @@ impl Builder {
             user_agent,
             secret: self.secret,
             v2_either_sign_type: self.v2_either_sign_type,
-            transport: Transport::new(identity, &tls_roots(&self.root_certificates)?)?,
+            transport: Transport::new(TlsConfig {
+                roots: tls_roots(&self.root_certificates)?,
+                identity,
+            }),
             sealed: Default::default(),
         };
         let client = Client::from_core(core);

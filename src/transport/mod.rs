@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_tls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::runtime::Runtime;
@@ -32,8 +30,11 @@ use crate::error::Error;
 
 pub(crate) mod policy;
 pub(crate) mod retry;
+pub(crate) mod tls;
 
-type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) use tls::{Identity, TlsConfig};
+
+type Pool = HyperClient<tls::Connector, Full<Bytes>>;
 
 // The failures are kept (shared: every later call reports the same cause) as error sources.
 static RUNTIME: LazyLock<Result<Runtime, Arc<std::io::Error>>> = LazyLock::new(|| {
@@ -91,53 +92,45 @@ pub(crate) struct Limits {
 }
 
 /// Pooled HTTP(S) connections: a plain pool, and for APIv2 `security` calls a pool that
-/// presents the merchant certificate.
+/// presents the merchant certificate. Each pool builds its TLS context on its first `https://`
+/// connection (see [`tls`]): an `http://` base never loads the trust store.
 #[derive(Clone)]
 pub(crate) struct Transport {
     plain: Pool,
     secure: Option<Pool>,
+    #[cfg(test)]
+    tls: Vec<Arc<tls::LazyTls>>,
 }
 
-fn pool(tls: native_tls::TlsConnector) -> Pool {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let https = HttpsConnector::from((http, tls.into()));
+fn pool(tls: Arc<tls::LazyTls>) -> Pool {
     HyperClient::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .build(https)
+        .build(tls::Connector::new(tls))
 }
 
 impl Transport {
-    /// `roots` are trusted beside the system's, by both pools.
-    pub(crate) fn new(
-        identity: Option<native_tls::Identity>,
-        roots: &[native_tls::Certificate],
-    ) -> Result<Self, Error> {
-        let connector = || {
-            let mut b = native_tls::TlsConnector::builder();
-            for root in roots {
-                b.add_root_certificate(root.clone());
-            }
-            b
-        };
-        let tls = connector()
-            .build()
-            .map_err(|e| Error::config_from("TLS setup failed", e))?;
-        let secure = match identity {
-            Some(id) => {
-                let tls = connector().identity(id).build().map_err(|e| {
-                    Error::config_from("TLS setup with the merchant certificate failed", e)
-                })?;
-                Some(pool(tls))
-            }
-            None => None,
-        };
-        Ok(Transport {
-            plain: pool(tls),
-            secure,
-        })
+    /// `config.roots` are trusted beside the system's, by both pools; `config.identity`, when
+    /// set, is presented by the `security` pool.
+    pub(crate) fn new(config: TlsConfig) -> Self {
+        let config = Arc::new(config);
+        let plain = Arc::new(tls::LazyTls::new(config.clone(), false));
+        let secure = config
+            .identity
+            .is_some()
+            .then(|| Arc::new(tls::LazyTls::new(config.clone(), true)));
+        Transport {
+            plain: pool(plain.clone()),
+            secure: secure.clone().map(pool),
+            #[cfg(test)]
+            tls: std::iter::once(plain).chain(secure).collect(),
+        }
+    }
+
+    /// Whether any of the pools has built its TLS context (tests).
+    #[cfg(test)]
+    pub(crate) fn tls_built(&self) -> bool {
+        self.tls.iter().any(|t| t.is_built())
     }
 
     /// Whether a merchant identity was configured for `security` calls.
