@@ -183,7 +183,7 @@ pub fn signed_fields(map: &Map<String, Value>) -> Result<Vec<(String, String)>, 
 /// `combine_mch_id`) against the configured merchant id, adds `nonce_str` when `nonce` is
 /// given and the data has none, and sets `sign` (last, or in place). Returns the signed data
 /// and its sign type.
-pub fn prepare(
+pub(crate) fn prepare(
     data: &Map<String, Value>,
     mchid: Option<&str>,
     secret: &str,
@@ -243,7 +243,7 @@ fn text<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a str> {
 /// [`Error::V2`] with `verified: true`. On [`UNSIGNED_ANSWERS`] paths nothing is verified
 /// and their errors say `verified: false`. What is not an APIv2 XML document is
 /// [`Error::Decode`]; an empty key is [`Error::Config`].
-pub fn check_answer(
+pub(crate) fn check_answer(
     path: &str,
     body: &Bytes,
     secret: &str,
