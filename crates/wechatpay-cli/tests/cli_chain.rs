@@ -41,6 +41,8 @@ fn call(dir: &Scratch, base: &str, private_key: &std::path::Path) -> (Option<i32
         .env("WECHATPAY_PUBLIC_KEY", dir.0.join("platform.pem"))
         .env("WECHATPAY_PUBLIC_KEY_ID", common::PUB_KEY_ID)
         .env("WECHATPAY_BASE_URI", base)
+        // v3/x is no documented operation: the catalogue would refuse it before the transport.
+        .env("WECHATPAY_VALIDATE", "off")
         .args(["get", "v3/x"])
         .output()
         .unwrap();
