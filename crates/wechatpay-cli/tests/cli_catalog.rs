@@ -3,11 +3,14 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+#[path = "../../../tests/support/seeds.rs"]
+mod seeds;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use common::{echo, Keys, Server, MCHID, SERIAL};
+use seeds::{flat, markdown_tables};
 use serde_json::{json, Value};
 use wechatpay_chain::catalog::{self, Field};
 
@@ -68,13 +71,6 @@ fn described(out: &str) -> (Vec<Row>, Vec<Row>) {
     (req, res)
 }
 
-fn flat(fields: &[Field], depth: usize, out: &mut Vec<Row>) {
-    for f in fields {
-        out.push((depth, f.name.clone(), f.ty.to_string(), f.required));
-        flat(&f.children, depth + 1, out);
-    }
-}
-
 fn catalogued(fields: &[Field]) -> Vec<Row> {
     let mut out = Vec::new();
     flat(fields, 0, &mut out);
@@ -84,46 +80,7 @@ fn catalogued(fields: &[Field]) -> Vec<Row> {
 /// The markdown rows of a seed page's request and response tables (pages in the rendered
 /// form give none): (depth, name, type, required).
 fn seed_tables(text: &str) -> Vec<Vec<Row>> {
-    let mut tables = Vec::new();
-    let mut cur: Option<Vec<Row>> = None;
-    for line in text.lines() {
-        if line.starts_with("| 请求参数") || line.starts_with("| 返回字典") {
-            cur = Some(Vec::new());
-            continue;
-        }
-        if line.starts_with("| ---") {
-            continue;
-        }
-        match (&mut cur, line.starts_with("| ")) {
-            (Some(rows), true) => {
-                let cells: Vec<&str> = line.split(" | ").collect();
-                if cells.len() < 2 {
-                    continue;
-                }
-                let name = cells[0].trim_start_matches("| ");
-                let (name, attrs) = name.split_once(" {").unwrap_or((name, ""));
-                let ty = cells[1]
-                    .split(" {")
-                    .next()
-                    .unwrap()
-                    .trim()
-                    .trim_matches('`');
-                let depth = attrs
-                    .split(['=', ' ', '}'])
-                    .skip_while(|a| *a != "data-indent")
-                    .nth(1)
-                    .map_or(0, |n| n.parse().unwrap());
-                rows.push((
-                    depth,
-                    name.to_string(),
-                    ty.to_string(),
-                    attrs.contains("data-required"),
-                ));
-            }
-            (Some(_), false) => tables.push(cur.take().unwrap()),
-            _ => {}
-        }
-    }
+    let mut tables = markdown_tables(text);
     tables.retain(|t| !t.is_empty());
     tables
 }
