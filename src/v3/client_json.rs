@@ -227,27 +227,7 @@ pub fn plain_path(path: &str) -> bool {
 
 /// A segment with its `%XX` escapes decoded (those that are not hex are kept as is).
 fn percent_decoded(segment: &str) -> Vec<u8> {
-    let b = segment.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let escaped = b.get(i + 1..i + 3).and_then(|h| {
-            std::str::from_utf8(h)
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        });
-        match (b[i], escaped) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
+    percent_encoding::percent_decode_str(segment).collect()
 }
 
 #[cfg(test)]
