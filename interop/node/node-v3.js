@@ -1,0 +1,193 @@
+'use strict';
+// wechatpay-node-v3 against `wechatpay serve`. The SDK writes https://api.mch.weixin.qq.com into
+// every URL it builds and has no base URL option; what it documents for this is its HTTP
+// service: `pay.createHttp(service)` takes any object with the IPayRequest methods
+// (`get(url, headers)`, `post(url, params, headers)`). The one given here sends the SDK's request
+// unchanged (its method, path, query, body and Authorization, through its own HTTP client) to
+// the sandbox instead of the platform's host, and keeps the answer's headers and raw body. The SDK does not verify answers
+// by itself: each one is checked with its `verifySign`, and notifications with `verifySign`
+// and `decipher_gcm`. For the operations it has no method for (the merchant transfer, the
+// documented-answer operation) the request is signed with its `buildAuthorization` and sent
+// through the same service.
+
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const WxPay = require('wechatpay-node-v3');
+const { sandbox } = require('./lib/harness');
+const { drive } = require('./lib/flow');
+
+const PLATFORM = 'https://api.mch.weixin.qq.com';
+
+// The SDK's own HTTP client (its dependency), so that the exchange is the one its PayRequest has.
+const superagent = require(require.resolve('superagent', { paths: [require.resolve('wechatpay-node-v3')] }));
+
+/**
+ * IPayRequest for the sandbox: the SDK's PayRequest (superagent, the same calls) with the
+ * platform's host replaced by the sandbox's base URI, answering as it does plus the answer's
+ * headers and raw text, which verification needs.
+ */
+class SandboxRequest {
+  constructor(base) {
+    this.base = base;
+    this.last = null;
+  }
+
+  target(url) {
+    assert.ok(url.startsWith(`${PLATFORM}/`), `the SDK called ${url}, not the platform`);
+    return new URL(url.slice(PLATFORM.length + 1), this.base).href;
+  }
+
+  async exchange(request) {
+    let res;
+    try {
+      res = await request;
+    } catch (e) {
+      if (!e.response) throw e;
+      res = e.response;
+    }
+    const answer = {
+      status: res.status, headers: res.headers, text: res.text, data: res.body,
+    };
+    this.last = answer;
+    if (res.status < 200 || res.status >= 300) answer.error = res.text;
+    return answer;
+  }
+
+  get(url, headers) {
+    return this.exchange(superagent.get(this.target(url)).set(headers));
+  }
+
+  post(url, params, headers) {
+    return this.exchange(superagent.post(this.target(url)).send(params).set(headers));
+  }
+
+  upload() {
+    throw new Error('uploads are not used by these tests');
+  }
+}
+
+async function main() {
+  const s = sandbox();
+  // `publicKey` is the merchant's certificate, from which the SDK reads the serial when none
+  // is given; the sandbox issues no merchant certificate without TLS, so the serial is given
+  // and the merchant's public key stands in for it.
+  const merchantPublicKey = crypto.createPublicKey(s.privateKeyPem).export({ type: 'spki', format: 'pem' });
+  const pay = new WxPay({
+    appid: 'wxd678efh567hg6787',
+    mchid: s.mchid,
+    serial_no: s.serial,
+    publicKey: Buffer.from(merchantPublicKey),
+    privateKey: Buffer.from(s.privateKeyPem),
+    key: s.apiv3Key,
+  });
+  const http = new SandboxRequest(s.base);
+  pay.createHttp(http);
+  if (s.mode === 'public-key') {
+    // verifySign looks the serial up in WxPay.certificates and otherwise downloads the
+    // platform certificates, which do not exist in public-key mode: the public key is given.
+    WxPay.certificates = { ...WxPay.certificates, [s.platformSerial]: s.platformKeyPem };
+  }
+
+  /** The answer's JSON once `verifySign` accepted it. */
+  async function verified(promise) {
+    const res = await promise;
+    assert.ok(res.status >= 200 && res.status < 300, `HTTP ${res.status} ${res.text}`);
+    const h = res.headers;
+    assert.ok(h['wechatpay-signature'], 'the answer carries no Wechatpay-Signature');
+    const ok = await pay.verifySign({
+      timestamp: h['wechatpay-timestamp'],
+      nonce: h['wechatpay-nonce'],
+      serial: h['wechatpay-serial'],
+      signature: h['wechatpay-signature'],
+      body: res.text,
+      apiSecret: s.apiv3Key,
+    });
+    assert.equal(ok, true, `verifySign refused the answer: ${JSON.stringify(h)} ${res.text}`);
+    return res;
+  }
+
+  const adapter = {
+    name: 'wechatpay-node-v3',
+    async nativeCreate(body) {
+      const { appid, mchid, ...rest } = body;
+      return (await verified(pay.transactions_native(rest))).data;
+    },
+    async queryByOutTradeNo(no) {
+      return (await verified(pay.query({ out_trade_no: no }))).data;
+    },
+    async refund(body) {
+      return (await verified(pay.refunds(body))).data;
+    },
+    async queryRefund(no) {
+      return (await verified(pay.find_refunds(no))).data;
+    },
+    async call(method, template, vars = {}, body = undefined, headers = {}) {
+      const path = template.replace(/\{([^}]+)\}/g, (_, name) => encodeURIComponent(vars[name]));
+      const url = `${PLATFORM}/${path}`;
+      const m = method.toUpperCase();
+      const authorization = pay.buildAuthorization(m, url, body);
+      const all = pay.getHeaders(authorization, body === undefined ? headers : { 'Content-Type': 'application/json', ...headers });
+      const res = await verified(m === 'GET' ? http.get(url, all) : http.post(url, body, all));
+      return { status: res.status, data: res.data };
+    },
+    encrypt(plaintext) {
+      const key = s.mode === 'certificate' ? crypto.createPublicKey(s.platformCertPem).export({ type: 'spki', format: 'pem' }) : s.platformKeyPem;
+      return pay.publicEncrypt(plaintext, key);
+    },
+    async verifyNotification(headers, raw) {
+      const ok = await pay.verifySign({
+        timestamp: headers['wechatpay-timestamp'],
+        nonce: headers['wechatpay-nonce'],
+        serial: headers['wechatpay-serial'],
+        signature: headers['wechatpay-signature'],
+        body: raw,
+        apiSecret: s.apiv3Key,
+      });
+      assert.equal(ok, true, 'verifySign refused the notification');
+      const envelope = JSON.parse(raw);
+      const { ciphertext, associated_data: aad, nonce } = envelope.resource;
+      const resource = pay.decipher_gcm(ciphertext, aad, nonce, s.apiv3Key);
+      assert.equal(typeof resource, 'object', `decipher_gcm gave ${resource}`);
+      return { envelope, resource };
+    },
+  };
+
+  adapter.controls = async (run, { outTradeNo }) => {
+    await run.step('control: an answer altered by one byte is refused by verifySign', async () => {
+      const res = await verified(pay.query({ out_trade_no: outTradeNo }));
+      const h = res.headers;
+      const altered = res.text.replace(outTradeNo, `${outTradeNo.slice(0, -1)}_`);
+      assert.notEqual(altered, res.text);
+      const ok = await pay.verifySign({
+        timestamp: h['wechatpay-timestamp'],
+        nonce: h['wechatpay-nonce'],
+        serial: h['wechatpay-serial'],
+        signature: h['wechatpay-signature'],
+        body: altered,
+        apiSecret: s.apiv3Key,
+      });
+      assert.equal(ok, false);
+    });
+  };
+
+  if (s.mode === 'certificate') {
+    adapter.extra = async (run) => {
+      await run.step('platform certificates fetched by the SDK (fetchCertificates, v3/certificates): the configured one', async () => {
+        await pay.fetchCertificates(s.apiv3Key);
+        const got = WxPay.certificates[s.platformSerial];
+        assert.ok(got, `no certificate ${s.platformSerial} in ${JSON.stringify(Object.keys(WxPay.certificates))}`);
+        const want = crypto.createPublicKey(s.platformCertPem).export({ type: 'spki', format: 'pem' });
+        assert.equal(crypto.createPublicKey(got).export({ type: 'spki', format: 'pem' }), want);
+        // and the download itself was signed by it
+        await verified(Promise.resolve(http.last));
+      });
+    };
+  }
+
+  await drive(s, adapter, 'NV');
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
