@@ -5,9 +5,13 @@
 //
 // adapter = {
 //   name,
-//   nativeCreate(body), queryByOutTradeNo(outTradeNo), refund(body), queryRefund(outRefundNo),
-//   call(method, template, vars, body, headers) -> {status, data}: any other APIv3 operation
-//     (template: its documented path, `{name}` segments filled from vars),
+//   nativeCreate(body), queryByOutTradeNo(outTradeNo), close(outTradeNo) -> HTTP status,
+//   refund(body), queryRefund(outRefundNo),
+//   unknownOrder(outTradeNo) -> {status, code}: the query of an order that does not exist, whose
+//     error answer the SDK surfaces (and verifies where it verifies error answers),
+//   call(method, template, vars, body, headers, {query, errors}) -> {status, data}: any other
+//     APIv3 operation (template: its documented path, `{name}` segments filled from vars); an
+//     error answer is thrown unless `errors` (then returned, verified where the SDK can),
 //   encrypt(plaintext) -> ciphertext for the platform's key (sensitive fields),
 //   verifyNotification(headers, raw) -> (a promise of) {envelope, resource}; throws unless verified,
 //   extra(run): optional mode-specific steps (the certificate download),
@@ -18,6 +22,7 @@ const assert = require('node:assert/strict');
 const {
   outNo, runner, control, deliveries, eventually, notificationServer, triggerSection,
 } = require('./harness');
+const { corpusSection } = require('./corpus');
 
 /**
  * A documented-answer operation: one the sandbox does not model (it answers from the
@@ -131,6 +136,30 @@ async function drive(s, adapter, tag) {
       });
     }, { chain: 'payment' });
 
+    const closedNo = outNo(`${tag}C`);
+    await run.step('a second order created, then closed: 204, verified', async () => {
+      await adapter.nativeCreate({
+        appid: 'wxd678efh567hg6787',
+        mchid: s.mchid,
+        description: 'interop: closed',
+        out_trade_no: closedNo,
+        notify_url: notify.url('pay'),
+        amount: { total: 1, currency: 'CNY' },
+      });
+      assert.equal(await adapter.close(closedNo), 204);
+    }, { chain: 'close' });
+
+    await run.step('the closed order queried: CLOSED', async () => {
+      const data = await adapter.queryByOutTradeNo(closedNo);
+      assert.equal(data.trade_state, 'CLOSED');
+    }, { chain: 'close' });
+
+    await run.step('an order that does not exist: 404 ORDER_NOT_EXIST, as the SDK surfaces errors', async () => {
+      const { status, code } = await adapter.unknownOrder(outNo(`${tag}N`));
+      assert.equal(status, 404);
+      assert.equal(code, 'ORDER_NOT_EXIST');
+    });
+
     await run.step(`documented answer: ${DOCUMENTED.method} ${DOCUMENTED.template}`, async () => {
       const { status, data } = await adapter.call(DOCUMENTED.method, DOCUMENTED.template, DOCUMENTED.vars);
       assert.ok(status >= 200 && status < 300, `status ${status}`);
@@ -164,6 +193,8 @@ async function drive(s, adapter, tag) {
       assert.equal(data.out_bill_no, outBillNo);
       assert.equal(typeof data.state, 'string');
     }, { chain: 'transfer' });
+
+    await corpusSection(run, s, adapter);
 
     await triggerSection(run, notify);
   } finally {

@@ -38,8 +38,13 @@ function sandbox() {
     const pem = fs.readFileSync(process.env.WECHATPAY_PLATFORM_CERT, 'utf8');
     s.mode = 'certificate';
     s.platformCertPem = pem;
-    // The platform names a certificate by its serial in upper-case hex (as Wechatpay-Serial).
-    s.platformSerial = new crypto.X509Certificate(pem).serialNumber.toUpperCase();
+    // serve names the file wechatpay_<serial>.pem after the serial its answers carry in
+    // Wechatpay-Serial; it must be the certificate's own serial (upper-case hex).
+    const named = /wechatpay_([0-9A-Fa-f]+)\.pem$/.exec(process.env.WECHATPAY_PLATFORM_CERT);
+    const own = new crypto.X509Certificate(pem).serialNumber;
+    assert.ok(named, `${process.env.WECHATPAY_PLATFORM_CERT} is not named wechatpay_<serial>.pem`);
+    assert.equal(BigInt(`0x${named[1]}`), BigInt(`0x${own}`), 'the certificate file is not named after its serial');
+    s.platformSerial = named[1];
     s.platformKeyPem = pem;
   } else {
     s.mode = 'public-key';
