@@ -5,9 +5,10 @@
 #   interop/node/run.sh [PATH/TO/wechatpay]     (or WECHATPAY_BIN=PATH/TO/wechatpay)
 #
 # Builds nothing: it takes the `wechatpay` binary, installs the locked npm packages when
-# node_modules is missing, then for each mode of the sandbox (public-key, certificate) starts
-# `wechatpay serve` with a fresh private keys directory, sources the env file it writes, and
-# runs both SDKs' scripts against it. serve is always stopped; the exit status is non-zero when
+# node_modules is missing, then for each run of the sandbox (public-key mode, certificate mode,
+# public-key mode over HTTPS) starts `wechatpay serve` with a fresh private keys directory,
+# sources the env file it writes, and runs both SDKs' scripts against it. WECHATPAY_CORPUS
+# (the conformance corpus) adds its replay through both SDKs. serve is always stopped; the exit status is non-zero when
 # any script failed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,12 +59,15 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 failed=()
-for mode in public-key certificate; do
+# each run: a name (its directory) and serve's options
+for run in "public-key:--mode public-key" "certificate:--mode certificate" "tls:--mode public-key --tls"; do
+  mode=${run%%:*}
+  read -r -a options <<<"${run#*:}"
   echo
-  echo "=== wechatpay serve --mode $mode"
+  echo "=== wechatpay serve ${options[*]}"
   keys=$work/$mode
   log=$work/$mode.log
-  "$bin" serve --mode "$mode" --keys-dir "$keys" >"$log" 2>&1 &
+  "$bin" serve "${options[@]}" --keys-dir "$keys" >"$log" 2>&1 &
   serve_pid=$!
   # serve prints where its env file is once every file is written
   for _ in $(seq 1 300); do
@@ -74,16 +78,24 @@ for mode in public-key certificate; do
   if ! grep -q 'keys and settings: source' "$log" 2>/dev/null; then
     echo "wechatpay serve did not start:" >&2
     cat "$log" >&2
-    failed+=("serve --mode $mode")
+    failed+=("serve ${options[*]}")
     stop_serve
     continue
   fi
   head -n 1 "$log"
   for script in axios-plugin.js node-v3.js; do
     echo
-    if ! (set -a && . "$keys/env" && set +a && node "$script"); then
-      failed+=("$script ($mode mode)")
-      echo "--- wechatpay serve's log ($mode mode):"
+    # with --tls the env file names the sandbox's CA in SSL_CERT_FILE; Node trusts it as an
+    # extra CA (its default roots stay)
+    if ! (
+      set -a && . "$keys/env" && set +a
+      if [ -n "${SSL_CERT_FILE:-}" ]; then export NODE_EXTRA_CA_CERTS=$SSL_CERT_FILE; fi
+      # the corpus is about answers, which TLS does not change: replayed in the plain runs
+      if [ "$mode" = tls ]; then unset WECHATPAY_CORPUS; fi
+      node "$script"
+    ); then
+      failed+=("$script ($mode)")
+      echo "--- wechatpay serve's log ($mode):"
       tail -n 60 "$log"
     fi
   done
@@ -95,4 +107,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   printf 'interop/node: FAILED: %s\n' "${failed[@]}" >&2
   exit 1
 fi
-echo "interop/node: both SDKs accepted every answer and notification of the sandbox (public-key and certificate modes)"
+echo "interop/node: both SDKs accepted every answer and notification of the sandbox (public-key, certificate and TLS runs)"

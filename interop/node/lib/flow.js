@@ -52,7 +52,7 @@ async function drive(s, adapter, tag) {
       const data = await adapter.nativeCreate({
         appid: 'wxd678efh567hg6787',
         mchid: s.mchid,
-        description: 'interop: Node SDK',
+        description: 'Image形象店-深圳腾大-QQ公仔 (interop)',
         out_trade_no: outTradeNo,
         notify_url: notify.url('pay'),
         amount: { total, currency: 'CNY' },
