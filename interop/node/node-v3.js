@@ -2,13 +2,13 @@
 // wechatpay-node-v3 against `wechatpay serve`. The SDK writes https://api.mch.weixin.qq.com into
 // every URL it builds and has no base URL option; what it documents for this is its HTTP
 // service: `pay.createHttp(service)` takes any object with the IPayRequest methods
-// (`get(url, headers)`, `post(url, params, headers)`). The one given here sends the SDK's request
-// unchanged (its method, path, query, body and Authorization, through its own HTTP client) to
-// the sandbox instead of the platform's host, and keeps the answer's headers and raw body. The SDK does not verify answers
-// by itself: each one is checked with its `verifySign`, and notifications with `verifySign`
-// and `decipher_gcm`. For the operations it has no method for (the merchant transfer, the
-// documented-answer operation) the request is signed with its `buildAuthorization` and sent
-// through the same service.
+// (`get(url, headers)`, `post(url, params, headers)`). The one given here sends the SDK's
+// request unchanged (its method, path, query, body and Authorization, through its own HTTP
+// client) to the sandbox instead of the platform's host, and keeps the answer's headers and raw
+// body. The SDK does not verify answers by itself: each one is checked with its `verifySign`,
+// and notifications with `verifySign` and `decipher_gcm`. For the operations it has no method
+// for (the merchant transfer, the documented-answer operation, the corpus) the request is
+// signed with its `buildAuthorization` and sent through the same service.
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -94,21 +94,25 @@ async function main() {
     WxPay.certificates = { ...WxPay.certificates, [s.platformSerial]: s.platformKeyPem };
   }
 
-  /** The answer once `verifySign` accepted it (an error answer too, when asked for). */
-  async function verified(promise, { errors = false } = {}) {
-    const res = await promise;
-    assert.ok(errors || (res.status >= 200 && res.status < 300), `HTTP ${res.status} ${res.text}`);
-    const h = res.headers;
-    assert.ok(h['wechatpay-signature'], 'the answer carries no Wechatpay-Signature');
-    const ok = await pay.verifySign({
+  /** The SDK's verifySign of `body` with the Wechatpay-* headers `h` (lower-case names). */
+  function signedBy(h, body) {
+    return pay.verifySign({
       timestamp: h['wechatpay-timestamp'],
       nonce: h['wechatpay-nonce'],
       serial: h['wechatpay-serial'],
       signature: h['wechatpay-signature'],
-      body: res.text,
+      body,
       apiSecret: s.apiv3Key,
     });
-    assert.equal(ok, true, `verifySign refused the answer: ${JSON.stringify(h)} ${res.text}`);
+  }
+
+  /** The answer once `verifySign` accepted it (an error answer too, when asked for). */
+  async function verified(promise, { errors = false } = {}) {
+    const res = await promise;
+    assert.ok(errors || (res.status >= 200 && res.status < 300), `HTTP ${res.status} ${res.text}`);
+    assert.ok(res.headers['wechatpay-signature'], `the answer carries no Wechatpay-Signature: HTTP ${res.status} ${res.text}`);
+    assert.equal(await signedBy(res.headers, res.text), true,
+      `verifySign refused the answer: ${JSON.stringify(res.headers)} ${res.text}`);
     return res;
   }
 
@@ -126,18 +130,8 @@ async function main() {
     },
     async unknownOrder(no) {
       // the SDK answers {status, error} for an error; the error answer is signed too
-      const res = await pay.query({ out_trade_no: no });
+      const res = await verified(pay.query({ out_trade_no: no }), { errors: true });
       assert.ok(res.error !== undefined, `an error was expected: ${JSON.stringify(res)}`);
-      const h = res.headers;
-      const ok = await pay.verifySign({
-        timestamp: h['wechatpay-timestamp'],
-        nonce: h['wechatpay-nonce'],
-        serial: h['wechatpay-serial'],
-        signature: h['wechatpay-signature'],
-        body: res.text,
-        apiSecret: s.apiv3Key,
-      });
-      assert.equal(ok, true, `verifySign refused the error answer: ${JSON.stringify(h)} ${res.text}`);
       return { status: res.status, code: JSON.parse(res.error).code };
     },
     async refund(body) {
@@ -172,15 +166,7 @@ async function main() {
       return pay.publicEncrypt(plaintext, key);
     },
     async verifyNotification(headers, raw) {
-      const ok = await pay.verifySign({
-        timestamp: headers['wechatpay-timestamp'],
-        nonce: headers['wechatpay-nonce'],
-        serial: headers['wechatpay-serial'],
-        signature: headers['wechatpay-signature'],
-        body: raw,
-        apiSecret: s.apiv3Key,
-      });
-      assert.equal(ok, true, 'verifySign refused the notification');
+      assert.equal(await signedBy(headers, raw), true, 'verifySign refused the notification');
       const envelope = JSON.parse(raw);
       const { ciphertext, associated_data: aad, nonce } = envelope.resource;
       const resource = pay.decipher_gcm(ciphertext, aad, nonce, s.apiv3Key);
@@ -192,18 +178,9 @@ async function main() {
   adapter.controls = async (run, { outTradeNo }) => {
     await run.step('control: an answer altered by one byte is refused by verifySign', async () => {
       const res = await verified(pay.query({ out_trade_no: outTradeNo }));
-      const h = res.headers;
       const altered = res.text.replace(outTradeNo, `${outTradeNo.slice(0, -1)}_`);
       assert.notEqual(altered, res.text);
-      const ok = await pay.verifySign({
-        timestamp: h['wechatpay-timestamp'],
-        nonce: h['wechatpay-nonce'],
-        serial: h['wechatpay-serial'],
-        signature: h['wechatpay-signature'],
-        body: altered,
-        apiSecret: s.apiv3Key,
-      });
-      assert.equal(ok, false);
+      assert.equal(await signedBy(res.headers, altered), false);
     });
   };
 
