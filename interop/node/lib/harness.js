@@ -143,8 +143,8 @@ async function eventually(check) {
 /**
  * The merchant's notify_url: a loopback HTTP server that verifies each notification with
  * `verify(headers, rawBody)` (the SDK's own functions; it returns or resolves to the envelope
- * and the decrypted resource, or throws), answers 204 to a verified one and 401 with the reason to any other, and lets the
- * test wait for a verified notification of an event type.
+ * and the decrypted resource, or throws), answers 204 to a verified one and 401 with the
+ * reason to any other, and lets the test wait for a verified notification of an event type.
  */
 async function notificationServer(verify) {
   const received = [];
