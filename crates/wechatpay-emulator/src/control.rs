@@ -46,11 +46,19 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", ["transfers", no, "succeeded"]) => {
             done(transfer::finish(shared, no, transfer::End::Succeeded))
         }
-        ("POST", ["transfers", no, "failed"]) => done(transfer::finish(
-            shared,
-            no,
-            transfer::End::Failed(text(&body, "reason")),
-        )),
+        ("POST", ["transfers", no, "failed"]) => match body.get("reason") {
+            None | Some(Value::Null | Value::String(_)) => done(transfer::finish(
+                shared,
+                no,
+                transfer::End::Failed(text(&body, "reason")),
+            )),
+            Some(other) => Answer::param_error(
+                "/reason",
+                "body",
+                "reason must be a string, one of the documented fail_reason values",
+                other.clone(),
+            ),
+        },
         ("GET", ["requests"]) => {
             let list: Vec<Value> = lock(&shared.received)
                 .iter()

@@ -77,9 +77,17 @@ fn sub_mchid(obj: &Map<String, Value>, m: &mut Map<String, Value>) {
     }
 }
 
-/// The payment behind `transaction_id`, checked to be paid and made for profit sharing: its
-/// total less refunds, and its `notify_url`.
-fn payment(st: &State, transaction_id: &str) -> Result<(i64, String), Answer> {
+/// A paid payment made for profit sharing, as the sharing needs it.
+struct Paid {
+    /// Its total less refunds.
+    left: i64,
+    notify_url: String,
+    /// When it was paid (the notifications' `success_time`).
+    success_time: String,
+}
+
+/// The payment behind `transaction_id`, checked to be paid and made for profit sharing.
+fn payment(st: &State, transaction_id: &str) -> Result<Paid, Answer> {
     let Some(t) = st
         .transaction_ids
         .get(transaction_id)
@@ -108,8 +116,11 @@ fn payment(st: &State, transaction_id: &str) -> Result<(i64, String), Answer> {
         .and_then(|a| a.get("total"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let url = validate::text(&t.request, "notify_url").to_string();
-    Ok((total - t.refunded, url))
+    Ok(Paid {
+        left: total - t.refunded,
+        notify_url: validate::text(&t.request, "notify_url").to_string(),
+        success_time: t.success_time.clone().unwrap_or_default(),
+    })
 }
 
 /// What is left to share of `transaction_id` (whose payment left `left` after refunds).
@@ -196,7 +207,7 @@ fn record(
     obj: &Map<String, Value>,
     shares: &[Map<String, Value>],
     unfreeze: bool,
-    (left, url): (i64, String),
+    paid: Paid,
 ) -> Recorded {
     let transaction_id = validate::text(obj, "transaction_id").to_string();
     let out_order_no = validate::text(obj, "out_order_no").to_string();
@@ -208,7 +219,7 @@ fn record(
         .iter()
         .map(|r| r.get("amount").and_then(Value::as_i64).unwrap_or(0))
         .sum();
-    let rest = unsplit(st, &transaction_id, left) - sum;
+    let rest = unsplit(st, &transaction_id, paid.left) - sum;
     let mut receivers = Vec::new();
     let mut notices = Vec::new();
     for r in shares {
@@ -219,9 +230,9 @@ fn record(
             "order_id": order_id, "out_order_no": out_order_no,
             "receiver": {"type": r.get("type"), "account": r.get("account"),
                          "amount": r.get("amount"), "description": r.get("description")},
-            "success_time": time,
+            "success_time": paid.success_time,
         });
-        notices.push((url.clone(), resource));
+        notices.push((paid.notify_url.clone(), resource));
     }
     if unfreeze && rest > 0 {
         let detail_id = numeric_id("3601", now, st.next(), 28);
@@ -365,7 +376,7 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
         .iter()
         .map(|r| i128::from(r.get("amount").and_then(Value::as_i64).unwrap_or(0)))
         .sum();
-    let left = unsplit(&st, &transaction_id, pay.0);
+    let left = unsplit(&st, &transaction_id, pay.left);
     if sum > i128::from(left) {
         return Err(Answer::error(
             403,
@@ -522,11 +533,14 @@ fn create_return_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answ
             "回退金额超过可回退金额 (merchant {return_mchid} received {got} fen, {already} of which were returned)"
         )));
     }
-    let url = st
+    let (url, paid_at) = st
         .transaction_ids
         .get(&transaction_id)
         .and_then(|no| st.transactions.get(no))
-        .map(|t| validate::text(&t.request, "notify_url").to_string())
+        .map(|t| {
+            let url = validate::text(&t.request, "notify_url").to_string();
+            (url, t.success_time.clone().unwrap_or_default())
+        })
         .unwrap_or_default();
     let now = formatter::timestamp();
     let time = rfc3339(now);
@@ -560,7 +574,7 @@ fn create_return_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answ
         "order_id": return_id, "out_order_no": out_return_no,
         "receiver": {"type": "MERCHANT_ID", "account": return_mchid, "amount": amount,
                      "description": validate::text(&obj, "description")},
-        "success_time": time,
+        "success_time": paid_at,
     });
     send(shared, "PROFITSHARING.RETURN", vec![(url, resource)]);
     let mut processing = answer;
@@ -662,7 +676,7 @@ pub(crate) fn delete_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
 pub(crate) fn amounts(shared: &Arc<Shared>, transaction_id: &str) -> Answer {
     let st = lock(&shared.state);
     let unsplit_amount = match payment(&st, transaction_id) {
-        Ok((left, _)) => unsplit(&st, transaction_id, left),
+        Ok(paid) => unsplit(&st, transaction_id, paid.left),
         Err(a) if a.status.as_u16() == 404 => return a,
         Err(_) => 0,
     };

@@ -177,14 +177,14 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
     let mut obj = validate::object(&req.body)?;
     let no = validate::text(&obj, "out_bill_no").to_string();
     check_out_bill_no(&no, "body")?;
-    let amount = match obj.get("transfer_amount") {
-        Some(v) if v.as_i64().is_some_and(|a| a > 0) => v.as_i64().unwrap_or_default(),
-        v => {
+    let amount = match obj.get("transfer_amount").and_then(Value::as_i64) {
+        Some(a) if a > 0 => a,
+        _ => {
             return Err(Answer::param_error(
                 "/transfer_amount",
                 "body",
                 "transfer_amount must be a positive whole number of fen",
-                v.cloned().unwrap_or(Value::Null),
+                obj.get("transfer_amount").cloned().unwrap_or(Value::Null),
             ))
         }
     };

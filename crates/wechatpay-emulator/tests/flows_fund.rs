@@ -155,6 +155,25 @@ fn merchant_decrypts(emu: &Emulator, v: &Value) -> String {
     String::from_utf8(Rsa::decrypt(v.as_str().unwrap(), key).unwrap()).unwrap()
 }
 
+/// Every documented required resource field of the notification's event type is there, and
+/// every enumerated one holds a documented value.
+fn documented(n: &Notification) {
+    fn check(fields: &[wechatpay_chain::catalog::Field], v: &Value, at: &str) {
+        for f in fields {
+            let Some(x) = v.get(&f.name) else {
+                assert!(!f.required, "{at}/{} missing", f.name);
+                continue;
+            };
+            if let Some(s) = x.as_str().filter(|_| !f.enumeration.is_empty()) {
+                assert!(f.enumeration.iter().any(|e| e == s), "{at}/{}: {s}", f.name);
+            }
+            check(&f.children, x, &format!("{at}/{}", f.name));
+        }
+    }
+    let event = wechatpay_chain::catalog::event(&n.event_type).unwrap();
+    check(event.resource(), &n.resource, &n.event_type);
+}
+
 /// Waits until the emulator has recorded `n` delivery attempts (the hook has them already: the
 /// record follows the hook's answer), then checks that there are `n`, all accepted.
 fn delivered(emu: &Emulator, n: usize) {
@@ -235,11 +254,7 @@ fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
     for f in ["create_time", "update_time"] {
         assert!(r[f].as_str().unwrap().ends_with("+08:00"), "{f}");
     }
-    // every documented required resource field is there
-    let event = wechatpay_chain::catalog::event("MCHTRANSFER.BILL.FINISHED").unwrap();
-    for f in event.resource().iter().filter(|f| f.required) {
-        assert!(r.get(&f.name).is_some(), "{} missing", f.name);
-    }
+    documented(&n);
 
     let now = ok(
         c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]
@@ -273,6 +288,8 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     ok(bills.post(transfer("cancelled01", 200, &hook.url)));
 
     // A reason outside the documented list is refused, naming the field.
+    let (status, v) = control(&emu, "transfers/failing001/failed", r#"{"reason":5}"#);
+    assert_eq!((status, v["code"].as_str()), (400, Some("PARAM_ERROR")));
     let (status, v) = control(&emu, "transfers/failing001/failed", r#"{"reason":"BROKE"}"#);
     assert_eq!((status, v["code"].as_str()), (400, Some("PARAM_ERROR")));
     assert_eq!(v["detail"]["field"], "/reason");
@@ -290,6 +307,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
     assert_eq!(n.resource["state"], "FAIL");
     assert_eq!(n.resource["fail_reason"], "NAME_NOT_CORRECT");
+    documented(&n);
     assert_eq!(n.resource["out_bill_no"], "failing001");
     let q = ok(
         c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]
@@ -486,6 +504,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     let tid = paid(&emu, &c, "sharing0001", 1000, &hook.url, true);
     let n = hook.next();
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
+    let paid_at = n.resource["success_time"].clone();
     let enc = c.encryptor().unwrap();
 
     let added = ok(add_receiver(
@@ -533,10 +552,11 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     let rs = created["receivers"].as_array().unwrap();
     assert_eq!(rs.len(), 2);
     assert!(rs.iter().all(|r| r["result"] == "PENDING"));
-    let mut shares = vec![hook.next(), hook.next()];
+    let mut shares = [hook.next(), hook.next()];
     shares.sort_by_key(|n| n.resource["receiver"]["amount"].as_i64());
     for (n, (account, amount)) in shares.iter().zip([(OPENID, 100), ("86693852", 300)]) {
         assert_eq!(n.event_type, "PROFITSHARING.SUCCESS");
+        documented(n);
         let r = &n.resource;
         assert_eq!(
             (r["transaction_id"].as_str(), r["order_id"].as_str()),
@@ -550,7 +570,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
             ),
             (Some(account), Some(amount))
         );
-        assert!(r["success_time"].as_str().unwrap().ends_with("+08:00"));
+        assert_eq!(r["success_time"], paid_at, "the payment's success_time");
     }
 
     let query = &c["v3/profitsharing/orders/{out_order_no}"];
@@ -587,6 +607,8 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     assert_eq!(r["order_id"], order_id.as_str());
     let n = hook.next();
     assert_eq!(n.event_type, "PROFITSHARING.RETURN");
+    documented(&n);
+    assert_eq!(n.resource["success_time"], paid_at);
     assert_eq!(n.resource["out_order_no"], "R20190516001");
     assert_eq!(n.resource["order_id"], r["return_id"]);
     assert_eq!(
