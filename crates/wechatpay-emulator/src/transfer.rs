@@ -26,6 +26,56 @@ pub(crate) const FINISHED: &str = "MCHTRANSFER.BILL.FINISHED";
 /// From 2,000 yuan on, the payee's name is required.
 const NAME_REQUIRED_FROM: i64 = 200_000;
 
+/// The report each transfer scene requires: its `info_type`s, each once, in any order.
+const SCENE_REPORTS: [(&str, &[&str]); 8] = [
+    ("1000", &["活动名称", "奖励说明"]),
+    ("1002", &["补贴类型"]),
+    ("1004", &["保险产品备案编号", "保险名称", "保险操作单号"]),
+    ("1005", &["岗位类型", "报酬说明"]),
+    ("1009", &["采购商品名称"]),
+    ("1010", &["回收商品名称"]),
+    ("1011", &["赔付原因"]),
+    ("1013", &["公益活动名称", "公益活动备案编号"]),
+];
+
+/// Checks `transfer_scene_report_infos` against what the scene requires.
+fn check_scene_report(obj: &Map<String, Value>) -> Result<(), Answer> {
+    let scene = validate::text(obj, "transfer_scene_id");
+    let Some((_, wanted)) = SCENE_REPORTS.iter().find(|(s, _)| *s == scene) else {
+        return Ok(());
+    };
+    let given: Vec<&str> = match obj.get("transfer_scene_report_infos") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.get("info_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut sorted = given.clone();
+    sorted.sort_unstable();
+    let mut expected = wanted.to_vec();
+    expected.sort_unstable();
+    if sorted == expected {
+        return Ok(());
+    }
+    Err(Answer::param_error(
+        "/transfer_scene_report_infos",
+        "body",
+        format!(
+            "transfer scene {scene} is reported with the info_type {}, each once (given: {})",
+            wanted.join(", "),
+            given.join(", ")
+        ),
+        obj.get("transfer_scene_report_infos")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ))
+}
+
 /// The states a bill waits in, before the user confirms and the money moves.
 const CANCELLABLE: [&str; 3] = ["ACCEPTED", "PROCESSING", "WAIT_USER_CONFIRM"];
 
@@ -211,6 +261,8 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
             Value::Null,
         ));
     }
+    // what the fields say together, once each is right
+    check_scene_report(&obj)?;
     if let Some(name) = &user_name {
         obj.insert("user_name".into(), json!(name));
     }

@@ -402,6 +402,21 @@ fn transfers_answer_the_documented_errors() {
     a["json"]["user_recv_style"]["type"] = json!("POPUP");
     param(a, "/user_recv_style/type");
     param(transfer("bad000001", 0, url), "/transfer_amount");
+    // Each scene is reported with its own info types.
+    let mut a = transfer("bad000001", 100, url);
+    a["json"]["transfer_scene_report_infos"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    param(a, "/transfer_scene_report_infos");
+    let mut a = transfer("bad000001", 100, url);
+    a["json"]["transfer_scene_id"] = json!("1002");
+    param(a, "/transfer_scene_report_infos");
+    let mut a = transfer("scene1002", 100, url);
+    a["json"]["transfer_scene_id"] = json!("1002");
+    a["json"]["transfer_scene_report_infos"] =
+        json!([{"info_type": "补贴类型", "info_content": "购车补贴"}]);
+    assert_eq!(ok(bills.post(a))["state"], "WAIT_USER_CONFIRM");
     param(transfer("bad-0001", 100, url), "/out_bill_no");
     param(
         transfer("bad000001", 100, "ftp://example.com/n"),
