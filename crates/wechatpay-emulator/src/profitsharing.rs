@@ -302,8 +302,26 @@ fn repeat(
     Ok(found)
 }
 
+/// The answer to the operations modelled here (`segs`: the path after `v3/`), or `None`.
+pub(crate) fn route(shared: &Arc<Shared>, req: &Req, segs: &[&str]) -> Option<Answer> {
+    let ["profitsharing", rest @ ..] = segs else {
+        return None;
+    };
+    Some(match (req.method.as_str(), rest) {
+        ("POST", ["orders"]) => create(shared, req),
+        ("POST", ["orders", "unfreeze"]) => unfreeze(shared, req),
+        ("GET", ["orders", no]) => query(shared, req, no),
+        ("POST", ["return-orders"]) => create_return(shared, req),
+        ("GET", ["return-orders", no]) => query_return(shared, req, no),
+        ("POST", ["receivers", "add"]) => add_receiver(shared, req),
+        ("POST", ["receivers", "delete"]) => delete_receiver(shared, req),
+        ("GET", ["transactions", id, "amounts"]) => amounts(shared, id),
+        _ => return None,
+    })
+}
+
 /// `POST v3/profitsharing/orders`.
-pub(crate) fn create(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn create(shared: &Arc<Shared>, req: &Req) -> Answer {
     create_checked(shared, req).unwrap_or_else(|a| a)
 }
 
@@ -392,7 +410,7 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
 }
 
 /// `GET v3/profitsharing/orders/{out_order_no}?transaction_id=`.
-pub(crate) fn query(shared: &Arc<Shared>, req: &Req, out_order_no: &str) -> Answer {
+fn query(shared: &Arc<Shared>, req: &Req, out_order_no: &str) -> Answer {
     if let Err(a) = documented::check(req) {
         return a;
     }
@@ -408,7 +426,7 @@ pub(crate) fn query(shared: &Arc<Shared>, req: &Req, out_order_no: &str) -> Answ
 
 /// `POST v3/profitsharing/orders/unfreeze`: what is left of the payment goes to the merchant
 /// (shown as its own receiver entry) and nothing more can be shared.
-pub(crate) fn unfreeze(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn unfreeze(shared: &Arc<Shared>, req: &Req) -> Answer {
     let checked = || -> Result<Answer, Answer> {
         documented::check(req)?;
         let obj = validate::object(&req.body)?;
@@ -446,7 +464,7 @@ pub(crate) fn unfreeze(shared: &Arc<Shared>, req: &Req) -> Answer {
 
 /// `POST v3/profitsharing/return-orders`: takes back (part of) what a `MERCHANT_ID` receiver
 /// got from an order.
-pub(crate) fn create_return(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn create_return(shared: &Arc<Shared>, req: &Req) -> Answer {
     create_return_checked(shared, req).unwrap_or_else(|a| a)
 }
 
@@ -584,7 +602,7 @@ fn create_return_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answ
 }
 
 /// `GET v3/profitsharing/return-orders/{out_return_no}?out_order_no=`.
-pub(crate) fn query_return(shared: &Arc<Shared>, req: &Req, out_return_no: &str) -> Answer {
+fn query_return(shared: &Arc<Shared>, req: &Req, out_return_no: &str) -> Answer {
     if let Err(a) = documented::check(req) {
         return a;
     }
@@ -598,7 +616,7 @@ pub(crate) fn query_return(shared: &Arc<Shared>, req: &Req, out_return_no: &str)
 }
 
 /// `POST v3/profitsharing/receivers/add`: adding a receiver again updates it.
-pub(crate) fn add_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn add_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
     let checked = || -> Result<Answer, Answer> {
         documented::check(req)?;
         let obj = validate::object(&req.body)?;
@@ -649,7 +667,7 @@ pub(crate) fn add_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `POST v3/profitsharing/receivers/delete`.
-pub(crate) fn delete_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn delete_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
     let checked = || -> Result<Answer, Answer> {
         documented::check(req)?;
         let obj = validate::object(&req.body)?;
@@ -673,7 +691,7 @@ pub(crate) fn delete_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
 
 /// `GET v3/profitsharing/transactions/{transaction_id}/amounts`: what is left to share (0 for a
 /// payment made without profit sharing: nothing of it is frozen).
-pub(crate) fn amounts(shared: &Arc<Shared>, transaction_id: &str) -> Answer {
+fn amounts(shared: &Arc<Shared>, transaction_id: &str) -> Answer {
     let st = lock(&shared.state);
     let unsplit_amount = match payment(&st, transaction_id) {
         Ok(paid) => unsplit(&st, transaction_id, paid.left),

@@ -403,32 +403,12 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
         }
         ("GET", ["billdownload", "file"]) => bills::download(shared, req),
         ("POST", ["merchant", "media", "upload"]) => media::upload(shared, multipart),
-        ("POST", ["fund-app", "mch-transfer", "transfer-bills"]) => transfer::create(shared, req),
-        ("GET", ["fund-app", "mch-transfer", "transfer-bills", "out-bill-no", no]) => {
-            transfer::query(shared, transfer::By::OutBillNo(no))
-        }
-        ("GET", ["fund-app", "mch-transfer", "transfer-bills", "transfer-bill-no", no]) => {
-            transfer::query(shared, transfer::By::TransferBillNo(no))
-        }
-        ("POST", ["fund-app", "mch-transfer", "transfer-bills", "out-bill-no", no, "cancel"]) => {
-            transfer::cancel(shared, no)
-        }
-        ("POST", ["profitsharing", "orders"]) => profitsharing::create(shared, req),
-        ("POST", ["profitsharing", "orders", "unfreeze"]) => profitsharing::unfreeze(shared, req),
-        ("GET", ["profitsharing", "orders", no]) => profitsharing::query(shared, req, no),
-        ("POST", ["profitsharing", "return-orders"]) => profitsharing::create_return(shared, req),
-        ("GET", ["profitsharing", "return-orders", no]) => {
-            profitsharing::query_return(shared, req, no)
-        }
-        ("POST", ["profitsharing", "receivers", "add"]) => profitsharing::add_receiver(shared, req),
-        ("POST", ["profitsharing", "receivers", "delete"]) => {
-            profitsharing::delete_receiver(shared, req)
-        }
-        ("GET", ["profitsharing", "transactions", id, "amounts"]) => {
-            profitsharing::amounts(shared, id)
-        }
-        // every other documented APIv3 operation: a documented answer
-        _ => documented::answer(shared, req, multipart.as_ref()).unwrap_or_else(|| not_found(req)),
+        // the flows routed by their own modules, then every other documented APIv3
+        // operation: a documented answer
+        _ => transfer::route(shared, req, &segs[1..])
+            .or_else(|| profitsharing::route(shared, req, &segs[1..]))
+            .or_else(|| documented::answer(shared, req, multipart.as_ref()))
+            .unwrap_or_else(|| not_found(req)),
     }
 }
 

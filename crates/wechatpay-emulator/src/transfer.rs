@@ -217,8 +217,22 @@ fn send(shared: &Arc<Shared>, notice: Option<(String, Value)>) {
     }
 }
 
+/// The answer to the operations modelled here (`segs`: the path after `v3/`), or `None`.
+pub(crate) fn route(shared: &Arc<Shared>, req: &Req, segs: &[&str]) -> Option<Answer> {
+    let ["fund-app", "mch-transfer", "transfer-bills", rest @ ..] = segs else {
+        return None;
+    };
+    Some(match (req.method.as_str(), rest) {
+        ("POST", []) => create(shared, req),
+        ("GET", ["out-bill-no", no]) => query(shared, By::OutBillNo(no)),
+        ("GET", ["transfer-bill-no", no]) => query(shared, By::TransferBillNo(no)),
+        ("POST", ["out-bill-no", no, "cancel"]) => cancel(shared, no),
+        _ => return None,
+    })
+}
+
 /// `POST v3/fund-app/mch-transfer/transfer-bills`.
-pub(crate) fn create(shared: &Arc<Shared>, req: &Req) -> Answer {
+fn create(shared: &Arc<Shared>, req: &Req) -> Answer {
     create_checked(shared, req).unwrap_or_else(|a| a)
 }
 
@@ -294,14 +308,14 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
 }
 
 /// How a bill is looked up.
-pub(crate) enum By<'a> {
+enum By<'a> {
     OutBillNo(&'a str),
     TransferBillNo(&'a str),
 }
 
 /// `GET v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}` and
 /// `…/transfer-bill-no/{transfer_bill_no}`.
-pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>) -> Answer {
+fn query(shared: &Arc<Shared>, by: By<'_>) -> Answer {
     let st = lock(&shared.state);
     let t = &st.transfers;
     let found = match by {
@@ -321,7 +335,7 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>) -> Answer {
 /// `POST v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}/cancel`: a bill the
 /// user has not confirmed yet is `CANCELLED` (at once: the emulator has no money to give back);
 /// cancelling a cancelled bill answers it again.
-pub(crate) fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
+fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
     let (answer, notice) = {
         let mut st = lock(&shared.state);
         let Some(b) = st.transfers.bills.get_mut(no) else {
