@@ -1,5 +1,6 @@
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
+//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
 //! list the requests received and the notifications sent. They need no signature (the server
 //! is loopback only) and are not part of the platform's API.
 
@@ -9,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::answer::Answer;
 use super::server::Req;
-use super::{discount_card, lock, pay, refund, Outcome, Shared};
+use super::{discount_card, lock, pay, refund, transfer, Outcome, Shared};
 
 fn optional_body(req: &Req) -> Result<serde_json::Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
@@ -42,6 +43,22 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", ["refund", "domestic", "refunds", no, "complete"]) => {
             done(refund::complete(shared, no))
         }
+        ("POST", ["transfers", no, "succeeded"]) => {
+            done(transfer::finish(shared, no, transfer::End::Succeeded))
+        }
+        ("POST", ["transfers", no, "failed"]) => match body.get("reason") {
+            None | Some(Value::Null | Value::String(_)) => done(transfer::finish(
+                shared,
+                no,
+                transfer::End::Failed(text(&body, "reason")),
+            )),
+            Some(other) => Answer::param_error(
+                "/reason",
+                "body",
+                "reason must be a string, one of the documented fail_reason values",
+                other.clone(),
+            ),
+        },
         ("GET", ["requests"]) => {
             let list: Vec<Value> = lock(&shared.received)
                 .iter()

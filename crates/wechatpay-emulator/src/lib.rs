@@ -36,10 +36,13 @@ mod discount_card;
 mod documented;
 mod media;
 mod pay;
+mod profitsharing;
 mod refund;
+mod sensitive;
 mod server;
 mod state;
 mod tls;
+mod transfer;
 mod v2;
 mod v2_refund;
 mod v2_refund_query;
@@ -967,6 +970,22 @@ impl Emulator {
     /// Returns the refund.
     pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
         refund::complete(&self.shared, out_refund_no).map_err(answer::Answer::into_error)
+    }
+
+    /// Simulates the user confirming merchant transfer `out_bill_no` and the money arriving:
+    /// a pending bill becomes `SUCCESS` and `MCHTRANSFER.BILL.FINISHED` is sent to its
+    /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it.
+    pub fn transfer_succeeded(&self, out_bill_no: &str) -> Result<Value, Error> {
+        transfer::finish(&self.shared, out_bill_no, transfer::End::Succeeded)
+            .map_err(answer::Answer::into_error)
+    }
+
+    /// Simulates merchant transfer `out_bill_no` failing: a pending bill becomes `FAIL` with
+    /// `fail_reason` `reason` (one of the documented values, `OTHER_FAIL_REASON_TYPE` when
+    /// `None`) and `MCHTRANSFER.BILL.FINISHED` is sent to its `notify_url`. Returns the bill.
+    pub fn transfer_failed(&self, out_bill_no: &str, reason: Option<&str>) -> Result<Value, Error> {
+        transfer::finish(&self.shared, out_bill_no, transfer::End::Failed(reason))
+            .map_err(answer::Answer::into_error)
     }
 
     /// Stops listening and closes open connections.

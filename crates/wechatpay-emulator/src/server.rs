@@ -22,8 +22,8 @@ use tokio::sync::{watch, Semaphore};
 use super::answer::{render, render_for, Answer};
 use super::tls::ClientCertificate;
 use super::{
-    auth, bills, brand, certificates, control, discount_card, documented, lock, media, pay, refund,
-    v2, Received, Shared, MAX_RECORDS,
+    auth, bills, brand, certificates, control, discount_card, documented, lock, media, pay,
+    profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
@@ -403,8 +403,12 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
         }
         ("GET", ["billdownload", "file"]) => bills::download(shared, req),
         ("POST", ["merchant", "media", "upload"]) => media::upload(shared, multipart),
-        // every other documented APIv3 operation: a documented answer
-        _ => documented::answer(shared, req, multipart.as_ref()).unwrap_or_else(|| not_found(req)),
+        // the flows routed by their own modules, then every other documented APIv3
+        // operation: a documented answer
+        _ => transfer::route(shared, req, &segs[1..])
+            .or_else(|| profitsharing::route(shared, req, &segs[1..]))
+            .or_else(|| documented::answer(shared, req, multipart.as_ref()))
+            .unwrap_or_else(|| not_found(req)),
     }
 }
 

@@ -30,6 +30,10 @@ pub(crate) struct State {
     /// APIv2 micropay orders by `out_trade_no`: the request (without `sign` and
     /// `nonce_str`) and the fields answered.
     pub v2_orders: HashMap<String, (Map<String, Value>, V2Fields)>,
+    /// Merchant transfer bills.
+    pub transfers: super::transfer::Transfers,
+    /// Profit-sharing receivers, orders and returns.
+    pub sharing: super::profitsharing::Sharing,
     /// A counter for ids.
     pub seq: u64,
 }
