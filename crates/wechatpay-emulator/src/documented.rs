@@ -56,6 +56,18 @@ pub(crate) fn answer(
     Some(respond(shared, req, op, raw_path, multipart).unwrap_or_else(|a| a))
 }
 
+/// The catalogue's check of a request to a modelled APIv3 operation (its required fields,
+/// JSON types and enumerations, as for the documented answers): `PARAM_ERROR` naming the
+/// first field at fault.
+pub(crate) fn check(req: &Req) -> Result<(), Answer> {
+    let raw_path = req.target.split(['?', '#']).next().unwrap_or("");
+    let Some(op) = catalog::find(req.method.as_str(), raw_path) else {
+        return Ok(());
+    };
+    let args = args_of(req, op, raw_path, None)?;
+    refusal(op, &args).map_or(Ok(()), Err)
+}
+
 fn respond(
     shared: &Arc<Shared>,
     req: &Req,
