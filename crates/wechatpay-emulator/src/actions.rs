@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::answer::Answer;
 use super::state::{numeric_id, openid, partner_key, rfc3339, Party, State};
@@ -294,6 +294,49 @@ pub(crate) fn payment(
         );
     }
     Ok(resource)
+}
+
+/// An action named in a control endpoint's path, or 400 naming the known ones.
+fn parsed<T>(action: &str) -> Result<T, Answer>
+where
+    T: FromStr<Err = UnknownAction>,
+{
+    action
+        .parse::<T>()
+        .map_err(|e| Answer::param_error("/action", "path", e.to_string(), Value::from(action)))
+}
+
+/// The control endpoints `POST /emulator/payments/{out_trade_no}/{paid|failed|closed}` (body,
+/// optional: `openid`, `sub_mchid`) and `POST /emulator/refunds/{out_refund_no}/{succeeded|
+/// closed|abnormal}`: `kind` is `payments` or `refunds`.
+pub(crate) fn control(
+    shared: &Arc<Shared>,
+    kind: &str,
+    no: &str,
+    action: &str,
+    body: &Map<String, Value>,
+) -> Result<Value, Answer> {
+    for name in ["openid", "sub_mchid"] {
+        if let Some(v) = body.get(name).filter(|v| !v.is_string() && !v.is_null()) {
+            return Err(Answer::param_error(
+                &format!("/{name}"),
+                "body",
+                format!("{name} must be a string"),
+                v.clone(),
+            ));
+        }
+    }
+    let text = |k: &str| body.get(k).and_then(Value::as_str);
+    match kind {
+        "payments" => payment(
+            shared,
+            no,
+            parsed(action)?,
+            text("sub_mchid"),
+            text("openid"),
+        ),
+        _ => refund(shared, no, parsed(action)?),
+    }
 }
 
 /// `action` on refund `no`; returns the refund as its query answers it.

@@ -7,35 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::actions::{self, PaymentAction, RefundAction};
+use super::actions;
 use super::answer::Answer;
 use super::server::Req;
 use super::{discount_card, lock, pay, refund, Outcome, Shared};
-
-/// An action named in the path, or 400 naming the known ones.
-fn parsed<T>(action: &str) -> Result<T, Answer>
-where
-    T: std::str::FromStr<Err = actions::UnknownAction>,
-{
-    action
-        .parse::<T>()
-        .map_err(|e| Answer::param_error("/action", "path", e.to_string(), Value::from(action)))
-}
-
-/// The body's fields `names`, when given, must be strings.
-fn strings(m: &serde_json::Map<String, Value>, names: &[&str]) -> Result<(), Answer> {
-    for n in names {
-        if let Some(v) = m.get(*n).filter(|v| !v.is_string() && !v.is_null()) {
-            return Err(Answer::param_error(
-                &format!("/{n}"),
-                "body",
-                format!("{n} must be a string"),
-                v.clone(),
-            ));
-        }
-    }
-    Ok(())
-}
 
 fn optional_body(req: &Req) -> Result<serde_json::Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
@@ -68,21 +43,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", ["refund", "domestic", "refunds", no, "complete"]) => {
             done(refund::complete(shared, no))
         }
-        ("POST", ["payments", no, action]) => done(
-            strings(&body, &["openid", "sub_mchid"])
-                .and_then(|_| parsed::<PaymentAction>(action))
-                .and_then(|a| {
-                    actions::payment(
-                        shared,
-                        no,
-                        a,
-                        text(&body, "sub_mchid"),
-                        text(&body, "openid"),
-                    )
-                }),
-        ),
-        ("POST", ["refunds", no, action]) => {
-            done(parsed::<RefundAction>(action).and_then(|a| actions::refund(shared, no, a)))
+        ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
+            done(actions::control(shared, kind, no, action, &body))
         }
         ("GET", ["requests"]) => {
             let list: Vec<Value> = lock(&shared.received)
