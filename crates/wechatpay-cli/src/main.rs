@@ -28,6 +28,8 @@ mod events;
 
 mod ops;
 
+mod sandbox;
+
 mod serve;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.
@@ -85,6 +87,10 @@ enum Command {
     Demo,
     /// Runs the local platform emulator on loopback until interrupted.
     Serve(serve::ServeArgs),
+    /// Acts as the payer or the platform in a running sandbox (wechatpay serve): a payment
+    /// paid, failed or closed, a refund succeeded, closed or abnormal; prints the new state
+    /// and the sandbox sends the notification.
+    Sandbox(sandbox::SandboxArgs),
     /// Downloads the platform certificates, decrypts them, verifies the answer with them and
     /// saves each as wechatpay_<serial>.pem (wechatpay-php's CertificateDownloader).
     Certificates(certificates::CertArgs),
@@ -499,6 +505,7 @@ fn call_args_with(cli: &Cli, matches: &ArgMatches) -> Option<(&'static str, &'st
     let sub = match cli.command.as_ref()? {
         Command::Demo => "demo",
         Command::Serve(_) => "serve",
+        Command::Sandbox(_) => "sandbox",
         Command::Certificates(_) => "certificates",
         Command::Bill(_) => "bill",
         Command::Ops(_) => "ops",
@@ -720,6 +727,9 @@ fn main() -> ExitCode {
             Some(Command::Serve(a)) => {
                 take_from_top!(a, sub_m, top, &matches, [mchid, serial, apiv3_key, secret])
             }
+            Some(Command::Sandbox(a)) => {
+                take_from_top!(a, sub_m, top, &matches, [base_uri, timeout])
+            }
             Some(Command::Certificates(a)) => take_from_top!(
                 a,
                 sub_m,
@@ -779,6 +789,11 @@ fn main() -> ExitCode {
             )
         }
         Some(Command::Certificates(a)) => certificates::run(a, key_source),
+        Some(Command::Sandbox(a)) => match sandbox::run(a) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::API),
+            Err(e) => Err(e),
+        },
         Some(Command::Ops(a)) => match ops::run(a) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(exit::OTHER),

@@ -346,14 +346,16 @@ pub fn run<'a>(
         out,
         "wechatpay emulator on {} ({mode}, Wechatpay-Serial {})\n  \
          keys and settings: source {}\n  \
-         simulate the user: POST /emulator/pay/transactions/out-trade-no/{{out_trade_no}}/pay\n  \
+         simulate the user: POST /emulator/payments/{{out_trade_no}}/{{paid|failed|closed}}\n  \
+         {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
+         {:>19}(or: wechatpay sandbox payment|refund …, with the env file sourced)\n  \
          {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
-         {:>19}POST /emulator/refund/domestic/refunds/{{out_refund_no}}/complete\n  \
          inspect:           GET /emulator/requests, GET /emulator/deliveries\n\
          Ctrl-C stops it.",
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        "",
         "",
         ""
     );

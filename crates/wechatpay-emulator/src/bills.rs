@@ -169,7 +169,8 @@ fn records(st: &State) -> Vec<Record> {
         let amount = r.get("amount");
         out.push(Record {
             time,
-            appid: text(r.get("appid")),
+            // a partner order names the service provider's sp_appid
+            appid: text(r.get("appid").or_else(|| r.get("sp_appid"))),
             transaction_id: id.clone(),
             out_trade_no: text(r.get("out_trade_no")),
             openid: t.openid.clone().unwrap_or_default(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::actions;
 use super::answer::Answer;
 use super::server::Req;
 use super::{discount_card, lock, pay, refund, transfer, Outcome, Shared};
@@ -59,6 +60,9 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                 other.clone(),
             ),
         },
+        ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
+            done(actions::control(shared, kind, no, action, &body))
+        }
         ("GET", ["requests"]) => {
             let list: Vec<Value> = lock(&shared.received)
                 .iter()

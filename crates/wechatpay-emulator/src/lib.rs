@@ -26,15 +26,18 @@
 //! ```
 #![warn(missing_docs)]
 
+mod actions;
 mod answer;
 mod auth;
 mod bills;
 mod brand;
 mod certificates;
+mod combine;
 mod control;
 mod discount_card;
 mod documented;
 mod media;
+mod partner;
 mod pay;
 mod profitsharing;
 mod refund;
@@ -64,6 +67,7 @@ use wechatpay_chain::util::pem::same_serial;
 use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
+pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
 
@@ -986,6 +990,33 @@ impl Emulator {
     pub fn transfer_failed(&self, out_bill_no: &str, reason: Option<&str>) -> Result<Value, Error> {
         transfer::finish(&self.shared, out_bill_no, transfer::End::Failed(reason))
             .map_err(answer::Answer::into_error)
+    }
+
+    /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's
+    /// order, a combined order (by `combine_out_trade_no`: every sub-order at once) or a
+    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number).
+    /// [`PaymentAction::Paid`] sends `TRANSACTION.SUCCESS` to the order's `notify_url`, paid
+    /// by `openid` when the order names no payer. Returns the payment as its query answers it;
+    /// an unknown payment is a 404 error, one that is not `NOTPAY` a 409 (`INVALID_STATE`).
+    /// Also `POST /emulator/payments/{out_trade_no}/{paid|failed|closed}`.
+    pub fn act_on_payment(
+        &self,
+        out_trade_no: &str,
+        action: PaymentAction,
+        sub_mchid: Option<&str>,
+        openid: Option<&str>,
+    ) -> Result<Value, Error> {
+        actions::payment(&self.shared, out_trade_no, action, sub_mchid, openid)
+            .map_err(answer::Answer::into_error)
+    }
+
+    /// What the platform does to refund `out_refund_no`, `PROCESSING` (or `ABNORMAL`, which
+    /// may still succeed or close): `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL`
+    /// goes to its `notify_url`. Returns the refund as its query answers it; an unknown refund
+    /// is a 404 error, a finished one a 409 (`INVALID_STATE`). Also
+    /// `POST /emulator/refunds/{out_refund_no}/{succeeded|closed|abnormal}`.
+    pub fn act_on_refund(&self, out_refund_no: &str, action: RefundAction) -> Result<Value, Error> {
+        actions::refund(&self.shared, out_refund_no, action).map_err(answer::Answer::into_error)
     }
 
     /// Stops listening and closes open connections.

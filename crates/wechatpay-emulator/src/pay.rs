@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use super::actions::{self, PaymentAction};
 use super::answer::Answer;
 use super::server::Req;
-use super::state::{numeric_id, openid, rfc3339, Transaction};
+use super::state::{Party, Transaction};
 use super::validate::{self, opt, req, Field, Kind};
-use super::{lock, random_hex, webhooks, Shared};
+use super::{lock, random_hex, Shared};
 use wechatpay_chain::formatter;
 
 const AMOUNT: &[Field] = &[req("total", Kind::Int), opt("currency", Kind::Str)];
@@ -113,11 +114,12 @@ pub(crate) fn check_notify_url(url: &str) -> Result<(), Answer> {
     Ok(())
 }
 
-fn state_desc(state: &str) -> &'static str {
+pub(crate) fn state_desc(state: &str) -> &'static str {
     match state {
         "SUCCESS" => "支付成功",
         "REFUND" => "转入退款",
         "CLOSED" => "已关闭",
+        "PAYERROR" => "支付失败",
         _ => "订单未支付",
     }
 }
@@ -210,29 +212,7 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
         }
         return Answer::conflict("out_trade_no", &no);
     }
-    let prepay_id = || {
-        format!(
-            "wx{}{}",
-            super::state::compact_time(formatter::timestamp()),
-            random_hex(10).to_ascii_lowercase()
-        )
-    };
-    let (trade_type, created) = match kind {
-        "jsapi" => ("JSAPI", json!({"prepay_id": prepay_id()})),
-        "app" => ("APP", json!({"prepay_id": prepay_id()})),
-        "h5" => (
-            "MWEB",
-            json!({"h5_url": format!(
-                "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={}&package={}",
-                prepay_id(),
-                u32::from_str_radix(&random_hex(4), 16).unwrap_or(2_056_162_962)
-            )}),
-        ),
-        _ => (
-            "NATIVE",
-            json!({"code_url": format!("weixin://wxpay/bizpayurl?pr={}", formatter::nonce(7))}),
-        ),
-    };
+    let (trade_type, created) = prepay(kind);
     let openid = obj
         .get("payer")
         .and_then(|p| p.get("openid"))
@@ -249,9 +229,38 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
             success_time: None,
             openid,
             refunded: 0,
+            party: Party::Merchant,
         },
     );
     Answer::ok(created)
+}
+
+/// The trade type and the creation answer of an order paid by `kind` (`jsapi`, `app`, `h5`,
+/// `native`): a `prepay_id`, an `h5_url` or a `code_url`.
+pub(crate) fn prepay(kind: &str) -> (&'static str, Value) {
+    let prepay_id = || {
+        format!(
+            "wx{}{}",
+            super::state::compact_time(formatter::timestamp()),
+            random_hex(10).to_ascii_lowercase()
+        )
+    };
+    match kind {
+        "jsapi" => ("JSAPI", json!({"prepay_id": prepay_id()})),
+        "app" => ("APP", json!({"prepay_id": prepay_id()})),
+        "h5" => (
+            "MWEB",
+            json!({"h5_url": format!(
+                "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={}&package={}",
+                prepay_id(),
+                u32::from_str_radix(&random_hex(4), 16).unwrap_or(2_056_162_962)
+            )}),
+        ),
+        _ => (
+            "NATIVE",
+            json!({"code_url": format!("weixin://wxpay/bizpayurl?pr={}", formatter::nonce(7))}),
+        ),
+    }
 }
 
 /// `GET v3/pay/transactions/out-trade-no/{out_trade_no}` and `…/id/{transaction_id}`, with
@@ -269,8 +278,8 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
         By::Id(id) => st.transaction_ids.get(id).cloned(),
     };
     match no.and_then(|no| st.transactions.get(&no)) {
-        Some(t) => Answer::ok(transaction_json(shared, t)),
-        None => Answer::no_order(),
+        Some(t) if t.party == Party::Merchant => Answer::ok(transaction_json(shared, t)),
+        _ => Answer::no_order(),
     }
 }
 
@@ -284,9 +293,18 @@ pub(crate) fn close(shared: &Arc<Shared>, no: &str, body: &[u8]) -> Answer {
         return a;
     }
     let mut st = lock(&shared.state);
-    let Some(t) = st.transactions.get_mut(no) else {
+    let Some(t) = st
+        .transactions
+        .get_mut(no)
+        .filter(|t| t.party == Party::Merchant)
+    else {
         return Answer::no_order();
     };
+    close_order(t)
+}
+
+/// Closes an unpaid order (204); a paid one answers `ORDERPAID`.
+pub(crate) fn close_order(t: &mut Transaction) -> Answer {
     match t.trade_state {
         "NOTPAY" | "CLOSED" => {
             t.trade_state = "CLOSED";
@@ -297,45 +315,25 @@ pub(crate) fn close(shared: &Arc<Shared>, no: &str, body: &[u8]) -> Answer {
 }
 
 /// The user pays order `no`: `SUCCESS`, then `TRANSACTION.SUCCESS` to its `notify_url`.
-/// Paying a paid order again answers it as it is and notifies nothing.
+/// Paying a paid order again answers it as it is and notifies nothing (the control endpoint
+/// `/emulator/pay/…/pay` of old; `/emulator/payments/…/paid` refuses it instead).
 pub(crate) fn settle(shared: &Arc<Shared>, no: &str, user: Option<&str>) -> Result<Value, Answer> {
-    let (tx, url) = {
-        let mut st = lock(&shared.state);
-        let seq = st.next();
-        let Some(t) = st.transactions.get_mut(no) else {
-            return Err(Answer::no_order());
-        };
-        match t.trade_state {
-            "NOTPAY" => {}
-            "CLOSED" => {
-                return Err(Answer::error(
-                    400,
-                    "ORDER_CLOSED",
-                    "订单已关闭 (the order is closed)",
-                ))
-            }
-            _ => return Ok(transaction_json(shared, t)),
+    {
+        let st = lock(&shared.state);
+        match st.transactions.get(no) {
+            Some(t) if t.party == Party::Merchant => match t.trade_state {
+                "NOTPAY" => {}
+                "CLOSED" => {
+                    return Err(Answer::error(
+                        400,
+                        "ORDER_CLOSED",
+                        "订单已关闭 (the order is closed)",
+                    ))
+                }
+                _ => return Ok(transaction_json(shared, t)),
+            },
+            _ => return Err(Answer::no_order()),
         }
-        let now = formatter::timestamp();
-        let id = numeric_id("4200", now, seq, 28);
-        t.trade_state = "SUCCESS";
-        t.transaction_id = Some(id.clone());
-        t.success_time = Some(rfc3339(now));
-        if t.openid.is_none() {
-            t.openid = Some(user.map(str::to_string).unwrap_or_else(|| openid(seq)));
-        }
-        let url = validate::text(&t.request, "notify_url").to_string();
-        let tx = transaction_json(shared, t);
-        st.transaction_ids.insert(id, no.to_string());
-        (tx, url)
-    };
-    webhooks::notify(
-        shared,
-        url,
-        "TRANSACTION.SUCCESS",
-        "支付成功",
-        "transaction",
-        &tx,
-    );
-    Ok(tx)
+    }
+    actions::payment(shared, no, PaymentAction::Paid, None, user)
 }

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use super::actions::{wrong_state, RefundAction};
 use super::answer::Answer;
-use super::state::{numeric_id, rfc3339, Refund, RefundNotify, State};
+use super::state::{numeric_id, partner_key, rfc3339, Party, Refund, RefundNotify, State};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, webhooks, Shared};
 use wechatpay_chain::formatter;
@@ -23,6 +24,7 @@ const AMOUNT: &[Field] = &[
 ];
 
 const CREATE: &[Field] = &[
+    opt("sub_mchid", Kind::Str),
     opt("transaction_id", Kind::Str),
     opt("out_trade_no", Kind::Str),
     req("out_refund_no", Kind::Str),
@@ -84,27 +86,26 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
         }
         Err(a) => return a,
     }
-    let out_trade_no = match (
+    let sub_mchid = obj.get("sub_mchid").and_then(Value::as_str);
+    let (by_no, by_id) = (
         obj.get("out_trade_no").and_then(Value::as_str),
         obj.get("transaction_id").and_then(Value::as_str),
-    ) {
-        (Some(no), _) => Some(no.to_string()),
-        (None, Some(id)) => st.transaction_ids.get(id).cloned(),
-        (None, None) => {
-            return Answer::param_error(
-                "/out_trade_no",
-                "body",
-                "missing required field: one of transaction_id and out_trade_no",
-                Value::Null,
-            )
-        }
-    };
-    let Some(t) = out_trade_no
-        .as_ref()
-        .and_then(|no| st.transactions.get_mut(no))
-    else {
+    );
+    if by_no.is_none() && by_id.is_none() {
+        return Answer::param_error(
+            "/out_trade_no",
+            "body",
+            "missing required field: one of transaction_id and out_trade_no",
+            Value::Null,
+        );
+    }
+    let Some(key) = order_key(&st, sub_mchid, by_no, by_id) else {
         return Answer::no_order();
     };
+    let Some(t) = st.transactions.get_mut(&key) else {
+        return Answer::no_order();
+    };
+    let out_trade_no = validate::text(&t.request, "out_trade_no").to_string();
     let (Some(transaction_id), "SUCCESS" | "REFUND") = (t.transaction_id.clone(), t.trade_state)
     else {
         return Answer::error(400, "INVALID_REQUEST", "订单未支付 (the order is not paid)");
@@ -139,7 +140,7 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
         NewRefund {
             out_refund_no: &out_refund_no,
             transaction_id: &transaction_id,
-            out_trade_no: out_trade_no.as_deref().unwrap_or_default(),
+            out_trade_no: &out_trade_no,
             total: order_total,
             refund,
             currency,
@@ -150,6 +151,9 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
                 .map(|url| RefundNotify::V3(url.to_string())),
         },
     );
+    if let Some(r) = st.refunds.get_mut(&out_refund_no) {
+        r.sub_mchid = sub_mchid.map(str::to_string);
+    }
     st.remember("refund", &out_refund_no, &request);
     drop(st);
     schedule(shared, out_refund_no);
@@ -201,6 +205,7 @@ pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
         Refund {
             answer: answer.clone(),
             notify: r.notify,
+            sub_mchid: None,
         },
     );
     answer
@@ -217,65 +222,196 @@ pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
     }
 }
 
-/// `GET v3/refund/domestic/refunds/{out_refund_no}`.
-pub(crate) fn query(shared: &Arc<Shared>, no: &str) -> Answer {
+/// The key in `transactions` of the order a refund names: with `sub_mchid`, the partner
+/// order of that sub-merchant (or a combined sub-order for it); without, the merchant's order
+/// or a combined sub-order.
+fn order_key(
+    st: &State,
+    sub_mchid: Option<&str>,
+    out_trade_no: Option<&str>,
+    transaction_id: Option<&str>,
+) -> Option<String> {
+    let key = match (out_trade_no, transaction_id) {
+        (Some(no), _) => match sub_mchid {
+            Some(sub) if st.transactions.contains_key(&partner_key(sub, no)) => {
+                partner_key(sub, no)
+            }
+            _ => no.to_string(),
+        },
+        (None, Some(id)) => st.transaction_ids.get(id)?.clone(),
+        (None, None) => return None,
+    };
+    let t = st.transactions.get(&key)?;
+    let fits = match (&t.party, sub_mchid) {
+        (Party::Merchant, None) => true,
+        (Party::Combined { sub_mchid: s, .. }, want) => want.is_none() || s.as_deref() == want,
+        (Party::Partner { sub_mchid: s }, Some(want)) => s == want,
+        _ => false,
+    };
+    // a transaction_id and an out_trade_no that name two orders name none
+    let agrees = match (out_trade_no, transaction_id) {
+        (Some(_), Some(id)) => t.transaction_id.as_deref() == Some(id),
+        _ => true,
+    };
+    (fits && agrees).then_some(key)
+}
+
+/// `GET v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a partner refund).
+pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> Answer {
     match lock(&shared.state).refunds.get(no) {
-        Some(r) => Answer::ok(Value::Object(r.answer.clone())),
-        None => no_refund(no),
+        Some(r) if r.sub_mchid.as_deref() == sub_mchid => {
+            Answer::ok(Value::Object(r.answer.clone()))
+        }
+        _ => no_refund(no),
     }
 }
 
 /// A `PROCESSING` refund succeeds and its notification is sent (`REFUND.SUCCESS`, or the
-/// APIv2 one for a refund made through APIv2); a finished one is answered as it is.
+/// APIv2 one for a refund made through APIv2); a finished one is answered as it is (the
+/// control endpoint `/emulator/refund/…/complete` of old and [`Emulator::complete_refund`]).
+///
+/// [`Emulator::complete_refund`]: super::Emulator::complete_refund
 pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> {
-    let (answer, notify) = {
-        let mut st = lock(&shared.state);
-        let Some(r) = st.refunds.get_mut(no) else {
+    {
+        let st = lock(&shared.state);
+        let Some(r) = st.refunds.get(no) else {
             return Err(no_refund(no));
         };
         if r.answer.get("status").and_then(Value::as_str) != Some("PROCESSING") {
             return Ok(Value::Object(r.answer.clone()));
         }
-        r.answer.insert("status".into(), json!("SUCCESS"));
-        r.answer.insert(
-            "success_time".into(),
-            json!(rfc3339(formatter::timestamp())),
-        );
-        (r.answer.clone(), r.notify.clone())
+    }
+    act(shared, no, RefundAction::Succeeded)
+}
+
+/// `action` on refund `no`, from `PROCESSING` (or from `ABNORMAL` to `SUCCESS` or `CLOSED`),
+/// and its notification: `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` for an APIv3
+/// refund with a `notify_url`, the APIv2 notification for an APIv2 refund that succeeds. A
+/// closed refund gives its amount back to the order.
+pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Result<Value, Answer> {
+    let (answer, notify, sub_mchid) = {
+        let mut st = lock(&shared.state);
+        let Some(r) = st.refunds.get_mut(no) else {
+            return Err(no_refund(no));
+        };
+        let status = r
+            .answer
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("PROCESSING")
+            .to_string();
+        let allowed = match status.as_str() {
+            "PROCESSING" => true,
+            "ABNORMAL" => action != RefundAction::Abnormal,
+            _ => false,
+        };
+        if !allowed {
+            return Err(wrong_state(format!(
+                "refund {no} is {status}: only a PROCESSING refund can be {} (an ABNORMAL one can still be succeeded or closed)",
+                action.as_str()
+            )));
+        }
+        r.answer.insert("status".into(), json!(action.status()));
+        if action == RefundAction::Succeeded {
+            r.answer.insert(
+                "success_time".into(),
+                json!(rfc3339(formatter::timestamp())),
+            );
+        }
+        let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());
+        if action == RefundAction::Closed {
+            give_back(&mut st, &answer, sub_mchid.as_deref());
+        }
+        (answer, notify, sub_mchid)
     };
     match notify {
-        Some(RefundNotify::V2 { url, appid }) => {
+        Some(RefundNotify::V2 { url, appid }) if action == RefundAction::Succeeded => {
             super::v2_refund::notify(shared, url, &appid, &answer)
         }
-        Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer),
-        None => {}
+        Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer, sub_mchid.as_deref()),
+        _ => {}
     }
     Ok(Value::Object(answer))
 }
 
-/// `REFUND.SUCCESS` about refund `a`, to `url`.
-fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>) {
+/// A closed refund's amount is refundable again; an order with nothing refunded is `SUCCESS`.
+fn give_back(st: &mut State, a: &Map<String, Value>, sub_mchid: Option<&str>) {
+    let no = a.get("out_trade_no").and_then(Value::as_str).unwrap_or("");
+    let refund = a
+        .get("amount")
+        .and_then(|m| m.get("refund"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let key = match sub_mchid {
+        Some(sub) => partner_key(sub, no),
+        None => no.to_string(),
+    };
+    let key = if st.transactions.contains_key(&key) {
+        key
+    } else {
+        no.to_string()
+    };
+    if let Some(t) = st.transactions.get_mut(&key) {
+        t.refunded = (t.refunded - refund).max(0);
+        if t.refunded == 0 && t.trade_state == "REFUND" {
+            t.trade_state = "SUCCESS";
+        }
+    }
+}
+
+/// `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` about refund `a`, to `url`; a
+/// partner refund names `sp_mchid` and `sub_mchid` instead of `mchid`.
+fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>, sub_mchid: Option<&str>) {
+    let status = a.get("status").and_then(Value::as_str).unwrap_or("SUCCESS");
+    let (event, summary) = match status {
+        "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
+        "ABNORMAL" => ("REFUND.ABNORMAL", "退款异常"),
+        _ => ("REFUND.SUCCESS", "退款成功"),
+    };
     let amount = a.get("amount").cloned().unwrap_or_default();
-    let resource = json!({
-        "mchid": shared.settings.mchid,
-        "transaction_id": a.get("transaction_id"),
-        "out_trade_no": a.get("out_trade_no"),
-        "refund_id": a.get("refund_id"),
-        "out_refund_no": a.get("out_refund_no"),
-        "refund_status": "SUCCESS",
-        "success_time": a.get("success_time"),
-        "user_received_account": a.get("user_received_account"),
-        "amount": {
+    let currency = amount.get("currency").cloned().unwrap_or(json!("CNY"));
+    let mut resource = Map::new();
+    match sub_mchid {
+        Some(sub) => {
+            resource.insert("sp_mchid".into(), json!(shared.settings.mchid));
+            resource.insert("sub_mchid".into(), json!(sub));
+        }
+        None => {
+            resource.insert("mchid".into(), json!(shared.settings.mchid));
+        }
+    }
+    for k in [
+        "transaction_id",
+        "out_trade_no",
+        "refund_id",
+        "out_refund_no",
+    ] {
+        resource.insert(k.into(), a.get(k).cloned().unwrap_or(Value::Null));
+    }
+    resource.insert("refund_status".into(), json!(status));
+    if let Some(t) = a.get("success_time") {
+        resource.insert("success_time".into(), t.clone());
+    }
+    resource.insert(
+        "user_received_account".into(),
+        a.get("user_received_account")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    resource.insert(
+        "amount".into(),
+        json!({
             "total": amount.get("total"), "refund": amount.get("refund"),
             "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
-        },
-    });
+            "currency": currency, "payer_currency": currency,
+        }),
+    );
     webhooks::notify(
         shared,
         url,
-        "REFUND.SUCCESS",
-        "退款成功",
+        event,
+        summary,
         "refund",
-        &resource,
+        &Value::Object(resource),
     );
 }

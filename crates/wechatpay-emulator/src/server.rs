@@ -22,8 +22,8 @@ use tokio::sync::{watch, Semaphore};
 use super::answer::{render, render_for, Answer};
 use super::tls::ClientCertificate;
 use super::{
-    auth, bills, brand, certificates, control, discount_card, documented, lock, media, pay,
-    profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
+    auth, bills, brand, certificates, combine, control, discount_card, documented, lock, media,
+    partner, pay, profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
@@ -394,7 +394,30 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
             pay::close(shared, no, body)
         }
         ("POST", ["refund", "domestic", "refunds"]) => refund::create(shared, body),
-        ("GET", ["refund", "domestic", "refunds", no]) => refund::query(shared, no),
+        ("GET", ["refund", "domestic", "refunds", no]) => {
+            refund::query(shared, no, req.query("sub_mchid"))
+        }
+        (
+            "POST",
+            ["pay", "partner", "transactions", kind @ ("native" | "jsapi" | "app" | "h5")],
+        ) => partner::create(shared, kind, req),
+        ("GET", ["pay", "partner", "transactions", "out-trade-no", no]) => {
+            partner::query(shared, partner::By::OutTradeNo(no), req)
+        }
+        ("GET", ["pay", "partner", "transactions", "id", id]) => {
+            partner::query(shared, partner::By::Id(id), req)
+        }
+        ("POST", ["pay", "partner", "transactions", "out-trade-no", no, "close"]) => {
+            partner::close(shared, no, req)
+        }
+        ("POST", ["combine-transactions", kind @ ("native" | "jsapi" | "app" | "h5")]) => {
+            combine::create(shared, kind, req)
+        }
+        ("GET", ["combine-transactions", "out-trade-no", no]) => combine::query(shared, no),
+        ("GET", ["combine-transactions", "id", id]) => combine::query_by_id(shared, id),
+        ("POST", ["combine-transactions", "out-trade-no", no, "close"]) => {
+            combine::close(shared, no, req)
+        }
         ("GET", ["certificates"]) => certificates::list(shared),
         ("GET", ["bill", "tradebill"]) => bills::trade_bill(shared, req),
         ("GET", ["bill", "fundflowbill"]) => bills::fund_flow_bill(shared, req),

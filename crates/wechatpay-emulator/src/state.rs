@@ -19,9 +19,11 @@ pub(crate) struct State {
     pub serials: HashMap<String, Value>,
     /// Point balances by `brand_id/card_id/user_card_code`.
     pub points: HashMap<String, i64>,
-    /// Transactions by `out_trade_no`.
+    /// Transactions by `out_trade_no` (a partner order by [`partner_key`]).
     pub transactions: HashMap<String, Transaction>,
-    /// `transaction_id` → `out_trade_no`.
+    /// Combined orders by `combine_out_trade_no`.
+    pub combines: HashMap<String, super::combine::Combine>,
+    /// `transaction_id` → the key in `transactions`.
     pub transaction_ids: HashMap<String, String>,
     /// Refunds by `out_refund_no`.
     pub refunds: HashMap<String, Refund>,
@@ -55,7 +57,7 @@ pub(crate) struct Transaction {
     pub request: Map<String, Value>,
     /// `NATIVE`, `JSAPI`, `APP` or `MWEB` (H5).
     pub trade_type: &'static str,
-    /// `NOTPAY`, `SUCCESS`, `CLOSED`, `REFUND`.
+    /// `NOTPAY`, `SUCCESS`, `CLOSED`, `REFUND`, `PAYERROR`.
     pub trade_state: &'static str,
     /// `code_url` or `prepay_id` answer.
     pub created: Value,
@@ -63,6 +65,39 @@ pub(crate) struct Transaction {
     pub success_time: Option<String>,
     pub openid: Option<String>,
     pub refunded: i64,
+    /// Whose order it is.
+    pub party: Party,
+}
+
+/// Whose order a transaction is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Party {
+    /// The merchant's own (`v3/pay/transactions/…`).
+    Merchant,
+    /// A service provider's order for sub-merchant `sub_mchid` (`v3/pay/partner/transactions/…`).
+    Partner { sub_mchid: String },
+    /// A sub-order of a combined order (`v3/combine-transactions/…`).
+    Combined {
+        combine_out_trade_no: String,
+        sub_mchid: Option<String>,
+    },
+}
+
+impl Party {
+    /// The sub-merchant the order is for, if any.
+    pub fn sub_mchid(&self) -> Option<&str> {
+        match self {
+            Party::Merchant => None,
+            Party::Partner { sub_mchid } => Some(sub_mchid),
+            Party::Combined { sub_mchid, .. } => sub_mchid.as_deref(),
+        }
+    }
+}
+
+/// The key of a partner order in [`State::transactions`]: the sub-merchant and its number,
+/// apart from every merchant order number (which has no NUL).
+pub(crate) fn partner_key(sub_mchid: &str, out_trade_no: &str) -> String {
+    format!("{sub_mchid}\u{0}{out_trade_no}")
 }
 
 /// A refund.
@@ -71,6 +106,8 @@ pub(crate) struct Refund {
     pub answer: Map<String, Value>,
     /// Where its success is notified, and how.
     pub notify: Option<RefundNotify>,
+    /// The sub-merchant of a partner refund.
+    pub sub_mchid: Option<String>,
 }
 
 /// How a refund's success is notified, by the API that made it.

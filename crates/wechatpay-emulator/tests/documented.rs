@@ -374,7 +374,8 @@ fn with_mchid(v: &mut Value, mchid: &str) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if k == "mchid" && x.is_string() {
+                // the sandbox's merchant is also the service provider and the combining merchant
+                if matches!(k.as_str(), "mchid" | "sp_mchid" | "combine_mchid") && x.is_string() {
                     *x = Value::from(mchid);
                 } else {
                     with_mchid(x, mchid);

@@ -1,0 +1,328 @@
+//! `wechatpay sandbox`: what the payer and the platform do in a running sandbox (`wechatpay
+//! serve`), through its unsigned control endpoints `POST /emulator/{kind}/{no}/{action}`: a
+//! pending payment paid, failed or closed, a refund succeeded, closed or abnormal. The
+//! object's new state is printed as JSON; the sandbox sends the notification the platform
+//! would.
+//!
+//! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`]: a new
+//! kind (a transfer, `/emulator/transfers/{out_bill_no}/{succeeded|failed}`) is a variant with
+//! its actions and a row.
+
+use std::io::Write;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, Subcommand, ValueEnum};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value};
+use wechatpay_chain::Error;
+
+/// The largest answer read from the sandbox.
+const MAX_ANSWER: usize = 1 << 20;
+
+#[derive(Args)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    object: Object,
+    /// The sandbox's base URI, as `wechatpay serve` prints it and its env file sets it.
+    #[arg(long, env = "WECHATPAY_BASE_URI", global = true)]
+    pub base_uri: Option<String>,
+    /// The CA certificate (PEM) a TLS sandbox (`serve --tls`) is trusted with; by default the
+    /// SSL_CERT_FILE its env file sets (its ca.pem), then the system's roots.
+    #[arg(long, value_name = "PATH", global = true)]
+    ca: Option<String>,
+    /// Seconds to wait for the sandbox's answer (default 10).
+    #[arg(long, env = "WECHATPAY_TIMEOUT", global = true)]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Subcommand)]
+enum Object {
+    /// A pending payment (an order, a combined order by its combine_out_trade_no, or a partner
+    /// order) paid (TRANSACTION.SUCCESS is notified), failed (PAYERROR) or closed (CLOSED).
+    Payment {
+        /// out_trade_no, or combine_out_trade_no of a combined order (all its sub-orders).
+        out_trade_no: String,
+        #[arg(value_enum)]
+        action: PaymentAction,
+        /// The payer's openid, when the order names none.
+        #[arg(long)]
+        openid: Option<String>,
+        /// The sub-merchant of a partner order (when several have this out_trade_no).
+        #[arg(long)]
+        sub_mchid: Option<String>,
+    },
+    /// A processing refund succeeded, closed or abnormal (REFUND.SUCCESS, REFUND.CLOSED,
+    /// REFUND.ABNORMAL are notified).
+    Refund {
+        out_refund_no: String,
+        #[arg(value_enum)]
+        action: RefundAction,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PaymentAction {
+    Paid,
+    Failed,
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RefundAction {
+    Succeeded,
+    Closed,
+    Abnormal,
+}
+
+/// The action's name in the control endpoint's path (its clap name).
+fn name<T: ValueEnum>(v: &T) -> String {
+    v.to_possible_value()
+        .map(|p| p.get_name().to_string())
+        .unwrap_or_default()
+}
+
+impl Object {
+    /// The control endpoint's kind, the object's number, the action, and the body's fields.
+    fn endpoint(&self) -> (&'static str, &str, String, Map<String, Value>) {
+        let mut body = Map::new();
+        let mut put = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                body.insert(k.into(), Value::from(v.as_str()));
+            }
+        };
+        match self {
+            Object::Payment {
+                out_trade_no,
+                action,
+                openid,
+                sub_mchid,
+            } => {
+                put("openid", openid);
+                put("sub_mchid", sub_mchid);
+                ("payments", out_trade_no, name(action), body)
+            }
+            Object::Refund {
+                out_refund_no,
+                action,
+            } => ("refunds", out_refund_no, name(action), body),
+        }
+    }
+}
+
+/// Percent-encodes one path segment (everything but the unreserved characters).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs the action; `Ok(false)` when the sandbox refused it (said on stderr).
+pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
+    let base = a.base_uri.as_deref().ok_or_else(|| {
+        Error::config(
+            "no sandbox to call: pass --base-uri, or source the env file `wechatpay serve` \
+             writes (WECHATPAY_BASE_URI)",
+        )
+    })?;
+    let base_uri: http::Uri = base
+        .parse()
+        .map_err(|e| Error::config_from(format!("--base-uri {base:?} is not a URI"), e))?;
+    let tls = match base_uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(Error::config(format!(
+                "--base-uri {base} must be http:// or https://"
+            )))
+        }
+    };
+    let host = base_uri.host().unwrap_or("");
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(Error::config(format!(
+            "--base-uri {base} is not a sandbox: `wechatpay serve` listens on loopback \
+             (127.0.0.1) only; source the env file it writes"
+        )));
+    }
+    let timeout = match a.timeout {
+        None => Duration::from_secs(10),
+        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(Error::config(format!(
+                "timeout {t} must be a positive number of seconds"
+            )))
+        }
+    };
+    let (kind, no, action, body) = a.object.endpoint();
+    let url = format!(
+        "{}/emulator/{kind}/{}/{action}",
+        base.trim_end_matches('/'),
+        segment(no)
+    );
+    let body = if body.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::from(Value::Object(body).to_string())
+    };
+    let port = base_uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let authority = base_uri
+        .authority()
+        .map_or_else(|| host.to_string(), |a| a.as_str().to_string());
+    let exchange = post(&url, (bare, port, &authority), tls, a.ca.as_deref(), body);
+    let (status, answer) =
+        match rt.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Error::transport(
+                    url,
+                    format!("the sandbox did not answer within {timeout:?} (--timeout)"),
+                    false,
+                ))
+            }
+        };
+    let value: Option<Value> = serde_json::from_slice(&answer).ok();
+    if (200..300).contains(&status) {
+        let shown = match &value {
+            Some(v) => serde_json::to_string_pretty(v).unwrap_or_default(),
+            None => String::from_utf8_lossy(&answer).into_owned(),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{shown}");
+        return Ok(true);
+    }
+    let text = |k: &str| {
+        value
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (code, message) = (text("code"), text("message"));
+    let message = if message.is_empty() {
+        String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned()
+    } else {
+        message
+    };
+    let line: String = format!(
+        "wechatpay: 沙箱拒绝 the sandbox refused {} {no} {action}: HTTP {status} {code}: {message}",
+        kind.trim_end_matches('s')
+    )
+    .chars()
+    .map(|c| if c.is_control() { ' ' } else { c })
+    .collect();
+    eprintln!("{line}");
+    Ok(false)
+}
+
+/// POSTs `body` to `url` (at `host`, `port`, named `authority`), over TLS when `tls`; the
+/// status and the body of the answer.
+async fn post(
+    url: &str,
+    (host, port, authority): (&str, u16, &str),
+    tls: bool,
+    ca: Option<&str>,
+    body: Bytes,
+) -> Result<(u16, Bytes), Error> {
+    let not_running = |e: std::io::Error| {
+        Error::transport(
+            format!("{url} (no sandbox answers there: start one with `wechatpay serve` and source its env file)"),
+            e,
+            false,
+        )
+    };
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(not_running)?;
+    let req = http::Request::post(url)
+        .header(http::header::HOST, authority)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::USER_AGENT, "wechatpay-cli sandbox")
+        .body(Full::new(body))
+        .map_err(|e| Error::config_from(format!("cannot make a request to {url}"), e))?;
+    if tls {
+        let stream = handshake(tcp, host, ca).await.map_err(|e| match e {
+            e @ Error::Config { .. } => e,
+            other => Error::transport(url.to_string(), other, false),
+        })?;
+        exchange(url, TokioIo::new(stream), req).await
+    } else {
+        exchange(url, TokioIo::new(tcp), req).await
+    }
+}
+
+/// TLS to the sandbox, trusting `ca` (or SSL_CERT_FILE and the system's roots) and checking
+/// that its certificate names `host`.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+    ca: Option<&str>,
+) -> Result<tokio_openssl::SslStream<tokio::net::TcpStream>, Error> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    let fail = |what: &str, e: openssl::error::ErrorStack| Error::config_from(what.to_string(), e);
+    let mut b =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|e| fail("cannot set up TLS", e))?;
+    if let Some(path) = ca {
+        b.set_ca_file(path)
+            .map_err(|e| fail(&format!("--ca {path} is not a PEM certificate"), e))?;
+    }
+    let ssl = b
+        .build()
+        .configure()
+        .and_then(|c| c.into_ssl(host))
+        .map_err(|e| fail("cannot set up TLS", e))?;
+    let mut stream =
+        tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| fail("cannot set up TLS", e))?;
+    std::pin::Pin::new(&mut stream)
+        .connect()
+        .await
+        .map_err(|e| {
+            Error::config_from(
+            "the sandbox's TLS certificate is not trusted (pass --ca with the ca.pem `wechatpay \
+             serve --tls` writes, or source its env file, which sets SSL_CERT_FILE)",
+            e,
+        )
+        })?;
+    Ok(stream)
+}
+
+/// One HTTP/1.1 exchange over `io`.
+async fn exchange<I>(
+    url: &str,
+    io: TokioIo<I>,
+    req: http::Request<Full<Bytes>>,
+) -> Result<(u16, Bytes), Error>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let broke =
+        |answered: bool| move |e: hyper::Error| Error::transport(url.to_string(), e, answered);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(broke(false))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let res = sender.send_request(req).await.map_err(broke(false))?;
+    let status = res.status().as_u16();
+    let body = Limited::new(res.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| Error::transport(url.to_string(), e, true))?
+        .to_bytes();
+    Ok((status, body))
+}

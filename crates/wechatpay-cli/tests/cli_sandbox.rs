@@ -1,0 +1,337 @@
+//! `wechatpay sandbox` against `wechatpay serve` in a child process (plain HTTP and TLS): a
+//! payment paid, failed and closed, a refund succeeded, closed and abnormal, each printing the
+//! new state as JSON; the notification a payment sends, received on loopback and verified with
+//! the library's `Notifier`; and the errors (unknown object, final state, no sandbox, not a
+//! sandbox, an untrusted TLS sandbox) with their exit statuses.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::{json, Value};
+use wechatpay_chain::{Builder, Rsa};
+
+/// `wechatpay serve ARGS --keys-dir DIR`, until dropped, with the variables of its env file.
+struct Served {
+    child: Child,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Served {
+    fn start(args: &[&str], name: &str) -> Served {
+        let dir = std::env::temp_dir().join(format!("wcp-sandbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wechatpay"))
+            .arg("serve")
+            .args(args)
+            .arg("--keys-dir")
+            .arg(&dir)
+            .env_remove("WECHATPAY_MCHID")
+            .env_remove("WECHATPAY_SERIAL")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // the first line is printed once the env file is written
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(first.starts_with("wechatpay emulator on"), "{first}");
+        let env = std::fs::read_to_string(dir.join("env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
+                Some((k.to_string(), v.trim_matches('\'').to_string()))
+            })
+            .collect();
+        Served { child, dir, env }
+    }
+
+    fn var(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} missing from {:?}", self.env))
+    }
+
+    /// `wechatpay ARGS` with the env file's variables, `without` some of them.
+    fn cli_without(&self, args: &[&str], without: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wechatpay"));
+        cmd.args(args)
+            .env_remove("WECHATPAY_BASE_URI")
+            .env_remove("SSL_CERT_FILE");
+        for (k, v) in self
+            .env
+            .iter()
+            .filter(|(k, _)| !without.contains(&k.as_str()))
+        {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_without(args, &[])
+    }
+
+    /// A sandbox subcommand that succeeds: its JSON on stdout.
+    fn ok(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A command that fails: its exit status and its stderr.
+    fn fails(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cli(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(out.stdout.is_empty());
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A notification endpoint on loopback taking one notification (answered 204).
+struct Hook {
+    url: String,
+    got: std::thread::JoinHandle<(http::HeaderMap, Vec<u8>)>,
+}
+
+impl Hook {
+    fn new() -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        let got = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = http::HeaderMap::new();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with("POST /notify "), "{line}");
+            loop {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let l = line.trim_end();
+                if l.is_empty() {
+                    break;
+                }
+                let (k, v) = l.split_once(':').unwrap();
+                headers.insert(
+                    http::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                    v.trim().parse().unwrap(),
+                );
+            }
+            let len: usize = headers["content-length"].to_str().unwrap().parse().unwrap();
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            (&stream)
+                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            (headers, body)
+        });
+        Hook { url, got }
+    }
+}
+
+fn order(mchid: &str, no: &str, url: &str) -> String {
+    json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid, "description": "d",
+        "out_trade_no": no, "notify_url": url, "amount": {"total": 100, "currency": "CNY"}}})
+    .to_string()
+}
+
+#[test]
+fn sandbox_acts_on_payments_and_refunds_and_the_notification_verifies() {
+    let s = Served::start(&[], "plain");
+    let mchid = s.var("WECHATPAY_MCHID");
+    let hook = Hook::new();
+    s.ok(&[
+        "post",
+        "v3/pay/transactions/native",
+        &order(&mchid, "sbx-pay-0001", &hook.url),
+    ]);
+    let paid = s.ok(&[
+        "sandbox",
+        "payment",
+        "sbx-pay-0001",
+        "paid",
+        "--openid",
+        "oSandbox-0001",
+    ]);
+    assert_eq!(paid["trade_state"], "SUCCESS");
+    assert_eq!(paid["payer"]["openid"], "oSandbox-0001");
+    // the notification, verified with the platform key and decrypted with the APIv3 key
+    let (headers, body) = hook.got.join().unwrap();
+    let client = Builder::new()
+        .base_uri(s.var("WECHATPAY_BASE_URI"))
+        .mchid(&mchid)
+        .serial(s.var("WECHATPAY_SERIAL"))
+        .private_key(
+            Rsa::from_private(&format!("file://{}", s.var("WECHATPAY_PRIVATE_KEY"))).unwrap(),
+        )
+        .platform_public_key(
+            s.var("WECHATPAY_PUBLIC_KEY_ID"),
+            Rsa::from_public(&format!("file://{}", s.var("WECHATPAY_PUBLIC_KEY"))).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let n = client
+        .notifier(s.var("WECHATPAY_APIV3_KEY"))
+        .unwrap()
+        .verify(&headers, &body)
+        .unwrap();
+    assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
+    assert_eq!(n.resource, paid);
+
+    // failed and closed
+    let url = "http://127.0.0.1:9/notify";
+    for (no, action, state) in [
+        ("sbx-fail-001", "failed", "PAYERROR"),
+        ("sbx-close-01", "closed", "CLOSED"),
+    ] {
+        s.ok(&[
+            "post",
+            "v3/pay/transactions/native",
+            &order(&mchid, no, url),
+        ]);
+        let v = s.ok(&["sandbox", "payment", no, action]);
+        assert_eq!(v["trade_state"], state);
+        let (code, err) = s.fails(&["sandbox", "payment", no, "paid"]);
+        assert_eq!(code, 6, "{err}");
+        assert!(
+            err.contains("409 INVALID_STATE") && err.contains(state),
+            "{err}"
+        );
+    }
+
+    // refunds: succeeded; closed; abnormal
+    for (i, action, status) in [
+        (1, "succeeded", "SUCCESS"),
+        (2, "closed", "CLOSED"),
+        (3, "abnormal", "ABNORMAL"),
+    ] {
+        let no = format!("sbx-refund-{i}");
+        s.ok(&[
+            "post",
+            "v3/refund/domestic/refunds",
+            &json!({"json": {"out_trade_no": "sbx-pay-0001", "out_refund_no": no,
+                "amount": {"refund": 10, "total": 100, "currency": "CNY"}}})
+            .to_string(),
+        ]);
+        let v = s.ok(&["sandbox", "refund", &no, action]);
+        assert_eq!(
+            (v["status"].as_str(), v["out_refund_no"].as_str()),
+            (Some(status), Some(no.as_str()))
+        );
+    }
+    let (code, err) = s.fails(&["sandbox", "refund", "sbx-refund-1", "closed"]);
+    assert_eq!(code, 6);
+    assert!(
+        err.contains("refund sbx-refund-1 closed") && err.contains("SUCCESS"),
+        "{err}"
+    );
+
+    // errors: unknown objects, unknown actions, a partner order's options
+    let (code, err) = s.fails(&["sandbox", "payment", "sbx-none-001", "paid"]);
+    assert_eq!(code, 6);
+    assert!(err.contains("404 ORDER_NOT_EXIST"), "{err}");
+    let (code, err) = s.fails(&["sandbox", "refund", "sbx-none-001", "succeeded"]);
+    assert!(code == 6 && err.contains("RESOURCE_NOT_EXISTS"), "{err}");
+    let (code, err) = s.fails(&["sandbox", "payment", "sbx-pay-0001", "refunded"]);
+    assert!(code == 2 && err.contains("paid, failed, closed"), "{err}");
+    let (code, err) = s.fails(&[
+        "sandbox",
+        "payment",
+        "sbx-pay-0001",
+        "paid",
+        "--sub-mchid",
+        "1900000109",
+    ]);
+    assert!(code == 6 && err.contains("1900000109"), "{err}");
+
+    // no sandbox, or not a sandbox
+    let out = s.cli_without(
+        &["sandbox", "payment", "x", "paid"],
+        &["WECHATPAY_BASE_URI"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wechatpay serve"));
+    let (code, err) = s.fails(&[
+        "sandbox",
+        "--base-uri",
+        "http://127.0.0.1:1/",
+        "payment",
+        "x",
+        "paid",
+    ]);
+    assert!(
+        code == 4 && err.contains("no sandbox answers there"),
+        "{err}"
+    );
+    let (code, err) = s.fails(&[
+        "--base-uri",
+        "https://api.mch.weixin.qq.com/",
+        "sandbox",
+        "payment",
+        "x",
+        "paid",
+    ]);
+    assert!(code == 3 && err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn sandbox_talks_to_a_tls_sandbox_with_its_ca() {
+    let s = Served::start(&["--tls"], "tls");
+    assert!(s.var("WECHATPAY_BASE_URI").starts_with("https://"));
+    let mchid = s.var("WECHATPAY_MCHID");
+    s.ok(&[
+        "post",
+        "v3/pay/transactions/native",
+        &order(&mchid, "sbx-tls-0001", "http://127.0.0.1:9/n"),
+    ]);
+    // SSL_CERT_FILE (the env file's) trusts its CA
+    let v = s.ok(&["sandbox", "payment", "sbx-tls-0001", "closed"]);
+    assert_eq!(v["trade_state"], "CLOSED");
+    // without it the sandbox is not trusted; --ca trusts it again
+    let out = s.cli_without(
+        &["sandbox", "payment", "sbx-tls-0001", "paid"],
+        &["SSL_CERT_FILE"],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca"));
+    let ca = s.dir.join("ca.pem");
+    let out = s.cli_without(
+        &[
+            "sandbox",
+            "--ca",
+            ca.to_str().unwrap(),
+            "payment",
+            "sbx-tls-0001",
+            "paid",
+        ],
+        &["SSL_CERT_FILE"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "the sandbox answered: the order is closed"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("409 INVALID_STATE"));
+}
