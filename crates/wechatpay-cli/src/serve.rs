@@ -326,6 +326,16 @@ pub fn run<'a>(
             env.push(("WECHATPAY_PUBLIC_KEY_ID", emu.platform_serial().to_string()));
         }
     }
+    // The sandbox's own platform key, for `wechatpay trigger` to sign notifications as it
+    // does: a private key like the others (mode 0600, in the private directory).
+    let (platform_key, platform_serial) = emu.platform_signer();
+    let p = dir.join("sandbox_platform_key.pem");
+    write(&p, &private_key_pem(&platform_key)?)?;
+    env.push((
+        "WECHATPAY_SANDBOX_PLATFORM_PRIVATE_KEY",
+        p.display().to_string(),
+    ));
+    env.push(("WECHATPAY_SANDBOX_PLATFORM_SERIAL", platform_serial));
     env.push(("WECHATPAY_APIV3_KEY", emu.apiv3_key().to_string()));
     env.push(("WECHATPAY_SECRET", emu.apiv2_key().to_string()));
     let env_path = dir.join("env");
@@ -349,7 +359,8 @@ pub fn run<'a>(
          simulate the user: POST /emulator/pay/transactions/out-trade-no/{{out_trade_no}}/pay\n  \
          {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
          {:>19}POST /emulator/refund/domestic/refunds/{{out_refund_no}}/complete\n  \
-         inspect:           GET /emulator/requests, GET /emulator/deliveries\n\
+         inspect:           GET /emulator/requests, GET /emulator/deliveries\n  \
+         notifications:     wechatpay trigger TRANSACTION.SUCCESS --to URL, wechatpay listen\n\
          Ctrl-C stops it.",
         emu.base_uri(),
         emu.platform_serial(),

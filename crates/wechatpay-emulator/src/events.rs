@@ -62,8 +62,8 @@ use super::webhooks;
 /// `Debug` shows no key.
 #[derive(Clone)]
 pub struct Keys {
-    /// Signs APIv3 notifications.
-    pub platform_key: PrivateKey,
+    /// Signs APIv3 notifications (APIv2 ones need none).
+    pub platform_key: Option<PrivateKey>,
     /// `Wechatpay-Serial`: the platform certificate serial or `PUB_KEY_ID_…`.
     pub platform_serial: String,
     /// Encrypts APIv3 resources (32 bytes).
@@ -83,10 +83,22 @@ impl Keys {
         apiv3_key: impl Into<String>,
     ) -> Keys {
         Keys {
-            platform_key,
+            platform_key: Some(platform_key),
             platform_serial: platform_serial.into(),
             apiv3_key: apiv3_key.into(),
             apiv2_key: String::new(),
+            mchid: "1900000001".into(),
+        }
+    }
+
+    /// Keys for APIv2 events only: no platform key (set [`apiv3_key`](Self::apiv3_key) too
+    /// for the events sealed in `event_ciphertext`).
+    pub fn apiv2(apiv2_key: impl Into<String>) -> Keys {
+        Keys {
+            platform_key: None,
+            platform_serial: String::new(),
+            apiv3_key: String::new(),
+            apiv2_key: apiv2_key.into(),
             mchid: "1900000001".into(),
         }
     }
@@ -456,8 +468,14 @@ impl Trigger {
                     Some(Fault::BadSignature) => [body.as_slice(), b" "].concat(),
                     _ => body.clone(),
                 };
+                let key = keys.platform_key.as_ref().ok_or_else(|| {
+                    Error::config(format!(
+                        "{} is an APIv3 notification: it needs the platform private key",
+                        self.event.kind
+                    ))
+                })?;
                 let signed = webhooks::signature_headers(
-                    &keys.platform_key,
+                    key,
                     &serial,
                     &ts.to_string(),
                     &nonce,
