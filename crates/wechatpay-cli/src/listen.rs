@@ -14,7 +14,7 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Map, Value};
 use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::crypto::AesGcm;
@@ -22,24 +22,22 @@ use wechatpay_chain::notify::{Notifier, Refusal};
 use wechatpay_chain::{notify_v2, transformer, Error, Keyring, Rsa};
 use wechatpay_emulator::events::{self, Sender, Wire};
 
-/// Receives notifications on 127.0.0.1, verifies, decrypts and prints each, and answers
-/// the platform's way.
-///
-/// APIv3 notifications are verified with the platform keys (--public-key with
-/// --public-key-id, or --platform-cert: the call options' variables) and decrypted with the
-/// APIv3 key; APIv2 ones are verified with the APIv2 key (WECHATPAY_SECRET), a refund's
-/// req_info decrypted with it. Each is printed: its type, time and resource as JSON, or why
-/// it was refused. Answers: APIv3 204 when verified, 401 (400 for a malformed body) with
-/// {"code","message"} when refused; APIv2 XML return_code SUCCESS or FAIL.
-///
-/// With --forward-to every notification, refused or not, goes on to the handler byte for
-/// byte with its headers; listen prints the handler's answer, says when it accepts what
-/// listen refused (or the reverse), and returns that answer to the sender.
-///
-/// The first line printed is `listening on http://127.0.0.1:PORT/`. Runs until SIGINT or
-/// SIGTERM.
+const AFTER_HELP: &str = "\
+APIv3 notifications are verified with the platform keys (--public-key with --public-key-id,
+or --platform-cert, as for calls) and decrypted with the APIv3 key; APIv2 ones are verified
+with the APIv2 key, a refund's req_info decrypted with it. Each is printed: its type, time
+and resource as JSON, or why it was refused. Answers: APIv3 204 when verified, 401 (400 for
+a malformed body) with {\"code\",\"message\"} when refused; APIv2 XML return_code SUCCESS or FAIL.
+
+With --forward-to every notification, refused or not, goes on to the handler byte for byte
+with its headers; listen prints the handler's answer, says when it accepts what listen
+refused (or the reverse), and returns that answer to the sender.
+
+The first line printed is `listening on http://127.0.0.1:PORT/`. SIGINT or SIGTERM stops it.";
+
+/// `wechatpay listen`.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct ListenArgs {
     /// Port on 127.0.0.1 (0: any free port, printed).
     #[arg(long, default_value_t = 0)]
@@ -223,7 +221,10 @@ async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
                 let l = l.clone();
                 async move { Ok::<_, Infallible>(handle(&l, req).await) }
             });
+            // a connection that stalls sending its headers is closed, so none holds a task
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });

@@ -10,24 +10,24 @@ use serde_json::Value;
 use wechatpay_chain::{Error, Rsa};
 use wechatpay_emulator::events::{self, Fault, Keys, Sender, Trigger, Wire};
 
-/// Sends a documented event's notification to a handler and checks its answer.
-///
-/// The notification is made as the platform makes it: every required resource field filled,
-/// the APIv3 resource encrypted with the APIv3 key and signed with the sandbox's platform
-/// private key (APIv2: XML signed with the APIv2 key, a refund's req_info encrypted). After
-/// `source $DIR/env` of `wechatpay serve`, `wechatpay trigger TRANSACTION.SUCCESS --to
-/// http://127.0.0.1:8080/notify` needs nothing else.
-///
-/// It prints what it sent (headers, and the resource in clear as JSON), then each answer.
-/// Accepted means a 2xx (APIv2: and XML return_code SUCCESS).
-///
-/// Exit status: 0 the handler accepted a genuine notification (every time, with --replay) or
-/// refused a faulty one (--probe, --stale, --wrong-serial, --bad-signature); 1 it accepted
-/// what it must refuse or refused what it must accept; 2 bad arguments (an unknown event type,
-/// a --set, a fault that does not apply to an APIv2 event); 3 keys or configuration; 4 no
-/// answer (connection refused, timeout).
+const AFTER_HELP: &str = "\
+The notification is made as the platform makes it: every required resource field filled,
+an APIv3 resource encrypted with the APIv3 key and signed with the platform private key
+(APIv2: XML signed with the APIv2 key, a refund's req_info encrypted with it). After
+`source $DIR/env` of `wechatpay serve`, `wechatpay trigger TRANSACTION.SUCCESS --to
+http://127.0.0.1:8080/notify` needs nothing else. It prints what it sent (headers, the
+resource in clear as JSON), then each answer. Accepted means a 2xx (APIv2: and XML
+return_code SUCCESS).
+
+Exit status: 0 the handler accepted the genuine notification (each time, with --replay) or
+refused the faulty one (--probe, --stale, --wrong-serial, --bad-signature); 1 it accepted
+what it must refuse or refused what it must accept; 2 bad arguments (an unknown event type,
+a --set, a fault APIv2 has no place for); 3 keys or configuration; 4 no answer (connection
+refused, timeout).";
+
+/// `wechatpay trigger`.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct TriggerArgs {
     /// The event type, as `wechatpay events` lists it: TRANSACTION.SUCCESS, REFUND.SUCCESS,
     /// refund-processed (APIv2) …

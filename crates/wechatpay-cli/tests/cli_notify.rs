@@ -147,6 +147,21 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     let listen = Listening::start(&served, &["--port", "0"]);
     let to = format!("{}notify", listen.url);
 
+    // serve wrote the sandbox's platform key for trigger, readable by its owner only
+    let key = std::path::Path::new(&served.env["WECHATPAY_SANDBOX_PLATFORM_PRIVATE_KEY"]);
+    assert!(served.env["WECHATPAY_SANDBOX_PLATFORM_SERIAL"].starts_with("PUB_KEY_ID_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    let help = Command::new(BIN)
+        .args(["trigger", "--help"])
+        .output()
+        .unwrap();
+    assert!(text(&help.stdout).contains("Exit status: 0"));
+
     let out = cli(
         &served,
         &[
@@ -447,6 +462,14 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     listen2.expect("the handler ACCEPTED what listen refused");
+    // SIGTERM stops listen, cleanly
+    #[cfg(unix)]
+    {
+        let mut l = listen2;
+        // SAFETY: kill has no memory effects; the pid is of our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(l.child.id() as i32, libc::SIGTERM) }, 0);
+        assert!(l.child.wait().unwrap().success());
+    }
     let sent = careless.recorded();
     assert_eq!(sent.len(), 1);
     let sig = sent[0].headers["wechatpay-signature"].to_str().unwrap();
