@@ -427,6 +427,9 @@ impl Gen<'_> {
             }
             match ty {
                 Type::Integer => Value::from(integer(&f.name, h)),
+                // the pages write `number` for amounts in fen and counts, which the platform
+                // sends as integers; only a rate or a coordinate has a fraction
+                Type::Number if !fractional(&f.name) => Value::from(integer(&f.name, h)),
                 Type::Number => Number::from_f64((h % 100_000) as f64 / 100.0)
                     .map(Value::Number)
                     .unwrap_or(Value::from(0.0)),
@@ -508,6 +511,14 @@ impl Gen<'_> {
         }
         format!("{name}_{}", &hex[..8].to_ascii_lowercase())
     }
+}
+
+/// Whether a `number` field is one with a fraction (a rate, a ratio, a coordinate).
+fn fractional(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["rate", "ratio", "percent", "latitude", "longitude", "score"]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// An integer plausible for the field's name: amounts in fen, counts and pages small.

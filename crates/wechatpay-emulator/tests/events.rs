@@ -250,7 +250,12 @@ fn optional_objects_set_get_their_required_fields_and_states_follow_the_type() {
         .at(NOW)
         .build(keys)
         .unwrap();
-    assert_eq!(open(&closed).unwrap()["refund_status"], "CLOSED");
+    let closed = open(&closed).unwrap();
+    assert_eq!(closed["refund_status"], "CLOSED");
+    // amounts in fen, integers, though the page writes `number`
+    for k in ["total", "refund", "payer_total", "payer_refund"] {
+        assert!(closed["amount"][k].is_u64(), "{k}: {}", closed["amount"]);
+    }
     let refund = Trigger::new(events::find("refund-processed", false).unwrap())
         .at(NOW)
         .build(keys)
