@@ -245,8 +245,9 @@ pub fn wire(event: &Event) -> Wire {
 }
 
 /// The event of type `kind`: the APIv3 one unless `v2` (some types, `TRANSACTION.SUCCESS`
-/// among them, are documented by both). An unknown type is an [`Error::InvalidArgument`]
-/// naming the nearest documented ones.
+/// among them, are documented by both); a type only APIv2 documents whatever `v2` says. An
+/// unknown type, or `v2` for an APIv3-only type, is an [`Error::InvalidArgument`] (the
+/// former naming the nearest documented types).
 pub fn find(kind: &str, v2: bool) -> Result<&'static Event, Error> {
     let want = if v2 { Protocol::V2 } else { Protocol::V3 };
     let same: Vec<&'static Event> = catalog::events().filter(|e| e.kind == kind).collect();
@@ -254,10 +255,13 @@ pub fn find(kind: &str, v2: bool) -> Result<&'static Event, Error> {
         return Ok(e);
     }
     if let Some(e) = same.first() {
-        if v2 || e.protocol == Protocol::V2 {
-            // only one protocol documents it: that one, whatever was asked
+        if e.protocol == Protocol::V2 {
+            // APIv2 only: its own name says so
             return Ok(e);
         }
+        return Err(Error::InvalidArgument(format!(
+            "{kind} is documented for APIv3 only: leave out --v2"
+        )));
     }
     let near = suggest(kind);
     let hint = if near.is_empty() {
