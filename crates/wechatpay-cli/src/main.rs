@@ -26,11 +26,15 @@ mod describe;
 
 mod events;
 
+mod listen;
+
 mod ops;
 
 mod sandbox;
 
 mod serve;
+
+mod trigger;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.
 ///
@@ -106,6 +110,12 @@ enum Command {
     Describe(describe::DescribeArgs),
     /// Lists the documented webhook (notification) event types with their labels.
     Events(events::EventsArgs),
+    /// Sends a documented event's notification, signed as the platform signs it, to a
+    /// handler, and checks that it accepts it (or refuses it, with a fault).
+    Trigger(trigger::TriggerArgs),
+    /// Receives notifications on loopback: verifies, decrypts and prints each, answers the
+    /// platform's way, and can forward them to the merchant's handler.
+    Listen(listen::ListenArgs),
     /// Prints a completion script for bash, zsh or fish: subcommands, options, methods and the
     /// documented paths.
     Completions(completions::CompletionsArgs),
@@ -511,6 +521,8 @@ fn call_args_with(cli: &Cli, matches: &ArgMatches) -> Option<(&'static str, &'st
         Command::Ops(_) => "ops",
         Command::Describe(_) => "describe",
         Command::Events(_) => "events",
+        Command::Trigger(_) => "trigger",
+        Command::Listen(_) => "listen",
         Command::Completions(_) => "completions",
     };
     let given = [
@@ -737,6 +749,23 @@ fn main() -> ExitCode {
                 &matches,
                 [mchid, serial, private_key, apiv3_key, base_uri, timeout]
             ),
+            Some(Command::Trigger(a)) => {
+                take_from_top!(a, sub_m, top, &matches, [mchid, apiv3_key, secret, timeout])
+            }
+            Some(Command::Listen(a)) => take_from_top!(
+                a,
+                sub_m,
+                top,
+                &matches,
+                [
+                    public_key,
+                    public_key_id,
+                    platform_cert,
+                    apiv3_key,
+                    secret,
+                    timeout
+                ]
+            ),
             Some(Command::Bill(a)) => take_from_top!(
                 a.conf,
                 sub_m,
@@ -809,6 +838,13 @@ fn main() -> ExitCode {
             Err(e) => Err(e.into()),
         },
         Some(Command::Describe(a)) => describe::run(a, &chain_path(&a.uri)),
+        Some(Command::Trigger(a)) => match trigger::run(a, key_source) {
+            Ok(true) => Ok(()),
+            // the handler answered as it must not
+            Ok(false) => return ExitCode::from(exit::OTHER),
+            Err(e) => Err(e),
+        },
+        Some(Command::Listen(a)) => listen::run(a, key_source),
         Some(Command::Completions(a)) => {
             completions::run(a, Cli::command());
             Ok(())

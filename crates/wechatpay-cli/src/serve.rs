@@ -326,6 +326,16 @@ pub fn run<'a>(
             env.push(("WECHATPAY_PUBLIC_KEY_ID", emu.platform_serial().to_string()));
         }
     }
+    // The sandbox's own platform key, for `wechatpay trigger` to sign notifications as it
+    // does: a private key like the others (mode 0600, in the private directory).
+    let (platform_key, platform_serial) = emu.platform_signer();
+    let p = dir.join("sandbox_platform_key.pem");
+    write(&p, &private_key_pem(&platform_key)?)?;
+    env.push((
+        "WECHATPAY_SANDBOX_PLATFORM_PRIVATE_KEY",
+        p.display().to_string(),
+    ));
+    env.push(("WECHATPAY_SANDBOX_PLATFORM_SERIAL", platform_serial));
     env.push(("WECHATPAY_APIV3_KEY", emu.apiv3_key().to_string()));
     env.push(("WECHATPAY_SECRET", emu.apiv2_key().to_string()));
     let env_path = dir.join("env");
@@ -348,13 +358,16 @@ pub fn run<'a>(
          keys and settings: source {}\n  \
          simulate the user: POST /emulator/payments/{{out_trade_no}}/{{paid|failed|closed}}\n  \
          {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
-         {:>19}(or: wechatpay sandbox payment|refund …, with the env file sourced)\n  \
+         {:>19}POST /emulator/transfers/{{out_bill_no}}/{{succeeded|failed}}\n  \
          {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
-         inspect:           GET /emulator/requests, GET /emulator/deliveries\n\
+         {:>19}(or: wechatpay sandbox payment|refund|transfer …, with the env file sourced)\n  \
+         inspect:           GET /emulator/requests, GET /emulator/deliveries\n  \
+         notifications:     wechatpay trigger TRANSACTION.SUCCESS --to URL, wechatpay listen\n\
          Ctrl-C stops it.",
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        "",
         "",
         "",
         ""

@@ -106,8 +106,8 @@ fn respond(
         }
     }
     let g = Gen {
-        shared,
-        req,
+        mchid: &shared.settings.mchid,
+        answering: Some((shared, req)),
         seed,
         echo,
     };
@@ -297,11 +297,17 @@ fn collect(v: &Value, out: &mut Map<String, Value>) {
     }
 }
 
-struct Gen<'a> {
-    shared: &'a Arc<Shared>,
-    req: &'a Req,
-    seed: [u8; 32],
-    echo: Map<String, Value>,
+/// The value generator of answers, also used for notifications' resources (`events`).
+pub(crate) struct Gen<'a> {
+    /// The merchant's id, for `mchid` and `sp_mchid`.
+    pub(crate) mchid: &'a str,
+    /// The request answered, whose keys encrypt the `by-rsa-pubkey` fields; `None` (a
+    /// notification) leaves them in clear.
+    pub(crate) answering: Option<(&'a Arc<Shared>, &'a Req)>,
+    /// Every generated value derives from it.
+    pub(crate) seed: [u8; 32],
+    /// Values echoed for fields of the same name.
+    pub(crate) echo: Map<String, Value>,
 }
 
 /// 2026-01-01T00:00:00+08:00: generated times fall in the half year after it.
@@ -314,7 +320,7 @@ impl Gen<'_> {
         u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
     }
 
-    fn object(
+    pub(crate) fn object(
         &self,
         fields: &[Field],
         context: Option<&Map<String, Value>>,
@@ -393,12 +399,14 @@ impl Gen<'_> {
     /// the request sent it encrypted; else generated) encrypted for the merchant, as the
     /// platform encrypts what it returns.
     fn encrypted(&self, f: &Field, given: Option<&Value>, at: &str) -> Value {
-        let named = self
-            .req
+        let Some((shared, req)) = self.answering else {
+            return given.cloned().unwrap_or_else(|| self.scalar(f, at));
+        };
+        let named = req
             .headers
             .get("wechatpay-serial")
             .and_then(|v| v.to_str().ok());
-        let (key, _) = self.shared.settings.signer_for(named);
+        let (key, _) = shared.settings.signer_for(named);
         let plain = match given {
             Some(Value::String(s)) => match Rsa::decrypt(s, &key) {
                 Ok(p) => String::from_utf8(p).unwrap_or_else(|_| s.clone()),
@@ -409,7 +417,7 @@ impl Gen<'_> {
                 other => other.to_string(),
             },
         };
-        match Rsa::encrypt(plain.as_bytes(), &self.shared.settings.merchant_key) {
+        match Rsa::encrypt(plain.as_bytes(), &shared.settings.merchant_key) {
             Ok(c) => Value::String(c),
             // a plaintext too long for the key: the documented plaintext rather than nothing
             Err(_) => Value::String(plain),
@@ -430,6 +438,9 @@ impl Gen<'_> {
             }
             match ty {
                 Type::Integer => Value::from(integer(&f.name, h)),
+                // the pages write `number` for amounts in fen and counts, which the platform
+                // sends as integers; only a rate or a coordinate has a fraction
+                Type::Number if !fractional(&f.name) => Value::from(integer(&f.name, h)),
                 Type::Number => Number::from_f64((h % 100_000) as f64 / 100.0)
                     .map(Value::Number)
                     .unwrap_or(Value::from(0.0)),
@@ -465,7 +476,7 @@ impl Gen<'_> {
             s
         };
         if name == "mchid" || name == "sp_mchid" {
-            return self.shared.settings.mchid.clone();
+            return self.mchid.to_string();
         }
         if name.ends_with("mchid") || name.ends_with("mch_id") {
             return format!("19{}", digits(8));
@@ -511,6 +522,14 @@ impl Gen<'_> {
         }
         format!("{name}_{}", &hex[..8].to_ascii_lowercase())
     }
+}
+
+/// Whether a `number` field is one with a fraction (a rate, a ratio, a coordinate).
+fn fractional(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["rate", "ratio", "percent", "latitude", "longitude", "score"]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
 /// An integer plausible for the field's name: amounts in fen, counts and pages small.

@@ -36,6 +36,7 @@ mod combine;
 mod control;
 mod discount_card;
 mod documented;
+pub mod events;
 mod media;
 mod partner;
 mod pay;
@@ -835,6 +836,13 @@ impl Emulator {
     /// The `Wechatpay-Serial` answers carry: `PUB_KEY_ID_…` or the certificate serial.
     pub fn platform_serial(&self) -> &str {
         &self.shared.settings.platform_serial
+    }
+
+    /// The platform private key notifications are signed with now, and the serial (or
+    /// `PUB_KEY_ID_…`) they name it by: for a sandbox's notifications made elsewhere
+    /// ([`events`], `wechatpay trigger`). Keep it as secret as any private key.
+    pub fn platform_signer(&self) -> (PrivateKey, String) {
+        self.shared.settings.signer()
     }
 
     /// The platform public key answers verify with.

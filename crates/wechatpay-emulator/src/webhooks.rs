@@ -45,7 +45,7 @@ type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The HTTP client notifications go out with.
 pub(crate) struct Notifier {
-    pool: Pool,
+    pub(crate) pool: Pool,
 }
 
 impl Notifier {
@@ -155,25 +155,72 @@ fn envelope(
     original_type: &str,
     resource: &Value,
 ) -> Result<Bytes, String> {
-    let nonce = formatter::nonce(12);
-    let plaintext = resource.to_string();
-    let ciphertext = AesGcm::encrypt(plaintext, &shared.settings.apiv3_key, &nonce, original_type)
+    let sealed = Sealed {
+        id: &out.id,
+        create_time: &rfc3339(formatter::timestamp()),
+        event_type: &out.event_type,
+        summary,
+        original_type,
+        nonce: &formatter::nonce(12),
+    };
+    let body = sealed
+        .envelope(&resource.to_string(), &shared.settings.apiv3_key)
         .map_err(|e| format!("cannot encrypt: {e}"))?;
-    let body = json!({
-        "id": out.id,
-        "create_time": rfc3339(formatter::timestamp()),
-        "resource_type": "encrypt-resource",
-        "event_type": out.event_type,
-        "summary": summary,
-        "resource": {
-            "original_type": original_type,
-            "algorithm": "AEAD_AES_256_GCM",
-            "ciphertext": ciphertext,
-            "associated_data": original_type,
-            "nonce": nonce,
-        },
-    });
     Ok(Bytes::from(body.to_string()))
+}
+
+/// What an APIv3 notification's envelope says around its encrypted resource.
+pub(crate) struct Sealed<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) create_time: &'a str,
+    pub(crate) event_type: &'a str,
+    pub(crate) summary: &'a str,
+    /// `resource.original_type`, also its associated data.
+    pub(crate) original_type: &'a str,
+    /// The AES-GCM nonce.
+    pub(crate) nonce: &'a str,
+}
+
+impl Sealed<'_> {
+    /// The envelope with `plaintext` encrypted under the APIv3 key (AEAD_AES_256_GCM).
+    pub(crate) fn envelope(&self, plaintext: &str, apiv3_key: &str) -> Result<Value, Error> {
+        let ciphertext = AesGcm::encrypt(plaintext, apiv3_key, self.nonce, self.original_type)?;
+        Ok(json!({
+            "id": self.id,
+            "create_time": self.create_time,
+            "resource_type": "encrypt-resource",
+            "event_type": self.event_type,
+            "summary": self.summary,
+            "resource": {
+                "original_type": self.original_type,
+                "algorithm": "AEAD_AES_256_GCM",
+                "ciphertext": ciphertext,
+                "associated_data": self.original_type,
+                "nonce": self.nonce,
+            },
+        }))
+    }
+}
+
+/// The `Wechatpay-*` headers of an APIv3 notification of `body`, signed with `key`.
+pub(crate) fn signature_headers(
+    key: &wechatpay_chain::PrivateKey,
+    serial: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> Result<[(&'static str, String); 5], Error> {
+    let signature = Rsa::sign(formatter::response(timestamp, nonce, body), key)?;
+    Ok([
+        ("Wechatpay-Timestamp", timestamp.to_string()),
+        ("Wechatpay-Nonce", nonce.to_string()),
+        ("Wechatpay-Serial", serial.to_string()),
+        ("Wechatpay-Signature", signature),
+        (
+            "Wechatpay-Signature-Type",
+            "WECHATPAY2-SHA256-RSA2048".to_string(),
+        ),
+    ])
 }
 
 /// Sends the APIv2 XML document `body` (made by the caller, or why it could not be) to `url`
@@ -246,15 +293,13 @@ fn request(
             let ts = formatter::timestamp().to_string();
             let nonce = formatter::nonce(32);
             let (key, serial) = shared.settings.signer();
-            let Ok(signature) = Rsa::sign(formatter::response(&ts, &nonce, body), &key) else {
+            let Ok(signed) = signature_headers(&key, &serial, &ts, &nonce, body) else {
                 return Err("the emulator could not sign the notification".into());
             };
-            b.header(http::header::CONTENT_TYPE, "application/json")
-                .header("Wechatpay-Timestamp", ts)
-                .header("Wechatpay-Nonce", nonce)
-                .header("Wechatpay-Serial", &serial)
-                .header("Wechatpay-Signature", signature)
-                .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+            signed.into_iter().fold(
+                b.header(http::header::CONTENT_TYPE, "application/json"),
+                |b, (k, v)| b.header(k, v),
+            )
         }
     };
     b.body(Full::new(body.clone()))
@@ -263,7 +308,7 @@ fn request(
 
 /// Whether an APIv2 merchant's answer says the notification was handled: XML with
 /// `return_code` SUCCESS.
-fn v2_accepted(answer: &[u8]) -> bool {
+pub(crate) fn v2_accepted(answer: &[u8]) -> bool {
     transformer::to_array(answer)
         .map(|m| m.get("return_code").and_then(Value::as_str) == Some("SUCCESS"))
         .unwrap_or(false)

@@ -27,11 +27,10 @@ impl Drop for Served {
 impl Served {
     /// Starts `bin serve` on an ephemeral port and waits (at most 30 s) for its env file.
     pub fn start(bin: &str) -> Served {
-        let dir = std::env::temp_dir().join(format!(
-            "wechatpay-served-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        // one directory per start: tests of one binary start theirs in parallel
+        static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wechatpay-served-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new(bin)
             .args(["serve", "--keys-dir"])

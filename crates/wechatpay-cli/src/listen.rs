@@ -1,0 +1,540 @@
+//! `wechatpay listen`: a notification receiver on loopback. It verifies each notification with
+//! the configured platform keys, decrypts it, prints it (or why it was refused), answers the
+//! platform's way, and with `--forward-to` passes the original bytes and headers on to the
+//! merchant's handler and returns its answer.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Map, Value};
+use wechatpay_chain::client_xml::SignType;
+use wechatpay_chain::crypto::AesGcm;
+use wechatpay_chain::notify::{Notifier, Refusal};
+use wechatpay_chain::{notify_v2, transformer, Error, Keyring, Rsa};
+use wechatpay_emulator::events::{self, Sender, Wire};
+
+const AFTER_HELP: &str = "\
+APIv3 notifications are verified with the platform keys (--public-key with --public-key-id,
+or --platform-cert, as for calls) and decrypted with the APIv3 key; APIv2 ones are verified
+with the APIv2 key, a refund's req_info decrypted with it. Each is printed: its type, time
+and resource as JSON, or why it was refused. Answers: APIv3 204 when verified, 401 (400 for
+a malformed body) with {\"code\",\"message\"} when refused; APIv2 XML return_code SUCCESS or FAIL.
+
+With --forward-to every notification, refused or not, goes on to the handler byte for byte
+with its headers; listen prints the handler's answer, says when it accepts what listen
+refused (or the reverse), and returns that answer to the sender.
+
+The first line printed is `listening on http://127.0.0.1:PORT/`. SIGINT or SIGTERM stops it.";
+
+/// `wechatpay listen`.
+#[derive(Args, Debug)]
+#[command(after_help = AFTER_HELP)]
+pub struct ListenArgs {
+    /// Port on 127.0.0.1 (0: any free port, printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The merchant's handler to pass every notification on to (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub forward_to: Option<String>,
+    /// The sign type expected of APIv2 notifications; by default the one the document names
+    /// in sign_type (or algorithm), else MD5.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub v2_sign_type: Option<SignTypeArg>,
+    /// Platform public key (path), with --public-key-id.
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY")]
+    pub public_key: Option<String>,
+    /// Platform public key id (PUB_KEY_ID_…).
+    #[arg(long, env = "WECHATPAY_PUBLIC_KEY_ID")]
+    pub public_key_id: Option<String>,
+    /// Platform certificate (path); repeatable, or comma-separated in the variable.
+    #[arg(long, env = "WECHATPAY_PLATFORM_CERT", value_delimiter = ',')]
+    pub platform_cert: Vec<String>,
+    /// APIv3 key (decrypts APIv3 resources).
+    #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true)]
+    pub apiv3_key: Option<String>,
+    /// APIv2 key (verifies APIv2 notifications, decrypts req_info).
+    #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Seconds to wait for the handler's answer (default 10).
+    #[arg(long, env = "WECHATPAY_TIMEOUT")]
+    pub timeout: Option<f64>,
+}
+
+/// `--v2-sign-type`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SignTypeArg {
+    /// MD5
+    Md5,
+    /// HMAC-SHA256
+    HmacSha256,
+}
+
+/// What listen knows: the keys, where to forward.
+struct Listener {
+    notifier: Option<Notifier>,
+    apiv3_key: Option<String>,
+    secret: Option<String>,
+    v2_sign_type: Option<SignType>,
+    forward: Option<(String, Sender, Duration)>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").finish_non_exhaustive()
+    }
+}
+
+/// A notification's verdict: what to print and how to answer.
+struct Verdict {
+    /// One line: the event, or why it was refused.
+    line: String,
+    /// The resource in clear, when verified.
+    resource: Option<Value>,
+    accepted: bool,
+    v2: bool,
+    /// The answer of listen itself.
+    status: StatusCode,
+    body: String,
+}
+
+pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
+    let keyring = Keyring::new();
+    match (&a.public_key, &a.public_key_id) {
+        (Some(k), Some(id)) => keyring.insert(id, Rsa::from_public(&key_source(k))?),
+        (Some(_), None) => {
+            return Err(Error::config(
+                "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Error::config(
+                "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)",
+            ))
+        }
+        (None, None) => {}
+    }
+    let certs: Vec<_> = a
+        .platform_cert
+        .iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| Rsa::from_certificate(&key_source(c.trim())))
+        .collect::<Result<_, _>>()?;
+    keyring.merge_certificates(certs.iter());
+    let apiv3_key = a.apiv3_key.clone().filter(|k| !k.is_empty());
+    let secret = a.secret.clone().filter(|k| !k.is_empty());
+    if apiv3_key.is_none() && secret.is_none() {
+        return Err(Error::config(
+            "listen needs the APIv3 key (--apiv3-key, WECHATPAY_APIV3_KEY) or the APIv2 key \
+             (--secret, WECHATPAY_SECRET): source the env file of `wechatpay serve`, or give them",
+        ));
+    }
+    let notifier = match &apiv3_key {
+        Some(k) => Some(Notifier::new(Arc::new(keyring), k)?),
+        None => None,
+    };
+    if notifier.as_ref().is_some_and(|n| n.keyring().is_empty()) {
+        eprintln!(
+            "wechatpay listen: no platform key (--public-key with --public-key-id, or \
+             --platform-cert): every APIv3 notification will be refused"
+        );
+    }
+    let timeout = match a.timeout {
+        None => Duration::from_secs(10),
+        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(Error::config(format!(
+                "timeout {t} must be a positive number of seconds"
+            )))
+        }
+    };
+    let forward = match &a.forward_to {
+        Some(url) => {
+            let uri: http::Uri = url.parse().map_err(|_| {
+                Error::InvalidArgument(format!("--forward-to {url:?} is not a URL"))
+            })?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "--forward-to {url:?}: give an http:// or https:// URL with a host"
+                )));
+            }
+            Some((url.clone(), Sender::new()?, timeout))
+        }
+        None => None,
+    };
+    let listener = Arc::new(Listener {
+        notifier,
+        apiv3_key,
+        secret,
+        v2_sign_type: a.v2_sign_type.map(|t| match t {
+            SignTypeArg::Md5 => SignType::Md5,
+            SignTypeArg::HmacSha256 => SignType::HmacSha256,
+        }),
+        forward,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(listener, a.port))
+}
+
+async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
+    let socket = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| Error::config_from(format!("cannot listen on 127.0.0.1:{port}"), e))?;
+    let addr = socket
+        .local_addr()
+        .map_err(|e| Error::config_from("cannot read the listening address", e))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}/");
+        if let Some((url, _, _)) = &listener.forward {
+            let _ = writeln!(out, "forwarding to {url}");
+        }
+        let _ = out.flush();
+    }
+    let mut stop = Stop::new()?;
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = stop.recv() => return Ok(()),
+            accepted = socket.accept() => match accepted {
+                Ok(a) => a,
+                // out of descriptors and the like: wait a moment, keep serving
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let l = listener.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: http::Request<Incoming>| {
+                let l = l.clone();
+                async move { Ok::<_, Infallible>(handle(&l, req).await) }
+            });
+            // a connection that stalls sending its headers is closed, so none holds a task
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// The most a notification's body may hold.
+const BODY_LIMIT: usize = 1 << 20;
+
+async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "application/json",
+                json!({"code": "FAIL", "message": "the body is over 1 MiB or was cut off"})
+                    .to_string(),
+            )
+        }
+    };
+    let verdict = l.verdict(&parts.headers, &body);
+    let mut text = format!(
+        "{} {} {}\n",
+        now_text(),
+        parts.method,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    text.push_str(&verdict.line);
+    text.push('\n');
+    if let Some(r) = &verdict.resource {
+        text.push_str(&serde_json::to_string_pretty(r).unwrap_or_default());
+        text.push('\n');
+    }
+    let answer = match &l.forward {
+        None => reply(
+            verdict.status,
+            if verdict.v2 {
+                "text/xml"
+            } else {
+                "application/json"
+            },
+            verdict.body.clone(),
+        ),
+        Some((url, sender, timeout)) => {
+            match sender
+                .post(url, &parts.headers, body.clone(), *timeout)
+                .await
+            {
+                Ok(a) => {
+                    let wire = if verdict.v2 { Wire::V2Refund } else { Wire::V3 };
+                    let handler_accepts = events::accepted(wire, a.status, &a.body);
+                    text.push_str(&format!("→ {url}: {}", a.status));
+                    let shown = String::from_utf8_lossy(&a.body);
+                    if !shown.trim().is_empty() {
+                        text.push(' ');
+                        text.push_str(shown.trim());
+                    }
+                    text.push('\n');
+                    match (verdict.accepted, handler_accepts) {
+                        (false, true) => text.push_str(
+                            "  the handler ACCEPTED what listen refused: it must check the signature, time and serial\n",
+                        ),
+                        (true, false) => text.push_str(
+                            "  the handler refused what listen verified: check its keys (platform key, APIv3/APIv2 key)\n",
+                        ),
+                        _ => {}
+                    }
+                    let mut res = Response::new(Full::new(a.body));
+                    *res.status_mut() =
+                        StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                    if let Some(ct) = a.headers.get(http::header::CONTENT_TYPE) {
+                        res.headers_mut()
+                            .insert(http::header::CONTENT_TYPE, ct.clone());
+                    }
+                    res
+                }
+                Err(e) => {
+                    let why = crate::chain_line(&e);
+                    text.push_str(&format!("→ {url}: no answer: {why}\n"));
+                    reply(
+                        StatusCode::BAD_GATEWAY,
+                        "application/json",
+                        json!({"code": "FAIL", "message": format!("the handler did not answer: {why}")})
+                            .to_string(),
+                    )
+                }
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    answer
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    res
+}
+
+impl Listener {
+    fn verdict(&self, headers: &HeaderMap, body: &[u8]) -> Verdict {
+        let xml = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'<');
+        if xml {
+            return self.v2(body);
+        }
+        let refused = |status: StatusCode, why: String| Verdict {
+            line: format!("refused: {why}"),
+            resource: None,
+            accepted: false,
+            v2: false,
+            status,
+            body: json!({"code": "FAIL", "message": why}).to_string(),
+        };
+        let Some(n) = &self.notifier else {
+            return refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "an APIv3 notification, and listen has no APIv3 key (WECHATPAY_APIV3_KEY)".into(),
+            );
+        };
+        match n.verify(headers, body) {
+            Ok(n) => Verdict {
+                line: format!(
+                    "{} ({}) id {} created {}: verified",
+                    n.event_type,
+                    if n.summary.is_empty() {
+                        &n.original_type
+                    } else {
+                        &n.summary
+                    },
+                    n.id,
+                    n.create_time
+                ),
+                resource: Some(n.resource),
+                accepted: true,
+                v2: false,
+                status: StatusCode::NO_CONTENT,
+                body: String::new(),
+            },
+            Err(Error::Notification { kind, message, .. }) => {
+                let status = match kind {
+                    Refusal::Malformed | Refusal::UnsupportedAlgorithm => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                refused(status, format!("{kind}: {message}"))
+            }
+            Err(e) => refused(StatusCode::INTERNAL_SERVER_ERROR, crate::chain_line(&e)),
+        }
+    }
+
+    fn v2(&self, body: &[u8]) -> Verdict {
+        let refused = |why: String| Verdict {
+            line: format!("refused (APIv2): {why}"),
+            resource: None,
+            accepted: false,
+            v2: true,
+            status: StatusCode::OK,
+            body: notify_v2::reply_fail(&why),
+        };
+        let Some(secret) = &self.secret else {
+            return refused(
+                "an APIv2 notification, and listen has no APIv2 key (WECHATPAY_SECRET)".into(),
+            );
+        };
+        let map = match transformer::to_array(body) {
+            Ok(m) => m,
+            Err(e) => return refused(crate::chain_line(&e)),
+        };
+        let named = |k: &str| match map.get(k).and_then(Value::as_str) {
+            Some("HMAC-SHA256") => Some(SignType::HmacSha256),
+            Some("MD5") => Some(SignType::Md5),
+            _ => None,
+        };
+        let expected = self
+            .v2_sign_type
+            .or_else(|| named("sign_type"))
+            .or_else(|| named("algorithm"))
+            .unwrap_or(SignType::Md5);
+        let n = match notify_v2::verify(body, secret, expected) {
+            Ok(n) => n,
+            Err(e) => return refused(crate::chain_line(&e)),
+        };
+        let fields: Map<String, Value> = n
+            .fields()
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let get = |k: &str| n.get(k).map(str::to_string);
+        let (kind, resource) = if let Some(ct) = get("event_ciphertext") {
+            let Some(key) = &self.apiv3_key else {
+                return refused(
+                    "event_ciphertext needs the APIv3 key (WECHATPAY_APIV3_KEY)".into(),
+                );
+            };
+            let clear = AesGcm::decrypt(
+                &ct,
+                key,
+                get("event_nonce").unwrap_or_default(),
+                get("event_associated_data").unwrap_or_default(),
+            );
+            match clear {
+                Ok(c) => (
+                    get("event_type").unwrap_or_else(|| "APIv2 event".into()),
+                    serde_json::from_slice(&c)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&c).into())),
+                ),
+                Err(e) => return refused(format!("event_ciphertext: {}", crate::chain_line(&e))),
+            }
+        } else if n.kind() == notify_v2::KindV2::Refund {
+            ("refund-processed".to_string(), Value::Object(fields))
+        } else {
+            // the two documents whose resource is JSON text in one field
+            let mut fields = fields;
+            for k in ["sub_order_list", "transaction_id_list"] {
+                if let Some(Value::String(s)) = fields.get(k) {
+                    if let Ok(v) = serde_json::from_str::<Value>(s) {
+                        fields.insert(k.into(), v);
+                    }
+                }
+            }
+            let kind = if fields.contains_key("sub_order_list") {
+                "combined-transactions-success"
+            } else if fields.contains_key("transaction_id_list") {
+                "transactions-risk-occurred"
+            } else if fields.contains_key("contract_code") {
+                "pap-contract-state-changed"
+            } else if fields.contains_key("plate_number") {
+                "vehicle-state-changed-for-parking"
+            } else {
+                "transaction-success"
+            };
+            (kind.to_string(), Value::Object(fields))
+        };
+        Verdict {
+            line: format!("{kind} (APIv2): verified"),
+            resource: Some(resource),
+            accepted: true,
+            v2: true,
+            status: StatusCode::OK,
+            body: notify_v2::reply_success(),
+        }
+    }
+}
+
+/// Now, as RFC 3339 in China Standard Time (the platform's clock).
+fn now_text() -> String {
+    let secs = wechatpay_chain::formatter::timestamp() + 8 * 3600;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+08:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// SIGINT and SIGTERM.
+struct Stop {
+    #[cfg(unix)]
+    signals: [tokio::signal::unix::Signal; 2],
+}
+
+impl Stop {
+    fn new() -> Result<Stop, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let fail = |e: std::io::Error| Error::config_from("cannot handle the stop signals", e);
+            Ok(Stop {
+                signals: [
+                    signal(SignalKind::interrupt()).map_err(fail)?,
+                    signal(SignalKind::terminate()).map_err(fail)?,
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Stop {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            let [int, term] = &mut self.signals;
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! `wechatpay trigger` and `wechatpay listen` against each other and against a handler in the
+//! test, configured only by the env file `wechatpay serve` writes: real loopback sockets, keys
+//! made by the sandbox at test time.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+mod served;
+
+use std::io::BufRead;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Keys, Recorded, Reply, Server};
+use served::Served;
+use wechatpay_chain::notify::Notifier;
+use wechatpay_chain::{Keyring, Rsa};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wechatpay");
+
+/// `wechatpay ARGS` with the serve env file's variables (as after `source $DIR/env`).
+fn cli(served: &Served, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear();
+    if let Ok(p) = std::env::var("PATH") {
+        cmd.env("PATH", p);
+    }
+    for (k, v) in &served.env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `wechatpay listen ARGS` running until dropped, its output collected.
+struct Listening {
+    child: Child,
+    url: String,
+    out: Arc<Mutex<String>>,
+}
+
+impl Listening {
+    fn start(served: &Served, args: &[&str]) -> Listening {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("listen").args(args).env_clear();
+        for (k, v) in &served.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{first}"))
+            .to_string();
+        let out = Arc::new(Mutex::new(String::new()));
+        let o = out.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                let mut o = o.lock().unwrap();
+                o.push_str(&l);
+                o.push('\n');
+            }
+        });
+        Listening { child, url, out }
+    }
+
+    /// Waits until the output holds `what` (listen prints before it answers, so this is only
+    /// the pipe's delay); panics with the output after 20 s.
+    fn expect(&self, what: &str) {
+        let t0 = Instant::now();
+        loop {
+            if self.out.lock().unwrap().contains(what) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{what:?} not in listen's output:\n{}",
+                self.out.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A notifier with the sandbox's platform public key and APIv3 key, as a merchant has them.
+fn merchant_notifier(served: &Served) -> Notifier {
+    let e = &served.env;
+    let ring = Keyring::new();
+    ring.insert(
+        &e["WECHATPAY_PUBLIC_KEY_ID"],
+        Rsa::from_public(&format!("file://{}", e["WECHATPAY_PUBLIC_KEY"])).unwrap(),
+    );
+    Notifier::new(ring.into(), &e["WECHATPAY_APIV3_KEY"]).unwrap()
+}
+
+/// What a handler received, and whether the library verified it.
+type Seen = Arc<Mutex<Vec<(Recorded, bool)>>>;
+
+/// A handler in the test: verifies with the library, answers 200 or 401, records all.
+fn verifying_handler(served: &Served) -> (Server, Seen) {
+    let notifier = merchant_notifier(served);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let server = Server::start(
+        Keys::shared(),
+        Arc::new(move |r: &Recorded| {
+            let ok = notifier.verify(&r.headers, &r.body).is_ok();
+            s.lock().unwrap().push((r.clone(), ok));
+            let mut reply = if ok {
+                Reply::json(200, serde_json::json!({"handled": "by the test"}))
+            } else {
+                Reply::json(
+                    401,
+                    serde_json::json!({"code": "SIGN_ERROR", "message": "no"}),
+                )
+            };
+            reply.sign_as = None;
+            reply
+        }),
+    );
+    (server, seen)
+}
+
+#[test]
+fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
+    let served = Served::start(BIN);
+    let listen = Listening::start(&served, &["--port", "0"]);
+    let to = format!("{}notify", listen.url);
+
+    // serve wrote the sandbox's platform key for trigger, readable by its owner only
+    let key = std::path::Path::new(&served.env["WECHATPAY_SANDBOX_PLATFORM_PRIVATE_KEY"]);
+    assert!(served.env["WECHATPAY_SANDBOX_PLATFORM_SERIAL"].starts_with("PUB_KEY_ID_"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    let help = Command::new(BIN)
+        .args(["trigger", "--help"])
+        .output()
+        .unwrap();
+    assert!(text(&help.stdout).contains("Exit status: 0"));
+
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "TRANSACTION.SUCCESS",
+            "--to",
+            &to,
+            "--set",
+            "out_trade_no=CLI-NOTIFY-1",
+            "--set",
+            "amount.total=5",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("Wechatpay-Signature: "), "{stdout}");
+    assert!(stdout.contains("Request-ID: "), "{stdout}");
+    assert!(
+        stdout.contains("\"out_trade_no\": \"CLI-NOTIFY-1\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("← 204: accepted, as it must be"),
+        "{stdout}"
+    );
+    listen.expect("TRANSACTION.SUCCESS");
+    listen.expect("\"out_trade_no\": \"CLI-NOTIFY-1\"");
+    listen.expect("\"total\": 5");
+
+    for (flag, refusal) in [
+        ("--stale", "refused: stale"),
+        ("--wrong-serial", "refused: unknown serial"),
+        ("--bad-signature", "refused: bad signature"),
+        ("--probe", "refused: signature probe"),
+    ] {
+        let out = cli(&served, &["trigger", "REFUND.SUCCESS", "--to", &to, flag]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flag}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("← 401: refused, as it must be"),
+            "{flag}: {stdout}"
+        );
+        listen.expect(refusal);
+    }
+
+    // the same notification three times, each accepted
+    let out = cli(
+        &served,
+        &["trigger", "REFUND.SUCCESS", "--to", &to, "--replay", "3"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for i in 1..=3 {
+        assert!(stdout.contains(&format!("[{i}/3]: accepted")), "{stdout}");
+    }
+
+    // APIv2: the refund result (req_info) and a signed payment result
+    for event in ["refund-processed", "transaction-success"] {
+        let out = cli(&served, &["trigger", event, "--to", &to]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{event}: {stdout}{}",
+            text(&out.stderr)
+        );
+        assert!(
+            stdout.contains("<return_code>SUCCESS</return_code>"),
+            "{stdout}"
+        );
+        listen.expect(&format!("{event} (APIv2): verified"));
+        let out = cli(&served, &["trigger", event, "--to", &to, "--bad-signature"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(text(&out.stdout).contains("refused, as it must be"));
+    }
+    listen.expect("\"cash_refund_fee\"");
+    // the APIv2 document of a type both protocols document
+    let out = cli(
+        &served,
+        &["trigger", "TRANSACTION.SUCCESS", "--v2", "--to", &to],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    listen.expect("TRANSACTION.SUCCESS (APIv2): verified");
+
+    // usage: a fault APIv2 has no place for, an unknown type, a --set of the wrong type
+    let out = cli(
+        &served,
+        &["trigger", "refund-processed", "--to", &to, "--stale"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = cli(&served, &["trigger", "REFUND.SUCCES", "--to", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("did you mean REFUND.SUCCESS"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "REFUND.SUCCESS",
+            "--to",
+            &to,
+            "--set",
+            "amount.total=many",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "REFUND.SUCCESS",
+            "--to",
+            &to,
+            "--stale",
+            "--probe",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(listen.output().matches("POST /notify").count() >= 13);
+}
+
+#[test]
+fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
+    let served = Served::start(BIN);
+    let careless = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(200);
+            r.sign_as = None;
+            r
+        }),
+    );
+    let to = careless.base();
+    let ok = cli(&served, &["trigger", "TRANSACTION.SUCCESS", "--to", &to]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
+    for flag in ["--stale", "--wrong-serial", "--bad-signature", "--probe"] {
+        let out = cli(
+            &served,
+            &["trigger", "TRANSACTION.SUCCESS", "--to", &to, flag],
+        );
+        assert_eq!(out.status.code(), Some(1), "{flag}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("ACCEPTED, but it must be refused"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    // an APIv2 handler that answers 200 without return_code SUCCESS refuses
+    let out = cli(&served, &["trigger", "refund-processed", "--to", &to]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+
+    let broken = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(500);
+            r.sign_as = None;
+            r
+        }),
+    );
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "REFUND.SUCCESS",
+            "--to",
+            &broken.base(),
+            "--replay",
+            "2",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("REFUSED, but it is genuine"));
+    assert_eq!(broken.recorded().len(), 2);
+
+    // a verifying handler answers right, and so the exit is 0 for each
+    let (good, seen) = verifying_handler(&served);
+    for flag in [
+        "",
+        "--stale",
+        "--wrong-serial",
+        "--bad-signature",
+        "--probe",
+    ] {
+        let mut args = vec!["trigger", "MCHTRANSFER.BILL.FINISHED", "--to"];
+        let base = good.base();
+        args.push(&base);
+        if !flag.is_empty() {
+            args.push(flag);
+        }
+        let out = cli(&served, &args);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out.stdout));
+    }
+    assert_eq!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, ok)| *ok)
+            .collect::<Vec<_>>(),
+        [true, false, false, false, false]
+    );
+
+    // no answer: exit 4; no keys: exit 3
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "REFUND.SUCCESS",
+            "--to",
+            &format!("http://127.0.0.1:{port}/n"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["trigger", "REFUND.SUCCESS", "--to", &to])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("WECHATPAY_APIV3_KEY"));
+}
+
+#[test]
+fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
+    let served = Served::start(BIN);
+    let (handler, seen) = verifying_handler(&served);
+    let listen = Listening::start(
+        &served,
+        &["--forward-to", &format!("{}hook", handler.base())],
+    );
+    let out = cli(
+        &served,
+        &["trigger", "PROFITSHARING.SUCCESS", "--to", &listen.url],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // the handler's own answer came back through listen
+    assert!(stdout.contains("← 200: accepted"), "{stdout}");
+    assert!(stdout.contains("by the test"), "{stdout}");
+    listen.expect("PROFITSHARING.SUCCESS");
+    listen.expect("hook: 200");
+    {
+        let seen = seen.lock().unwrap();
+        let (r, ok) = seen.last().unwrap();
+        // verified by the handler: the bytes and the signature headers are the original ones
+        assert!(ok);
+        assert_eq!(r.target, "/hook");
+        let sig = r.headers["wechatpay-signature"].to_str().unwrap();
+        assert!(stdout.contains(&format!("Wechatpay-Signature: {sig}")));
+        assert!(r.headers.contains_key("request-id"));
+    }
+
+    // a faulty one is forwarded too, and the handler's refusal returned
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "PROFITSHARING.SUCCESS",
+            "--to",
+            &listen.url,
+            "--stale",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("SIGN_ERROR"));
+    listen.expect("refused: stale");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+
+    // a handler that accepts everything is called out by listen, and trigger exits 1
+    let careless = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(204);
+            r.sign_as = None;
+            r
+        }),
+    );
+    let listen2 = Listening::start(&served, &["--forward-to", &careless.base()]);
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "REFUND.SUCCESS",
+            "--to",
+            &listen2.url,
+            "--bad-signature",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    listen2.expect("the handler ACCEPTED what listen refused");
+    // SIGTERM stops listen, cleanly
+    #[cfg(unix)]
+    {
+        let mut l = listen2;
+        // SAFETY: kill has no memory effects; the pid is of our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(l.child.id() as i32, libc::SIGTERM) }, 0);
+        assert!(l.child.wait().unwrap().success());
+    }
+    let sent = careless.recorded();
+    assert_eq!(sent.len(), 1);
+    let sig = sent[0].headers["wechatpay-signature"].to_str().unwrap();
+    assert!(text(&out.stdout).contains(&format!("Wechatpay-Signature: {sig}")));
+}
