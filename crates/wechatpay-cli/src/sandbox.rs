@@ -1,12 +1,11 @@
 //! `wechatpay sandbox`: what the payer and the platform do in a running sandbox (`wechatpay
 //! serve`), through its unsigned control endpoints `POST /emulator/{kind}/{no}/{action}`: a
-//! pending payment paid, failed or closed, a refund succeeded, closed or abnormal. The
+//! pending payment paid, failed or closed, a refund succeeded, closed or abnormal, a transfer
+//! succeeded or failed. The
 //! object's new state is printed as JSON; the sandbox sends the notification the platform
 //! would.
 //!
-//! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`]: a new
-//! kind (a transfer, `/emulator/transfers/{out_bill_no}/{succeeded|failed}`) is a variant with
-//! its actions and a row.
+//! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`].
 
 use std::io::Write;
 use std::time::Duration;
@@ -15,6 +14,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{Map, Value};
 use wechatpay_chain::Error;
 
@@ -60,6 +60,17 @@ enum Object {
         #[arg(value_enum)]
         action: RefundAction,
     },
+    /// A merchant transfer waiting for the user succeeded or failed
+    /// (MCHTRANSFER.BILL.FINISHED is notified).
+    Transfer {
+        out_bill_no: String,
+        #[arg(value_enum)]
+        action: TransferAction,
+        /// Why it failed: one of the documented fail_reason values (default
+        /// OTHER_FAIL_REASON_TYPE).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -67,6 +78,12 @@ enum PaymentAction {
     Paid,
     Failed,
     Closed,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TransferAction {
+    Succeeded,
+    Failed,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,20 +124,26 @@ impl Object {
                 out_refund_no,
                 action,
             } => ("refunds", out_refund_no, name(action), body),
+            Object::Transfer {
+                out_bill_no,
+                action,
+                reason,
+            } => {
+                put("reason", reason);
+                ("transfers", out_bill_no, name(action), body)
+            }
         }
     }
 }
 
-/// Percent-encodes one path segment (everything but the unreserved characters).
+/// Percent-encodes one path segment: everything but RFC 3986's unreserved characters.
 fn segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// Runs the action; `Ok(false)` when the sandbox refused it (said on stderr).

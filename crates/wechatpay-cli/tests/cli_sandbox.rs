@@ -248,6 +248,57 @@ fn sandbox_acts_on_payments_and_refunds_and_the_notification_verifies() {
         "{err}"
     );
 
+    // a merchant transfer waits for the user: succeeded, or failed with a documented reason
+    for (no, action, extra, state) in [
+        ("sbxtransfer01", "succeeded", None, "SUCCESS"),
+        ("sbxtransfer02", "failed", Some("NAME_NOT_CORRECT"), "FAIL"),
+    ] {
+        let created = s.ok(&[
+            "post",
+            "v3/fund-app/mch-transfer/transfer-bills",
+            &json!({"json": {
+                "appid": "wxf636efh567hg4356", "out_bill_no": no,
+                "openid": "o-MYE42l80oelYMDE34nYD456Xoy", "transfer_amount": 100,
+                "transfer_remark": "报销", "user_recv_perception": "现金奖励",
+                "transfer_scene_id": "1000",
+                "transfer_scene_report_infos": [
+                    {"info_type": "活动名称", "info_content": "新会员有礼"},
+                    {"info_type": "奖励说明", "info_content": "抽奖一等奖"},
+                ],
+            }})
+            .to_string(),
+        ]);
+        assert_eq!(created["state"], "WAIT_USER_CONFIRM", "{created}");
+        let mut args = vec!["sandbox", "transfer", no, action];
+        if let Some(reason) = extra {
+            args.extend(["--reason", reason]);
+        }
+        let v = s.ok(&args);
+        assert_eq!(
+            (v["state"].as_str(), v["out_bill_no"].as_str()),
+            (Some(state), Some(no))
+        );
+        if let Some(reason) = extra {
+            assert_eq!(v["fail_reason"], reason);
+        }
+    }
+    let (code, err) = s.fails(&["sandbox", "transfer", "sbxtransfer02", "succeeded"]);
+    assert!(code == 6 && err.contains("409 INVALID_STATE"), "{err}");
+    let (code, err) = s.fails(&[
+        "sandbox",
+        "transfer",
+        "sbxtransfer01",
+        "failed",
+        "--reason",
+        "NOPE",
+    ]);
+    assert!(
+        code == 6 && err.contains("PARAM_ERROR") && err.contains("NAME_NOT_CORRECT"),
+        "{err}"
+    );
+    let (code, err) = s.fails(&["sandbox", "transfer", "sbxtransfer03", "succeeded"]);
+    assert!(code == 6 && err.contains("404 NOT_FOUND"), "{err}");
+
     // errors: unknown objects, unknown actions, a partner order's options
     let (code, err) = s.fails(&["sandbox", "payment", "sbx-none-001", "paid"]);
     assert_eq!(code, 6);

@@ -410,9 +410,10 @@ pub(crate) fn finish(shared: &Arc<Shared>, no: &str, end: End<'_>) -> Result<Val
             return Ok(b.queried(shared));
         }
         if !PENDING.contains(&b.state) {
+            // as the payment and refund actions answer an object past the needed state
             return Err(Answer::error(
-                400,
-                "INVALID_REQUEST",
+                409,
+                "INVALID_STATE",
                 format!(
                     "the transfer bill {no} is already {}: only a pending bill can end {target}",
                     b.state

@@ -273,7 +273,7 @@ fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
         .unwrap_err());
     assert_eq!((status, code.as_str()), (400, "INVALID_REQUEST"));
     let e = emu.transfer_failed("plfk2020042013", None).unwrap_err();
-    assert_eq!(e.code(), Some("INVALID_REQUEST"));
+    assert_eq!(e.code(), Some("INVALID_STATE"));
     delivered(&emu, 1);
     hook.none_pending();
 }
@@ -319,7 +319,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     );
     // A failed bill does not succeed.
     let (status, v) = control(&emu, "transfers/failing001/succeeded", "");
-    assert_eq!((status, v["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!((status, v["code"].as_str()), (409, Some("INVALID_STATE")));
 
     let cancel = &c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}/cancel"];
     let v = ok(cancel.post(json!({"out_bill_no": "cancelled01"})));
@@ -340,7 +340,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
         "CANCELLED"
     );
     let (status, v) = control(&emu, "transfers/cancelled01/succeeded", "");
-    assert_eq!((status, v["code"].as_str()), (400, Some("INVALID_REQUEST")));
+    assert_eq!((status, v["code"].as_str()), (409, Some("INVALID_STATE")));
     let (status, v) = control(&emu, "transfers/nobill/succeeded", "");
     assert_eq!((status, v["code"].as_str()), (404, Some("NOT_FOUND")));
     let (status, v) = control(&emu, "transfers/nobill/failed", "{");
