@@ -32,6 +32,7 @@ mod bills;
 mod brand;
 mod certificates;
 mod control;
+mod diagnosis;
 mod discount_card;
 mod documented;
 mod media;
@@ -61,6 +62,7 @@ use wechatpay_chain::util::pem::same_serial;
 use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
+pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
 
@@ -388,6 +390,9 @@ pub struct Received {
     pub verified: bool,
     /// Why it did not, when it did not.
     pub refusal: Option<String>,
+    /// For an APIv3 request refused `401 SIGN_ERROR`: which check failed and, for a signature
+    /// that does not verify, the string the sandbox expected to be signed.
+    pub signature: Option<SignatureRefusal>,
     /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
     /// it was issued by the emulator's CA.
     pub client_certificate: Option<String>,
@@ -410,6 +415,10 @@ impl Received {
             + self.method.len()
             + self.body_sha256.len()
             + self.refusal.as_ref().map_or(0, String::len)
+            + self
+                .signature
+                .as_ref()
+                .map_or(0, SignatureRefusal::kept_bytes)
             + self.client_certificate.as_ref().map_or(0, String::len)
             + headers
     }

@@ -255,21 +255,7 @@ pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> 
 
 /// `REFUND.SUCCESS` about refund `a`, to `url`.
 fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>) {
-    let amount = a.get("amount").cloned().unwrap_or_default();
-    let resource = json!({
-        "mchid": shared.settings.mchid,
-        "transaction_id": a.get("transaction_id"),
-        "out_trade_no": a.get("out_trade_no"),
-        "refund_id": a.get("refund_id"),
-        "out_refund_no": a.get("out_refund_no"),
-        "refund_status": "SUCCESS",
-        "success_time": a.get("success_time"),
-        "user_received_account": a.get("user_received_account"),
-        "amount": {
-            "total": amount.get("total"), "refund": amount.get("refund"),
-            "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
-        },
-    });
+    let resource = notified(&shared.settings.mchid, a, "SUCCESS");
     webhooks::notify(
         shared,
         url,
@@ -278,4 +264,31 @@ fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>) {
         "refund",
         &resource,
     );
+}
+
+/// The resource of a `REFUND.*` notification about refund `a` (as kept) of merchant `mchid`,
+/// `refund_status` `status` (`SUCCESS`, `CLOSED`, `ABNORMAL`): every field the event pages mark
+/// required (the amounts with their `currency` and `payer_currency`), and `success_time` for a
+/// success.
+pub(crate) fn notified(mchid: &str, a: &Map<String, Value>, status: &str) -> Value {
+    let amount = a.get("amount").cloned().unwrap_or_default();
+    let currency = amount.get("currency").cloned().unwrap_or(json!("CNY"));
+    let mut resource = json!({
+        "mchid": mchid,
+        "transaction_id": a.get("transaction_id"),
+        "out_trade_no": a.get("out_trade_no"),
+        "refund_id": a.get("refund_id"),
+        "out_refund_no": a.get("out_refund_no"),
+        "refund_status": status,
+        "user_received_account": a.get("user_received_account"),
+        "amount": {
+            "total": amount.get("total"), "refund": amount.get("refund"),
+            "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
+            "currency": currency, "payer_currency": currency,
+        },
+    });
+    if status == "SUCCESS" {
+        resource["success_time"] = a.get("success_time").cloned().unwrap_or_default();
+    }
+    resource
 }

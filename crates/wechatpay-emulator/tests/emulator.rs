@@ -1028,19 +1028,19 @@ fn media_upload_checks_the_meta_signature_and_the_file_hash() {
     let (status, v) = upload(&meta, b"other bytes", false);
     assert_eq!(
         (status, v["detail"]["field"].as_str()),
-        (400, Some("/sha256")),
+        (400, Some("/meta/sha256")),
         "{v}"
     );
 
     let bad_name = json!({"filename": "x.exe", "sha256": sha256_hex(&png)}).to_string();
     assert_eq!(
         upload(&bad_name, &png, false).1["detail"]["field"],
-        "/filename"
+        "/meta/filename"
     );
     let no_hash = json!({"filename": "x.png"}).to_string();
     assert_eq!(
         upload(&no_hash, &png, false).1["detail"]["field"],
-        "/sha256"
+        "/meta/sha256"
     );
 }
 
