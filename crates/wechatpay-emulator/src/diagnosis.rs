@@ -183,8 +183,8 @@ impl SignatureRefusal {
             out.push_str(&e.lines(&format!("{indent}  "), max_body));
             let _ = writeln!(
                 out,
-                "{indent}sign exactly these bytes (the path with its query as sent, the body \
-                 as sent), with the merchant private key of the serial_no sent"
+                "{indent}compare them with the string your code signed: the path with its query \
+                 exactly as sent, the body byte for byte, the key of the serial_no sent"
             );
         }
         out
