@@ -212,15 +212,18 @@ fn items(obj: &Map<String, Value>, key: &str) -> Vec<Map<String, Value>> {
     }
 }
 
-/// Keeps the items whose serial is new; 409 when one is reused with other content.
+/// Keeps the items of the body's list `name` whose serial (`field`) is new; 409 when one is
+/// reused with other content, naming it by its pointer (`/rewards/1/reward_serial_no`).
 fn fresh_items(
     st: &super::state::State,
     scope: &str,
+    name: &str,
     field: &str,
     list: &[Map<String, Value>],
 ) -> Result<Vec<Map<String, Value>>, Answer> {
     let mut out: Vec<Map<String, Value>> = Vec::new();
-    for item in list {
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("/{name}/{i}/{field}");
         let serial = validate::text(item, field);
         let content = Value::Object(item.clone());
         let seen_here = out
@@ -229,10 +232,10 @@ fn fresh_items(
             .map(|o| Value::Object(o.clone()));
         match seen_here {
             Some(same) if same == content => continue,
-            Some(_) => return Err(Answer::conflict(field, serial)),
+            Some(_) => return Err(Answer::conflict(&at, serial)),
             None => {}
         }
-        if st.fresh(scope, field, serial, &content)? {
+        if st.fresh(scope, &at, serial, &content)? {
             out.push(item.clone());
         }
     }
@@ -279,12 +282,23 @@ pub(crate) fn add_user_records(shared: &Arc<Shared>, out_card_code: &str, body: 
     let scope = format!("card/{out_card_code}");
     let objectives = items(&obj, "objective_completion_records");
     let rewards = items(&obj, "reward_usage_records");
-    let new_objectives =
-        match fresh_items(&st, &scope, "objective_completion_serial_no", &objectives) {
-            Ok(v) => v,
-            Err(a) => return a,
-        };
-    let new_rewards = match fresh_items(&st, &scope, "reward_usage_serial_no", &rewards) {
+    let new_objectives = match fresh_items(
+        &st,
+        &scope,
+        "objective_completion_records",
+        "objective_completion_serial_no",
+        &objectives,
+    ) {
+        Ok(v) => v,
+        Err(a) => return a,
+    };
+    let new_rewards = match fresh_items(
+        &st,
+        &scope,
+        "reward_usage_records",
+        "reward_usage_serial_no",
+        &rewards,
+    ) {
         Ok(v) => v,
         Err(a) => return a,
     };
@@ -349,13 +363,20 @@ pub(crate) fn update(shared: &Arc<Shared>, out_order_no: &str, body: &[u8]) -> A
     let objectives = match fresh_items(
         &st,
         &scope,
+        "objectives",
         "objective_serial_no",
         &items(&obj, "objectives"),
     ) {
         Ok(v) => v,
         Err(a) => return a,
     };
-    let rewards = match fresh_items(&st, &scope, "reward_serial_no", &items(&obj, "rewards")) {
+    let rewards = match fresh_items(
+        &st,
+        &scope,
+        "rewards",
+        "reward_serial_no",
+        &items(&obj, "rewards"),
+    ) {
         Ok(v) => v,
         Err(a) => return a,
     };

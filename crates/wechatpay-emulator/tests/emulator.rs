@@ -235,7 +235,10 @@ fn discount_card_operations_keep_state_with_documented_fields_and_errors() {
         .unwrap_err());
     assert_eq!(
         (status, field.as_deref()),
-        (409, Some("objective_completion_serial_no"))
+        (
+            409,
+            Some("/objective_completion_records/0/objective_completion_serial_no")
+        )
     );
     let mut bad = records(code, "578354546", 1);
     bad["json"]["reward_usage_records"][0]
@@ -271,7 +274,10 @@ fn discount_card_operations_keep_state_with_documented_fields_and_errors() {
     let (status, _, field) = api(c["v3/discount-card/orders/{out_order_no}"]
         .patch(order_patch(no, "578354545", 200))
         .unwrap_err());
-    assert_eq!((status, field.as_deref()), (409, Some("reward_serial_no")));
+    assert_eq!(
+        (status, field.as_deref()),
+        (409, Some("/rewards/0/reward_serial_no"))
+    );
     assert_eq!(
         api(c["v3/discount-card/orders/{out_order_no}"]
             .patch(order_patch("nosuchorder", "1", 1))
