@@ -402,8 +402,8 @@ pub struct Received {
 
 impl Received {
     /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: its body
-    /// (prefix), target, method, digest, refusal, client certificate and header names and
-    /// values.
+    /// (prefix), target, method, digest, refusal and signature diagnosis, client certificate
+    /// and header names and values.
     pub fn kept_bytes(&self) -> usize {
         let headers: usize = self
             .headers

@@ -357,6 +357,26 @@ fn detail_field_is_a_pointer_into_its_location_for_every_error() {
         "/out_card_code",
         "body",
     );
+    emu.accept_card("gap-pe-card", Some("gap-pe-order"))
+        .unwrap();
+    let patch = |amount: i64| {
+        client
+            .chain("v3/discount-card/orders/{out_order_no}")
+            .patch(json!({"out_order_no": "gap-pe-order", "json": {"rewards": [
+                {"reward_serial_no": "R0", "reward_id": 1, "description": "d",
+                 "reward_type": "INCREASE", "count": 1, "amount": 100,
+                 "reward_time": "2026-12-01T10:00:00+08:00"},
+                {"reward_serial_no": "R1", "reward_id": 1, "description": "d",
+                 "reward_type": "INCREASE", "count": 1, "amount": amount,
+                 "reward_time": "2026-12-01T10:00:00+08:00"}]}}))
+    };
+    patch(100).unwrap();
+    push(
+        "modelled, conflict in a list",
+        patch(200),
+        "/rewards/1/reward_serial_no",
+        "body",
+    );
     // a documented answer's check against the catalogue
     push(
         "documented, query",
