@@ -148,6 +148,8 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
             .arg(format!("@{}", file.display()))
             .env("WECHATPAY_VALIDATE", "warn")
             .env("WECHATPAY_TIMEOUT", "20")
+            // a sample may name a file to save the answer to (a bill): written here, not in the crate
+            .current_dir(scratch.path())
             .stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
