@@ -422,7 +422,11 @@ impl Stop {
     }
 }
 
-/// Prints each request as it is checked, until a stop signal.
+/// Characters of a refused request's body shown in its diagnosis (its length and digest are
+/// always shown; `GET /emulator/requests` has the log's whole prefix).
+const SHOWN_BODY: usize = 2048;
+
+/// Prints each request as it is checked (for a refused signature, why), until a stop signal.
 async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
     let mut shown = 0;
     loop {
@@ -432,11 +436,16 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
         }
         let requests = emu.requests();
         for r in requests.iter().filter(|r| r.seq > shown) {
-            let verdict = match &r.refusal {
-                None => "checked".to_string(),
-                Some(why) => format!("refused: {why}"),
+            let verdict = match (&r.refusal, &r.signature) {
+                (_, Some(_)) => "refused: SIGN_ERROR".to_string(),
+                (None, None) => "checked".to_string(),
+                (Some(why), None) => format!("refused: {why}"),
             };
             let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
+            // SIGN_ERROR: which check failed, and the string the sandbox expected signed
+            if let Some(why) = &r.signature {
+                let _ = write!(out, "{}", why.report("    ", SHOWN_BODY));
+            }
         }
         shown = requests.last().map_or(shown, |r| r.seq);
     }

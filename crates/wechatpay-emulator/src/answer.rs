@@ -73,7 +73,11 @@ impl Answer {
         Answer::json(status, &json!({"code": code, "message": message.into()}))
     }
 
-    /// 400 `PARAM_ERROR` naming the field at fault, as the platform's `detail` does.
+    /// 400 `PARAM_ERROR` naming the field at fault, as the platform's `detail` does: `location`
+    /// is where it was sent (`body`, `query`, `path`, `header`) and `field` its JSON pointer
+    /// there (`/amount/total`, `/limit`, `/out_trade_no`, `/Wechatpay-Serial`; `/` for the
+    /// whole body), the one form of every error the emulator makes ([`pointer`]). The message
+    /// names the source as the platform does: `/body/amount/total`.
     pub fn param_error(
         field: &str,
         location: &str,
@@ -81,11 +85,16 @@ impl Answer {
         value: Value,
     ) -> Answer {
         let issue = issue.into();
+        let field = pointer(field);
+        let source = match field.as_str() {
+            "/" => format!("/{location}"),
+            f => format!("/{location}{f}"),
+        };
         Answer::json(
             400,
             &json!({
                 "code": "PARAM_ERROR",
-                "message": format!("{issue} (输入源“/{location}{field}”校验失败)"),
+                "message": format!("{issue} (输入源“{source}”校验失败)"),
                 "detail": {"location": location, "field": field, "value": value, "issue": issue},
             }),
         )
@@ -113,7 +122,7 @@ impl Answer {
             &json!({
                 "code": "RESOURCE_ALREADY_EXISTS",
                 "message": format!("{field} {serial} was already used with different content"),
-                "detail": {"location": "body", "field": field, "value": serial,
+                "detail": {"location": "body", "field": pointer(field), "value": serial,
                            "issue": "serial number reused with different content"},
             }),
         )
@@ -138,6 +147,17 @@ impl Answer {
                 .unwrap_or_default(),
         )
     }
+}
+
+/// `field` in the one form `detail.field` takes: a JSON pointer into its location (`/amount/total`),
+/// whether the caller wrote `amount.total`, `amount/total` or `/amount/total`; `/` for the whole.
+pub(crate) fn pointer(field: &str) -> String {
+    let f = field.trim();
+    if f.starts_with('/') {
+        return f.to_string();
+    }
+    // a dotted path names nested fields: `amount.total` is `/amount/total`
+    format!("/{}", f.replace('.', "/"))
 }
 
 /// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key

@@ -3,8 +3,10 @@
 //! before, and the RSA-SHA256 signature over the exact bytes received, verified with the
 //! library's `formatter::request` and `Rsa::verify`.
 
+use super::diagnosis::{ExpectedMessage, SignatureCheck, SignatureRefusal};
 use super::{lock, Shared};
 use wechatpay_chain::client_json::MAX_CLOCK_SKEW;
+use wechatpay_chain::crypto::hash;
 use wechatpay_chain::crypto::Rsa;
 use wechatpay_chain::formatter;
 
@@ -65,7 +67,9 @@ pub(crate) fn parse(header: &str) -> Result<Authorization, String> {
     Ok(a)
 }
 
-/// Checks a request as the platform does; `Err` says why it is refused (401 `SIGN_ERROR`).
+/// Checks a request as the platform does; `Err` says which check failed and why (401
+/// `SIGN_ERROR`), with the string expected to be signed when the signature did not verify. The
+/// body shown is at most `body_prefix` bytes of `signed_body`.
 pub(crate) fn check(
     shared: &Shared,
     method: &str,
@@ -73,43 +77,70 @@ pub(crate) fn check(
     authorization: Option<&str>,
     signed_body: &[u8],
     now: i64,
-) -> Result<(), String> {
-    let header = authorization.ok_or_else(|| "no Authorization header".to_string())?;
-    let a = parse(header)?;
+) -> Result<(), SignatureRefusal> {
+    use SignatureCheck::*;
+    let refuse = SignatureRefusal::new;
+    let header =
+        authorization.ok_or_else(|| refuse(NoAuthorization, "no Authorization header".into()))?;
+    let a = parse(header).map_err(|why| refuse(Malformed, why))?;
     let s = &shared.settings;
     if a.mchid != s.mchid {
-        return Err(format!("mchid {} is not the merchant {}", a.mchid, s.mchid));
-    }
-    if a.serial_no != s.merchant_serial {
-        return Err(format!(
-            "serial_no {} is not the merchant certificate {}",
-            a.serial_no, s.merchant_serial
+        return Err(refuse(
+            WrongMchid,
+            format!("mchid {} is not the merchant {}", a.mchid, s.mchid),
         ));
     }
-    let ts: i64 = a
-        .timestamp
-        .parse()
-        .map_err(|_| format!("timestamp {:?} is not a number", a.timestamp))?;
+    if a.serial_no != s.merchant_serial {
+        return Err(refuse(
+            UnknownSerial,
+            format!(
+                "serial_no {} is not the merchant certificate {}",
+                a.serial_no, s.merchant_serial
+            ),
+        ));
+    }
+    let ts: i64 = a.timestamp.parse().map_err(|_| {
+        refuse(
+            StaleTimestamp,
+            format!("timestamp {:?} is not a number", a.timestamp),
+        )
+    })?;
     if now.abs_diff(ts) > MAX_CLOCK_SKEW as u64 {
-        return Err(format!(
-            "timestamp {ts} is {} s away from the platform's clock (limit {MAX_CLOCK_SKEW} s)",
-            now.abs_diff(ts)
+        return Err(refuse(
+            StaleTimestamp,
+            format!(
+                "timestamp {ts} is {} s away from the platform's clock (limit {MAX_CLOCK_SKEW} s)",
+                now.abs_diff(ts)
+            ),
         ));
     }
     let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
     if !Rsa::verify(&message, &a.signature, &s.merchant_key) {
-        return Err(
-            "signature does not verify with the merchant key over method, target, timestamp, nonce and body"
+        let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
+        return Err(SignatureRefusal {
+            check: SignatureMismatch,
+            reason: "signature does not verify with the merchant key over method, target, \
+                     timestamp, nonce and body"
                 .into(),
-        );
+            expected: Some(ExpectedMessage {
+                method: method.to_string(),
+                target: target.to_string(),
+                timestamp: a.timestamp,
+                nonce: a.nonce_str,
+                body_len: signed_body.len(),
+                body_sha256: hash::hex(&openssl::sha::sha256(signed_body)),
+                body: String::from_utf8_lossy(shown).into_owned(),
+                body_truncated: shown.len() < signed_body.len(),
+            }),
+        });
     }
     // Only a valid request spends its nonce, so a forged one cannot block a real one.
     let mut nonces = lock(&shared.nonces);
     nonces.retain(|_, seen| now.abs_diff(*seen) <= 2 * MAX_CLOCK_SKEW as u64);
     if nonces.insert(a.nonce_str.clone(), ts).is_some() {
-        return Err(format!(
-            "nonce_str {} was already used (replay)",
-            a.nonce_str
+        return Err(refuse(
+            ReusedNonce,
+            format!("nonce_str {} was already used (replay)", a.nonce_str),
         ));
     }
     Ok(())

@@ -70,6 +70,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                     json!({"method": r.method, "target": r.target, "status": r.status,
                            "body_len": r.body_len, "body_sha256": r.body_sha256,
                            "verified": r.verified, "refusal": r.refusal,
+                           "signature": r.signature.as_ref().map(|s| s.to_json()),
                            "client_certificate": r.client_certificate})
                 })
                 .collect();

@@ -212,15 +212,18 @@ fn items(obj: &Map<String, Value>, key: &str) -> Vec<Map<String, Value>> {
     }
 }
 
-/// Keeps the items whose serial is new; 409 when one is reused with other content.
+/// Keeps the items of the body's list `name` whose serial (`field`) is new; 409 when one is
+/// reused with other content, naming it by its pointer (`/rewards/1/reward_serial_no`).
 fn fresh_items(
     st: &super::state::State,
     scope: &str,
+    name: &str,
     field: &str,
     list: &[Map<String, Value>],
 ) -> Result<Vec<Map<String, Value>>, Answer> {
     let mut out: Vec<Map<String, Value>> = Vec::new();
-    for item in list {
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("/{name}/{i}/{field}");
         let serial = validate::text(item, field);
         let content = Value::Object(item.clone());
         let seen_here = out
@@ -229,10 +232,10 @@ fn fresh_items(
             .map(|o| Value::Object(o.clone()));
         match seen_here {
             Some(same) if same == content => continue,
-            Some(_) => return Err(Answer::conflict(field, serial)),
+            Some(_) => return Err(Answer::conflict(&at, serial)),
             None => {}
         }
-        if st.fresh(scope, field, serial, &content)? {
+        if st.fresh(scope, &at, serial, &content)? {
             out.push(item.clone());
         }
     }
@@ -279,12 +282,23 @@ pub(crate) fn add_user_records(shared: &Arc<Shared>, out_card_code: &str, body: 
     let scope = format!("card/{out_card_code}");
     let objectives = items(&obj, "objective_completion_records");
     let rewards = items(&obj, "reward_usage_records");
-    let new_objectives =
-        match fresh_items(&st, &scope, "objective_completion_serial_no", &objectives) {
-            Ok(v) => v,
-            Err(a) => return a,
-        };
-    let new_rewards = match fresh_items(&st, &scope, "reward_usage_serial_no", &rewards) {
+    let new_objectives = match fresh_items(
+        &st,
+        &scope,
+        "objective_completion_records",
+        "objective_completion_serial_no",
+        &objectives,
+    ) {
+        Ok(v) => v,
+        Err(a) => return a,
+    };
+    let new_rewards = match fresh_items(
+        &st,
+        &scope,
+        "reward_usage_records",
+        "reward_usage_serial_no",
+        &rewards,
+    ) {
         Ok(v) => v,
         Err(a) => return a,
     };
@@ -349,13 +363,20 @@ pub(crate) fn update(shared: &Arc<Shared>, out_order_no: &str, body: &[u8]) -> A
     let objectives = match fresh_items(
         &st,
         &scope,
+        "objectives",
         "objective_serial_no",
         &items(&obj, "objectives"),
     ) {
         Ok(v) => v,
         Err(a) => return a,
     };
-    let rewards = match fresh_items(&st, &scope, "reward_serial_no", &items(&obj, "rewards")) {
+    let rewards = match fresh_items(
+        &st,
+        &scope,
+        "rewards",
+        "reward_serial_no",
+        &items(&obj, "rewards"),
+    ) {
         Ok(v) => v,
         Err(a) => return a,
     };
@@ -403,4 +424,120 @@ pub(crate) fn query_by_trade_no(shared: &Arc<Shared>, out_trade_no: &str) -> Ans
         Some(order) => Answer::ok(Value::Object(order.clone())),
         None => Answer::no_order(),
     }
+}
+
+/// `GET v3/discount-card/cards/{out_card_code}`: the card the user took, with the documented
+/// fields (its period, state, amounts, and the records added, by objective and by reward);
+/// 404 `NOT_FOUND` for a card never prepared, or not taken yet (the platform knows a card
+/// once the user has it).
+pub(crate) fn card(shared: &Arc<Shared>, out_card_code: &str) -> Answer {
+    let st = lock(&shared.state);
+    let not_found = |why: String| Answer::error(404, "NOT_FOUND", why);
+    let Some(card) = st.cards.get(out_card_code) else {
+        return not_found(format!("先享卡不存在 (no discount card {out_card_code})"));
+    };
+    let Some(order) = card
+        .out_order_no
+        .as_ref()
+        .and_then(|no| st.dc_orders.get(no))
+    else {
+        return not_found(format!(
+            "用户尚未领卡 (the user has not taken card {out_card_code} yet: POST \
+             /emulator/discount-card/cards/{out_card_code}/accept)"
+        ));
+    };
+    let r = &card.request;
+    let get = |k: &str| order.get(k).cloned().unwrap_or_default();
+    let list = |k: &str| match order.get(k) {
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    Answer::ok(json!({
+        "card_id": get("order_id"),
+        "card_template_id": validate::text(r, "card_template_id"),
+        "out_card_code": out_card_code,
+        "appid": validate::text(r, "appid"),
+        "mchid": shared.settings.mchid,
+        "time_range": {"begin_time": get("card_begin_time"), "end_time": get("card_end_time")},
+        // the card's agreement runs from when the user takes it until its end
+        "state": "ONGOING",
+        "total_amount": get("total_amount"),
+        "create_time": get("create_time"),
+        "objectives": card_objectives(&list("objectives")),
+        "rewards": card_rewards(&list("rewards")),
+    }))
+}
+
+/// A string id for the card's lists (the order keeps integer ids where it was given them).
+fn id_text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The order's objective records grouped by `objective_id`, as the card tells of them.
+fn card_objectives(records: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for r in records {
+        let id = id_text(r.get("objective_id"));
+        let record = json!({
+            "objective_completion_serial_no": r.get("objective_serial_no"),
+            "objective_id": id,
+            "completion_time": r.get("performance_time"),
+            "completion_type": r.get("performance_type"),
+            "description": r.get("performance_description"),
+            "completion_count": r.get("count"),
+        });
+        let count = r.get("count").and_then(Value::as_i64).unwrap_or(0);
+        match out.iter_mut().find(|o| o["objective_id"] == id.as_str()) {
+            Some(o) => {
+                let n = o["count"].as_i64().unwrap_or(0).saturating_add(count);
+                o["count"] = json!(n);
+                if let Some(Value::Array(list)) = o.get_mut("objective_completion_records") {
+                    list.push(record);
+                }
+            }
+            None => out.push(json!({
+                "objective_id": id, "name": format!("目标 {id}"), "count": count,
+                "unit": "次", "objective_completion_records": [record],
+            })),
+        }
+    }
+    out
+}
+
+/// The order's reward records grouped by `reward_id`, as the card tells of them.
+fn card_rewards(records: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for r in records {
+        let id = id_text(r.get("reward_id"));
+        let record = json!({
+            "reward_usage_serial_no": r.get("reward_serial_no"),
+            "reward_id": id,
+            "usage_time": r.get("reward_time"),
+            "usage_type": r.get("reward_type"),
+            "description": r.get("description"),
+            "usage_count": r.get("count"),
+            "amount": r.get("amount"),
+        });
+        let count = r.get("count").and_then(Value::as_i64).unwrap_or(0);
+        let amount = r.get("amount").and_then(Value::as_i64).unwrap_or(0);
+        match out.iter_mut().find(|o| o["reward_id"] == id.as_str()) {
+            Some(o) => {
+                o["count"] = json!(o["count"].as_i64().unwrap_or(0).saturating_add(count));
+                o["amount"] = json!(o["amount"].as_i64().unwrap_or(0).saturating_add(amount));
+                if let Some(Value::Array(list)) = o.get_mut("reward_usage_records") {
+                    list.push(record);
+                }
+            }
+            None => out.push(json!({
+                "reward_id": id, "name": format!("优惠 {id}"), "count_type": "COUNT_LIMIT",
+                "count": count, "unit": "次", "amount": amount,
+                "reward_usage_records": [record],
+            })),
+        }
+    }
+    out
 }

@@ -34,6 +34,7 @@ mod brand;
 mod certificates;
 mod combine;
 mod control;
+mod diagnosis;
 mod discount_card;
 mod documented;
 pub mod events;
@@ -69,6 +70,7 @@ use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
 pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
+pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
 
@@ -396,6 +398,9 @@ pub struct Received {
     pub verified: bool,
     /// Why it did not, when it did not.
     pub refusal: Option<String>,
+    /// For an APIv3 request refused `401 SIGN_ERROR`: which check failed and, for a signature
+    /// that does not verify, the string the sandbox expected to be signed.
+    pub signature: Option<SignatureRefusal>,
     /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
     /// it was issued by the emulator's CA.
     pub client_certificate: Option<String>,
@@ -405,8 +410,8 @@ pub struct Received {
 
 impl Received {
     /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: its body
-    /// (prefix), target, method, digest, refusal, client certificate and header names and
-    /// values.
+    /// (prefix), target, method, digest, refusal and signature diagnosis, client certificate
+    /// and header names and values.
     pub fn kept_bytes(&self) -> usize {
         let headers: usize = self
             .headers
@@ -418,6 +423,10 @@ impl Received {
             + self.method.len()
             + self.body_sha256.len()
             + self.refusal.as_ref().map_or(0, String::len)
+            + self
+                .signature
+                .as_ref()
+                .map_or(0, SignatureRefusal::kept_bytes)
             + self.client_certificate.as_ref().map_or(0, String::len)
             + headers
     }

@@ -82,11 +82,12 @@ pub(crate) fn upload(shared: &Arc<Shared>, parts: Option<Parts>) -> Answer {
             Value::Null,
         );
     };
-    let meta =
-        match validate::object(&parts.meta).and_then(|m| validate::check(&m, META).map(|_| m)) {
-            Ok(m) => m,
-            Err(a) => return a,
-        };
+    let meta = match validate::object_at(&parts.meta, "/meta")
+        .and_then(|m| validate::check_under(&m, META, "/meta").map(|_| m))
+    {
+        Ok(m) => m,
+        Err(a) => return a,
+    };
     let Some((_, file)) = parts.file else {
         return Answer::missing("/file", "body");
     };
@@ -97,7 +98,7 @@ pub(crate) fn upload(shared: &Arc<Shared>, parts: Option<Parts>) -> Answer {
         .any(|ext| lower.ends_with(ext))
     {
         return Answer::param_error(
-            "/filename",
+            "/meta/filename",
             "body",
             "only JPG, PNG and BMP images are taken",
             Value::from(filename),
@@ -114,7 +115,7 @@ pub(crate) fn upload(shared: &Arc<Shared>, parts: Option<Parts>) -> Answer {
     let claimed = validate::text(&meta, "sha256");
     if !sha256_hex(&file).eq_ignore_ascii_case(claimed.trim()) {
         return Answer::param_error(
-            "/sha256",
+            "/meta/sha256",
             "body",
             "meta.sha256 is not the SHA-256 of the file",
             Value::from(claimed),

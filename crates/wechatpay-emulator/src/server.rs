@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::answer::{render, render_for, Answer};
+use super::diagnosis::SignatureRefusal;
 use super::tls::ClientCertificate;
 use super::{
     auth, bills, brand, certificates, combine, control, discount_card, documented, lock, media,
@@ -280,7 +281,7 @@ async fn handle(
         body,
         client,
     };
-    let (answer, kind, refusal) = respond(&shared, &req).await;
+    let (answer, kind, refusal, signature) = respond(&shared, &req).await;
     let seq = shared
         .received_count
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -295,6 +296,7 @@ async fn handle(
         body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
         verified: refusal.is_none(),
         refusal: refusal.clone(),
+        signature,
         client_certificate: req.client.verified().map(str::to_string),
         status: answer.status.as_u16(),
     };
@@ -311,20 +313,24 @@ async fn handle(
     render_for(&shared.settings, answer, kind != Kind::V2, forgery, named)
 }
 
-async fn respond(shared: &Arc<Shared>, req: &Req) -> (Answer, Kind, Option<String>) {
+/// The answer, its kind, why the request was refused (if it was) and, for a refused
+/// signature, the diagnosis.
+type Responded = (Answer, Kind, Option<String>, Option<SignatureRefusal>);
+
+async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
     let first = req.segments.first().map(String::as_str);
     match first {
-        Some("emulator") => (control::handle(shared, req), Kind::Control, None),
+        Some("emulator") => (control::handle(shared, req), Kind::Control, None, None),
         Some("v3") => {
             let multipart = match media::parse(&req.headers, &req.body).await {
                 Ok(m) => m,
-                Err(a) => return (a, Kind::V3, Some("unreadable multipart body".into())),
+                Err(a) => return (a, Kind::V3, Some("unreadable multipart body".into()), None),
             };
             let signed: &[u8] = match &multipart {
                 Some(m) => &m.meta,
                 None => &req.body,
             };
-            if let Err(why) = auth::check(
+            if let Err(refused) = auth::check(
                 shared,
                 req.method.as_str(),
                 &req.target,
@@ -332,25 +338,31 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> (Answer, Kind, Option<Strin
                 signed,
                 formatter::timestamp(),
             ) {
-                return (Answer::sign_error(&why), Kind::V3, Some(why));
+                let why = format!("{}: {}", refused.check, refused.reason);
+                return (
+                    Answer::sign_error(&refused.reason),
+                    Kind::V3,
+                    Some(why),
+                    Some(refused),
+                );
             }
             // A request carrying fields encrypted for the platform names its key.
             if let Some(serial) = req.header("wechatpay-serial") {
                 if !shared.settings.knows_serial(serial) {
                     let a = Answer::param_error(
-                        "Wechatpay-Serial",
+                        "/Wechatpay-Serial",
                         "header",
                         "平台证书序列号Wechatpay-Serial错误 (not the platform's key)",
                         serde_json::Value::from(serial),
                     );
-                    return (a, Kind::V3, None);
+                    return (a, Kind::V3, None, None);
                 }
             }
-            (dispatch(shared, req, multipart), Kind::V3, None)
+            (dispatch(shared, req, multipart), Kind::V3, None, None)
         }
         _ => match v2::handle(shared, req) {
-            Some((answer, refusal)) => (answer, Kind::V2, refusal),
-            None => (not_found(req), Kind::V3, None),
+            Some((answer, refusal)) => (answer, Kind::V2, refusal, None),
+            None => (not_found(req), Kind::V3, None, None),
         },
     }
 }
@@ -372,6 +384,7 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
     let body = &req.body;
     match (req.method.as_str(), &segs[1..]) {
         ("POST", ["discount-card", "cards"]) => discount_card::create(shared, body),
+        ("GET", ["discount-card", "cards", code]) => discount_card::card(shared, code),
         ("POST", ["discount-card", "cards", code, "add-user-records"]) => {
             discount_card::add_user_records(shared, code, body)
         }

@@ -166,6 +166,8 @@ fn notification(
         .map(|(k, v)| (k.to_string(), v))
         .collect();
     inner.insert("refund_request_source".into(), "API".into());
+    // required by the notification's page, though `pay/refundquery` does not list it per refund
+    inner.insert("cash_refund_fee".into(), amount(refund, "payer_refund"));
     let inner = transformer::to_xml_with(&inner, "root", "item")?;
     let key = AesEcb::key_from_secret(&shared.settings.apiv2_key)?;
     let req_info = AesEcb::encrypt(inner, key.as_bytes())?;

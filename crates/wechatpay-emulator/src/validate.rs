@@ -47,18 +47,30 @@ pub(crate) const fn opt(name: &'static str, kind: Kind) -> Field {
 
 /// Parses a JSON body into an object, or answers `PARAM_ERROR`.
 pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, Answer> {
+    object_at(body, "")
+}
+
+/// [`object`] for the JSON at pointer `at` of the body (`/meta` of an upload).
+pub(crate) fn object_at(body: &[u8], at: &str) -> Result<Map<String, Value>, Answer> {
+    let (field, what) = match at {
+        "" => ("/".to_string(), "the body".to_string()),
+        at => (
+            at.to_string(),
+            format!("{} of the body", at.trim_start_matches('/')),
+        ),
+    };
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(Answer::param_error(
-            "/",
+            &field,
             "body",
-            "the body must be a JSON object",
+            format!("{what} must be a JSON object"),
             Value::Null,
         )),
         Err(e) => Err(Answer::param_error(
-            "/",
+            &field,
             "body",
-            format!("the body is not valid JSON ({e})"),
+            format!("{what} is not valid JSON ({e})"),
             Value::Null,
         )),
     }
@@ -67,6 +79,16 @@ pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, Answer> {
 /// Checks `obj` against `spec`; unknown fields are let through, as the platform does.
 pub(crate) fn check(obj: &Map<String, Value>, spec: &[Field]) -> Result<(), Answer> {
     check_at(obj, spec, "")
+}
+
+/// [`check`] for the object at pointer `at` of the body (`/meta` of an upload): the fields at
+/// fault are named from the body's root (`/meta/sha256`).
+pub(crate) fn check_under(
+    obj: &Map<String, Value>,
+    spec: &[Field],
+    at: &str,
+) -> Result<(), Answer> {
+    check_at(obj, spec, at)
 }
 
 fn check_at(obj: &Map<String, Value>, spec: &[Field], prefix: &str) -> Result<(), Answer> {

@@ -283,10 +283,13 @@ fn request(
     body: &Bytes,
     protocol: Protocol,
 ) -> Result<http::Request<Full<Bytes>>, String> {
-    let b = http::Request::post(uri.clone()).header(
-        http::header::USER_AGENT,
-        "Mozilla/4.0 (wechatpay-chain emulator)",
-    );
+    // Every notification names itself in `Request-ID`, as the platform's do (each attempt anew).
+    let b = http::Request::post(uri.clone())
+        .header(
+            http::header::USER_AGENT,
+            "Mozilla/4.0 (wechatpay-chain emulator)",
+        )
+        .header("Request-ID", random_hex(16));
     let b = match protocol {
         Protocol::V2 => b.header(http::header::CONTENT_TYPE, "text/xml"),
         Protocol::V3 => {

@@ -235,7 +235,10 @@ fn discount_card_operations_keep_state_with_documented_fields_and_errors() {
         .unwrap_err());
     assert_eq!(
         (status, field.as_deref()),
-        (409, Some("objective_completion_serial_no"))
+        (
+            409,
+            Some("/objective_completion_records/0/objective_completion_serial_no")
+        )
     );
     let mut bad = records(code, "578354546", 1);
     bad["json"]["reward_usage_records"][0]
@@ -271,7 +274,10 @@ fn discount_card_operations_keep_state_with_documented_fields_and_errors() {
     let (status, _, field) = api(c["v3/discount-card/orders/{out_order_no}"]
         .patch(order_patch(no, "578354545", 200))
         .unwrap_err());
-    assert_eq!((status, field.as_deref()), (409, Some("reward_serial_no")));
+    assert_eq!(
+        (status, field.as_deref()),
+        (409, Some("/rewards/0/reward_serial_no"))
+    );
     assert_eq!(
         api(c["v3/discount-card/orders/{out_order_no}"]
             .patch(order_patch("nosuchorder", "1", 1))
@@ -1028,19 +1034,19 @@ fn media_upload_checks_the_meta_signature_and_the_file_hash() {
     let (status, v) = upload(&meta, b"other bytes", false);
     assert_eq!(
         (status, v["detail"]["field"].as_str()),
-        (400, Some("/sha256")),
+        (400, Some("/meta/sha256")),
         "{v}"
     );
 
     let bad_name = json!({"filename": "x.exe", "sha256": sha256_hex(&png)}).to_string();
     assert_eq!(
         upload(&bad_name, &png, false).1["detail"]["field"],
-        "/filename"
+        "/meta/filename"
     );
     let no_hash = json!({"filename": "x.png"}).to_string();
     assert_eq!(
         upload(&no_hash, &png, false).1["detail"]["field"],
-        "/sha256"
+        "/meta/sha256"
     );
 }
 
