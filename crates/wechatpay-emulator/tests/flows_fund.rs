@@ -216,7 +216,7 @@ fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
     let (status, code, field) = api(bills.post(other).unwrap_err());
     assert_eq!(
         (status, code.as_str(), field.as_deref()),
-        (409, "RESOURCE_ALREADY_EXISTS", Some("out_bill_no"))
+        (409, "RESOURCE_ALREADY_EXISTS", Some("/out_bill_no"))
     );
 
     let by_no = ok(
@@ -485,7 +485,7 @@ fn transfers_answer_the_documented_errors() {
         (400, Some("PARAM_ERROR")),
         "{v}"
     );
-    assert_eq!(v["detail"]["field"], "Wechatpay-Serial");
+    assert_eq!(v["detail"]["field"], "/Wechatpay-Serial");
     // Nothing of it was recorded.
     let (status, code, _) = api(c
         ["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]

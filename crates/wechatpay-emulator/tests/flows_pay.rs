@@ -658,11 +658,20 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     assert_eq!(n.resource["out_trade_no"], "PAY-00000001");
     assert_eq!(n.resource["payer"]["openid"], "oUser-given-0001");
     assert_eq!(n.resource, paid);
-    let events: Vec<String> = emu
-        .deliveries()
-        .iter()
-        .map(|d| d.event_type.clone())
-        .collect();
+    // the attempt is recorded once the receiver's answer is in, which may be after the
+    // receiver has handed the notification over: wait for it (bounded)
+    let mut events: Vec<String> = Vec::new();
+    for _ in 0..500 {
+        events = emu
+            .deliveries()
+            .iter()
+            .map(|d| d.event_type.clone())
+            .collect();
+        if !events.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(events, ["TRANSACTION.SUCCESS"]);
 
     // the old control endpoint still pays, and answers a paid order as it is
