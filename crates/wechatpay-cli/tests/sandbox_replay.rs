@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use served::Served;
+use wechatpay_chain::catalog::{self, Field};
+use wechatpay_chain::{PublicKey, Rsa};
 
 /// Where the shared conformance files are: `$SHARED`, else `../shared` beside the repository.
 fn corpus() -> Option<PathBuf> {
@@ -33,12 +35,33 @@ fn corpus() -> Option<PathBuf> {
     None
 }
 
-/// Every `mchid` of the args becomes the sandbox's.
+/// What a merchant's code does before sending: each body field the operation's page marks
+/// `by-rsa-pubkey` is encrypted with the platform public key (the samples hold placeholders,
+/// which the platform refuses as "not ciphertext").
+fn encrypt_sensitive(fields: &[Field], v: &mut Value, key: &PublicKey) {
+    for f in fields {
+        match v.get_mut(&f.name) {
+            Some(Value::String(text)) if f.encrypted.as_deref() == Some("by-rsa-pubkey") => {
+                *text = Rsa::encrypt(text.as_bytes(), key).unwrap();
+            }
+            Some(Value::Array(items)) => {
+                for item in items {
+                    encrypt_sensitive(&f.children, item, key);
+                }
+            }
+            Some(inner @ Value::Object(_)) => encrypt_sensitive(&f.children, inner, key),
+            _ => {}
+        }
+    }
+}
+
+/// Every `mchid` of the args becomes the sandbox's, which is also the service provider
+/// (`sp_mchid`) and the combining merchant (`combine_mchid`).
 fn with_mchid(v: &mut Value, mchid: &str) {
     match v {
         Value::Object(m) => {
             for (k, x) in m.iter_mut() {
-                if k == "mchid" && x.is_string() {
+                if matches!(k.as_str(), "mchid" | "sp_mchid" | "combine_mchid") && x.is_string() {
                     *x = Value::from(mchid);
                 } else {
                     with_mchid(x, mchid);
@@ -64,14 +87,24 @@ fn doc_defect(template: &str, args: &Value) -> Vec<String> {
 }
 
 /// The business errors of the sandbox's modelled flows for objects it does not hold (an order,
-/// a card, a bill, a platform certificate in public-key mode) or not in that state yet.
-const BUSINESS: [&str; 5] = [
+/// a card, a bill, a platform certificate in public-key mode) or not in that state yet, or a
+/// number the corpus reuses with other content (several samples share one `out_trade_no`).
+const BUSINESS: [&str; 6] = [
+    "RESOURCE_ALREADY_EXISTS",
     "ORDER_NOT_EXIST",
     "NOT_FOUND",
     "RESOURCE_NOT_EXISTS",
     "INVALID_REQUEST",
     "NO_STATEMENT_EXIST",
 ];
+
+/// Samples that contradict their own page, refused as the platform refuses them: the transfer
+/// sample reports scene 1000 with one `info_type` where the page's note asks for two.
+const SAMPLE_CONTRADICTS_PAGE: [(&str, &str, &str); 1] = [(
+    "post",
+    "v3/fund-app/mch-transfer/transfer-bills",
+    "/body/transfer_scene_report_infos",
+)];
 
 /// How one call ended.
 enum Outcome {
@@ -106,6 +139,8 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
     let base = env["WECHATPAY_BASE_URI"].clone();
     let mchid = env["WECHATPAY_MCHID"].clone();
     let key_id = env["WECHATPAY_PUBLIC_KEY_ID"].clone();
+    let platform_key =
+        Rsa::from_public(&format!("file://{}", env["WECHATPAY_PUBLIC_KEY"])).unwrap();
     let scratch = tempfile::tempdir().unwrap();
 
     let mut calls = Vec::new();
@@ -118,6 +153,10 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
         let template = row["template"].as_str().unwrap().to_string();
         let mut args = row["args"].clone();
         with_mchid(&mut args, &mchid);
+        if let Some(op) = catalog::find(&method, &template) {
+            // the request fields start at the args: `json`, `query`, the placeholders
+            encrypt_sensitive(&op.request, &mut args, &platform_key);
+        }
         let m = args.as_object_mut().unwrap();
         // the sandbox is the base URI of every call (a per-call endpoint included), and the
         // platform key a call names is the sandbox's
@@ -167,7 +206,15 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
             {
                 Outcome::DocDefect(last)
             }
-            (_, Some((400..=404, code)))
+            (_, Some((400, "PARAM_ERROR")))
+                if signed_error
+                    && SAMPLE_CONTRADICTS_PAGE.iter().any(|(m, t, field)| {
+                        m == method && t == template && last.contains(field)
+                    }) =>
+            {
+                Outcome::DocDefect(last)
+            }
+            (_, Some((400..=409, code)))
                 if signed_error
                     && BUSINESS.contains(&code)
                     && !last.contains("the emulator has no operation") =>
@@ -195,7 +242,7 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
     }
     eprintln!(
         "corpus APIv3 calls through the command line: {}, 2xx: {ok}, signed business errors: {}, \
-         signed 404 to samples missing a placeholder: {}, other: {}",
+         signed refusals of samples missing a placeholder or contradicting their page: {}, other: {}",
         outcomes.len(),
         business.len(),
         defects.len(),
@@ -203,7 +250,10 @@ fn every_apiv3_call_of_the_corpus_gets_a_verified_answer_from_serve() {
     );
     for (what, list) in [
         ("business errors", &business),
-        ("samples missing a placeholder", &defects),
+        (
+            "samples missing a placeholder or contradicting their page",
+            &defects,
+        ),
         ("NOT VERIFIED ANSWERS", &failed),
     ] {
         if !list.is_empty() {
