@@ -207,7 +207,16 @@ async function drive(s, adapter, tag) {
       const { status, data } = await adapter.call('GET', 'v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}', { out_bill_no: outBillNo });
       assert.ok(status >= 200 && status < 300, `status ${status}`);
       assert.equal(data.out_bill_no, outBillNo);
-      assert.equal(typeof data.state, 'string');
+      assert.equal(data.state, 'WAIT_USER_CONFIRM');
+    }, { chain: 'transfer' });
+
+    await run.step('merchant transfer confirmed (POST /emulator/transfers/.../succeeded): MCHTRANSFER.BILL.FINISHED verified', async () => {
+      await control(s, `transfers/${outBillNo}/succeeded`);
+      const e = await notify.waitFor('transfer', 'MCHTRANSFER.BILL.FINISHED', (r) => r.out_bill_no === outBillNo);
+      assert.equal(e.resource.state, 'SUCCESS');
+      assert.equal(e.resource.transfer_amount, 400);
+      const { data } = await adapter.call('GET', 'v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}', { out_bill_no: outBillNo });
+      assert.equal(data.state, 'SUCCESS');
     }, { chain: 'transfer' });
 
     await corpusSection(run, s, adapter);
