@@ -327,6 +327,7 @@ impl Gen<'_> {
         at: &str,
     ) -> Map<String, Value> {
         let mut out = Map::new();
+        let mut generated = Vec::new();
         for f in fields {
             if f.name.contains('$') {
                 continue;
@@ -335,10 +336,14 @@ impl Gen<'_> {
             let given = context
                 .and_then(|c| c.get(&f.name))
                 .or_else(|| self.echo.get(&f.name));
+            if given.and_then(|g| fitting(f, g)).is_none() {
+                generated.push(f.name.as_str());
+            }
             if let Some(v) = self.field(f, given, &at) {
                 out.insert(f.name.clone(), v);
             }
         }
+        coherent_amounts(&mut out, &generated);
         out
     }
 
@@ -493,6 +498,9 @@ impl Gen<'_> {
         if name.ends_with("date") || f.label.contains("日期") {
             return rfc3339(EPOCH + (h % (182 * 86_400)) as i64)[..10].to_string();
         }
+        if name.ends_with("currency") || f.label.contains("币种") || f.label.contains("货币") {
+            return "CNY".into();
+        }
         if name.contains("url") {
             return format!("https://pay.weixin.qq.com/sandbox/{name}/{}", &hex[..8]);
         }
@@ -521,6 +529,30 @@ impl Gen<'_> {
             return f.label.clone();
         }
         format!("{name}_{}", &hex[..8].to_ascii_lowercase())
+    }
+}
+
+/// An amount object's generated figures made to agree with each other and with what was echoed:
+/// a refund no larger than the total, the payer's figures equal to the order's (no discount).
+fn coherent_amounts(out: &mut Map<String, Value>, generated: &[&str]) {
+    let int = |out: &Map<String, Value>, k: &str| out.get(k).and_then(Value::as_i64);
+    let made = |k: &str| generated.contains(&k);
+    if let (Some(total), Some(refund)) = (int(out, "total"), int(out, "refund")) {
+        if refund > total {
+            if made("refund") {
+                out.insert("refund".into(), Value::from(1 + refund % total.max(1)));
+            } else if made("total") {
+                out.insert("total".into(), Value::from(refund));
+            }
+        }
+    }
+    for (payer, of) in [("payer_total", "total"), ("payer_refund", "refund")] {
+        if let (true, Some(v)) = (made(payer) && out.contains_key(payer), int(out, of)) {
+            out.insert(
+                payer.into(),
+                Value::from(v.min(int(out, "total").unwrap_or(v))),
+            );
+        }
     }
 }
 

@@ -317,3 +317,34 @@ fn apiv2_events_need_the_apiv2_key() {
     ));
     assert!(Trigger::new(e).build(keys).is_ok());
 }
+
+#[test]
+fn generated_amounts_agree_with_each_other_and_currencies_are_cny() {
+    let refund = Trigger::new(events::find("REFUND.SUCCESS", false).unwrap());
+    let a = &refund.resource("1900000001")["amount"];
+    let (total, refunded) = (a["total"].as_i64().unwrap(), a["refund"].as_i64().unwrap());
+    assert!(0 < refunded && refunded <= total, "{a}");
+    assert_eq!(
+        (a["payer_total"].as_i64(), a["payer_refund"].as_i64()),
+        (Some(total), Some(refunded))
+    );
+    assert_eq!(
+        (a["currency"].as_str(), a["payer_currency"].as_str()),
+        (Some("CNY"), Some("CNY"))
+    );
+
+    // what is set stays as set, and the generated figures follow it
+    let set = refund.clone().set_text("amount.total=5").unwrap();
+    let a = &set.resource("1900000001")["amount"];
+    assert_eq!(a["total"], 5, "{a}");
+    assert!(a["refund"].as_i64().unwrap() <= 5, "{a}");
+
+    // an amount the page leaves optional is filled as the platform sends it
+    let paid = Trigger::new(events::find("TRANSACTION.SUCCESS", false).unwrap());
+    let a = &paid.resource("1900000001")["amount"];
+    assert_eq!(
+        (a["currency"].as_str(), a["payer_currency"].as_str()),
+        (Some("CNY"), Some("CNY"))
+    );
+    assert!(a["payer_total"].as_i64().unwrap() > 0, "{a}");
+}
