@@ -675,3 +675,65 @@ impl Transport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(t: &Transport) -> impl Future<Output = Answer> + Send + 'static {
+        // Port 9 on loopback: refused (or timed out); the route is what is tested.
+        let req = http::Request::get("http://127.0.0.1:9/")
+            .body(Bytes::new())
+            .unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            body_limit: 1024,
+        };
+        let t = t.clone();
+        async move { t.send(req, false, limits)?.await }
+    }
+
+    #[test]
+    fn a_runtimes_pool_goes_with_the_runtime_and_its_watcher_with_the_client() {
+        let t = Transport::new(TlsConfig::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(attempt(&t));
+        let _ = rt.block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 1, "one pool for the runtime");
+        drop(rt);
+        assert_eq!(t.runtimes(), 0, "the pool went with its runtime");
+
+        // Blocking calls keep pools of the crate's own runtimes, never removed.
+        let _ = block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 1);
+
+        // The task watching a user's runtime ends when the client is dropped.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 2);
+        assert!(rt.metrics().num_alive_tasks() >= 1);
+        drop(t);
+        let left = rt.block_on(async {
+            let alive = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
+            for _ in 0..100_000 {
+                if alive() == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            alive()
+        });
+        assert_eq!(left, 0, "the watcher ended with the client");
+    }
+}
