@@ -80,9 +80,20 @@ fn rss_kib() -> u64 {
     pages * 4
 }
 
-/// Open file descriptors of the process (sockets included).
-fn fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+/// Open file descriptors of the process, and how many of them are sockets.
+fn fds() -> (usize, usize) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return (0, 0);
+    };
+    let links: Vec<_> = dir
+        .flatten()
+        .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
+        .collect();
+    let sockets = links
+        .iter()
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count();
+    (links.len(), sockets)
 }
 
 /// The answer every request gets: status, headers and body, signed with the platform key.
@@ -535,9 +546,14 @@ fn main() {
     let ok = async_calls(&rt, &fresh, 256, total);
     let (fd1, rss1) = (fds(), rss_kib());
     println!(
-        "(5) 10,000 async calls at 256 in flight: {ok}/{total} ok; {} new connection(s) after the warm-up; open fds {fd0} → {fd1}; RSS {} → {} MiB",
+        "(5) 10,000 async calls at 256 in flight: {ok}/{total} ok; {} new connection(s) after the warm-up; open fds {} → {} (sockets {} → {}, client and server sides); RSS {} → {} MiB; the server accepted {} connections in the whole run",
         server.connections() - before,
+        fd0.0,
+        fd1.0,
+        fd0.1,
+        fd1.1,
         rss0 / 1024,
-        rss1 / 1024
+        rss1 / 1024,
+        server.connections()
     );
 }
