@@ -83,8 +83,7 @@ impl Chain {
     }
 
     fn call_blocking(&self, method: Method, args: Value) -> Result<Response, Error> {
-        // Signed before the I/O runtime is entered: a thread driving it for others should not
-        // hold it through an RSA signature.
+        // Signed before a runtime is entered: nothing of the runtime's waits on the signature.
         let pending = self.core.begin(method, &self.path, &args)?;
         crate::transport::block_on(self.core.run(pending))
     }

@@ -1,21 +1,34 @@
-//! The one pooled hyper client a `Client` and all its clones share, on a small current-thread
-//! runtime of the crate's own, never dropped (a runtime dropped inside another runtime's task
-//! would panic).
+//! Where a call's I/O runs, and the pools of connections a `Client` and all its clones share.
 //!
-//! Who drives it: while a program makes blocking calls one at a time (a script, the command
-//! line), each call drives it itself on its own thread (`Runtime::block_on`), so a blocking call
-//! costs no thread hand-off at all. Async calls, overlapping blocking calls, and blocking calls
-//! made inside a runtime (where a nested `block_on` would panic) are spawned onto it and driven
-//! by a dedicated thread, started the first time one is needed; from then on every call goes
-//! through that thread. Either way there is one pool, and connections never belong to a
-//! caller's runtime, so they never outlive one.
+//! A connection belongs to the tokio runtime whose tasks drive it, and is kept in a pool of that
+//! runtime: each `Client` keeps one pool per runtime its calls have run on, keyed by the
+//! runtime's [`Id`](tokio::runtime::Id), and shared by all its clones. So no connection is ever
+//! used from a runtime other than its own, and none outlives its runtime.
+//!
+//! - An async call awaited on a tokio runtime does its I/O right there, on the caller's task
+//!   and runtime (hyper's connection tasks are spawned on it): no hand-off between threads. The
+//!   first call of a client on a runtime leaves a small task on it that removes that runtime's
+//!   pool when the runtime shuts down (or ends when the client is dropped). A runtime without
+//!   IO or timers enabled cannot drive a socket: its calls go to the background runtime below.
+//! - A blocking call made outside any runtime drives one of the crate's own current-thread
+//!   runtimes on the calling thread (`Runtime::block_on`): the socket is written and read by the
+//!   thread that signs and verifies, with no hand-off. Each concurrent blocking call takes a
+//!   runtime of its own from a free list (the most recently used first, so sequential calls
+//!   reuse one warm connection), which grows with the number of threads calling at once.
+//! - A blocking call made inside a runtime (where a nested `block_on` would panic), an async
+//!   call polled outside any tokio runtime, and calls on a runtime without IO or timers use
+//!   the background runtime: a current-thread runtime driven by a thread of its own, started
+//!   the first time it is needed; the caller waits for its answer.
+//!
+//! The crate's runtimes are never dropped (a runtime dropped inside another runtime's task
+//! would panic), so their connections live as long as their pools.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::sync::{LazyLock, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -23,7 +36,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Id, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
@@ -36,52 +49,119 @@ pub(crate) use tls::{Identity, TlsConfig};
 
 type Pool = HyperClient<tls::Connector, Full<Bytes>>;
 
-// The failures are kept (shared: every later call reports the same cause) as error sources.
-static RUNTIME: LazyLock<Result<Runtime, Arc<std::io::Error>>> = LazyLock::new(|| {
+/// How the calling thread is taking part in a call right now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Not inside a blocking call: an async call uses the runtime it is polled on.
+    Free,
+    /// Driving one of the crate's blocking runtimes in [`block_on`]: the I/O runs here.
+    Driving,
+    /// Parked in [`block_on`] while the background runtime does the I/O.
+    Parked,
+}
+
+thread_local! {
+    static MODE: Cell<Mode> = const { Cell::new(Mode::Free) };
+}
+
+/// Restores the thread's mode when a blocking call ends, however it ends.
+struct Restore(Mode);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        MODE.set(self.0);
+    }
+}
+
+fn enter(mode: Mode) -> Restore {
+    Restore(MODE.replace(mode))
+}
+
+fn current_thread() -> std::io::Result<Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Arc::new)
-});
+}
 
-/// The dedicated driver thread, once started.
+// The failures are kept (shared: every later call reports the same cause) as error sources.
+static BACKGROUND: LazyLock<Result<Runtime, Arc<std::io::Error>>> =
+    LazyLock::new(|| current_thread().map_err(Arc::new));
+
+/// The background runtime's driver thread, once started.
 static DRIVER: OnceLock<Result<(), Arc<std::io::Error>>> = OnceLock::new();
 
-/// Threads inside [`block_on`] right now.
-static INLINE: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// True while this thread drives the I/O runtime in [`block_on`].
-    static DRIVING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn runtime() -> Result<&'static Runtime, Error> {
-    RUNTIME
+/// The background runtime, its driver thread started (once).
+fn background() -> Result<&'static Runtime, Error> {
+    let rt = BACKGROUND
         .as_ref()
-        .map_err(|e| Error::config_from("cannot start the I/O runtime", e.clone()))
-}
-
-/// Spawns onto the I/O runtime. Unless this thread is driving it right now, the dedicated
-/// driver thread is started (once) so that the task makes progress.
-pub(crate) fn spawn<F>(f: F) -> Result<JoinHandle<F::Output>, Error>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let rt = runtime()?;
-    if !DRIVING.get() {
-        let started = DRIVER.get_or_init(|| {
+        .map_err(|e| Error::config_from("cannot start the I/O runtime", e.clone()))?;
+    DRIVER
+        .get_or_init(|| {
             std::thread::Builder::new()
                 .name("wechatpay-io".into())
                 .spawn(move || rt.block_on(std::future::pending::<()>()))
                 .map(|_| ())
                 .map_err(Arc::new)
-        });
-        started
-            .clone()
-            .map_err(|e| Error::config_from("cannot start the I/O thread", e))?;
+        })
+        .clone()
+        .map_err(|e| Error::config_from("cannot start the I/O thread", e))?;
+    Ok(rt)
+}
+
+/// The crate's blocking runtimes not in use right now; the last one returned is taken first.
+static IDLE: Mutex<Vec<&'static Runtime>> = Mutex::new(Vec::new());
+
+/// How many blocking runtimes exist.
+static MADE: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many threads drive a blocking runtime of their own at once; beyond, blocking
+/// calls wait on the background runtime.
+const MAX_BLOCKING_RUNTIMES: usize = 256;
+
+/// A blocking runtime for this thread's call, back on the free list when dropped.
+struct Lent(&'static Runtime);
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        IDLE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.0);
     }
-    Ok(rt.spawn(f))
+}
+
+fn lend() -> Option<Lent> {
+    if let Some(rt) = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+        return Some(Lent(rt));
+    }
+    if MADE.fetch_add(1, Ordering::AcqRel) >= MAX_BLOCKING_RUNTIMES {
+        MADE.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    match current_thread() {
+        // Never dropped: see the module's docs.
+        Ok(rt) => Some(Lent(Box::leak(Box::new(rt)))),
+        Err(e) => {
+            MADE.fetch_sub(1, Ordering::AcqRel);
+            tracing::debug!(error = %e, "cannot start a blocking runtime; using the background one");
+            None
+        }
+    }
+}
+
+/// Whether the current runtime can drive sockets and timers (built with IO and time enabled):
+/// tokio has no query for it, only a panic on first use, caught here once per client and
+/// runtime.
+fn drivable() -> bool {
+    std::panic::catch_unwind(|| {
+        drop(tokio::time::sleep(Duration::ZERO));
+        #[cfg(unix)]
+        if let Ok(s) = std::os::unix::net::UnixDatagram::unbound() {
+            if s.set_nonblocking(true).is_ok() {
+                drop(tokio::net::UnixDatagram::from_std(s));
+            }
+        }
+    })
+    .is_ok()
 }
 
 /// Limits of one exchange.
@@ -91,15 +171,151 @@ pub(crate) struct Limits {
     pub body_limit: usize,
 }
 
-/// Pooled HTTP(S) connections: a plain pool, and for APIv2 `security` calls a pool that
-/// presents the merchant certificate. Each pool builds its TLS context on its first `https://`
-/// connection (see [`tls`]): an `http://` base never loads the trust store.
-#[derive(Clone)]
-pub(crate) struct Transport {
-    plain: Pool,
-    secure: Option<Pool>,
+/// Where an exchange runs: on the current runtime, in place, or on the background runtime.
+enum Route {
+    Here(Pool),
+    Background(Pool),
+}
+
+/// One runtime's pool of a [`Pools`]; `None` for a runtime that cannot drive sockets.
+struct Entry {
+    pool: Option<Pool>,
+    /// Tells this entry apart from a later one of the same runtime.
+    token: u64,
+    /// Dropped with the entry (the client gone): ends the task that watches the runtime.
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(0);
+
+/// The pools of one kind (plain, or presenting the merchant certificate), one per runtime.
+struct Pools {
+    tls: Arc<tls::LazyTls>,
+    by_runtime: Mutex<HashMap<Id, Entry>>,
+}
+
+/// Removes a runtime's pool when the runtime shuts down: held by a task on that runtime, which
+/// the shutdown drops.
+struct Forget {
+    pools: Weak<Pools>,
+    id: Id,
+    token: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        let Some(pools) = self.pools.upgrade() else {
+            return;
+        };
+        let removed = {
+            let mut map = pools
+                .by_runtime
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if map.get(&self.id).is_some_and(|e| e.token == self.token) {
+                map.remove(&self.id)
+            } else {
+                None
+            }
+        };
+        // Its connections close outside the lock.
+        drop(removed);
+    }
+}
+
+impl Pools {
+    fn new(tls: Arc<tls::LazyTls>) -> Arc<Self> {
+        Arc::new(Pools {
+            tls,
+            by_runtime: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lookup(&self, id: Id) -> Option<Option<Pool>> {
+        self.by_runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .map(|e| e.pool.clone())
+    }
+
+    /// The pool of runtime `handle`, made on first use; `ours`: a runtime of the crate's own,
+    /// never shut down and always able to drive sockets.
+    fn of(self: &Arc<Self>, handle: &Handle, ours: bool) -> Option<Pool> {
+        let id = handle.id();
+        if let Some(pool) = self.lookup(id) {
+            return pool;
+        }
+        let pool = (ours || drivable()).then(|| pool(self.tls.clone()));
+        let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+        let (stop, stopped) = if ours {
+            (None, None)
+        } else {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            (Some(tx), Some(rx))
+        };
+        {
+            let mut map = self
+                .by_runtime
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(e) = map.get(&id) {
+                // Another thread of the same runtime was first.
+                return e.pool.clone();
+            }
+            map.insert(
+                id,
+                Entry {
+                    pool: pool.clone(),
+                    token,
+                    _stop: stop,
+                },
+            );
+        }
+        if let Some(stopped) = stopped {
+            // Spawned after the insertion and outside the lock: a runtime already shutting down
+            // drops the task (and so removes the entry) at once.
+            let forget = Forget {
+                pools: Arc::downgrade(self),
+                id,
+                token,
+            };
+            drop(handle.spawn(async move {
+                let _forget = forget;
+                let _ = stopped.await;
+            }));
+        }
+        pool
+    }
+
+    /// Where this thread's exchange runs, and on which pool.
+    fn route(self: &Arc<Self>) -> Result<Route, Error> {
+        let here = match MODE.get() {
+            Mode::Parked => None,
+            Mode::Driving => Handle::try_current().ok().and_then(|h| self.of(&h, true)),
+            Mode::Free => Handle::try_current().ok().and_then(|h| self.of(&h, false)),
+        };
+        match here {
+            Some(pool) => Ok(Route::Here(pool)),
+            None => {
+                let bg = background()?;
+                let pool = self.of(bg.handle(), true).ok_or_else(|| {
+                    Error::config("the background I/O runtime cannot drive sockets")
+                })?;
+                Ok(Route::Background(pool))
+            }
+        }
+    }
+
     #[cfg(test)]
-    tls: Vec<Arc<tls::LazyTls>>,
+    fn count(&self) -> usize {
+        self.by_runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|e| e.pool.is_some())
+            .count()
+    }
 }
 
 fn pool(tls: Arc<tls::LazyTls>) -> Pool {
@@ -107,6 +323,18 @@ fn pool(tls: Arc<tls::LazyTls>) -> Pool {
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(tls::Connector::new(tls))
+}
+
+/// Pooled HTTP(S) connections: a plain pool, and for APIv2 `security` calls a pool that
+/// presents the merchant certificate, each one per runtime (see the module's docs). Each
+/// builds its TLS context on its first `https://` connection (see [`tls`]): an `http://` base
+/// never loads the trust store.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    plain: Arc<Pools>,
+    secure: Option<Arc<Pools>>,
+    #[cfg(test)]
+    tls: Vec<Arc<tls::LazyTls>>,
 }
 
 impl Transport {
@@ -120,8 +348,8 @@ impl Transport {
             .is_some()
             .then(|| Arc::new(tls::LazyTls::new(config.clone(), true)));
         Transport {
-            plain: pool(plain.clone()),
-            secure: secure.clone().map(pool),
+            plain: Pools::new(plain.clone()),
+            secure: secure.clone().map(Pools::new),
             #[cfg(test)]
             tls: std::iter::once(plain).chain(secure).collect(),
         }
@@ -133,35 +361,56 @@ impl Transport {
         self.tls.iter().any(|t| t.is_built())
     }
 
+    /// How many runtimes the plain pools are kept for (tests).
+    #[cfg(test)]
+    pub(crate) fn runtimes(&self) -> usize {
+        self.plain.count()
+    }
+
     /// Whether a merchant identity was configured for `security` calls.
     pub(crate) fn has_identity(&self) -> bool {
         self.secure.is_some()
     }
 
-    /// Sends `req` on the I/O runtime; the returned future can be awaited on any runtime and
-    /// cancels the exchange when dropped.
+    /// Sends `req`: in place on the current runtime, or on the background runtime (see the
+    /// module's docs). The future cancels the exchange when dropped.
     pub(crate) fn send(
         &self,
         req: http::Request<Bytes>,
         secure: bool,
         limits: Limits,
     ) -> Result<Exchange, Error> {
-        let pool = self.pool(secure)?;
-        if DRIVING.get() {
-            // This thread drives the runtime: the exchange runs right here, no hand-off.
-            Ok(Exchange::Inline(Box::pin(exchange(pool, req, limits))))
-        } else {
-            Ok(Exchange::Spawned(spawn(exchange(pool, req, limits))?))
+        match self.pools(secure)?.route()? {
+            Route::Here(pool) => Ok(Exchange::Inline(Box::pin(exchange(pool, req, limits)))),
+            Route::Background(pool) => Ok(Exchange::Spawned(
+                background()?.spawn(exchange(pool, req, limits)),
+            )),
         }
     }
 
-    fn pool(&self, secure: bool) -> Result<Pool, Error> {
+    /// Waits `d` (between retries) on the timer of the runtime this call's I/O runs on.
+    pub(crate) async fn sleep(&self, d: Duration) -> Result<(), Error> {
+        match self.plain.route()? {
+            Route::Here(_) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            // Made inside the task: a `Sleep` registers with the timer of the runtime it is
+            // made on.
+            Route::Background(_) => background()?
+                .spawn(async move { tokio::time::sleep(d).await })
+                .await
+                .map_err(|e| Error::config_from("the I/O task failed", e)),
+        }
+    }
+
+    fn pools(&self, secure: bool) -> Result<&Arc<Pools>, Error> {
         if secure {
-            self.secure.clone().ok_or_else(|| {
+            self.secure.as_ref().ok_or_else(|| {
                 Error::config("this call needs the merchant certificate (security): set Builder::merchant_identity")
             })
         } else {
-            Ok(self.plain.clone())
+            Ok(&self.plain)
         }
     }
 }
@@ -247,8 +496,8 @@ async fn exchange(
 
 type Answer = Result<http::Response<Bytes>, Error>;
 
-/// An exchange under way: run in place by the thread driving the runtime, or as a task on it;
-/// dropping it cancels the exchange.
+/// An exchange under way: run in place on the current runtime, or as a task on the background
+/// runtime; dropping it cancels the exchange.
 pub(crate) enum Exchange {
     Inline(Pin<Box<dyn Future<Output = Answer> + Send>>),
     Spawned(JoinHandle<Answer>),
@@ -276,18 +525,6 @@ impl Drop for Exchange {
     }
 }
 
-/// Waits `d` on the I/O runtime's timer, so it works from any runtime and from [`block_on`].
-pub(crate) async fn sleep(d: Duration) -> Result<(), Error> {
-    if DRIVING.get() {
-        tokio::time::sleep(d).await;
-        return Ok(());
-    }
-    // Made inside the task: a `Sleep` registers with the timer of the runtime it is made on.
-    spawn(async move { tokio::time::sleep(d).await })?
-        .await
-        .map_err(|e| Error::config_from("the I/O task failed", e))
-}
-
 struct Unpark(std::thread::Thread);
 
 impl Wake for Unpark {
@@ -301,35 +538,19 @@ impl Wake for Unpark {
 }
 
 /// Runs a call's future to completion on the calling thread, for the blocking API. Outside any
-/// tokio runtime the thread drives the I/O runtime itself; inside one (a worker of the caller's
-/// runtime, say), where a nested `block_on` would panic, it parks while the driver thread does
-/// the I/O: that blocks the worker, as any blocking call does, but cannot panic or deadlock.
+/// tokio runtime the thread drives a blocking runtime of the crate's own itself (the I/O runs
+/// here); inside one (a worker of the caller's runtime, say), where a nested `block_on` would
+/// panic, it parks while the background runtime does the I/O: that blocks the worker, as any
+/// blocking call does, but cannot panic or deadlock.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
-    // In place only for one thread at a time, before any driver thread: with two threads taking
-    // turns on the scheduler, a connection could be checked back into the pool late and another
-    // opened. The first overlap starts the driver thread, and every call goes through it after.
-    let alone = INLINE.fetch_add(1, Ordering::AcqRel) == 0;
-    struct Leave;
-    impl Drop for Leave {
-        fn drop(&mut self) {
-            INLINE.fetch_sub(1, Ordering::AcqRel);
-            DRIVING.set(false);
+    if MODE.get() == Mode::Free && Handle::try_current().is_err() {
+        if let Some(lent) = lend() {
+            let _mode = enter(Mode::Driving);
+            return lent.0.block_on(f);
         }
     }
-    let _leave = Leave;
-    match runtime() {
-        Ok(rt)
-            if alone
-                && !DRIVING.get()
-                && DRIVER.get().is_none()
-                && tokio::runtime::Handle::try_current().is_err() =>
-        {
-            DRIVING.set(true);
-            rt.block_on(f)
-        }
-        // Without a runtime, `f` meets the same error when it sends, and returns it.
-        _ => park_on(f),
-    }
+    let _mode = enter(Mode::Parked);
+    park_on(f)
 }
 
 /// Polls `f` on the calling thread, parking between polls; the I/O is driven elsewhere.
@@ -395,12 +616,12 @@ impl Transport {
         secure: bool,
         limits: Limits,
     ) -> Result<Stream, Error> {
-        let pool = self.pool(secure)?;
+        let route = self.pools(secure)?.route()?;
         let uri = req.uri().clone();
         let (head_tx, head_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let task_uri = uri.clone();
-        let task = spawn(async move {
+        let task = move |pool: Pool| async move {
             let uri = task_uri;
             let res = match tokio::time::timeout(limits.timeout, send(&pool, req, &uri)).await {
                 Ok(Ok(res)) => res,
@@ -437,8 +658,12 @@ impl Transport {
                     break;
                 }
             }
+        };
+        // On the runtime whose pool the connection comes from.
+        let task = AbortOnDrop(match route {
+            Route::Here(pool) => tokio::spawn(task(pool)),
+            Route::Background(pool) => background()?.spawn(task(pool)),
         });
-        let task = AbortOnDrop(task?);
         let parts = head_rx
             .await
             .map_err(|e| Error::config_from("the I/O task stopped", e))??;
@@ -448,5 +673,67 @@ impl Transport {
             rx,
             _task: task,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(t: &Transport) -> impl Future<Output = Answer> + Send + 'static {
+        // Port 9 on loopback: refused (or timed out); the route is what is tested.
+        let req = http::Request::get("http://127.0.0.1:9/")
+            .body(Bytes::new())
+            .unwrap();
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+            body_limit: 1024,
+        };
+        let t = t.clone();
+        async move { t.send(req, false, limits)?.await }
+    }
+
+    #[test]
+    fn a_runtimes_pool_goes_with_the_runtime_and_its_watcher_with_the_client() {
+        let t = Transport::new(TlsConfig::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(attempt(&t));
+        let _ = rt.block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 1, "one pool for the runtime");
+        drop(rt);
+        assert_eq!(t.runtimes(), 0, "the pool went with its runtime");
+
+        // Blocking calls keep pools of the crate's own runtimes, never removed.
+        let _ = block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 1);
+
+        // The task watching a user's runtime ends when the client is dropped.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(attempt(&t));
+        assert_eq!(t.runtimes(), 2);
+        assert!(rt.metrics().num_alive_tasks() >= 1);
+        drop(t);
+        let left = rt.block_on(async {
+            let alive = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
+            for _ in 0..100_000 {
+                if alive() == 0 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            alive()
+        });
+        assert_eq!(left, 0, "the watcher ended with the client");
     }
 }

@@ -187,7 +187,7 @@ impl Core {
                 "retrying: attempt {attempt} of {} failed",
                 policy.max_attempts
             );
-            crate::transport::sleep(wait).await?;
+            self.transport.sleep(wait).await?;
             attempt += 1;
             request = self.next_request(&pending, policy, backup)?;
         }

@@ -82,8 +82,8 @@ fn ten_thousand_calls_256_in_flight_then_64_blocking_threads() {
         })
     };
 
-    // First, blocking calls from 64 threads at once: before any async call, they drive the
-    // I/O themselves, taking turns on the shared runtime.
+    // First, blocking calls from 64 threads at once: each drives the I/O itself, on a
+    // current-thread runtime of the library's that it takes for the call.
     let before = 0;
     std::thread::scope(|s| {
         for t in 0..64 {
@@ -100,9 +100,11 @@ fn ten_thousand_calls_256_in_flight_then_64_blocking_threads() {
     assert_eq!(after - before, 64 * 20);
     let blocking_sockets = sockets();
     println!("64 blocking threads: {blocking_sockets} sockets");
+    // At most one connection per thread, and per runtime the socket of tokio's signal driver
+    // (the binary's tokio has the `signal` feature: each runtime holds a copy of its receiver).
     assert!(
-        blocking_sockets <= 64 + 8,
-        "64 threads need at most 64 connections"
+        blocking_sockets <= 2 * 64 + 8,
+        "64 threads need at most 64 connections and 64 runtimes"
     );
 
     // Then async calls, 256 in flight. Warm-up: the pool fills to the concurrency it is asked for.
