@@ -68,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_seconds)]
     header_read_timeout: f64,
     /// Connections served at once; beyond it new ones wait to be accepted.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_connections: u32,
     /// Bytes of request log kept for GET /emulator/requests (the oldest go first).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]

@@ -350,8 +350,11 @@ impl EmulatorConfig {
         self
     }
 
-    /// Connections served at once (256, at least 1). Beyond it, new connections wait (not yet
-    /// accepted) until one closes, which the read timeout bounds for a silent one.
+    /// Connections served at once (1,024, at least 1). Beyond it, new connections wait (not yet
+    /// accepted) until one closes, which the read timeout bounds for a silent one. A pooled
+    /// HTTP/1 client opens more connections than it has calls in flight (a call that finds no
+    /// idle connection starts one, then may take one freed meanwhile): with too low a cap, its
+    /// requests wait in the backlog while its idle connections hold the slots.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n.max(1);
         self

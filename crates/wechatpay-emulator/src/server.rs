@@ -53,7 +53,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_read_timeout: Duration::from_secs(10),
-            max_connections: 256,
+            max_connections: 1024,
             max_log_bytes: 64 * 1024 * 1024,
             log_body_prefix: 64 * 1024,
         }
