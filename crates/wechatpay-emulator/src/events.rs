@@ -274,51 +274,13 @@ pub fn find(kind: &str, v2: bool) -> Result<&'static Event, Error> {
     )))
 }
 
-/// Up to three documented event types nearest to `kind` (by edit distance, any case).
+/// Up to three documented event types nearest to `kind` (by edit distance, any case):
+/// [`catalog::suggest_event`]'s, by type.
 pub fn suggest(kind: &str) -> Vec<&'static str> {
-    let k = kind.to_ascii_uppercase();
-    let mut scored: Vec<(usize, &'static str)> = catalog::events()
-        .map(|e| {
-            let d = distance(&k, &e.kind.to_ascii_uppercase());
-            let d = if e.kind.to_ascii_uppercase().contains(&k) && k.len() >= 4 {
-                d.min(3)
-            } else {
-                d
-            };
-            (d, e.kind.as_str())
-        })
-        .filter(|(d, name)| *d <= (name.len() / 3).max(3))
-        .collect();
-    scored.sort();
-    let mut out: Vec<&'static str> = Vec::new();
-    for (_, name) in scored {
-        if !out.contains(&name) {
-            out.push(name);
-        }
-        if out.len() == 3 {
-            break;
-        }
-    }
-    out
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    catalog::suggest_event(kind)
+        .into_iter()
+        .map(|e| e.kind.as_str())
+        .collect()
 }
 
 /// One segment of a `--set` path: a field name or a list index.
