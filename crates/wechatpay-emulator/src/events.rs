@@ -54,7 +54,7 @@ use wechatpay_chain::notify::{Refusal, SIGNATURE_PROBE};
 use wechatpay_chain::{formatter, transformer, Error, PrivateKey};
 
 use super::documented::Gen;
-use super::state::rfc3339;
+pub use super::state::rfc3339;
 use super::webhooks;
 
 /// The keys a notification is made with: the platform's private key and the serial (or
