@@ -494,15 +494,7 @@ impl Trigger {
             let first = self.event.kind.split('.').next().unwrap_or("");
             first.to_ascii_lowercase()
         });
-        let h = d.hex(16).to_ascii_lowercase();
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        );
+        let id = webhooks::uuid_shaped(&d.hex(16));
         let created = match self.fault {
             Some(Fault::Stale) => now - 600,
             _ => now,
