@@ -11,10 +11,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
-use super::pay::{
-    check_notify_url, check_out_no, check_signer, check_total, insert_outcome, insert_state,
-    open_order,
-};
+use super::pay::{check_order, check_signer, insert_outcome, insert_state, open_order};
 use super::server::Req;
 use super::state::{partner_key, Party, Transaction};
 use super::{documented, lock, validate, Shared};
@@ -71,17 +68,12 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    let no = validate::text(&obj, "out_trade_no").to_string();
+    let signer = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body");
+    let no = match check_order(&obj, signer) {
+        Ok(no) => no,
+        Err(a) => return a,
+    };
     let sub_mchid = validate::text(&obj, "sub_mchid").to_string();
-    let checks = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body")
-        .and_then(|_| check_out_no("out_trade_no", &no))
-        .and_then(|_| check_notify_url(validate::text(&obj, "notify_url")));
-    if let Err(a) = checks {
-        return a;
-    }
-    if let Err(a) = check_total(&obj) {
-        return a;
-    }
     if sub_mchid == shared.settings.mchid {
         return Answer::param_error(
             "/sub_mchid",

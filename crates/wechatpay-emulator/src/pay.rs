@@ -102,6 +102,20 @@ pub(crate) fn order_amount(r: &Map<String, Value>) -> (i64, &str) {
     (total, currency)
 }
 
+/// Checks what every new order has, after `signer` (the check of the merchant that orders):
+/// its `out_trade_no`, its `notify_url` and a positive `amount.total`; the `out_trade_no`.
+pub(crate) fn check_order(
+    obj: &Map<String, Value>,
+    signer: Result<(), Answer>,
+) -> Result<String, Answer> {
+    signer?;
+    let no = validate::text(obj, "out_trade_no").to_string();
+    check_out_no("out_trade_no", &no)?;
+    check_notify_url(validate::text(obj, "notify_url"))?;
+    check_total(obj)?;
+    Ok(no)
+}
+
 /// Checks that a new order's `amount.total` is a positive number of fen.
 pub(crate) fn check_total(obj: &Map<String, Value>) -> Result<(), Answer> {
     let (total, _) = order_amount(obj);
@@ -229,16 +243,11 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    let no = validate::text(&obj, "out_trade_no").to_string();
-    let checks = check_mchid(shared, validate::text(&obj, "mchid"), "body")
-        .and_then(|_| check_out_no("out_trade_no", &no))
-        .and_then(|_| check_notify_url(validate::text(&obj, "notify_url")));
-    if let Err(a) = checks {
-        return a;
-    }
-    if let Err(a) = check_total(&obj) {
-        return a;
-    }
+    let signer = check_mchid(shared, validate::text(&obj, "mchid"), "body");
+    let no = match check_order(&obj, signer) {
+        Ok(no) => no,
+        Err(a) => return a,
+    };
     let openid = obj
         .get("payer")
         .and_then(|p| p.get("openid"))
