@@ -651,6 +651,45 @@ pub fn event(kind: &str) -> Option<&'static Event> {
     events_all().iter().find(|e| e.kind == kind)
 }
 
+/// The documented event types nearest to `kind`, for a "did you mean": at most three,
+/// nearest first, compared in any case (a type that contains `kind`, of four or more
+/// characters, counts as near); empty when nothing is near.
+///
+/// ```
+/// use wechatpay_chain::catalog;
+///
+/// let near = catalog::suggest_event("TRANSACTION.SUCESS");
+/// assert_eq!(near[0].kind, "TRANSACTION.SUCCESS");
+/// assert!(catalog::suggest_event("NOTHING_LIKE_IT_AT_ALL_0000000000").is_empty());
+/// ```
+pub fn suggest_event(kind: &str) -> Vec<&'static Event> {
+    let k = kind.to_ascii_uppercase();
+    let mut scored: Vec<(usize, &'static Event)> = events()
+        .map(|e| {
+            let upper = e.kind.to_ascii_uppercase();
+            let d = distance(&k, &upper);
+            let d = if upper.contains(&k) && k.len() >= 4 {
+                d.min(3)
+            } else {
+                d
+            };
+            (d, e)
+        })
+        .filter(|(d, e)| *d <= (e.kind.len() / 3).max(3))
+        .collect();
+    scored.sort_by(|a, b| (a.0, &a.1.kind).cmp(&(b.0, &b.1.kind)));
+    let mut out: Vec<&'static Event> = Vec::new();
+    for (_, e) in scored {
+        if !out.iter().any(|o| o.kind == e.kind) {
+            out.push(e);
+        }
+        if out.len() == 3 {
+            break;
+        }
+    }
+    out
+}
+
 /// Edit distance between two segments, in characters (bytes for ASCII, without allocating).
 fn distance(a: &str, b: &str) -> usize {
     if a.is_ascii() && b.is_ascii() && b.len() < 64 {

@@ -371,6 +371,26 @@ pub fn certificates_body(apiv3_key: &str, certs: &[(&str, &str)]) -> serde_json:
 }
 pub mod upload;
 
+/// Every `mchid` of `v` (a documented call's arguments), at any depth, set to `mchid`: the
+/// sandbox's merchant is also the service provider (`sp_mchid`) and the combining merchant
+/// (`combine_mchid`).
+pub fn with_mchid(v: &mut serde_json::Value, mchid: &str) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if matches!(k.as_str(), "mchid" | "sp_mchid" | "combine_mchid") && x.is_string() {
+                    *x = Value::from(mchid);
+                } else {
+                    with_mchid(x, mchid);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| with_mchid(x, mchid)),
+        _ => {}
+    }
+}
+
 /// A 404 ORDER_NOT_EXIST, signed or not, tampered after signing or not.
 pub fn error_reply(sign: bool, tamper: bool) -> Reply {
     let mut r = Reply::json(

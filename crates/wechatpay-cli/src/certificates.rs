@@ -108,12 +108,7 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
         b = b.base_uri(u);
     }
     if let Some(t) = a.timeout {
-        if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-            return Err(Error::config(format!(
-                "--timeout {t} must be a positive number of seconds"
-            )));
-        }
-        b = b.timeout(std::time::Duration::from_secs_f64(t));
+        b = b.timeout(crate::common::seconds(t, "--timeout")?);
     }
     let client = b.build()?;
     let certs = match client.download_certificates(apiv3) {

@@ -108,19 +108,12 @@ struct Verdict {
 
 pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
     let keyring = Keyring::new();
-    match (&a.public_key, &a.public_key_id) {
-        (Some(k), Some(id)) => keyring.insert(id, Rsa::from_public(&key_source(k))?),
-        (Some(_), None) => {
-            return Err(Error::config(
-                "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)",
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(Error::config(
-                "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)",
-            ))
-        }
-        (None, None) => {}
+    if let Some((id, key)) = crate::common::public_key(
+        a.public_key.as_deref(),
+        a.public_key_id.as_deref(),
+        &key_source,
+    )? {
+        keyring.insert(id, key);
     }
     let certs: Vec<_> = a
         .platform_cert
@@ -147,15 +140,7 @@ pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Er
              --platform-cert): every APIv3 notification will be refused"
         );
     }
-    let timeout = match a.timeout {
-        None => Duration::from_secs(10),
-        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Duration::from_secs_f64(t),
-        Some(t) => {
-            return Err(Error::config(format!(
-                "timeout {t} must be a positive number of seconds"
-            )))
-        }
-    };
+    let timeout = crate::common::timeout(a.timeout)?;
     let forward = match &a.forward_to {
         Some(url) => {
             let uri: http::Uri = url.parse().map_err(|_| {
@@ -202,7 +187,7 @@ async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
         }
         let _ = out.flush();
     }
-    let mut stop = Stop::new()?;
+    let mut stop = crate::common::Stop::new(false)?;
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.recv() => return Ok(()),
@@ -250,7 +235,7 @@ async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Byt
     let verdict = l.verdict(&parts.headers, &body);
     let mut text = format!(
         "{} {} {}\n",
-        now_text(),
+        events::rfc3339(wechatpay_chain::formatter::timestamp()),
         parts.method,
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
     );
@@ -475,66 +460,6 @@ impl Listener {
             v2: true,
             status: StatusCode::OK,
             body: notify_v2::reply_success(),
-        }
-    }
-}
-
-/// Now, as RFC 3339 in China Standard Time (the platform's clock).
-fn now_text() -> String {
-    let secs = wechatpay_chain::formatter::timestamp() + 8 * 3600;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+08:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// SIGINT and SIGTERM.
-struct Stop {
-    #[cfg(unix)]
-    signals: [tokio::signal::unix::Signal; 2],
-}
-
-impl Stop {
-    fn new() -> Result<Stop, Error> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let fail = |e: std::io::Error| Error::config_from("cannot handle the stop signals", e);
-            Ok(Stop {
-                signals: [
-                    signal(SignalKind::interrupt()).map_err(fail)?,
-                    signal(SignalKind::terminate()).map_err(fail)?,
-                ],
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Stop {})
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            let [int, term] = &mut self.signals;
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

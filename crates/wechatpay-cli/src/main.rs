@@ -7,7 +7,6 @@
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -17,6 +16,8 @@ use wechatpay_chain::{Builder, Error, Placeholders, Rsa, Validation};
 mod bill;
 
 mod certificates;
+
+mod common;
 
 mod completions;
 
@@ -286,19 +287,12 @@ impl Conf {
             let key = Rsa::from_private(&key_source(k)).map_err(key_option("--private-key", k))?;
             b = b.private_key(key);
         }
-        match (&self.public_key, &self.public_key_id) {
-            (Some(k), Some(id)) => b = b.platform_public_key(id, Rsa::from_public(&key_source(k))?),
-            (Some(_), None) => {
-                return Err(Error::config(
-                    "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(Error::config(
-                    "--public-key-id needs --public-key (WECHATPAY_PUBLIC_KEY)",
-                ))
-            }
-            (None, None) => {}
+        if let Some((id, key)) = common::public_key(
+            self.public_key.as_deref(),
+            self.public_key_id.as_deref(),
+            key_source,
+        )? {
+            b = b.platform_public_key(id, key);
         }
         for c in &self.platform_cert {
             if !c.trim().is_empty() {
@@ -331,12 +325,7 @@ impl Conf {
             (None, None) => {}
         }
         if let Some(t) = self.timeout {
-            if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-                return Err(Error::config(format!(
-                    "timeout {t} must be a positive number of seconds"
-                )));
-            }
-            b = b.timeout(Duration::from_secs_f64(t));
+            b = b.timeout(common::seconds(t, "timeout")?);
         }
         Ok(b)
     }

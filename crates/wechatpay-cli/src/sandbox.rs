@@ -8,7 +8,6 @@
 //! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`].
 
 use std::io::Write;
-use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, Subcommand, ValueEnum};
@@ -178,15 +177,7 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
              (127.0.0.1) only; source the env file it writes"
         )));
     }
-    let timeout = match a.timeout {
-        None => Duration::from_secs(10),
-        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Duration::from_secs_f64(t),
-        Some(t) => {
-            return Err(Error::config(format!(
-                "timeout {t} must be a positive number of seconds"
-            )))
-        }
-    };
+    let timeout = crate::common::timeout(a.timeout)?;
     let (kind, no, action, body) = a.object.endpoint();
     let url = format!(
         "{}/emulator/{kind}/{}/{action}",

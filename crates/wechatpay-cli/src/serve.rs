@@ -6,6 +6,7 @@
 //! stops), or a `--keys-dir` that is the user's own and that nobody else can write. Each file is
 //! created new (never opened through a link, never replacing what is there) with mode 0600.
 
+use crate::common::Stop;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -284,7 +285,12 @@ pub fn run<'a>(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let stop = Stop::new(&rt)?;
+    // set up before anything is written, so that no signal ends the process with the keys
+    // left behind
+    let stop = {
+        let _guard = rt.enter();
+        Stop::new(true)?
+    };
     let keys_dir = match &a.keys_dir {
         Some(d) => KeysDir::given(d)?,
         None => KeysDir::temp()?,
@@ -377,49 +383,6 @@ pub fn run<'a>(
     drop(emu);
     drop(keys_dir);
     Ok(())
-}
-
-/// The signals that stop serve: SIGINT (Ctrl-C), SIGTERM, SIGHUP. Their handlers are set up
-/// before anything is written, so that none of them ends the process with the keys left behind.
-struct Stop {
-    #[cfg(unix)]
-    signals: [tokio::signal::unix::Signal; 3],
-}
-
-impl Stop {
-    fn new(rt: &tokio::runtime::Runtime) -> Result<Stop, Error> {
-        let _guard = rt.enter();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let fail = |e: std::io::Error| Error::config_from("cannot handle the stop signals", e);
-            Ok(Stop {
-                signals: [
-                    signal(SignalKind::interrupt()).map_err(fail)?,
-                    signal(SignalKind::terminate()).map_err(fail)?,
-                    signal(SignalKind::hangup()).map_err(fail)?,
-                ],
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Stop {})
-    }
-
-    async fn recv(&mut self) {
-        #[cfg(unix)]
-        {
-            let [int, term, hup] = &mut self.signals;
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-                _ = hup.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Characters of a refused request's body shown in its diagnosis (its length and digest are

@@ -3,7 +3,6 @@
 //! and checks its answer: a genuine notification must be accepted, a faulty one refused.
 
 use std::io::Write;
-use std::time::Duration;
 
 use clap::Args;
 use serde_json::Value;
@@ -112,15 +111,7 @@ pub fn run(a: &TriggerArgs, key_source: impl Fn(&str) -> String) -> Result<bool,
         trigger = trigger.fault(f);
     }
     let keys = keys(a, trigger.wire(), key_source)?;
-    let timeout = match a.timeout {
-        None => Duration::from_secs(10),
-        Some(t) if t > 0.0 && t.is_finite() && t < 86_400.0 => Duration::from_secs_f64(t),
-        Some(t) => {
-            return Err(Error::config(format!(
-                "timeout {t} must be a positive number of seconds"
-            )))
-        }
-    };
+    let timeout = crate::common::timeout(a.timeout)?;
     let sent = trigger.build(&keys)?;
     let mut out = std::io::stdout().lock();
     let protocol = if sent.wire.is_v2() { "APIv2" } else { "APIv3" };

@@ -31,6 +31,19 @@ fn cli(served: &Served, args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `wechatpay ARGS` as [`cli`], which must exit 0; its stdout (`what` heads a failure's message).
+fn succeeds(served: &Served, args: &[&str], what: &str) -> String {
+    let out = cli(served, args);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {stdout}{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -197,13 +210,10 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
         ("--bad-signature", "refused: bad signature"),
         ("--probe", "refused: signature probe"),
     ] {
-        let out = cli(&served, &["trigger", "REFUND.SUCCESS", "--to", &to, flag]);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{flag}: {stdout}{}",
-            text(&out.stderr)
+        let stdout = succeeds(
+            &served,
+            &["trigger", "REFUND.SUCCESS", "--to", &to, flag],
+            flag,
         );
         assert!(
             stdout.contains("← 401: refused, as it must be"),
@@ -225,14 +235,7 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
 
     // APIv2: the refund result (req_info) and a signed payment result
     for event in ["refund-processed", "transaction-success"] {
-        let out = cli(&served, &["trigger", event, "--to", &to]);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{event}: {stdout}{}",
-            text(&out.stderr)
-        );
+        let stdout = succeeds(&served, &["trigger", event, "--to", &to], event);
         assert!(
             stdout.contains("<return_code>SUCCESS</return_code>"),
             "{stdout}"

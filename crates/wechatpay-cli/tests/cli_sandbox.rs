@@ -4,6 +4,8 @@
 //! the library's `Notifier`; and the errors (unknown object, final state, no sandbox, not a
 //! sandbox, an untrusted TLS sandbox) with their exit statuses.
 
+mod served;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -39,14 +41,7 @@ impl Served {
             .read_line(&mut first)
             .unwrap();
         assert!(first.starts_with("wechatpay emulator on"), "{first}");
-        let env = std::fs::read_to_string(dir.join("env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
-                Some((k.to_string(), v.trim_matches('\'').to_string()))
-            })
-            .collect();
+        let env = served::env_file(&std::fs::read_to_string(dir.join("env")).unwrap());
         Served { child, dir, env }
     }
 

@@ -6,11 +6,14 @@
 //! sandbox and the sandbox's merchant id. Without the corpus the test fails, unless
 //! `WECHATPAY_SKIP_SHARED=1`.
 
+#[path = "../../../tests/common/mod.rs"]
+mod common;
 mod served;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::with_mchid;
 use serde_json::Value;
 use served::Served;
 use wechatpay_chain::catalog::{self, Field};
@@ -52,24 +55,6 @@ fn encrypt_sensitive(fields: &[Field], v: &mut Value, key: &PublicKey) {
             Some(inner @ Value::Object(_)) => encrypt_sensitive(&f.children, inner, key),
             _ => {}
         }
-    }
-}
-
-/// Every `mchid` of the args becomes the sandbox's, which is also the service provider
-/// (`sp_mchid`) and the combining merchant (`combine_mchid`).
-fn with_mchid(v: &mut Value, mchid: &str) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                if matches!(k.as_str(), "mchid" | "sp_mchid" | "combine_mchid") && x.is_string() {
-                    *x = Value::from(mchid);
-                } else {
-                    with_mchid(x, mchid);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| with_mchid(x, mchid)),
-        _ => {}
     }
 }
 

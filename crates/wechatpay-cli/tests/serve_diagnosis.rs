@@ -3,6 +3,8 @@
 //! with their line feeds made visible, the body's length and digest; no secret printed. The
 //! answer keeps the platform's shape. A real `serve` process, a real loopback socket.
 
+mod served;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -63,14 +65,7 @@ impl Serve {
         };
         // the first line is printed once the env file is written
         serve.wait_for("wechatpay emulator on");
-        serve.env = std::fs::read_to_string(keys.join("env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| {
-                let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
-                Some((k.to_string(), v.trim_matches('\'').to_string()))
-            })
-            .collect();
+        serve.env = served::env_file(&std::fs::read_to_string(keys.join("env")).unwrap());
         serve
     }
 

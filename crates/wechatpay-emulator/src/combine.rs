@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::actions::{self, PaymentAction};
 use super::answer::Answer;
-use super::pay::{check_notify_url, check_out_no, prepay};
+use super::pay::{check_notify_url, check_out_no, check_signer, order_amount, prepay};
 use super::server::Req;
 use super::state::{numeric_id, openid, Party, State, Transaction};
 use super::{documented, lock, validate, Shared};
@@ -74,16 +74,7 @@ pub(crate) fn combine_json(shared: &Shared, st: &State, c: &Combine) -> Value {
         .filter_map(|k| st.transactions.get(k))
         .map(|t| {
             let r = &t.request;
-            let total = r
-                .get("amount")
-                .and_then(|a| a.get("total"))
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let currency = r
-                .get("amount")
-                .and_then(|a| a.get("currency"))
-                .and_then(Value::as_str)
-                .unwrap_or("CNY");
+            let (total, currency) = order_amount(r);
             let paid = t.transaction_id.is_some();
             let mut s = Map::new();
             s.insert("mchid".into(), json!(validate::text(r, "mchid")));
@@ -137,14 +128,7 @@ fn try_create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Result<Answer, Ans
     documented::check(req)?;
     let obj = validate::object(&req.body)?;
     let combine_mchid = validate::text(&obj, "combine_mchid");
-    if combine_mchid != shared.settings.mchid {
-        return Err(Answer::param_error(
-            "/combine_mchid",
-            "body",
-            format!("combine_mchid {combine_mchid} is not the merchant that signed the request"),
-            Value::from(combine_mchid),
-        ));
-    }
+    check_signer(shared, "combine_mchid", "merchant", combine_mchid, "body")?;
     let no = validate::text(&obj, "combine_out_trade_no").to_string();
     check_out_no("combine_out_trade_no", &no)?;
     check_notify_url(validate::text(&obj, "notify_url"))?;

@@ -18,6 +18,7 @@ use wechatpay_chain::Rsa;
 
 use super::answer::Answer;
 use super::server::Req;
+use super::state::rfc3339;
 use super::{media, validate, Shared};
 
 /// The documented answer to `req`, or `None` when no APIv3 operation of the catalogue has its
@@ -646,28 +647,6 @@ fn base62(seed: &u64, n: usize) -> String {
             char::from(c)
         })
         .collect()
-}
-
-/// `secs` (Unix time) as RFC 3339 in China Standard Time: `2026-03-14T09:26:53+08:00`.
-fn rfc3339(secs: i64) -> String {
-    let local = secs + 8 * 3600;
-    let (days, rem) = (local.div_euclid(86_400), local.rem_euclid(86_400));
-    // days since 1970-01-01 to a civil date (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+08:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// A 1×1 transparent PNG: the image the emulator hands out for an image download.

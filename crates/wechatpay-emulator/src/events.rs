@@ -54,7 +54,7 @@ use wechatpay_chain::notify::{Refusal, SIGNATURE_PROBE};
 use wechatpay_chain::{formatter, transformer, Error, PrivateKey};
 
 use super::documented::Gen;
-use super::state::rfc3339;
+pub use super::state::rfc3339;
 use super::webhooks;
 
 /// The keys a notification is made with: the platform's private key and the serial (or
@@ -274,51 +274,13 @@ pub fn find(kind: &str, v2: bool) -> Result<&'static Event, Error> {
     )))
 }
 
-/// Up to three documented event types nearest to `kind` (by edit distance, any case).
+/// Up to three documented event types nearest to `kind` (by edit distance, any case):
+/// [`catalog::suggest_event`]'s, by type.
 pub fn suggest(kind: &str) -> Vec<&'static str> {
-    let k = kind.to_ascii_uppercase();
-    let mut scored: Vec<(usize, &'static str)> = catalog::events()
-        .map(|e| {
-            let d = distance(&k, &e.kind.to_ascii_uppercase());
-            let d = if e.kind.to_ascii_uppercase().contains(&k) && k.len() >= 4 {
-                d.min(3)
-            } else {
-                d
-            };
-            (d, e.kind.as_str())
-        })
-        .filter(|(d, name)| *d <= (name.len() / 3).max(3))
-        .collect();
-    scored.sort();
-    let mut out: Vec<&'static str> = Vec::new();
-    for (_, name) in scored {
-        if !out.contains(&name) {
-            out.push(name);
-        }
-        if out.len() == 3 {
-            break;
-        }
-    }
-    out
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    catalog::suggest_event(kind)
+        .into_iter()
+        .map(|e| e.kind.as_str())
+        .collect()
 }
 
 /// One segment of a `--set` path: a field name or a list index.
@@ -532,15 +494,7 @@ impl Trigger {
             let first = self.event.kind.split('.').next().unwrap_or("");
             first.to_ascii_lowercase()
         });
-        let h = d.hex(16).to_ascii_lowercase();
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        );
+        let id = webhooks::uuid_shaped(&d.hex(16));
         let created = match self.fault {
             Some(Fault::Stale) => now - 600,
             _ => now,

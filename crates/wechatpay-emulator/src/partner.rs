@@ -11,22 +11,14 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
-use super::pay::{check_notify_url, check_out_no, prepay, state_desc};
+use super::pay::{check_order, check_signer, insert_outcome, insert_state, open_order};
 use super::server::Req;
 use super::state::{partner_key, Party, Transaction};
 use super::{documented, lock, validate, Shared};
 
 /// Checks that `sp_mchid` is the merchant that signed the request.
 fn check_sp_mchid(shared: &Shared, sp_mchid: &str, location: &str) -> Result<(), Answer> {
-    if sp_mchid != shared.settings.mchid {
-        return Err(Answer::param_error(
-            "/sp_mchid",
-            location,
-            format!("sp_mchid {sp_mchid} is not the service provider that signed the request"),
-            Value::from(sp_mchid),
-        ));
-    }
-    Ok(())
+    check_signer(shared, "sp_mchid", "service provider", sp_mchid, location)
 }
 
 fn text_of<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
@@ -36,12 +28,6 @@ fn text_of<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
 /// The partner order as the query and the notification show it.
 pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     let r = &t.request;
-    let amount = r.get("amount");
-    let total = amount
-        .and_then(|a| a.get("total"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let currency = text_of(amount, "currency").unwrap_or("CNY");
     let mut m = Map::new();
     m.insert("sp_appid".into(), json!(validate::text(r, "sp_appid")));
     m.insert("sp_mchid".into(), json!(shared.settings.mchid));
@@ -57,31 +43,19 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
         m.insert("transaction_id".into(), json!(id));
         m.insert("bank_type".into(), json!("OTHERS"));
     }
-    m.insert("trade_type".into(), json!(t.trade_type));
-    m.insert("trade_state".into(), json!(t.trade_state));
-    m.insert("trade_state_desc".into(), json!(state_desc(t.trade_state)));
+    insert_state(&mut m, t);
     m.insert(
         "description".into(),
         json!(validate::text(r, "description")),
     );
-    if let Some(a) = r.get("attach") {
-        m.insert("attach".into(), a.clone());
-    }
-    if let Some(s) = &t.success_time {
-        m.insert("success_time".into(), json!(s));
-    }
-    if let Some(o) = &t.openid {
+    let payer = t.openid.as_ref().map(|o| {
         let mut payer = json!({"sp_openid": o});
         if let Some(sub) = text_of(r.get("payer"), "sub_openid") {
             payer["sub_openid"] = json!(sub);
         }
-        m.insert("payer".into(), payer);
-    }
-    let mut amount = json!({"total": total, "currency": currency, "payer_currency": currency});
-    if t.transaction_id.is_some() {
-        amount["payer_total"] = json!(total);
-    }
-    m.insert("amount".into(), amount);
+        payer
+    });
+    insert_outcome(&mut m, t, payer);
     Value::Object(m)
 }
 
@@ -94,27 +68,12 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    let no = validate::text(&obj, "out_trade_no").to_string();
+    let signer = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body");
+    let no = match check_order(&obj, signer) {
+        Ok(no) => no,
+        Err(a) => return a,
+    };
     let sub_mchid = validate::text(&obj, "sub_mchid").to_string();
-    let checks = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body")
-        .and_then(|_| check_out_no("out_trade_no", &no))
-        .and_then(|_| check_notify_url(validate::text(&obj, "notify_url")));
-    if let Err(a) = checks {
-        return a;
-    }
-    let total = obj
-        .get("amount")
-        .and_then(|a| a.get("total"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if total <= 0 {
-        return Answer::param_error(
-            "/amount/total",
-            "body",
-            "amount.total must be a positive number of fen",
-            Value::from(total),
-        );
-    }
     if sub_mchid == shared.settings.mchid {
         return Answer::param_error(
             "/sub_mchid",
@@ -124,30 +83,8 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Answer {
         );
     }
     let key = partner_key(&sub_mchid, &no);
-    let mut st = lock(&shared.state);
-    if let Some(t) = st.transactions.get(&key) {
-        if t.request == obj {
-            return Answer::ok(t.created.clone());
-        }
-        return Answer::conflict("out_trade_no", &no);
-    }
-    let (trade_type, created) = prepay(kind);
     let openid = text_of(obj.get("payer"), "sp_openid").map(str::to_string);
-    st.transactions.insert(
-        key,
-        Transaction {
-            request: obj,
-            trade_type,
-            trade_state: "NOTPAY",
-            created: created.clone(),
-            transaction_id: None,
-            success_time: None,
-            openid,
-            refunded: 0,
-            party: Party::Partner { sub_mchid },
-        },
-    );
-    Answer::ok(created)
+    open_order(shared, key, obj, kind, openid, Party::Partner { sub_mchid })
 }
 
 /// How a partner order is looked up.

@@ -65,12 +65,66 @@ pub(crate) enum By<'a> {
 
 /// Checks the `mchid` a body or query names against the caller's.
 pub(crate) fn check_mchid(shared: &Shared, mchid: &str, location: &str) -> Result<(), Answer> {
+    check_signer(shared, "mchid", "merchant", mchid, location)
+}
+
+/// Checks that the merchant number a body or query names in `field` (`mchid`, `sp_mchid`,
+/// `combine_mchid`) is the caller's; the error calls the caller `role`.
+pub(crate) fn check_signer(
+    shared: &Shared,
+    field: &str,
+    role: &str,
+    mchid: &str,
+    location: &str,
+) -> Result<(), Answer> {
     if mchid != shared.settings.mchid {
         return Err(Answer::param_error(
-            "/mchid",
+            &format!("/{field}"),
             location,
-            format!("mchid {mchid} is not the merchant that signed the request"),
+            format!("{field} {mchid} is not the {role} that signed the request"),
             Value::from(mchid),
+        ));
+    }
+    Ok(())
+}
+
+/// An order's `amount.total` (0 when absent) and `amount.currency` (`CNY` when absent).
+pub(crate) fn order_amount(r: &Map<String, Value>) -> (i64, &str) {
+    let amount = r.get("amount");
+    let total = amount
+        .and_then(|a| a.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let currency = amount
+        .and_then(|a| a.get("currency"))
+        .and_then(Value::as_str)
+        .unwrap_or("CNY");
+    (total, currency)
+}
+
+/// Checks what every new order has, after `signer` (the check of the merchant that orders):
+/// its `out_trade_no`, its `notify_url` and a positive `amount.total`; the `out_trade_no`.
+pub(crate) fn check_order(
+    obj: &Map<String, Value>,
+    signer: Result<(), Answer>,
+) -> Result<String, Answer> {
+    signer?;
+    let no = validate::text(obj, "out_trade_no").to_string();
+    check_out_no("out_trade_no", &no)?;
+    check_notify_url(validate::text(obj, "notify_url"))?;
+    check_total(obj)?;
+    Ok(no)
+}
+
+/// Checks that a new order's `amount.total` is a positive number of fen.
+pub(crate) fn check_total(obj: &Map<String, Value>) -> Result<(), Answer> {
+    let (total, _) = order_amount(obj);
+    if total <= 0 {
+        return Err(Answer::param_error(
+            "/amount/total",
+            "body",
+            "amount.total must be a positive number of fen",
+            Value::from(total),
         ));
     }
     Ok(())
@@ -127,16 +181,6 @@ pub(crate) fn state_desc(state: &str) -> &'static str {
 /// The transaction as the query and the notification show it.
 pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     let r = &t.request;
-    let total = r
-        .get("amount")
-        .and_then(|a| a.get("total"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    let currency = r
-        .get("amount")
-        .and_then(|a| a.get("currency"))
-        .and_then(Value::as_str)
-        .unwrap_or("CNY");
     let mut m = Map::new();
     m.insert("appid".into(), json!(validate::text(r, "appid")));
     m.insert("mchid".into(), json!(shared.settings.mchid));
@@ -147,27 +191,41 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     if let Some(id) = &t.transaction_id {
         m.insert("transaction_id".into(), json!(id));
     }
-    m.insert("trade_type".into(), json!(t.trade_type));
-    m.insert("trade_state".into(), json!(t.trade_state));
-    m.insert("trade_state_desc".into(), json!(state_desc(t.trade_state)));
+    insert_state(&mut m, t);
     if t.transaction_id.is_some() {
         m.insert("bank_type".into(), json!("OTHERS"));
     }
+    let payer = t.openid.as_ref().map(|o| json!({"openid": o}));
+    insert_outcome(&mut m, t, payer);
+    Value::Object(m)
+}
+
+/// Inserts an order's `trade_type`, `trade_state` and `trade_state_desc`.
+pub(crate) fn insert_state(m: &mut Map<String, Value>, t: &Transaction) {
+    m.insert("trade_type".into(), json!(t.trade_type));
+    m.insert("trade_state".into(), json!(t.trade_state));
+    m.insert("trade_state_desc".into(), json!(state_desc(t.trade_state)));
+}
+
+/// Inserts what an order shows last: `attach`, `success_time` once paid, the `payer` given
+/// and the `amount` (`payer_total` once paid).
+pub(crate) fn insert_outcome(m: &mut Map<String, Value>, t: &Transaction, payer: Option<Value>) {
+    let r = &t.request;
     if let Some(a) = r.get("attach") {
         m.insert("attach".into(), a.clone());
     }
     if let Some(s) = &t.success_time {
         m.insert("success_time".into(), json!(s));
     }
-    if let Some(o) = &t.openid {
-        m.insert("payer".into(), json!({"openid": o}));
+    if let Some(payer) = payer {
+        m.insert("payer".into(), payer);
     }
+    let (total, currency) = order_amount(r);
     let mut amount = json!({"total": total, "currency": currency, "payer_currency": currency});
     if t.transaction_id.is_some() {
         amount["payer_total"] = json!(total);
     }
     m.insert("amount".into(), amount);
-    Value::Object(m)
 }
 
 /// `POST v3/pay/transactions/{native,jsapi,app,h5}`.
@@ -185,41 +243,39 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    let no = validate::text(&obj, "out_trade_no").to_string();
-    let checks = check_mchid(shared, validate::text(&obj, "mchid"), "body")
-        .and_then(|_| check_out_no("out_trade_no", &no))
-        .and_then(|_| check_notify_url(validate::text(&obj, "notify_url")));
-    if let Err(a) = checks {
-        return a;
-    }
-    let total = obj
-        .get("amount")
-        .and_then(|a| a.get("total"))
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    if total <= 0 {
-        return Answer::param_error(
-            "/amount/total",
-            "body",
-            "amount.total must be a positive number of fen",
-            Value::from(total),
-        );
-    }
-    let mut st = lock(&shared.state);
-    if let Some(t) = st.transactions.get(&no) {
-        if t.request == obj {
-            return Answer::ok(t.created.clone());
-        }
-        return Answer::conflict("out_trade_no", &no);
-    }
-    let (trade_type, created) = prepay(kind);
+    let signer = check_mchid(shared, validate::text(&obj, "mchid"), "body");
+    let no = match check_order(&obj, signer) {
+        Ok(no) => no,
+        Err(a) => return a,
+    };
     let openid = obj
         .get("payer")
         .and_then(|p| p.get("openid"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    open_order(shared, no, obj, kind, openid, Party::Merchant)
+}
+
+/// Keeps a new order under `key` (`NOTPAY`) and answers its prepay; the same request again
+/// answers the same, another under the same key answers a conflict.
+pub(crate) fn open_order(
+    shared: &Shared,
+    key: String,
+    obj: Map<String, Value>,
+    kind: &str,
+    openid: Option<String>,
+    party: Party,
+) -> Answer {
+    let mut st = lock(&shared.state);
+    if let Some(t) = st.transactions.get(&key) {
+        if t.request == obj {
+            return Answer::ok(t.created.clone());
+        }
+        return Answer::conflict("out_trade_no", validate::text(&obj, "out_trade_no"));
+    }
+    let (trade_type, created) = prepay(kind);
     st.transactions.insert(
-        no,
+        key,
         Transaction {
             request: obj,
             trade_type,
@@ -229,7 +285,7 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
             success_time: None,
             openid,
             refunded: 0,
-            party: Party::Merchant,
+            party,
         },
     );
     Answer::ok(created)

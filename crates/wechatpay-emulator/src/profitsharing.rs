@@ -320,6 +320,38 @@ pub(crate) fn route(shared: &Arc<Shared>, req: &Req, segs: &[&str]) -> Option<An
     })
 }
 
+/// How a new order (a share or an unfreezing) on a payment begins.
+enum Opening {
+    /// The same request again: what it answered then.
+    Repeated(Value),
+    /// A new order on this payment.
+    New(Paid),
+}
+
+/// The same `out_order_no` again answers what it answered; a new one needs the payment paid
+/// and not finished (`finished`: the refusal's text when it is).
+fn open(
+    st: &State,
+    out_order_no: &str,
+    request: &Value,
+    transaction_id: &str,
+    finished: &str,
+) -> Result<Opening, Answer> {
+    if let Some(a) = repeat(st, "profitsharing", "out_order_no", out_order_no, request)? {
+        return Ok(Opening::Repeated(a));
+    }
+    let pay = payment(st, transaction_id)?;
+    if st
+        .sharing
+        .ledgers
+        .get(transaction_id)
+        .is_some_and(|l| l.finished)
+    {
+        return Err(invalid(finished.into()));
+    }
+    Ok(Opening::New(pay))
+}
+
 /// `POST v3/profitsharing/orders`.
 fn create(shared: &Arc<Shared>, req: &Req) -> Answer {
     create_checked(shared, req).unwrap_or_else(|a| a)
@@ -342,27 +374,16 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
         _ => Vec::new(),
     };
     let mut st = lock(&shared.state);
-    if let Some(a) = repeat(
+    let pay = match open(
         &st,
-        "profitsharing",
-        "out_order_no",
         &out_order_no,
         &request,
+        &transaction_id,
+        "订单已完结分账 (the rest of this payment was unfrozen: nothing is left to share)",
     )? {
-        return Ok(Answer::ok(a));
-    }
-    let pay = payment(&st, &transaction_id)?;
-    if st
-        .sharing
-        .ledgers
-        .get(&transaction_id)
-        .is_some_and(|l| l.finished)
-    {
-        return Err(invalid(
-            "订单已完结分账 (the rest of this payment was unfrozen: nothing is left to share)"
-                .into(),
-        ));
-    }
+        Opening::Repeated(a) => return Ok(Answer::ok(a)),
+        Opening::New(pay) => pay,
+    };
     if shares.is_empty() && !unfreeze {
         return Err(Answer::param_error(
             "/receivers",
@@ -435,26 +456,16 @@ fn unfreeze(shared: &Arc<Shared>, req: &Req) -> Answer {
         let request = Value::Object(obj.clone());
         let transaction_id = validate::text(&obj, "transaction_id").to_string();
         let mut st = lock(&shared.state);
-        if let Some(a) = repeat(
+        let pay = match open(
             &st,
-            "profitsharing",
-            "out_order_no",
             &out_order_no,
             &request,
+            &transaction_id,
+            "订单已完结分账 (the rest of this payment was already unfrozen)",
         )? {
-            return Ok(Answer::ok(a));
-        }
-        let pay = payment(&st, &transaction_id)?;
-        if st
-            .sharing
-            .ledgers
-            .get(&transaction_id)
-            .is_some_and(|l| l.finished)
-        {
-            return Err(invalid(
-                "订单已完结分账 (the rest of this payment was already unfrozen)".into(),
-            ));
-        }
+            Opening::Repeated(a) => return Ok(Answer::ok(a)),
+            Opening::New(pay) => pay,
+        };
         let rec = record(shared, &mut st, &obj, &[], true, pay);
         st.remember("profitsharing", &out_order_no, &request);
         Ok(Answer::ok(pending(&rec.answer)))

@@ -163,8 +163,9 @@ fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// An RFC 3339 time in Beijing time, as the platform writes them: `2015-05-20T13:29:35+08:00`.
-pub(crate) fn rfc3339(ts: i64) -> String {
+/// `ts` (Unix time) as an RFC 3339 time in Beijing time, as the platform writes them (a
+/// notification's `create_time`, an order's `success_time`): `2015-05-20T13:29:35+08:00`.
+pub fn rfc3339(ts: i64) -> String {
     let local = ts + 8 * 3600;
     let (y, m, d) = civil(local.div_euclid(86_400));
     let secs = local.rem_euclid(86_400);

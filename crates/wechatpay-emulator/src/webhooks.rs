@@ -84,7 +84,13 @@ fn destination(url: &str, allow_remote: bool) -> Result<http::Uri, String> {
 
 /// A UUID-shaped notification id.
 fn notification_id() -> String {
-    let h = random_hex(16).to_ascii_lowercase();
+    uuid_shaped(&random_hex(16))
+}
+
+/// 32 hex digits (16 bytes) as a UUID-shaped notification id, in lower case:
+/// `8-4-4-4-12`.
+pub(crate) fn uuid_shaped(hex: &str) -> String {
+    let h = hex.to_ascii_lowercase();
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],

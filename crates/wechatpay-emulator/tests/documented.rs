@@ -7,7 +7,7 @@
 #[path = "../../../tests/common/mod.rs"]
 mod common;
 
-use common::rt;
+use common::{rt, with_mchid};
 use serde_json::{json, Map, Value};
 use wechatpay_chain::catalog::{self, Field, Type};
 use wechatpay_chain::util::media::Media;
@@ -367,24 +367,6 @@ fn encrypted_response_fields_are_encrypted_for_the_merchant() {
     assert_ne!(got, secret);
     let plain = Rsa::decrypt(got, emu.merchant_private_key().unwrap()).unwrap();
     assert_eq!(plain, secret.as_bytes());
-}
-
-/// Every key `mchid` of `v`, at any depth, set to `mchid`.
-fn with_mchid(v: &mut Value, mchid: &str) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m.iter_mut() {
-                // the sandbox's merchant is also the service provider and the combining merchant
-                if matches!(k.as_str(), "mchid" | "sp_mchid" | "combine_mchid") && x.is_string() {
-                    *x = Value::from(mchid);
-                } else {
-                    with_mchid(x, mchid);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|x| with_mchid(x, mchid)),
-        _ => {}
-    }
 }
 
 #[test]

@@ -5,100 +5,32 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use common::rt;
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use support::{api, client, credentials, send, start, Receiver};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_headers, Credentials};
 use wechatpay_chain::crypto::hash::{sha1_hex, sha256_hex};
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::download::{Bill, BillList, Downloaded};
-use wechatpay_chain::{formatter, Client, Error, Keyring, Rsa};
+use wechatpay_chain::{formatter, Error, Keyring, Rsa};
 use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Outcome};
-
-fn start(config: EmulatorConfig) -> Emulator {
-    rt().block_on(Emulator::start_async(config)).unwrap()
-}
-
-fn client(emu: &Emulator) -> Client {
-    emu.builder().build().unwrap()
-}
-
-/// The API error's status, code and `detail.field`.
-fn api(e: Error) -> (u16, String, Option<String>) {
-    match e {
-        Error::Api {
-            status,
-            code,
-            detail,
-            ..
-        } => (
-            status,
-            code,
-            detail.and_then(|d| d["field"].as_str().map(str::to_string)),
-        ),
-        other => panic!("expected an API error, got {other}"),
-    }
-}
 
 /// A merchant's notification endpoint: answers the queued statuses, then 204, and hands over
 /// what it received.
-struct Hook {
-    url: String,
-    rx: Mutex<mpsc::UnboundedReceiver<(http::HeaderMap, Bytes)>>,
-}
-
-impl Hook {
-    fn new(statuses: Vec<u16>) -> Hook {
-        let listener = rt()
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}/notify", listener.local_addr().unwrap());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let statuses = Arc::new(Mutex::new(VecDeque::from(statuses)));
-        rt().spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (tx, statuses) = (tx.clone(), statuses.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (tx, statuses) = (tx.clone(), statuses.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let _ = tx.send((parts.headers, body));
-                            let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
-                            let mut res = hyper::Response::new(Full::new(Bytes::from_static(
-                                b"{\"code\":\"FAIL\",\"message\":\"busy\"}",
-                            )));
-                            *res.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, std::convert::Infallible>(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Hook {
-            url,
-            rx: Mutex::new(rx),
-        }
-    }
-
-    fn next(&self, within: Duration) -> Option<(http::HeaderMap, Bytes)> {
-        let mut rx = self.rx.lock().unwrap();
-        rt().block_on(async { tokio::time::timeout(within, rx.recv()).await.ok().flatten() })
-    }
+fn hook(statuses: Vec<u16>) -> Receiver<(http::HeaderMap, Bytes)> {
+    let statuses = Mutex::new(VecDeque::from(statuses));
+    Receiver::new(move |headers, body| {
+        let status = statuses.lock().unwrap().pop_front().unwrap_or(204);
+        let reply = Bytes::from_static(b"{\"code\":\"FAIL\",\"message\":\"busy\"}");
+        ((headers, body), status, reply)
+    })
 }
 
 /// Verifies a notification with the platform key and decrypts its resource.
@@ -117,33 +49,6 @@ fn open(emu: &Emulator, headers: &http::HeaderMap, body: &[u8]) -> (Value, Value
     )
     .unwrap();
     (n.clone(), serde_json::from_slice(&plain).unwrap())
-}
-
-/// Sends a request as is over a plain hyper client.
-fn send(req: http::Request<Bytes>) -> (u16, http::HeaderMap, Bytes) {
-    rt().block_on(async {
-        let c: HyperClient<_, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).build_http();
-        let (parts, body) = req.into_parts();
-        let res = c
-            .request(http::Request::from_parts(parts, Full::new(body)))
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        (
-            parts.status.as_u16(),
-            parts.headers,
-            body.collect().await.unwrap().to_bytes(),
-        )
-    })
-}
-
-fn credentials(emu: &Emulator) -> Credentials {
-    Credentials {
-        mchid: emu.mchid().to_string(),
-        serial: emu.merchant_serial().to_string(),
-        key: emu.merchant_private_key().unwrap().clone(),
-    }
 }
 
 fn card(code: &str, template: &str) -> Value {
@@ -402,7 +307,7 @@ fn native(emu: &Emulator, no: &str, url: &str, total: i64) -> Value {
 fn native_payment_round_trip_with_a_verified_decrypted_notification() {
     let emu = start(EmulatorConfig::new());
     let c = client(&emu);
-    let hook = Hook::new(vec![]);
+    let hook = hook(vec![]);
     let no = "1217752501201407033233368018";
     let created: Value = c["v3/pay/transactions/native"]
         .post(native(&emu, no, &hook.url, 100))
@@ -438,12 +343,14 @@ fn native_payment_round_trip_with_a_verified_decrypted_notification() {
     assert_eq!(v["trade_state"], "NOTPAY");
     assert!(v.get("transaction_id").is_none());
     assert!(
-        hook.next(Duration::from_millis(200)).is_none(),
+        hook.next_within(Duration::from_millis(200)).is_none(),
         "nothing is notified before paying"
     );
 
     let paid = emu.pay(no).unwrap();
-    let (headers, body) = hook.next(Duration::from_secs(5)).expect("a notification");
+    let (headers, body) = hook
+        .next_within(Duration::from_secs(5))
+        .expect("a notification");
     assert_eq!(headers["wechatpay-serial"], emu.platform_serial());
     let (envelope, resource) = open(&emu, &headers, &body);
     assert_eq!(envelope["event_type"], "TRANSACTION.SUCCESS");
@@ -486,7 +393,7 @@ fn native_payment_round_trip_with_a_verified_decrypted_notification() {
     assert_eq!(by_id, v);
     // Paying again changes nothing and notifies nothing.
     assert_eq!(emu.pay(no).unwrap()["transaction_id"], id.as_str());
-    assert!(hook.next(Duration::from_millis(300)).is_none());
+    assert!(hook.next_within(Duration::from_millis(300)).is_none());
     let d = emu.deliveries();
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].outcome, Outcome::Accepted(204));
@@ -666,7 +573,7 @@ fn app_and_h5_orders_answer_their_own_way_and_pay_like_any_order() {
 fn refunds_process_then_succeed_and_notify() {
     let emu = start(EmulatorConfig::new().refund_delay(None));
     let c = client(&emu);
-    let hook = Hook::new(vec![]);
+    let hook = hook(vec![]);
     c["v3/pay/transactions/native"]
         .post(native(&emu, "refund-0001", &hook.url, 100))
         .unwrap();
@@ -684,7 +591,7 @@ fn refunds_process_then_succeed_and_notify() {
     );
     emu.pay("refund-0001").unwrap();
     let (h, b) = hook
-        .next(Duration::from_secs(5))
+        .next_within(Duration::from_secs(5))
         .expect("TRANSACTION.SUCCESS");
     assert_eq!(open(&emu, &h, &b).1["trade_state"], "SUCCESS");
 
@@ -743,9 +650,11 @@ fn refunds_process_then_succeed_and_notify() {
         .json()
         .unwrap();
     assert_eq!(v["status"], "PROCESSING");
-    assert!(hook.next(Duration::from_millis(200)).is_none());
+    assert!(hook.next_within(Duration::from_millis(200)).is_none());
     emu.complete_refund("R-0001").unwrap();
-    let (headers, body) = hook.next(Duration::from_secs(5)).expect("REFUND.SUCCESS");
+    let (headers, body) = hook
+        .next_within(Duration::from_secs(5))
+        .expect("REFUND.SUCCESS");
     let (envelope, resource) = open(&emu, &headers, &body);
     assert_eq!(envelope["event_type"], "REFUND.SUCCESS");
     assert_eq!(envelope["resource"]["associated_data"], "refund");
@@ -779,19 +688,21 @@ fn notifications_are_retried_until_accepted_and_no_more() {
     let emu = start(EmulatorConfig::new().notify_retries(retries));
     let c = client(&emu);
     // Refused twice, then accepted: three attempts, the same notification each time.
-    let flaky = Hook::new(vec![500, 503]);
+    let flaky = hook(vec![500, 503]);
     c["v3/pay/transactions/native"]
         .post(native(&emu, "retry-0001", &flaky.url, 1))
         .unwrap();
     emu.pay("retry-0001").unwrap();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let (h, b) = flaky.next(Duration::from_secs(5)).expect("an attempt");
+        let (h, b) = flaky
+            .next_within(Duration::from_secs(5))
+            .expect("an attempt");
         ids.push(open(&emu, &h, &b).0["id"].clone());
     }
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
     assert!(
-        flaky.next(Duration::from_millis(400)).is_none(),
+        flaky.next_within(Duration::from_millis(400)).is_none(),
         "accepted: no more attempts"
     );
     let outcomes: Vec<Outcome> = emu.deliveries().into_iter().map(|d| d.outcome).collect();
@@ -805,15 +716,19 @@ fn notifications_are_retried_until_accepted_and_no_more() {
     );
 
     // Always refused: one attempt and three retries, then it gives up.
-    let down = Hook::new(vec![500; 10]);
+    let down = hook(vec![500; 10]);
     c["v3/pay/transactions/native"]
         .post(native(&emu, "retry-0002", &down.url, 1))
         .unwrap();
     emu.pay("retry-0002").unwrap();
     for _ in 0..4 {
-        down.next(Duration::from_secs(5)).expect("an attempt");
+        down.next_within(Duration::from_secs(5))
+            .expect("an attempt");
     }
-    assert!(down.next(Duration::from_millis(500)).is_none(), "bounded");
+    assert!(
+        down.next_within(Duration::from_millis(500)).is_none(),
+        "bounded"
+    );
     let attempts: Vec<u32> = emu
         .deliveries()
         .into_iter()

@@ -7,12 +7,14 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::{received, xml_receiver};
 use wechatpay_chain::{Builder, Client, Error};
 use wechatpay_emulator::{private_key_pem, Emulator, EmulatorConfig};
 
@@ -435,38 +437,6 @@ fn garbage_and_stalled_handshakes_are_dropped_and_the_emulator_keeps_serving() {
     );
 }
 
-/// A loopback `notify_url` receiver answering the APIv2 way: `replies[i]` to the i-th
-/// notification (the last one to every later one).
-fn v2_receiver(replies: Vec<String>) -> (common::Server, String) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let seen = AtomicUsize::new(0);
-    let handler: common::Handler = std::sync::Arc::new(move |_: &common::Recorded| {
-        let i = seen.fetch_add(1, Ordering::SeqCst);
-        let body = replies[i.min(replies.len() - 1)].clone();
-        common::Reply {
-            body: body.into_bytes(),
-            headers: vec![("Content-Type".into(), "text/xml".into())],
-            sign_as: None,
-            ..common::Reply::empty(200)
-        }
-    });
-    let server = common::Server::start(common::Keys::shared(), handler);
-    let url = format!("http://{}/v2/refund-notify", server.addr);
-    (server, url)
-}
-
-/// Waits (up to 5 s) until `server` has received `n` requests; returns them.
-fn received(server: &common::Server, n: usize) -> Vec<common::Recorded> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = server.recorded();
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `pay/refundquery` with `ids` (and `extra` fields).
 fn refundquery(client: &Client, emu: &Emulator, ids: Value) -> Result<Value, Error> {
     let mut xml = json!({"appid": APPID, "mch_id": emu.mchid()});
@@ -482,7 +452,10 @@ fn refundquery(client: &Client, emu: &Emulator, ids: Value) -> Result<Value, Err
 fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
     let emu = Emulator::start(EmulatorConfig::new().tls(true).refund_delay(None)).unwrap();
     let client = emu.builder().build().unwrap();
-    let (receiver, notify_url) = v2_receiver(vec![wechatpay_chain::notify_v2::reply_success()]);
+    let (receiver, notify_url) = xml_receiver(
+        vec![wechatpay_chain::notify_v2::reply_success()],
+        "/v2/refund-notify",
+    );
     let transaction_id = micropay(&client, &emu, "v2-loop-0001", 100);
     let res = refund(
         &client,
@@ -732,9 +705,9 @@ fn apiv2_refund_notifications_are_retried_until_return_code_success() {
     let fail = wechatpay_chain::notify_v2::reply_fail("busy");
     let ok = wechatpay_chain::notify_v2::reply_success();
     // FAIL, then a 200 that is not XML, then SUCCESS: three attempts, the same body each time.
-    let (flaky, flaky_url) = v2_receiver(vec![fail.clone(), "OK".into(), ok]);
+    let (flaky, flaky_url) = xml_receiver(vec![fail.clone(), "OK".into(), ok], "/v2/refund-notify");
     // FAIL forever: one attempt and three retries, then given up.
-    let (stubborn, stubborn_url) = v2_receiver(vec![fail]);
+    let (stubborn, stubborn_url) = xml_receiver(vec![fail], "/v2/refund-notify");
     for (no, url) in [("v2-retry-r1", &flaky_url), ("v2-retry-r2", &stubborn_url)] {
         refund(
             &client,

@@ -6,32 +6,19 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod support;
 
-use common::rt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{client, credentials, send, start, Receiver};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use wechatpay_chain::client_json::{sign_request, Credentials};
+use wechatpay_chain::client_json::sign_request;
 use wechatpay_chain::notify::{Notification, Notifier};
 use wechatpay_chain::{Client, Error, Rsa};
 use wechatpay_emulator::{Emulator, EmulatorConfig, Outcome};
 
 const OPENID: &str = "o-MYE42l80oelYMDE34nYD456Xoy";
-
-fn start(config: EmulatorConfig) -> Emulator {
-    rt().block_on(Emulator::start_async(config)).unwrap()
-}
-
-fn client(emu: &Emulator) -> Client {
-    emu.builder().build().unwrap()
-}
 
 /// The API error's status, code and `detail.field`; the answer must have verified.
 fn api(e: Error) -> (u16, String, Option<String>) {
@@ -60,80 +47,30 @@ fn ok(r: Result<wechatpay_chain::Response, Error>) -> Value {
 
 /// A merchant's notification endpoint that verifies each notification with the library's
 /// `Notifier` (answering 204, or 400 when it does not verify) and hands over what verified.
-struct Hook {
-    url: String,
-    rx: Mutex<mpsc::UnboundedReceiver<Result<Notification, String>>>,
-}
-
-impl Hook {
-    fn new(notifier: Notifier) -> Hook {
-        let listener = rt()
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}/notify", listener.local_addr().unwrap());
-        let (tx, rx) = mpsc::unbounded_channel();
-        let notifier = Arc::new(notifier);
-        rt().spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (tx, notifier) = (tx.clone(), notifier.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (tx, notifier) = (tx.clone(), notifier.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let verified = notifier.verify(&parts.headers, &body);
-                            let status = if verified.is_ok() { 204 } else { 400 };
-                            let _ = tx.send(verified.map_err(|e| e.to_string()));
-                            let mut res = hyper::Response::new(Full::new(Bytes::new()));
-                            *res.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, std::convert::Infallible>(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Hook {
-            url,
-            rx: Mutex::new(rx),
-        }
-    }
-
-    /// The next notification, verified and decrypted.
-    fn next(&self) -> Notification {
-        let mut rx = self.rx.lock().unwrap();
-        rt().block_on(async { tokio::time::timeout(Duration::from_secs(10), rx.recv()).await })
-            .expect("a notification")
-            .expect("the hook is running")
-            .expect("the notification verifies")
-    }
-
-    /// Nothing more arrived (after the emulator's other deliveries were seen: call once the
-    /// expected notifications are in).
-    fn none_pending(&self) {
-        let mut rx = self.rx.lock().unwrap();
-        assert!(rx.try_recv().is_err(), "no further notification");
-    }
-}
-
-/// POSTs to a control endpoint (unsigned); status and JSON.
-fn control(emu: &Emulator, path: &str, body: &str) -> (u16, Value) {
-    let uri = format!("{}emulator/{path}", emu.base_uri());
-    rt().block_on(async {
-        let c: HyperClient<_, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).build_http();
-        let req = http::Request::post(uri)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        let res = c.request(req).await.unwrap();
-        let status = res.status().as_u16();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+fn hook(notifier: Notifier) -> Receiver<Result<Notification, String>> {
+    Receiver::new(move |headers, body| {
+        let verified = notifier.verify(&headers, &body);
+        let status = if verified.is_ok() { 204 } else { 400 };
+        (verified.map_err(|e| e.to_string()), status, Bytes::new())
     })
+}
+
+/// The hook's next notification, verified and decrypted.
+fn next(hook: &Receiver<Result<Notification, String>>) -> Notification {
+    hook.next_within(Duration::from_secs(10))
+        .expect("a notification")
+        .expect("the notification verifies")
+}
+
+/// Nothing more arrived (after the emulator's other deliveries were seen: call once the
+/// expected notifications are in).
+fn none_pending(hook: &Receiver<Result<Notification, String>>) {
+    assert!(hook.try_next().is_none(), "no further notification");
+}
+
+/// POSTs to a control endpoint `emulator/{path}` (unsigned); status and JSON.
+fn control(emu: &Emulator, path: &str, body: &str) -> (u16, Value) {
+    support::control(emu, &format!("emulator/{path}"), body)
 }
 
 fn transfer(no: &str, amount: i64, url: &str) -> Value {
@@ -195,7 +132,7 @@ fn delivered(emu: &Emulator, n: usize) {
 fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
     let emu = start(EmulatorConfig::new());
     let c = client(&emu);
-    let hook = Hook::new(c.notifier(emu.apiv3_key()).unwrap());
+    let hook = hook(c.notifier(emu.apiv3_key()).unwrap());
     let enc = c.encryptor().unwrap();
     let mut args = transfer("plfk2020042013", 400_000, &hook.url);
     args["json"]["user_name"] = json!(enc.encrypt("张三").unwrap());
@@ -241,7 +178,7 @@ fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
 
     let done = emu.transfer_succeeded("plfk2020042013").unwrap();
     assert_eq!(done["state"], "SUCCESS");
-    let n = hook.next();
+    let n = next(&hook);
     assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
     let r = &n.resource;
     assert_eq!(r["state"], "SUCCESS");
@@ -275,14 +212,14 @@ fn a_transfer_waits_for_the_user_then_succeeds_and_notifies() {
     let e = emu.transfer_failed("plfk2020042013", None).unwrap_err();
     assert_eq!(e.code(), Some("INVALID_STATE"));
     delivered(&emu, 1);
-    hook.none_pending();
+    none_pending(&hook);
 }
 
 #[test]
 fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     let emu = start(EmulatorConfig::new());
     let c = client(&emu);
-    let hook = Hook::new(c.notifier(emu.apiv3_key()).unwrap());
+    let hook = hook(c.notifier(emu.apiv3_key()).unwrap());
     let bills = &c["v3/fund-app/mch-transfer/transfer-bills"];
     ok(bills.post(transfer("failing001", 100, &hook.url)));
     ok(bills.post(transfer("cancelled01", 200, &hook.url)));
@@ -303,7 +240,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
         (v["state"].as_str(), v["fail_reason"].as_str()),
         (Some("FAIL"), Some("NAME_NOT_CORRECT"))
     );
-    let n = hook.next();
+    let n = next(&hook);
     assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
     assert_eq!(n.resource["state"], "FAIL");
     assert_eq!(n.resource["fail_reason"], "NAME_NOT_CORRECT");
@@ -326,7 +263,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     assert_eq!(v["state"], "CANCELLED");
     assert_eq!(v["out_bill_no"], "cancelled01");
     assert!(v["update_time"].as_str().unwrap().ends_with("+08:00"));
-    let n = hook.next();
+    let n = next(&hook);
     assert_eq!(
         (
             n.resource["state"].as_str(),
@@ -353,7 +290,7 @@ fn transfers_fail_or_are_cancelled_through_the_control_endpoints() {
     let (status, v) = control(&emu, "transfers/quiet0001/succeeded", "");
     assert_eq!((status, v["state"].as_str()), (200, Some("SUCCESS")));
     delivered(&emu, 2);
-    hook.none_pending();
+    none_pending(&hook);
 }
 
 #[test]
@@ -462,24 +399,9 @@ fn transfers_answer_the_documented_errors() {
     .header("accept", "application/json")
     .body(Bytes::from(a["json"].to_string()))
     .unwrap();
-    let cred = Credentials {
-        mchid: emu.mchid().to_string(),
-        serial: emu.merchant_serial().to_string(),
-        key: emu.merchant_private_key().unwrap().clone(),
-    };
-    sign_request(&mut req, &cred).unwrap();
-    let (status, v) = rt().block_on(async {
-        let c: HyperClient<_, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).build_http();
-        let (parts, body) = req.into_parts();
-        let res = c
-            .request(http::Request::from_parts(parts, Full::new(body)))
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice::<Value>(&body).unwrap())
-    });
+    sign_request(&mut req, &credentials(&emu)).unwrap();
+    let (status, _, body) = send(req);
+    let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(
         (status, v["code"].as_str()),
         (400, Some("PARAM_ERROR")),
@@ -515,9 +437,9 @@ fn add_receiver(c: &Client, body: Value) -> Result<wechatpay_chain::Response, Er
 fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     let emu = start(EmulatorConfig::new());
     let c = client(&emu);
-    let hook = Hook::new(c.notifier(emu.apiv3_key()).unwrap());
+    let hook = hook(c.notifier(emu.apiv3_key()).unwrap());
     let tid = paid(&emu, &c, "sharing0001", 1000, &hook.url, true);
-    let n = hook.next();
+    let n = next(&hook);
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
     let paid_at = n.resource["success_time"].clone();
     let enc = c.encryptor().unwrap();
@@ -567,7 +489,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     let rs = created["receivers"].as_array().unwrap();
     assert_eq!(rs.len(), 2);
     assert!(rs.iter().all(|r| r["result"] == "PENDING"));
-    let mut shares = [hook.next(), hook.next()];
+    let mut shares = [next(&hook), next(&hook)];
     shares.sort_by_key(|n| n.resource["receiver"]["amount"].as_i64());
     for (n, (account, amount)) in shares.iter().zip([(OPENID, 100), ("86693852", 300)]) {
         assert_eq!(n.event_type, "PROFITSHARING.SUCCESS");
@@ -620,7 +542,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
         (Some("PROCESSING"), Some(120))
     );
     assert_eq!(r["order_id"], order_id.as_str());
-    let n = hook.next();
+    let n = next(&hook);
     assert_eq!(n.event_type, "PROFITSHARING.RETURN");
     documented(&n);
     assert_eq!(n.resource["success_time"], paid_at);
@@ -647,7 +569,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
     let (status, code, _) = api(returns.post(more("R20190516002", 181)).unwrap_err());
     assert_eq!((status, code.as_str()), (400, "INVALID_REQUEST"));
     assert_eq!(ok(returns.post(more("R20190516002", 180)))["amount"], 180);
-    assert_eq!(hook.next().event_type, "PROFITSHARING.RETURN");
+    assert_eq!(next(&hook).event_type, "PROFITSHARING.RETURN");
 
     // The rest is unfrozen to the merchant: nothing more to share.
     let u = ok(c["v3/profitsharing/orders/unfreeze"].post(json!({"json": {
@@ -677,7 +599,7 @@ fn profit_sharing_shares_returns_and_unfreezes_with_notifications() {
         "appid": "wx8888888888888888", "type": "PERSONAL_OPENID", "account": OPENID}})));
     assert_eq!(d["account"], OPENID);
     delivered(&emu, 5);
-    hook.none_pending();
+    none_pending(&hook);
 }
 
 #[test]

@@ -6,126 +6,38 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod support;
 
-use common::rt;
 use std::time::Duration;
+use support::{api, control, Receiver};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 use wechatpay_chain::notify::Notification;
-use wechatpay_chain::{Client, Error};
+use wechatpay_chain::Client;
 use wechatpay_emulator::{Emulator, EmulatorConfig, PaymentAction, RefundAction};
 
 const APPID: &str = "wxd678efh567hg6787";
 const SUB_MCHID: &str = "1900000109";
 
 fn start() -> Emulator {
-    rt().block_on(Emulator::start_async(
-        EmulatorConfig::new().refund_delay(None),
-    ))
-    .unwrap()
-}
-
-/// The API error's status, code and `detail.field`.
-fn api(e: Error) -> (u16, String, Option<String>) {
-    match e {
-        Error::Api {
-            status,
-            code,
-            detail,
-            ..
-        } => (
-            status,
-            code,
-            detail.and_then(|d| d["field"].as_str().map(str::to_string)),
-        ),
-        other => panic!("expected an API error, got {other}"),
-    }
+    support::start(EmulatorConfig::new().refund_delay(None))
 }
 
 /// A merchant's notification endpoint: answers 204 and hands over what it received.
-struct Hook {
-    url: String,
-    rx: std::sync::Mutex<mpsc::UnboundedReceiver<(http::HeaderMap, Bytes)>>,
+fn hook() -> Receiver<(http::HeaderMap, Bytes)> {
+    Receiver::new(|headers, body| ((headers, body), 204, Bytes::new()))
 }
 
-impl Hook {
-    fn new() -> Hook {
-        let listener = rt()
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let url = format!("http://{}/notify", listener.local_addr().unwrap());
-        let (tx, rx) = mpsc::unbounded_channel();
-        rt().spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let tx = tx.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let _ = tx.send((parts.headers, body));
-                            let mut res = hyper::Response::new(Full::new(Bytes::new()));
-                            *res.status_mut() = hyper::StatusCode::NO_CONTENT;
-                            Ok::<_, std::convert::Infallible>(res)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Hook {
-            url,
-            rx: std::sync::Mutex::new(rx),
-        }
-    }
-
-    /// The next notification, verified (platform signature) and decrypted (APIv3 key).
-    fn next(&self, c: &Client, emu: &Emulator) -> Notification {
-        let mut rx = self.rx.lock().unwrap();
-        let (headers, body) = rt()
-            .block_on(async { tokio::time::timeout(Duration::from_secs(10), rx.recv()).await })
-            .expect("a notification within 10 s")
-            .unwrap();
-        c.notifier(emu.apiv3_key())
-            .unwrap()
-            .verify(&headers, &body)
-            .expect("a notification the library verifies and decrypts")
-    }
-
-    /// Whether nothing (more) has arrived.
-    fn is_empty(&self) -> bool {
-        self.rx.lock().unwrap().try_recv().is_err()
-    }
-}
-
-/// POSTs to a control endpoint; the status and the JSON answer.
-fn control(emu: &Emulator, path: &str, body: &str) -> (u16, Value) {
-    let uri = format!("{}{}", emu.base_uri(), path.trim_start_matches('/'));
-    let body = body.to_string();
-    rt().block_on(async move {
-        let c: HyperClient<_, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).build_http();
-        let req = http::Request::post(uri)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let res = c.request(req).await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    })
+/// The hook's next notification, verified (platform signature) and decrypted (APIv3 key).
+fn next(hook: &Receiver<(http::HeaderMap, Bytes)>, c: &Client, emu: &Emulator) -> Notification {
+    let (headers, body) = hook
+        .next_within(Duration::from_secs(10))
+        .expect("a notification within 10 s");
+    c.notifier(emu.apiv3_key())
+        .unwrap()
+        .verify(&headers, &body)
+        .expect("a notification the library verifies and decrypts")
 }
 
 fn sub_order(emu: &Emulator, no: &str, total: i64) -> Value {
@@ -149,7 +61,7 @@ fn refund(no: &str, out_refund_no: &str, url: &str, amount: i64, total: i64) -> 
 fn combined_payments_create_query_pay_notify_close_and_refund_their_sub_orders() {
     let emu = start();
     let c = emu.builder().build().unwrap();
-    let hook = Hook::new();
+    let hook = hook();
     let order = combined(
         &emu,
         "P2015080612534601",
@@ -217,7 +129,7 @@ fn combined_payments_create_query_pay_notify_close_and_refund_their_sub_orders()
     assert_eq!(v["sub_orders"][0]["trade_type"], "JSAPI");
     assert_eq!(v["sub_orders"][1]["amount"]["total_amount"], 50);
     let combine_id = v["combine_transaction_id"].as_str().unwrap().to_string();
-    assert!(hook.is_empty());
+    assert!(hook.try_next().is_none());
 
     // a sub-order alone is not acted on: its combined order is
     let e = api(emu
@@ -228,7 +140,7 @@ fn combined_payments_create_query_pay_notify_close_and_refund_their_sub_orders()
     let paid = emu
         .act_on_payment("P2015080612534601", PaymentAction::Paid, None, None)
         .unwrap();
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
     assert_eq!(n.original_type, "transaction");
     let r = &n.resource;
@@ -294,7 +206,7 @@ fn combined_payments_create_query_pay_notify_close_and_refund_their_sub_orders()
         .act_on_refund("RA-0000001", RefundAction::Succeeded)
         .unwrap();
     assert_eq!(done["status"], "SUCCESS");
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "REFUND.SUCCESS");
     assert_eq!(n.resource["mchid"], emu.mchid());
     assert_eq!(n.resource["out_trade_no"], "SUB-A-000001");
@@ -320,7 +232,7 @@ fn combined_payments_create_query_pay_notify_close_and_refund_their_sub_orders()
         .act_on_payment("P-native-000001", PaymentAction::Paid, None, None)
         .unwrap_err());
     assert_eq!(e.0, 409);
-    assert!(hook.is_empty(), "closing notifies nothing");
+    assert!(hook.try_next().is_none(), "closing notifies nothing");
 }
 
 #[test]
@@ -417,7 +329,7 @@ fn partner(emu: &Emulator, sub_mchid: &str, no: &str, url: &str, total: i64) -> 
 fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notification() {
     let emu = start();
     let c = emu.builder().build().unwrap();
-    let hook = Hook::new();
+    let hook = hook();
     let no = "1217752501201407033233368018";
     let created: Value = c["v3/pay/partner/transactions/jsapi"]
         .post(partner(&emu, SUB_MCHID, no, &hook.url, 100))
@@ -490,7 +402,7 @@ fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notificatio
         &json!({"sub_mchid": SUB_MCHID}).to_string(),
     );
     assert_eq!(status, 200, "{paid}");
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
     let r = &n.resource;
     assert_eq!(r, &paid);
@@ -544,7 +456,7 @@ fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notificatio
     // closed: REFUND.CLOSED, and the amount is refundable again
     let (status, closed) = control(&emu, "/emulator/refunds/PR-0000001/closed", "");
     assert_eq!((status, closed["status"].as_str()), (200, Some("CLOSED")));
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "REFUND.CLOSED");
     assert_eq!(
         (
@@ -568,7 +480,7 @@ fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notificatio
         .act_on_refund("PR-0000002", RefundAction::Abnormal)
         .unwrap();
     assert_eq!(abnormal["status"], "ABNORMAL");
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "REFUND.ABNORMAL");
     assert_eq!(n.resource["refund_status"], "ABNORMAL");
     assert_eq!(n.resource["amount"]["refund"], 100);
@@ -582,7 +494,7 @@ fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notificatio
     );
     emu.act_on_refund("PR-0000002", RefundAction::Succeeded)
         .unwrap();
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.event_type, "REFUND.SUCCESS");
     assert_eq!(n.resource["sub_mchid"], SUB_MCHID);
     assert!(n.resource["success_time"].is_string());
@@ -608,14 +520,14 @@ fn partner_payments_and_refunds_carry_the_sub_merchant_through_every_notificatio
         )
         .unwrap_err());
     assert_eq!(e.0, 409);
-    assert!(hook.is_empty());
+    assert!(hook.try_next().is_none());
 }
 
 #[test]
 fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_is_wrong() {
     let emu = start();
     let c = emu.builder().build().unwrap();
-    let hook = Hook::new();
+    let hook = hook();
     let order = |no: &str| {
         json!({"json": {"appid": APPID, "mchid": emu.mchid(), "description": "d",
             "out_trade_no": no, "notify_url": hook.url, "amount": {"total": 10}}})
@@ -654,7 +566,7 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
         r#"{"openid": "oUser-given-0001"}"#,
     );
     assert_eq!(status, 200, "{paid}");
-    let n = hook.next(&c, &emu);
+    let n = next(&hook, &c, &emu);
     assert_eq!(n.resource["out_trade_no"], "PAY-00000001");
     assert_eq!(n.resource["payer"]["openid"], "oUser-given-0001");
     assert_eq!(n.resource, paid);
@@ -681,7 +593,10 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
         "",
     );
     assert_eq!((status, v["trade_state"].as_str()), (200, Some("SUCCESS")));
-    assert_eq!(hook.next(&c, &emu).resource["out_trade_no"], "LEGACY-00001");
+    assert_eq!(
+        next(&hook, &c, &emu).resource["out_trade_no"],
+        "LEGACY-00001"
+    );
     let (status, again) = control(
         &emu,
         "/emulator/pay/transactions/out-trade-no/LEGACY-00001/pay",
@@ -775,7 +690,7 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
         "",
     );
     assert_eq!((status, v["status"].as_str()), (200, Some("SUCCESS")));
-    assert_eq!(hook.next(&c, &emu).event_type, "REFUND.SUCCESS");
+    assert_eq!(next(&hook, &c, &emu).event_type, "REFUND.SUCCESS");
     assert!("paid".parse::<PaymentAction>().is_ok());
     assert!("abnormal".parse::<RefundAction>().is_ok());
     assert!("PAID".parse::<PaymentAction>().is_err());

@@ -9,53 +9,25 @@
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use support::{credentials, received, send, start, xml_receiver};
 use wechatpay_chain::catalog::{self, Field};
 use wechatpay_chain::client_json::{sign_request, sign_request_with, verify_headers, Credentials};
 use wechatpay_chain::crypto::hash::sha256_hex;
 use wechatpay_chain::notify::Notifier;
 use wechatpay_chain::{formatter, notify_v2, Error, Keyring};
-use wechatpay_emulator::{visible, Emulator, EmulatorConfig, SignatureCheck};
+use wechatpay_emulator::{visible, EmulatorConfig, SignatureCheck};
 
 const APPID: &str = "wxd678efh567hg6787";
 
-fn start(config: EmulatorConfig) -> Emulator {
-    common::rt()
-        .block_on(Emulator::start_async(config))
-        .unwrap()
-}
-
 /// A receiver of notifications answering `reply` (XML for APIv2) to each.
-fn receiver(reply: &'static str) -> (common::Server, String) {
-    let handler: common::Handler = Arc::new(move |_: &common::Recorded| common::Reply {
-        body: reply.as_bytes().to_vec(),
-        headers: vec![("Content-Type".into(), "text/xml".into())],
-        sign_as: None,
-        ..common::Reply::empty(200)
-    });
-    let server = common::Server::start(common::Keys::shared(), handler);
-    let url = format!("http://{}/notify", server.addr);
-    (server, url)
-}
-
-/// Waits (up to 5 s) until `server` has received `n` requests; returns them.
-fn received(server: &common::Server, n: usize) -> Vec<common::Recorded> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = server.recorded();
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn receiver(reply: &str) -> (common::Server, String) {
+    xml_receiver(vec![reply.to_string()], "/notify")
 }
 
 /// The pointers of the fields `spec` marks required that `value` lacks (or holds as null),
@@ -437,33 +409,6 @@ fn detail_field_is_a_pointer_into_its_location_for_every_error() {
             other => panic!("{what}: {other:?}"),
         }
     }
-}
-
-fn credentials(emu: &Emulator) -> Credentials {
-    Credentials {
-        mchid: emu.mchid().to_string(),
-        serial: emu.merchant_serial().to_string(),
-        key: emu.merchant_private_key().unwrap().clone(),
-    }
-}
-
-/// Sends a request as is; its status, headers and body.
-fn send(req: http::Request<Bytes>) -> (u16, http::HeaderMap, Bytes) {
-    common::rt().block_on(async {
-        let c: HyperClient<_, Full<Bytes>> =
-            HyperClient::builder(TokioExecutor::new()).build_http();
-        let (parts, body) = req.into_parts();
-        let res = c
-            .request(http::Request::from_parts(parts, Full::new(body)))
-            .await
-            .unwrap();
-        let (parts, body) = res.into_parts();
-        (
-            parts.status.as_u16(),
-            parts.headers,
-            body.collect().await.unwrap().to_bytes(),
-        )
-    })
 }
 
 #[test]

@@ -52,11 +52,7 @@ impl Served {
         loop {
             if let Ok(text) = std::fs::read_to_string(&env_path) {
                 if text.contains("WECHATPAY_SECRET") {
-                    for line in text.lines() {
-                        if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
-                            served.env.insert(k.to_string(), v.to_string());
-                        }
-                    }
+                    served.env = env_file(&text).into_iter().collect();
                     return served;
                 }
             }
@@ -86,6 +82,17 @@ impl Served {
             )
             .timeout(Duration::from_secs(30))
     }
+}
+
+/// The variables of the env file `wechatpay serve` writes: its `export NAME=value` lines, a
+/// quoted value (`'…'`) without its quotes.
+pub fn env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.strip_prefix("export ")?.split_once('=')?;
+            Some((k.to_string(), v.trim_matches('\'').to_string()))
+        })
+        .collect()
 }
 
 /// Resident memory of this process, in KiB.
