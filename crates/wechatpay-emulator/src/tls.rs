@@ -95,41 +95,27 @@ pub(crate) fn issue<T: HasPublic>(spec: &Spec<'_>, key: &PKeyRef<T>) -> Result<X
             .as_ref(),
     )
     .ssl("cannot issue a certificate")?;
+    // the basic constraints come first: only the CA may issue certificates
+    let mut constraints = BasicConstraints::new();
+    constraints.critical();
+    if matches!(spec.role, Role::Ca) {
+        constraints.ca();
+    }
+    b.append_extension(constraints.build().ssl("cannot issue a certificate")?)
+        .ssl("cannot issue a certificate")?;
     let mut usage = KeyUsage::new();
     usage.critical();
     match &spec.role {
         Role::Ca => {
-            b.append_extension(
-                BasicConstraints::new()
-                    .critical()
-                    .ca()
-                    .build()
-                    .ssl("cannot issue a certificate")?,
-            )
-            .ssl("cannot issue a certificate")?;
             usage.key_cert_sign().crl_sign();
         }
         Role::Signing => {
-            b.append_extension(
-                BasicConstraints::new()
-                    .critical()
-                    .build()
-                    .ssl("cannot issue a certificate")?,
-            )
-            .ssl("cannot issue a certificate")?;
             usage
                 .digital_signature()
                 .non_repudiation()
                 .key_encipherment();
         }
         Role::Server(ips) => {
-            b.append_extension(
-                BasicConstraints::new()
-                    .critical()
-                    .build()
-                    .ssl("cannot issue a certificate")?,
-            )
-            .ssl("cannot issue a certificate")?;
             usage.digital_signature().key_encipherment();
             let mut san = SubjectAlternativeName::new();
             san.dns("localhost").ip("127.0.0.1").ip("::1");
@@ -149,13 +135,6 @@ pub(crate) fn issue<T: HasPublic>(spec: &Spec<'_>, key: &PKeyRef<T>) -> Result<X
             .ssl("cannot issue a certificate")?;
         }
         Role::Client => {
-            b.append_extension(
-                BasicConstraints::new()
-                    .critical()
-                    .build()
-                    .ssl("cannot issue a certificate")?,
-            )
-            .ssl("cannot issue a certificate")?;
             usage
                 .digital_signature()
                 .non_repudiation()
