@@ -693,29 +693,20 @@ pub fn suggest_event(kind: &str) -> Vec<&'static Event> {
 /// Edit distance between two segments, in characters (bytes for ASCII, without allocating).
 fn distance(a: &str, b: &str) -> usize {
     if a.is_ascii() && b.is_ascii() && b.len() < 64 {
-        let b = b.as_bytes();
         let mut row = [0usize; 64];
-        for (j, r) in row.iter_mut().enumerate().take(b.len() + 1) {
-            *r = j;
-        }
-        for (i, ca) in a.bytes().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let cur = row[j + 1];
-                row[j + 1] = if ca == *cb {
-                    prev
-                } else {
-                    1 + prev.min(cur).min(row[j])
-                };
-                prev = cur;
-            }
-        }
-        return row[b.len()];
+        return levenshtein(a.bytes(), b.as_bytes(), &mut row[..=b.len()]);
     }
     let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    let mut row = vec![0; b.len() + 1];
+    levenshtein(a.chars(), &b, &mut row)
+}
+
+/// The edit distance of `a` to `b`, one row of the table (`b.len() + 1` long) kept in `row`.
+fn levenshtein<T: PartialEq>(a: impl Iterator<Item = T>, b: &[T], row: &mut [usize]) -> usize {
+    for (j, r) in row.iter_mut().enumerate() {
+        *r = j;
+    }
+    for (i, ca) in a.enumerate() {
         let mut prev = row[0];
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
