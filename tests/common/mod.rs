@@ -73,6 +73,15 @@ impl Keys {
         static K: LazyLock<Keys> = LazyLock::new(Keys::new);
         &K
     }
+
+    /// Writes `merchant.pem` (the merchant private key) and `platform.pem` (the platform
+    /// public key) into `dir`, for a command line to read; returns their paths.
+    pub fn write_pems(&self, dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (key, public) = (dir.join("merchant.pem"), dir.join("platform.pem"));
+        std::fs::write(&key, &self.merchant_pem).unwrap();
+        std::fs::write(&public, &self.platform_public_pem).unwrap();
+        (key, public)
+    }
 }
 
 /// A request as the server received it.

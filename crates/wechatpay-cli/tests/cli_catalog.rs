@@ -339,12 +339,7 @@ fn configured(server: &Server, dir: &std::path::Path, mode: Option<&str>) -> Com
 fn keys_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wcp-catalog-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("merchant.pem"), &Keys::shared().merchant_pem).unwrap();
-    std::fs::write(
-        dir.join("platform.pem"),
-        &Keys::shared().platform_public_pem,
-    )
-    .unwrap();
+    Keys::shared().write_pems(&dir);
     dir
 }
 

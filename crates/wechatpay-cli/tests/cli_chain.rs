@@ -14,12 +14,7 @@ impl Scratch {
         let dir = std::env::temp_dir().join(format!("cli_chain_{name}_{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("merchant.pem"), &Keys::shared().merchant_pem).unwrap();
-        std::fs::write(
-            dir.join("platform.pem"),
-            &Keys::shared().platform_public_pem,
-        )
-        .unwrap();
+        Keys::shared().write_pems(&dir);
         Scratch(dir)
     }
 }

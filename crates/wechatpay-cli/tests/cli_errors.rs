@@ -11,10 +11,7 @@ use common::{error_reply, Keys, Server, MCHID, SERIAL};
 fn the_cli_tells_forged_verified_and_unverified_errors_apart() {
     let dir = std::env::temp_dir().join(format!("safety_v3_cli_{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("merchant.pem");
-    let public = dir.join("platform.pem");
-    std::fs::write(&key, &Keys::shared().merchant_pem).unwrap();
-    std::fs::write(&public, &Keys::shared().platform_public_pem).unwrap();
+    let (key, public) = Keys::shared().write_pems(&dir);
     let run = |server: &Server, with_key: bool| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
         cmd.env_clear()

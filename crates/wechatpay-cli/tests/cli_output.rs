@@ -23,12 +23,7 @@ impl Files {
         let dir =
             std::env::temp_dir().join(format!("wechatpay-output-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("merchant.pem"), &Keys::shared().merchant_pem).unwrap();
-        std::fs::write(
-            dir.join("platform.pem"),
-            &Keys::shared().platform_public_pem,
-        )
-        .unwrap();
+        Keys::shared().write_pems(&dir);
         Files { dir }
     }
 }
