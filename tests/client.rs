@@ -454,10 +454,7 @@ fn timeouts_and_hangups_are_their_own_errors() {
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
 
     // Nothing listening.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = common::closed_port();
     let client = slow
         .builder()
         .base_uri(format!("http://{addr}/"))

@@ -136,11 +136,7 @@ fn config_keeps_its_cause() {
 
 #[test]
 fn transport_keeps_the_hyper_error_down_to_the_refused_connection() {
-    // A port nothing listens on: bound, then closed.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = common::closed_port();
     let server = Server::start(Keys::shared(), common::echo());
     let client = server
         .builder()

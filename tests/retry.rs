@@ -189,10 +189,7 @@ fn accepted_202_is_called_again_but_userpaying_is_not() {
 
 #[test]
 fn transport_failures_go_to_the_backup_domain() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = common::closed_port();
     let backup = Server::start(Keys::shared(), common::echo());
     let client = backup
         .builder()

@@ -84,6 +84,12 @@ impl Keys {
     }
 }
 
+/// A loopback address nothing listens on: bound to a free port, then closed.
+pub fn closed_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
 /// A request as the server received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {

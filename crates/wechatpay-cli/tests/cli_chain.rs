@@ -57,11 +57,7 @@ fn one_line(err: &str) {
 #[test]
 fn a_refused_connection_is_one_line_naming_each_cause_once() {
     let dir = Scratch::new("refused");
-    // A loopback port nothing listens on: bound, then closed.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let addr = common::closed_port();
     let (code, err) = call(
         &dir,
         &format!("http://{addr}/"),

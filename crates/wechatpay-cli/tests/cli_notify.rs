@@ -375,9 +375,7 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
     );
 
     // no answer: exit 4; no keys: exit 3
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let port = common::closed_port().port();
     let out = cli(
         &served,
         &[

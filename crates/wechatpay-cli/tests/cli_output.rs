@@ -341,9 +341,7 @@ fn every_error_line_names_its_category_in_both_languages() {
     );
 
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}/", closed.local_addr().unwrap());
-    drop(closed);
+    let base = format!("http://{}/", common::closed_port());
     let (code, err) = run(configured(&files, &base), &["get", "v3/x"]);
     assert_eq!(code, Some(4));
     assert!(err.starts_with("wechatpay: 网络错误 transport: "), "{err}");

@@ -738,10 +738,7 @@ fn notifications_are_retried_until_accepted_and_no_more() {
     assert_eq!(attempts, vec![1, 2, 3, 4]);
 
     // Nobody listening: failures, recorded.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/notify", l.local_addr().unwrap())
-    };
+    let closed = format!("http://{}/notify", common::closed_port());
     c["v3/pay/transactions/native"]
         .post(native(&emu, "retry-0003", &closed, 1))
         .unwrap();
