@@ -337,7 +337,10 @@ impl Gen<'_> {
             let given = context
                 .and_then(|c| c.get(&f.name))
                 .or_else(|| self.echo.get(&f.name));
-            if given.and_then(|g| fitting(f, g)).is_none() {
+            // only the figures `coherent_amounts` may adjust need to know whether they echo
+            if AMOUNT_FIGURES.contains(&f.name.as_str())
+                && given.and_then(|g| fitting(f, g)).is_none()
+            {
                 generated.push(f.name.as_str());
             }
             if let Some(v) = self.field(f, given, &at) {
@@ -532,6 +535,9 @@ impl Gen<'_> {
         format!("{name}_{}", &hex[..8].to_ascii_lowercase())
     }
 }
+
+/// The figures of an amount object that [`coherent_amounts`] makes agree.
+const AMOUNT_FIGURES: [&str; 4] = ["total", "refund", "payer_total", "payer_refund"];
 
 /// An amount object's generated figures made to agree with each other and with what was echoed:
 /// a refund no larger than the total, the payer's figures equal to the order's (no discount).
