@@ -285,6 +285,45 @@ fn a_client_and_its_clones_share_their_pools() {
     assert_eq!(connections(), start + 3);
 }
 
+#[test]
+fn each_threads_sequential_blocking_calls_stay_on_one_connection_while_others_call() {
+    let _alone = alone();
+    // Threads calling at the same time, each its own server: a thread's runtime (and so its
+    // pool's warm connection) must not be handed to another thread between its calls.
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let own = Server::start(Keys::shared(), echo());
+                let client = own.client();
+                for i in 0..40 {
+                    let res = client.chain("v3/rt/{n}").get(json!({"n": i})).unwrap();
+                    assert_eq!(res.status(), 200);
+                }
+                (t, own.connections.load(Ordering::SeqCst))
+            })
+        })
+        .collect();
+    for handle in threads {
+        let (t, opened) = handle.join().unwrap();
+        assert_eq!(
+            opened, 1,
+            "thread {t}: 40 sequential calls opened {opened} connections"
+        );
+    }
+    // A thread that ended leaves its runtime, with its pool, to the next thread.
+    let client = server().client();
+    let start = connections();
+    for i in 0..3 {
+        let client = client.clone();
+        std::thread::spawn(move || call(&client, i)).join().unwrap();
+    }
+    assert_eq!(
+        connections(),
+        start + 1,
+        "threads one after another, one runtime"
+    );
+}
+
 struct Unpark(std::thread::Thread);
 
 impl Wake for Unpark {

@@ -12,9 +12,11 @@
 //!   IO or timers enabled cannot drive a socket: its calls go to the background runtime below.
 //! - A blocking call made outside any runtime drives one of the crate's own current-thread
 //!   runtimes on the calling thread (`Runtime::block_on`): the socket is written and read by the
-//!   thread that signs and verifies, with no hand-off. Each concurrent blocking call takes a
-//!   runtime of its own from a free list (the most recently used first, so sequential calls
-//!   reuse one warm connection), which grows with the number of threads calling at once.
+//!   thread that signs and verifies, with no hand-off. A thread keeps the runtime it drove for
+//!   its next blocking call, so its sequential calls reuse one warm connection even while other
+//!   threads call; a thread's first call takes a runtime from a free list (filled by threads
+//!   that ended) or makes one, so there are as many as threads that make blocking calls, up to
+//!   [`MAX_BLOCKING_RUNTIMES`].
 //! - A blocking call made inside a runtime (where a nested `block_on` would panic), an async
 //!   call polled outside any tokio runtime, and calls on a runtime without IO or timers use
 //!   the background runtime: a current-thread runtime driven by a thread of its own, started
@@ -62,6 +64,9 @@ enum Mode {
 
 thread_local! {
     static MODE: Cell<Mode> = const { Cell::new(Mode::Free) };
+    /// The blocking runtime this thread drove last, kept for its next blocking call (out of
+    /// the cell while a call drives it); back on the free list when the thread ends.
+    static MINE: Cell<Option<Owned>> = const { Cell::new(None) };
 }
 
 /// Restores the thread's mode when a blocking call ends, however it ends.
@@ -108,30 +113,57 @@ fn background() -> Result<&'static Runtime, Error> {
     Ok(rt)
 }
 
-/// The crate's blocking runtimes not in use right now; the last one returned is taken first.
+/// The crate's blocking runtimes kept by no thread (their threads ended).
 static IDLE: Mutex<Vec<&'static Runtime>> = Mutex::new(Vec::new());
 
 /// How many blocking runtimes exist.
 static MADE: AtomicUsize = AtomicUsize::new(0);
 
-/// At most this many threads drive a blocking runtime of their own at once; beyond, blocking
-/// calls wait on the background runtime.
+/// At most this many threads keep a blocking runtime of their own; the blocking calls of
+/// threads beyond wait on the background runtime.
 const MAX_BLOCKING_RUNTIMES: usize = 256;
 
-/// A blocking runtime for this thread's call, back on the free list when dropped.
-struct Lent(&'static Runtime);
+/// A blocking runtime kept by this thread, back on the free list when the thread ends.
+struct Owned(&'static Runtime);
 
-impl Drop for Lent {
+impl Drop for Owned {
     fn drop(&mut self) {
-        IDLE.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.0);
+        release(self.0);
     }
 }
 
-fn lend() -> Option<Lent> {
+fn release(rt: &'static Runtime) {
+    IDLE.lock().unwrap_or_else(PoisonError::into_inner).push(rt);
+}
+
+/// Puts the runtime back in this thread's cell when its call ends, however it ends; where the
+/// cell is gone (a blocking call made from a thread-local's destructor), on the free list.
+struct Keep(&'static Runtime);
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        let rt = self.0;
+        if MINE.try_with(|mine| mine.set(Some(Owned(rt)))).is_err() {
+            release(rt);
+        }
+    }
+}
+
+/// This thread's blocking runtime: the one it kept, else one from the free list or a new one;
+/// `None` when the thread cannot have one (its cell gone, or the limit reached).
+fn mine() -> Option<Keep> {
+    let rt = match MINE.try_with(Cell::take).ok()? {
+        // Out of the cell for the call: `Keep` puts it back.
+        Some(owned) => std::mem::ManuallyDrop::new(owned).0,
+        None => lend()?,
+    };
+    Some(Keep(rt))
+}
+
+/// A runtime from the free list, or a new one while fewer than the limit exist.
+fn lend() -> Option<&'static Runtime> {
     if let Some(rt) = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop() {
-        return Some(Lent(rt));
+        return Some(rt);
     }
     if MADE.fetch_add(1, Ordering::AcqRel) >= MAX_BLOCKING_RUNTIMES {
         MADE.fetch_sub(1, Ordering::AcqRel);
@@ -139,7 +171,7 @@ fn lend() -> Option<Lent> {
     }
     match current_thread() {
         // Never dropped: see the module's docs.
-        Ok(rt) => Some(Lent(Box::leak(Box::new(rt)))),
+        Ok(rt) => Some(Box::leak(Box::new(rt))),
         Err(e) => {
             MADE.fetch_sub(1, Ordering::AcqRel);
             tracing::debug!(error = %e, "cannot start a blocking runtime; using the background one");
@@ -544,9 +576,9 @@ impl Wake for Unpark {
 /// blocking call does, but cannot panic or deadlock.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     if MODE.get() == Mode::Free && Handle::try_current().is_err() {
-        if let Some(lent) = lend() {
+        if let Some(keep) = mine() {
             let _mode = enter(Mode::Driving);
-            return lent.0.block_on(f);
+            return keep.0.block_on(f);
         }
     }
     let _mode = enter(Mode::Parked);
