@@ -74,7 +74,8 @@ pub fn sign_request_with<B: AsRef<[u8]>>(
     );
     let signature = Rsa::sign(&message, &cred.key)?;
     let value = formatter::authorization(&cred.mchid, nonce, &signature, timestamp, &cred.serial);
-    let value = HeaderValue::from_str(&value)
+    // Takes the string's buffer as it is (no copy).
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
         .map_err(|e| Error::config_from("mchid or serial cannot be sent in a header", e))?;
     req.headers_mut().insert(http::header::AUTHORIZATION, value);
     Ok(())
@@ -188,46 +189,61 @@ pub fn has_signature_headers(headers: &HeaderMap) -> bool {
 /// a server could resolve to another path matches (see [`plain_path`]).
 pub fn is_unsigned(path: &str) -> bool {
     let p = path.split('?').next().unwrap_or(path);
-    if !plain_path(p) {
-        return false;
+    // The segments, matched before the (longer) plain-path check: every answer goes through
+    // here, and neither check allocates.
+    let mut segments = [""; 6];
+    let mut n = 0;
+    for segment in p.split('/') {
+        let Some(slot) = segments.get_mut(n) else {
+            return false;
+        };
+        *slot = segment;
+        n += 1;
     }
-    let segments: Vec<&str> = p.split('/').collect();
-    match segments.as_slice() {
+    let documented = match &segments[..n] {
         ["", "v3", "billdownload", "file"]
         | ["", "v3", "transferdownload", "signfile" | "elecvoucherfile"] => true,
         ["", "v3", "merchant-service", "images", id]
         | ["", "v3", "global", "merchant-service", "images", id] => {
-            !id.is_empty() && !percent_decoded(id).eq_ignore_ascii_case(b"upload")
+            !id.is_empty()
+                && !percent_encoding::percent_decode_str(id)
+                    .map(|c| c.to_ascii_lowercase())
+                    .eq(b"upload".iter().copied())
         }
         _ => false,
-    }
+    };
+    documented && plain_path(p)
 }
 
 /// Whether a request path (without its query) names one resource as written: no `;`
 /// parameters, no backslash, no dot segment (`.`, `..`, however percent-encoded) and no
-/// percent-encoded `/`, `\`, `;`, NUL or `%` (double encoding), all of which a server or a proxy may resolve to another
-/// path than the one matched. The exemptions from answer signatures (APIv3 and APIv2) hold
-/// only for plain paths.
+/// percent-encoded `/`, `\`, `;`, NUL or `%` (double encoding), all of which a server or a
+/// proxy may resolve to another path than the one matched. The exemptions from answer
+/// signatures (APIv3 and APIv2) hold only for plain paths.
 pub fn plain_path(path: &str) -> bool {
     if path.contains([';', '\\']) {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%5c", "%3b", "%00", "%25"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    let encoded_separator = |w: &[u8]| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f') | (b'5', b'c') | (b'3', b'b') | (b'0', b'0') | (b'2', b'5')
+            )
+    };
+    if path.as_bytes().windows(3).any(encoded_separator) {
         return false;
     }
-    !path
-        .split('/')
-        .map(percent_decoded)
-        .any(|s| s == b"." || s == b"..")
+    !path.split('/').any(dot_segment)
 }
 
-/// A segment with its `%XX` escapes decoded (those that are not hex are kept as is).
-fn percent_decoded(segment: &str) -> Vec<u8> {
-    percent_encoding::percent_decode_str(segment).collect()
+/// Whether a segment is `.` or `..` once its `%XX` escapes are decoded.
+fn dot_segment(segment: &str) -> bool {
+    let mut decoded = percent_encoding::percent_decode_str(segment);
+    matches!(
+        (decoded.next(), decoded.next(), decoded.next()),
+        (Some(b'.'), None, _) | (Some(b'.'), Some(b'.'), None)
+    )
 }
 
 #[cfg(test)]
@@ -411,6 +427,13 @@ mod tests {
             "/v3/merchant-service/images/.%2E",
             "/v3/merchant-service/images/%2e",
             "/v3/merchant-service/images/a%2fb",
+            "/v3/merchant-service/images/a%2Fb",
+            "/v3/merchant-service/images/a%5Cb",
+            "/v3/merchant-service/images/a%3Bb",
+            "/v3/merchant-service/images/a%00",
+            "/v3/merchant-service/images/%2E%2E",
+            "/v3/global/merchant-service/images/a/b",
+            "/v3/global/merchant-service/images/a/b/c",
             "/v3/merchant-service/images/a%252e",
             "/v3/merchant-service/images/a;b",
             "/v3/merchant-service/images/a\\b",
