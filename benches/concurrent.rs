@@ -17,15 +17,23 @@
 //! (`pthread_getcpuclockid`); each figure is printed beside the floor of the same round, with
 //! the ratio and the target. On a shared machine the floor's own pairs/s fall short of cores ÷
 //! floor (other processes take CPU time): calls/s are also given as a share of the pairs/s the
-//! floor reached in the same round, which is what this process could get. Rounds repeat the whole set (floor included) so that the
-//! machine's load weighs on all alike; the summary gives each ratio's median and range.
+//! floor reached in the same round, which is what this process could get. This VM's speed
+//! drifts (the same `openssl speed` gives 1.0 × and 2.2 × its fastest within minutes), so each
+//! case is measured between two floors, taken just before and just after it, and compared with
+//! their mean; rounds repeat the whole set, and the summary gives each ratio's median and range.
+//! Cases with more threads than cores are also compared with the crypto alone on that many
+//! threads, to tell the cost of sharing the cores from the client's.
 //!
 //! `cargo bench --bench concurrent`. `WECHATPAY_BENCH_ROUNDS` (default 5) and
-//! `WECHATPAY_BENCH_CALLS` (calls per measurement, default 2,000) scale it.
+//! `WECHATPAY_BENCH_CALLS` (calls per measurement, default 2,000) scale it;
+//! `WECHATPAY_BENCH_CASES` (say `async16,blocking64`; also `async64`, `async256`,
+//! `blocking2`, `blocking8`, `sequential`, `regression` for (5)) runs only those cases, for a
+//! profiler (`benches/perf_split.py`).
 //! `WECHATPAY_BENCH_CALLGRIND=N` runs only N sign + verify pairs (`cg_crypto`), N sequential
 //! blocking calls (`cg_blocking`) and N sequential async calls on a current-thread runtime
 //! (`cg_async`), for `valgrind --tool=callgrind` (read the three functions' inclusive counts
-//! with `callgrind_annotate --inclusive=yes`).
+//! with `callgrind_annotate --inclusive=yes`), and prints each loop's allocations per
+//! iteration (counted by this bench's global allocator: the same on any machine).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -46,6 +54,49 @@ const BODY: &str = r#"{"out_order_no":"233bcbf407e87789b8e471f251774f95","state"
 
 fn args() -> Value {
     json!({"out_order_no": "233bcbf407e87789b8e471f251774f95"})
+}
+
+/// Counts this thread's allocations (a thread-local add, next to nothing beside a call), so
+/// that the allocations of a call made wholly on one thread can be read off.
+struct Counting;
+
+thread_local! {
+    static ALLOCATED: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+// SAFETY: every method forwards to `System`; the counting touches only a `Cell` of plain
+// numbers (no allocation, no destructor), and is skipped once the thread-local is gone.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        count(layout.size());
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        count(new);
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn count(bytes: usize) {
+    let _ = ALLOCATED.try_with(|c| {
+        let (n, b) = c.get();
+        c.set((n + 1, b + bytes as u64));
+    });
+}
+
+/// This thread's allocations (reallocations included) and the bytes asked for, so far.
+fn allocated() -> (u64, u64) {
+    ALLOCATED.try_with(|c| c.get()).unwrap_or((0, 0))
 }
 
 /// User + system CPU of the whole process so far.
@@ -246,13 +297,17 @@ fn measure(server: &Server, calls: usize, f: impl FnOnce()) -> Sample {
     }
 }
 
-/// The floor on every core at once: `cores` threads each doing sign + verify pairs.
-fn floor_all_cores(server: &Server, c: &Crypto, cores: usize, pairs: usize) -> Sample {
-    let per = pairs / cores;
-    measure(server, per * cores, || {
+/// The floor on every core at once: `threads` threads (as many as cores) each doing sign +
+/// verify pairs. With more threads than cores, the crypto alone as a threaded caller's
+/// threads share the cores.
+fn floor_on_threads(server: &Server, c: &Crypto, threads: usize, pairs: usize) -> Sample {
+    let per = pairs / threads;
+    measure(server, per * threads, || {
         std::thread::scope(|s| {
-            for t in 0..cores {
-                s.spawn(move || (0..per).for_each(|i| c.pair((t * per + i) as u64)));
+            for t in 0..threads {
+                named(s, "bench-floor", move || {
+                    (0..per).for_each(|i| c.pair((t * per + i) as u64))
+                });
             }
         })
     })
@@ -260,9 +315,28 @@ fn floor_all_cores(server: &Server, c: &Crypto, cores: usize, pairs: usize) -> S
 
 /// The floor on one core: thread CPU per pair.
 fn floor_one_core(c: &Crypto, pairs: usize) -> Duration {
-    let t0 = thread_cpu();
-    (0..pairs).for_each(|i| c.pair(i as u64));
-    (thread_cpu() - t0) / pairs as u32
+    std::thread::scope(|s| {
+        named(s, "bench-floor", || {
+            let t0 = thread_cpu();
+            (0..pairs).for_each(|i| c.pair(i as u64));
+            (thread_cpu() - t0) / pairs as u32
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A scoped thread with a name, so that a profile tells the floor's threads from the
+/// callers' (`benches/perf_split.py`).
+fn named<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(s, f)
+        .unwrap()
 }
 
 /// `total` async calls, each its own task, at most `inflight` at once; returns how many
@@ -299,7 +373,7 @@ fn blocking_calls(client: &Client, threads: usize, total: usize) -> usize {
     let ok = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| {
+            named(s, "bench-caller", || {
                 for _ in 0..per {
                     if client.chain(TEMPLATE).get(args()).is_ok() {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -352,8 +426,11 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// "median (min–max)" of `v`.
+/// "median (min–max)" of `v`; "-" for a case not run (`WECHATPAY_BENCH_CASES`).
 fn spread(mut v: Vec<f64>, digits: usize) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
     v.sort_by(f64::total_cmp);
     format!(
         "{:.d$} ({:.d$}–{:.d$})",
@@ -407,12 +484,36 @@ fn main() {
                     .unwrap(),
             );
         }
-        cg_crypto(&crypto, n);
-        cg_blocking(&client, n);
-        cg_async(&rt, &client, n);
+        // Each loop runs wholly on this thread (the blocking calls' runtime and the
+        // current-thread one included), so this thread's counts are the loop's.
+        let per = |f: &mut dyn FnMut()| {
+            let (a0, b0) = allocated();
+            f();
+            let (a1, b1) = allocated();
+            ((a1 - a0) / n, (b1 - b0) / n)
+        };
+        let counts = [
+            (
+                "cg_crypto: sign + verify",
+                per(&mut || cg_crypto(&crypto, n)),
+            ),
+            (
+                "cg_blocking: a blocking call",
+                per(&mut || cg_blocking(&client, n)),
+            ),
+            (
+                "cg_async: an async call",
+                per(&mut || cg_async(&rt, &client, n)),
+            ),
+        ];
+        for (name, (allocs, bytes)) in counts {
+            println!("{name:<32} {allocs:>5} allocations, {bytes:>7} bytes per iteration");
+        }
         return;
     }
 
+    let cases = std::env::var("WECHATPAY_BENCH_CASES").unwrap_or_default();
+    let wanted = |case: &str| cases.is_empty() || cases.split(',').any(|c| c.trim() == case);
     let rounds = env("WECHATPAY_BENCH_ROUNDS", 5);
     let calls = env("WECHATPAY_BENCH_CALLS", 2000);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -427,32 +528,48 @@ fn main() {
     );
 
     // Per case: (cpu ratio to the multi-core floor, rate ratio to cores ÷ floor, rate ratio to
-    // the floor's own pairs/s in the same round).
+    // the floor's own pairs/s), each against the floors measured just before and just after it.
     let mut ratios: BTreeMap<String, Ratios> = BTreeMap::new();
     let mut floors = (Vec::new(), Vec::new(), Vec::new());
     let mut seq_ratios = Vec::new();
+    // Per thread count above the cores: the crypto alone on that many threads to the floor,
+    // and the blocking calls to the crypto alone.
+    let mut shared: BTreeMap<usize, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    // A floor slice: a quarter of a case's calls, so the floors before and after a case are
+    // at most a second or so apart from it (this VM's speed drifts by 2 × over minutes).
+    let slice = (calls / 4).max(cores);
+    let floor = || floor_on_threads(&server, &crypto, cores, slice);
     for round in 1..=rounds {
-        let multi = floor_all_cores(&server, &crypto, cores, calls / 2);
-        let single = floor_one_core(&crypto, calls / 4);
-        let ceiling = cores as f64 / multi.cpu.as_secs_f64();
-        floors.0.push(micros(multi.cpu));
-        floors.1.push(micros(single));
-        floors.2.push(multi.rate);
+        let mut before = floor();
         println!(
-            "round {round}: floor on {cores} cores {:.0} µs CPU per sign + verify, {:.0} pairs/s (ceiling for calls: cores ÷ floor = {ceiling:.0}/s); on one core {:.0} µs",
-            micros(multi.cpu),
-            multi.rate,
-            micros(single)
+            "round {round}: floor on {cores} cores {:.0} µs CPU per sign + verify, {:.0} pairs/s (each case is against the mean of the floors just before and after it)",
+            micros(before.cpu),
+            before.rate,
         );
-        let mut report = |name: String, s: Sample, ok: usize, total: usize| {
+        // Measures one case between two floors; returns the case and the floors' mean.
+        let mut bracket = |case: &mut dyn FnMut() -> Sample| {
+            let s = case();
+            let after = floor();
+            let multi = Sample {
+                cpu: (before.cpu + after.cpu) / 2,
+                rate: (before.rate + after.rate) / 2.0,
+            };
+            floors.0.push(micros(after.cpu));
+            floors.2.push(after.rate);
+            before = after;
+            (s, multi)
+        };
+        let mut report = |name: String, (s, multi): (Sample, Sample), ok: usize, total: usize| {
+            let ceiling = cores as f64 / multi.cpu.as_secs_f64();
             let (cpu, rate) = (
                 s.cpu.as_secs_f64() / multi.cpu.as_secs_f64(),
                 s.rate / ceiling,
             );
             let measured = s.rate / multi.rate;
             println!(
-                "  {name:<34} {:>6.0} µs CPU/call = {cpu:.3} × floor (≤ 1.15); {:>6.0} calls/s = {:.1} % of ceiling (≥ 85 %), {:.1} % of the floor's pairs/s; {ok}/{total} ok",
+                "  {name:<34} {:>6.0} µs CPU/call = {cpu:.3} × floor {:.0} µs (≤ 1.15); {:>6.0} calls/s = {:.1} % of cores ÷ floor (≥ 85 %), {:.1} % of the floor's pairs/s; {ok}/{total} ok",
                 micros(s.cpu),
+                micros(multi.cpu),
                 s.rate,
                 rate * 100.0,
                 measured * 100.0
@@ -463,31 +580,66 @@ fn main() {
             e.2.push(measured);
         };
         for inflight in [16, 64, 256] {
+            if !wanted(&format!("async{inflight}")) {
+                continue;
+            }
             async_calls(&rt, &client, inflight, inflight * 2);
             let mut ok = 0;
-            let s = measure(&server, calls, || {
-                ok = async_calls(&rt, &client, inflight, calls)
+            let m = bracket(&mut || {
+                measure(&server, calls, || {
+                    ok = async_calls(&rt, &client, inflight, calls)
+                })
             });
-            report(format!("(1) async, {inflight:>3} in flight"), s, ok, calls);
+            report(format!("(1) async, {inflight:>3} in flight"), m, ok, calls);
         }
         for threads in [2, 8, 64] {
+            if !wanted(&format!("blocking{threads}")) {
+                continue;
+            }
             blocking_calls(&client, threads, threads * 2);
             let total = calls / threads * threads;
             let mut ok = 0;
-            let s = measure(&server, total, || {
-                ok = blocking_calls(&client, threads, total)
+            let m = bracket(&mut || {
+                measure(&server, total, || {
+                    ok = blocking_calls(&client, threads, total)
+                })
             });
-            report(format!("(2) blocking, {threads:>2} threads"), s, ok, total);
+            let calls_cpu = m.0.cpu;
+            report(format!("(2) blocking, {threads:>2} threads"), m, ok, total);
+            if threads > cores {
+                // What sharing the cores among this many threads costs the crypto alone.
+                let (alone, multi) =
+                    bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2));
+                let (of_floor, of_alone) = (
+                    alone.cpu.as_secs_f64() / multi.cpu.as_secs_f64(),
+                    calls_cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
+                );
+                println!(
+                    "      the crypto alone on {threads} threads: {:.0} µs CPU per pair = {of_floor:.3} × floor; the calls cost {of_alone:.3} × that",
+                    micros(alone.cpu)
+                );
+                let e = shared.entry(threads).or_default();
+                e.0.push(of_floor);
+                e.1.push(of_alone);
+            }
         }
+        if !wanted("sequential") {
+            continue;
+        }
+        // On one thread, between two one-core floors.
+        let single_before = floor_one_core(&crypto, slice);
         let seq = calls / 2;
         let s = measure(&server, seq, || {
             blocking_calls(&client, 1, seq);
         });
+        let single = (single_before + floor_one_core(&crypto, slice)) / 2;
+        floors.1.push(micros(single));
         let r = s.cpu.as_secs_f64() / single.as_secs_f64();
         seq_ratios.push(r);
         println!(
-            "  (3) sequential blocking              {:>6.0} µs CPU/call = {r:.3} × the one-core floor (≤ 1.15); {:.0} calls/s",
+            "  (3) sequential blocking              {:>6.0} µs CPU/call = {r:.3} × the one-core floor {:.0} µs (≤ 1.15); {:.0} calls/s",
             micros(s.cpu),
+            micros(single),
             s.rate
         );
     }
@@ -511,11 +663,21 @@ fn main() {
             percent(measured)
         );
     }
+    for (threads, (of_floor, of_alone)) in shared {
+        println!(
+            "  the crypto alone on {threads} threads      CPU {} × floor; (2) at {threads} threads costs {} × that",
+            spread(of_floor, 3),
+            spread(of_alone, 3)
+        );
+    }
     println!(
         "  (3) sequential blocking              CPU {} × the one-core floor",
         spread(seq_ratios, 3)
     );
 
+    if !wanted("regression") {
+        return;
+    }
     // (5) No regression.
     let map = args().as_object().unwrap().clone();
     let mut per = Vec::new();
