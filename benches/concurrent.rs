@@ -298,15 +298,28 @@ fn measure(server: &Server, calls: usize, f: impl FnOnce()) -> Sample {
 }
 
 /// The floor on every core at once: `threads` threads (as many as cores) each doing sign +
-/// verify pairs. With more threads than cores, the crypto alone as a threaded caller's
-/// threads share the cores.
-fn floor_on_threads(server: &Server, c: &Crypto, threads: usize, pairs: usize) -> Sample {
+/// verify pairs. As references for the threaded and sequential cases: with more threads than
+/// cores (the crypto alone as a threaded caller's threads share the cores), and with each
+/// thread sleeping `wait` after each pair, as a caller waits for its answer (what idling
+/// between pairs costs the crypto itself on this machine, with no client at all).
+fn floor_on_threads(
+    server: &Server,
+    c: &Crypto,
+    threads: usize,
+    pairs: usize,
+    wait: Duration,
+) -> Sample {
     let per = pairs / threads;
     measure(server, per * threads, || {
         std::thread::scope(|s| {
             for t in 0..threads {
                 named(s, "bench-floor", move || {
-                    (0..per).for_each(|i| c.pair((t * per + i) as u64))
+                    for i in 0..per {
+                        c.pair((t * per + i) as u64);
+                        if !wait.is_zero() {
+                            std::thread::sleep(wait);
+                        }
+                    }
                 });
             }
         })
@@ -426,6 +439,30 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// How long each of `threads` threads waited per call in `case` (its wall time per call, less
+/// the CPU a call took), rounded to 10 µs.
+fn waited(case: Sample, threads: usize) -> Duration {
+    let wall = threads as f64 / case.rate;
+    let wait = (wall - case.cpu.as_secs_f64()).max(0.0);
+    Duration::from_micros((wait * 1e5).round() as u64 * 10)
+}
+
+/// A reference's name for the summary: the wait varies from round to round.
+fn key(name: &str) -> String {
+    match name.split_once(", sleeping") {
+        Some((head, _)) => format!("{head}, sleeping a call's wait after each pair"),
+        None => name.to_string(),
+    }
+}
+
+fn slept(wait: Duration) -> String {
+    if wait.is_zero() {
+        String::new()
+    } else {
+        format!(", sleeping {} µs after each pair", wait.as_micros())
+    }
+}
+
 /// "median (min–max)" of `v`; "-" for a case not run (`WECHATPAY_BENCH_CASES`).
 fn spread(mut v: Vec<f64>, digits: usize) -> String {
     if v.is_empty() {
@@ -532,13 +569,13 @@ fn main() {
     let mut ratios: BTreeMap<String, Ratios> = BTreeMap::new();
     let mut floors = (Vec::new(), Vec::new(), Vec::new());
     let mut seq_ratios = Vec::new();
-    // Per thread count above the cores: the crypto alone on that many threads to the floor,
-    // and the blocking calls to the crypto alone.
-    let mut shared: BTreeMap<usize, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    // Per reference (the crypto alone as a threaded or sequential case's threads run it): its
+    // CPU to the floor, and the case's calls to it.
+    let mut references: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     // A floor slice: a quarter of a case's calls, so the floors before and after a case are
     // at most a second or so apart from it (this VM's speed drifts by 2 × over minutes).
     let slice = (calls / 4).max(cores);
-    let floor = || floor_on_threads(&server, &crypto, cores, slice);
+    let floor = || floor_on_threads(&server, &crypto, cores, slice, Duration::ZERO);
     for round in 1..=rounds {
         let mut before = floor();
         println!(
@@ -604,24 +641,29 @@ fn main() {
                     ok = blocking_calls(&client, threads, total)
                 })
             });
-            let calls_cpu = m.0.cpu;
+            let case = m.0;
             report(format!("(2) blocking, {threads:>2} threads"), m, ok, total);
-            if threads > cores {
-                // What sharing the cores among this many threads costs the crypto alone.
-                let (alone, multi) =
-                    bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2));
-                let (of_floor, of_alone) = (
-                    alone.cpu.as_secs_f64() / multi.cpu.as_secs_f64(),
-                    calls_cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
-                );
-                println!(
-                    "      the crypto alone on {threads} threads: {:.0} µs CPU per pair = {of_floor:.3} × floor; the calls cost {of_alone:.3} × that",
-                    micros(alone.cpu)
-                );
-                let e = shared.entry(threads).or_default();
-                e.0.push(of_floor);
-                e.1.push(of_alone);
-            }
+            // The crypto alone as these threads run it: sharing the cores when there are more
+            // threads than cores, else sleeping after each pair as long as a call waited.
+            let wait = if threads > cores {
+                Duration::ZERO
+            } else {
+                waited(case, threads)
+            };
+            let (alone, multi) =
+                bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
+            let (of_floor, of_alone) = (
+                alone.cpu.as_secs_f64() / multi.cpu.as_secs_f64(),
+                case.cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
+            );
+            let name = format!("the crypto alone on {threads} threads{}", slept(wait));
+            println!(
+                "      {name}: {:.0} µs CPU per pair = {of_floor:.3} × floor; the calls cost {of_alone:.3} × that",
+                micros(alone.cpu)
+            );
+            let e = references.entry(format!("(2) {}", key(&name))).or_default();
+            e.0.push(of_floor);
+            e.1.push(of_alone);
         }
         if !wanted("sequential") {
             continue;
@@ -632,7 +674,10 @@ fn main() {
         let s = measure(&server, seq, || {
             blocking_calls(&client, 1, seq);
         });
-        let single = (single_before + floor_one_core(&crypto, slice)) / 2;
+        let single_after = floor_one_core(&crypto, slice);
+        let wait = waited(s, 1);
+        let alone = floor_on_threads(&server, &crypto, 1, slice, wait);
+        let single = (single_before + single_after + floor_one_core(&crypto, slice)) / 3;
         floors.1.push(micros(single));
         let r = s.cpu.as_secs_f64() / single.as_secs_f64();
         seq_ratios.push(r);
@@ -642,6 +687,18 @@ fn main() {
             micros(single),
             s.rate
         );
+        let (of_floor, of_alone) = (
+            alone.cpu.as_secs_f64() / single.as_secs_f64(),
+            s.cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
+        );
+        let name = format!("the crypto alone on one thread{}", slept(wait));
+        println!(
+            "      {name}: {:.0} µs CPU per pair = {of_floor:.3} × the one-core floor; the calls cost {of_alone:.3} × that",
+            micros(alone.cpu)
+        );
+        let e = references.entry(format!("(3) {}", key(&name))).or_default();
+        e.0.push(of_floor);
+        e.1.push(of_alone);
     }
 
     println!(
@@ -663,9 +720,9 @@ fn main() {
             percent(measured)
         );
     }
-    for (threads, (of_floor, of_alone)) in shared {
+    for (name, (of_floor, of_alone)) in references {
         println!(
-            "  the crypto alone on {threads} threads      CPU {} × floor; (2) at {threads} threads costs {} × that",
+            "  {name}: CPU {} × its floor; the calls cost {} × that",
             spread(of_floor, 3),
             spread(of_alone, 3)
         );
