@@ -447,20 +447,36 @@ fn waited(case: Sample, threads: usize) -> Duration {
     Duration::from_micros((wait * 1e5).round() as u64 * 10)
 }
 
-/// A reference's name for the summary: the wait varies from round to round.
-fn key(name: &str) -> String {
-    match name.split_once(", sleeping") {
-        Some((head, _)) => format!("{head}, sleeping a call's wait after each pair"),
-        None => name.to_string(),
-    }
-}
-
-fn slept(wait: Duration) -> String {
-    if wait.is_zero() {
-        String::new()
+/// Prints a reference (the crypto alone, sleeping `wait` after each pair when not zero, at
+/// `alone` CPU per pair) beside its floor and the case's CPU per call, and keeps both ratios
+/// under `name` (the wait, which varies from round to round, only in the printed line).
+fn refer(
+    references: &mut BTreeMap<String, (Vec<f64>, Vec<f64>)>,
+    name: String,
+    (wait, alone): (Duration, Duration),
+    floor: Duration,
+    case: Duration,
+) {
+    let (of_floor, of_alone) = (
+        alone.as_secs_f64() / floor.as_secs_f64(),
+        case.as_secs_f64() / alone.as_secs_f64(),
+    );
+    let (printed, kept) = if wait.is_zero() {
+        (name.clone(), name)
     } else {
-        format!(", sleeping {} µs after each pair", wait.as_micros())
-    }
+        (
+            format!("{name}, sleeping {} µs after each pair", wait.as_micros()),
+            format!("{name}, sleeping a call's wait after each pair"),
+        )
+    };
+    println!(
+        "      {}: {:.0} µs CPU per pair = {of_floor:.3} × its floor; the calls cost {of_alone:.3} × that",
+        &printed[4..],
+        micros(alone)
+    );
+    let e = references.entry(kept).or_default();
+    e.0.push(of_floor);
+    e.1.push(of_alone);
 }
 
 /// "median (min–max)" of `v`; "-" for a case not run (`WECHATPAY_BENCH_CASES`).
@@ -652,18 +668,13 @@ fn main() {
             };
             let (alone, multi) =
                 bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
-            let (of_floor, of_alone) = (
-                alone.cpu.as_secs_f64() / multi.cpu.as_secs_f64(),
-                case.cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
+            refer(
+                &mut references,
+                format!("(2) the crypto alone on {threads} threads"),
+                (wait, alone.cpu),
+                multi.cpu,
+                case.cpu,
             );
-            let name = format!("the crypto alone on {threads} threads{}", slept(wait));
-            println!(
-                "      {name}: {:.0} µs CPU per pair = {of_floor:.3} × floor; the calls cost {of_alone:.3} × that",
-                micros(alone.cpu)
-            );
-            let e = references.entry(format!("(2) {}", key(&name))).or_default();
-            e.0.push(of_floor);
-            e.1.push(of_alone);
         }
         if !wanted("sequential") {
             continue;
@@ -687,18 +698,13 @@ fn main() {
             micros(single),
             s.rate
         );
-        let (of_floor, of_alone) = (
-            alone.cpu.as_secs_f64() / single.as_secs_f64(),
-            s.cpu.as_secs_f64() / alone.cpu.as_secs_f64(),
+        refer(
+            &mut references,
+            "(3) the crypto alone on one thread".into(),
+            (wait, alone.cpu),
+            single,
+            s.cpu,
         );
-        let name = format!("the crypto alone on one thread{}", slept(wait));
-        println!(
-            "      {name}: {:.0} µs CPU per pair = {of_floor:.3} × the one-core floor; the calls cost {of_alone:.3} × that",
-            micros(alone.cpu)
-        );
-        let e = references.entry(format!("(3) {}", key(&name))).or_default();
-        e.0.push(of_floor);
-        e.1.push(of_alone);
     }
 
     println!(
