@@ -499,7 +499,7 @@ impl Builder {
 }
 
 impl Client {
-    /// A [`Builder`](crate::Builder).
+    /// A [`Builder`], as `Builder::new()` makes it.
     pub fn builder() -> crate::Builder {
         crate::Builder::new()
     }

@@ -2,7 +2,7 @@
 //!
 //! A connection belongs to the tokio runtime whose tasks drive it, and is kept in a pool of that
 //! runtime: each `Client` keeps one pool per runtime its calls have run on, keyed by the
-//! runtime's [`Id`](tokio::runtime::Id), and shared by all its clones. So no connection is ever
+//! runtime's [`Id`], and shared by all its clones. So no connection is ever
 //! used from a runtime other than its own, and none outlives its runtime.
 //!
 //! - An async call awaited on a tokio runtime does its I/O right there, on the caller's task
