@@ -25,7 +25,7 @@
 //! The crate's runtimes are never dropped (a runtime dropped inside another runtime's task
 //! would panic), so their connections live as long as their pools.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
@@ -64,9 +64,10 @@ enum Mode {
 
 thread_local! {
     static MODE: Cell<Mode> = const { Cell::new(Mode::Free) };
-    /// The blocking runtime this thread drove last, kept for its next blocking call (out of
-    /// the cell while a call drives it); back on the free list when the thread ends.
-    static MINE: Cell<Option<Owned>> = const { Cell::new(None) };
+    /// The blocking runtime this thread drives its blocking calls on, kept between them; back
+    /// on the free list when the thread ends. Never driven twice at once: a blocking call made
+    /// while the thread drives it is `Mode::Driving`, and parks instead.
+    static MINE: RefCell<Option<Owned>> = const { RefCell::new(None) };
 }
 
 /// Restores the thread's mode when a blocking call ends, however it ends.
@@ -128,36 +129,25 @@ struct Owned(&'static Runtime);
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        release(self.0);
+        IDLE.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.0);
     }
 }
 
-fn release(rt: &'static Runtime) {
-    IDLE.lock().unwrap_or_else(PoisonError::into_inner).push(rt);
-}
-
-/// Puts the runtime back in this thread's cell when its call ends, however it ends; where the
-/// cell is gone (a blocking call made from a thread-local's destructor), on the free list.
-struct Keep(&'static Runtime);
-
-impl Drop for Keep {
-    fn drop(&mut self) {
-        let rt = self.0;
-        if MINE.try_with(|mine| mine.set(Some(Owned(rt)))).is_err() {
-            release(rt);
+/// This thread's blocking runtime: the one it kept, else one from the free list or a new one
+/// (then kept); `None` when the thread cannot have one (its thread-locals being destroyed, or
+/// the limit reached).
+fn mine() -> Option<&'static Runtime> {
+    MINE.try_with(|mine| {
+        let mut mine = mine.borrow_mut();
+        if mine.is_none() {
+            *mine = lend().map(Owned);
         }
-    }
-}
-
-/// This thread's blocking runtime: the one it kept, else one from the free list or a new one;
-/// `None` when the thread cannot have one (its cell gone, or the limit reached).
-fn mine() -> Option<Keep> {
-    let rt = match MINE.try_with(Cell::take).ok()? {
-        // Out of the cell for the call: `Keep` puts it back.
-        Some(owned) => std::mem::ManuallyDrop::new(owned).0,
-        None => lend()?,
-    };
-    Some(Keep(rt))
+        mine.as_ref().map(|owned| owned.0)
+    })
+    .ok()
+    .flatten()
 }
 
 /// A runtime from the free list, or a new one while fewer than the limit exist.
@@ -576,9 +566,9 @@ impl Wake for Unpark {
 /// blocking call does, but cannot panic or deadlock.
 pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     if MODE.get() == Mode::Free && Handle::try_current().is_err() {
-        if let Some(keep) = mine() {
+        if let Some(rt) = mine() {
             let _mode = enter(Mode::Driving);
-            return keep.0.block_on(f);
+            return rt.block_on(f);
         }
     }
     let _mode = enter(Mode::Parked);
