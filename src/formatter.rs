@@ -61,7 +61,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<[u8]>,
 {
-    let mut out = Vec::new();
+    append_lines(Vec::new(), pieces)
+}
+
+/// Appends each piece and a line feed to `out`.
+fn append_lines<I, S>(mut out: Vec<u8>, pieces: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<[u8]>,
+{
     for p in pieces {
         out.extend_from_slice(p.as_ref());
         out.push(b'\n');
@@ -89,12 +97,8 @@ pub fn request(method: &str, uri: &str, timestamp: &str, nonce: &str, body: &[u8
 /// [`joined_by_line_feed`] of a few known pieces, in one allocation of the exact size (every
 /// call signs one message and verifies another).
 fn joined(pieces: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len() + 1).sum());
-    for p in pieces {
-        out.extend_from_slice(p);
-        out.push(b'\n');
-    }
-    out
+    let size = pieces.iter().map(|p| p.len() + 1).sum();
+    append_lines(Vec::with_capacity(size), pieces)
 }
 
 /// The response (and notification) message: `TIMESTAMP\nNONCE\nBODY\n`.
