@@ -21,8 +21,10 @@
 //! drifts (the same `openssl speed` gives 1.0 × and 2.2 × its fastest within minutes), so each
 //! case is measured between two floors, taken just before and just after it, and compared with
 //! their mean; rounds repeat the whole set, and the summary gives each ratio's median and range.
-//! Cases with more threads than cores are also compared with the crypto alone on that many
-//! threads, to tell the cost of sharing the cores from the client's.
+//! Threaded and sequential cases are also compared with the crypto alone as their threads run
+//! it, to tell the cost of the way those threads run from the client's: on that many threads
+//! sharing the cores (8, 64), or with each thread sleeping after each pair as long as a call
+//! waited for its answer (1, 2).
 //!
 //! `cargo bench --bench concurrent`. `WECHATPAY_BENCH_ROUNDS` (default 5) and
 //! `WECHATPAY_BENCH_CALLS` (calls per measurement, default 2,000) scale it;
@@ -449,10 +451,11 @@ fn waited(case: Sample, threads: usize) -> Duration {
 
 /// Prints a reference (the crypto alone, sleeping `wait` after each pair when not zero, at
 /// `alone` CPU per pair) beside its floor and the case's CPU per call, and keeps both ratios
-/// under `name` (the wait, which varies from round to round, only in the printed line).
+/// under `section` and `name` (the wait, which varies from round to round, only in the
+/// printed line).
 fn refer(
     references: &mut BTreeMap<String, (Vec<f64>, Vec<f64>)>,
-    name: String,
+    (section, name): (&str, String),
     (wait, alone): (Duration, Duration),
     floor: Duration,
     case: Duration,
@@ -470,11 +473,10 @@ fn refer(
         )
     };
     println!(
-        "      {}: {:.0} µs CPU per pair = {of_floor:.3} × its floor; the calls cost {of_alone:.3} × that",
-        &printed[4..],
+        "      {printed}: {:.0} µs CPU per pair = {of_floor:.3} × its floor; the calls cost {of_alone:.3} × that",
         micros(alone)
     );
-    let e = references.entry(kept).or_default();
+    let e = references.entry(format!("{section} {kept}")).or_default();
     e.0.push(of_floor);
     e.1.push(of_alone);
 }
@@ -670,7 +672,7 @@ fn main() {
                 bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
             refer(
                 &mut references,
-                format!("(2) the crypto alone on {threads} threads"),
+                ("(2)", format!("the crypto alone on {threads} threads")),
                 (wait, alone.cpu),
                 multi.cpu,
                 case.cpu,
@@ -679,7 +681,8 @@ fn main() {
         if !wanted("sequential") {
             continue;
         }
-        // On one thread, between two one-core floors.
+        // On one thread, against the mean of one-core floors taken before it, after it and
+        // after its reference.
         let single_before = floor_one_core(&crypto, slice);
         let seq = calls / 2;
         let s = measure(&server, seq, || {
@@ -700,7 +703,7 @@ fn main() {
         );
         refer(
             &mut references,
-            "(3) the crypto alone on one thread".into(),
+            ("(3)", "the crypto alone on one thread".into()),
             (wait, alone.cpu),
             single,
             s.cpu,
