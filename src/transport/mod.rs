@@ -35,21 +35,20 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http_body_util::{BodyExt, Limited};
 use tokio::runtime::{Handle, Id, Runtime};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
 
 pub(crate) mod policy;
+mod pool;
 pub(crate) mod retry;
 pub(crate) mod tls;
 
 pub(crate) use tls::{Identity, TlsConfig};
 
-type Pool = HyperClient<tls::Connector, Full<Bytes>>;
+use pool::{Lease, Pool};
 
 /// How the calling thread is taking part in a call right now.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -341,10 +340,7 @@ impl Pools {
 }
 
 fn pool(tls: Arc<tls::LazyTls>) -> Pool {
-    HyperClient::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(tls::Connector::new(tls))
+    Pool::new(tls::Connector::new(tls))
 }
 
 /// Pooled HTTP(S) connections: a plain pool, and for APIv2 `security` calls a pool that
@@ -437,21 +433,19 @@ impl Transport {
     }
 }
 
-/// Sends `req` on `pool` and returns the answer's head: the one place a request goes out, and a
-/// failure before any answer becomes [`Error::Transport`] naming `uri`.
+/// Sends `req` on `pool` and returns the answer's head, and the connection to read its body
+/// from and give back: the one place a request goes out, and a failure before any answer
+/// becomes [`Error::Transport`] naming `uri`.
 async fn send(
     pool: &Pool,
     req: http::Request<Bytes>,
     uri: &http::Uri,
-) -> Result<http::Response<hyper::body::Incoming>, Error> {
-    let (parts, body) = req.into_parts();
-    pool.request(http::Request::from_parts(parts, Full::new(body)))
-        .await
-        .map_err(|e| Error::Transport {
-            uri: uri.to_string(),
-            source: Box::new(e),
-            answered: false,
-        })
+) -> Result<(http::Response<hyper::body::Incoming>, Lease), Error> {
+    pool.send(req).await.map_err(|e| Error::Transport {
+        uri: uri.to_string(),
+        source: Box::new(e),
+        answered: false,
+    })
 }
 
 fn timed_out(uri: &http::Uri, after: Duration, answered: bool) -> Error {
@@ -471,7 +465,7 @@ async fn exchange(
     let uri = req.uri().clone();
     let answered = std::sync::atomic::AtomicBool::new(false);
     let work = async {
-        let res = send(&pool, req, &uri).await?;
+        let (res, lease) = send(&pool, req, &uri).await?;
         answered.store(true, std::sync::atomic::Ordering::Relaxed);
         let (parts, body) = res.into_parts();
         let too_large = || Error::BodyTooLarge {
@@ -504,6 +498,7 @@ async fn exchange(
                     }
                 }
             })?;
+        lease.release();
         Ok(http::Response::from_parts(parts, collected.to_bytes()))
     };
     match tokio::time::timeout(limits.timeout, work).await {
@@ -645,25 +640,33 @@ impl Transport {
         let task_uri = uri.clone();
         let task = move |pool: Pool| async move {
             let uri = task_uri;
-            let res = match tokio::time::timeout(limits.timeout, send(&pool, req, &uri)).await {
-                Ok(Ok(res)) => res,
-                Ok(Err(e)) => {
-                    let _ = head_tx.send(Err(e));
-                    return;
-                }
-                Err(_) => {
-                    let _ = head_tx.send(Err(timed_out(&uri, limits.timeout, false)));
-                    return;
-                }
-            };
+            let (res, lease) =
+                match tokio::time::timeout(limits.timeout, send(&pool, req, &uri)).await {
+                    Ok(Ok(sent)) => sent,
+                    Ok(Err(e)) => {
+                        let _ = head_tx.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = head_tx.send(Err(timed_out(&uri, limits.timeout, false)));
+                        return;
+                    }
+                };
             let (parts, mut body) = res.into_parts();
             if head_tx.send(Ok(parts)).is_err() {
                 return;
             }
+            let mut lease = Some(lease);
             loop {
                 let item = match tokio::time::timeout(limits.timeout, body.frame()).await {
                     Err(_) => Some(Err(timed_out(&uri, limits.timeout, true))),
-                    Ok(None) => None,
+                    Ok(None) => {
+                        // The whole body read: the connection can serve the next call.
+                        if let Some(lease) = lease.take() {
+                            lease.release();
+                        }
+                        None
+                    }
                     Ok(Some(Ok(frame))) => match frame.into_data() {
                         Ok(data) => Some(Ok(data)),
                         Err(_) => continue, // trailers

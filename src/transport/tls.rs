@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
@@ -282,15 +282,6 @@ impl tower_service::Service<Uri> for Connector {
 pub(crate) enum Conn {
     Plain(TokioIo<TcpStream>),
     Tls(TokioIo<tokio_openssl::SslStream<TcpStream>>),
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        match self {
-            Conn::Plain(s) => s.connected(),
-            Conn::Tls(s) => s.inner().get_ref().connected(),
-        }
-    }
 }
 
 impl hyper::rt::Read for Conn {
