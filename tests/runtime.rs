@@ -344,3 +344,67 @@ fn poll_to_end<F: Future>(f: F) -> F::Output {
         std::thread::park();
     }
 }
+
+/// The raw bytes of a signed answer, as the common server renders it.
+fn raw_answer(keys: &Keys) -> Vec<u8> {
+    let res = common::render(keys, common::Reply::json(200, json!({"ok": true})));
+    let mut out = format!("HTTP/1.1 {}\r\n", res.status()).into_bytes();
+    for (k, v) in res.headers() {
+        out.extend_from_slice(format!("{k}: {}\r\n", v.to_str().unwrap()).as_bytes());
+    }
+    let body = common::rt().block_on(http_body_util::BodyExt::collect(res.into_body()));
+    let body = body.unwrap().to_bytes();
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn a_blocking_call_after_the_server_closed_the_idle_connection_opens_a_new_one() {
+    use std::io::{BufRead, BufReader, Write};
+    let _alone = alone();
+    let keys = Keys::shared();
+    let answer = raw_answer(keys);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (close, closing) = std::sync::mpsc::channel::<()>();
+    let (closed, was_closed) = std::sync::mpsc::channel::<()>();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    // Answers each connection's first request, then closes it when told (as a platform closes
+    // a connection that idled past its keep-alive timeout); later connections stay open.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            stream.write_all(&answer).unwrap();
+            if n == 0 {
+                closing.recv().unwrap();
+                stream.shutdown(std::net::Shutdown::Both).unwrap();
+                closed.send(()).unwrap();
+            } else {
+                std::mem::forget(stream);
+            }
+        }
+    });
+    let client = Server::builder_at(keys, addr).build().unwrap();
+    std::thread::spawn(move || {
+        let get = || client.chain("v3/rt/stale").get(json!({}));
+        get().unwrap();
+        // Closed while no call runs: the thread's runtime is not running, so nothing reads
+        // the close until the next call.
+        close.send(()).unwrap();
+        was_closed.recv().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1_200));
+        let second = get();
+        assert!(second.is_ok(), "{:?}", second.err());
+    })
+    .join()
+    .unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection");
+}

@@ -75,6 +75,8 @@ struct State {
 struct Origin {
     scheme: Scheme,
     authority: Authority,
+    /// Its `Host` header, made once.
+    host: HeaderValue,
     /// Oldest first: a call takes the last (the warmest), and the expired are at the front.
     idle: Vec<Idle>,
 }
@@ -180,13 +182,10 @@ impl Pool {
         req: Request<Bytes>,
     ) -> Result<(Response<Incoming>, Lease), PoolError> {
         let (mut parts, body) = req.into_parts();
-        let (Some(scheme), Some(authority)) = (parts.uri.scheme(), parts.uri.authority()) else {
-            return Err(PoolError::NotAbsolute);
-        };
-        let origin = self.origin(scheme, authority);
+        let (origin, host) = self.origin(&parts.uri)?;
         let target = parts.uri.clone();
         if !parts.headers.contains_key(http::header::HOST) {
-            parts.headers.insert(http::header::HOST, host(&target)?);
+            parts.headers.insert(http::header::HOST, host);
         }
         parts.uri = origin_form(&target);
         let mut req = Request::from_parts(parts, Full::new(body));
@@ -233,22 +232,28 @@ impl Pool {
         self.0.lock()
     }
 
-    /// The index of the origin `scheme://authority`, added on first use.
-    fn origin(&self, scheme: &Scheme, authority: &Authority) -> usize {
+    /// The index of `uri`'s origin (`scheme://authority`), added on first use, and its `Host`.
+    fn origin(&self, uri: &Uri) -> Result<(usize, HeaderValue), PoolError> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(PoolError::NotAbsolute);
+        };
         let mut state = self.lock();
-        if let Some(i) = state
+        if let Some((i, o)) = state
             .origins
             .iter()
-            .position(|o| o.scheme == *scheme && o.authority == *authority)
+            .enumerate()
+            .find(|(_, o)| o.scheme == *scheme && o.authority == *authority)
         {
-            return i;
+            return Ok((i, o.host.clone()));
         }
+        let host = host(uri)?;
         state.origins.push(Origin {
             scheme: scheme.clone(),
             authority: authority.clone(),
+            host: host.clone(),
             idle: Vec::new(),
         });
-        state.origins.len() - 1
+        Ok((state.origins.len() - 1, host))
     }
 
     /// The most recently used idle connection to `origin` still open and not expired, and how
@@ -525,6 +530,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         rt.block_on(get(&pool, addr)).unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn each_origin_keeps_its_own_connections() {
+        let (a, accepted_a, _) = server(Then::KeepAlive);
+        let (b, accepted_b, _) = server(Then::KeepAlive);
+        let rt = runtime();
+        let pool = pool(IDLE_TIMEOUT);
+        rt.block_on(async {
+            for _ in 0..3 {
+                get(&pool, a).await.unwrap();
+                get(&pool, b).await.unwrap();
+            }
+        });
+        assert_eq!(accepted_a.load(Ordering::SeqCst), 1);
+        assert_eq!(accepted_b.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -274,12 +274,17 @@ impl Server {
 
     /// A builder wired to this server with the test keys.
     pub fn builder(&self) -> Builder {
+        Server::builder_at(&self.keys, self.addr)
+    }
+
+    /// A builder with `keys` for a platform at `addr` (a server of a test's own).
+    pub fn builder_at(keys: &Keys, addr: SocketAddr) -> Builder {
         Builder::new()
             .mchid(MCHID)
             .serial(SERIAL)
-            .private_key(self.keys.merchant.clone())
-            .platform_public_key(PUB_KEY_ID, self.keys.platform_public.clone())
-            .base_uri(self.base())
+            .private_key(keys.merchant.clone())
+            .platform_public_key(PUB_KEY_ID, keys.platform_public.clone())
+            .base_uri(format!("http://{addr}/"))
             .timeout(Duration::from_secs(5))
     }
 
