@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -212,7 +212,9 @@ static TOKENS: AtomicU64 = AtomicU64::new(0);
 /// The pools of one kind (plain, or presenting the merchant certificate), one per runtime.
 struct Pools {
     tls: Arc<tls::LazyTls>,
-    by_runtime: Mutex<HashMap<Id, Entry>>,
+    /// Read on every call, written once per runtime: a reader never waits for another (with 64
+    /// threads on two cores, a thread holding a mutex here is often preempted).
+    by_runtime: RwLock<HashMap<Id, Entry>>,
 }
 
 /// Removes a runtime's pool when the runtime shuts down: held by a task on that runtime, which
@@ -231,7 +233,7 @@ impl Drop for Forget {
         let removed = {
             let mut map = pools
                 .by_runtime
-                .lock()
+                .write()
                 .unwrap_or_else(PoisonError::into_inner);
             if map.get(&self.id).is_some_and(|e| e.token == self.token) {
                 map.remove(&self.id)
@@ -248,13 +250,13 @@ impl Pools {
     fn new(tls: Arc<tls::LazyTls>) -> Arc<Self> {
         Arc::new(Pools {
             tls,
-            by_runtime: Mutex::new(HashMap::new()),
+            by_runtime: RwLock::new(HashMap::new()),
         })
     }
 
     fn lookup(&self, id: Id) -> Option<Option<Pool>> {
         self.by_runtime
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
             .map(|e| e.pool.clone())
@@ -278,7 +280,7 @@ impl Pools {
         {
             let mut map = self
                 .by_runtime
-                .lock()
+                .write()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = map.get(&id) {
                 // Another thread of the same runtime was first.
@@ -331,7 +333,7 @@ impl Pools {
     #[cfg(test)]
     fn count(&self) -> usize {
         self.by_runtime
-            .lock()
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
             .filter(|e| e.pool.is_some())
