@@ -24,7 +24,7 @@
 //! Threaded and sequential cases are also compared with the crypto alone as their threads run
 //! it, to tell the cost of the way those threads run from the client's: on that many threads
 //! sharing the cores (8, 64), or with each thread sleeping after each pair as long as a call
-//! waited for its answer (1, 2).
+//! waited for its answer (1, 2; and 8, 64 with the wait of the 2 threads' calls).
 //!
 //! `cargo bench --bench concurrent`. `WECHATPAY_BENCH_ROUNDS` (default 5) and
 //! `WECHATPAY_BENCH_CALLS` (calls per measurement, default 2,000) scale it;
@@ -647,6 +647,9 @@ fn main() {
             });
             report(format!("(1) async, {inflight:>3} in flight"), m, ok, calls);
         }
+        // What a call from as few threads as cores waited for its answer (this round's), for
+        // the reference of the cases with more threads.
+        let mut io_wait = None;
         for threads in [2, 8, 64] {
             if !wanted(&format!("blocking{threads}")) {
                 continue;
@@ -666,7 +669,7 @@ fn main() {
             let wait = if threads > cores {
                 Duration::ZERO
             } else {
-                waited(case, threads)
+                *io_wait.get_or_insert(waited(case, threads))
             };
             let (alone, multi) =
                 bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
@@ -677,6 +680,21 @@ fn main() {
                 multi.cpu,
                 case.cpu,
             );
+            if threads > cores {
+                // And with each of those threads sleeping after each pair as long as a call
+                // waits for its answer (as the fewer threads' calls did; 70 µs when that case
+                // did not run): the switches between threads that every blocking call makes.
+                let wait = *io_wait.get_or_insert(Duration::from_micros(70));
+                let (alone, multi) =
+                    bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
+                refer(
+                    &mut references,
+                    ("(2)", format!("the crypto alone on {threads} threads")),
+                    (wait, alone.cpu),
+                    multi.cpu,
+                    case.cpu,
+                );
+            }
         }
         if !wanted("sequential") {
             continue;

@@ -3,7 +3,8 @@
 //! A connection belongs to the tokio runtime whose tasks drive it, and is kept in a pool of that
 //! runtime: each `Client` keeps one pool per runtime its calls have run on, keyed by the
 //! runtime's [`Id`], and shared by all its clones. So no connection is ever
-//! used from a runtime other than its own, and none outlives its runtime.
+//! used from a runtime other than its own, and none outlives its runtime. How a call takes a
+//! connection from a runtime's pool and gives it back is [`mod@pool`]'s.
 //!
 //! - An async call awaited on a tokio runtime does its I/O right there, on the caller's task
 //!   and runtime (hyper's connection tasks are spawned on it): no hand-off between threads. The
