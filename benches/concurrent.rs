@@ -665,26 +665,19 @@ fn main() {
             let case = m.0;
             report(format!("(2) blocking, {threads:>2} threads"), m, ok, total);
             // The crypto alone as these threads run it: sharing the cores when there are more
-            // threads than cores, else sleeping after each pair as long as a call waited.
-            let wait = if threads > cores {
-                Duration::ZERO
+            // threads than cores, else sleeping after each pair as long as a call waited; and
+            // for more threads than cores, also sleeping after each pair as long as a call
+            // waits for its answer (as the fewer threads' calls did; 70 µs when that case did
+            // not run): the switches between threads that every blocking call makes.
+            let waits = if threads > cores {
+                vec![
+                    Duration::ZERO,
+                    *io_wait.get_or_insert(Duration::from_micros(70)),
+                ]
             } else {
-                *io_wait.get_or_insert(waited(case, threads))
+                vec![*io_wait.get_or_insert(waited(case, threads))]
             };
-            let (alone, multi) =
-                bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
-            refer(
-                &mut references,
-                ("(2)", format!("the crypto alone on {threads} threads")),
-                (wait, alone.cpu),
-                multi.cpu,
-                case.cpu,
-            );
-            if threads > cores {
-                // And with each of those threads sleeping after each pair as long as a call
-                // waits for its answer (as the fewer threads' calls did; 70 µs when that case
-                // did not run): the switches between threads that every blocking call makes.
-                let wait = *io_wait.get_or_insert(Duration::from_micros(70));
+            for wait in waits {
                 let (alone, multi) =
                     bracket(&mut || floor_on_threads(&server, &crypto, threads, calls / 2, wait));
                 refer(
