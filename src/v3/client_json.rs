@@ -254,7 +254,7 @@ mod tests {
 
     fn keys() -> (PrivateKey, PublicKey) {
         let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
-        let k = PrivateKey(PKey::from_rsa(rsa).unwrap());
+        let k = PrivateKey::from_openssl(PKey::from_rsa(rsa).unwrap());
         let p = k.public_key().unwrap();
         (k, p)
     }

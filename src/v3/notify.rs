@@ -377,7 +377,9 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn platform() -> (PrivateKey, Arc<Keyring>) {
-        let k = PrivateKey(PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap());
+        let k = PrivateKey::from_openssl(
+            PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+        );
         let ring = Keyring::new();
         ring.insert("PUB_KEY_ID_1", k.public_key().unwrap());
         (k, Arc::new(ring))

@@ -168,7 +168,9 @@ mod tests {
     use serde_json::json;
 
     fn key() -> (PrivateKey, PublicKey) {
-        let k = PrivateKey(PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap());
+        let k = PrivateKey::from_openssl(
+            PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+        );
         let p = k.public_key().unwrap();
         (k, p)
     }
