@@ -34,7 +34,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connection idle this long may have been closed by the server without the runtime having
 /// run since (a blocking runtime runs only during calls): the call lets the runtime look at
-/// the socket before writing on it. Sooner than this, no server closes an idle connection.
+/// the socket before writing on it. Servers keep idle connections for seconds; a close within
+/// this second that crosses the request is the race any HTTP/1 client has.
 const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a request got no answer.
