@@ -229,16 +229,12 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.0.lock()
-    }
-
     /// The index of `uri`'s origin (`scheme://authority`), added on first use, and its `Host`.
     fn origin(&self, uri: &Uri) -> Result<(usize, HeaderValue), PoolError> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(PoolError::NotAbsolute);
         };
-        let mut state = self.lock();
+        let mut state = self.0.lock();
         if let Some((i, o)) = state
             .origins
             .iter()
@@ -260,20 +256,20 @@ impl Pool {
     /// The most recently used idle connection to `origin` still open and not expired, and how
     /// long it was idle.
     fn take(&self, origin: usize) -> Option<(Sender, Duration)> {
-        let timeout = self.0.idle_timeout;
-        let mut state = self.lock();
+        let (timeout, now) = (self.0.idle_timeout, Instant::now());
+        let mut state = self.0.lock();
         let idle = &mut state.origins[origin].idle;
-        let idle_for = idle.last()?.since.elapsed();
-        if idle_for >= timeout {
-            // The warmest expired, so all did: closed outside the lock.
-            let closing = std::mem::take(idle);
-            drop(state);
-            drop(closing);
-            return None;
-        }
         while let Some(i) = idle.pop() {
+            let idle_for = now.duration_since(i.since);
+            if idle_for >= timeout {
+                // Expired, and every one before it is older: all closed, outside the lock.
+                let closing = (std::mem::take(idle), i);
+                drop(state);
+                drop(closing);
+                return None;
+            }
             if !i.tx.is_closed() {
-                return Some((i.tx, i.since.elapsed()));
+                return Some((i.tx, idle_for));
             }
         }
         None
