@@ -545,8 +545,13 @@ fn an_apiv2_refund_is_queried_notified_with_req_info_and_queried_again() {
     assert_eq!(client.verify_notification_v2(body, md5).unwrap(), n);
     assert!(wechatpay_chain::notify_v2::verify(body, "another APIv2 key", md5).is_err());
 
-    // Accepted at once: one attempt, recorded.
-    std::thread::sleep(Duration::from_millis(200));
+    // Accepted at once: one attempt, recorded (the record follows the receiver's answer, so
+    // it may come a moment after the receiver has the notification: wait for it, bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while emu.deliveries().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let d = emu.deliveries();
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].event_type, wechatpay_emulator::V2_REFUND_EVENT);
