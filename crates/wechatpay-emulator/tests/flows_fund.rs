@@ -9,7 +9,7 @@ mod common;
 mod support;
 
 use std::time::Duration;
-use support::{client, credentials, send, start, Receiver};
+use support::{client, credentials, deliveries, send, start, Receiver};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -114,13 +114,7 @@ fn documented(n: &Notification) {
 /// Waits until the emulator has recorded `n` delivery attempts (the hook has them already: the
 /// record follows the hook's answer), then checks that there are `n`, all accepted.
 fn delivered(emu: &Emulator, n: usize) {
-    for _ in 0..1000 {
-        if emu.deliveries().len() >= n {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let d = emu.deliveries();
+    let d = deliveries(emu, n);
     assert_eq!(d.len(), n, "{d:?}");
     assert!(
         d.iter().all(|d| d.outcome == Outcome::Accepted(204)),

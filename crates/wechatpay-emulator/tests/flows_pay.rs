@@ -9,7 +9,7 @@ mod common;
 mod support;
 
 use std::time::Duration;
-use support::{api, control, Receiver};
+use support::{api, control, deliveries, Receiver};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -570,20 +570,10 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     assert_eq!(n.resource["out_trade_no"], "PAY-00000001");
     assert_eq!(n.resource["payer"]["openid"], "oUser-given-0001");
     assert_eq!(n.resource, paid);
-    // the attempt is recorded once the receiver's answer is in, which may be after the
-    // receiver has handed the notification over: wait for it (bounded)
-    let mut events: Vec<String> = Vec::new();
-    for _ in 0..500 {
-        events = emu
-            .deliveries()
-            .iter()
-            .map(|d| d.event_type.clone())
-            .collect();
-        if !events.is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    let events: Vec<String> = deliveries(&emu, 1)
+        .into_iter()
+        .map(|d| d.event_type)
+        .collect();
     assert_eq!(events, ["TRANSACTION.SUCCESS"]);
 
     // the old control endpoint still pays, and answers a paid order as it is

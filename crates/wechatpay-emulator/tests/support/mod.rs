@@ -106,6 +106,20 @@ pub fn xml_receiver(replies: Vec<String>, path: &str) -> (common::Server, String
     (server, url)
 }
 
+/// Waits (up to 5 s) until `emu` has recorded `n` delivery attempts; returns them. An attempt
+/// is recorded once the receiver has answered, which may be a moment after the receiver has
+/// handed the notification over.
+pub fn deliveries(emu: &Emulator, n: usize) -> Vec<wechatpay_emulator::Delivery> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = emu.deliveries();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Waits (up to 5 s) until `server` has received `n` requests; returns them.
 pub fn received(server: &common::Server, n: usize) -> Vec<common::Recorded> {
     let deadline = Instant::now() + Duration::from_secs(5);
