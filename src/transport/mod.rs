@@ -659,28 +659,24 @@ impl Transport {
             if head_tx.send(Ok(parts)).is_err() {
                 return;
             }
-            let mut lease = Some(lease);
             loop {
                 let item = match tokio::time::timeout(limits.timeout, body.frame()).await {
-                    Err(_) => Some(Err(timed_out(&uri, limits.timeout, true))),
+                    Err(_) => Err(timed_out(&uri, limits.timeout, true)),
                     Ok(None) => {
                         // The whole body read: the connection can serve the next call.
-                        if let Some(lease) = lease.take() {
-                            lease.release();
-                        }
-                        None
+                        lease.release();
+                        break;
                     }
                     Ok(Some(Ok(frame))) => match frame.into_data() {
-                        Ok(data) => Some(Ok(data)),
+                        Ok(data) => Ok(data),
                         Err(_) => continue, // trailers
                     },
-                    Ok(Some(Err(e))) => Some(Err(Error::Transport {
+                    Ok(Some(Err(e))) => Err(Error::Transport {
                         uri: uri.to_string(),
                         source: Box::new(e),
                         answered: true,
-                    })),
+                    }),
                 };
-                let Some(item) = item else { break };
                 let stop = item.is_err();
                 if tx.send(item).await.is_err() || stop {
                     break;
