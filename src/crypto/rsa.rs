@@ -363,7 +363,7 @@ impl Rsa {
 
     /// Signs `message` with RSA PKCS#1 v1.5 SHA-256; returns base64.
     pub fn sign(message: impl AsRef<[u8]>, key: &PrivateKey) -> Result<String, Error> {
-        let failed = |e| Error::openssl("RSA-SHA256 signing failed")(e);
+        let failed = |e| Error::crypto_from("RSA-SHA256 signing failed", e);
         let message = message.as_ref();
         let Some(mut ctx) = key.1.take(&key.0, |c| c.sign_init()) else {
             let mut signer = Signer::new(MessageDigest::sha256(), &key.0).map_err(failed)?;
