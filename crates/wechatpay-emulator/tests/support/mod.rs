@@ -110,25 +110,23 @@ pub fn xml_receiver(replies: Vec<String>, path: &str) -> (common::Server, String
 /// is recorded once the receiver has answered, which may be a moment after the receiver has
 /// handed the notification over.
 pub fn deliveries(emu: &Emulator, n: usize) -> Vec<wechatpay_emulator::Delivery> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let got = emu.deliveries();
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    at_least(n, || emu.deliveries())
 }
 
 /// Waits (up to 5 s) until `server` has received `n` requests; returns them.
 pub fn received(server: &common::Server, n: usize) -> Vec<common::Recorded> {
+    at_least(n, || server.recorded())
+}
+
+/// What `look` finds once it finds `n` or more, or after 5 s, whatever it finds then.
+fn at_least<T>(n: usize, look: impl Fn() -> Vec<T>) -> Vec<T> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let got = server.recorded();
+        let got = look();
         if got.len() >= n || Instant::now() > deadline {
             return got;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
