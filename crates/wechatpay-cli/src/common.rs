@@ -1,5 +1,6 @@
 //! What several commands share: seconds given as an option (`--timeout`), the platform public
-//! key's option pair, and the signals that stop a long-running command (serve, listen).
+//! key's option pair, text from elsewhere made safe to print, and the signals that stop a
+//! long-running command (serve, listen).
 
 use std::time::Duration;
 
@@ -40,6 +41,20 @@ pub fn public_key<'a>(
         )),
         (None, None) => Ok(None),
     }
+}
+
+/// Text from elsewhere (a handler's answer, a platform's message) made safe for a terminal:
+/// each control character becomes a space (an escape sequence that retitles the window,
+/// clears the screen or colours a fake verdict; a carriage return that writes over a line),
+/// but line feeds and tabs when `lines` keeps the text's lines.
+pub fn printable(text: &str, lines: bool) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' if lines => c,
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// The signals that stop a long-running command: SIGINT (Ctrl-C) and SIGTERM, and SIGHUP

@@ -301,6 +301,8 @@ async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Byt
             }
         }
     };
+    // the handler's answer, a refusal's message: nothing that reaches the terminal as a command
+    let text = crate::common::printable(&text, true);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();

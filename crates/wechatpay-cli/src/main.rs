@@ -561,9 +561,7 @@ pub(crate) fn chain_line(e: &dyn std::error::Error) -> String {
         }
         next = cause.source();
     }
-    line.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    common::printable(&line, false)
 }
 
 /// A usage error, on one line with its category, and exit status 2. Help and version requests

@@ -9,6 +9,8 @@ use serde_json::Value;
 use wechatpay_chain::{Error, Rsa};
 use wechatpay_emulator::events::{self, Fault, Keys, Sender, Trigger, Wire};
 
+use crate::common::printable;
+
 const AFTER_HELP: &str = "\
 The notification is made as the platform makes it: every required resource field filled,
 an APIv3 resource encrypted with the APIv3 key and signed with the platform private key
@@ -130,7 +132,11 @@ pub fn run(a: &TriggerArgs, key_source: impl Fn(&str) -> String) -> Result<bool,
         serde_json::to_string_pretty(&sent.resource).unwrap_or_default()
     );
     if sent.wire.is_v2() {
-        let _ = writeln!(out, "body:\n{}", String::from_utf8_lossy(&sent.body));
+        let _ = writeln!(
+            out,
+            "body:\n{}",
+            printable(&String::from_utf8_lossy(&sent.body), true)
+        );
     }
     let _ = out.flush();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -160,10 +166,11 @@ pub fn run(a: &TriggerArgs, key_source: impl Fn(&str) -> String) -> Result<bool,
         let _ = writeln!(out, "← {}{nth}: {verdict}", answer.status);
         let body = String::from_utf8_lossy(&answer.body);
         if !body.trim().is_empty() {
+            // JSON is printed with its control characters escaped, other text without them
             let shown: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
             match shown {
                 Value::Null => {
-                    let _ = writeln!(out, "{}", body.trim_end());
+                    let _ = writeln!(out, "{}", printable(body.trim_end(), true));
                 }
                 v => {
                     let _ = writeln!(out, "{v}");

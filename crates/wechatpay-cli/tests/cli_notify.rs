@@ -476,3 +476,51 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
     let sig = sent[0].headers["wechatpay-signature"].to_str().unwrap();
     assert!(text(&out.stdout).contains(&format!("Wechatpay-Signature: {sig}")));
 }
+
+/// What a hostile handler answers: a window title, a cleared screen, a red "verified OK", a
+/// carriage return that writes over the line, a C1 control sequence introducer (U+009B), and a
+/// tab and a line feed, which stay.
+const HOSTILE: &[u8] =
+    b"\x1b]0;pwned\x07\x1b[2J\x1b[31mverified OK\x1b[0m\rline\tend\nnext \xc2\x9b31m";
+
+/// Whether `text` holds no control character but line feeds and tabs.
+fn no_raw_controls(text: &str) -> bool {
+    text.chars()
+        .all(|c| !c.is_control() || c == '\n' || c == '\t')
+}
+
+#[test]
+fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
+    let served = Served::start(BIN);
+    let hostile = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(200);
+            r.body = HOSTILE.to_vec();
+            r.sign_as = None;
+            r
+        }),
+    );
+    let out = cli(
+        &served,
+        &["trigger", "TRANSACTION.SUCCESS", "--to", &hostile.base()],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout:?}");
+    assert!(stdout.contains("verified OK"), "{stdout:?}");
+    assert!(stdout.contains("line\tend\nnext"), "{stdout:?}");
+    assert!(no_raw_controls(&stdout), "{stdout:?}");
+
+    // listen prints the handler's answer it passes back
+    let listen = Listening::start(&served, &["--forward-to", &hostile.base()]);
+    let out = cli(
+        &served,
+        &["trigger", "TRANSACTION.SUCCESS", "--to", &listen.url],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(no_raw_controls(&text(&out.stdout)), "{}", text(&out.stdout));
+    listen.expect("next");
+    let shown = listen.output();
+    assert!(shown.contains("verified OK"), "{shown:?}");
+    assert!(no_raw_controls(&shown), "{shown:?}");
+}
