@@ -1,7 +1,7 @@
 //! `wechatpay listen`: a notification receiver on loopback. It verifies each notification with
 //! the configured platform keys, decrypts it, prints it (or why it was refused), answers the
-//! platform's way, and with `--forward-to` passes the original bytes and headers on to the
-//! merchant's handler and returns its answer.
+//! platform's way, and with `--forward-to` passes the original bytes and end-to-end headers
+//! on to the merchant's handler and returns its answer.
 
 use std::convert::Infallible;
 use std::io::Write;
@@ -30,7 +30,8 @@ and resource as JSON, or why it was refused. Answers: APIv3 204 when verified, 4
 a malformed body) with {\"code\",\"message\"} when refused; APIv2 XML return_code SUCCESS or FAIL.
 
 With --forward-to every notification, refused or not, goes on to the handler byte for byte
-with its headers; listen prints the handler's answer, says when it accepts what listen
+with its headers (but those of one hop: Connection and the headers it names, Keep-Alive,
+TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*); listen prints the handler's answer, says when it accepts what listen
 refused (or the reverse), and returns that answer to the sender.
 
 The first line printed is `listening on http://127.0.0.1:PORT/`. SIGINT or SIGTERM stops it.";
@@ -257,7 +258,7 @@ async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Byt
         ),
         Some((url, sender, timeout)) => {
             match sender
-                .post(url, &parts.headers, body.clone(), *timeout)
+                .post(url, &end_to_end(&parts.headers), body.clone(), *timeout)
                 .await
             {
                 Ok(a) => {
@@ -307,6 +308,40 @@ async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Byt
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
     answer
+}
+
+/// The headers that concern one hop only (RFC 9110 §7.6.1 and the older ones it lists),
+/// which a proxy does not pass on.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// `headers` without those of this hop: [`HOP_BY_HOP`] and those `Connection` names (the
+/// body is passed on whole, with a length of its own).
+fn end_to_end(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            !HOP_BY_HOP.contains(&k) && !named.iter().any(|n| n == k)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

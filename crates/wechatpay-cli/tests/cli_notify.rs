@@ -6,7 +6,9 @@
 mod common;
 mod served;
 
-use std::io::BufRead;
+use std::collections::HashMap;
+use std::io::{BufRead, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,9 +59,20 @@ struct Listening {
 
 impl Listening {
     fn start(served: &Served, args: &[&str]) -> Listening {
+        Listening::start_with(&served.env, args)
+    }
+
+    /// `wechatpay listen` with only an APIv3 key: it refuses every APIv3 notification (no
+    /// platform key), which is enough to test how it reads, forwards and answers.
+    fn bare(args: &[&str]) -> Listening {
+        let env = HashMap::from([("WECHATPAY_APIV3_KEY".to_string(), "k".repeat(32))]);
+        Listening::start_with(&env, args)
+    }
+
+    fn start_with(env: &HashMap<String, String>, args: &[&str]) -> Listening {
         let mut cmd = Command::new(BIN);
         cmd.arg("listen").args(args).env_clear();
-        for (k, v) in &served.env {
+        for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd
@@ -105,6 +118,16 @@ impl Listening {
 
     fn output(&self) -> String {
         self.out.lock().unwrap().clone()
+    }
+
+    /// A new connection to listen.
+    fn connect(&self) -> TcpStream {
+        let addr = self
+            .url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        TcpStream::connect(addr).unwrap()
     }
 }
 
@@ -523,4 +546,56 @@ fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
     let shown = listen.output();
     assert!(shown.contains("verified OK"), "{shown:?}");
     assert!(no_raw_controls(&shown), "{shown:?}");
+}
+
+#[test]
+fn listen_forwards_no_hop_by_hop_header() {
+    let handler = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(204);
+            r.sign_as = None;
+            r
+        }),
+    );
+    let listen = Listening::bare(&["--forward-to", &format!("{}hook", handler.base())]);
+    let mut s = listen.connect();
+    // what only this hop means: the connection's own options and what they name, proxy
+    // credentials, the framing of this hop's body
+    s.write_all(
+        b"POST /notify HTTP/1.1\r\nHost: listen\r\nContent-Type: application/json\r\n\
+          Connection: keep-alive, X-Hop-Only\r\nX-Hop-Only: secret\r\nKeep-Alive: timeout=5\r\n\
+          Proxy-Connection: keep-alive\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\n\
+          Proxy-Authenticate: Basic\r\nTE: trailers\r\nTrailer: X-Checksum\r\n\
+          Upgrade: h2c\r\nTransfer-Encoding: chunked\r\nX-End-To-End: kept\r\n\
+          Wechatpay-Serial: PUB_KEY_ID_0000\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 204", "{}", text(&head));
+    let got = handler.last();
+    assert_eq!(got.target, "/hook");
+    assert_eq!(&got.body[..], b"{}");
+    assert_eq!(got.headers["x-end-to-end"], "kept");
+    assert_eq!(got.headers["wechatpay-serial"], "PUB_KEY_ID_0000");
+    for hop in [
+        "connection",
+        "x-hop-only",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+        "transfer-encoding",
+    ] {
+        assert!(
+            !got.headers.contains_key(hop),
+            "{hop} was forwarded: {:?}",
+            got.headers
+        );
+    }
 }
