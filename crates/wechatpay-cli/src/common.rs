@@ -9,14 +9,24 @@ use wechatpay_chain::{Error, PublicKey, Rsa};
 /// The wait when `--timeout` is not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `t` seconds, if more than 0 and less than a day.
+fn in_range(t: f64) -> Option<Duration> {
+    (t > 0.0 && t.is_finite() && t < 86_400.0).then(|| Duration::from_secs_f64(t))
+}
+
 /// `t` seconds, given by `option` (named in the error): more than 0, less than a day.
 pub fn seconds(t: f64, option: &str) -> Result<Duration, Error> {
-    if !(t > 0.0 && t.is_finite() && t < 86_400.0) {
-        return Err(Error::config(format!(
-            "{option} {t} must be a positive number of seconds"
-        )));
-    }
-    Ok(Duration::from_secs_f64(t))
+    in_range(t)
+        .ok_or_else(|| Error::config(format!("{option} {t} must be a positive number of seconds")))
+}
+
+/// clap's parser of an option in seconds (`--header-read-timeout 2.5`): more than 0, less
+/// than a day.
+pub fn seconds_arg(s: &str) -> Result<Duration, String> {
+    s.parse()
+        .ok()
+        .and_then(in_range)
+        .ok_or_else(|| format!("{s:?} is not a number of seconds above 0 and below 86400"))
 }
 
 /// `--timeout`, 10 seconds when it is not given.

@@ -4,18 +4,23 @@
 //! on to the merchant's handler and returns its answer.
 
 use std::convert::Infallible;
-use std::io::Write;
+use std::future::Future;
+use std::io::{self, Write};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use http::{HeaderMap, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
 use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::notify::{Notifier, Refusal};
@@ -33,6 +38,11 @@ With --forward-to every notification, refused or not, goes on to the handler byt
 with its headers (but those of one hop: Connection and the headers it names, Keep-Alive,
 TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*); listen prints the handler's answer, says when it accepts what listen
 refused (or the reverse), and returns that answer to the sender.
+
+Exposed through a tunnel, listen is bounded: a connection has --header-read-timeout seconds
+to send a notification's headers, then as long for its body (else 408), and as long to take
+each answer; at most --max-connections are served at once (the others wait to be accepted);
+a body over --max-body-bytes is refused with 413.
 
 The first line printed is `listening on http://127.0.0.1:PORT/`. SIGINT or SIGTERM stops it.";
 
@@ -68,6 +78,31 @@ pub struct ListenArgs {
     /// Seconds to wait for the handler's answer (default 10).
     #[arg(long, env = "WECHATPAY_TIMEOUT")]
     pub timeout: Option<f64>,
+    /// Seconds a connection may take to send a notification's headers, then its body, and
+    /// to take the answer, before it is closed (408 for a body not sent in time): stalled and
+    /// idle connections free their slot.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = crate::common::seconds_arg)]
+    pub header_read_timeout: Duration,
+    /// Connections served at once; beyond it new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+    /// The most bytes a notification's body may hold (413 beyond it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    pub max_body_bytes: u64,
+}
+
+/// What keeps listen, which may be reachable from outside through a tunnel, from being held
+/// or exhausted by its clients.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// For a connection to send a request's headers (from when it opens, or since its previous
+    /// answer), then its body, and to take each answer.
+    deadline: Duration,
+    /// Connections served at once: a flood of stalled ones holds the slots for at most
+    /// `deadline`, the others waiting in the listen backlog meanwhile.
+    max_connections: usize,
+    /// Bytes of a request's body.
+    max_body: usize,
 }
 
 /// `--v2-sign-type`.
@@ -86,6 +121,7 @@ struct Listener {
     secret: Option<String>,
     v2_sign_type: Option<SignType>,
     forward: Option<(String, Sender, Duration)>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Listener {
@@ -165,6 +201,11 @@ pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Er
             SignTypeArg::HmacSha256 => SignType::HmacSha256,
         }),
         forward,
+        limits: Limits {
+            deadline: a.header_read_timeout,
+            max_connections: a.max_connections as usize,
+            max_body: usize::try_from(a.max_body_bytes).unwrap_or(usize::MAX),
+        },
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -189,7 +230,17 @@ async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
         let _ = out.flush();
     }
     let mut stop = crate::common::Stop::new(false)?;
+    let limits = listener.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     loop {
+        // A free slot first: connections beyond the cap wait in the listen backlog.
+        let slot = tokio::select! {
+            _ = stop.recv() => return Ok(()),
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return Ok(()),
+            },
+        };
         let (stream, _) = tokio::select! {
             _ = stop.recv() => return Ok(()),
             accepted = socket.accept() => match accepted {
@@ -203,43 +254,157 @@ async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
         };
         let l = listener.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req: http::Request<Incoming>| {
                 let l = l.clone();
                 async move { Ok::<_, Infallible>(handle(&l, req).await) }
             });
-            // a connection that stalls sending its headers is closed, so none holds a task
+            // the headers bounded in time here, the body in handle, the answers by the stream
+            let io = WriteDeadline::new(stream, limits.deadline);
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc)
+                .header_read_timeout(limits.deadline)
+                .serve_connection(TokioIo::new(io), svc)
                 .await;
         });
     }
 }
 
-/// The most a notification's body may hold.
-const BODY_LIMIT: usize = 1 << 20;
+/// A connection whose writes must get through within `limit`: one that does not take its
+/// answer (reads nothing while the socket's buffers are full) is cut off rather than holding
+/// its slot. The clock runs from the first write that has to wait until the answer is out
+/// (flushed), progress in between or not.
+struct WriteDeadline<S> {
+    io: S,
+    limit: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(io: S, limit: Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// `r`, unless the write has been waiting for longer than the limit.
+    fn bounded<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            return r;
+        }
+        let limit = self.limit;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the peer did not take the answer within {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_write(cx, buf);
+        me.bounded(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
+        me.bounded(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = r {
+            // all written: the next answer has its own time
+            me.waiting = None;
+        }
+        me.bounded(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.io).poll_shutdown(cx);
+        me.bounded(cx, r)
+    }
+}
+
+/// The body whole, or the status and the reason it is refused: more than `max_body` bytes
+/// (announced or sent), not sent within the deadline, or cut off.
+async fn read(body: Incoming, limits: Limits) -> Result<Bytes, (StatusCode, String)> {
+    let max = limits.max_body;
+    let too_large = || {
+        let why = format!("the body is over {max} bytes");
+        (StatusCode::PAYLOAD_TOO_LARGE, why)
+    };
+    // one announced too large is refused before it is read
+    if body.size_hint().lower() > max as u64 {
+        return Err(too_large());
+    }
+    let read = Limited::new(body, max).collect();
+    match tokio::time::timeout(limits.deadline, read).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("the body was cut off: {e}"),
+        )),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body was not sent within {:?}", limits.deadline),
+        )),
+    }
+}
 
 async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, BODY_LIMIT).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "application/json",
-                json!({"code": "FAIL", "message": "the body is over 1 MiB or was cut off"})
-                    .to_string(),
-            )
-        }
-    };
-    let verdict = l.verdict(&parts.headers, &body);
     let mut text = format!(
         "{} {} {}\n",
         events::rfc3339(wechatpay_chain::formatter::timestamp()),
         parts.method,
         parts.uri.path_and_query().map_or("/", |p| p.as_str())
     );
+    let body = match read(body, l.limits).await {
+        Ok(b) => b,
+        Err((status, why)) => {
+            text.push_str(&format!("refused: {why} ({})\n", status.as_u16()));
+            print(&text);
+            let why = json!({"code": "FAIL", "message": why}).to_string();
+            return reply(status, "application/json", why);
+        }
+    };
+    let verdict = l.verdict(&parts.headers, &body);
     text.push_str(&verdict.line);
     text.push('\n');
     if let Some(r) = &verdict.resource {
@@ -302,12 +467,17 @@ async fn handle(l: &Listener, req: http::Request<Incoming>) -> Response<Full<Byt
             }
         }
     };
-    // the handler's answer, a refusal's message: nothing that reaches the terminal as a command
-    let text = crate::common::printable(&text, true);
+    print(&text);
+    answer
+}
+
+/// Prints what listen saw of a request. The handler's answer, a refusal's message: nothing
+/// reaches the terminal as a command.
+fn print(text: &str) {
+    let text = crate::common::printable(text, true);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-    answer
 }
 
 /// The headers that concern one hop only (RFC 9110 §7.6.1 and the older ones it lists),

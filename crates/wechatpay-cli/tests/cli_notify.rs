@@ -599,3 +599,143 @@ fn listen_forwards_no_hop_by_hop_header() {
         );
     }
 }
+
+/// A notification's head announcing `length` bytes of body.
+fn head(length: usize) -> Vec<u8> {
+    format!(
+        "POST /notify HTTP/1.1\r\nHost: listen\r\nContent-Type: application/json\r\n\
+         Content-Length: {length}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// What `s` receives until it is closed (a reset too), waiting at most 30 s for it: a
+/// connection still open then fails the test.
+fn until_closed(mut s: TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = Vec::new();
+    match s.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("still open after 30 s ({e}); received {:?}", text(&got)),
+    }
+    got
+}
+
+/// The status line `s` receives within 30 s.
+fn status_line(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => line.push(b[0]),
+            other => panic!("no status line ({other:?}): {:?}", text(&line)),
+        }
+    }
+    text(&line).trim_end().to_string()
+}
+
+#[test]
+fn listen_closes_connections_that_stall_their_body_and_refuses_large_bodies() {
+    let listen = Listening::bare(&["--header-read-timeout", "1", "--max-body-bytes", "1000"]);
+    // Slowloris on the body: each announces 1,000 bytes and sends all but one
+    let stalled: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = listen.connect();
+            s.write_all(&head(1000)).unwrap();
+            s.write_all(&[b' '; 999]).unwrap();
+            s
+        })
+        .collect();
+    for s in stalled {
+        let got = until_closed(s);
+        assert!(
+            got.is_empty() || got.starts_with(b"HTTP/1.1 408"),
+            "{}",
+            text(&got)
+        );
+    }
+    // and on the headers
+    let mut s = listen.connect();
+    s.write_all(b"POST /notify HTTP/1.1\r\nHost: li").unwrap();
+    until_closed(s);
+
+    // a body over the limit, announced or chunked, is refused; one at it is read
+    let mut s = listen.connect();
+    s.write_all(&head(1001)).unwrap();
+    let _ = s.write_all(&[b' '; 1001]);
+    assert_eq!(status_line(&mut s), "HTTP/1.1 413 Payload Too Large");
+    let mut s = listen.connect();
+    s.write_all(b"POST /notify HTTP/1.1\r\nHost: listen\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    for _ in 0..3 {
+        let _ = s.write_all(format!("190\r\n{}\r\n", " ".repeat(400)).as_bytes());
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    assert_eq!(status_line(&mut s), "HTTP/1.1 413 Payload Too Large");
+    // (read, then refused as unsigned)
+    let mut s = listen.connect();
+    s.write_all(&head(1000)).unwrap();
+    s.write_all(&[b' '; 1000]).unwrap();
+    assert_eq!(status_line(&mut s), "HTTP/1.1 401 Unauthorized");
+}
+
+#[test]
+fn listen_serves_at_most_max_connections_at_once() {
+    let listen = Listening::bare(&["--max-connections", "1", "--header-read-timeout", "60"]);
+    // the one slot, held by a connection that has not finished its headers
+    let mut first = listen.connect();
+    first
+        .write_all(b"POST /notify HTTP/1.1\r\nHost: li")
+        .unwrap();
+    // the next waits, not yet accepted
+    let mut next = listen.connect();
+    next.write_all(&head(2)).unwrap();
+    next.write_all(b"{}").unwrap();
+    next.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut b = [0u8; 1];
+    match next.read(&mut b) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("answered beyond --max-connections 1: {other:?}"),
+    }
+    // the slot freed, it is served
+    drop(first);
+    let line = status_line(&mut next);
+    assert!(line.starts_with("HTTP/1.1 "), "{line}");
+}
+
+#[test]
+fn listen_closes_a_connection_that_does_not_take_its_answers() {
+    // answers of 1,000,000 bytes, more than the socket buffers hold unread
+    let big = Server::start(
+        Keys::shared(),
+        Arc::new(|_: &Recorded| {
+            let mut r = Reply::empty(200);
+            r.body = vec![b'x'; 1_000_000];
+            r.sign_as = None;
+            r
+        }),
+    );
+    let listen = Listening::bare(&[
+        "--forward-to",
+        &big.base(),
+        "--max-connections",
+        "1",
+        "--header-read-timeout",
+        "1",
+    ]);
+    // 64 notifications in a row on one connection whose answers are never read
+    let mut deaf = listen.connect();
+    let one = [head(2), b"{}".to_vec()].concat();
+    deaf.write_all(&one.repeat(64)).unwrap();
+    // it holds the only slot until its answer's deadline closes it
+    let mut next = listen.connect();
+    next.write_all(&one).unwrap();
+    assert_eq!(status_line(&mut next), "HTTP/1.1 200 OK");
+    drop(deaf);
+}
