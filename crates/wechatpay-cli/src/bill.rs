@@ -21,9 +21,9 @@ pub struct BillArgs {
     /// inline JSON, @file, or - for stdin.
     #[arg(value_name = "ARGS")]
     pub args: Option<String>,
-    /// Write the bill here: to FILE.part first, renamed to FILE only once every digest matched
-    /// (removed on an error). Without it the bill streams to stdout, to be discarded when the
-    /// exit status is not 0.
+    /// Write the bill here: to FILE.part first (created new, mode 0600), renamed to FILE only
+    /// once every digest matched (removed on an error). Without it the bill streams to stdout,
+    /// to be discarded when the exit status is not 0.
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     #[command(flatten)]
@@ -76,6 +76,8 @@ fn download(client: &Client, listing: &Value, w: &mut dyn Write) -> Result<Vec<D
 }
 
 /// Runs `write` into `file.part` and renames it to `file` on success; removes it otherwise.
+/// The part is created new, mode 0600 (a bill is the merchant's business), and never through
+/// a link: one left there by an earlier run, or planted, is an error, and not removed.
 fn to_file<T>(
     file: &Path,
     write: impl FnOnce(&mut dyn Write) -> Result<T, Error>,
@@ -83,13 +85,23 @@ fn to_file<T>(
     let mut part = file.as_os_str().to_owned();
     part.push(".part");
     let part = PathBuf::from(part);
+    let created = crate::common::create_private(&part).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::config(format!(
+                "{} already exists (left by an earlier run, or put there by someone else): \
+                 bill writes it new; remove it, or choose another --output",
+                part.display()
+            ))
+        } else {
+            Error::config_from(format!("cannot write {}", part.display()), e)
+        }
+    })?;
     let result = (|| {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&part)
-                .map_err(|e| Error::config_from(format!("cannot write {}", part.display()), e))?,
-        );
+        let mut f = std::io::BufWriter::new(created);
         let value = write(&mut f)?;
         f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        // rename(2) replaces the directory entry `file`: were it a symbolic link, the link
+        // itself is replaced and its target left alone
         std::fs::rename(&part, file).map_err(|e| {
             Error::config_from(
                 format!("cannot rename {} to {}", part.display(), file.display()),

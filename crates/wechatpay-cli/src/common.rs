@@ -1,6 +1,6 @@
 //! What several commands share: seconds given as an option (`--timeout`), the platform public
-//! key's option pair, text from elsewhere made safe to print, and the signals that stop a
-//! long-running command (serve, listen).
+//! key's option pair, text from elsewhere made safe to print, a private file created new, and
+//! the signals that stop a long-running command (serve, listen).
 
 use std::time::Duration;
 
@@ -65,6 +65,20 @@ pub fn printable(text: &str, lines: bool) -> String {
             c => c,
         })
         .collect()
+}
+
+/// A file created new for writing, readable by its owner only (mode 0600): never opened
+/// through a symbolic link (one planted there would redirect the write, and truncate its
+/// target), never over a file that is already there (`AlreadyExists`).
+pub fn create_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 /// The signals that stop a long-running command: SIGINT (Ctrl-C) and SIGTERM, and SIGHUP

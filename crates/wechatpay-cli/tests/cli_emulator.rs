@@ -122,6 +122,39 @@ fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
         said.contains("(gunzipped)") && said.contains("matches"),
         "{said}"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // the bill is its owner's alone, whatever the umask
+        let mode = std::fs::metadata(dir.join("trade.csv"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        // a link planted where FILE.part goes is not followed: its target is left as it was
+        std::fs::write(dir.join("victim"), "precious").unwrap();
+        std::os::unix::fs::symlink(dir.join("victim"), dir.join("linked.csv.part")).unwrap();
+        let out = cli(&[
+            "bill",
+            "v3/bill/tradebill",
+            &json!({"query": {"bill_date": day, "tar_type": "GZIP"}}).to_string(),
+            "-o",
+            "linked.csv",
+        ]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{said}");
+        assert!(
+            said.contains("linked.csv.part already exists") && said.contains("remove it"),
+            "{said}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("victim")).unwrap(),
+            "precious"
+        );
+        assert!(!dir.join("linked.csv").exists());
+        // and what bill did not create, it does not remove
+        assert!(std::fs::symlink_metadata(dir.join("linked.csv.part")).is_ok());
+    }
 
     // The sub-merchant fund flow, in encrypted parts, to stdout: the fund-flow bill exactly.
     let query = json!({"bill_date": day, "account_type": "BASIC"});
