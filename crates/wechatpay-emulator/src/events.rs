@@ -14,8 +14,11 @@
 //!   APIv2 pages whose event travels encrypted in `event_ciphertext` ([`Wire::V2Sealed`]), and
 //!   the two whose resource is JSON text in one field ([`Wire::V2Json`]).
 //!
-//! The same trigger at the same time with the same keys makes the same bytes: every id, nonce
-//! and value derives from a SHA-256 of the event, the fields set, the fault and the time.
+//! The same trigger at the same time with the same keys makes the same resource: every id,
+//! signature nonce and value derives from a SHA-256 of the event, the fields set, the fault
+//! and the time. The AES-GCM nonce alone is random, each encryption its own: two
+//! notifications under one APIv3 key that shared one (the same second, another merchant or
+//! amount) would give away the key's authentication key.
 //!
 //! ```
 //! use wechatpay_chain::notify::Notifier;
@@ -505,7 +508,8 @@ impl Trigger {
             event_type: &self.event.kind,
             summary: &self.event.label,
             original_type: &original_type,
-            nonce: &d.text(12),
+            // random, never derived: see the module's documentation
+            nonce: &formatter::nonce(12),
         };
         let envelope = sealed.envelope(&resource.to_string(), &keys.apiv3_key)?;
         Ok(envelope.to_string().into_bytes())
@@ -553,7 +557,8 @@ impl Trigger {
                 kind
             }
             Wire::V2Sealed => {
-                let nonce = d.text(12);
+                // random, never derived: see the module's documentation
+                let nonce = formatter::nonce(12);
                 let aad = self
                     .event
                     .kind
@@ -762,8 +767,8 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: &str) -> Result<()
     Ok(())
 }
 
-/// Ids, nonces and noise derived from the trigger and the time: the same trigger at the same
-/// time gives the same ones.
+/// Ids, signature nonces and noise derived from the trigger and the time: the same trigger at
+/// the same time gives the same ones (never an AES-GCM nonce).
 struct Derive {
     seed: [u8; 32],
     n: u64,

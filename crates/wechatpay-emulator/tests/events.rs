@@ -74,6 +74,42 @@ fn open(t: &Triggered) -> Result<Value, Error> {
     }
 }
 
+/// The AES-GCM nonce of a made notification, if it encrypts with AES-GCM.
+fn gcm_nonce(t: &Triggered) -> Option<String> {
+    match t.wire {
+        Wire::V3 => {
+            let body: Value = serde_json::from_slice(&t.body).unwrap();
+            Some(body["resource"]["nonce"].as_str().unwrap().to_string())
+        }
+        Wire::V2Sealed => {
+            let n = notify_v2::verify(&t.body, APIV2, SignType::HmacSha256).unwrap();
+            Some(n.get("event_nonce").unwrap().to_string())
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn two_notifications_never_share_an_aes_gcm_nonce() {
+    // the same event at the same second, for two merchants: one key, one associated data
+    let (keys, _) = keys();
+    let mut other = keys.clone();
+    other.mchid = "1900000010".into();
+    for (kind, v2) in [
+        ("TRANSACTION.SUCCESS", false),
+        ("TRANSACTION.SUCCESS", true),
+    ] {
+        let t = Trigger::new(events::find(kind, v2).unwrap()).at(NOW);
+        let (a, b) = (t.build(keys).unwrap(), t.build(&other).unwrap());
+        assert_eq!(a.wire == Wire::V2Sealed, v2, "{kind} {v2}: {:?}", a.wire);
+        let (na, nb) = (gcm_nonce(&a).unwrap(), gcm_nonce(&b).unwrap());
+        assert_eq!(na.len(), 12, "{na}");
+        assert_ne!(na, nb, "{kind} {v2}");
+        assert_eq!(open(&a).unwrap(), a.resource, "{kind} {v2}");
+        assert_eq!(open(&b).unwrap(), b.resource, "{kind} {v2}");
+    }
+}
+
 fn as_object(fields: &[(String, String)]) -> Value {
     Value::Object(
         fields
@@ -164,10 +200,25 @@ fn every_event_of_the_catalogue_is_triggered_and_verified_by_the_library() {
         required(event.resource(), &resource, "", xml, &mut checked);
         fields_checked += checked.len();
 
-        // the same trigger at the same time makes the same bytes
+        // the same trigger at the same time makes the same resource and ids; what it
+        // encrypts with AES-GCM, it encrypts under a nonce of its own
         let again = t.build(keys).unwrap();
-        assert_eq!(again.body, sent.body, "{}", event.kind);
-        assert_eq!(again.headers, sent.headers, "{}", event.kind);
+        assert_eq!(again.resource, sent.resource, "{}", event.kind);
+        assert_eq!(
+            again.headers["request-id"], sent.headers["request-id"],
+            "{}",
+            event.kind
+        );
+        match gcm_nonce(&sent) {
+            Some(nonce) => {
+                assert_ne!(gcm_nonce(&again).unwrap(), nonce, "{}", event.kind);
+                assert_eq!(open(&again).unwrap(), resource, "{}", event.kind);
+            }
+            None => {
+                assert_eq!(again.body, sent.body, "{}", event.kind);
+                assert_eq!(again.headers, sent.headers, "{}", event.kind);
+            }
+        }
 
         // a field set lands, typed as documented
         if let Some(path) = a_string_field(event.resource(), "") {
