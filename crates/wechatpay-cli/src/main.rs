@@ -825,12 +825,19 @@ fn main() -> ExitCode {
             Err(e) => Err(e.into()),
         },
         Some(Command::Describe(a)) => describe::run(a, &chain_path(&a.uri)),
-        Some(Command::Trigger(a)) => match trigger::run(a, key_source) {
-            Ok(true) => Ok(()),
-            // the handler answered as it must not
-            Ok(false) => return ExitCode::from(exit::OTHER),
-            Err(e) => Err(e),
-        },
+        Some(Command::Trigger(a)) => {
+            let sub_m = sub_m.unwrap_or(&matches);
+            let from_env = trigger::FromEnv {
+                apiv3_key: from_env(&matches, sub_m, "apiv3_key"),
+                secret: from_env(&matches, sub_m, "secret"),
+            };
+            match trigger::run(a, from_env, key_source) {
+                Ok(true) => Ok(()),
+                // the handler answered as it must not
+                Ok(false) => return ExitCode::from(exit::OTHER),
+                Err(e) => Err(e),
+            }
+        }
         Some(Command::Listen(a)) => listen::run(a, key_source),
         Some(Command::Completions(a)) => {
             completions::run(a, Cli::command());

@@ -15,8 +15,11 @@ const AFTER_HELP: &str = "\
 The notification is made as the platform makes it: every required resource field filled,
 an APIv3 resource encrypted with the APIv3 key and signed with the platform private key
 (APIv2: XML signed with the APIv2 key, a refund's req_info encrypted with it). After
-`source $DIR/env` of `wechatpay serve`, `wechatpay trigger TRANSACTION.SUCCESS --to
-http://127.0.0.1:8080/notify` needs nothing else. It prints what it sent (headers, the
+`source $DIR/env` of `wechatpay serve`, `wechatpay trigger TRANSACTION.SUCCESS
+--use-env-secrets --to http://127.0.0.1:8080/notify` needs nothing else: the APIv3 and APIv2
+keys are taken from WECHATPAY_APIV3_KEY and WECHATPAY_SECRET only with --use-env-secrets (in
+another shell they may be the production keys, which would sign a notification a production
+handler accepts). It prints what it sent (headers, the
 resource in clear as JSON), then each answer. Accepted means a 2xx (APIv2: and XML
 return_code SUCCESS).
 
@@ -75,12 +78,19 @@ pub struct TriggerArgs {
     /// The serial (or PUB_KEY_ID_…) the platform key is named by in Wechatpay-Serial.
     #[arg(long, value_name = "SERIAL", env = "WECHATPAY_SANDBOX_PLATFORM_SERIAL")]
     pub platform_serial: Option<String>,
-    /// APIv3 key (encrypts the resource).
+    /// APIv3 key (encrypts the resource; WECHATPAY_APIV3_KEY only with --use-env-secrets).
     #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true)]
     pub apiv3_key: Option<String>,
-    /// APIv2 key (signs APIv2 notifications, encrypts req_info).
+    /// APIv2 key (signs APIv2 notifications, encrypts req_info; WECHATPAY_SECRET only with
+    /// --use-env-secrets).
     #[arg(long, env = "WECHATPAY_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Take the APIv3 key and the APIv2 key from WECHATPAY_APIV3_KEY and WECHATPAY_SECRET
+    /// (as after sourcing the env file of `wechatpay serve`). Without it, a key found only
+    /// there is refused: it may be a production key; --apiv3-key and --secret on the command
+    /// line are always used.
+    #[arg(long)]
+    pub use_env_secrets: bool,
     /// The merchant id the notification is about.
     #[arg(long, env = "WECHATPAY_MCHID")]
     pub mchid: Option<String>,
@@ -102,8 +112,21 @@ impl TriggerArgs {
     }
 }
 
+/// Which of the keys came from their environment variable rather than the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FromEnv {
+    /// `--apiv3-key` from WECHATPAY_APIV3_KEY.
+    pub apiv3_key: bool,
+    /// `--secret` from WECHATPAY_SECRET.
+    pub secret: bool,
+}
+
 /// Sends the notification; `Ok(false)` when the handler answered as it must not.
-pub fn run(a: &TriggerArgs, key_source: impl Fn(&str) -> String) -> Result<bool, Error> {
+pub fn run(
+    a: &TriggerArgs,
+    from_env: FromEnv,
+    key_source: impl Fn(&str) -> String,
+) -> Result<bool, Error> {
     let event = events::find(&a.event, a.v2)?;
     let mut trigger = Trigger::new(event);
     for s in &a.set {
@@ -112,7 +135,7 @@ pub fn run(a: &TriggerArgs, key_source: impl Fn(&str) -> String) -> Result<bool,
     if let Some(f) = a.fault() {
         trigger = trigger.fault(f);
     }
-    let keys = keys(a, trigger.wire(), key_source)?;
+    let keys = keys(a, trigger.wire(), from_env, key_source)?;
     let timeout = crate::common::timeout(a.timeout)?;
     let sent = trigger.build(&keys)?;
     let mut out = std::io::stdout().lock();
@@ -215,11 +238,38 @@ fn title(name: &str) -> String {
         .join("-")
 }
 
-fn keys(a: &TriggerArgs, wire: Wire, key_source: impl Fn(&str) -> String) -> Result<Keys, Error> {
-    const HINT: &str = "source the env file `wechatpay serve` writes, or give the option";
-    let apiv3 = a.apiv3_key.clone().unwrap_or_default();
-    let apiv2 = a.secret.clone().unwrap_or_default();
+fn keys(
+    a: &TriggerArgs,
+    wire: Wire,
+    from_env: FromEnv,
+    key_source: impl Fn(&str) -> String,
+) -> Result<Keys, Error> {
+    const HINT: &str =
+        "source the env file `wechatpay serve` writes and pass --use-env-secrets, or give the option";
+    // A key found only in the environment is most likely the shell's production one: a
+    // notification signed or encrypted with it is one a production handler accepts.
+    let key = |value: &Option<String>, env: bool, var: &str, option: &str| match value {
+        Some(_) if env && !a.use_env_secrets => Err(Error::config(format!(
+            "{var} is set in the environment and may be your production key: trigger signs \
+             and encrypts with it only when asked; pass --use-env-secrets if it is the \
+             sandbox's (after `source $DIR/env` of `wechatpay serve`), or give {option}"
+        ))),
+        v => Ok(v.clone().unwrap_or_default()),
+    };
     let v3_needed = wire == Wire::V3 || wire == Wire::V2Sealed;
+    let apiv3 = match v3_needed {
+        true => key(
+            &a.apiv3_key,
+            from_env.apiv3_key,
+            "WECHATPAY_APIV3_KEY",
+            "--apiv3-key",
+        )?,
+        false => String::new(),
+    };
+    let apiv2 = match wire.is_v2() {
+        true => key(&a.secret, from_env.secret, "WECHATPAY_SECRET", "--secret")?,
+        false => String::new(),
+    };
     if v3_needed && apiv3.len() != 32 {
         return Err(Error::config(if apiv3.is_empty() {
             format!("the APIv3 key is missing (--apiv3-key, WECHATPAY_APIV3_KEY): {HINT}")

@@ -1,6 +1,6 @@
 //! `wechatpay trigger` and `wechatpay listen` against each other and against a handler in the
-//! test, configured only by the env file `wechatpay serve` writes: real loopback sockets, keys
-//! made by the sandbox at test time.
+//! test, configured only by the env file `wechatpay serve` writes (trigger with
+//! --use-env-secrets): real loopback sockets, keys made by the sandbox at test time.
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
@@ -202,6 +202,7 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "TRANSACTION.SUCCESS",
             "--to",
             &to,
@@ -235,7 +236,14 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     ] {
         let stdout = succeeds(
             &served,
-            &["trigger", "REFUND.SUCCESS", "--to", &to, flag],
+            &[
+                "trigger",
+                "--use-env-secrets",
+                "REFUND.SUCCESS",
+                "--to",
+                &to,
+                flag,
+            ],
             flag,
         );
         assert!(
@@ -248,7 +256,15 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     // the same notification three times, each accepted
     let out = cli(
         &served,
-        &["trigger", "REFUND.SUCCESS", "--to", &to, "--replay", "3"],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "REFUND.SUCCESS",
+            "--to",
+            &to,
+            "--replay",
+            "3",
+        ],
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -258,13 +274,27 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
 
     // APIv2: the refund result (req_info) and a signed payment result
     for event in ["refund-processed", "transaction-success"] {
-        let stdout = succeeds(&served, &["trigger", event, "--to", &to], event);
+        let stdout = succeeds(
+            &served,
+            &["trigger", "--use-env-secrets", event, "--to", &to],
+            event,
+        );
         assert!(
             stdout.contains("<return_code>SUCCESS</return_code>"),
             "{stdout}"
         );
         listen.expect(&format!("{event} (APIv2): verified"));
-        let out = cli(&served, &["trigger", event, "--to", &to, "--bad-signature"]);
+        let out = cli(
+            &served,
+            &[
+                "trigger",
+                "--use-env-secrets",
+                event,
+                "--to",
+                &to,
+                "--bad-signature",
+            ],
+        );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
         assert!(text(&out.stdout).contains("refused, as it must be"));
     }
@@ -272,7 +302,14 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     // the APIv2 document of a type both protocols document
     let out = cli(
         &served,
-        &["trigger", "TRANSACTION.SUCCESS", "--v2", "--to", &to],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "TRANSACTION.SUCCESS",
+            "--v2",
+            "--to",
+            &to,
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     listen.expect("TRANSACTION.SUCCESS (APIv2): verified");
@@ -280,10 +317,20 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     // usage: a fault APIv2 has no place for, an unknown type, a --set of the wrong type
     let out = cli(
         &served,
-        &["trigger", "refund-processed", "--to", &to, "--stale"],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "refund-processed",
+            "--to",
+            &to,
+            "--stale",
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let out = cli(&served, &["trigger", "REFUND.SUCCES", "--to", &to]);
+    let out = cli(
+        &served,
+        &["trigger", "--use-env-secrets", "REFUND.SUCCES", "--to", &to],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("did you mean REFUND.SUCCESS"),
@@ -294,6 +341,7 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &to,
@@ -306,6 +354,7 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &to,
@@ -329,12 +378,28 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         }),
     );
     let to = careless.base();
-    let ok = cli(&served, &["trigger", "TRANSACTION.SUCCESS", "--to", &to]);
+    let ok = cli(
+        &served,
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "TRANSACTION.SUCCESS",
+            "--to",
+            &to,
+        ],
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
     for flag in ["--stale", "--wrong-serial", "--bad-signature", "--probe"] {
         let out = cli(
             &served,
-            &["trigger", "TRANSACTION.SUCCESS", "--to", &to, flag],
+            &[
+                "trigger",
+                "--use-env-secrets",
+                "TRANSACTION.SUCCESS",
+                "--to",
+                &to,
+                flag,
+            ],
         );
         assert_eq!(out.status.code(), Some(1), "{flag}: {}", text(&out.stdout));
         assert!(
@@ -344,7 +409,16 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         );
     }
     // an APIv2 handler that answers 200 without return_code SUCCESS refuses
-    let out = cli(&served, &["trigger", "refund-processed", "--to", &to]);
+    let out = cli(
+        &served,
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "refund-processed",
+            "--to",
+            &to,
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
 
     let broken = Server::start(
@@ -359,6 +433,7 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &broken.base(),
@@ -379,7 +454,12 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         "--bad-signature",
         "--probe",
     ] {
-        let mut args = vec!["trigger", "MCHTRANSFER.BILL.FINISHED", "--to"];
+        let mut args = vec![
+            "trigger",
+            "--use-env-secrets",
+            "MCHTRANSFER.BILL.FINISHED",
+            "--to",
+        ];
         let base = good.base();
         args.push(&base);
         if !flag.is_empty() {
@@ -403,6 +483,7 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &format!("http://127.0.0.1:{port}/n"),
@@ -428,7 +509,13 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
     );
     let out = cli(
         &served,
-        &["trigger", "PROFITSHARING.SUCCESS", "--to", &listen.url],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "PROFITSHARING.SUCCESS",
+            "--to",
+            &listen.url,
+        ],
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
@@ -453,6 +540,7 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "PROFITSHARING.SUCCESS",
             "--to",
             &listen.url,
@@ -478,6 +566,7 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
         &served,
         &[
             "trigger",
+            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &listen2.url,
@@ -526,7 +615,13 @@ fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
     );
     let out = cli(
         &served,
-        &["trigger", "TRANSACTION.SUCCESS", "--to", &hostile.base()],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "TRANSACTION.SUCCESS",
+            "--to",
+            &hostile.base(),
+        ],
     );
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout:?}");
@@ -538,7 +633,13 @@ fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
     let listen = Listening::start(&served, &["--forward-to", &hostile.base()]);
     let out = cli(
         &served,
-        &["trigger", "TRANSACTION.SUCCESS", "--to", &listen.url],
+        &[
+            "trigger",
+            "--use-env-secrets",
+            "TRANSACTION.SUCCESS",
+            "--to",
+            &listen.url,
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(no_raw_controls(&text(&out.stdout)), "{}", text(&out.stdout));
@@ -738,4 +839,81 @@ fn listen_closes_a_connection_that_does_not_take_its_answers() {
     next.write_all(&one).unwrap();
     assert_eq!(status_line(&mut next), "HTTP/1.1 200 OK");
     drop(deaf);
+}
+
+/// The AES-GCM nonce and ciphertext of an APIv3 notification's body.
+fn sealed(body: &[u8]) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let r = &v["resource"];
+    (
+        r["nonce"].as_str().unwrap().into(),
+        r["ciphertext"].as_str().unwrap().into(),
+    )
+}
+
+#[test]
+fn trigger_takes_secrets_from_the_environment_only_when_asked() {
+    let served = Served::start(BIN);
+    let (handler, seen) = verifying_handler(&served);
+    let to = handler.base();
+    // the keys of the environment may be the production ones: refused, saying what to do
+    for (event, var) in [
+        ("TRANSACTION.SUCCESS", "WECHATPAY_APIV3_KEY"),
+        ("refund-processed", "WECHATPAY_SECRET"),
+    ] {
+        let out = cli(&served, &["trigger", event, "--to", &to]);
+        let said = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{event}: {said}");
+        assert!(
+            said.contains(var) && said.contains("pass --use-env-secrets"),
+            "{event}: {said}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    // given on the command line, a key is used as it is
+    let key = served.env["WECHATPAY_APIV3_KEY"].clone();
+    succeeds(
+        &served,
+        &[
+            "trigger",
+            "TRANSACTION.SUCCESS",
+            "--to",
+            &to,
+            "--apiv3-key",
+            &key,
+        ],
+        "--apiv3-key",
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // two notifications in the same second that differ in the merchant alone: each its own
+    // AES-GCM nonce, each decrypted by the merchant
+    let both: Vec<Child> = ["1900000001", "1900000002"]
+        .into_iter()
+        .map(|mchid| {
+            let mut cmd = Command::new(BIN);
+            cmd.args([
+                "trigger",
+                "REFUND.SUCCESS",
+                "--use-env-secrets",
+                "--to",
+                &to,
+            ])
+            .args(["--mchid", mchid])
+            .env_clear()
+            .envs(&served.env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for mut child in both {
+        assert!(child.wait().unwrap().success());
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|(_, ok)| *ok));
+    let (a, b) = (sealed(&seen[1].0.body), sealed(&seen[2].0.body));
+    assert_ne!(a.0, b.0, "one nonce twice");
+    assert_ne!(a.1, b.1);
 }

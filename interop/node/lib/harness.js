@@ -233,12 +233,13 @@ function triggerAvailable() {
 }
 
 /**
- * `wechatpay trigger EVENT --to URL`, its output shown; fails unless it exits 0. Run without
- * blocking: the notification server it posts to lives in this process.
+ * `wechatpay trigger EVENT --use-env-secrets --to URL` (the keys of the sandbox's env file),
+ * its output shown; fails unless it exits 0. Run without blocking: the notification server it
+ * posts to lives in this process.
  */
 function trigger(eventType, to) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.env.WECHATPAY_BIN, ['trigger', eventType, '--to', to], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.env.WECHATPAY_BIN, ['trigger', eventType, '--use-env-secrets', '--to', to], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c) => { out += c; });
     child.stderr.on('data', (c) => { out += c; });
