@@ -33,6 +33,11 @@ fn cli(served: &Served, args: &[&str]) -> Output {
     cmd.output().unwrap()
 }
 
+/// `wechatpay trigger --use-env-secrets ARGS` as [`cli`]: with the keys of the env file.
+fn trigger(served: &Served, args: &[&str]) -> Output {
+    cli(served, &[&["trigger", "--use-env-secrets"], args].concat())
+}
+
 /// `wechatpay ARGS` as [`cli`], which must exit 0; its stdout (`what` heads a failure's message).
 fn succeeds(served: &Served, args: &[&str], what: &str) -> String {
     let out = cli(served, args);
@@ -198,11 +203,9 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
         .unwrap();
     assert!(text(&help.stdout).contains("Exit status: 0"));
 
-    let out = cli(
+    let out = trigger(
         &served,
         &[
-            "trigger",
-            "--use-env-secrets",
             "TRANSACTION.SUCCESS",
             "--to",
             &to,
@@ -254,18 +257,7 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
     }
 
     // the same notification three times, each accepted
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "REFUND.SUCCESS",
-            "--to",
-            &to,
-            "--replay",
-            "3",
-        ],
-    );
+    let out = trigger(&served, &["REFUND.SUCCESS", "--to", &to, "--replay", "3"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     for i in 1..=3 {
@@ -284,83 +276,34 @@ fn trigger_and_listen_agree_on_genuine_and_faulty_notifications() {
             "{stdout}"
         );
         listen.expect(&format!("{event} (APIv2): verified"));
-        let out = cli(
-            &served,
-            &[
-                "trigger",
-                "--use-env-secrets",
-                event,
-                "--to",
-                &to,
-                "--bad-signature",
-            ],
-        );
+        let out = trigger(&served, &[event, "--to", &to, "--bad-signature"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
         assert!(text(&out.stdout).contains("refused, as it must be"));
     }
     listen.expect("\"cash_refund_fee\"");
     // the APIv2 document of a type both protocols document
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "TRANSACTION.SUCCESS",
-            "--v2",
-            "--to",
-            &to,
-        ],
-    );
+    let out = trigger(&served, &["TRANSACTION.SUCCESS", "--v2", "--to", &to]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     listen.expect("TRANSACTION.SUCCESS (APIv2): verified");
 
     // usage: a fault APIv2 has no place for, an unknown type, a --set of the wrong type
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "refund-processed",
-            "--to",
-            &to,
-            "--stale",
-        ],
-    );
+    let out = trigger(&served, &["refund-processed", "--to", &to, "--stale"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let out = cli(
-        &served,
-        &["trigger", "--use-env-secrets", "REFUND.SUCCES", "--to", &to],
-    );
+    let out = trigger(&served, &["REFUND.SUCCES", "--to", &to]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("did you mean REFUND.SUCCESS"),
         "{}",
         text(&out.stderr)
     );
-    let out = cli(
+    let out = trigger(
         &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "REFUND.SUCCESS",
-            "--to",
-            &to,
-            "--set",
-            "amount.total=many",
-        ],
+        &["REFUND.SUCCESS", "--to", &to, "--set", "amount.total=many"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    let out = cli(
+    let out = trigger(
         &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "REFUND.SUCCESS",
-            "--to",
-            &to,
-            "--stale",
-            "--probe",
-        ],
+        &["REFUND.SUCCESS", "--to", &to, "--stale", "--probe"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(listen.output().matches("POST /notify").count() >= 13);
@@ -378,29 +321,10 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         }),
     );
     let to = careless.base();
-    let ok = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "TRANSACTION.SUCCESS",
-            "--to",
-            &to,
-        ],
-    );
+    let ok = trigger(&served, &["TRANSACTION.SUCCESS", "--to", &to]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stdout));
     for flag in ["--stale", "--wrong-serial", "--bad-signature", "--probe"] {
-        let out = cli(
-            &served,
-            &[
-                "trigger",
-                "--use-env-secrets",
-                "TRANSACTION.SUCCESS",
-                "--to",
-                &to,
-                flag,
-            ],
-        );
+        let out = trigger(&served, &["TRANSACTION.SUCCESS", "--to", &to, flag]);
         assert_eq!(out.status.code(), Some(1), "{flag}: {}", text(&out.stdout));
         assert!(
             text(&out.stdout).contains("ACCEPTED, but it must be refused"),
@@ -409,16 +333,7 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
         );
     }
     // an APIv2 handler that answers 200 without return_code SUCCESS refuses
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "refund-processed",
-            "--to",
-            &to,
-        ],
-    );
+    let out = trigger(&served, &["refund-processed", "--to", &to]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
 
     let broken = Server::start(
@@ -429,17 +344,9 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
             r
         }),
     );
-    let out = cli(
+    let out = trigger(
         &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "REFUND.SUCCESS",
-            "--to",
-            &broken.base(),
-            "--replay",
-            "2",
-        ],
+        &["REFUND.SUCCESS", "--to", &broken.base(), "--replay", "2"],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("REFUSED, but it is genuine"));
@@ -479,11 +386,9 @@ fn trigger_exits_non_zero_when_a_handler_answers_as_it_must_not() {
 
     // no answer: exit 4; no keys: exit 3
     let port = common::closed_port().port();
-    let out = cli(
+    let out = trigger(
         &served,
         &[
-            "trigger",
-            "--use-env-secrets",
             "REFUND.SUCCESS",
             "--to",
             &format!("http://127.0.0.1:{port}/n"),
@@ -507,16 +412,7 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
         &served,
         &["--forward-to", &format!("{}hook", handler.base())],
     );
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "PROFITSHARING.SUCCESS",
-            "--to",
-            &listen.url,
-        ],
-    );
+    let out = trigger(&served, &["PROFITSHARING.SUCCESS", "--to", &listen.url]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     // the handler's own answer came back through listen
@@ -536,16 +432,9 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
     }
 
     // a faulty one is forwarded too, and the handler's refusal returned
-    let out = cli(
+    let out = trigger(
         &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "PROFITSHARING.SUCCESS",
-            "--to",
-            &listen.url,
-            "--stale",
-        ],
+        &["PROFITSHARING.SUCCESS", "--to", &listen.url, "--stale"],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(text(&out.stdout).contains("SIGN_ERROR"));
@@ -562,16 +451,9 @@ fn listen_forwards_the_original_bytes_and_returns_the_handlers_answer() {
         }),
     );
     let listen2 = Listening::start(&served, &["--forward-to", &careless.base()]);
-    let out = cli(
+    let out = trigger(
         &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "REFUND.SUCCESS",
-            "--to",
-            &listen2.url,
-            "--bad-signature",
-        ],
+        &["REFUND.SUCCESS", "--to", &listen2.url, "--bad-signature"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     listen2.expect("the handler ACCEPTED what listen refused");
@@ -613,16 +495,7 @@ fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
             r
         }),
     );
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "TRANSACTION.SUCCESS",
-            "--to",
-            &hostile.base(),
-        ],
-    );
+    let out = trigger(&served, &["TRANSACTION.SUCCESS", "--to", &hostile.base()]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout:?}");
     assert!(stdout.contains("verified OK"), "{stdout:?}");
@@ -631,16 +504,7 @@ fn a_handlers_answer_reaches_the_terminal_without_control_characters() {
 
     // listen prints the handler's answer it passes back
     let listen = Listening::start(&served, &["--forward-to", &hostile.base()]);
-    let out = cli(
-        &served,
-        &[
-            "trigger",
-            "--use-env-secrets",
-            "TRANSACTION.SUCCESS",
-            "--to",
-            &listen.url,
-        ],
-    );
+    let out = trigger(&served, &["TRANSACTION.SUCCESS", "--to", &listen.url]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
     assert!(no_raw_controls(&text(&out.stdout)), "{}", text(&out.stdout));
     listen.expect("next");
