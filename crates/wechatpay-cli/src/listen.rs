@@ -36,8 +36,9 @@ a malformed body) with {\"code\",\"message\"} when refused; APIv2 XML return_cod
 
 With --forward-to every notification, refused or not, goes on to the handler byte for byte
 with its headers (but those of one hop: Connection and the headers it names, Keep-Alive,
-TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*); listen prints the handler's answer, says when it accepts what listen
-refused (or the reverse), and returns that answer to the sender.
+TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*); listen prints the handler's answer
+(without control characters), says when it accepts what listen refused (or the reverse),
+and returns that answer to the sender.
 
 Exposed through a tunnel, listen is bounded: a connection has --header-read-timeout seconds
 to send a notification's headers, then as long for its body (else 408), and as long to take

@@ -19,9 +19,9 @@ an APIv3 resource encrypted with the APIv3 key and signed with the platform priv
 --use-env-secrets --to http://127.0.0.1:8080/notify` needs nothing else: the APIv3 and APIv2
 keys are taken from WECHATPAY_APIV3_KEY and WECHATPAY_SECRET only with --use-env-secrets (in
 another shell they may be the production keys, which would sign a notification a production
-handler accepts). It prints what it sent (headers, the
-resource in clear as JSON), then each answer. Accepted means a 2xx (APIv2: and XML
-return_code SUCCESS).
+handler accepts). Each AES-GCM encryption has a random nonce. It prints what it sent
+(headers, the resource in clear as JSON), then each answer (without control characters).
+Accepted means a 2xx (APIv2: and XML return_code SUCCESS).
 
 Exit status: 0 the handler accepted the genuine notification (each time, with --replay) or
 refused the faulty one (--probe, --stale, --wrong-serial, --bad-signature); 1 it accepted
