@@ -180,20 +180,17 @@ impl JsapiPayParams {
             sign_type: signer.sign_type().to_string(),
             pay_sign: String::new(),
         };
-        p.pay_sign = match signer {
-            PaySigner::Rsa(key) => Rsa::sign(p.message(), key)?,
-            PaySigner::V2 { sign_type, secret } => v2_sign(
-                [
-                    ("appId", &p.app_id),
-                    ("timeStamp", &p.time_stamp),
-                    ("nonceStr", &p.nonce_str),
-                    ("package", &p.package),
-                    ("signType", &p.sign_type),
-                ],
-                sign_type,
-                secret,
-            )?,
-        };
+        p.pay_sign = signature(
+            signer,
+            &p.message(),
+            [
+                ("appId", &p.app_id),
+                ("timeStamp", &p.time_stamp),
+                ("nonceStr", &p.nonce_str),
+                ("package", &p.package),
+                ("signType", &p.sign_type),
+            ],
+        )?;
         Ok(p)
     }
 
@@ -285,21 +282,18 @@ impl AppPayParams {
             timestamp: timestamp.to_string(),
             sign: String::new(),
         };
-        p.sign = match signer.into() {
-            PaySigner::Rsa(key) => Rsa::sign(p.message(), key)?,
-            PaySigner::V2 { sign_type, secret } => v2_sign(
-                [
-                    ("appid", &p.appid),
-                    ("partnerid", &p.partnerid),
-                    ("prepayid", &p.prepayid),
-                    ("package", &p.package),
-                    ("noncestr", &p.noncestr),
-                    ("timestamp", &p.timestamp),
-                ],
-                sign_type,
-                secret,
-            )?,
-        };
+        p.sign = signature(
+            signer.into(),
+            &p.message(),
+            [
+                ("appid", &p.appid),
+                ("partnerid", &p.partnerid),
+                ("prepayid", &p.prepayid),
+                ("package", &p.package),
+                ("noncestr", &p.noncestr),
+                ("timestamp", &p.timestamp),
+            ],
+        )?;
         Ok(p)
     }
 
@@ -384,17 +378,23 @@ impl crate::Client {
     }
 }
 
-/// APIv2's sign of the fields, with the rules of every APIv2 `sign` (sorted by key, `&key=`).
-fn v2_sign<const N: usize>(
+/// The parameters' signature: RSA over `message` (APIv3), or APIv2's sign of `fields` with the
+/// rules of every APIv2 `sign` (sorted by key, `&key=`).
+fn signature<const N: usize>(
+    signer: PaySigner<'_>,
+    message: &[u8],
     fields: [(&str, &String); N],
-    sign_type: SignType,
-    secret: &str,
 ) -> Result<String, Error> {
-    let data: Map<String, Value> = fields
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
-        .collect();
-    client_xml::sign(&data, secret, sign_type)
+    match signer {
+        PaySigner::Rsa(key) => Rsa::sign(message, key),
+        PaySigner::V2 { sign_type, secret } => {
+            let data: Map<String, Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value::from(v.as_str())))
+                .collect();
+            client_xml::sign(&data, secret, sign_type)
+        }
+    }
 }
 
 /// A field that goes into the signed message: not empty, and no control character (a line

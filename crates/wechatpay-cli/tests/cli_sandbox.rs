@@ -388,6 +388,18 @@ fn sandbox_talks_to_a_tls_sandbox_with_its_ca() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("409 INVALID_STATE"));
 }
 
+/// `wechatpay sandbox payment sbx-front-001 paid --request-payment GIVEN`.
+fn paying(given: &str) -> [&str; 6] {
+    [
+        "sandbox",
+        "payment",
+        "sbx-front-001",
+        "paid",
+        "--request-payment",
+        given,
+    ]
+}
+
 #[test]
 fn sandbox_pays_with_front_end_parameters_it_checks() {
     let s = Served::start(&[], "front");
@@ -410,14 +422,7 @@ fn sandbox_pays_with_front_end_parameters_it_checks() {
     let wrong = client
         .jsapi_pay_params("wx8888888888888888", prepay_id)
         .unwrap();
-    let (code, err) = s.fails(&[
-        "sandbox",
-        "payment",
-        "sbx-front-001",
-        "paid",
-        "--request-payment",
-        &serde_json::to_string(&wrong).unwrap(),
-    ]);
+    let (code, err) = s.fails(&paying(&serde_json::to_string(&wrong).unwrap()));
     assert_eq!(code, 6, "{err}");
     assert!(
         err.contains("400 PARAM_ERROR") && err.contains("appId wx8888888888888888"),
@@ -425,23 +430,9 @@ fn sandbox_pays_with_front_end_parameters_it_checks() {
     );
     let mut forged = serde_json::to_value(&params).unwrap();
     forged["nonceStr"] = json!("another-nonce");
-    let (code, err) = s.fails(&[
-        "sandbox",
-        "payment",
-        "sbx-front-001",
-        "paid",
-        "--request-payment",
-        &forged.to_string(),
-    ]);
+    let (code, err) = s.fails(&paying(&forged.to_string()));
     assert!(code == 6 && err.contains("支付验证签名失败"), "{err}");
-    let (code, err) = s.fails(&[
-        "sandbox",
-        "payment",
-        "sbx-front-001",
-        "paid",
-        "--request-payment",
-        "[1]",
-    ]);
+    let (code, err) = s.fails(&paying("[1]"));
     assert!(
         code == 2 && err.contains("--request-payment must be a JSON object"),
         "{err}"
@@ -456,14 +447,7 @@ fn sandbox_pays_with_front_end_parameters_it_checks() {
     // the right ones, from a file: paid, and the notification verifies
     let file = s.dir.join("request_payment.json");
     std::fs::write(&file, serde_json::to_vec(&params).unwrap()).unwrap();
-    let paid = s.ok(&[
-        "sandbox",
-        "payment",
-        "sbx-front-001",
-        "paid",
-        "--request-payment",
-        &format!("@{}", file.display()),
-    ]);
+    let paid = s.ok(&paying(&format!("@{}", file.display())));
     assert_eq!(paid["trade_state"], "SUCCESS");
     let (headers, body) = hook.got.join().unwrap();
     let n = client
