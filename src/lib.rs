@@ -42,6 +42,7 @@ mod decorator;
 mod error;
 pub mod formatter;
 mod request;
+pub mod request_payment;
 mod response;
 pub mod uri;
 

@@ -332,17 +332,23 @@ impl Conf {
 }
 
 fn read_args(arg: Option<&str>) -> Result<Value, Error> {
+    read_object(arg, "ARGS")
+}
+
+/// A JSON object given as inline JSON, `@file` or `-` (stdin), named `what` in errors; none
+/// (or only blanks) is the empty object.
+pub(crate) fn read_object(arg: Option<&str>, what: &str) -> Result<Value, Error> {
     let text = match arg {
         None => return Ok(Value::Object(Map::new())),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Error::InvalidArgument(format!("cannot read ARGS from stdin: {e}")))?;
+            std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                Error::InvalidArgument(format!("cannot read {what} from stdin: {e}"))
+            })?;
             s
         }
         Some(a) if a.starts_with('@') => std::fs::read_to_string(&a[1..]).map_err(|e| {
-            Error::InvalidArgument(format!("cannot read ARGS file {}: {e}", &a[1..]))
+            Error::InvalidArgument(format!("cannot read {what} file {}: {e}", &a[1..]))
         })?,
         Some(a) => a.to_string(),
     };
@@ -350,9 +356,11 @@ fn read_args(arg: Option<&str>) -> Result<Value, Error> {
         return Ok(Value::Object(Map::new()));
     }
     let v: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::InvalidArgument(format!("ARGS is not JSON: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("{what} is not JSON: {e}")))?;
     if !v.is_object() {
-        return Err(Error::InvalidArgument("ARGS must be a JSON object".into()));
+        return Err(Error::InvalidArgument(format!(
+            "{what} must be a JSON object"
+        )));
     }
     Ok(v)
 }

@@ -51,6 +51,12 @@ enum Object {
         /// The sub-merchant of a partner order (when several have this out_trade_no).
         #[arg(long)]
         sub_mchid: Option<String>,
+        /// With paid: the front-end parameters the payer's WeChat client is given (the JSON a
+        /// page passes to wx.requestPayment, or an app's appid/partnerid/prepayid/… object),
+        /// inline, @file or - for stdin. The sandbox checks them as the client does and refuses
+        /// a wrong appId, package, signType, timeStamp or paySign, saying why.
+        #[arg(long, value_name = "JSON")]
+        request_payment: Option<String>,
     },
     /// A processing refund succeeded, closed or abnormal (REFUND.SUCCESS, REFUND.CLOSED,
     /// REFUND.ABNORMAL are notified).
@@ -99,9 +105,12 @@ fn name<T: ValueEnum>(v: &T) -> String {
         .unwrap_or_default()
 }
 
+/// A control endpoint's kind, the object's number, the action, and the body's fields.
+type Endpoint<'a> = (&'static str, &'a str, String, Map<String, Value>);
+
 impl Object {
     /// The control endpoint's kind, the object's number, the action, and the body's fields.
-    fn endpoint(&self) -> (&'static str, &str, String, Map<String, Value>) {
+    fn endpoint(&self) -> Result<Endpoint<'_>, Error> {
         let mut body = Map::new();
         let mut put = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
@@ -114,22 +123,27 @@ impl Object {
                 action,
                 openid,
                 sub_mchid,
+                request_payment,
             } => {
                 put("openid", openid);
                 put("sub_mchid", sub_mchid);
-                ("payments", out_trade_no, name(action), body)
+                if let Some(given) = request_payment {
+                    let params = crate::read_object(Some(given), "--request-payment")?;
+                    body.insert("request_payment".into(), params);
+                }
+                Ok(("payments", out_trade_no, name(action), body))
             }
             Object::Refund {
                 out_refund_no,
                 action,
-            } => ("refunds", out_refund_no, name(action), body),
+            } => Ok(("refunds", out_refund_no, name(action), body)),
             Object::Transfer {
                 out_bill_no,
                 action,
                 reason,
             } => {
                 put("reason", reason);
-                ("transfers", out_bill_no, name(action), body)
+                Ok(("transfers", out_bill_no, name(action), body))
             }
         }
     }
@@ -178,7 +192,7 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         )));
     }
     let timeout = crate::common::timeout(a.timeout)?;
-    let (kind, no, action, body) = a.object.endpoint();
+    let (kind, no, action, body) = a.object.endpoint()?;
     let url = format!(
         "{}/emulator/{kind}/{}/{action}",
         base.trim_end_matches('/'),

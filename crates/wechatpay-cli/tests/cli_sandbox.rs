@@ -84,6 +84,24 @@ impl Served {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The library's client for the sandbox, with the keys of its env file.
+    fn client(&self) -> wechatpay_chain::Client {
+        Builder::new()
+            .base_uri(self.var("WECHATPAY_BASE_URI"))
+            .mchid(self.var("WECHATPAY_MCHID"))
+            .serial(self.var("WECHATPAY_SERIAL"))
+            .private_key(
+                Rsa::from_private(&format!("file://{}", self.var("WECHATPAY_PRIVATE_KEY")))
+                    .unwrap(),
+            )
+            .platform_public_key(
+                self.var("WECHATPAY_PUBLIC_KEY_ID"),
+                Rsa::from_public(&format!("file://{}", self.var("WECHATPAY_PUBLIC_KEY"))).unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
     /// A command that fails: its exit status and its stderr.
     fn fails(&self, args: &[&str]) -> (i32, String) {
         let out = self.cli(args);
@@ -174,20 +192,8 @@ fn sandbox_acts_on_payments_and_refunds_and_the_notification_verifies() {
     assert_eq!(paid["payer"]["openid"], "oSandbox-0001");
     // the notification, verified with the platform key and decrypted with the APIv3 key
     let (headers, body) = hook.got.join().unwrap();
-    let client = Builder::new()
-        .base_uri(s.var("WECHATPAY_BASE_URI"))
-        .mchid(&mchid)
-        .serial(s.var("WECHATPAY_SERIAL"))
-        .private_key(
-            Rsa::from_private(&format!("file://{}", s.var("WECHATPAY_PRIVATE_KEY"))).unwrap(),
-        )
-        .platform_public_key(
-            s.var("WECHATPAY_PUBLIC_KEY_ID"),
-            Rsa::from_public(&format!("file://{}", s.var("WECHATPAY_PUBLIC_KEY"))).unwrap(),
-        )
-        .build()
-        .unwrap();
-    let n = client
+    let n = s
+        .client()
         .notifier(s.var("WECHATPAY_APIV3_KEY"))
         .unwrap()
         .verify(&headers, &body)
@@ -380,4 +386,74 @@ fn sandbox_talks_to_a_tls_sandbox_with_its_ca() {
         "the sandbox answered: the order is closed"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("409 INVALID_STATE"));
+}
+
+/// `wechatpay sandbox payment sbx-front-001 paid --request-payment GIVEN`.
+fn paying(given: &str) -> [&str; 6] {
+    [
+        "sandbox",
+        "payment",
+        "sbx-front-001",
+        "paid",
+        "--request-payment",
+        given,
+    ]
+}
+
+#[test]
+fn sandbox_pays_with_front_end_parameters_it_checks() {
+    let s = Served::start(&[], "front");
+    let mchid = s.var("WECHATPAY_MCHID");
+    let hook = Hook::new();
+    let appid = "wxd678efh567hg6787";
+    let created = s.ok(&[
+        "post",
+        "v3/pay/transactions/jsapi",
+        &json!({"json": {"appid": appid, "mchid": mchid, "description": "d",
+            "out_trade_no": "sbx-front-001", "notify_url": hook.url, "amount": {"total": 100},
+            "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}})
+        .to_string(),
+    ]);
+    let prepay_id = created["prepay_id"].as_str().unwrap();
+    let client = s.client();
+    let params = client.jsapi_pay_params(appid, prepay_id).unwrap();
+
+    // signed for another appid: refused, exit 6, the reason on stderr, still unpaid
+    let wrong = client
+        .jsapi_pay_params("wx8888888888888888", prepay_id)
+        .unwrap();
+    let (code, err) = s.fails(&paying(&serde_json::to_string(&wrong).unwrap()));
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("400 PARAM_ERROR") && err.contains("appId wx8888888888888888"),
+        "{err}"
+    );
+    let mut forged = serde_json::to_value(&params).unwrap();
+    forged["nonceStr"] = json!("another-nonce");
+    let (code, err) = s.fails(&paying(&forged.to_string()));
+    assert!(code == 6 && err.contains("支付验证签名失败"), "{err}");
+    let (code, err) = s.fails(&paying("[1]"));
+    assert!(
+        code == 2 && err.contains("--request-payment must be a JSON object"),
+        "{err}"
+    );
+    let state = s.ok(&[
+        "get",
+        "v3/pay/transactions/out-trade-no/{out_trade_no}",
+        &json!({"out_trade_no": "sbx-front-001", "query": {"mchid": mchid}}).to_string(),
+    ]);
+    assert_eq!(state["trade_state"], "NOTPAY");
+
+    // the right ones, from a file: paid, and the notification verifies
+    let file = s.dir.join("request_payment.json");
+    std::fs::write(&file, serde_json::to_vec(&params).unwrap()).unwrap();
+    let paid = s.ok(&paying(&format!("@{}", file.display())));
+    assert_eq!(paid["trade_state"], "SUCCESS");
+    let (headers, body) = hook.got.join().unwrap();
+    let n = client
+        .notifier(s.var("WECHATPAY_APIV3_KEY"))
+        .unwrap()
+        .verify(&headers, &body)
+        .unwrap();
+    assert_eq!(n.resource, paid);
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::answer::Answer;
 use super::state::{numeric_id, openid, partner_key, rfc3339, Party, State};
-use super::{combine, lock, partner, pay, refund, webhooks, Shared};
+use super::{combine, lock, partner, pay, refund, request_payment, webhooks, Shared};
 use wechatpay_chain::formatter;
 
 /// What happens to a pending (`NOTPAY`) payment.
@@ -252,16 +252,62 @@ pub(crate) fn not_pending(what: &str, state: &str, action: PaymentAction) -> Ans
     ))
 }
 
-/// `action` on payment `no` (see [`find`]); returns the payment as its query answers it.
+/// What the payer's client checks front-end parameters against, for payment `target`.
+fn presented_to<'a>(
+    st: &'a State,
+    no: &'a str,
+    target: &Target,
+) -> Option<request_payment::Order<'a>> {
+    let text = super::validate::text;
+    let (trade_type, created, appids) = match target {
+        Target::Order(key) => {
+            let t = st.transactions.get(key)?;
+            let r = &t.request;
+            let appids = match t.party {
+                Party::Partner { .. } => ["sp_appid", "sub_appid"]
+                    .into_iter()
+                    .map(|k| text(r, k))
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+                _ => vec![text(r, "appid")],
+            };
+            (t.trade_type, &t.created, appids)
+        }
+        Target::Combined(c) => {
+            let c = st.combines.get(c)?;
+            (
+                c.trade_type,
+                &c.created,
+                vec![text(&c.request, "combine_appid")],
+            )
+        }
+    };
+    Some(request_payment::Order {
+        no,
+        trade_type,
+        created,
+        appids,
+    })
+}
+
+/// `action` on payment `no` (see [`find`]), the payer presenting `presented` (the front-end
+/// parameters, checked as the WeChat client does: see [`request_payment`]) when given; returns
+/// the payment as its query answers it.
 pub(crate) fn payment(
     shared: &Arc<Shared>,
     no: &str,
     action: PaymentAction,
     sub_mchid: Option<&str>,
     user: Option<&str>,
+    presented: Option<&Map<String, Value>>,
 ) -> Result<Value, Answer> {
     let mut st = lock(&shared.state);
-    let (resource, url) = match find(&st, no, sub_mchid)? {
+    let target = find(&st, no, sub_mchid)?;
+    if let Some(given) = presented {
+        let order = presented_to(&st, no, &target).ok_or_else(Answer::no_order)?;
+        request_payment::check(shared, &order, given, formatter::timestamp())?;
+    }
+    let (resource, url) = match target {
         Target::Combined(no) => combine::act(shared, &mut st, &no, action, user)?,
         Target::Order(key) => {
             let Some(t) = st.transactions.get(&key) else {
@@ -307,8 +353,9 @@ where
 }
 
 /// The control endpoints `POST /emulator/payments/{out_trade_no}/{paid|failed|closed}` (body,
-/// optional: `openid`, `sub_mchid`) and `POST /emulator/refunds/{out_refund_no}/{succeeded|
-/// closed|abnormal}`: `kind` is `payments` or `refunds`.
+/// optional: `openid`, `sub_mchid`, and with `paid` `request_payment`, the front-end
+/// parameters the payer's client is given) and `POST /emulator/refunds/{out_refund_no}/
+/// {succeeded|closed|abnormal}`: `kind` is `payments` or `refunds`.
 pub(crate) fn control(
     shared: &Arc<Shared>,
     kind: &str,
@@ -328,13 +375,37 @@ pub(crate) fn control(
     }
     let text = |k: &str| body.get(k).and_then(Value::as_str);
     match kind {
-        "payments" => payment(
-            shared,
-            no,
-            parsed(action)?,
-            text("sub_mchid"),
-            text("openid"),
-        ),
+        "payments" => {
+            let action: PaymentAction = parsed(action)?;
+            let presented = match body.get("request_payment") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(m)) if action == PaymentAction::Paid => Some(m),
+                Some(v @ Value::Object(_)) => {
+                    return Err(Answer::param_error(
+                        "/request_payment",
+                        "body",
+                        format!("request_payment goes with paid (the payer paying), not {}", action.as_str()),
+                        v.clone(),
+                    ))
+                }
+                Some(v) => {
+                    return Err(Answer::param_error(
+                        "/request_payment",
+                        "body",
+                        "request_payment must be the object of front-end parameters (appId, timeStamp, nonceStr, package, signType, paySign; or the APP form's)",
+                        v.clone(),
+                    ))
+                }
+            };
+            payment(
+                shared,
+                no,
+                action,
+                text("sub_mchid"),
+                text("openid"),
+                presented,
+            )
+        }
         _ => refund(shared, no, parsed(action)?),
     }
 }

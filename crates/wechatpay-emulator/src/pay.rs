@@ -391,5 +391,5 @@ pub(crate) fn settle(shared: &Arc<Shared>, no: &str, user: Option<&str>) -> Resu
             _ => return Err(Answer::no_order()),
         }
     }
-    actions::payment(shared, no, PaymentAction::Paid, None, user)
+    actions::payment(shared, no, PaymentAction::Paid, None, user, None)
 }

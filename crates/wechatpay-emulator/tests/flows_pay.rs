@@ -13,8 +13,10 @@ use support::{api, control, deliveries, Receiver};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
+use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::notify::Notification;
-use wechatpay_chain::Client;
+use wechatpay_chain::request_payment::{AppPayParams, JsapiPayParams, PaySigner};
+use wechatpay_chain::{Client, PrivateKey};
 use wechatpay_emulator::{Emulator, EmulatorConfig, PaymentAction, RefundAction};
 
 const APPID: &str = "wxd678efh567hg6787";
@@ -540,14 +542,7 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     ] {
         c["v3/pay/transactions/native"].post(order(no)).unwrap();
     }
-    let trade_state = |no: &str| {
-        let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
-            .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
-            .unwrap()
-            .json()
-            .unwrap();
-        v["trade_state"].as_str().unwrap().to_string()
-    };
+    let trade_state = |no: &str| trade_state(&c, &emu, no);
     let failed = emu
         .act_on_payment("FAIL-0000001", PaymentAction::Failed, None, None)
         .unwrap();
@@ -684,4 +679,283 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     assert!("paid".parse::<PaymentAction>().is_ok());
     assert!("abnormal".parse::<RefundAction>().is_ok());
     assert!("PAID".parse::<PaymentAction>().is_err());
+}
+
+/// The `trade_state` of the merchant's order `no`, as its query answers it.
+fn trade_state(c: &Client, emu: &Emulator, no: &str) -> String {
+    let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    v["trade_state"].as_str().unwrap().to_string()
+}
+
+/// A JSAPI order by the merchant for `no`, answered with its prepay_id.
+fn jsapi(c: &Client, emu: &Emulator, kind: &str, no: &str, url: &str) -> String {
+    let mut order = json!({"appid": APPID, "mchid": emu.mchid(), "description": "Image形象店-深圳腾大-QQ公仔",
+        "out_trade_no": no, "notify_url": url, "amount": {"total": 100}});
+    if kind == "jsapi" {
+        order["payer"] = json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"});
+    }
+    let created: Value = c[format!("v3/pay/transactions/{kind}").as_str()]
+        .post(json!({ "json": order }))
+        .unwrap()
+        .json()
+        .unwrap();
+    created["prepay_id"].as_str().unwrap().to_string()
+}
+
+/// A fresh RSA key the sandbox does not know.
+fn stranger() -> PrivateKey {
+    PrivateKey::from_openssl(
+        openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn the_payer_pays_with_front_end_parameters_checked_as_the_wechat_client_checks_them() {
+    let emu = start();
+    let c = emu.builder().build().unwrap();
+    let hook = hook();
+    let no = "FRONT-JSAPI-0001";
+    let prepay_id = jsapi(&c, &emu, "jsapi", no, &hook.url);
+    let other_prepay_id = jsapi(&c, &emu, "jsapi", "FRONT-JSAPI-0002", &hook.url);
+    let trade_state = |no: &str| trade_state(&c, &emu, no);
+    let now = wechatpay_chain::formatter::timestamp();
+    let nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
+    let key = emu.merchant_private_key().unwrap().clone();
+    let at = |appid: &str, prepay: &str, ts: i64, signer: PaySigner<'_>| {
+        serde_json::to_value(JsapiPayParams::with_nonce(appid, prepay, ts, nonce, signer).unwrap())
+            .unwrap()
+    };
+    let right = at(APPID, &prepay_id, now, PaySigner::Rsa(&key));
+    let mut as_number = right.clone();
+    as_number["timeStamp"] = json!(now);
+    let mut missing = right.clone();
+    missing.as_object_mut().unwrap().remove("paySign");
+    let stranger = stranger();
+    let app_form = serde_json::to_value(
+        AppPayParams::with_nonce(APPID, emu.mchid(), &prepay_id, now, nonce, &key).unwrap(),
+    )
+    .unwrap();
+    let apiv2_key = emu.apiv2_key().to_string();
+    let refusals = [
+        (
+            at(APPID, &prepay_id, now, PaySigner::Rsa(&stranger)),
+            "paySign",
+            "支付验证签名失败",
+        ),
+        (
+            at(APPID, &other_prepay_id, now, PaySigner::Rsa(&key)),
+            "package",
+            "prepay_id order FRONT-JSAPI-0001 was answered with",
+        ),
+        (
+            at("wx8888888888888888", &prepay_id, now, PaySigner::Rsa(&key)),
+            "appId",
+            "not the appid order FRONT-JSAPI-0001 was made with (wxd678efh567hg6787)",
+        ),
+        (
+            at(
+                APPID,
+                &prepay_id,
+                now,
+                PaySigner::v2(SignType::Md5, &apiv2_key),
+            ),
+            "signType",
+            "made with APIv3",
+        ),
+        (
+            at(APPID, &prepay_id, now * 1000, PaySigner::Rsa(&key)),
+            "timeStamp",
+            "milliseconds",
+        ),
+        (
+            at(APPID, &prepay_id, now - 3 * 3600, PaySigner::Rsa(&key)),
+            "timeStamp",
+            "prepay_id lives two hours",
+        ),
+        (as_number, "timeStamp", "must be a string"),
+        (missing, "paySign", "lacks paySign"),
+        (app_form, "appId", "the keys given are the APP form's"),
+    ];
+    for (params, field, reason) in refusals {
+        // over the wire, as `wechatpay sandbox payment … paid --request-payment` sends it
+        let body = json!({ "request_payment": params }).to_string();
+        let (status, v) = control(&emu, &format!("/emulator/payments/{no}/paid"), &body);
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (400, Some("PARAM_ERROR")),
+            "{field}: {v}"
+        );
+        assert_eq!(
+            v["detail"]["field"].as_str(),
+            Some(format!("/request_payment/{field}").as_str()),
+            "{v}"
+        );
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{field}: {message}");
+        // and through the Emulator's method
+        let (status, code, at) = api(emu.request_payment(no, &params).unwrap_err());
+        assert_eq!(
+            (status, code.as_str(), at),
+            (
+                400,
+                "PARAM_ERROR",
+                Some(format!("/request_payment/{field}"))
+            )
+        );
+        assert_eq!(
+            trade_state(no),
+            "NOTPAY",
+            "refused params must leave {no} unpaid"
+        );
+    }
+    // The refusal of a wrong paySign shows the message that should have been signed.
+    let (_, v) = control(
+        &emu,
+        &format!("/emulator/payments/{no}/paid"),
+        &json!({"request_payment": at(APPID, &prepay_id, now, PaySigner::Rsa(&stranger))})
+            .to_string(),
+    );
+    let shown = format!("{APPID}\\n{now}\\n{nonce}\\nprepay_id={prepay_id}\\n");
+    assert!(
+        v["message"].as_str().unwrap().contains(&shown),
+        "{v} should show {shown}"
+    );
+    // Front-end parameters are what the payer pays with: not for failing or closing.
+    let (status, v) = control(
+        &emu,
+        &format!("/emulator/payments/{no}/failed"),
+        &json!({ "request_payment": right }).to_string(),
+    );
+    assert_eq!(
+        (status, v["detail"]["field"].as_str()),
+        (400, Some("/request_payment")),
+        "{v}"
+    );
+    let (status, _) = control(
+        &emu,
+        &format!("/emulator/payments/{no}/paid"),
+        r#"{"request_payment": "appId=…"}"#,
+    );
+    assert_eq!(status, 400);
+    assert_eq!(trade_state(no), "NOTPAY");
+    assert!(emu.deliveries().is_empty(), "nothing refused is notified");
+
+    // The right ones, made by the client with the key it holds: paid and notified.
+    let params = c.jsapi_pay_params(APPID, &prepay_id).unwrap();
+    let (status, paid) = control(
+        &emu,
+        &format!("/emulator/payments/{no}/paid"),
+        &json!({ "request_payment": params }).to_string(),
+    );
+    assert_eq!(
+        (status, paid["trade_state"].as_str()),
+        (200, Some("SUCCESS")),
+        "{paid}"
+    );
+    let n = next(&hook, &c, &emu);
+    assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
+    assert_eq!(n.resource["out_trade_no"], no);
+    assert_eq!(
+        n.resource["payer"]["openid"],
+        "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+    );
+    assert_eq!(n.resource, paid);
+    // the same again: the order is paid
+    assert_eq!(api(emu.request_payment(no, &params).unwrap_err()).0, 409);
+
+    // An APP order: the APP form, partnerid the merchant.
+    let app_no = "FRONT-APP-00001";
+    let app_prepay = jsapi(&c, &emu, "app", app_no, &hook.url);
+    let wrong_partner =
+        AppPayParams::with_nonce(APPID, "1900000109", &app_prepay, now, nonce, &key).unwrap();
+    let (status, _, field) = api(emu.request_payment(app_no, &wrong_partner).unwrap_err());
+    assert_eq!(
+        (status, field.as_deref()),
+        (400, Some("/request_payment/partnerid"))
+    );
+    let jsapi_form = c.jsapi_pay_params(APPID, &app_prepay).unwrap();
+    let e = emu.request_payment(app_no, &jsapi_form).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the keys given are the JSAPI form's"),
+        "{e}"
+    );
+    let paid = emu
+        .request_payment(app_no, &c.app_pay_params(APPID, &app_prepay).unwrap())
+        .unwrap();
+    assert_eq!(paid["trade_state"], "SUCCESS");
+    assert_eq!(next(&hook, &c, &emu).resource["out_trade_no"], app_no);
+
+    // A Native order is paid from its code_url, not with front-end parameters.
+    c["v3/pay/transactions/native"]
+        .post(
+            json!({"json": {"appid": APPID, "mchid": emu.mchid(), "description": "d",
+            "out_trade_no": "FRONT-NATIVE-001", "notify_url": hook.url, "amount": {"total": 1}}}),
+        )
+        .unwrap();
+    let e = emu
+        .request_payment("FRONT-NATIVE-001", &params)
+        .unwrap_err();
+    assert!(e.to_string().contains("code_url"), "{e}");
+
+    // A partner order is paid in the sub-merchant's app (sub_appid) or the provider's.
+    let partner_no = "FRONT-PARTNER-01";
+    let created: Value = c["v3/pay/partner/transactions/jsapi"]
+        .post(partner(&emu, SUB_MCHID, partner_no, &hook.url, 100))
+        .unwrap()
+        .json()
+        .unwrap();
+    let partner_prepay = created["prepay_id"].as_str().unwrap();
+    let e = emu
+        .request_payment(
+            partner_no,
+            &c.jsapi_pay_params(APPID, partner_prepay).unwrap(),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("wx8888888888888888 or wxd678efh567hg6999"),
+        "{e}"
+    );
+    let paid = emu
+        .request_payment(
+            partner_no,
+            &c.jsapi_pay_params("wxd678efh567hg6999", partner_prepay)
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(paid["trade_state"], "SUCCESS");
+    assert_eq!(next(&hook, &c, &emu).resource["out_trade_no"], partner_no);
+
+    // A combined order is paid in its combine_appid, with its own prepay_id.
+    let order = combined(
+        &emu,
+        "FRONT-COMBINED-1",
+        &hook.url,
+        vec![sub_order(&emu, "FRONT-SUB-00001", 100)],
+    );
+    let created: Value = c["v3/combine-transactions/jsapi"]
+        .post(order)
+        .unwrap()
+        .json()
+        .unwrap();
+    let combined_prepay = created["prepay_id"].as_str().unwrap();
+    let e = emu
+        .request_payment(
+            "FRONT-COMBINED-1",
+            &c.jsapi_pay_params(APPID, &prepay_id).unwrap(),
+        )
+        .unwrap_err();
+    assert_eq!(api(e).2.as_deref(), Some("/request_payment/package"));
+    emu.request_payment(
+        "FRONT-COMBINED-1",
+        &c.jsapi_pay_params(APPID, combined_prepay).unwrap(),
+    )
+    .unwrap();
+    let n = next(&hook, &c, &emu);
+    assert_eq!(n.resource["combine_out_trade_no"], "FRONT-COMBINED-1");
 }
