@@ -859,7 +859,12 @@ fn main() -> ExitCode {
             .iter()
             .find_map(|p| text.strip_prefix(p))
             .unwrap_or(&text);
-            eprintln!("wechatpay: {}: {text}", category(&e));
+            // serve often runs in the background of a shell: its line says that it stopped.
+            let who = match cli.command {
+                Some(Command::Serve(_)) => "wechatpay serve stopped",
+                _ => "wechatpay",
+            };
+            eprintln!("{who}: {}: {text}", category(&e));
             ExitCode::from(status_of(&e))
         }
     }
