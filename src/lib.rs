@@ -39,6 +39,7 @@ mod chain;
 mod client;
 mod core;
 mod decorator;
+mod env;
 mod error;
 pub mod formatter;
 mod request;

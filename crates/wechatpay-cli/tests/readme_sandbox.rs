@@ -381,3 +381,25 @@ fn serve_refunds_succeed_by_themselves_by_default_and_the_refusal_says_how_to_st
         "{err}"
     );
 }
+
+#[test]
+fn the_env_file_serve_writes_configures_builder_from_env() {
+    for mode in ["public-key", "certificate"] {
+        let s = Serve::start(&["--mode", mode], &format!("from-env-{mode}"));
+        // what `. "$dir/env" && cargo run` gives a program
+        let client =
+            Builder::from_env_with(|k| s.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                .unwrap()
+                .build()
+                .unwrap();
+        let res = client["v3/pay/transactions/native"]
+            .post(json!({"json": {"appid": "wxd678efh567hg6787", "mchid": s.var("WECHATPAY_MCHID"),
+                "description": "d", "out_trade_no": "T-from-env-01", "notify_url": "http://127.0.0.1:9/n",
+                "amount": {"total": 1}}}))
+            .unwrap();
+        assert!(
+            res.json::<Value>().unwrap()["code_url"].is_string(),
+            "{mode}"
+        );
+    }
+}
