@@ -241,7 +241,7 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
         .map_err(fail)
 }
 
-/// Writes the env file as [`write`] does, but all at once: written under a temporary name in
+/// Writes the env file as `write` does, but all at once: written under a temporary name in
 /// the same directory, then moved to `path` (never over a file there), so that a script
 /// waiting for it (`until [ -f "$dir/env" ]`) never sources half of it. Written last, it says
 /// that serve is ready.
