@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::crypto::{Certificate, PrivateKey, PublicKey, Rsa};
+use crate::crypto::Rsa;
 use crate::error::Error;
 use crate::Builder;
 
@@ -40,43 +40,27 @@ const WHAT_TO_SET: &str = "set WECHATPAY_MCHID, WECHATPAY_SERIAL and WECHATPAY_P
 merchant id, its API certificate's serial number and the path of apiclient_key.pem) for APIv3, \
 WECHATPAY_SECRET for APIv2, or source the env file `wechatpay serve` writes";
 
-/// A key variable's value as the command line takes it: a plain path, unless it is already a
-/// `file://`, `private.pkcs8://` … form or PEM text.
-fn is_path(value: &str) -> bool {
-    !(value.contains("://") || value.contains("-----BEGIN"))
-}
-
 /// The variable's name before a key error: which of several to fix. (The message names the
 /// file when there is one; a value that is not a path is never shown.)
 fn named(var: &'static str) -> impl FnOnce(Error) -> Error {
     move |e| e.prefixed(var)
 }
 
-fn private_key(var: &'static str, value: &str) -> Result<PrivateKey, Error> {
-    if is_path(value) {
-        PrivateKey::from_pem_file(value)
+/// A key variable's value loaded with `load` (`Rsa::from_private` …) as the command line
+/// takes it: a plain path, unless it is already a `file://`, `private.pkcs8://` … form or PEM
+/// text.
+fn load_key<T>(
+    var: &'static str,
+    value: &str,
+    load: fn(&str) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let value = value.trim();
+    let result = if value.contains("://") || value.contains("-----BEGIN") {
+        load(value)
     } else {
-        Rsa::from_private(value)
-    }
-    .map_err(named(var))
-}
-
-fn public_key(var: &'static str, value: &str) -> Result<PublicKey, Error> {
-    if is_path(value) {
-        PublicKey::from_pem_file(value)
-    } else {
-        Rsa::from_public(value)
-    }
-    .map_err(named(var))
-}
-
-fn certificate(var: &'static str, value: &str) -> Result<Certificate, Error> {
-    if is_path(value) {
-        Certificate::from_pem_file(value)
-    } else {
-        Rsa::from_certificate(value)
-    }
-    .map_err(named(var))
+        load(&format!("file://{value}"))
+    };
+    result.map_err(named(var))
 }
 
 /// PEM text for [`Builder::merchant_identity`]: the file's, or the value itself when it is PEM.
@@ -213,17 +197,17 @@ impl Builder {
             b = b.serial(s);
         }
         if let Some(k) = &key {
-            b = b.private_key(private_key(PRIVATE_KEY, k.trim())?);
+            b = b.private_key(load_key(PRIVATE_KEY, k, Rsa::from_private)?);
         }
         if let Some((k, id)) = pair(
             (PUBLIC_KEY, public.as_deref()),
             (PUBLIC_KEY_ID, public_id.as_deref()),
         )? {
-            b = b.platform_public_key(id, public_key(PUBLIC_KEY, k.trim())?);
+            b = b.platform_public_key(id, load_key(PUBLIC_KEY, k, Rsa::from_public)?);
         }
         for c in certs.iter().flat_map(|c| c.split(',')) {
             if !c.trim().is_empty() {
-                b = b.platform_certificate(certificate(PLATFORM_CERT, c.trim())?);
+                b = b.platform_certificate(load_key(PLATFORM_CERT, c, Rsa::from_certificate)?);
             }
         }
         if let Some(t) = timeout {

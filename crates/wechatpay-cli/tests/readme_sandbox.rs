@@ -200,24 +200,8 @@ impl Drop for Serve {
 impl Serve {
     fn start(args: &[&str], name: &str) -> Serve {
         let dir = Scratch::new(name);
-        let keys = dir.0.join("keys");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-            .arg("serve")
-            .args(args)
-            .arg("--keys-dir")
-            .arg(&keys)
-            .env_remove("WECHATPAY_MCHID")
-            .env_remove("WECHATPAY_SERIAL")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // the first line comes once the env file is written
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("wechatpay emulator on"), "{first}");
-        let env = served::env_file(&std::fs::read_to_string(keys.join("env")).unwrap());
+        let (child, env) =
+            served::spawn(env!("CARGO_BIN_EXE_wechatpay"), args, &dir.0.join("keys"));
         Serve {
             child,
             _dir: dir,
