@@ -258,6 +258,7 @@ impl Builder {
     /// # Ok::<(), wechatpay_chain::Error>(())
     /// ```
     #[cfg(feature = "catalog")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "catalog")))]
     pub fn validation(mut self, mode: crate::Validation) -> Self {
         self.validation = mode;
         self

@@ -32,14 +32,66 @@ impl std::fmt::Debug for Chain {
     }
 }
 
+/// What every verb's `args` holds: wechatpay-php's array as JSON, one object.
+macro_rules! args_doc {
+    () => {
+        "# Args
+
+`args` is one JSON object (`serde_json::json!`), the shape of wechatpay-php's array; key order
+is kept and is the order on the wire:
+
+- **placeholders**, at the top level: each `{name}` of the path is filled from the key `name`
+  (a string or a number; RFC 6570, UTF-8 percent-encoded; `{+name}` keeps reserved
+  characters): `{\"out_trade_no\": \"T1\"}` for `…/out-trade-no/{out_trade_no}`;
+- `json`: the APIv3 request body, sent as JSON with `Content-Type: application/json`;
+- `query`: the query string, an object (`{\"mchid\": \"1900000001\"}`, encoded as PHP's
+  `http_build_query`) or its encoded text;
+- `headers`: headers to add or replace (a `Wechatpay-Serial` here replaces the one the client
+  sets itself);
+- `body`: a raw body (a string), instead of `json`;
+- options of one call: `base_uri`, `timeout` (seconds), `retry` (`false`, `true`, or
+  `{\"max_attempts\": n, \"deadline\": seconds}`), `placeholders` (`\"lenient\"`: as PHP,
+  a missing one expands to empty), `validate` (`false` or `true`; feature `catalog`);
+- APIv2 (a `v2/…` path): `xml`, the fields (the client adds `nonce_str` and `sign`);
+  `security: true` for the calls that need the merchant certificate (mutual TLS,
+  [`Builder::merchant_identity`](crate::Builder::merchant_identity)); `nonceless: true` to add
+  no `nonce_str`.
+
+Any other top-level key, and a placeholder missing from the args, is refused before anything
+is sent ([`Error::InvalidArgument`], naming the key and the likely fix: a forgotten `json`
+wrapper, a misspelt placeholder). The answer is verified before it is returned: a 2xx is a
+[`Response`]; anything else an [`Error`]: [`Error::Api`] (the platform's code and message),
+[`Error::Verification`], [`Error::Transport`], [`Error::Timeout`] …; see the crate's page."
+    };
+}
+
 macro_rules! verbs {
-    ($($method:ident, $async_method:ident, $m:expr;)*) => {$(
-        #[doc = concat!("Sends a signed `", stringify!($method), "` request and waits for the verified answer. Works from plain threads and from inside a tokio runtime.")]
+    ($($method:ident, $async_method:ident, $m:expr, $example:expr;)*) => {$(
+        #[doc = concat!("Sends a signed `", stringify!($method), "` request to this path and waits for the verified answer. Works from plain threads and from inside a tokio runtime (the async form is [`Chain::", stringify!($async_method), "`]).")]
+        ///
+        #[doc = args_doc!()]
+        ///
+        /// # Example
+        ///
+        /// ```no_run
+        /// use serde_json::json;
+        /// # fn f(client: wechatpay_chain::Client) -> Result<(), wechatpay_chain::Error> {
+        #[doc = $example]
+        /// # Ok(()) }
+        /// ```
         pub fn $method(&self, args: Value) -> Result<Response, Error> {
             self.call_blocking($m, args)
         }
 
-        #[doc = concat!("Sends a signed `", stringify!($method), "` request; the future runs on any tokio runtime (or none) and is `Send + 'static`.")]
+        #[doc = concat!("Sends a signed `", stringify!($method), "` request; the future runs on any tokio runtime and is `Send + 'static` (its sockets are the awaiting runtime's). The args and the answer are [`Chain::", stringify!($method), "`]'s.")]
+        ///
+        /// ```no_run
+        /// use serde_json::json;
+        /// # async fn f(client: wechatpay_chain::Client) -> Result<(), wechatpay_chain::Error> {
+        #[doc = concat!("let res = client[\"v3/pay/transactions/out-trade-no/{out_trade_no}\"]\n    .", stringify!($async_method), "(json!({\"out_trade_no\": \"T1\", \"query\": {\"mchid\": \"1900000001\"}}))\n    .await?;")]
+        /// println!("{}", res.text());
+        /// # Ok(()) }
+        /// ```
         pub fn $async_method(&self, args: Value) -> impl Future<Output = Result<Response, Error>> + Send + 'static {
             self.call_async($m, args)
         }
@@ -134,11 +186,33 @@ impl Chain {
     }
 
     verbs! {
-        get, get_async, Method::GET;
-        post, post_async, Method::POST;
-        put, put_async, Method::PUT;
-        patch, patch_async, Method::PATCH;
-        delete, delete_async, Method::DELETE;
+        get, get_async, Method::GET, r#"// a placeholder and the query
+let res = client["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+    .get(json!({"out_trade_no": "1217752501201407033233368018", "query": {"mchid": "1900000001"}}))?;
+let order: serde_json::Value = res.json()?;
+println!("{}", order["trade_state"]);"#;
+        post, post_async, Method::POST, r#"// a Native payment: the body in `json`
+let res = client["v3/pay/transactions/native"].post(json!({"json": {
+    "appid": "wxd678efh567hg6787", "mchid": "1900000001",
+    "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": "1217752501201407033233368018",
+    "notify_url": "https://www.weixin.qq.com/wxpay/pay.php", "amount": {"total": 100, "currency": "CNY"},
+}}))?;
+println!("{}", res.json::<serde_json::Value>()?["code_url"]);
+// APIv2: the fields in `xml`, signed by the client
+let res = client["v2/pay/orderquery"].post(json!({"xml": {
+    "appid": "wxd678efh567hg6787", "mch_id": "1900000001", "out_trade_no": "1217752501201407033233368018",
+}}))?;"#;
+        put, put_async, Method::PUT, r#"let res = client["v3/merchant-service/complaint-notifications"]
+    .put(json!({"json": {"url": "https://www.example.com/complaints"}}))?;
+assert_eq!(res.status(), 204);"#;
+        patch, patch_async, Method::PATCH, r#"// placeholders and a body together; an option of this call (`timeout`)
+let res = client["v3"]["discountCard"]["orders"]["_out_order_no_"].patch(json!({
+    "out_order_no": "233bcbf407e87789b8e471f251774f95",
+    "json": {"rewards": [{"reward_usage_serial_no": "578354", "amount": 100, "description": "购买商品"}]},
+    "timeout": 10,
+}))?;"#;
+        delete, delete_async, Method::DELETE, r#"let res = client["v3/merchant-service/complaint-notifications"].delete(json!({}))?;
+    assert_eq!(res.status(), 204);"#;
     }
 }
 

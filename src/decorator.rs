@@ -44,7 +44,8 @@ pub const OPTION_KEYS: &[&str] = &[
 /// Why an APIv3 call is refused when nothing could verify its answer.
 const NO_PLATFORM_KEY: &str = "no way to verify APIv3 answers, so nothing was sent: configure \
 the platform's key with Builder::platform_public_key (PUB_KEY_ID_… and pub_key.pem; CLI \
---public-key and --public-key-id), Builder::platform_certificate (CLI --platform-cert), or \
+--public-key/WECHATPAY_PUBLIC_KEY and --public-key-id/WECHATPAY_PUBLIC_KEY_ID), \
+Builder::platform_certificate (CLI --platform-cert/WECHATPAY_PLATFORM_CERT), or \
 Builder::auto_certificates (the APIv3 key) to download the platform certificates";
 
 /// Refuses (under [`Placeholders::Strict`]) a top-level key of `args` that is neither a request
@@ -430,7 +431,17 @@ impl Core {
     /// Signs (or re-signs, for another attempt) an APIv3 request with a fresh nonce.
     pub(crate) fn sign_v3(&self, request: &mut http::Request<Bytes>) -> Result<(), Error> {
         let cred = self.credentials.as_ref().ok_or_else(|| {
-            Error::config("APIv3 calls need mchid, serial and private_key on the Builder")
+            // The builder takes an id alone (an APIv2 client), else all three or none.
+            let missing = match self.mchid {
+                Some(_) => "the serial and the private key",
+                None => "all three",
+            };
+            Error::config(format!(
+                "APIv3 calls need the merchant id, its API certificate's serial and its private \
+                 key ({missing} missing): set --mchid/WECHATPAY_MCHID, --serial/WECHATPAY_SERIAL \
+                 and --private-key/WECHATPAY_PRIVATE_KEY (a path); in code Builder::mchid, \
+                 serial and private_key, or Builder::from_env"
+            ))
         })?;
         client_json::sign_request(request, cred)
     }

@@ -252,6 +252,26 @@ impl Operation {
     pub fn placeholders(&self) -> Vec<&'static str> {
         placeholders(self.template).collect()
     }
+
+    /// Whether the client fills in the request field `name` under the top-level arg `parent`
+    /// itself, so that the call's args need not carry it: APIv3's `headers` `Wechatpay-Serial`
+    /// (the platform key the client expects answers signed with), and APIv2's `nonce_str` and
+    /// `sign` in `xml` (or `query`).
+    ///
+    /// ```
+    /// use wechatpay_chain::catalog;
+    /// let op = catalog::find("POST", "v3/profitsharing/receivers/add").unwrap();
+    /// assert!(op.client_fills("headers", "Wechatpay-Serial"));
+    /// assert!(!op.client_fills("json", "appid"));
+    /// ```
+    pub fn client_fills(&self, parent: &str, name: &str) -> bool {
+        match self.protocol {
+            Protocol::V3 => parent == "headers" && name.eq_ignore_ascii_case("Wechatpay-Serial"),
+            Protocol::V2 => {
+                matches!(parent, "xml" | "query") && validate::XML_MANAGED.contains(&name)
+            }
+        }
+    }
 }
 
 fn placeholders(template: &'static str) -> impl Iterator<Item = &'static str> {
@@ -789,9 +809,17 @@ fn shapes() -> &'static Shapes {
     })
 }
 
-/// The documented operations nearest to `path`, for a "did you mean": at most five, nearest
-/// first, those of `method` before the others at the same distance; empty when nothing is
-/// close.
+/// The documented operations nearest to `path`, for a "did you mean": at most five, those of
+/// `method` first (the method is rarely what is wrong), each group nearest first; empty when
+/// nothing is close.
+///
+/// ```
+/// use wechatpay_chain::catalog;
+/// let near = catalog::suggest("POST", "v3/pay/transaction/native");
+/// let methods: Vec<&str> = near.iter().map(|op| op.method).collect();
+/// let posts = methods.iter().take_while(|m| **m == "POST").count();
+/// assert!(methods[posts..].iter().all(|m| *m != "POST"), "{methods:?}");
+/// ```
 pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
     let m = method_index(method);
     let segs: Vec<&str> = clean(path).split('/').collect();
@@ -805,7 +833,7 @@ pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
     let n = segs.len();
     // distance of path segment p to literal l, measured on first need
     let mut memo: Vec<u32> = vec![u32::MAX; sh.literals.len() * n];
-    let mut near: Vec<(usize, bool, u32)> = Vec::new();
+    let mut near: Vec<(bool, usize, u32)> = Vec::new();
     for (i, (e, tsegs)) in index().entries.iter().zip(&sh.segments).enumerate() {
         let d = path_distance(
             &segs,
@@ -820,7 +848,7 @@ pub fn suggest(method: &str, path: &str) -> Vec<&'static Operation> {
             |l| sh.literals[l as usize].len(),
         );
         if d <= limit {
-            near.push((d, Some(e.method) != m, i as u32));
+            near.push((Some(e.method) != m, d, i as u32));
         }
     }
     near.sort();

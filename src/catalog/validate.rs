@@ -74,7 +74,7 @@ fn is_option(key: &str) -> bool {
 }
 
 /// Fields the client fills in an APIv2 `xml` body itself.
-const XML_MANAGED: &[&str] = &["nonce_str", "sign"];
+pub(super) const XML_MANAGED: &[&str] = &["nonce_str", "sign"];
 
 fn kind_of(v: &Value) -> &'static str {
     match v {

@@ -2,6 +2,7 @@
 //! PKCS#1 v1.5 SHA-256 signatures, and OAEP (SHA-1) encryption for sensitive fields.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -102,6 +103,19 @@ impl fmt::Debug for Certificate {
 }
 
 impl PublicKey {
+    /// Reads a public key from a PEM file given by its plain path (`pub_key.pem`: SPKI
+    /// `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY`, or a `CERTIFICATE`, whose key is taken); the same
+    /// as [`Rsa::from_public`] with `file://path`. An error names the file.
+    ///
+    /// ```no_run
+    /// use wechatpay_chain::PublicKey;
+    /// let key = PublicKey::from_pem_file("/path/to/pub_key.pem")?;
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
+    pub fn from_pem_file(path: impl AsRef<Path>) -> Result<PublicKey, Error> {
+        from_file(path.as_ref(), Rsa::public_from_text)
+    }
+
     /// Size of the modulus in bits.
     pub fn bits(&self) -> u32 {
         self.0.bits()
@@ -120,6 +134,27 @@ impl PublicKey {
 }
 
 impl PrivateKey {
+    /// Reads a private key from a PEM file given by its plain path (`apiclient_key.pem`,
+    /// PKCS#1 or PKCS#8); the same as [`Rsa::from_private`] with `file://path`. An error names
+    /// the file and never shows the key; an encrypted key is refused (see
+    /// [`Rsa::from_private_with_passphrase`]).
+    ///
+    /// ```
+    /// use wechatpay_chain::PrivateKey;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("apiclient_key.pem");
+    /// # let rsa = openssl::rsa::Rsa::generate(2048).unwrap();
+    /// # std::fs::write(&path, rsa.private_key_to_pem().unwrap()).unwrap();
+    /// let key = PrivateKey::from_pem_file(&path)?;
+    /// assert_eq!(key.bits(), 2048);
+    /// let missing = PrivateKey::from_pem_file("/nowhere/apiclient_key.pem").unwrap_err();
+    /// assert!(missing.to_string().contains("/nowhere/apiclient_key.pem"), "{missing}");
+    /// # Ok::<(), wechatpay_chain::Error>(())
+    /// ```
+    pub fn from_pem_file(path: impl AsRef<Path>) -> Result<PrivateKey, Error> {
+        from_file(path.as_ref(), |t| Rsa::private_from_text(t, None))
+    }
+
     /// Size of the modulus in bits.
     pub fn bits(&self) -> u32 {
         self.0.bits()
@@ -151,6 +186,14 @@ impl PrivateKey {
 }
 
 impl Certificate {
+    /// Reads a certificate from a file given by its plain path (a platform certificate
+    /// `wechatpay_<serial>.pem`, `apiclient_cert.pem`), PEM or DER; the same as
+    /// [`Rsa::from_certificate`] with `file://path` and
+    /// [`util::pem::load_certificate`](crate::util::pem::load_certificate).
+    pub fn from_pem_file(path: impl AsRef<Path>) -> Result<Certificate, Error> {
+        pem::load_certificate(path)
+    }
+
     /// The certificate serial number as uppercase hex (the platform's `Wechatpay-Serial`).
     pub fn serial(&self) -> &str {
         &self.serial
@@ -192,18 +235,28 @@ impl Certificate {
 #[derive(Debug, Clone, Copy)]
 pub struct Rsa;
 
-/// Where a key's bytes come from: a `file://` path is read, anything else is the text itself.
-fn load_text(thing: &str) -> Result<std::borrow::Cow<'_, str>, Error> {
-    if let Some(path) = thing.strip_prefix("file://") {
-        let data = std::fs::read(path)
-            .map_err(|e| Error::key_from(format!("cannot read key file {path}"), e))?;
-        let text = String::from_utf8(data).map_err(|e| {
-            Error::key_from(format!("key file {path} is not PEM text"), e.utf8_error())
-        })?;
-        Ok(std::borrow::Cow::Owned(text))
-    } else {
-        Ok(std::borrow::Cow::Borrowed(thing))
+/// The text of a PEM file (`file://` and the `from_pem_file` constructors): an error names the
+/// file, once, and never shows its content.
+fn read_pem_file(path: &Path) -> Result<String, Error> {
+    let shown = path.display();
+    let data = std::fs::read(path)
+        .map_err(|e| Error::key_from(format!("cannot read key file {shown}"), e))?;
+    let text = String::from_utf8(data).map_err(|e| {
+        Error::key_from(format!("key file {shown} is not PEM text"), e.utf8_error())
+    })?;
+    if !text.contains("-----BEGIN") {
+        return Err(Error::key(format!(
+            "key file {shown} holds no PEM block (a -----BEGIN … line)"
+        )));
     }
+    Ok(text)
+}
+
+/// Loads the PEM file at `path` with `parse` (a parser of text, never of `file://` again);
+/// a parse error is prefixed with the file's name, since the parser sees only the text.
+fn from_file<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, Error>) -> Result<T, Error> {
+    let text = read_pem_file(path)?;
+    parse(&text).map_err(|e| e.prefixed(format_args!("key file {}", path.display())))
 }
 
 fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
@@ -284,6 +337,14 @@ impl Rsa {
     }
 
     fn load_private(thing: &str, passphrase: Option<&str>) -> Result<PrivateKey, Error> {
+        match thing.trim().strip_prefix("file://") {
+            Some(path) => from_file(Path::new(path), |t| Self::private_from_text(t, passphrase)),
+            None => Self::private_from_text(thing, passphrase),
+        }
+    }
+
+    /// A private key from anything but `file://`.
+    fn private_from_text(thing: &str, passphrase: Option<&str>) -> Result<PrivateKey, Error> {
         let thing = thing.trim();
         let key = if let Some(b) = thing.strip_prefix("private.pkcs1://") {
             let der = b64_der(b, "private.pkcs1")?;
@@ -295,11 +356,11 @@ impl Rsa {
             PKey::private_key_from_pkcs8(&der)
                 .map_err(|e| Error::key_from("private.pkcs8: not a PKCS#8 private key", e))?
         } else {
-            let text = load_text(thing)?;
-            let text = text.trim();
+            let text = thing;
             if !text.contains("-----BEGIN") {
                 return Err(Error::key(
-                    "private key: expected file://path, PEM text, private.pkcs1:// or private.pkcs8://",
+                    "private key: expected file://path, PEM text, private.pkcs1:// or \
+                     private.pkcs8:// (a plain path: PrivateKey::from_pem_file(path))",
                 ));
             }
             pem_private_key(text, passphrase, "private key")?
@@ -312,6 +373,14 @@ impl Rsa {
     /// or an X.509 `CERTIFICATE`, whose key is taken), or `public.pkcs1://BASE64` /
     /// `public.spki://BASE64`.
     pub fn from_public(thing: &str) -> Result<PublicKey, Error> {
+        match thing.trim().strip_prefix("file://") {
+            Some(path) => from_file(Path::new(path), Self::public_from_text),
+            None => Self::public_from_text(thing),
+        }
+    }
+
+    /// A public key from anything but `file://`.
+    fn public_from_text(thing: &str) -> Result<PublicKey, Error> {
         let thing = thing.trim();
         let key = if let Some(b) = thing.strip_prefix("public.pkcs1://") {
             let der = b64_der(b, "public.pkcs1")?;
@@ -323,10 +392,9 @@ impl Rsa {
             PKey::public_key_from_der(&der)
                 .map_err(|e| Error::key_from("public.spki: not an SPKI public key", e))?
         } else {
-            let text = load_text(thing)?;
-            let text = text.trim();
+            let text = thing;
             if text.contains("-----BEGIN CERTIFICATE-----") {
-                return Ok(Self::from_certificate(text)?.key);
+                return Ok(Self::certificate_from_text(text)?.key);
             } else if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
                 let rsa = openssl::rsa::Rsa::public_key_from_pem_pkcs1(text.as_bytes())
                     .map_err(|e| Error::key_from("public key: bad PKCS#1 PEM", e))?;
@@ -336,7 +404,8 @@ impl Rsa {
                     .map_err(|e| Error::key_from("public key: bad SPKI PEM", e))?
             } else {
                 return Err(Error::key(
-                    "public key: expected file://path, PEM text, public.pkcs1:// or public.spki://",
+                    "public key: expected file://path, PEM text, public.pkcs1:// or \
+                     public.spki:// (a plain path: PublicKey::from_pem_file(path))",
                 ));
             }
         };
@@ -346,7 +415,14 @@ impl Rsa {
 
     /// Loads an X.509 certificate (`file://path` or PEM text) and reads its serial number.
     pub fn from_certificate(thing: &str) -> Result<Certificate, Error> {
-        let text = load_text(thing.trim())?;
+        match thing.trim().strip_prefix("file://") {
+            Some(path) => from_file(Path::new(path), Self::certificate_from_text),
+            None => Self::certificate_from_text(thing),
+        }
+    }
+
+    /// A certificate from PEM text.
+    fn certificate_from_text(text: &str) -> Result<Certificate, Error> {
         let x509 = X509::from_pem(text.trim().as_bytes())
             .map_err(|e| Error::key_from("certificate: PEM could not be parsed", e))?;
         let serial = pem::serial_of(&x509)?;

@@ -53,7 +53,8 @@ pub fn load_certificate(path: impl AsRef<Path>) -> Result<Certificate, Error> {
                 e.utf8_error(),
             )
         })?;
-        return load_certificate_from_str(&text);
+        return load_certificate_from_str(&text)
+            .map_err(|e| e.prefixed(format_args!("certificate file {}", path.display())));
     }
     let x509 = X509::from_der(&data).map_err(|e| {
         Error::key_from(
@@ -85,10 +86,7 @@ pub fn parse_certificate_serial_no(pem: &str) -> Result<String, Error> {
 /// `PemUtil::loadPrivateKey`: reads a private key file (PKCS#1 or PKCS#8 PEM). Same as
 /// [`Rsa::from_private`] with `file://`.
 pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKey, Error> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::key_from(format!("cannot read key file {}", path.display()), e))?;
-    Rsa::from_private(&text)
+    PrivateKey::from_pem_file(path)
 }
 
 /// `PemUtil::loadPrivateKeyFromString`: same as [`Rsa::from_private`].

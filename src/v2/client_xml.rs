@@ -324,13 +324,18 @@ fn query_of(data: &Map<String, Value>) -> Result<String, Error> {
 impl Core {
     pub(crate) fn begin_v2(&self, method: Method, mut d: Draft<'_>) -> Result<Pending, Error> {
         let secret = self.secret.as_deref().ok_or_else(|| {
-            Error::config("APIv2 calls need the APIv2 key: set Builder::secret (WECHATPAY_SECRET)")
+            Error::config(
+                "APIv2 calls need the APIv2 key: set --secret/WECHATPAY_SECRET (in code \
+                 Builder::secret, or Builder::from_env)",
+            )
         })?;
         let nonceless = flag(d.args, "nonceless")?;
         let secure = flag(d.args, "security")?;
         if secure && !self.transport.has_identity() {
             return Err(Error::config(
-                "this call needs the merchant certificate (security: true): set Builder::merchant_identity (WECHATPAY_MERCHANT_CERT, WECHATPAY_MERCHANT_KEY)",
+                "this call needs the merchant certificate (security: true): set \
+                 --merchant-cert/WECHATPAY_MERCHANT_CERT and --merchant-key/WECHATPAY_MERCHANT_KEY \
+                 (paths; in code Builder::merchant_identity, or Builder::from_env)",
             ));
         }
         for k in ["json", "body"] {

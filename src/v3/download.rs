@@ -576,7 +576,10 @@ impl crate::Client {
             }
         };
         let cred = self.core().credentials.as_ref().ok_or_else(|| {
-            Error::config("decrypting a bill needs the merchant private_key on the Builder")
+            Error::config(
+                "decrypting a bill needs the merchant private key: set \
+                 --private-key/WECHATPAY_PRIVATE_KEY (in code Builder::private_key)",
+            )
         })?;
         let aes_key = crate::Rsa::decrypt(key, &cred.key).map_err(|e| {
             Error::crypto_from(

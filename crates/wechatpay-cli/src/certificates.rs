@@ -95,9 +95,9 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
         a.apiv3_key.as_deref(),
         "-k/--apiv3-key (WECHATPAY_APIV3_KEY)",
     )?;
-    // The option and the file named, as the call options' key errors do.
+    // The option named, as the call options' key errors do (the error names the file).
     let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
-        e @ Error::Key { .. } => e.prefixed(format_args!("-f/--private-key {key}")),
+        e @ Error::Key { .. } => e.prefixed("-f/--private-key (WECHATPAY_PRIVATE_KEY)"),
         other => other,
     })?;
     let mut b = Builder::new()

@@ -19,13 +19,31 @@ pub struct DescribeArgs {
     pub uri: String,
 }
 
-/// A field on one line, indented two spaces a level: name, type, required or optional, then
-/// its label, enumeration and encryption when it has them, two spaces apart.
-pub fn field_line(f: &Field, depth: usize) -> String {
+/// What `describe` says in place of `required` of a field the client fills in itself
+/// (`Wechatpay-Serial`; APIv2's `nonce_str` and `sign`): not the user's to supply.
+pub const FILLED: &str = "filled by the client";
+
+/// Who supplies a field: `required`, `optional`, or [`FILLED`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Supply {
+    Required,
+    Optional,
+    Filled,
+}
+
+/// A field on one line, indented two spaces a level: name, type, required, optional or filled
+/// by the client, then its label, enumeration and encryption when it has them, two spaces
+/// apart.
+pub fn field_line(f: &Field, depth: usize, supply: Supply) -> String {
     let mut parts = vec![
         f.name.clone(),
         f.ty.to_string(),
-        if f.required { "required" } else { "optional" }.to_string(),
+        match supply {
+            Supply::Required => "required",
+            Supply::Optional => "optional",
+            Supply::Filled => FILLED,
+        }
+        .to_string(),
     ];
     if !f.label.is_empty() {
         parts.push(f.label.clone());
@@ -39,9 +57,37 @@ pub fn field_line(f: &Field, depth: usize) -> String {
     format!("{}{}", "  ".repeat(depth), parts.join("  "))
 }
 
+/// The request's fields: those the client fills marked so, and a top-level arg required only
+/// for them (`headers` for `Wechatpay-Serial`) shown optional.
+fn request_tree(out: &mut Vec<String>, op: &Operation) {
+    for f in &op.request {
+        let filled = |c: &Field| op.client_fills(&f.name, &c.name);
+        let only_filled =
+            f.children.iter().any(filled) && f.children.iter().all(|c| !c.required || filled(c));
+        let supply = match f.required && !only_filled {
+            true => Supply::Required,
+            false => Supply::Optional,
+        };
+        out.push(field_line(f, 1, supply));
+        for c in &f.children {
+            let supply = match (filled(c), c.required) {
+                (true, _) => Supply::Filled,
+                (false, true) => Supply::Required,
+                (false, false) => Supply::Optional,
+            };
+            out.push(field_line(c, 2, supply));
+            tree(out, &c.children, 3);
+        }
+    }
+}
+
 fn tree(out: &mut Vec<String>, fields: &[Field], depth: usize) {
     for f in fields {
-        out.push(field_line(f, depth));
+        let supply = match f.required {
+            true => Supply::Required,
+            false => Supply::Optional,
+        };
+        out.push(field_line(f, depth, supply));
         tree(out, &f.children, depth + 1);
     }
 }
@@ -77,7 +123,10 @@ pub fn lines(op: &Operation) -> Vec<String> {
             out.push(format!("{title} none documented"));
         } else {
             out.push(title.to_string());
-            tree(&mut out, fields, 1);
+            match title {
+                "request:" => request_tree(&mut out, op),
+                _ => tree(&mut out, fields, 1),
+            }
         }
     }
     out

@@ -224,6 +224,10 @@ pub struct Conf {
     /// APIv3 key (decrypting notifications and certificates).
     #[arg(long, env = "WECHATPAY_APIV3_KEY", hide_env_values = true)]
     apiv3_key: Option<String>,
+    /// The key options whose value came from their variable, so that an error names what the
+    /// user set (`WECHATPAY_PRIVATE_KEY`, not `--private-key`).
+    #[arg(skip)]
+    from_env: Vec<&'static str>,
 }
 
 /// Exit statuses, so that scripts can tell failures apart.
@@ -258,20 +262,63 @@ fn key_source(s: &str) -> String {
     }
 }
 
-/// Names the option and the file in a key error: which of several keys to fix.
-fn key_option<'a>(option: &'a str, path: &'a str) -> impl FnOnce(Error) -> Error + 'a {
+/// Names the option (or its variable) in a key error: which of several keys to fix. The error
+/// names the file itself; a value that is not a path (PEM text) is never shown.
+fn key_option(name: &str) -> impl FnOnce(Error) -> Error + '_ {
     move |e| match e {
-        e @ Error::Key { .. } => e.prefixed(format_args!("{option} {path}")),
+        e @ Error::Key { .. } => e.prefixed(name),
         other => other,
     }
 }
 
 fn read_file(path: &str, what: &str) -> Result<String, Error> {
     std::fs::read_to_string(path)
-        .map_err(|e| Error::config_from(format!("cannot read {what} {path}"), e))
+        .map_err(|e| Error::config_from(format!("{what}: cannot read {path}"), e))
 }
 
+/// The key options of [`Conf`]: id, option, variable.
+const KEY_OPTIONS: [(&str, &str, &str); 5] = [
+    ("private_key", "--private-key", "WECHATPAY_PRIVATE_KEY"),
+    ("public_key", "--public-key", "WECHATPAY_PUBLIC_KEY"),
+    (
+        "platform_cert",
+        "--platform-cert",
+        "WECHATPAY_PLATFORM_CERT",
+    ),
+    (
+        "merchant_cert",
+        "--merchant-cert",
+        "WECHATPAY_MERCHANT_CERT",
+    ),
+    ("merchant_key", "--merchant-key", "WECHATPAY_MERCHANT_KEY"),
+];
+
 impl Conf {
+    /// Notes which key options took their value from their variable (`top`: the command
+    /// line before a subcommand; `sub`: the subcommand's, or `top` again for a call).
+    fn note_sources(&mut self, top: &ArgMatches, sub: &ArgMatches) {
+        self.from_env = KEY_OPTIONS
+            .iter()
+            .filter(|(id, _, _)| from_env(top, sub, id))
+            .map(|(id, _, _)| *id)
+            .collect();
+    }
+
+    /// What an error calls key option `id`: its variable when the value came from there,
+    /// else its option.
+    fn name(&self, id: &str) -> &'static str {
+        let (_, option, var) = KEY_OPTIONS
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .copied()
+            .unwrap_or(("", "", ""));
+        if self.from_env.contains(&id) {
+            var
+        } else {
+            option
+        }
+    }
+
     fn builder(&self) -> Result<Builder, Error> {
         let mut b = Builder::new();
         if let Some(u) = &self.base_uri {
@@ -284,19 +331,24 @@ impl Conf {
             b = b.serial(s);
         }
         if let Some(k) = &self.private_key {
-            let key = Rsa::from_private(&key_source(k)).map_err(key_option("--private-key", k))?;
+            let key =
+                Rsa::from_private(&key_source(k)).map_err(key_option(self.name("private_key")))?;
             b = b.private_key(key);
         }
         if let Some((id, key)) = common::public_key(
             self.public_key.as_deref(),
             self.public_key_id.as_deref(),
             key_source,
-        )? {
+        )
+        .map_err(key_option(self.name("public_key")))?
+        {
             b = b.platform_public_key(id, key);
         }
         for c in &self.platform_cert {
             if !c.trim().is_empty() {
-                b = b.platform_certificate(Rsa::from_certificate(&key_source(c.trim()))?);
+                let cert = Rsa::from_certificate(&key_source(c.trim()))
+                    .map_err(key_option(self.name("platform_cert")))?;
+                b = b.platform_certificate(cert);
             }
         }
         if let Some(s) = &self.secret {
@@ -305,11 +357,13 @@ impl Conf {
         b = b.v2_either_sign_type(self.v2_either_sign_type);
         match (&self.merchant_cert, &self.merchant_key) {
             (Some(c), Some(k)) => {
-                let cert = read_file(c, "merchant certificate (--merchant-cert)")?;
-                let key = read_file(k, "merchant key (--merchant-key)")?;
+                let cert = read_file(c, self.name("merchant_cert"))?;
+                let key = read_file(k, self.name("merchant_key"))?;
                 // The loader's guard (an encrypted key refused, never a pass-phrase prompt),
                 // with the option and the file named.
-                Rsa::from_private(&key).map_err(key_option("--merchant-key", k))?;
+                Rsa::from_private(&key)
+                    .map_err(|e| e.prefixed(format_args!("key file {k}")))
+                    .map_err(key_option(self.name("merchant_key")))?;
                 b = b.merchant_identity(&cert, &key);
             }
             (Some(_), None) => {
@@ -501,8 +555,74 @@ fn print(c: &CallArgs, res: &wechatpay_chain::Response) -> Result<(), Error> {
         }
         None => res.body().to_vec(),
     };
-    out.write_all(&body).and_then(|_| out.flush())?;
+    out.write_all(&body)?;
+    // A text answer ends its line, so that the shell's prompt (or the next output) starts on
+    // a line of its own; a file (a bill, an image) goes out byte for byte.
+    if !body.is_empty() && !body.ends_with(b"\n") && is_text(res) {
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
     Ok(())
+}
+
+/// Whether an answer is text to read (JSON, XML, text/*), not a file to save.
+fn is_text(res: &wechatpay_chain::Response) -> bool {
+    let kind = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    kind.starts_with("text/") || kind.contains("json") || kind.contains("xml")
+}
+
+/// What a bare `wechatpay` prints: the call form and each command with the first clause of
+/// its description, and where the rest is.
+fn overview(cmd: &clap::Command) -> String {
+    let mut text = String::from(
+        "wechatpay: WeChat Pay calls, signed, with verified answers; and a local sandbox.\n\n\
+         Usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS]   a call: get, post, put, patch, delete\n\
+         \x20      wechatpay <COMMAND> [OPTIONS]            a command below\n\n\
+         Example: wechatpay get v3/certificates (keys from the options or WECHATPAY_* variables)\n\n\
+         Commands:\n",
+    );
+    let commands: Vec<(&str, String)> = cmd
+        .get_subcommands()
+        .filter(|s| s.get_name() != "help")
+        .map(|s| {
+            let about = s.get_about().map(|a| a.to_string()).unwrap_or_default();
+            (s.get_name(), first_clause(&about).to_string())
+        })
+        .collect();
+    let width = commands.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    for (name, about) in commands {
+        text.push_str(&format!("  {name:width$}  {about}\n"));
+    }
+    text.push_str(
+        "\nwechatpay --help: the call options and their variables; wechatpay <COMMAND> --help: \
+         a command's.\n",
+    );
+    text
+}
+
+/// A description's first clause: up to its first `:`, `;`, `.` or `,` (a comma within a list,
+/// "bash, zsh or fish", does not end it).
+fn first_clause(about: &str) -> &str {
+    let mut end = about.len();
+    for (i, _) in about.match_indices([':', ';', '.', ',']) {
+        let rest = &about[i + 1..];
+        if !rest.is_empty() && !rest.starts_with(' ') {
+            continue; // wechatpay_<serial>.pem
+        }
+        let next = rest.find([':', ';', '.', ',']).unwrap_or(rest.len());
+        let listed = rest[..next].contains(" or ") || rest[..next].contains(" and ");
+        if about[i..].starts_with(',') && listed {
+            continue;
+        }
+        end = i;
+        break;
+    }
+    &about[..end]
 }
 
 /// The call's own arguments given beside a subcommand (`wechatpay get v3/x demo`), which clap
@@ -725,6 +845,7 @@ fn main() -> ExitCode {
             ),
         ));
     }
+    cli.conf.note_sources(&matches, &matches);
     if let Some((name, sub_m)) = matches.subcommand() {
         if let Err(e) = check_placement(&matches, name) {
             usage_error(e);
@@ -783,6 +904,9 @@ fn main() -> ExitCode {
                 ]
             ),
             _ => {}
+        }
+        if let Some(Command::Bill(a)) = &mut cli.command {
+            a.conf.note_sources(&matches, sub_m);
         }
     }
     init_logging(cli.log.verbose);
@@ -855,6 +979,12 @@ fn main() -> ExitCode {
             let client = a.conf.builder()?.build()?;
             bill::run(a, &client, &chain_path(&a.uri), args)
         }),
+        // a bare `wechatpay`: what it does, as clap's arg_required_else_help answers (on
+        // stderr, status 2)
+        None if cli.call.method.is_none() => {
+            eprint!("{}", overview(&Cli::command()));
+            return ExitCode::from(exit::USAGE);
+        }
         None => call(&cli.call, &cli.conf),
     };
     match result {
@@ -872,7 +1002,12 @@ fn main() -> ExitCode {
             .iter()
             .find_map(|p| text.strip_prefix(p))
             .unwrap_or(&text);
-            eprintln!("wechatpay: {}: {text}", category(&e));
+            // serve often runs in the background of a shell: its line says that it stopped.
+            let who = match cli.command {
+                Some(Command::Serve(_)) => "wechatpay serve stopped",
+                _ => "wechatpay",
+            };
+            eprintln!("{who}: {}: {text}", category(&e));
             ExitCode::from(status_of(&e))
         }
     }

@@ -74,6 +74,36 @@ pub struct ServeArgs {
     /// Bytes of request log kept for GET /emulator/requests (the oldest go first).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     max_log_bytes: usize,
+    /// How long a refund stays PROCESSING before it succeeds by itself (REFUND.SUCCESS is
+    /// sent): 100ms, 2s, 1.5 (seconds), or never, which keeps every refund PROCESSING until
+    /// `wechatpay sandbox refund NO succeeded|closed|abnormal` decides it.
+    #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
+    refund_delay: RefundDelay,
+}
+
+/// `--refund-delay`: a delay, or none (never).
+#[derive(Clone, Copy, Debug)]
+struct RefundDelay(Option<Duration>);
+
+/// `never`, or a delay of at most a day: `100ms`, `2s`, or seconds (`1.5`).
+fn refund_delay(s: &str) -> Result<RefundDelay, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("never") {
+        return Ok(RefundDelay(None));
+    }
+    let (number, unit) = match t.strip_suffix("ms") {
+        Some(n) => (n, 0.001),
+        None => (t.strip_suffix('s').unwrap_or(t), 1.0),
+    };
+    match number.trim().parse::<f64>().map(|v| v * unit) {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(RefundDelay(Some(
+            Duration::try_from_secs_f64(v.abs()).unwrap_or_default(),
+        ))),
+        _ => Err(format!(
+            "{s:?} is not a delay: write never, or a delay of at most a day such as 100ms, 2s \
+             or 1.5 (seconds)"
+        )),
+    }
 }
 
 /// A number of seconds above 0 and at most a day.
@@ -193,11 +223,7 @@ impl KeysDir {
 fn write(path: &Path, text: &str) -> Result<(), Error> {
     let fail = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::config(format!(
-                "{} already exists: serve writes only new files; remove what an earlier run \
-                 left there, or choose another --keys-dir",
-                path.display()
-            ))
+            already_there(path)
         } else {
             Error::config_from(format!("cannot write {}", path.display()), e)
         }
@@ -213,6 +239,41 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
     f.write_all(text.as_bytes())
         .and_then(|_| f.flush())
         .map_err(fail)
+}
+
+/// Writes the env file as `write` does, but all at once: written under a temporary name in
+/// the same directory, then moved to `path` (never over a file there), so that a script
+/// waiting for it (`until [ -f "$dir/env" ]`) never sources half of it. Written last, it says
+/// that serve is ready.
+fn write_whole(path: &Path, text: &str) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut b = tempfile::Builder::new();
+    b.prefix(".env-");
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let cannot =
+        |e: std::io::Error| Error::config_from(format!("cannot write {}", path.display()), e);
+    let mut f = b.tempfile_in(dir).map_err(cannot)?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(cannot)?;
+    f.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            already_there(path)
+        } else {
+            cannot(e.error)
+        }
+    })?;
+    Ok(())
+}
+
+/// A file serve would write is there already (left by an earlier run, or someone's link).
+fn already_there(path: &Path) -> Error {
+    Error::config(format!(
+        "{} already exists: serve writes only new files; remove what an earlier run left \
+         there, or choose another --keys-dir (a new one each time: --keys-dir \"$(mktemp -d)\")",
+        path.display()
+    ))
 }
 
 /// A value for the env file, quoted for the shell unless it is plainly safe as is.
@@ -236,6 +297,7 @@ pub fn run<'a>(
         .header_read_timeout(Duration::from_secs_f64(a.header_read_timeout))
         .max_connections(a.max_connections as usize)
         .max_log_bytes(a.max_log_bytes)
+        .refund_delay(a.refund_delay.0)
         .mode(match a.mode {
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,
@@ -349,7 +411,7 @@ pub fn run<'a>(
         .iter()
         .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
         .collect();
-    write(&env_path, &text)?;
+    write_whole(&env_path, &text)?;
     let mode = match (emu.mode(), emu.is_tls()) {
         (Mode::PublicKey, false) => "public-key mode",
         (Mode::Certificate, false) => "certificate mode",
@@ -411,5 +473,26 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
             }
         }
         shown = requests.last().map_or(shown, |r| r.seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refund_delays_parse_with_their_unit_or_never() {
+        let ok = |s: &str| refund_delay(s).unwrap().0;
+        assert_eq!(ok("never"), None);
+        assert_eq!(ok("NEVER"), None);
+        assert_eq!(ok("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(ok("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(ok("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(ok("0"), Some(Duration::ZERO));
+        assert_eq!(ok("-0"), Some(Duration::ZERO));
+        for bad in ["", "soon", "-1s", "2m", "NaN", "inf", "86401s", "ms"] {
+            let e = refund_delay(bad).unwrap_err();
+            assert!(e.contains("never"), "{bad}: {e}");
+        }
     }
 }

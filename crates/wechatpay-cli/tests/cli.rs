@@ -279,6 +279,9 @@ fn serve_keys_dir_given_is_created_private_and_kept() {
     cmd.arg("serve").arg("--keys-dir").arg(&dir);
     let err = serve(cmd).refused();
     assert!(err.contains("already exists"), "{err}");
+    // run in the background of a shell, it says that it stopped, and how to start afresh
+    assert!(err.starts_with("wechatpay serve stopped: "), "{err}");
+    assert!(err.contains("mktemp -d"), "{err}");
 }
 
 const PROD_V3: &str = "ProductionApiV3Key0123456789abcd";

@@ -467,3 +467,38 @@ fn an_unknown_path_gets_did_you_mean_before_anything_is_sent() {
     assert!(text(&out.stderr).contains("--validate"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn describe_marks_what_the_client_fills_in_itself() {
+    let out = stdout_of(&["describe", "post", "v3/profitsharing/receivers/add"]);
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}  ")))
+            .unwrap_or_else(|| panic!("{name}: {out}"))
+            .to_string()
+    };
+    assert!(
+        line("Wechatpay-Serial").contains("string  filled by the client"),
+        "{out}"
+    );
+    // the headers arg is required only for it: the user need not give it
+    assert!(line("headers").contains("object  optional"), "{out}");
+    assert!(line("json").contains("object  required"), "{out}");
+    assert!(line("appid").contains("required"), "{out}");
+}
+
+#[test]
+fn did_you_mean_offers_operations_of_the_same_method_first() {
+    let out = run(&["post", "v3/pay/transaction/native", "{}"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let offered = err.split("did you mean ").nth(1).expect("did you mean");
+    let methods: Vec<&str> = offered
+        .split(", or ")
+        .map(|o| o.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(methods[0], "POST", "{err}");
+    let posts = methods.iter().take_while(|m| **m == "POST").count();
+    assert!(posts >= 2, "{err}");
+    assert!(methods[posts..].iter().all(|m| *m != "POST"), "{err}");
+}

@@ -82,8 +82,16 @@ fn a_missing_key_file_is_one_line_with_the_system_s_reason_once() {
     let (code, err) = call(&dir, "http://127.0.0.1:9/", &missing);
     assert_eq!(code, Some(3), "configuration: {err}");
     one_line(&err);
-    assert!(err.contains("--private-key"), "the option is named: {err}");
-    assert!(err.contains("no-such-key.pem"), "the file is named: {err}");
+    // given by its variable: the variable is named, the file once
+    assert!(
+        err.contains("WECHATPAY_PRIVATE_KEY"),
+        "the variable is named: {err}"
+    );
+    assert_eq!(
+        err.matches("no-such-key.pem").count(),
+        1,
+        "the file is named: {err}"
+    );
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 

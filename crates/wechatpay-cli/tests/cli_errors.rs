@@ -49,3 +49,84 @@ fn the_cli_tells_forged_verified_and_unverified_errors_apart() {
     assert_eq!(gateway.recorded().len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The command with nothing of the test's environment but PATH, no documented-path check.
+fn bare() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wechatpay"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WECHATPAY_VALIDATE", "off");
+    cmd
+}
+
+fn refused(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(3), "a configuration error: {err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn configuration_errors_name_the_option_and_the_variable_to_set() {
+    // nothing set: what to set, by option and variable
+    let err = refused(bare().args(["get", "v3/x"]));
+    for name in [
+        "--mchid/WECHATPAY_MCHID",
+        "--serial/WECHATPAY_SERIAL",
+        "--private-key/WECHATPAY_PRIVATE_KEY",
+    ] {
+        assert!(err.contains(name), "{name}: {err}");
+    }
+    // an APIv2 call without its key
+    let err = refused(bare().args(["post", "v2/pay/micropay", r#"{"xml":{"appid":"wx1"}}"#]));
+    assert!(err.contains("--secret/WECHATPAY_SECRET"), "{err}");
+    // a key path that is wrong: named by where it was set, the path once
+    let missing = "/nonexistent/wechatpay/apiclient_key.pem";
+    let mut cmd = bare();
+    cmd.env("WECHATPAY_MCHID", MCHID)
+        .env("WECHATPAY_SERIAL", SERIAL)
+        .env("WECHATPAY_PRIVATE_KEY", missing)
+        .args(["get", "v3/x"]);
+    let err = refused(&mut cmd);
+    assert!(
+        err.contains("WECHATPAY_PRIVATE_KEY: cannot read key file"),
+        "{err}"
+    );
+    assert!(!err.contains("--private-key"), "set by the variable: {err}");
+    assert_eq!(err.matches(missing).count(), 1, "{err}");
+    let mut cmd = bare();
+    cmd.args([
+        "--mchid",
+        MCHID,
+        "--serial",
+        SERIAL,
+        "--private-key",
+        missing,
+    ])
+    .args(["get", "v3/x"]);
+    let err = refused(&mut cmd);
+    assert!(err.contains("--private-key: cannot read key file"), "{err}");
+    assert_eq!(err.matches(missing).count(), 1, "{err}");
+    // a platform key file that holds no key
+    let dir = std::env::temp_dir().join(format!("cli_errors_names_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, _) = Keys::shared().write_pems(&dir);
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "not a key\n").unwrap();
+    let mut cmd = bare();
+    cmd.env("WECHATPAY_MCHID", MCHID)
+        .env("WECHATPAY_SERIAL", SERIAL)
+        .env("WECHATPAY_PRIVATE_KEY", &key)
+        .env("WECHATPAY_PUBLIC_KEY", &notes)
+        .env("WECHATPAY_PUBLIC_KEY_ID", common::PUB_KEY_ID)
+        .args(["get", "v3/x"]);
+    let err = refused(&mut cmd);
+    assert!(err.contains("WECHATPAY_PUBLIC_KEY: key file"), "{err}");
+    assert_eq!(
+        err.matches(&*notes.display().to_string()).count(),
+        1,
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -364,3 +364,71 @@ fn every_error_line_names_its_category_in_both_languages() {
         "the platform's own message passes through: {err}"
     );
 }
+
+#[test]
+fn a_text_answer_ends_its_line_and_a_file_goes_out_byte_for_byte() {
+    let files = Files::new("newline");
+    let server = Server::start(
+        Keys::shared(),
+        Arc::new(|r: &common::Recorded| {
+            if r.target.starts_with("/v3/billdownload/file") {
+                // a bill file: unsigned by design, bytes to save as they came
+                Reply {
+                    body: b"\x1f\x8b no newline at the end".to_vec(),
+                    headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                    sign_as: None,
+                    ..Reply::empty(200)
+                }
+            } else {
+                Reply::json(200, json!({"code_url": "weixin://wxpay/bizpayurl?pr=x"}))
+            }
+        }),
+    );
+    let out = configured(&files, &server.base())
+        .args(["get", "v3/x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"code_url\":\"weixin://wxpay/bizpayurl?pr=x\"}\n"
+    );
+    let out = configured(&files, &server.base())
+        .args(["get", "v3/billdownload/file", r#"{"query":{"token":"t"}}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.stdout, b"\x1f\x8b no newline at the end");
+}
+
+#[test]
+fn a_bare_wechatpay_prints_an_overview_of_the_commands() {
+    let out = bare().output().unwrap();
+    let err = text(&out.stderr);
+    // as clap's arg_required_else_help: on stderr, status 2
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains("Usage: wechatpay [OPTIONS] <METHOD> <URI> [ARGS]"),
+        "{err}"
+    );
+    for command in [
+        "serve",
+        "sandbox",
+        "describe",
+        "listen",
+        "trigger",
+        "completions",
+    ] {
+        assert!(
+            err.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} listed: {err}"
+        );
+    }
+    assert!(
+        err.contains("bash, zsh or fish"),
+        "a list is not cut: {err}"
+    );
+    assert!(err.lines().count() < 30, "short: {err}");
+    assert!(!err.contains("参数错误"), "not an error line: {err}");
+}

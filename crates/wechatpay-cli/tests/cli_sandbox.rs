@@ -9,7 +9,7 @@ mod served;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 
 use serde_json::{json, Value};
 use wechatpay_chain::{Builder, Rsa};
@@ -25,23 +25,7 @@ impl Served {
     fn start(args: &[&str], name: &str) -> Served {
         let dir = std::env::temp_dir().join(format!("wcp-sandbox-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wechatpay"))
-            .arg("serve")
-            .args(args)
-            .arg("--keys-dir")
-            .arg(&dir)
-            .env_remove("WECHATPAY_MCHID")
-            .env_remove("WECHATPAY_SERIAL")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // the first line is printed once the env file is written
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        assert!(first.starts_with("wechatpay emulator on"), "{first}");
-        let env = served::env_file(&std::fs::read_to_string(dir.join("env")).unwrap());
+        let (child, env) = served::spawn(env!("CARGO_BIN_EXE_wechatpay"), args, &dir);
         Served { child, dir, env }
     }
 

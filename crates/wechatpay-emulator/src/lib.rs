@@ -291,8 +291,12 @@ impl EmulatorConfig {
         self
     }
 
-    /// How long a refund stays `PROCESSING` before it succeeds and is notified; `None` keeps it
-    /// processing until [`Emulator::complete_refund`].
+    /// How long a refund stays `PROCESSING` before it succeeds by itself and `REFUND.SUCCESS`
+    /// is notified (100 ms by default, as the platform settles most refunds on its own);
+    /// `None`: never, every refund stays `PROCESSING` until an action decides it
+    /// ([`Emulator::act_on_refund`], [`Emulator::complete_refund`], `wechatpay sandbox
+    /// refund`), so that a test can make it close or go abnormal. `wechatpay serve
+    /// --refund-delay 2s|never` sets it.
     pub fn refund_delay(mut self, delay: Option<Duration>) -> Self {
         self.refund_delay = delay;
         self

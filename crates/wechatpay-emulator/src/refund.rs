@@ -306,8 +306,18 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
             _ => false,
         };
         if !allowed {
+            // A refund that succeeded by itself: say how to keep refunds for the actions.
+            let by_itself = match shared.settings.refund_delay {
+                Some(d) if status == "SUCCESS" => format!(
+                    "; refunds succeed by themselves {} ms after they are made: start the \
+                     sandbox with refund_delay None (wechatpay serve --refund-delay never) to \
+                     decide each one",
+                    d.as_millis()
+                ),
+                _ => String::new(),
+            };
             return Err(wrong_state(format!(
-                "refund {no} is {status}: only a PROCESSING refund can be {} (an ABNORMAL one can still be succeeded or closed)",
+                "refund {no} is {status}: only a PROCESSING refund can be {} (an ABNORMAL one can still be succeeded or closed){by_itself}",
                 action.as_str()
             )));
         }

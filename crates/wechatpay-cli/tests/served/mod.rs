@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,31 @@ impl Served {
             )
             .timeout(Duration::from_secs(30))
     }
+}
+
+/// `bin serve ARGS --keys-dir DIR` (stdout piped, no WECHATPAY_MCHID/SERIAL of the test's),
+/// once its first line, printed when the env file is written, has come: the child and the
+/// variables of its env file.
+pub fn spawn(bin: &str, args: &[&str], keys_dir: &Path) -> (Child, Vec<(String, String)>) {
+    let mut child = Command::new(bin)
+        .arg("serve")
+        .args(args)
+        .arg("--keys-dir")
+        .arg(keys_dir)
+        .env_remove("WECHATPAY_MCHID")
+        .env_remove("WECHATPAY_SERIAL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("wechatpay serve starts");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("wechatpay emulator on"), "{first}");
+    let env = env_file(&std::fs::read_to_string(keys_dir.join("env")).unwrap());
+    (child, env)
 }
 
 /// The variables of the env file `wechatpay serve` writes: its `export NAME=value` lines, a
