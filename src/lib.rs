@@ -133,8 +133,9 @@
 //!
 //! A JSAPI, mini-program or app order answers a `prepay_id`; the front end needs it signed
 //! with the merchant key, as the parameters of `WeixinJSBridge`/`wx.requestPayment` or of the
-//! app SDK. See the README's section on
-//! [front-end payment parameters](https://github.com/wechatpay-chain/wechatpay-chain#front-end-payment-parameters).
+//! app SDK: [`Client::jsapi_pay_params`] and [`Client::app_pay_params`] (and their APIv2
+//! forms) give them as [`request_payment::JsapiPayParams`] and
+//! [`request_payment::AppPayParams`], which serialize to exactly the JSON the front end takes.
 //!
 //! ## More
 //!
