@@ -371,6 +371,15 @@ def main():
         run.step("merchant transfer confirmed (POST /emulator/transfers/.../succeeded): "
                  "MCHTRANSFER.BILL.FINISHED verified", transfer_done, "transfer")
 
+        def cross_border():
+            # documented under https://api.mch.weixin.qq.com/hk/: the SDK signs the whole path
+            no = out_no("PYH")
+            path = f"/hk/v3/transactions/out-trade-no/{no}?mchid={mchid}&sub_mchid=1900000109&sp_mchid={mchid}"
+            data = answer(wxpay._core.request(path))
+            expect(data["out_trade_no"] == no, data)
+        run.step("cross-border: GET /hk/v3/transactions/out-trade-no/{no} through the SDK's request, verified",
+                 cross_border)
+
         # the sandbox dates bills by Beijing time, as the platform does
         bill_date = (datetime.now(timezone.utc) + timedelta(hours=8)).strftime("%Y-%m-%d")
         for name, apply in (
