@@ -160,6 +160,9 @@ pub(crate) fn pointer(field: &str) -> String {
     format!("/{}", f.replace('.', "/"))
 }
 
+/// The one signature scheme the sandbox signs with, named in `Wechatpay-Signature-Type`.
+pub(crate) const SIGNATURE_TYPE: &str = "WECHATPAY2-SHA256-RSA2048";
+
 /// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key
 /// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks, unless the answer is
 /// [`Answer::unsigned`].
@@ -215,7 +218,10 @@ pub(crate) fn render_for(
             .header("Wechatpay-Timestamp", ts)
             .header("Wechatpay-Nonce", nonce)
             .header("Wechatpay-Serial", serial)
-            .header("Wechatpay-Signature", signature);
+            .header("Wechatpay-Signature", signature)
+            // the platform names the scheme on every signed answer, as on its notifications;
+            // some SDKs (wechatpayv3) refuse an answer without it
+            .header("Wechatpay-Signature-Type", SIGNATURE_TYPE);
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');

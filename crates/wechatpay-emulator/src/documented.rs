@@ -28,7 +28,7 @@ pub(crate) fn answer(
     req: &Req,
     multipart: Option<&media::Parts>,
 ) -> Option<Answer> {
-    let raw_path = req.target.split(['?', '#']).next().unwrap_or("");
+    let raw_path = req.route.split(['?', '#']).next().unwrap_or("");
     let op = catalog::find(req.method.as_str(), raw_path)?;
     if op.protocol != Protocol::V3 {
         return None;
@@ -60,7 +60,7 @@ pub(crate) fn answer(
 /// The catalogue's checks of a request to a modelled operation, as the documented answers make
 /// them (required fields, JSON types, enumerations): `Err` with the `PARAM_ERROR` to answer.
 pub(crate) fn check(req: &Req) -> Result<(), Answer> {
-    let raw_path = req.target.split(['?', '#']).next().unwrap_or("");
+    let raw_path = req.route.split(['?', '#']).next().unwrap_or("");
     let Some(op) = catalog::find(req.method.as_str(), raw_path) else {
         return Ok(());
     };

@@ -92,9 +92,12 @@ impl RequestLog {
 /// A request read whole.
 pub(crate) struct Req {
     pub method: Method,
-    /// Path and query as received.
+    /// Path and query as received (what the request's signature covers).
     pub target: String,
-    /// Percent-decoded path segments.
+    /// `target` without a documented base's path prefix ([`BASE_PREFIXES`]): the operation's
+    /// own path, which routes it.
+    pub route: String,
+    /// Percent-decoded path segments of `route`.
     pub segments: Vec<String>,
     /// Decoded query pairs.
     pub query: Vec<(String, String)>,
@@ -203,6 +206,27 @@ async fn connection<S>(
     }
 }
 
+/// The path prefixes of the documented bases other than `https://api.mch.weixin.qq.com/`:
+/// cross-border operations are documented under `https://api.mch.weixin.qq.com/hk/` and
+/// `https://apihk.mch.weixin.qq.com/global/`, so an SDK sends them as `/hk/v3/…` and
+/// `/global/v3/…`. (The other documented hosts, `apihk.`, `fraud.` and `payapp.`, add no prefix.)
+pub(crate) const BASE_PREFIXES: [&str; 2] = ["hk", "global"];
+
+/// `target` without a documented base's prefix when one comes before `v2/` or `v3/`
+/// (`/hk/v3/refunds?x` is `/v3/refunds?x`); other targets as they are.
+pub(crate) fn route(target: &str) -> &str {
+    for prefix in BASE_PREFIXES {
+        if let Some(rest) = target
+            .strip_prefix('/')
+            .and_then(|t| t.strip_prefix(prefix))
+            .filter(|r| r.starts_with("/v3/") || r.starts_with("/v2/"))
+        {
+            return rest;
+        }
+    }
+    target
+}
+
 /// Percent-decodes one path segment or query part; `None` when not valid UTF-8 or escapes.
 pub(crate) fn decode(s: &str, plus_is_space: bool) -> Option<String> {
     let b = s.as_bytes();
@@ -255,7 +279,8 @@ async fn handle(
             return render(&shared.settings, a, true, None);
         }
     };
-    let path = parts.uri.path();
+    let route = route(&target).to_string();
+    let path = route.split('?').next().unwrap_or("");
     let segments: Option<Vec<String>> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -274,8 +299,9 @@ async fn handle(
         .collect();
     let req = Req {
         method: parts.method,
-        target,
         segments: segments.unwrap_or_default(),
+        target,
+        route,
         query: query.unwrap_or_default(),
         headers: parts.headers,
         body,
@@ -450,7 +476,24 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<media::Parts>) ->
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, route};
+
+    #[test]
+    fn documented_base_prefixes_route_to_their_operation() {
+        assert_eq!(route("/hk/v3/refunds?offset=0"), "/v3/refunds?offset=0");
+        assert_eq!(route("/global/v3/customs/orders"), "/v3/customs/orders");
+        assert_eq!(route("/hk/v2/pay/orderquery"), "/v2/pay/orderquery");
+        for same in [
+            "/v3/refunds",
+            "/hk",
+            "/hk/",
+            "/hkv3/x",
+            "/hk/emulator/x",
+            "/x/v3/y",
+        ] {
+            assert_eq!(route(same), same);
+        }
+    }
 
     #[test]
     fn decodes_without_panicking() {

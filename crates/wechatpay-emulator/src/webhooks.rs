@@ -224,7 +224,7 @@ pub(crate) fn signature_headers(
         ("Wechatpay-Signature", signature),
         (
             "Wechatpay-Signature-Type",
-            "WECHATPAY2-SHA256-RSA2048".to_string(),
+            super::answer::SIGNATURE_TYPE.to_string(),
         ),
     ])
 }

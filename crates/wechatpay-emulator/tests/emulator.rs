@@ -404,6 +404,56 @@ fn native_payment_round_trip_with_a_verified_decrypted_notification() {
     assert_eq!((status, code.as_str()), (400, "ORDERPAID"));
 }
 
+/// The scheme every signed answer names, as the platform sends it (wechatpayv3 refuses an
+/// answer without it).
+const SIGNATURE_TYPE: &str = "WECHATPAY2-SHA256-RSA2048";
+
+#[test]
+fn every_signed_answer_names_its_signature_type() {
+    let emu = start(EmulatorConfig::new());
+    let c = client(&emu);
+    let scheme = |h: &http::HeaderMap| {
+        h.get("wechatpay-signature-type")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // a 200
+    let order = native(&emu, "scheme-0001", "https://example.invalid/notify", 1);
+    let res = c["v3/pay/transactions/native"].post(order).unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(scheme(res.headers()).as_deref(), Some(SIGNATURE_TYPE));
+    // a 204
+    let close = json!({"out_trade_no": "scheme-0001", "json": {"mchid": emu.mchid()}});
+    let res = c["v3/pay/transactions/out-trade-no/{out_trade_no}/close"]
+        .post(close)
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(scheme(res.headers()).as_deref(), Some(SIGNATURE_TYPE));
+    // an error answer, signed like any other: an unknown order, then an unsigned request
+    let ring = Keyring::new();
+    ring.insert(emu.platform_serial(), emu.platform_public_key().clone());
+    let mut unknown = http::Request::get(format!(
+        "{}v3/pay/transactions/out-trade-no/scheme-none?mchid={}",
+        emu.base_uri(),
+        emu.mchid()
+    ))
+    .body(Bytes::new())
+    .unwrap();
+    sign_request(&mut unknown, &credentials(&emu)).unwrap();
+    let unsigned = http::Request::get(format!("{}v3/certificates", emu.base_uri()))
+        .body(Bytes::new())
+        .unwrap();
+    for (req, want) in [(unknown, 404), (unsigned, 401)] {
+        let (status, headers, body) = send(req);
+        assert_eq!(status, want, "{}", String::from_utf8_lossy(&body));
+        verify_headers(&headers, &body, &ring, formatter::timestamp()).unwrap();
+        assert_eq!(scheme(&headers).as_deref(), Some(SIGNATURE_TYPE), "{want}");
+    }
+    // the certificate download in certificate mode
+    let emu = start(EmulatorConfig::new().mode(wechatpay_emulator::Mode::Certificate));
+    let res = client(&emu)["v3/certificates"].get(json!({})).unwrap();
+    assert_eq!(scheme(res.headers()).as_deref(), Some(SIGNATURE_TYPE));
+}
+
 #[test]
 fn jsapi_orders_close_and_answer_the_documented_errors() {
     let emu = start(EmulatorConfig::new());
