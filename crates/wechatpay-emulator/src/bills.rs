@@ -517,7 +517,7 @@ fn split_lines(bill: &[u8], n: usize) -> Vec<&[u8]> {
     parts
 }
 
-fn gzip(data: &[u8]) -> Result<Vec<u8>, Answer> {
+pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>, Answer> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data)
         .and_then(|_| e.finish())
@@ -628,9 +628,19 @@ pub(crate) fn trade_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
         Ok(c) => c,
         Err(a) => return a,
     };
-    let kind = match kind {
-        Some("SUCCESS") => TradeBill::Success,
-        Some("REFUND") => TradeBill::Refund,
+    match trade_csv_of(shared, date, kind.unwrap_or("ALL")) {
+        Some(csv) => listing(shared, csv, gz),
+        None => no_statement(),
+    }
+}
+
+/// The trade bill of `date` (`YYYY-MM-DD`) of `bill_type` (`ALL`, `SUCCESS`, `REFUND`; APIv2's
+/// `RECHARGE_REFUND` lists the refunds too), or `None` when the day has nothing of that kind:
+/// for `v3/bill/tradebill` and APIv2 `pay/downloadbill` alike.
+pub(crate) fn trade_csv_of(shared: &Shared, date: &str, bill_type: &str) -> Option<String> {
+    let kind = match bill_type {
+        "SUCCESS" => TradeBill::Success,
+        "REFUND" | "RECHARGE_REFUND" => TradeBill::Refund,
         _ => TradeBill::All,
     };
     let (day, _) = day_records(shared, date);
@@ -642,10 +652,13 @@ pub(crate) fn trade_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
             TradeBill::Refund => r.refund.is_some(),
         })
         .collect();
-    if chosen.is_empty() {
-        return no_statement();
-    }
-    listing(shared, trade_csv(&chosen, kind, &shared.settings.mchid), gz)
+    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &shared.settings.mchid))
+}
+
+/// The fund-flow bill of `date` (`YYYY-MM-DD`) of `account` (`BASIC`, `OPERATION`, `FEES`), or
+/// `None` when it has nothing: APIv2 `pay/downloadfundflow`.
+pub(crate) fn fund_flow_csv_of(shared: &Shared, date: &str, account: &str) -> Option<String> {
+    fund_flow_of(shared, date, account).ok()
 }
 
 const ACCOUNTS: &[&str] = &["BASIC", "OPERATION", "FEES"];

@@ -80,17 +80,8 @@ pub(crate) fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
 /// An APIv2 operation: the request's sign type and data, checked, to the answer.
 type Op = fn(&Arc<Shared>, SignType, &Map<String, Value>) -> Answer;
 
-/// Whether the platform requires the merchant certificate (mutual TLS) on this path: the
-/// `secapi/` calls (refunds, reversals …) and the red packets and transfers. Only those the
-/// emulator serves are ever asked.
-fn needs_certificate(segs: &[&str]) -> bool {
-    matches!(
-        segs,
-        ["secapi", ..] | ["mmpaymkttransfers", ..] | ["mmpaysptrans", ..]
-    )
-}
-
-/// Answers an APIv2 path, or `None` when the emulator has no such path.
+/// Answers an APIv2 path: a modelled operation, else the catalogue's documented answer
+/// (`v2_documented`), or `None` when the catalogue has no APIv2 operation there.
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<String>)> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let op: Op = match (req.method.as_str(), segs.as_slice()) {
@@ -98,37 +89,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
         ("POST", ["pay", "orderquery"]) => orderquery,
         ("POST", ["secapi", "pay", "refund"]) => super::v2_refund::refund,
         ("POST", ["pay", "refundquery"]) => super::v2_refund_query::refundquery,
-        _ => return None,
+        _ => return super::v2_documented::handle(shared, req),
     };
-    // The certificate comes first: the platform checks it in the TLS layer, before the body.
-    if needs_certificate(&segs) {
-        if let Err(why) = req.client.require(&shared.settings.mchid) {
-            return Some((fail(&format!("证书错误 ({why})")), Some(why)));
-        }
-    }
-    let data = match transformer::to_array(&req.body) {
+    // the certificate (the catalogue's `security`), the document, the sign, the merchant
+    let documented = super::v2_documented::operation(req)?;
+    let (kind, data) = match super::v2_documented::admit(shared, req, documented) {
         Ok(d) => d,
-        Err(e) => {
-            return Some((
-                fail("XML格式错误"),
-                Some(format!("not an APIv2 XML document: {e}")),
-            ))
-        }
+        Err(refused) => return Some(refused),
     };
-    let kind = match SignType::of_data(&data) {
-        Ok(k) => k,
-        Err(_) => return Some((fail("sign_type参数错误"), Some("unknown sign_type".into()))),
-    };
-    // As the platform: the request's sign is checked with the type its sign_type names.
-    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key, kind) {
-        return Some((fail("签名错误"), Some(e.to_string())));
-    }
-    if text(&data, "mch_id") != shared.settings.mchid {
-        return Some((
-            fail("mch_id参数格式错误"),
-            Some("mch_id is not the merchant's".into()),
-        ));
-    }
     Some((op(shared, kind, &data), None))
 }
 
@@ -188,10 +156,12 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
             "授权码检验错误 (payment code is not valid)",
         );
     }
-    // The request as content, without what changes between honest retries.
+    // The request as content, without what changes between honest retries (a retry may be
+    // signed in the other type).
     let mut content = data.clone();
     content.remove("sign");
     content.remove("nonce_str");
+    content.remove("sign_type");
     let no = text(data, "out_trade_no").to_string();
     let mut st = lock(&shared.state);
     if let Some((first, answer)) = st.v2_orders.get(&no) {
