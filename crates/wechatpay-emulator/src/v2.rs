@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
 use super::server::Req;
-use super::state::{compact_time, numeric_id, openid};
+use super::state::{compact_time, numeric_id, openid, rfc3339, Party, Transaction};
 use super::{lock, Shared};
 use wechatpay_chain::client_xml::{self, SignType};
 use wechatpay_chain::formatter;
@@ -172,8 +172,13 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         drop(st);
         return signed(shared, kind, data, answer);
     }
+    // one number space with the APIv3 orders
+    if st.transactions.contains_key(&no) {
+        return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
+    }
     let seq = st.next();
     let now = formatter::timestamp();
+    let transaction_id = numeric_id("4200", now, seq, 28);
     let mut fields: Vec<(&str, Value)> = vec![
         ("result_code", "SUCCESS".into()),
         ("openid", openid(seq).into()),
@@ -183,13 +188,38 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         ("fee_type", "CNY".into()),
         ("total_fee", total.to_string().into()),
         ("cash_fee", total.to_string().into()),
-        ("transaction_id", numeric_id("4200", now, seq, 28).into()),
+        ("transaction_id", transaction_id.clone().into()),
         ("out_trade_no", no.clone().into()),
         ("time_end", compact_time(now).into()),
     ];
     if let Some(a) = data.get("attach") {
         fields.push(("attach", a.clone()));
     }
+    // The same order, paid, for APIv3: its queries, refunds, closing and bills see it.
+    let mut request = Map::new();
+    request.insert("appid".into(), text(data, "appid").into());
+    request.insert("mchid".into(), shared.settings.mchid.clone().into());
+    request.insert("out_trade_no".into(), no.clone().into());
+    request.insert("description".into(), text(data, "body").into());
+    if let Some(a) = data.get("attach") {
+        request.insert("attach".into(), a.clone());
+    }
+    request.insert("amount".into(), json!({"total": total, "currency": "CNY"}));
+    st.transactions.insert(
+        no.clone(),
+        Transaction {
+            request,
+            trade_type: "MICROPAY",
+            trade_state: "SUCCESS",
+            created: Value::Null,
+            transaction_id: Some(transaction_id.clone()),
+            success_time: Some(rfc3339(now)),
+            openid: Some(openid(seq)),
+            refunded: 0,
+            party: Party::Merchant,
+        },
+    );
+    st.transaction_ids.insert(transaction_id, no.clone());
     st.v2_orders.insert(no, (content, fields.clone()));
     drop(st);
     signed(shared, kind, data, fields)
@@ -210,19 +240,71 @@ fn orderquery(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -
         );
     }
     let st = lock(&shared.state);
-    let found = st.v2_orders.values().find(|(_, answer)| {
-        answer.iter().any(|(k, v)| {
-            (*k == "out_trade_no" && !no.is_empty() && v == no)
-                || (*k == "transaction_id" && !id.is_empty() && v == id)
-        })
-    });
-    let Some((_, answer)) = found else {
+    // an APIv3 order (a micropay one too) by either number
+    let key = if no.is_empty() {
+        st.transaction_ids.get(id).map(String::as_str)
+    } else {
+        Some(no)
+    };
+    let order = key
+        .and_then(|k| st.transactions.get(k))
+        .filter(|t| t.party == Party::Merchant);
+    let Some(t) = order else {
         drop(st);
         return business(shared, kind, data, "ORDERNOTEXIST", "此交易订单号不存在");
     };
-    let mut fields = answer.clone();
+    let out_trade_no = super::validate::text(&t.request, "out_trade_no");
+    let mut fields = match st.v2_orders.get(out_trade_no) {
+        Some((_, answer)) => answer.clone(),
+        None => v3_order_fields(t),
+    };
+    fields.push(("trade_state", t.trade_state.into()));
+    fields.push((
+        "trade_state_desc",
+        super::pay::state_desc(t.trade_state).into(),
+    ));
     drop(st);
-    fields.push(("trade_state", "SUCCESS".into()));
-    fields.push(("trade_state_desc", "支付成功".into()));
     signed(shared, kind, data, fields)
+}
+
+/// An order made with APIv3 as `pay/orderquery` tells of it: its APIv2 trade type, amounts in
+/// fen as text and, once paid, the payment.
+fn v3_order_fields(t: &Transaction) -> Vec<(&'static str, Value)> {
+    let r = &t.request;
+    let total = r
+        .get("amount")
+        .and_then(|a| a.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .to_string();
+    let mut fields: Vec<(&str, Value)> = vec![
+        ("result_code", "SUCCESS".into()),
+        (
+            "out_trade_no",
+            super::validate::text(r, "out_trade_no").into(),
+        ),
+        ("trade_type", t.trade_type.into()),
+        ("fee_type", "CNY".into()),
+        ("total_fee", total.clone().into()),
+    ];
+    if let Some(o) = &t.openid {
+        fields.push(("openid", o.clone().into()));
+        fields.push(("is_subscribe", "N".into()));
+    }
+    if let (Some(id), Some(at)) = (&t.transaction_id, &t.success_time) {
+        fields.push(("transaction_id", id.clone().into()));
+        fields.push(("bank_type", "OTHERS".into()));
+        fields.push(("cash_fee", total.into()));
+        fields.push((
+            "time_end",
+            at.get(..19)
+                .unwrap_or_default()
+                .replace(['-', 'T', ':'], "")
+                .into(),
+        ));
+    }
+    if let Some(a) = r.get("attach") {
+        fields.push(("attach", a.clone()));
+    }
+    fields
 }

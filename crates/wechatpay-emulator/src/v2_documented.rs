@@ -339,12 +339,18 @@ fn generated(
 
 /// A generated RFC 3339 time or date as APIv2 writes them: `20260107123000`, `20260107`.
 fn apiv2_time(s: &str) -> String {
-    let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| s[r].bytes().all(|c| c.is_ascii_digit());
-    if b.len() == 25 && b[10] == b'T' && s.ends_with("+08:00") && digits(0..4) {
+    // digits where the shape has them, its separators elsewhere
+    let shaped = |shape: &str| {
+        s.len() == shape.len()
+            && s.bytes().zip(shape.bytes()).all(|(c, p)| match p {
+                b'9' => c.is_ascii_digit(),
+                _ => c == p,
+            })
+    };
+    if shaped("9999-99-99T99:99:99+08:00") {
         return s[..19].replace(['-', 'T', ':'], "");
     }
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' && digits(0..4) {
+    if shaped("9999-99-99") {
         return s.replace('-', "");
     }
     s.to_string()

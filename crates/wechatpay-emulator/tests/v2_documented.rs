@@ -444,6 +444,63 @@ fn micropay_orders_are_in_the_apiv2_bill() {
     );
 }
 
+#[test]
+fn micropay_orders_are_the_orders_apiv3_sees_and_the_other_way_round() {
+    let (emu, client) = start();
+    micropay(&client, &emu, "v2-coherent-0001");
+    // APIv3 queries the micropay order
+    let q: Value = client["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "v2-coherent-0001", "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(q["trade_type"], "MICROPAY");
+    assert_eq!(q["trade_state"], "SUCCESS");
+    assert_eq!(q["amount"]["total"], 100);
+    // an APIv3 refund of it turns APIv2's trade_state to REFUND
+    client["v3/refund/domestic/refunds"]
+        .post(
+            json!({"json": {"out_trade_no": "v2-coherent-0001", "out_refund_no": "v2-coherent-r1",
+                              "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}),
+        )
+        .unwrap();
+    let query = |no: &str| {
+        client["v2/pay/orderquery"].post(json!({"xml": {"appid": "wxd678efh567hg6787",
+                                                        "mch_id": emu.mchid(), "out_trade_no": no}}))
+    };
+    let v2: Value = query("v2-coherent-0001").unwrap().json().unwrap();
+    assert_eq!(v2["trade_state"], "REFUND", "{v2}");
+    assert_eq!(v2["transaction_id"], q["transaction_id"]);
+    // the rest of it refunded by APIv2 (60 left); one fen more is refused
+    let e = client["v2/secapi/pay/refund"]
+        .post(
+            json!({"security": true, "xml": {"appid": "wxd678efh567hg6787", "mch_id": emu.mchid(),
+                     "out_trade_no": "v2-coherent-0001", "out_refund_no": "v2-coherent-r2",
+                     "total_fee": 100, "refund_fee": 61}}),
+        )
+        .unwrap_err();
+    assert_eq!(v2_error(&e).unwrap().2, "INVALID_REQUEST", "{e}");
+    // an APIv3 order is found by APIv2 orderquery, unpaid, and its number is taken
+    client["v3/pay/transactions/native"]
+        .post(
+            json!({"json": {"appid": "wxd678efh567hg6787", "mchid": emu.mchid(),
+                              "description": "sandbox", "out_trade_no": "v3-coherent-0001",
+                              "notify_url": "https://www.weixin.qq.com/wxpay/pay.php",
+                              "amount": {"total": 5}}}),
+        )
+        .unwrap();
+    let v2: Value = query("v3-coherent-0001").unwrap().json().unwrap();
+    assert_eq!(v2["trade_state"], "NOTPAY", "{v2}");
+    assert_eq!(v2["trade_type"], "NATIVE");
+    assert_eq!(v2["total_fee"], "5");
+    let e = client["v2/pay/micropay"]
+        .post(json!({"xml": {"appid": "wxd678efh567hg6787", "mch_id": emu.mchid(), "body": "b",
+                             "out_trade_no": "v3-coherent-0001", "total_fee": 5,
+                             "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}}))
+        .unwrap_err();
+    assert_eq!(v2_error(&e).unwrap().2, "OUT_TRADE_NO_USED", "{e}");
+}
+
 /// Where the shared conformance corpus is: `$SHARED`, else `../shared` beside the repository.
 fn corpus() -> Option<PathBuf> {
     let shared = match std::env::var_os("SHARED") {
