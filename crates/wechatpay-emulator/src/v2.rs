@@ -93,11 +93,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
     };
     // the certificate (the catalogue's `security`), the document, the sign, the merchant
     let documented = super::v2_documented::operation(req)?;
-    let (kind, data) = match super::v2_documented::admit(shared, req, documented) {
-        Ok(d) => d,
-        Err(refused) => return Some(refused),
-    };
-    Some((op(shared, kind, &data), None))
+    match super::v2_documented::admit(shared, req, documented) {
+        Ok(a) => Some((op(shared, a.kind, &a.data), None)),
+        Err(refused) => Some(refused),
+    }
 }
 
 /// `PARAM_ERROR` naming the first of `fields` that is absent or empty.

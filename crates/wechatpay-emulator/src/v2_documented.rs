@@ -27,6 +27,7 @@ use http::Method;
 use serde_json::{Map, Value};
 use wechatpay_chain::catalog::{self, Field, FindingKind, Operation, Protocol, Type};
 use wechatpay_chain::client_xml::{self, SignType};
+use wechatpay_chain::crypto::hash::md5_hex;
 use wechatpay_chain::{formatter, transformer};
 
 use super::answer::Answer;
@@ -60,39 +61,92 @@ pub(crate) fn operation(req: &Req) -> Option<&'static Operation> {
     (op.protocol == Protocol::V2).then_some(op)
 }
 
-/// The request's fields: the XML document, or the query of a GET.
-fn data_of(req: &Req) -> Result<Map<String, Value>, Refused> {
+/// A request that passed [`admit`]: its sign type, its fields and, for a multipart upload,
+/// the file (`media`), which the sign does not cover.
+pub(crate) struct Admitted {
+    pub kind: SignType,
+    pub data: Map<String, Value>,
+    pub media: Option<bytes::Bytes>,
+}
+
+/// The request's fields and an upload's file.
+type Data = (Map<String, Value>, Option<bytes::Bytes>);
+
+/// The request's fields: the XML document, the query of a GET, or the parts of a multipart
+/// upload (`secapi/mch/uploadmedia`: text parts as fields, the `media` part apart).
+fn data_of(req: &Req, op: &Operation) -> Result<Data, Refused> {
     if req.method == Method::GET {
         let mut m = Map::new();
         for (k, v) in &req.query {
             m.entry(k.clone())
                 .or_insert_with(|| Value::String(v.clone()));
         }
-        return Ok(m);
+        return Ok((m, None));
     }
-    transformer::to_array(&req.body).map_err(|e| {
-        (
-            fail("XML格式错误"),
-            Some(format!("not an APIv2 XML document: {e}")),
-        )
-    })
+    if op.request.iter().any(|f| f.name == "body") {
+        return multipart(req).map_err(|why| (fail("multipart格式错误"), Some(why)));
+    }
+    transformer::to_array(&req.body)
+        .map(|m| (m, None))
+        .map_err(|e| {
+            (
+                fail("XML格式错误"),
+                Some(format!("not an APIv2 XML document: {e}")),
+            )
+        })
+}
+
+/// A `multipart/form-data` body's text parts, and its `media` part.
+fn multipart(req: &Req) -> Result<Data, String> {
+    use futures_util::FutureExt;
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary =
+        multer::parse_boundary(ct).map_err(|e| format!("not multipart/form-data: {e}"))?;
+    let body = req.body.clone();
+    let stream =
+        futures_util::stream::once(std::future::ready(Ok::<_, std::convert::Infallible>(body)));
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let (mut fields, mut media) = (Map::new(), None);
+    // the whole body is in memory: every step is ready at once
+    let whole = || "the multipart body is not whole".to_string();
+    while let Some(field) = parts
+        .next_field()
+        .now_or_never()
+        .ok_or_else(whole)?
+        .map_err(|e| e.to_string())?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let data = field
+            .bytes()
+            .now_or_never()
+            .ok_or_else(whole)?
+            .map_err(|e| e.to_string())?;
+        if name == "media" {
+            media = Some(data);
+        } else {
+            let text = String::from_utf8(data.to_vec())
+                .map_err(|_| format!("part {name} is not UTF-8"))?;
+            fields.insert(name, Value::String(text));
+        }
+    }
+    Ok((fields, media))
 }
 
 /// The checks before an operation runs: the certificate when `op` is a `security` one, the
 /// document, the sign in the request's sign type, the merchant id the operation documents.
 /// The request's sign type and fields, or the refusal.
-pub(crate) fn admit(
-    shared: &Shared,
-    req: &Req,
-    op: &Operation,
-) -> Result<(SignType, Map<String, Value>), Refused> {
+pub(crate) fn admit(shared: &Shared, req: &Req, op: &Operation) -> Result<Admitted, Refused> {
     // The certificate comes first: the platform checks it in the TLS layer, before the body.
     if op.security {
         if let Err(why) = req.client.require(&shared.settings.mchid) {
             return Err((fail(&format!("证书错误 ({why})")), Some(why)));
         }
     }
-    let data = data_of(req)?;
+    let (data, media) = data_of(req, op)?;
     let kind = SignType::of_data(&data)
         .map_err(|_| (fail("sign_type参数错误"), Some("unknown sign_type".into())))?;
     // As the platform: the request's sign is checked with the type its sign_type names.
@@ -107,7 +161,7 @@ pub(crate) fn admit(
             ));
         }
     }
-    Ok((kind, data))
+    Ok(Admitted { kind, data, media })
 }
 
 /// The field the operation names the calling merchant by.
@@ -151,11 +205,12 @@ pub(crate) fn refusal(op: &Operation, req: &Req, data: &Map<String, Value>) -> O
 /// APIv2 operation on its method and path (the caller answers 404).
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<Refused> {
     let op = operation(req)?;
-    let (kind, data) = match admit(shared, req, op) {
-        Ok(d) => d,
+    let Admitted { kind, data, media } = match admit(shared, req, op) {
+        Ok(a) => a,
         Err(r) => return Some(r),
     };
-    if let Some(des) = refusal(op, req, &data) {
+    let refused = refusal(op, req, &data).or_else(|| upload_refusal(op, &data, media.as_deref()));
+    if let Some(des) = refused {
         let a = if op.unsigned {
             unsigned_error(&data, "PARAM_ERROR", &des)
         } else {
@@ -164,6 +219,31 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<Refused> {
         return Some((a, Some(des)));
     }
     Some((answer(shared, req, op, kind, &data), None))
+}
+
+/// What an upload's parts lack, by the catalogue's `body` (which the validator does not look
+/// into): a required part, or a `media_hash` that is not the file's MD5.
+fn upload_refusal(
+    op: &Operation,
+    data: &Map<String, Value>,
+    media: Option<&[u8]>,
+) -> Option<String> {
+    let body = op.request.iter().find(|f| f.name == "body")?;
+    let absent = body.children.iter().find(|f| {
+        f.required
+            && if f.name == "media" {
+                media.is_none()
+            } else {
+                !data.contains_key(&f.name)
+            }
+    });
+    if let Some(f) = absent {
+        return Some(format!("缺少参数{0} (missing part {0})", f.name));
+    }
+    let hash = media.and_then(|m| md5_hex(m).ok()).unwrap_or_default();
+    (body.children.iter().any(|f| f.name == "media_hash")
+        && !text(data, "media_hash").eq_ignore_ascii_case(&hash))
+    .then(|| "media_hash参数错误 (media_hash is not the MD5 of media)".to_string())
 }
 
 /// A business error of an operation whose answers are unsigned.

@@ -194,7 +194,8 @@ fn every_apiv2_operation_of_the_catalogue_is_answered_in_both_sign_types() {
     let mut failures = Vec::new();
     for op in &ops {
         if op.request.iter().any(|f| f.name == "body") {
-            // a multipart upload (`secapi/mch/uploadmedia`): not an XML call
+            // a multipart upload (`secapi/mch/uploadmedia`), which the client does not send:
+            // `an_image_upload_is_multipart_over_mutual_tls`
             continue;
         }
         for sign_type in SIGN_TYPES {
@@ -499,6 +500,86 @@ fn micropay_orders_are_the_orders_apiv3_sees_and_the_other_way_round() {
                              "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}}))
         .unwrap_err();
     assert_eq!(v2_error(&e).unwrap().2, "OUT_TRADE_NO_USED", "{e}");
+}
+
+/// `secapi/mch/uploadmedia` as another SDK sends it (the library's client sends no APIv2
+/// upload): multipart over mutual TLS, `media` beside the signed text parts. The answer's
+/// fields, or the whole answer when it is not XML.
+fn upload_media(emu: &Emulator, media: &[u8], media_hash: &str, cert: bool) -> Map<String, Value> {
+    use std::io::{Read, Write};
+    use wechatpay_chain::client_xml::{self, SignType};
+    let mut fields = Map::new();
+    fields.insert("mch_id".into(), Value::from(emu.mchid()));
+    fields.insert("media_hash".into(), Value::from(media_hash));
+    fields.insert("sign_type".into(), Value::from("HMAC-SHA256"));
+    let sign = client_xml::sign(&fields, emu.apiv2_key(), SignType::HmacSha256).unwrap();
+    fields.insert("sign".into(), Value::from(sign));
+    let mut body = Vec::new();
+    for (k, v) in &fields {
+        write!(
+            body,
+            "--B0UNDARY\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{}\r\n",
+            v.as_str().unwrap()
+        )
+        .unwrap();
+    }
+    write!(body, "--B0UNDARY\r\nContent-Disposition: form-data; name=\"media\"; filename=\"a.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n").unwrap();
+    body.extend_from_slice(media);
+    body.extend_from_slice(b"\r\n--B0UNDARY--\r\n");
+
+    let mut tls = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    let ca = openssl::x509::X509::from_pem(emu.ca_certificate_pem().unwrap().as_bytes()).unwrap();
+    tls.cert_store_mut().add_cert(ca).unwrap();
+    if cert {
+        let pem = emu.merchant_certificate_pem().unwrap();
+        tls.set_certificate(&openssl::x509::X509::from_pem(pem.as_bytes()).unwrap())
+            .unwrap();
+        let key = private_key_pem(emu.merchant_private_key().unwrap()).unwrap();
+        tls.set_private_key(&openssl::pkey::PKey::private_key_from_pem(key.as_bytes()).unwrap())
+            .unwrap();
+    }
+    let tcp = std::net::TcpStream::connect(emu.addr()).unwrap();
+    let mut stream = tls.build().connect("localhost", tcp).unwrap();
+    let head = format!(
+        "POST /secapi/mch/uploadmedia HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; \
+         boundary=B0UNDARY\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        emu.addr(),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body).unwrap();
+    let mut answer = Vec::new();
+    // the server closes after the answer; a TLS close without close_notify ends it too
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let xml = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let map = wechatpay_chain::transformer::to_array(xml.as_bytes()).unwrap();
+    if map.contains_key("sign") {
+        client_xml::verify(&map, emu.apiv2_key(), SignType::HmacSha256).unwrap();
+    }
+    map
+}
+
+#[test]
+fn an_image_upload_is_multipart_over_mutual_tls() {
+    let (emu, _) = start();
+    let image = b"\xff\xd8\xff\xe0 a jpeg";
+    let hash = wechatpay_chain::crypto::hash::md5_hex(image).unwrap();
+    let ok = upload_media(&emu, image, &hash, true);
+    assert_eq!(ok["result_code"], "SUCCESS", "{ok:?}");
+    assert!(!ok["media_id"].as_str().unwrap().is_empty());
+    let bad = upload_media(&emu, image, &"0".repeat(32), true);
+    assert_eq!(bad["err_code"], "PARAM_ERROR", "{bad:?}");
+    assert!(bad["err_code_des"].as_str().unwrap().contains("media_hash"));
+    let refused = upload_media(&emu, image, &hash, false);
+    assert_eq!(refused["return_code"], "FAIL");
+    assert!(refused["return_msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("证书错误"));
 }
 
 /// Where the shared conformance corpus is: `$SHARED`, else `../shared` beside the repository.
