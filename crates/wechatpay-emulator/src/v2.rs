@@ -44,6 +44,11 @@ pub(crate) fn signed(
     for (k, v) in fields {
         m.insert(k.into(), v);
     }
+    sealed(shared, kind, m)
+}
+
+/// `m` with its `sign` (of `kind`, made with the APIv2 key) added last, as XML.
+pub(crate) fn sealed(shared: &Shared, kind: SignType, mut m: Map<String, Value>) -> Answer {
     match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
         Ok(s) => {
             m.insert("sign".into(), s.into());

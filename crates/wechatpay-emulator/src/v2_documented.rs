@@ -33,7 +33,7 @@ use wechatpay_chain::{formatter, transformer};
 use super::answer::Answer;
 use super::documented::Gen;
 use super::server::Req;
-use super::v2::{business, fail, text};
+use super::v2::{business, fail, sealed, text};
 use super::{bills, Shared};
 
 /// A refusal: the answer, and why (for the request record).
@@ -308,13 +308,7 @@ fn answer(
     if op.unsigned {
         return Answer::xml(transformer::to_xml(&m).unwrap_or_default());
     }
-    match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
-        Ok(s) => {
-            m.insert("sign".into(), s.into());
-            Answer::xml(transformer::to_xml(&m).unwrap_or_default())
-        }
-        Err(_) => fail("SYSTEM_ERROR"),
-    }
+    sealed(shared, kind, m)
 }
 
 /// `pay/downloadbill` and `pay/downloadfundflow`: the day's CSV (gzip with `tar_type` GZIP),
