@@ -268,6 +268,30 @@ fn serve_tls_writes_what_the_command_line_needs_for_a_refund() {
         r#"{"no":"cli-refund-0001"}"#,
     ]);
     assert_eq!(queried["refund_id"], refunded["refund_id"]);
+    // An APIv2 operation the sandbox does not model gets its documented answer, over the same
+    // mutual TLS where the catalogue says `security`, signed in the request's sign type.
+    // (`--validate warn`: the page marks `nonce_str` required, which the client adds itself)
+    let sent = cli(&[
+        "--validate",
+        "warn",
+        "post",
+        "v2/mmpaymkttransfers/sendworkwxredpack",
+        &json!({"security": true, "xml": {"mch_billno": "cli-hb-0001", "mch_id": mchid,
+                "wxappid": APPID, "sender_name": "sandbox", "re_openid": "oxTWIuGaIt6gTKsQRLau2M0yL16E",
+                "total_amount": 100, "wishing": "wish", "act_name": "act", "remark": "remark",
+                "workwx_sign": "0", "scene_id": "PRODUCT_1"}})
+        .to_string(),
+    ]);
+    assert_eq!(sent["result_code"], "SUCCESS", "{sent}");
+    assert_eq!(sent["mch_billno"], "cli-hb-0001");
+    let closed = cli(&[
+        "post",
+        "v2/pay/closeorder",
+        &json!({"xml": {"appid": APPID, "mch_id": mchid, "out_trade_no": "cli-micropay-0001",
+                        "sign_type": "HMAC-SHA256"}})
+        .to_string(),
+    ]);
+    assert_eq!(closed["return_code"], "SUCCESS", "{closed}");
     served.assert_key_is_private();
     drop(served);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -131,22 +131,6 @@ fn bill_time(rfc3339: &str) -> Option<String> {
     Some(t.replacen('T', " ", 1))
 }
 
-/// APIv2 `time_end` `20150520132935` → `2015-05-20 13:29:35`.
-fn bill_time_compact(t: &str) -> Option<String> {
-    if t.len() != 14 || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(format!(
-        "{}-{}-{} {}:{}:{}",
-        &t[..4],
-        &t[4..6],
-        &t[6..8],
-        &t[8..10],
-        &t[10..12],
-        &t[12..]
-    ))
-}
-
 fn text(v: Option<&Value>) -> String {
     match v {
         Some(Value::String(s)) => s.clone(),
@@ -189,25 +173,6 @@ fn records(st: &State) -> Vec<Record> {
             refund: None,
         });
     }
-    for (request, fields) in st.v2_orders.values() {
-        let field = |k: &str| text(fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v));
-        let Some(time) = bill_time_compact(&field("time_end")) else {
-            continue;
-        };
-        out.push(Record {
-            time,
-            appid: text(request.get("appid")),
-            transaction_id: field("transaction_id"),
-            out_trade_no: field("out_trade_no"),
-            openid: field("openid"),
-            trade_type: field("trade_type"),
-            currency: field("fee_type"),
-            description: text(request.get("body")),
-            attach: field("attach"),
-            amount: field("total_fee").parse().unwrap_or(0),
-            refund: None,
-        });
-    }
     for r in st.refunds.values() {
         let a = &r.answer;
         let Some(time) = a
@@ -218,35 +183,20 @@ fn records(st: &State) -> Vec<Record> {
             continue;
         };
         let out_trade_no = text(a.get("out_trade_no"));
+        // every order refunded is a transaction (an APIv2 micropay one too)
         let paid = st.transactions.get(&out_trade_no);
-        // An APIv2 micropay order (refunded by `secapi/pay/refund`) keeps its fields apart.
-        let v2 = st.v2_orders.get(&out_trade_no);
-        let from_order = |k: &str, v2_key: &str| match (paid, v2) {
-            (Some(t), _) => text(t.request.get(k)),
-            (None, Some((request, fields))) => text(
-                request
-                    .get(v2_key)
-                    .or_else(|| fields.iter().find(|(n, _)| *n == v2_key).map(|(_, v)| v)),
-            ),
-            (None, None) => String::new(),
-        };
+        let from_order = |k: &str| paid.map(|t| text(t.request.get(k))).unwrap_or_default();
         let amount = a.get("amount");
         out.push(Record {
             time,
-            appid: from_order("appid", "appid"),
+            appid: from_order("appid"),
             transaction_id: text(a.get("transaction_id")),
-            openid: match paid {
-                Some(t) => t.openid.clone().unwrap_or_default(),
-                None => from_order("", "openid"),
-            },
-            trade_type: match paid {
-                Some(t) => t.trade_type.to_string(),
-                None => from_order("", "trade_type"),
-            },
+            openid: paid.and_then(|t| t.openid.clone()).unwrap_or_default(),
+            trade_type: paid.map(|t| t.trade_type.to_string()).unwrap_or_default(),
             out_trade_no,
             currency: text(amount.and_then(|a| a.get("currency"))),
-            description: from_order("description", "body"),
-            attach: from_order("attach", "attach"),
+            description: from_order("description"),
+            attach: from_order("attach"),
             amount: amount
                 .and_then(|a| a.get("refund"))
                 .and_then(Value::as_i64)
@@ -517,7 +467,7 @@ fn split_lines(bill: &[u8], n: usize) -> Vec<&[u8]> {
     parts
 }
 
-fn gzip(data: &[u8]) -> Result<Vec<u8>, Answer> {
+pub(crate) fn gzip(data: &[u8]) -> Result<Vec<u8>, Answer> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(data)
         .and_then(|_| e.finish())
@@ -628,9 +578,19 @@ pub(crate) fn trade_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
         Ok(c) => c,
         Err(a) => return a,
     };
-    let kind = match kind {
-        Some("SUCCESS") => TradeBill::Success,
-        Some("REFUND") => TradeBill::Refund,
+    match trade_csv_of(shared, date, kind.unwrap_or("ALL")) {
+        Some(csv) => listing(shared, csv, gz),
+        None => no_statement(),
+    }
+}
+
+/// The trade bill of `date` (`YYYY-MM-DD`) of `bill_type` (`ALL`, `SUCCESS`, `REFUND`; APIv2's
+/// `RECHARGE_REFUND` lists the refunds too), or `None` when the day has nothing of that kind:
+/// for `v3/bill/tradebill` and APIv2 `pay/downloadbill` alike.
+pub(crate) fn trade_csv_of(shared: &Shared, date: &str, bill_type: &str) -> Option<String> {
+    let kind = match bill_type {
+        "SUCCESS" => TradeBill::Success,
+        "REFUND" | "RECHARGE_REFUND" => TradeBill::Refund,
         _ => TradeBill::All,
     };
     let (day, _) = day_records(shared, date);
@@ -642,10 +602,13 @@ pub(crate) fn trade_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
             TradeBill::Refund => r.refund.is_some(),
         })
         .collect();
-    if chosen.is_empty() {
-        return no_statement();
-    }
-    listing(shared, trade_csv(&chosen, kind, &shared.settings.mchid), gz)
+    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &shared.settings.mchid))
+}
+
+/// The fund-flow bill of `date` (`YYYY-MM-DD`) of `account` (`BASIC`, `OPERATION`, `FEES`), or
+/// `None` when it has nothing: APIv2 `pay/downloadfundflow`.
+pub(crate) fn fund_flow_csv_of(shared: &Shared, date: &str, account: &str) -> Option<String> {
+    fund_flow_of(shared, date, account).ok()
 }
 
 const ACCOUNTS: &[&str] = &["BASIC", "OPERATION", "FEES"];
@@ -969,11 +932,5 @@ mod tests {
             Some("2015-05-20 13:29:35")
         );
         assert_eq!(bill_time("2015"), None);
-        assert_eq!(
-            bill_time_compact("20150520132935").as_deref(),
-            Some("2015-05-20 13:29:35")
-        );
-        assert_eq!(bill_time_compact("2015052013293"), None);
-        assert_eq!(bill_time_compact("2015052013293x"), None);
     }
 }

@@ -50,6 +50,7 @@ mod state;
 mod tls;
 mod transfer;
 mod v2;
+mod v2_documented;
 mod v2_refund;
 mod v2_refund_query;
 mod validate;

@@ -29,8 +29,9 @@ pub(crate) struct State {
     pub refunds: HashMap<String, Refund>,
     /// Uploaded media by `media_id`: file name and size.
     pub media: HashMap<String, (String, usize)>,
-    /// APIv2 micropay orders by `out_trade_no`: the request (without `sign` and
-    /// `nonce_str`) and the fields answered.
+    /// APIv2 micropay orders by `out_trade_no`: the request (without `sign`, `nonce_str` and
+    /// `sign_type`) and the fields answered; the order itself is in `transactions` (trade
+    /// type `MICROPAY`), where APIv3 sees it.
     pub v2_orders: HashMap<String, (Map<String, Value>, V2Fields)>,
     /// Merchant transfer bills.
     pub transfers: super::transfer::Transfers,

@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::answer::Answer;
 use super::server::Req;
-use super::state::{compact_time, numeric_id, openid};
+use super::state::{compact_time, numeric_id, openid, rfc3339, Party, Transaction};
 use super::{lock, Shared};
 use wechatpay_chain::client_xml::{self, SignType};
 use wechatpay_chain::formatter;
@@ -44,6 +44,11 @@ pub(crate) fn signed(
     for (k, v) in fields {
         m.insert(k.into(), v);
     }
+    sealed(shared, kind, m)
+}
+
+/// `m` with its `sign` (of `kind`, made with the APIv2 key) added last, as XML.
+pub(crate) fn sealed(shared: &Shared, kind: SignType, mut m: Map<String, Value>) -> Answer {
     match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
         Ok(s) => {
             m.insert("sign".into(), s.into());
@@ -80,17 +85,8 @@ pub(crate) fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
 /// An APIv2 operation: the request's sign type and data, checked, to the answer.
 type Op = fn(&Arc<Shared>, SignType, &Map<String, Value>) -> Answer;
 
-/// Whether the platform requires the merchant certificate (mutual TLS) on this path: the
-/// `secapi/` calls (refunds, reversals …) and the red packets and transfers. Only those the
-/// emulator serves are ever asked.
-fn needs_certificate(segs: &[&str]) -> bool {
-    matches!(
-        segs,
-        ["secapi", ..] | ["mmpaymkttransfers", ..] | ["mmpaysptrans", ..]
-    )
-}
-
-/// Answers an APIv2 path, or `None` when the emulator has no such path.
+/// Answers an APIv2 path: a modelled operation, else the catalogue's documented answer
+/// (`v2_documented`), or `None` when the catalogue has no APIv2 operation there.
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<String>)> {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let op: Op = match (req.method.as_str(), segs.as_slice()) {
@@ -98,38 +94,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
         ("POST", ["pay", "orderquery"]) => orderquery,
         ("POST", ["secapi", "pay", "refund"]) => super::v2_refund::refund,
         ("POST", ["pay", "refundquery"]) => super::v2_refund_query::refundquery,
-        _ => return None,
+        _ => return super::v2_documented::handle(shared, req),
     };
-    // The certificate comes first: the platform checks it in the TLS layer, before the body.
-    if needs_certificate(&segs) {
-        if let Err(why) = req.client.require(&shared.settings.mchid) {
-            return Some((fail(&format!("证书错误 ({why})")), Some(why)));
-        }
+    // the certificate (the catalogue's `security`), the document, the sign, the merchant
+    let documented = super::v2_documented::operation(req)?;
+    match super::v2_documented::admit(shared, req, documented) {
+        Ok(a) => Some((op(shared, a.kind, &a.data), None)),
+        Err(refused) => Some(refused),
     }
-    let data = match transformer::to_array(&req.body) {
-        Ok(d) => d,
-        Err(e) => {
-            return Some((
-                fail("XML格式错误"),
-                Some(format!("not an APIv2 XML document: {e}")),
-            ))
-        }
-    };
-    let kind = match SignType::of_data(&data) {
-        Ok(k) => k,
-        Err(_) => return Some((fail("sign_type参数错误"), Some("unknown sign_type".into()))),
-    };
-    // As the platform: the request's sign is checked with the type its sign_type names.
-    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key, kind) {
-        return Some((fail("签名错误"), Some(e.to_string())));
-    }
-    if text(&data, "mch_id") != shared.settings.mchid {
-        return Some((
-            fail("mch_id参数格式错误"),
-            Some("mch_id is not the merchant's".into()),
-        ));
-    }
-    Some((op(shared, kind, &data), None))
 }
 
 /// `PARAM_ERROR` naming the first of `fields` that is absent or empty.
@@ -188,10 +160,12 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
             "授权码检验错误 (payment code is not valid)",
         );
     }
-    // The request as content, without what changes between honest retries.
+    // The request as content, without what changes between honest retries (a retry may be
+    // signed in the other type).
     let mut content = data.clone();
     content.remove("sign");
     content.remove("nonce_str");
+    content.remove("sign_type");
     let no = text(data, "out_trade_no").to_string();
     let mut st = lock(&shared.state);
     if let Some((first, answer)) = st.v2_orders.get(&no) {
@@ -202,8 +176,13 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         drop(st);
         return signed(shared, kind, data, answer);
     }
+    // one number space with the APIv3 orders
+    if st.transactions.contains_key(&no) {
+        return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
+    }
     let seq = st.next();
     let now = formatter::timestamp();
+    let transaction_id = numeric_id("4200", now, seq, 28);
     let mut fields: Vec<(&str, Value)> = vec![
         ("result_code", "SUCCESS".into()),
         ("openid", openid(seq).into()),
@@ -213,13 +192,38 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         ("fee_type", "CNY".into()),
         ("total_fee", total.to_string().into()),
         ("cash_fee", total.to_string().into()),
-        ("transaction_id", numeric_id("4200", now, seq, 28).into()),
+        ("transaction_id", transaction_id.clone().into()),
         ("out_trade_no", no.clone().into()),
         ("time_end", compact_time(now).into()),
     ];
     if let Some(a) = data.get("attach") {
         fields.push(("attach", a.clone()));
     }
+    // The same order, paid, for APIv3: its queries, refunds, closing and bills see it.
+    let mut request = Map::new();
+    request.insert("appid".into(), text(data, "appid").into());
+    request.insert("mchid".into(), shared.settings.mchid.clone().into());
+    request.insert("out_trade_no".into(), no.clone().into());
+    request.insert("description".into(), text(data, "body").into());
+    if let Some(a) = data.get("attach") {
+        request.insert("attach".into(), a.clone());
+    }
+    request.insert("amount".into(), json!({"total": total, "currency": "CNY"}));
+    st.transactions.insert(
+        no.clone(),
+        Transaction {
+            request,
+            trade_type: "MICROPAY",
+            trade_state: "SUCCESS",
+            created: Value::Null,
+            transaction_id: Some(transaction_id.clone()),
+            success_time: Some(rfc3339(now)),
+            openid: Some(openid(seq)),
+            refunded: 0,
+            party: Party::Merchant,
+        },
+    );
+    st.transaction_ids.insert(transaction_id, no.clone());
     st.v2_orders.insert(no, (content, fields.clone()));
     drop(st);
     signed(shared, kind, data, fields)
@@ -240,19 +244,71 @@ fn orderquery(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -
         );
     }
     let st = lock(&shared.state);
-    let found = st.v2_orders.values().find(|(_, answer)| {
-        answer.iter().any(|(k, v)| {
-            (*k == "out_trade_no" && !no.is_empty() && v == no)
-                || (*k == "transaction_id" && !id.is_empty() && v == id)
-        })
-    });
-    let Some((_, answer)) = found else {
+    // an APIv3 order (a micropay one too) by either number
+    let key = if no.is_empty() {
+        st.transaction_ids.get(id).map(String::as_str)
+    } else {
+        Some(no)
+    };
+    let order = key
+        .and_then(|k| st.transactions.get(k))
+        .filter(|t| t.party == Party::Merchant);
+    let Some(t) = order else {
         drop(st);
         return business(shared, kind, data, "ORDERNOTEXIST", "此交易订单号不存在");
     };
-    let mut fields = answer.clone();
+    let out_trade_no = super::validate::text(&t.request, "out_trade_no");
+    let mut fields = match st.v2_orders.get(out_trade_no) {
+        Some((_, answer)) => answer.clone(),
+        None => v3_order_fields(t),
+    };
+    fields.push(("trade_state", t.trade_state.into()));
+    fields.push((
+        "trade_state_desc",
+        super::pay::state_desc(t.trade_state).into(),
+    ));
     drop(st);
-    fields.push(("trade_state", "SUCCESS".into()));
-    fields.push(("trade_state_desc", "支付成功".into()));
     signed(shared, kind, data, fields)
+}
+
+/// An order made with APIv3 as `pay/orderquery` tells of it: its APIv2 trade type, amounts in
+/// fen as text and, once paid, the payment.
+fn v3_order_fields(t: &Transaction) -> Vec<(&'static str, Value)> {
+    let r = &t.request;
+    let total = r
+        .get("amount")
+        .and_then(|a| a.get("total"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .to_string();
+    let mut fields: Vec<(&str, Value)> = vec![
+        ("result_code", "SUCCESS".into()),
+        (
+            "out_trade_no",
+            super::validate::text(r, "out_trade_no").into(),
+        ),
+        ("trade_type", t.trade_type.into()),
+        ("fee_type", "CNY".into()),
+        ("total_fee", total.clone().into()),
+    ];
+    if let Some(o) = &t.openid {
+        fields.push(("openid", o.clone().into()));
+        fields.push(("is_subscribe", "N".into()));
+    }
+    if let (Some(id), Some(at)) = (&t.transaction_id, &t.success_time) {
+        fields.push(("transaction_id", id.clone().into()));
+        fields.push(("bank_type", "OTHERS".into()));
+        fields.push(("cash_fee", total.into()));
+        fields.push((
+            "time_end",
+            at.get(..19)
+                .unwrap_or_default()
+                .replace(['-', 'T', ':'], "")
+                .into(),
+        ));
+    }
+    if let Some(a) = r.get("attach") {
+        fields.push(("attach", a.clone()));
+    }
+    fields
 }
