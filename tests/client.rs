@@ -178,14 +178,25 @@ fn forged_stale_unknown_and_unsigned_answers_are_refused() {
         (
             "stale",
             Reply {
-                skew: -301,
+                skew: -310,
                 ..Reply::json(200, json!({"secret": "x"}))
             },
         ),
         (
             "future",
             Reply {
-                skew: 301,
+                skew: 310,
+                ..Reply::json(200, json!({"secret": "x"}))
+            },
+        ),
+        (
+            // Signed with the RSA key, but naming the SM2 scheme: refused, not checked as RSA.
+            "another scheme",
+            Reply {
+                headers: vec![(
+                    "Wechatpay-Signature-Type".into(),
+                    "WECHATPAY2-SM2-WITH-SM3".into(),
+                )],
                 ..Reply::json(200, json!({"secret": "x"}))
             },
         ),

@@ -97,7 +97,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
 
 /// Verifies a platform-signed message given its headers (an answer, or a notification).
 ///
-/// Checks that `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` are present, the timestamp is
+/// Checks that `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` are present, that
+/// `Wechatpay-Signature-Type`, when present, names [`SIGNATURE_TYPE`], the timestamp is
 /// within ±300 s of `now`, the serial is in the keyring, and the RSA-SHA256 signature covers
 /// `TIMESTAMP\nNONCE\nBODY\n`. Overseas statements, which carry `Wechatpay-Statement-Sha1`,
 /// are signed over `{"sha1":"…"}`, and the body must hash to that SHA-1.
@@ -143,6 +144,7 @@ pub fn verify_signature(
     let nonce = header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
     let signature = header(headers, "wechatpay-signature")?;
+    signature_type(headers)?;
     let ts: i64 = timestamp.parse().map_err(|_| {
         Error::Verification(format!("Wechatpay-Timestamp {timestamp:?} is not a number"))
     })?;
@@ -165,6 +167,30 @@ pub fn verify_signature(
         )));
     }
     Ok(())
+}
+
+/// The signature scheme this client verifies, as `Wechatpay-Signature-Type` names it.
+pub const SIGNATURE_TYPE: &str = "WECHATPAY2-SHA256-RSA2048";
+
+/// An answer or notification that names its scheme must name [`SIGNATURE_TYPE`]: one signed
+/// under another scheme (`WECHATPAY2-SM2-WITH-SM3`) is refused as such, never checked as if it
+/// were RSA (no downgrade). The header is optional: the platform's API answers long came
+/// without it.
+fn signature_type(headers: &HeaderMap) -> Result<(), Error> {
+    let Some(v) = headers.get("wechatpay-signature-type") else {
+        return Ok(());
+    };
+    match v.to_str().map(str::trim) {
+        Ok(SIGNATURE_TYPE) => Ok(()),
+        Ok(other) => Err(Error::Verification(format!(
+            "Wechatpay-Signature-Type {:?} is not the scheme this client verifies \
+             ({SIGNATURE_TYPE})",
+            crate::error::one_line(other)
+        ))),
+        Err(_) => Err(Error::Verification(
+            "Wechatpay-Signature-Type is not ASCII".into(),
+        )),
+    }
 }
 
 /// Verifies an APIv3 answer, see [`verify_headers`].

@@ -438,6 +438,26 @@ mod tests {
     }
 
     #[test]
+    fn a_notification_naming_another_scheme_is_refused() {
+        let (k, ring) = platform();
+        let b = body(&json!({"out_trade_no": "1"}));
+        let mut h = headers(&k, NOW, "PUB_KEY_ID_1", &b);
+        h.insert(
+            "wechatpay-signature-type",
+            "WECHATPAY2-SHA256-RSA2048".parse().unwrap(),
+        );
+        verify(&h, &b, &ring, KEY, NOW).unwrap();
+        // Signed with the RSA key all the same: the scheme it names is what is refused.
+        h.insert(
+            "wechatpay-signature-type",
+            "WECHATPAY2-SM2-WITH-SM3".parse().unwrap(),
+        );
+        let e = verify(&h, &b, &ring, KEY, NOW).unwrap_err();
+        assert!(e.to_string().contains("WECHATPAY2-SM2-WITH-SM3"), "{e}");
+        assert_eq!(kind(Err(e)), Refusal::BadSignature);
+    }
+
+    #[test]
     fn a_good_notification_decrypts() {
         let (k, ring) = platform();
         let resource =
