@@ -319,23 +319,25 @@ fn the_request_listing_stays_within_the_log_bound_and_comes_in_pages() {
     for _ in 0..3 {
         request(&small, "GET", "/emulator", b"");
     }
-    let (status, page) = parts(&request(&small, "GET", "/emulator/requests?limit=2", b""));
-    assert_eq!(status, 200);
-    let seqs: Vec<u64> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!((seqs, page["next_after"].as_u64()), (vec![1, 2], Some(2)));
-    let (_, page) = parts(&request(&small, "GET", "/emulator/requests?after=2", b""));
-    let seqs: Vec<u64> = page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!((seqs, page["next_after"].as_u64()), (vec![3, 4], None));
+    // the seqs a page lists, and its next_after
+    let page = |query: &str| {
+        let (status, page) = parts(&request(
+            &small,
+            "GET",
+            &format!("/emulator/requests?{query}"),
+            b"",
+        ));
+        assert_eq!(status, 200, "{query}");
+        let seqs: Vec<u64> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap())
+            .collect();
+        (seqs, page["next_after"].as_u64())
+    };
+    assert_eq!(page("limit=2"), (vec![1, 2], Some(2)));
+    assert_eq!(page("after=2"), (vec![3, 4], None));
     for bad in ["limit=0", "limit=x", "after=-1", "limit=1001"] {
         let (status, v) = parts(&request(
             &small,
@@ -366,14 +368,7 @@ fn the_control_endpoints_refuse_foreign_hosts_origins_and_requests_without_the_t
             )
             .unwrap();
     };
-    let state = |no: &str| {
-        let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
-            .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
-            .unwrap()
-            .json()
-            .unwrap();
-        v["trade_state"].as_str().unwrap().to_string()
-    };
+    let state = |no: &str| support::trade_state(&c, &emu, no);
     let no = "GUARD-00000001";
     order(no);
     let token = emu.control_token().expect("a control token by default");

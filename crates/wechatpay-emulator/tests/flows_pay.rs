@@ -540,14 +540,7 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     ] {
         c["v3/pay/transactions/native"].post(order(no)).unwrap();
     }
-    let trade_state = |no: &str| {
-        let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
-            .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
-            .unwrap()
-            .json()
-            .unwrap();
-        v["trade_state"].as_str().unwrap().to_string()
-    };
+    let trade_state = |no: &str| support::trade_state(&c, &emu, no);
     let failed = emu
         .act_on_payment("FAIL-0000001", PaymentAction::Failed, None, None)
         .unwrap();

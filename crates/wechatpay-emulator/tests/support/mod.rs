@@ -30,6 +30,16 @@ pub fn client(emu: &Emulator) -> Client {
     emu.builder().build().unwrap()
 }
 
+/// The `trade_state` of merchant order `no`, as its query answers it.
+pub fn trade_state(c: &Client, emu: &Emulator, no: &str) -> String {
+    let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(serde_json::json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    v["trade_state"].as_str().unwrap().to_string()
+}
+
 /// The merchant credentials `emu` knows, to sign requests by hand.
 pub fn credentials(emu: &Emulator) -> Credentials {
     Credentials {
