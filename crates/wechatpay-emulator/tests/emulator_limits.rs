@@ -481,6 +481,18 @@ fn the_control_endpoints_refuse_foreign_hosts_origins_and_requests_without_the_t
         "the token is not kept in the log"
     );
 
+    // A request target naming another host (absolute form) is refused as its Host would be.
+    let absolute = format!("http://attacker.example:{port}{paid}");
+    let (status, _) = parts(&request_with(
+        &emu,
+        "POST",
+        &absolute,
+        &[("Host", &here), ("Authorization", &bearer)],
+        b"{}",
+    ));
+    assert_eq!(status, 421);
+    assert_eq!(state(no), "NOTPAY");
+
     // Reads need no token, and the sandbox answers to any of its loopback names.
     for host in [
         here.clone(),
