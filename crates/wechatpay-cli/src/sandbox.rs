@@ -1,9 +1,8 @@
 //! `wechatpay sandbox`: what the payer and the platform do in a running sandbox (`wechatpay
-//! serve`), through its unsigned control endpoints `POST /emulator/{kind}/{no}/{action}`: a
-//! pending payment paid, failed or closed, a refund succeeded, closed or abnormal, a transfer
-//! succeeded or failed. The
-//! object's new state is printed as JSON; the sandbox sends the notification the platform
-//! would.
+//! serve`), through its control endpoints `POST /emulator/{kind}/{no}/{action}` (unsigned,
+//! with the control token of its env file): a pending payment paid, failed or closed, a refund
+//! succeeded, closed or abnormal, a transfer succeeded or failed. The object's new state is
+//! printed as JSON; the sandbox sends the notification the platform would.
 //!
 //! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`].
 
@@ -31,6 +30,15 @@ pub struct SandboxArgs {
     /// SSL_CERT_FILE its env file sets (its ca.pem), then the system's roots.
     #[arg(long, value_name = "PATH", global = true)]
     ca: Option<String>,
+    /// The sandbox's control token, which its env file sets (`wechatpay serve` makes one at
+    /// start; without it the sandbox refuses to act).
+    #[arg(
+        long,
+        env = "WECHATPAY_SANDBOX_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
     /// Seconds to wait for the sandbox's answer (default 10).
     #[arg(long, env = "WECHATPAY_TIMEOUT", global = true)]
     pub timeout: Option<f64>,
@@ -210,7 +218,13 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
     let authority = base_uri
         .authority()
         .map_or_else(|| host.to_string(), |a| a.as_str().to_string());
-    let exchange = post(&url, (bare, port, &authority), tls, a.ca.as_deref(), body);
+    let exchange = post(
+        &url,
+        (bare, port, &authority),
+        tls,
+        (a.ca.as_deref(), a.token.as_deref()),
+        body,
+    );
     let (status, answer) =
         match rt.block_on(async { tokio::time::timeout(timeout, exchange).await }) {
             Ok(r) => r?,
@@ -257,13 +271,13 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
     Ok(false)
 }
 
-/// POSTs `body` to `url` (at `host`, `port`, named `authority`), over TLS when `tls`; the
-/// status and the body of the answer.
+/// POSTs `body` to `url` (at `host`, `port`, named `authority`, with the control `token`),
+/// over TLS (trusting `ca`) when `tls`; the status and the body of the answer.
 async fn post(
     url: &str,
     (host, port, authority): (&str, u16, &str),
     tls: bool,
-    ca: Option<&str>,
+    (ca, token): (Option<&str>, Option<&str>),
     body: Bytes,
 ) -> Result<(u16, Bytes), Error> {
     let not_running = |e: std::io::Error| {
@@ -276,10 +290,18 @@ async fn post(
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(not_running)?;
-    let req = http::Request::post(url)
+    let mut req = http::Request::post(url)
         .header(http::header::HOST, authority)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::USER_AGENT, "wechatpay-cli sandbox")
+        .header(http::header::USER_AGENT, "wechatpay-cli sandbox");
+    if let Some(token) = token {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            Error::config("--token (WECHATPAY_SANDBOX_TOKEN) must be visible ASCII characters")
+        })?;
+        value.set_sensitive(true);
+        req = req.header(http::header::AUTHORIZATION, value);
+    }
+    let req = req
         .body(Full::new(body))
         .map_err(|e| Error::config_from(format!("cannot make a request to {url}"), e))?;
     if tls {

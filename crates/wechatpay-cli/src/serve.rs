@@ -68,10 +68,16 @@ pub struct ServeArgs {
     /// is closed (stalled and idle connections free their slot).
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_seconds)]
     header_read_timeout: f64,
+    /// Seconds an answer may wait for its client to take it (from the first write that has
+    /// to wait until it is all sent) before the connection is closed (a client that never
+    /// reads frees its slot).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = positive_seconds)]
+    write_timeout: f64,
     /// Connections served at once; beyond it new ones wait to be accepted.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_connections: u32,
-    /// Bytes of request log kept for GET /emulator/requests (the oldest go first).
+    /// Bytes of request log kept for GET /emulator/requests, counting each record's entry in
+    /// that listing (the oldest go first).
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     max_log_bytes: usize,
     /// How long a refund stays PROCESSING before it succeeds by itself (REFUND.SUCCESS is
@@ -295,6 +301,7 @@ pub fn run<'a>(
         .port(a.port)
         .tls(a.tls)
         .header_read_timeout(Duration::from_secs_f64(a.header_read_timeout))
+        .write_timeout(Duration::from_secs_f64(a.write_timeout))
         .max_connections(a.max_connections as usize)
         .max_log_bytes(a.max_log_bytes)
         .refund_delay(a.refund_delay.0)
@@ -406,6 +413,11 @@ pub fn run<'a>(
     env.push(("WECHATPAY_SANDBOX_PLATFORM_SERIAL", platform_serial));
     env.push(("WECHATPAY_APIV3_KEY", emu.apiv3_key().to_string()));
     env.push(("WECHATPAY_SECRET", emu.apiv2_key().to_string()));
+    // What control requests that change state carry (`wechatpay sandbox` sends it): no web
+    // page can know it, so none can pay an order through the user's browser.
+    if let Some(token) = emu.control_token() {
+        env.push(("WECHATPAY_SANDBOX_TOKEN", token.to_string()));
+    }
     let env_path = dir.join("env");
     let text: String = env
         .iter()
@@ -428,13 +440,15 @@ pub fn run<'a>(
          {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
          {:>19}POST /emulator/transfers/{{out_bill_no}}/{{succeeded|failed}}\n  \
          {:>19}POST /emulator/discount-card/cards/{{out_card_code}}/accept\n  \
+         {:>19}with Authorization: Bearer $WECHATPAY_SANDBOX_TOKEN (from the env file)\n  \
          {:>19}(or: wechatpay sandbox payment|refund|transfer …, with the env file sourced)\n  \
-         inspect:           GET /emulator/requests, GET /emulator/deliveries\n  \
+         inspect:           GET /emulator/requests[?after=SEQ], GET /emulator/deliveries\n  \
          notifications:     wechatpay trigger TRANSACTION.SUCCESS --to URL, wechatpay listen\n\
          Ctrl-C stops it.",
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        "",
         "",
         "",
         "",
@@ -459,8 +473,8 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
             _ = stop.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        let requests = emu.requests();
-        for r in requests.iter().filter(|r| r.seq > shown) {
+        let requests = emu.requests_after(shown);
+        for r in &requests {
             let verdict = match (&r.refusal, &r.signature) {
                 (_, Some(_)) => "refused: SIGN_ERROR".to_string(),
                 (None, None) => "checked".to_string(),

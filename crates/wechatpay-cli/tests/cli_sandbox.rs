@@ -185,6 +185,44 @@ fn sandbox_acts_on_payments_and_refunds_and_the_notification_verifies() {
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
     assert_eq!(n.resource, paid);
 
+    // The control token from the env file is needed: without it, or with another, the sandbox
+    // refuses (exit 6) and the payment stays as it was.
+    let token = s.var("WECHATPAY_SANDBOX_TOKEN");
+    assert!(token.len() >= 32, "{token}");
+    s.ok(&[
+        "post",
+        "v3/pay/transactions/native",
+        &order(&mchid, "sbx-token-01", "http://127.0.0.1:9/notify"),
+    ]);
+    let without = s.cli_without(
+        &["sandbox", "payment", "sbx-token-01", "paid"],
+        &["WECHATPAY_SANDBOX_TOKEN"],
+    );
+    let err = String::from_utf8_lossy(&without.stderr);
+    assert_eq!(without.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("401 UNAUTHORIZED") && err.contains("WECHATPAY_SANDBOX_TOKEN"),
+        "{err}"
+    );
+    let (code, err) = s.fails(&[
+        "sandbox",
+        "payment",
+        "sbx-token-01",
+        "paid",
+        "--token",
+        "not-the-token",
+    ]);
+    assert!(code == 6 && err.contains("401 UNAUTHORIZED"), "{err}");
+    assert!(!err.contains(&token), "{err}");
+    let state = s.ok(&[
+        "get",
+        "v3/pay/transactions/out-trade-no/{out_trade_no}",
+        &json!({"out_trade_no": "sbx-token-01", "query": {"mchid": mchid}}).to_string(),
+    ]);
+    assert_eq!(state["trade_state"], "NOTPAY");
+    let v = s.ok(&["sandbox", "payment", "sbx-token-01", "closed"]);
+    assert_eq!(v["trade_state"], "CLOSED");
+
     // failed and closed
     let url = "http://127.0.0.1:9/notify";
     for (no, action, state) in [
@@ -334,7 +372,7 @@ fn sandbox_acts_on_payments_and_refunds_and_the_notification_verifies() {
 
 #[test]
 fn sandbox_talks_to_a_tls_sandbox_with_its_ca() {
-    let s = Served::start(&["--tls"], "tls");
+    let s = Served::start(&["--tls", "--write-timeout", "5"], "tls");
     assert!(s.var("WECHATPAY_BASE_URI").starts_with("https://"));
     let mchid = s.var("WECHATPAY_MCHID");
     s.ok(&[

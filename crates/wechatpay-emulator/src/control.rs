@@ -1,8 +1,8 @@
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
 //! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
-//! list the requests received and the notifications sent. They need no signature (the server
-//! is loopback only) and are not part of the platform's API.
+//! list the requests received (a page at a time) and the notifications sent. They are not part
+//! of the platform's API and need no signature; [`guard`](super::guard) checks who calls them.
 
 use std::sync::Arc;
 
@@ -11,13 +11,70 @@ use serde_json::{json, Value};
 use super::actions;
 use super::answer::Answer;
 use super::server::Req;
-use super::{discount_card, lock, pay, refund, transfer, Outcome, Shared};
+use super::{discount_card, lock, pay, refund, transfer, Outcome, Received, Shared};
 
 fn optional_body(req: &Req) -> Result<serde_json::Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Default::default());
     }
     super::validate::object(&req.body)
+}
+
+/// The most records one page of `GET /emulator/requests` lists (and its default).
+pub(crate) const LISTING_LIMIT: usize = 1000;
+
+/// The most bytes of records one page lists, unless its first record alone is larger (which
+/// [`EmulatorConfig::max_log_bytes`](super::EmulatorConfig::max_log_bytes) bounds).
+pub(crate) const LISTING_PAGE_BYTES: usize = 1 << 20;
+
+/// `GET /emulator/requests[?after=SEQ][&limit=N]`: the records numbered after `after` (0: from
+/// the oldest kept), at most `limit` and [`LISTING_PAGE_BYTES`]; `next_after` is the `after`
+/// of the next page, `null` on the last.
+fn requests(shared: &Shared, req: &Req) -> Answer {
+    let most = LISTING_LIMIT as u64;
+    let asked = (
+        number(
+            req,
+            "after",
+            0..=u64::MAX,
+            "the seq of a request (0: the oldest kept)",
+        ),
+        number(
+            req,
+            "limit",
+            1..=most,
+            "how many requests to list, 1 to 1000",
+        ),
+    );
+    let (after, limit) = match asked {
+        (Ok(after), Ok(limit)) => (after.unwrap_or(0), limit.unwrap_or(most) as usize),
+        (Err(a), _) | (_, Err(a)) => return a,
+    };
+    let (page, more) = lock(&shared.received).page(after, limit, LISTING_PAGE_BYTES);
+    let next = page.last().filter(|_| more).map(|r| r.seq);
+    let list: Vec<Value> = page.iter().map(Received::listing).collect();
+    Answer::ok(json!({"data": list, "next_after": next}))
+}
+
+/// Query parameter `name`, if given, as a whole number in `range` (else 400 saying `what`).
+fn number(
+    req: &Req,
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+    what: &str,
+) -> Result<Option<u64>, Answer> {
+    let Some(given) = req.query(name) else {
+        return Ok(None);
+    };
+    match given.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(Answer::param_error(
+            &format!("/{name}"),
+            "query",
+            format!("{name} must be {what}"),
+            Value::from(given),
+        )),
+    }
 }
 
 fn text<'a>(m: &'a serde_json::Map<String, Value>, k: &str) -> Option<&'a str> {
@@ -63,19 +120,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
             done(actions::control(shared, kind, no, action, &body))
         }
-        ("GET", ["requests"]) => {
-            let list: Vec<Value> = lock(&shared.received)
-                .iter()
-                .map(|r| {
-                    json!({"method": r.method, "target": r.target, "status": r.status,
-                           "body_len": r.body_len, "body_sha256": r.body_sha256,
-                           "verified": r.verified, "refusal": r.refusal,
-                           "signature": r.signature.as_ref().map(|s| s.to_json()),
-                           "client_certificate": r.client_certificate})
-                })
-                .collect();
-            Answer::ok(json!({"data": list}))
-        }
+        ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
             let list: Vec<Value> = lock(&shared.deliveries)
                 .iter()

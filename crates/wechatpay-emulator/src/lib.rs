@@ -38,6 +38,7 @@ mod diagnosis;
 mod discount_card;
 mod documented;
 pub mod events;
+mod guard;
 mod media;
 mod partner;
 mod pay;
@@ -144,6 +145,17 @@ pub struct EmulatorConfig {
     handshake_timeout: Duration,
     public_key_alongside: bool,
     limits: server::Limits,
+    control_token: TokenSetting,
+}
+
+/// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
+#[derive(Clone)]
+enum TokenSetting {
+    /// A random one made at start.
+    Random,
+    Fixed(String),
+    /// None asked for: any local program may act (Host and Origin are still checked).
+    Off,
 }
 
 impl std::fmt::Debug for EmulatorConfig {
@@ -159,6 +171,13 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("refund_delay", &self.refund_delay)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field(
+                "control_token",
+                &match self.control_token {
+                    TokenSetting::Off => "off",
+                    _ => "redacted",
+                },
+            )
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +209,7 @@ impl Default for EmulatorConfig {
             handshake_timeout: tls::DEFAULT_HANDSHAKE_TIMEOUT,
             public_key_alongside: false,
             limits: server::Limits::default(),
+            control_token: TokenSetting::Random,
         }
     }
 }
@@ -356,6 +376,15 @@ impl EmulatorConfig {
         self
     }
 
+    /// How long an answer may wait for its client to take it (10 s): from the first write that
+    /// has to wait (the socket's buffers full) until the answer is all sent. A client that asks
+    /// for a large answer and never reads it loses the connection then, instead of holding its
+    /// slot for good.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.write_timeout = timeout;
+        self
+    }
+
     /// Connections served at once (1,024, at least 1). Beyond it, new connections wait (not yet
     /// accepted) until one closes, which the read timeout bounds for a silent one. A pooled
     /// HTTP/1 client opens more connections than it has calls in flight (a call that finds no
@@ -367,7 +396,9 @@ impl EmulatorConfig {
     }
 
     /// The size of the request log ([`Emulator::requests`]) in bytes, as counted by
-    /// [`Received::kept_bytes`] (64 MiB); the oldest records are dropped first.
+    /// [`Received::kept_bytes`] (64 MiB; a record counts what it holds and what its entry in
+    /// `GET /emulator/requests` takes, so that listing the whole log takes at most this); the
+    /// oldest records are dropped first.
     pub fn max_log_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_log_bytes = bytes;
         self
@@ -377,6 +408,20 @@ impl EmulatorConfig {
     /// length and SHA-256 (64 KiB).
     pub fn log_body_prefix(mut self, bytes: usize) -> Self {
         self.limits.log_body_prefix = bytes;
+        self
+    }
+
+    /// The token a control request that changes state (`POST /emulator/…`) must carry, as
+    /// `Authorization: Bearer TOKEN` (or else be signed by the merchant, as APIv3 requests
+    /// are), so that no web page the user visits can pay an order through the browser: a
+    /// random one by default ([`Emulator::control_token`]; `wechatpay serve` writes it to its
+    /// env file as `WECHATPAY_SANDBOX_TOKEN`). `Some(token)` fixes it (visible ASCII, no
+    /// spaces); `None` asks for none. The `Host` and `Origin` checks hold either way.
+    pub fn control_token(mut self, token: Option<String>) -> Self {
+        self.control_token = match token {
+            Some(t) => TokenSetting::Fixed(t),
+            None => TokenSetting::Off,
+        };
         self
     }
 }
@@ -394,7 +439,8 @@ pub struct Received {
     pub method: String,
     /// Path and query as received (what the signature covers).
     pub target: String,
-    /// Headers as received.
+    /// Headers as received, but for a control token (`Authorization: Bearer …`), kept as
+    /// `Bearer [redacted]`.
     pub headers: http::HeaderMap,
     /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`] bytes, else its
     /// first bytes (see `body_len` and `body_sha256`).
@@ -418,10 +464,43 @@ pub struct Received {
 }
 
 impl Received {
-    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: its body
-    /// (prefix), target, method, digest, refusal and signature diagnosis, client certificate
-    /// and header names and values.
+    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: what it holds
+    /// (its body prefix, target, method, digest, refusal and signature diagnosis, client
+    /// certificate, header names and values) and the size of its entry in
+    /// `GET /emulator/requests` (where the diagnosis's body appears escaped, twice).
     pub fn kept_bytes(&self) -> usize {
+        self.held_bytes() + self.listed_bytes()
+    }
+
+    /// Its entry in `GET /emulator/requests`.
+    pub(crate) fn listing(&self) -> Value {
+        serde_json::json!({"seq": self.seq, "method": self.method, "target": self.target,
+            "status": self.status, "body_len": self.body_len, "body_sha256": self.body_sha256,
+            "verified": self.verified, "refusal": self.refusal,
+            "signature": self.signature.as_ref().map(SignatureRefusal::to_json),
+            "client_certificate": self.client_certificate})
+    }
+
+    /// The bytes of [`Received::listing`] as JSON.
+    pub(crate) fn listed_bytes(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut n = Count(0);
+        // Writing to a counter cannot fail, nor can serializing a Value.
+        let _ = serde_json::to_writer(&mut n, &self.listing());
+        n.0
+    }
+
+    /// The bytes the record holds in memory (its parts' lengths).
+    fn held_bytes(&self) -> usize {
         let headers: usize = self
             .headers
             .iter()
@@ -498,6 +577,8 @@ pub(crate) struct Settings {
     pub allow_remote_notify: bool,
     pub no_certificates_status: u16,
     pub limits: server::Limits,
+    /// Who may talk to the sandbox: its port and scheme, and the control token.
+    pub guard: guard::Guard,
 }
 
 impl Settings {
@@ -539,7 +620,6 @@ pub(crate) struct Shared {
     pub state: Mutex<state::State>,
     pub received: Mutex<server::RequestLog>,
     pub deliveries: Mutex<Vec<Delivery>>,
-    pub received_count: std::sync::atomic::AtomicU64,
     pub forgeries: Mutex<VecDeque<Forgery>>,
     pub nonces: Mutex<HashMap<String, i64>>,
     /// Bill files waiting for `v3/billdownload/file`, by token.
@@ -751,6 +831,11 @@ impl Emulator {
             false => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let token = match &config.control_token {
+            TokenSetting::Random => Some(random_hex(32)),
+            TokenSetting::Fixed(t) => Some(guard::checked_token(t)?),
+            TokenSetting::Off => None,
+        };
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             settings: Settings {
@@ -774,11 +859,11 @@ impl Emulator {
                 allow_remote_notify: config.allow_remote_notify,
                 no_certificates_status: config.no_certificates_status,
                 limits: config.limits,
+                guard: guard::Guard::new(addr.port(), scheme, token),
             },
             state: Mutex::new(state::State::default()),
             received: Mutex::new(server::RequestLog::default()),
             deliveries: Mutex::new(Vec::new()),
-            received_count: std::sync::atomic::AtomicU64::new(0),
             forgeries: Mutex::new(VecDeque::new()),
             nonces: Mutex::new(HashMap::new()),
             files: Mutex::new(bills::Files::default()),
@@ -965,7 +1050,20 @@ impl Emulator {
     /// The requests received, in order: the last [`MAX_RECORDS`], within
     /// [`EmulatorConfig::max_log_bytes`].
     pub fn requests(&self) -> Vec<Received> {
-        lock(&self.shared.received).to_vec()
+        lock(&self.shared.received).after(0)
+    }
+
+    /// The requests received after the one numbered `seq` ([`Received::seq`]), in order: what
+    /// is new since a previous look, without copying the whole log again.
+    pub fn requests_after(&self, seq: u64) -> Vec<Received> {
+        lock(&self.shared.received).after(seq)
+    }
+
+    /// The token state-changing control requests must carry as `Authorization: Bearer TOKEN`
+    /// ([`EmulatorConfig::control_token`]); `None` when none is asked for. Keep it as secret
+    /// as a key: whoever has it can pay orders and end refunds in this sandbox.
+    pub fn control_token(&self) -> Option<&str> {
+        self.shared.settings.guard.token()
     }
 
     /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).

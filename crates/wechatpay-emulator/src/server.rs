@@ -1,13 +1,17 @@
 //! The HTTP side: accepts loopback connections (at most [`Limits::max_connections`] at once;
 //! in TLS mode, after a handshake bounded in time, with what the client presented), reads each
 //! request whole (headers and body each within [`Limits::header_read_timeout`], the body at
-//! most [`MAX_BODY`]), sends it to the control endpoints, the APIv2 handlers, or (after the
-//! platform's signature check) the APIv3 operations, records it (in a log bounded in bytes),
-//! and renders the answer signed.
+//! most [`MAX_BODY`]), turns away those not meant for it ([`guard`](super::guard)), sends the
+//! others to the control endpoints, the APIv2 handlers, or (after the platform's signature
+//! check) the APIv3 operations, records each (in a log bounded in bytes, its listing
+//! included), and renders the answer signed, written within [`Limits::write_timeout`].
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +19,7 @@ use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -23,8 +27,8 @@ use super::answer::{render, render_for, Answer};
 use super::diagnosis::SignatureRefusal;
 use super::tls::ClientCertificate;
 use super::{
-    auth, bills, brand, certificates, combine, control, discount_card, documented, lock, media,
-    partner, pay, profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
+    auth, bills, brand, certificates, combine, control, discount_card, documented, guard, lock,
+    media, partner, pay, profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
@@ -39,6 +43,10 @@ pub(crate) struct Limits {
     /// from the previous answer on a kept-alive connection), and then its body: a stalled or
     /// idle connection is closed after it.
     pub header_read_timeout: Duration,
+    /// How long an answer may wait for its client to take it, from the first write that has
+    /// to wait until it is flushed: a client that does not read loses the connection, and its
+    /// slot.
+    pub write_timeout: Duration,
     /// Connections served at once. Those beyond wait, not yet accepted, until one closes: a
     /// flood of silent connections holds every slot for at most `header_read_timeout`.
     pub max_connections: usize,
@@ -53,6 +61,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             max_connections: 1024,
             max_log_bytes: 64 * 1024 * 1024,
             log_body_prefix: 64 * 1024,
@@ -60,32 +69,69 @@ impl Default for Limits {
     }
 }
 
-/// The requests received, newest last, bounded in count ([`MAX_RECORDS`]) and in bytes.
+/// The requests received, in the order of their `seq`, bounded in count ([`MAX_RECORDS`]) and
+/// in bytes ([`Received::kept_bytes`], which counts the record's listing too).
 #[derive(Default)]
 pub(crate) struct RequestLog {
-    items: VecDeque<Received>,
+    items: VecDeque<Logged>,
     bytes: usize,
+    /// The `seq` of the last record pushed.
+    last: u64,
+}
+
+/// A record with its sizes, counted once.
+struct Logged {
+    record: Received,
+    /// [`Received::kept_bytes`].
+    kept: usize,
+    /// [`Received::listed_bytes`].
+    listed: usize,
 }
 
 impl RequestLog {
-    /// Appends `r`, then drops the oldest records until both bounds hold.
-    pub fn push(&mut self, r: Received, max_bytes: usize) {
-        self.bytes += r.kept_bytes();
-        self.items.push_back(r);
+    /// Numbers `r` (so that the log stays in `seq` order whichever handler gets here first),
+    /// appends it, then drops the oldest records until both bounds hold.
+    pub fn push(&mut self, mut r: Received, max_bytes: usize) {
+        self.last += 1;
+        r.seq = self.last;
+        let listed = r.listed_bytes();
+        let kept = r.held_bytes() + listed;
+        self.bytes += kept;
+        self.items.push_back(Logged {
+            record: r,
+            kept,
+            listed,
+        });
         while self.items.len() > MAX_RECORDS || self.bytes > max_bytes {
             match self.items.pop_front() {
-                Some(old) => self.bytes -= old.kept_bytes(),
+                Some(old) => self.bytes -= old.kept,
                 None => break,
             }
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Received> {
-        self.items.iter()
+    /// The records numbered after `seq`.
+    pub fn after(&self, seq: u64) -> Vec<Received> {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        self.items
+            .range(start..)
+            .map(|l| l.record.clone())
+            .collect()
     }
 
-    pub fn to_vec(&self) -> Vec<Received> {
-        self.items.iter().cloned().collect()
+    /// A page of the listing: the records numbered after `seq`, at most `limit` of them and,
+    /// past the first, at most `max_bytes` of listing; and whether more follow.
+    pub fn page(&self, seq: u64, limit: usize, max_bytes: usize) -> (Vec<Received>, bool) {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for l in self.items.range(start..) {
+            if page.len() == limit || (!page.is_empty() && bytes + l.listed > max_bytes) {
+                return (page, true);
+            }
+            bytes += l.listed;
+            page.push(l.record.clone());
+        }
+        (page, false)
     }
 }
 
@@ -97,6 +143,8 @@ pub(crate) struct Req {
     /// `target` without a documented base's path prefix ([`BASE_PREFIXES`]): the operation's
     /// own path, which routes it.
     pub route: String,
+    /// The authority of an absolute request target (`GET http://host:port/… HTTP/1.1`).
+    pub authority: Option<String>,
     /// Percent-decoded path segments of `route`.
     pub segments: Vec<String>,
     /// Decoded query pairs.
@@ -187,14 +235,15 @@ async fn connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let timeout = shared.settings.limits.header_read_timeout;
+    let limits = shared.settings.limits;
     let svc = service_fn(move |req| {
         let (shared, client) = (shared.clone(), client.clone());
         async move { Ok::<_, Infallible>(handle(shared, client, req).await) }
     });
+    let io = WriteDeadline::new(io, limits.write_timeout);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeout)
+        .header_read_timeout(limits.header_read_timeout)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -225,6 +274,98 @@ pub(crate) fn route(target: &str) -> &str {
         }
     }
     target
+}
+
+/// A connection whose answers must be written in time: once the client stops taking an answer
+/// (a write waits, the socket's buffers full), the answer must be flushed within `limit`, else
+/// the write fails and hyper closes the connection. A client that asks and never reads holds
+/// its slot no longer than that.
+struct WriteDeadline<S> {
+    io: S,
+    limit: Duration,
+    /// Running from the first write of the answer that had to wait, until it is flushed.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(io: S, limit: Duration) -> Self {
+        WriteDeadline {
+            io,
+            limit,
+            deadline: None,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> WriteDeadline<S> {
+    /// Runs a write operation; one that has to wait starts the deadline (unless it runs) and
+    /// fails once it has passed.
+    fn timed<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let ready = op(Pin::new(&mut self.io), cx);
+        if ready.is_ready() {
+            return ready;
+        }
+        let limit = self.limit;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client did not take the answer within {limit:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.timed(cx, |io, cx| io.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.timed(cx, |io, cx| io.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let flushed = self.timed(cx, |io, cx| io.poll_flush(cx));
+        if flushed.is_ready() {
+            // The answer is out: the next one gets a deadline of its own.
+            self.deadline = None;
+        }
+        flushed
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.timed(cx, |io, cx| io.poll_shutdown(cx))
+    }
 }
 
 /// Percent-decodes one path segment or query part; `None` when not valid UTF-8 or escapes.
@@ -299,6 +440,7 @@ async fn handle(
         .collect();
     let req = Req {
         method: parts.method,
+        authority: parts.uri.authority().map(|a| a.as_str().to_string()),
         segments: segments.unwrap_or_default(),
         target,
         route,
@@ -307,16 +449,16 @@ async fn handle(
         body,
         client,
     };
-    let (answer, kind, refusal, signature) = respond(&shared, &req).await;
-    let seq = shared
-        .received_count
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        + 1;
+    let (answer, kind, refusal, signature) = match guard::admit(&shared, &req) {
+        Ok(()) => respond(&shared, &req).await,
+        Err((answer, why)) => (answer, Kind::Control, Some(why), None),
+    };
     let record = Received {
-        seq,
+        // numbered by the log
+        seq: 0,
         method: req.method.to_string(),
         target: req.target.clone(),
-        headers: req.headers.clone(),
+        headers: guard::redacted(&req.headers),
         body: req.body.slice(..req.body.len().min(limits.log_body_prefix)),
         body_len: req.body.len(),
         body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),

@@ -542,7 +542,7 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     ] {
         c["v3/pay/transactions/native"].post(order(no)).unwrap();
     }
-    let trade_state = |no: &str| trade_state(&c, &emu, no);
+    let trade_state = |no: &str| support::trade_state(&c, &emu, no);
     let failed = emu
         .act_on_payment("FAIL-0000001", PaymentAction::Failed, None, None)
         .unwrap();
@@ -681,16 +681,6 @@ fn pending_payments_fail_or_close_unnotified_and_the_control_endpoints_say_what_
     assert!("PAID".parse::<PaymentAction>().is_err());
 }
 
-/// The `trade_state` of the merchant's order `no`, as its query answers it.
-fn trade_state(c: &Client, emu: &Emulator, no: &str) -> String {
-    let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
-        .get(json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
-        .unwrap()
-        .json()
-        .unwrap();
-    v["trade_state"].as_str().unwrap().to_string()
-}
-
 /// A JSAPI order by the merchant for `no`, answered with its prepay_id.
 fn jsapi(c: &Client, emu: &Emulator, kind: &str, no: &str, url: &str) -> String {
     let mut order = json!({"appid": APPID, "mchid": emu.mchid(), "description": "Image形象店-深圳腾大-QQ公仔",
@@ -721,7 +711,7 @@ fn the_payer_pays_with_front_end_parameters_checked_as_the_wechat_client_checks_
     let no = "FRONT-JSAPI-0001";
     let prepay_id = jsapi(&c, &emu, "jsapi", no, &hook.url);
     let other_prepay_id = jsapi(&c, &emu, "jsapi", "FRONT-JSAPI-0002", &hook.url);
-    let trade_state = |no: &str| trade_state(&c, &emu, no);
+    let trade_state = |no: &str| support::trade_state(&c, &emu, no);
     let now = wechatpay_chain::formatter::timestamp();
     let nonce = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS";
     let key = emu.merchant_private_key().unwrap().clone();

@@ -1,7 +1,8 @@
 'use strict';
 // What both SDK scripts share: the sandbox's settings (from the env file `wechatpay serve`
-// writes), a tiny sequential runner, the unsigned control endpoints, a merchant notification
-// server that verifies with a given SDK's own functions, and the `wechatpay trigger` section.
+// writes), a tiny sequential runner, the control endpoints (with the env file's token), a
+// merchant notification server that verifies with a given SDK's own functions, and the
+// `wechatpay trigger` section.
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -33,6 +34,8 @@ function sandbox() {
     serial: need('WECHATPAY_SERIAL'),
     privateKeyPem,
     apiv3Key: need('WECHATPAY_APIV3_KEY'),
+    // what the control endpoints that change state ask for (Authorization: Bearer ...)
+    controlToken: need('WECHATPAY_SANDBOX_TOKEN'),
   };
   if (process.env.WECHATPAY_PLATFORM_CERT) {
     const pem = fs.readFileSync(process.env.WECHATPAY_PLATFORM_CERT, 'utf8');
@@ -105,11 +108,14 @@ function indent(text) {
   return String(text).split('\n').map((l) => `    ${l}`).join('\n');
 }
 
-/** An unsigned control endpoint of the sandbox (`/emulator/...`): what the payer does. */
+/**
+ * An unsigned control endpoint of the sandbox (`/emulator/...`): what the payer does. It
+ * changes the sandbox's state, so it carries the control token of the env file.
+ */
 async function control(s, path, body = {}) {
   const res = await fetch(new URL(`emulator/${path}`, s.base), {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.controlToken}` },
     body: JSON.stringify(body),
   });
   const text = await res.text();

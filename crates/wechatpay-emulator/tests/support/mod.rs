@@ -1,6 +1,6 @@
 //! What the emulator's test binaries share: starting an emulator on the binary's runtime, the
-//! library's client for it, an API error's parts, requests sent as they are, the unsigned
-//! control endpoints, and merchants' notification endpoints on loopback. Included with
+//! library's client for it, an API error's parts, requests sent as they are, the control
+//! endpoints (unsigned, with the control token), and merchants' notification endpoints on loopback. Included with
 //! `mod support;` after `#[path = "../../../tests/common/mod.rs"] mod common;` (the runtime).
 #![allow(dead_code)]
 
@@ -28,6 +28,16 @@ pub fn start(config: EmulatorConfig) -> Emulator {
 /// The library's client for `emu`.
 pub fn client(emu: &Emulator) -> Client {
     emu.builder().build().unwrap()
+}
+
+/// The `trade_state` of merchant order `no`, as its query answers it.
+pub fn trade_state(c: &Client, emu: &Emulator, no: &str) -> String {
+    let v: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(serde_json::json!({"out_trade_no": no, "query": {"mchid": emu.mchid()}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    v["trade_state"].as_str().unwrap().to_string()
 }
 
 /// The merchant credentials `emu` knows, to sign requests by hand.
@@ -75,14 +85,16 @@ pub fn send(req: http::Request<Bytes>) -> (u16, http::HeaderMap, Bytes) {
     })
 }
 
-/// POSTs `body` (JSON, unsigned) to `path` below the emulator's base URI (a control endpoint,
-/// `emulator/…`); the status and the JSON answer (null when it is not JSON).
+/// POSTs `body` (JSON, unsigned, with the control token) to `path` below the emulator's base
+/// URI (a control endpoint, `emulator/…`); the status and the JSON answer (null when it is not
+/// JSON).
 pub fn control(emu: &Emulator, path: &str, body: &str) -> (u16, Value) {
     let uri = format!("{}{}", emu.base_uri(), path.trim_start_matches('/'));
-    let req = http::Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Bytes::from(body.to_string()))
-        .unwrap();
+    let mut req = http::Request::post(uri).header("content-type", "application/json");
+    if let Some(token) = emu.control_token() {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = req.body(Bytes::from(body.to_string())).unwrap();
     let (status, _, body) = send(req);
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
