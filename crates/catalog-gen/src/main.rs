@@ -9,6 +9,7 @@
 //! Only facts are kept (methods, paths, field names, types, required marks, enumerations,
 //! encryption marks, short labels); prose and code samples are not.
 
+mod alternatives;
 mod page;
 
 use std::collections::BTreeMap;
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let outputs = match generate(&docs) {
+    let outputs = match generate(&docs, &root) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("reading {}: {e}", docs.display());
@@ -113,7 +114,36 @@ fn markdown_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Re
     Ok(())
 }
 
-fn generate(docs: &Path) -> std::io::Result<Outputs> {
+/// The rows whose description words them as one of several (二选一…) while no group of their
+/// object holds them: (where, field).
+fn unexplained_wording(ops: &[Operation]) -> Vec<Issue> {
+    fn walk(fields: &[page::Field], groups: &[alternatives::Group], at: &str, out: &mut Vec<Issue>) {
+        for f in fields {
+            let here = format!("{at}/{}", f.name);
+            if f.worded && !groups.iter().any(|g| g.members.contains(&f.name)) {
+                out.push(Issue {
+                    page: at.split('#').next().unwrap_or(at).to_string(),
+                    what: format!("`{here}` is worded as one of several, and no group in catalog/alternatives.tsv holds it"),
+                });
+            }
+            walk(&f.children, &f.groups, &here, out);
+        }
+    }
+    let mut out = Vec::new();
+    for op in ops {
+        walk(&op.request, &[], &format!("{} {}#", op.method, op.template), &mut out);
+    }
+    out
+}
+
+fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
+    let table = match std::fs::read_to_string(root.join("catalog/alternatives.tsv")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let alternatives = alternatives::parse(&table)
+        .map_err(|e| std::io::Error::other(format!("catalog/alternatives.tsv: {e}")))?;
     let mut files = Vec::new();
     markdown_files(docs, &docs.join("openapi"), &mut files)?;
     markdown_files(docs, &docs.join("webhook"), &mut files)?;
@@ -168,6 +198,8 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
             ),
         });
     }
+    alternatives::apply(&alternatives, &mut ops).map_err(std::io::Error::other)?;
+    let wording = unexplained_wording(&ops);
     // APIv3 first: `TRANSACTION.SUCCESS` is documented for both
     events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
 
@@ -228,7 +260,30 @@ fn generate(docs: &Path) -> std::io::Result<Outputs> {
         events.len() - v3e
     );
 
-    let report = report_md(sections, &unreadable, &notes, &skipped, &counts);
+    let groups: usize = alternatives.len();
+    let _ = writeln!(
+        counts,
+        "one-of groups: {groups} in {} operations ({} at least one, {} exactly one)",
+        {
+            let mut o: Vec<(&str, &str)> = alternatives
+                .iter()
+                .map(|e| (e.method.as_str(), e.template.as_str()))
+                .collect();
+            o.dedup();
+            o.len()
+        },
+        alternatives.iter().filter(|e| e.group.kind == alternatives::Kind::Any).count(),
+        alternatives.iter().filter(|e| e.group.kind == alternatives::Kind::One).count(),
+    );
+    let report = report_md(
+        sections,
+        &unreadable,
+        &notes,
+        &skipped,
+        &counts,
+        &alternatives,
+        &wording,
+    );
     let operations_md = operations_md(&ops, &events, &counts);
     Ok(Outputs {
         files: vec![
@@ -248,6 +303,8 @@ fn report_md(
     notes: &[Issue],
     skipped: &[Issue],
     counts: &str,
+    alternatives: &[alternatives::Entry],
+    wording: &[Issue],
 ) -> String {
     let mut s = String::new();
     s.push_str("# Catalogue report\n\n");
@@ -280,6 +337,37 @@ fn report_md(
         notes.len()
     );
     for i in notes {
+        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+    let _ = writeln!(
+        s,
+        "\n## One-of groups ({}, from catalog/alternatives.tsv)\n",
+        alternatives.len()
+    );
+    for e in alternatives {
+        let _ = writeln!(
+            s,
+            "- `{} {}` {}: {} of {} ({})",
+            e.method,
+            e.template,
+            e.object.join("/"),
+            match e.group.kind {
+                alternatives::Kind::Any => "at least one",
+                alternatives::Kind::One => "exactly one",
+            },
+            e.group.members.join(", "),
+            e.source
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n## Rows worded as one of several without a group ({})\n",
+        wording.len()
+    );
+    if wording.is_empty() {
+        s.push_str("None.\n");
+    }
+    for i in wording {
         let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
     }
     s

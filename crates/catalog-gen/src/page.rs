@@ -30,12 +30,17 @@ pub struct Field {
     pub enums: Vec<String>,
     pub encrypted: Option<String>,
     pub children: Vec<Field>,
+    /// One-of groups of the children (from `catalog/alternatives.tsv`).
+    pub groups: Vec<crate::alternatives::Group>,
+    /// Whether the description says the field is one of several (二选一…).
+    pub worded: bool,
 }
 
 impl Field {
-    /// `[name, type, required, label, enumeration, encrypted, children]`, the trailing defaults
-    /// left out: type `""` is `string`, `"any"` is a type the page does not state; required is
-    /// 1 or 0; no enumeration, no encryption are 0.
+    /// `[name, type, required, label, enumeration, encrypted, children, groups]`, the trailing
+    /// defaults left out: type `""` is `string`, `"any"` is a type the page does not state;
+    /// required is 1 or 0; no enumeration, no encryption are 0; a group is `["any"|"one",
+    /// member, …]` (at least one, exactly one of the children named).
     fn to_json(&self) -> Value {
         let ty = match self.ty.as_str() {
             "string" => "",
@@ -57,6 +62,16 @@ impl Field {
                 None => 0.into(),
             },
             fields_json(&self.children),
+            Value::Array(
+                self.groups
+                    .iter()
+                    .map(|g| {
+                        let mut a: Vec<Value> = vec![g.kind.as_str().into()];
+                        a.extend(g.members.iter().map(|m| Value::from(m.clone())));
+                        Value::Array(a)
+                    })
+                    .collect(),
+            ),
         ];
         while a.len() > 1 {
             let last = &a[a.len() - 1];
@@ -440,6 +455,8 @@ fn tree(rows: &[Row], pos: &mut usize, level: usize, notes: &mut Vec<String>) ->
             enums: enums_of(&r.desc),
             encrypted: r.encrypted.clone(),
             children,
+            groups: Vec::new(),
+            worded: crate::alternatives::worded(&r.desc),
         });
     }
     out

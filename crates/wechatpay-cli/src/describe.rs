@@ -20,7 +20,8 @@ pub struct DescribeArgs {
 }
 
 /// A field on one line, indented two spaces a level: name, type, required or optional, then
-/// its label, enumeration and encryption when it has them, two spaces apart.
+/// its label, enumeration, encryption and (an object's) groups of alternatives when it has
+/// them, two spaces apart.
 pub fn field_line(f: &Field, depth: usize) -> String {
     let mut parts = vec![
         f.name.clone(),
@@ -35,6 +36,10 @@ pub fn field_line(f: &Field, depth: usize) -> String {
     }
     if let Some(how) = &f.encrypted {
         parts.push(format!("encrypted: {how}"));
+    }
+    // the groups of its fields of which a call gives one: their members are optional each
+    for g in &f.alternatives {
+        parts.push(format!("{} required", g.describe()));
     }
     format!("{}{}", "  ".repeat(depth), parts.join("  "))
 }
