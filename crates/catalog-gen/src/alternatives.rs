@@ -66,7 +66,11 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
         let kind = match cols[3] {
             "any" => Kind::Any,
             "one" => Kind::One,
-            k => return Err(format!("line {n}: kind {k:?}: use any (at least one) or one (exactly one)")),
+            k => {
+                return Err(format!(
+                    "line {n}: kind {k:?}: use any (at least one) or one (exactly one)"
+                ))
+            }
         };
         let members: Vec<String> = cols[4]
             .split(',')
@@ -77,7 +81,9 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, String> {
             return Err(format!("line {n}: a group needs two members or more"));
         }
         if cols[5].trim().is_empty() {
-            return Err(format!("line {n}: no source: say where the fact comes from"));
+            return Err(format!(
+                "line {n}: no source: say where the fact comes from"
+            ));
         }
         out.push(Entry {
             line: n,

@@ -117,7 +117,12 @@ fn markdown_files(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Re
 /// The rows whose description words them as one of several (二选一…) while no group of their
 /// object holds them: (where, field).
 fn unexplained_wording(ops: &[Operation]) -> Vec<Issue> {
-    fn walk(fields: &[page::Field], groups: &[alternatives::Group], at: &str, out: &mut Vec<Issue>) {
+    fn walk(
+        fields: &[page::Field],
+        groups: &[alternatives::Group],
+        at: &str,
+        out: &mut Vec<Issue>,
+    ) {
         for f in fields {
             let here = format!("{at}/{}", f.name);
             if f.worded && !groups.iter().any(|g| g.members.contains(&f.name)) {
@@ -131,7 +136,12 @@ fn unexplained_wording(ops: &[Operation]) -> Vec<Issue> {
     }
     let mut out = Vec::new();
     for op in ops {
-        walk(&op.request, &[], &format!("{} {}#", op.method, op.template), &mut out);
+        walk(
+            &op.request,
+            &[],
+            &format!("{} {}#", op.method, op.template),
+            &mut out,
+        );
     }
     out
 }
@@ -272,8 +282,14 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
             o.dedup();
             o.len()
         },
-        alternatives.iter().filter(|e| e.group.kind == alternatives::Kind::Any).count(),
-        alternatives.iter().filter(|e| e.group.kind == alternatives::Kind::One).count(),
+        alternatives
+            .iter()
+            .filter(|e| e.group.kind == alternatives::Kind::Any)
+            .count(),
+        alternatives
+            .iter()
+            .filter(|e| e.group.kind == alternatives::Kind::One)
+            .count(),
     );
     let report = report_md(
         sections,
@@ -447,4 +463,140 @@ fn operations_md(ops: &[Operation], events: &[Event], counts: &str) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documentation site: `SHARED` (as .ci/run takes it) or `../shared` beside the
+    /// repository; `None` (the test skips) when neither is there.
+    fn docs() -> Option<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let shared =
+            std::env::var_os("SHARED").map_or_else(|| root.join("../shared"), PathBuf::from);
+        let d = shared.join("docs-site");
+        if d.join("webhook").is_dir() {
+            Some(d)
+        } else {
+            eprintln!("skipped: no {}", d.display());
+            None
+        }
+    }
+
+    fn names(fields: &[page::Field], out: &mut Vec<String>) {
+        for f in fields {
+            if f.required {
+                out.push(f.name.clone());
+            }
+            names(&f.children, out);
+        }
+    }
+
+    /// Every event page, read flat (no tree): each `data-required` row of the resource (the
+    /// rows after the first separator, but for the table of a JSON-encoded string's fields) is
+    /// a required field of a shape of the event, and each shape keeps the rows common to all.
+    #[test]
+    fn every_required_resource_row_of_every_event_page_is_in_the_catalogue() {
+        let Some(docs) = docs() else { return };
+        let mut files = Vec::new();
+        markdown_files(&docs, &docs.join("webhook"), &mut files).unwrap();
+        let mut pages = 0;
+        for rel in files {
+            let text = std::fs::read_to_string(docs.join(&rel)).unwrap();
+            let page::Outcome::Read {
+                event: Some(event), ..
+            } = page::read_webhook(&rel, &text)
+            else {
+                continue;
+            };
+            if event.encrypted.as_deref() != Some("by-aes-gcm") {
+                continue;
+            }
+            pages += 1;
+            // the flat reading: (piece, indent, required, name) of each resource row
+            let mut rows: Vec<(usize, Option<usize>, bool, String)> = Vec::new();
+            let (mut piece, mut encoded_at, mut skipping) = (0usize, None::<usize>, None::<usize>);
+            for line in text.lines().map(str::trim) {
+                if line.starts_with("{.im-table") {
+                    break;
+                }
+                if !line.starts_with('|') || line.starts_with("| ---") {
+                    continue;
+                }
+                if line.contains(".im-table-line") {
+                    // after a JSON-encoded string: the table of its JSON, not a new piece
+                    match encoded_at.take() {
+                        Some(i) => skipping = Some(i),
+                        None => piece += 1,
+                    }
+                    continue;
+                }
+                let indent = line
+                    .split("data-indent=")
+                    .nth(1)
+                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let (Some(i), Some(at)) = (indent, skipping) {
+                    if i > at {
+                        continue;
+                    }
+                }
+                skipping = None;
+                encoded_at = line.contains("data-encoded").then_some(indent.unwrap_or(0));
+                if piece > 0 {
+                    let name = line
+                        .trim_start_matches('|')
+                        .split(['{', '|'])
+                        .next()
+                        .unwrap()
+                        .trim();
+                    rows.push((
+                        piece,
+                        indent,
+                        line.contains("data-required"),
+                        name.to_string(),
+                    ));
+                }
+            }
+            let shapes: Vec<(Vec<String>, Vec<String>)> = event
+                .resources
+                .iter()
+                .map(|r| {
+                    let mut all = Vec::new();
+                    names(r, &mut all);
+                    let top = r
+                        .iter()
+                        .filter(|f| f.required)
+                        .map(|f| f.name.clone())
+                        .collect();
+                    (top, all)
+                })
+                .collect();
+            for (p, indent, required, name) in &rows {
+                if !required {
+                    continue;
+                }
+                let top = rows.iter().filter(|r| r.0 == *p).filter_map(|r| r.1).min();
+                let at_top = indent.is_none() || *indent == top;
+                // the first piece is in the shape sent (the first); a later one in some shape
+                let candidates: Vec<&(Vec<String>, Vec<String>)> = if *p == 1 {
+                    shapes.iter().take(1).collect()
+                } else {
+                    shapes.iter().collect()
+                };
+                let found = candidates.iter().any(|(_, all)| all.contains(name));
+                assert!(found, "{rel}: required row {name} (piece {p}) is in no shape of the event that should hold it");
+                // a top-level row of the common piece is at the top of the shape sent (a
+                // shape read without its wrapper has the wrapper's fields there)
+                if at_top && *p == 1 {
+                    assert!(
+                        shapes[0].0.contains(name),
+                        "{rel}: {name} is not at the top of the shape sent"
+                    );
+                }
+            }
+        }
+        assert!(pages >= 95, "{pages} event pages");
+    }
 }

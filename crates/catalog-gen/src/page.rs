@@ -164,6 +164,11 @@ struct Row {
     encrypted: Option<String>,
     desc: String,
     separator: bool,
+    /// Whether the name cell states its `data-indent` (a row without one is at the top).
+    indented: bool,
+    /// A string holding JSON (`data-encoded=by-json_encode`): a table of the JSON's fields may
+    /// follow it, after a separator.
+    encoded: bool,
 }
 
 /// Splits a `{…}` attribute list at the end of a cell: (text, attributes).
@@ -259,6 +264,8 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
             encrypted: None,
             desc: String::new(),
             separator,
+            indented: false,
+            encoded: false,
         });
     }
     if c.len() < 2 {
@@ -271,11 +278,15 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
     }
     let mut required = false;
     let mut indent = 0;
+    let mut indented = false;
     for (k, v) in &attrs {
         match (k.as_str(), v) {
             ("data-required", _) => required = true,
             ("data-indent", Some(n)) => match n.parse() {
-                Ok(n) => indent = n,
+                Ok(n) => {
+                    indent = n;
+                    indented = true;
+                }
                 Err(_) => notes.push(format!("row `{name}`: indent {n:?} is not a number")),
             },
             _ => {}
@@ -296,6 +307,7 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         .iter()
         .find(|(k, _)| k == "data-encrypted")
         .and_then(|(_, v)| v.clone());
+    let encoded = tattrs.iter().any(|(k, _)| k == "data-encoded");
     let ty = ty.trim().trim_matches('`');
     let ty = match ty {
         t if TYPES.contains(&t) => t.to_string(),
@@ -317,6 +329,8 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         encrypted,
         desc: c.get(2).map(|d| d.trim().to_string()).unwrap_or_default(),
         separator,
+        indented,
+        encoded,
     })
 }
 
@@ -474,6 +488,8 @@ fn fields(rows: &[Row], notes: &mut Vec<String>) -> Vec<Field> {
             encrypted: r.encrypted.clone(),
             desc: r.desc.clone(),
             separator: false,
+            indented: r.indented,
+            encoded: r.encoded,
         })
         .collect();
     let mut pos = 0;
@@ -814,6 +830,120 @@ pub fn read_openapi(rel: &str, text: &str) -> Outcome {
     }
 }
 
+/// A notification table's rows cut at its separators: the notification, then the resource's
+/// pieces. Two readings of the pages' layout: a separator right after a string holding JSON
+/// (`data-encoded`) opens the table of that JSON's fields, which are left out (the field is a
+/// string) and the piece goes on after them; and a row without `data-indent` among indented
+/// rows of a resource piece sits at the piece's top level.
+fn segments_of(rows: Vec<Row>, notes: &mut Vec<String>) -> Vec<Vec<Row>> {
+    let mut segments: Vec<Vec<Row>> = vec![Vec::new()];
+    // the indent of the encoded field whose JSON's rows are being skipped
+    let mut inside: Option<(usize, String, usize)> = None;
+    let mut after_encoded: Option<(usize, String)> = None;
+    for r in rows {
+        if r.separator {
+            if let Some((indent, name)) = after_encoded.take() {
+                inside = Some((indent, name, 0));
+                continue;
+            }
+            if let Some((_, name, n)) = inside.take() {
+                notes.push(format!("the {n} fields of the JSON inside `{name}` are left out: the field is a string"));
+            }
+            segments.push(Vec::new());
+            continue;
+        }
+        if let Some((indent, name, n)) = &mut inside {
+            if r.indented && r.indent > *indent {
+                *n += 1;
+                continue;
+            }
+            notes.push(format!(
+                "the {n} fields of the JSON inside `{name}` are left out: the field is a string"
+            ));
+            inside = None;
+        }
+        after_encoded = r.encoded.then(|| (r.indent, r.name.clone()));
+        if let Some(last) = segments.last_mut() {
+            last.push(r);
+        }
+    }
+    if let Some((_, name, n)) = inside {
+        notes.push(format!(
+            "the {n} fields of the JSON inside `{name}` are left out: the field is a string"
+        ));
+    }
+    for seg in segments.iter_mut().skip(1) {
+        let Some(top) = seg.iter().filter(|r| r.indented).map(|r| r.indent).min() else {
+            continue;
+        };
+        for r in seg.iter_mut().filter(|r| !r.indented && top > 0) {
+            notes.push(format!(
+                "row `{}` states no indent among rows indented {top}: read at {top}, the resource's top level",
+                r.name
+            ));
+            r.indent = top;
+            r.indented = true;
+        }
+    }
+    segments
+}
+
+/// The resource's documented shapes from its pieces. A piece of one object field is one
+/// option of that field (`detail` of `RECHARGE.FUND_RETURNED`: a bank transfer's or an online
+/// bank's); the other pieces are common to every shape. Each shape is the common fields with
+/// one option of each such field; options named `original_data` with nothing common are the
+/// whole resource (`MCHWITHDRAW.CHANGE`: the platform's, a sub-merchant's…), read without
+/// the wrapper.
+fn variants(pieces: Vec<Vec<Field>>, notes: &mut Vec<String>) -> Vec<Vec<Field>> {
+    if pieces.len() < 2 {
+        return pieces;
+    }
+    let option = |p: &Vec<Field>| p.len() == 1 && !p[0].children.is_empty();
+    let mut common: Vec<Field> = Vec::new();
+    let mut groups: Vec<(String, Vec<Field>)> = Vec::new();
+    for (i, p) in pieces.into_iter().enumerate() {
+        if i > 0 && option(&p) || i == 0 && option(&p) && p[0].name == "original_data" {
+            let f = p.into_iter().next().expect("one field");
+            match groups.iter_mut().find(|(n, _)| *n == f.name) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((f.name.clone(), vec![f])),
+            }
+        } else {
+            common.extend(p);
+        }
+    }
+    if groups.is_empty() {
+        return vec![common];
+    }
+    let n = groups.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
+    let unwrap = common.is_empty() && groups.len() == 1 && groups[0].0 == "original_data";
+    notes.push(format!(
+        "{n} shapes of the resource: {}{}",
+        groups
+            .iter()
+            .map(|(name, v)| format!("{} options of `{name}`", v.len()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if unwrap {
+            ", each the whole resource (read without the `original_data` wrapper)"
+        } else {
+            ""
+        }
+    ));
+    (0..n)
+        .map(|i| {
+            if unwrap {
+                return groups[0].1[i].children.clone();
+            }
+            let mut shape = common.clone();
+            for (_, v) in &groups {
+                shape.push(v[i.min(v.len() - 1)].clone());
+            }
+            shape
+        })
+        .collect()
+}
+
 fn find_encrypted(fields: &[Field]) -> Option<String> {
     for f in fields {
         if let Some(x) = &f.encrypted {
@@ -877,21 +1007,15 @@ pub fn read_webhook(rel: &str, text: &str) -> Outcome {
             }],
         };
     };
-    let mut segments: Vec<Vec<Row>> = vec![Vec::new()];
-    for r in req {
-        if r.separator {
-            segments.push(Vec::new());
-        } else if let Some(last) = segments.last_mut() {
-            last.push(r);
-        }
-    }
     let mut row_notes = Vec::new();
+    let segments = segments_of(req, &mut row_notes);
     let request = fields(&segments[0], &mut row_notes);
-    let mut resources: Vec<Vec<Field>> = segments[1..]
+    let read: Vec<Vec<Field>> = segments[1..]
         .iter()
         .filter(|s| !s.is_empty())
         .map(|s| fields(s, &mut row_notes))
         .collect();
+    let mut resources = variants(read, &mut row_notes);
     let encrypted = find_encrypted(&request);
     if resources.is_empty() && encrypted.is_none() {
         // a plain notification: its body is the resource
