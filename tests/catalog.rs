@@ -908,3 +908,39 @@ fn everyday_apiv2_calls_pass_with_one_id() {
     }
     assert_eq!(n, 37);
 }
+
+/// A number the page says is in fen is an integer (`detail_list.amount`: 单位分); one the
+/// page leaves without a unit stays a number (`total_amount`: 总金额).
+#[test]
+fn amounts_in_fen_are_integers_where_the_page_says_so() {
+    let op = catalog::find("POST", "v3/fund-app/brand-redpacket/brand-merchant-batches").unwrap();
+    let json = &op
+        .request
+        .iter()
+        .find(|f| f.name == "json")
+        .unwrap()
+        .children;
+    let list = json.iter().find(|f| f.name == "detail_list").unwrap();
+    let amount = list.children.iter().find(|f| f.name == "amount").unwrap();
+    assert_eq!(amount.ty, Type::Integer);
+    let total = json.iter().find(|f| f.name == "total_amount").unwrap();
+    assert_eq!(total.ty, Type::Number);
+    let mut args = minimal_args(op);
+    assert!(
+        op.validate(&args).is_empty(),
+        "{}",
+        shown(&op.validate(&args))
+    );
+    args["json"]["detail_list"][0]["amount"] = json!(1.5);
+    let f = op.validate(&args);
+    assert_eq!(f.len(), 1, "{}", shown(&f));
+    assert_eq!(
+        (f[0].kind, f[0].pointer.as_str()),
+        (FindingKind::WrongType, "/json/detail_list/0/amount")
+    );
+    assert!(
+        f[0].to_string().contains("integer, got number 1.5"),
+        "{}",
+        f[0]
+    );
+}

@@ -309,7 +309,16 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         .and_then(|(_, v)| v.clone());
     let encoded = tattrs.iter().any(|(k, _)| k == "data-encoded");
     let ty = ty.trim().trim_matches('`');
+    let desc = c.get(2).map(|d| d.trim().to_string()).unwrap_or_default();
     let ty = match ty {
+        // a number the page says is in fen, or whole: the platform takes an integer
+        "number" | "number[]" if in_fen(&desc) => {
+            notes.push(format!(
+                "field `{name}`: type `{ty}` read as `{}`: its description says fen or whole",
+                ty.replace("number", "integer")
+            ));
+            ty.replace("number", "integer")
+        }
         t if TYPES.contains(&t) => t.to_string(),
         "float" => "number".to_string(),
         "" | "--" => String::new(),
@@ -327,10 +336,29 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         required,
         indent,
         encrypted,
-        desc: c.get(2).map(|d| d.trim().to_string()).unwrap_or_default(),
+        desc,
         separator,
         indented,
         encoded,
+    })
+}
+
+/// Whether a description says its number is in fen (单位为分, 单位：分, （分）) or whole
+/// (只能为整数): minutes (分钟) are not fen.
+fn in_fen(desc: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "单位为分",
+        "单位：分",
+        "单位:分",
+        "单位分",
+        "以分为单位",
+        "（分）",
+        "(分)",
+        "只能为整数",
+    ];
+    WORDS.iter().any(|w| {
+        desc.match_indices(w)
+            .any(|(i, _)| !desc[i + w.len()..].starts_with('钟'))
     })
 }
 
@@ -1101,6 +1129,25 @@ mod tests {
         assert_eq!(enums_of(&r.desc), ["A", "B"]);
         assert_eq!(label_of(&r.desc), "姓名");
         assert!(n.is_empty());
+    }
+
+    #[test]
+    fn numbers_in_fen_are_integers() {
+        assert!(in_fen("总金额，单位为分，只能为整数。"));
+        assert!(in_fen("金额（分）"));
+        assert!(in_fen("退款金额，币种的最小单位，只能为整数"));
+        assert!(!in_fen("有效期，单位分钟"));
+        assert!(!in_fen("分账金额"));
+        let mut n = Vec::new();
+        let r = parse_row(
+            "| total {data-indent=1} | number | 总金额，单位为分",
+            &mut n,
+        )
+        .unwrap();
+        assert_eq!(r.ty, "integer");
+        assert_eq!(n.len(), 1);
+        let r = parse_row("| rate {data-indent=1} | number | 费率", &mut n).unwrap();
+        assert_eq!(r.ty, "number");
     }
 
     #[test]
