@@ -10,6 +10,7 @@
 //! encryption marks, short labels); prose and code samples are not.
 
 mod alternatives;
+mod explained;
 mod page;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,13 @@ fn main() -> ExitCode {
         }
     }
     print!("{}", outputs.counts);
+    if !outputs.unexplained.is_empty() {
+        eprintln!(
+            "what the generator could not read, with no explanation in catalog/explained.tsv (add a line `page<TAB>kind<TAB>why` once understood, or fix the generator):\n{}",
+            outputs.unexplained.join("\n")
+        );
+        return ExitCode::from(1);
+    }
     if !differ.is_empty() {
         eprintln!(
             "the committed catalogue differs from the pages in {}: {}\nregenerate it with `cargo run --manifest-path crates/catalog-gen/Cargo.toml -- {}` and commit the result",
@@ -92,6 +100,9 @@ fn main() -> ExitCode {
 struct Outputs {
     files: Vec<(String, String)>,
     counts: String,
+    /// Issues no rule or entry of `catalog/explained.tsv` explains, and entries explaining
+    /// nothing, one line each.
+    unexplained: Vec<String>,
 }
 
 /// Every `*.md` under `dir`, sorted, as paths relative to `base` with `/` separators.
@@ -154,6 +165,13 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
     };
     let alternatives = alternatives::parse(&table)
         .map_err(|e| std::io::Error::other(format!("catalog/alternatives.tsv: {e}")))?;
+    let allowed = match std::fs::read_to_string(root.join("catalog/explained.tsv")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let allowed = explained::parse(&allowed)
+        .map_err(|e| std::io::Error::other(format!("catalog/explained.tsv: {e}")))?;
     let mut files = Vec::new();
     markdown_files(docs, &docs.join("openapi"), &mut files)?;
     markdown_files(docs, &docs.join("webhook"), &mut files)?;
@@ -291,7 +309,39 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
             .filter(|e| e.group.kind == alternatives::Kind::One)
             .count(),
     );
-    let report = report_md(
+    let all: Vec<&Issue> = unreadable
+        .iter()
+        .chain(&skipped)
+        .chain(&notes)
+        .chain(&wording)
+        .collect();
+    let verdict = explained::judge(&all, &allowed);
+    let mut unexplained: Vec<String> = verdict
+        .unexplained
+        .iter()
+        .map(|(k, i)| {
+            format!(
+                "  {}\t{k}\t({})",
+                i.page.split('#').next().unwrap_or(&i.page),
+                i.what
+            )
+        })
+        .collect();
+    unexplained.extend(verdict.stale.iter().map(|e| {
+        format!(
+            "  catalog/explained.tsv: `{}` {} explains nothing any more: remove the line",
+            e.page, e.kind
+        )
+    }));
+    let _ = writeln!(
+        counts,
+        "not read as written: {} ({} by a rule, {} explained in catalog/explained.tsv, {} unexplained)",
+        all.len(),
+        verdict.kinds.iter().filter(|k| k.1).map(|k| k.2).sum::<usize>(),
+        verdict.kinds.iter().filter(|k| !k.1).map(|k| k.3).sum::<usize>(),
+        verdict.unexplained.len()
+    );
+    let mut report = report_md(
         sections,
         &unreadable,
         &notes,
@@ -300,6 +350,34 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
         &alternatives,
         &wording,
     );
+    report.push_str("\n## What was not read as written, by kind\n\n");
+    report.push_str("| kind | issues | explained | how |\n| --- | --- | --- | --- |\n");
+    for (kind, rule, n, ok) in &verdict.kinds {
+        let _ = writeln!(
+            report,
+            "| {kind} | {n} | {ok} | {} |",
+            if *rule {
+                "a rule of the generator (docs/catalog.md)"
+            } else {
+                "catalog/explained.tsv"
+            }
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\n## Explained (catalog/explained.tsv, {})\n",
+        allowed.len()
+    );
+    for e in &allowed {
+        let _ = writeln!(report, "- `{}` {}: {}", e.page, e.kind, e.why);
+    }
+    let _ = writeln!(report, "\n## Unexplained ({})\n", verdict.unexplained.len());
+    if verdict.unexplained.is_empty() {
+        report.push_str("None.\n");
+    }
+    for (k, i) in &verdict.unexplained {
+        let _ = writeln!(report, "- `{}` {k}: {}", i.page, i.what);
+    }
     let operations_md = operations_md(&ops, &events, &counts);
     Ok(Outputs {
         files: vec![
@@ -310,6 +388,7 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
             ("docs/operations.md".into(), operations_md),
         ],
         counts,
+        unexplained,
     })
 }
 
