@@ -944,3 +944,42 @@ fn amounts_in_fen_are_integers_where_the_page_says_so() {
         f[0]
     );
 }
+
+/// Corrections from the Go SDK's models (catalog/corrections.tsv): an int64 the page writes
+/// `number` without a unit is an integer; a request enumeration takes both sources' values.
+#[test]
+fn corrections_from_the_sdk_models_hold() {
+    let op = catalog::find(
+        "POST",
+        "v3/marketing/goods-subsidy-activity/qualification/lock",
+    )
+    .unwrap();
+    let json = &op
+        .request
+        .iter()
+        .find(|f| f.name == "json")
+        .unwrap()
+        .children;
+    let info = json.iter().find(|f| f.name == "order_information").unwrap();
+    let fee = info
+        .children
+        .iter()
+        .find(|f| f.name == "total_fee")
+        .unwrap();
+    assert_eq!(fee.ty, Type::Integer);
+    let op = catalog::find("POST", "v3/payroll-card/authentications/pre-order").unwrap();
+    let json = &op
+        .request
+        .iter()
+        .find(|f| f.name == "json")
+        .unwrap()
+        .children;
+    let kind = json.iter().find(|f| f.name == "authenticate_type").unwrap();
+    for v in ["SIGN_IN", "INSURANCE", "CONTRACT", "NORMAL"] {
+        assert!(
+            kind.enumeration.iter().any(|e| e == v),
+            "{v}: {:?}",
+            kind.enumeration
+        );
+    }
+}

@@ -191,3 +191,95 @@ mod tests {
         assert!(!worded("商户订单号"));
     }
 }
+
+/// A type, or an enumeration (`enum=A|B`), corrected from another official source
+/// (`catalog/corrections.tsv`).
+pub struct Correction {
+    pub line: usize,
+    pub method: String,
+    pub template: String,
+    pub answer: bool,
+    pub pointer: Vec<String>,
+    pub ty: String,
+    pub source: String,
+}
+
+/// Reads `catalog/corrections.tsv`: `METHOD<TAB>template<TAB>request|answer<TAB>pointer<TAB>type<TAB>source`.
+pub fn parse_corrections(text: &str) -> Result<Vec<Correction>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let c: Vec<&str> = line.split('\t').collect();
+        if c.len() != 6 || c[5].trim().is_empty() {
+            return Err(format!(
+                "line {n}: 6 tab-separated columns, the source not empty"
+            ));
+        }
+        let answer = match c[2] {
+            "request" => false,
+            "answer" => true,
+            w => return Err(format!("line {n}: {w:?}: request or answer")),
+        };
+        if !matches!(
+            c[4],
+            "integer" | "number" | "string" | "boolean" | "integer[]"
+        ) && !c[4].starts_with("enum=")
+        {
+            return Err(format!(
+                "line {n}: type {:?} is not one the corrections take",
+                c[4]
+            ));
+        }
+        out.push(Correction {
+            line: n,
+            method: c[0].to_string(),
+            template: c[1].to_string(),
+            answer,
+            pointer: c[3]
+                .trim_start_matches('/')
+                .split('/')
+                .map(str::to_string)
+                .collect(),
+            ty: c[4].to_string(),
+            source: c[5].trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Sets each correction's type; one naming no documented field is an error (the table is stale).
+pub fn correct(corrections: &[Correction], ops: &mut [Operation]) -> Result<(), String> {
+    for c in corrections {
+        let op = ops
+            .iter_mut()
+            .find(|o| o.method == c.method && o.template == c.template)
+            .ok_or_else(|| {
+                format!(
+                    "catalog/corrections.tsv line {}: no operation {} {}",
+                    c.line, c.method, c.template
+                )
+            })?;
+        let fields = if c.answer {
+            &mut op.response
+        } else {
+            &mut op.request
+        };
+        let f = object_mut(fields, &c.pointer).ok_or_else(|| {
+            format!(
+                "catalog/corrections.tsv line {}: {} {} documents no field /{}",
+                c.line,
+                c.method,
+                c.template,
+                c.pointer.join("/")
+            )
+        })?;
+        match c.ty.strip_prefix("enum=") {
+            Some(values) => f.enums = values.split('|').map(str::to_string).collect(),
+            None => f.ty = c.ty.clone(),
+        }
+    }
+    Ok(())
+}

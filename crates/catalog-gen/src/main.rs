@@ -165,6 +165,13 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
     };
     let alternatives = alternatives::parse(&table)
         .map_err(|e| std::io::Error::other(format!("catalog/alternatives.tsv: {e}")))?;
+    let corrections = match std::fs::read_to_string(root.join("catalog/corrections.tsv")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let corrections = alternatives::parse_corrections(&corrections)
+        .map_err(|e| std::io::Error::other(format!("catalog/corrections.tsv: {e}")))?;
     let allowed = match std::fs::read_to_string(root.join("catalog/explained.tsv")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -227,6 +234,7 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
         });
     }
     alternatives::apply(&alternatives, &mut ops).map_err(std::io::Error::other)?;
+    alternatives::correct(&corrections, &mut ops).map_err(std::io::Error::other)?;
     let wording = unexplained_wording(&ops);
     // APIv3 first: `TRANSACTION.SUCCESS` is documented for both
     events.sort_by(|a, b| (b.protocol, &a.kind).cmp(&(a.protocol, &b.kind)));
@@ -350,6 +358,24 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
         &alternatives,
         &wording,
     );
+    let _ = writeln!(
+        report,
+        "\n## Types corrected from another source (catalog/corrections.tsv, {})\n",
+        corrections.len()
+    );
+    for c in &corrections {
+        let _ = writeln!(
+            report,
+            "- `{} {}` {} /{}: {} ({})",
+            c.method,
+            c.template,
+            if c.answer { "answer" } else { "request" },
+            c.pointer.join("/"),
+            c.ty,
+            c.source
+        );
+    }
+    report.push_str(&crosscheck_md(root));
     report.push_str("\n## What was not read as written, by kind\n\n");
     report.push_str("| kind | issues | explained | how |\n| --- | --- | --- | --- |\n");
     for (kind, rule, n, ok) in &verdict.kinds {
@@ -464,6 +490,32 @@ fn report_md(
     }
     for i in wording {
         let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+    s
+}
+
+/// The summary of the cross-check with the Go SDK's models (`catalog/crosscheck-go.tsv`,
+/// written by `crosscheck/go_models.py`): its counts and the disagreements by resolution.
+fn crosscheck_md(root: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string(root.join("catalog/crosscheck-go.tsv")) else {
+        return String::new();
+    };
+    let mut s =
+        String::from("\n## Cross-check with the Go SDK's models (catalog/crosscheck-go.tsv)\n\n");
+    for l in text.lines().take(2) {
+        let _ = writeln!(s, "{}  ", l.trim_start_matches("# "));
+    }
+    let mut by: BTreeMap<(String, String, String), usize> = BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let c: Vec<&str> = l.split('\t').collect();
+        if c.len() >= 8 {
+            *by.entry((c[1].to_string(), c[3].to_string(), c[6].to_string()))
+                .or_default() += 1;
+        }
+    }
+    s.push_str("\n| where | aspect | followed | disagreements |\n| --- | --- | --- | --- |\n");
+    for ((w, a, f), n) in &by {
+        let _ = writeln!(s, "| {w} | {a} | {f} | {n} |");
     }
     s
 }
