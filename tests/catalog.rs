@@ -909,21 +909,29 @@ fn everyday_apiv2_calls_pass_with_one_id() {
     assert_eq!(n, 37);
 }
 
+/// The request field at `path` (names from the top: `json`, `amount`, `total`).
+fn request_field(op: &'static Operation, path: &[&str]) -> &'static Field {
+    let mut fields = &op.request;
+    let mut found = None;
+    for name in path {
+        let f = fields
+            .iter()
+            .find(|f| f.name == *name)
+            .unwrap_or_else(|| panic!("{} {}: no {name}", op.method, op.template));
+        fields = &f.children;
+        found = Some(f);
+    }
+    found.unwrap()
+}
+
 /// A number the page says is in fen is an integer (`detail_list.amount`: 单位分); one the
 /// page leaves without a unit stays a number (`total_amount`: 总金额).
 #[test]
 fn amounts_in_fen_are_integers_where_the_page_says_so() {
     let op = catalog::find("POST", "v3/fund-app/brand-redpacket/brand-merchant-batches").unwrap();
-    let json = &op
-        .request
-        .iter()
-        .find(|f| f.name == "json")
-        .unwrap()
-        .children;
-    let list = json.iter().find(|f| f.name == "detail_list").unwrap();
-    let amount = list.children.iter().find(|f| f.name == "amount").unwrap();
+    let amount = request_field(op, &["json", "detail_list", "amount"]);
     assert_eq!(amount.ty, Type::Integer);
-    let total = json.iter().find(|f| f.name == "total_amount").unwrap();
+    let total = request_field(op, &["json", "total_amount"]);
     assert_eq!(total.ty, Type::Number);
     let mut args = minimal_args(op);
     assert!(
@@ -954,27 +962,10 @@ fn corrections_from_the_sdk_models_hold() {
         "v3/marketing/goods-subsidy-activity/qualification/lock",
     )
     .unwrap();
-    let json = &op
-        .request
-        .iter()
-        .find(|f| f.name == "json")
-        .unwrap()
-        .children;
-    let info = json.iter().find(|f| f.name == "order_information").unwrap();
-    let fee = info
-        .children
-        .iter()
-        .find(|f| f.name == "total_fee")
-        .unwrap();
+    let fee = request_field(op, &["json", "order_information", "total_fee"]);
     assert_eq!(fee.ty, Type::Integer);
     let op = catalog::find("POST", "v3/payroll-card/authentications/pre-order").unwrap();
-    let json = &op
-        .request
-        .iter()
-        .find(|f| f.name == "json")
-        .unwrap()
-        .children;
-    let kind = json.iter().find(|f| f.name == "authenticate_type").unwrap();
+    let kind = request_field(op, &["json", "authenticate_type"]);
     for v in ["SIGN_IN", "INSURANCE", "CONTRACT", "NORMAL"] {
         assert!(
             kind.enumeration.iter().any(|e| e == v),

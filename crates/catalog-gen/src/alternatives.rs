@@ -167,31 +167,6 @@ pub fn worded(desc: &str) -> bool {
     WORDS.iter().any(|w| desc.contains(w))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_table_is_read_strictly() {
-        let t = "# c\n\nPOST\tv2/pay/orderquery\txml\tany\ttransaction_id,out_trade_no\twiki 9_2\n";
-        let e = parse(t).unwrap();
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0].object, ["xml"]);
-        assert_eq!(e[0].group.members, ["transaction_id", "out_trade_no"]);
-        assert!(parse("POST\tv2/x\txml\tall\ta,b\ts\n").is_err());
-        assert!(parse("POST\tv2/x\txml\tany\ta\ts\n").is_err());
-        assert!(parse("POST\tv2/x\txml\tany\ta,b\t \n").is_err());
-        assert!(parse("POST\tv2/x\txml\tany\ta,b\n").is_err());
-    }
-
-    #[test]
-    fn wording_is_recognised() {
-        assert!(worded("商户订单号，与transaction_id二选一"));
-        assert!(worded("四选一"));
-        assert!(!worded("商户订单号"));
-    }
-}
-
 /// A type, or an enumeration (`enum=A|B`), corrected from another official source
 /// (`catalog/corrections.tsv`).
 pub struct Correction {
@@ -282,4 +257,29 @@ pub fn correct(corrections: &[Correction], ops: &mut [Operation]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_read_strictly() {
+        let t = "# c\n\nPOST\tv2/pay/orderquery\txml\tany\ttransaction_id,out_trade_no\twiki 9_2\n";
+        let e = parse(t).unwrap();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].object, ["xml"]);
+        assert_eq!(e[0].group.members, ["transaction_id", "out_trade_no"]);
+        assert!(parse("POST\tv2/x\txml\tall\ta,b\ts\n").is_err());
+        assert!(parse("POST\tv2/x\txml\tany\ta\ts\n").is_err());
+        assert!(parse("POST\tv2/x\txml\tany\ta,b\t \n").is_err());
+        assert!(parse("POST\tv2/x\txml\tany\ta,b\n").is_err());
+    }
+
+    #[test]
+    fn wording_is_recognised() {
+        assert!(worded("商户订单号，与transaction_id二选一"));
+        assert!(worded("四选一"));
+        assert!(!worded("商户订单号"));
+    }
 }

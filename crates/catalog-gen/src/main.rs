@@ -157,28 +157,24 @@ fn unexplained_wording(ops: &[Operation]) -> Vec<Issue> {
     out
 }
 
+/// A committed table of `catalog/` read with `parse` (none: empty), its errors naming it.
+fn table<T>(
+    root: &Path,
+    name: &str,
+    parse: fn(&str) -> Result<Vec<T>, String>,
+) -> std::io::Result<Vec<T>> {
+    let text = match std::fs::read_to_string(root.join("catalog").join(name)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    parse(&text).map_err(|e| std::io::Error::other(format!("catalog/{name}: {e}")))
+}
+
 fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
-    let table = match std::fs::read_to_string(root.join("catalog/alternatives.tsv")) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let alternatives = alternatives::parse(&table)
-        .map_err(|e| std::io::Error::other(format!("catalog/alternatives.tsv: {e}")))?;
-    let corrections = match std::fs::read_to_string(root.join("catalog/corrections.tsv")) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let corrections = alternatives::parse_corrections(&corrections)
-        .map_err(|e| std::io::Error::other(format!("catalog/corrections.tsv: {e}")))?;
-    let allowed = match std::fs::read_to_string(root.join("catalog/explained.tsv")) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let allowed = explained::parse(&allowed)
-        .map_err(|e| std::io::Error::other(format!("catalog/explained.tsv: {e}")))?;
+    let alternatives = table(root, "alternatives.tsv", alternatives::parse)?;
+    let corrections = table(root, "corrections.tsv", alternatives::parse_corrections)?;
+    let allowed = table(root, "explained.tsv", explained::parse)?;
     let mut files = Vec::new();
     markdown_files(docs, &docs.join("openapi"), &mut files)?;
     markdown_files(docs, &docs.join("webhook"), &mut files)?;
@@ -418,6 +414,17 @@ fn generate(docs: &Path, root: &Path) -> std::io::Result<Outputs> {
     })
 }
 
+/// A section of the report: its heading, then each issue, or "None.".
+fn issues(s: &mut String, heading: &str, list: &[Issue]) {
+    let _ = writeln!(s, "{heading}\n");
+    if list.is_empty() {
+        s.push_str("None.\n");
+    }
+    for i in list {
+        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
+    }
+}
+
 fn report_md(
     sections: usize,
     unreadable: &[Issue],
@@ -433,17 +440,14 @@ fn report_md(
     s.push_str("```text\n");
     s.push_str(counts);
     s.push_str("```\n\n");
-    let _ = writeln!(
-        s,
-        "## Unreadable operation sections ({} of {sections})\n",
-        unreadable.len()
+    issues(
+        &mut s,
+        &format!(
+            "## Unreadable operation sections ({} of {sections})",
+            unreadable.len()
+        ),
+        unreadable,
     );
-    if unreadable.is_empty() {
-        s.push_str("None.\n");
-    }
-    for i in unreadable {
-        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
-    }
     let _ = writeln!(
         s,
         "\n## Pages without an operation or event ({})\n",
@@ -480,17 +484,14 @@ fn report_md(
             e.source
         );
     }
-    let _ = writeln!(
-        s,
-        "\n## Rows worded as one of several without a group ({})\n",
-        wording.len()
+    issues(
+        &mut s,
+        &format!(
+            "\n## Rows worded as one of several without a group ({})",
+            wording.len()
+        ),
+        wording,
     );
-    if wording.is_empty() {
-        s.push_str("None.\n");
-    }
-    for i in wording {
-        let _ = writeln!(s, "- `{}`: {}", i.page, i.what);
-    }
     s
 }
 
