@@ -11,9 +11,12 @@ use serde_json::{json, Map, Value};
 use wechatpay_chain::catalog::{self, Field, FindingKind, Operation, Type};
 
 fn shared(rel: &str) -> Option<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
+    // `SHARED` as .ci/run takes it, for a worktree not next to the shared directory
+    let base = std::env::var_os("SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"),
+        PathBuf::from,
+    );
+    let p = base.join(rel);
     match std::fs::read_to_string(&p) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -199,7 +202,7 @@ fn caught(op: &Operation, args: &Value, kind: FindingKind, pointer: &str, what: 
 #[test]
 fn mutations_of_documented_calls_are_caught_by_field() {
     let Some(samples) = corpus() else { return };
-    let mut counts = [0usize; 6];
+    let mut counts = [0usize; 7];
     for s in &samples {
         let op = op_of(s);
         if !op.validate(&s.args).is_empty() {
@@ -289,6 +292,29 @@ fn mutations_of_documented_calls_are_caught_by_field() {
                 counts[5] += 1;
             }
         }
+        // every member of a group of alternatives dropped
+        let mut objects = Vec::new();
+        grouped(&op.request, "", &mut objects);
+        for (pointer, obj) in objects {
+            for g in &obj.alternatives {
+                let mut args = s.args.clone();
+                let Some(o) = args.pointer_mut(&pointer).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for m in &g.members {
+                    o.remove(m);
+                }
+                caught(
+                    op,
+                    &args,
+                    FindingKind::OneOf,
+                    &pointer,
+                    "group dropped",
+                    &s.id,
+                );
+                counts[6] += 1;
+            }
+        }
         // the forgotten `json` wrapper
         let json_doc = op.request.iter().find(|f| f.name == "json");
         if let (Some(doc), Some(body)) = (json_doc, s.args.get("json").and_then(Value::as_object)) {
@@ -314,8 +340,8 @@ fn mutations_of_documented_calls_are_caught_by_field() {
         }
     }
     eprintln!(
-        "mutations caught: {} dropped, {} retyped, {} enumerations, {} undocumented, {} unwrapped, {} placeholders dropped",
-        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
+        "mutations caught: {} dropped, {} retyped, {} enumerations, {} undocumented, {} unwrapped, {} placeholders dropped, {} groups of alternatives dropped",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]
     );
     assert!(counts.iter().all(|n| *n > 0), "{counts:?}");
 }
@@ -649,4 +675,302 @@ fn the_seed_operations_have_the_fields_their_pages_list() {
     );
     assert_eq!(op.placeholders(), ["out_order_no"]);
     assert_eq!(op.label, "更新先享卡订单");
+}
+
+/// A value of `f`'s documented type holding every required field (and the first member of
+/// each group of alternatives): calls built from the catalogue alone.
+fn minimal(f: &Field) -> Value {
+    let scalar = |ty: Type| match (ty, f.enumeration.first()) {
+        (Type::String | Type::StringArray | Type::Any, Some(e)) => json!(e),
+        (Type::Integer | Type::IntegerArray | Type::Number | Type::NumberArray, Some(e)) => {
+            serde_json::from_str(e).unwrap_or(json!(e))
+        }
+        (Type::Integer | Type::IntegerArray | Type::Number | Type::NumberArray, None) => json!(1),
+        (Type::Boolean | Type::True, _) => json!(true),
+        _ => json!("x"),
+    };
+    match f.ty {
+        Type::Object => Value::Object(minimal_object(f)),
+        Type::ObjectArray => json!([Value::Object(minimal_object(f))]),
+        Type::StringArray | Type::IntegerArray | Type::NumberArray => json!([scalar(f.ty)]),
+        ty => scalar(ty),
+    }
+}
+
+fn minimal_object(f: &Field) -> Map<String, Value> {
+    let mut m = Map::new();
+    for c in &f.children {
+        let first_of_group = f.alternatives.iter().any(|g| g.members[0] == c.name);
+        if (c.required || first_of_group) && !c.name.contains('$') {
+            m.insert(c.name.clone(), minimal(c));
+        }
+    }
+    m
+}
+
+fn minimal_args(op: &Operation) -> Value {
+    let mut m = Map::new();
+    let ph = op.placeholders();
+    for f in &op.request {
+        if ph.contains(&f.name.as_str()) {
+            m.insert(f.name.clone(), json!("x"));
+        } else if f.required {
+            m.insert(f.name.clone(), minimal(f));
+        }
+    }
+    Value::Object(m)
+}
+
+/// Every object of the request holding groups of alternatives: (pointer into the args, field).
+fn grouped<'f>(fields: &'f [Field], at: &str, out: &mut Vec<(String, &'f Field)>) {
+    for f in fields {
+        let here = match f.ty {
+            Type::ObjectArray => format!("{at}/{}/0", f.name),
+            _ => format!("{at}/{}", f.name),
+        };
+        if !f.alternatives.is_empty() {
+            out.push((here.clone(), f));
+        }
+        grouped(&f.children, &here, out);
+    }
+}
+
+fn shown(findings: &[catalog::Finding]) -> String {
+    findings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[test]
+fn every_group_of_alternatives_takes_each_member_alone_and_refuses_none() {
+    let mut groups = 0;
+    for op in catalog::operations() {
+        let mut objects = Vec::new();
+        grouped(&op.request, "", &mut objects);
+        for (pointer, obj) in objects {
+            let base = minimal_args(op);
+            let f = op.validate(&base);
+            assert!(f.is_empty(), "{} {}: {}", op.method, op.template, shown(&f));
+            for g in &obj.alternatives {
+                groups += 1;
+                let without = |args: &mut Value| {
+                    let o = args.pointer_mut(&pointer).unwrap().as_object_mut().unwrap();
+                    for m in &g.members {
+                        o.remove(m);
+                    }
+                };
+                let doc = |name: &str| obj.children.iter().find(|c| c.name == name).unwrap();
+                for m in &g.members {
+                    // each member alone passes, and is not required alone
+                    assert!(
+                        !doc(m).required,
+                        "{} {}: {m} required",
+                        op.method,
+                        op.template
+                    );
+                    let mut args = base.clone();
+                    without(&mut args);
+                    let o = args.pointer_mut(&pointer).unwrap().as_object_mut().unwrap();
+                    o.insert(m.clone(), minimal(doc(m)));
+                    let f = op.validate(&args);
+                    assert!(
+                        f.is_empty(),
+                        "{} {} with {m} alone: {}",
+                        op.method,
+                        op.template,
+                        shown(&f)
+                    );
+                }
+                // none: one finding naming the group, at its object
+                let mut args = base.clone();
+                without(&mut args);
+                let f = op.validate(&args);
+                assert_eq!(f.len(), 1, "{} {}: {}", op.method, op.template, shown(&f));
+                assert_eq!(
+                    (f[0].kind, f[0].pointer.as_str()),
+                    (FindingKind::OneOf, pointer.as_str())
+                );
+                let want = format!("one of {} required", g.members.join(", "));
+                assert!(f[0].to_string().ends_with(&want), "{}", f[0]);
+                // an empty string is no value
+                let o = args.pointer_mut(&pointer).unwrap().as_object_mut().unwrap();
+                o.insert(g.members[0].clone(), json!(""));
+                assert_eq!(op.validate(&args).len(), 1, "{} {}", op.method, op.template);
+                // two at once: fine for at least one, refused for exactly one
+                let mut args = base.clone();
+                let o = args.pointer_mut(&pointer).unwrap().as_object_mut().unwrap();
+                for m in &g.members[..2] {
+                    o.insert(m.clone(), minimal(doc(m)));
+                }
+                let f = op.validate(&args);
+                if g.exclusive {
+                    assert_eq!(f.len(), 1, "{} {}: {}", op.method, op.template, shown(&f));
+                    assert_eq!(f[0].kind, FindingKind::OneOf);
+                    assert!(f[0].to_string().contains("exactly one of"), "{}", f[0]);
+                } else {
+                    assert!(f.is_empty(), "{} {}: {}", op.method, op.template, shown(&f));
+                }
+            }
+        }
+    }
+    assert!(groups >= 21, "{groups} groups");
+}
+
+/// The APIv2 calls merchants make every day, each with only the id they have: all refused
+/// before the catalogue knew the alternatives (the pages mark every id required).
+#[test]
+fn everyday_apiv2_calls_pass_with_one_id() {
+    const CALLS: &[(&str, &[&str])] = &[
+        ("v2/pay/orderquery", &["transaction_id", "out_trade_no"]),
+        (
+            "v2/pay/refundquery",
+            &[
+                "transaction_id",
+                "out_trade_no",
+                "out_refund_no",
+                "refund_id",
+            ],
+        ),
+        (
+            "v2/pay/refundqueryv2",
+            &[
+                "transaction_id",
+                "out_trade_no",
+                "out_refund_no",
+                "refund_id",
+            ],
+        ),
+        ("v2/secapi/pay/refund", &["transaction_id", "out_trade_no"]),
+        (
+            "v2/secapi/pay/refundv2",
+            &["transaction_id", "out_trade_no"],
+        ),
+        ("v2/secapi/pay/reverse", &["transaction_id", "out_trade_no"]),
+        ("v2/pay/facepayquery", &["transaction_id", "out_trade_no"]),
+        (
+            "v2/secapi/pay/facepayreverse",
+            &["transaction_id", "out_trade_no"],
+        ),
+        ("v2/pay/paporderquery", &["transaction_id", "out_trade_no"]),
+        (
+            "v2/pay/partner/paporderquery",
+            &["transaction_id", "out_trade_no"],
+        ),
+        ("v2/deposit/orderquery", &["transaction_id", "out_trade_no"]),
+        ("v2/deposit/reverse", &["transaction_id", "out_trade_no"]),
+        ("v2/deposit/consume", &["transaction_id", "out_trade_no"]),
+        ("v2/deposit/refund", &["transaction_id", "out_trade_no"]),
+        (
+            "v2/deposit/refundquery",
+            &[
+                "transaction_id",
+                "out_trade_no",
+                "out_refund_no",
+                "refund_id",
+            ],
+        ),
+        ("v2/pay/closeorder", &["out_trade_no"]),
+    ];
+    let mut n = 0;
+    for (template, ids) in CALLS {
+        let op = catalog::find("POST", template).unwrap();
+        for id in *ids {
+            let mut args = minimal_args(op);
+            let xml = args["xml"].as_object_mut().unwrap();
+            for other in [
+                "transaction_id",
+                "out_trade_no",
+                "out_refund_no",
+                "refund_id",
+            ] {
+                xml.remove(other);
+            }
+            // the refund calls also name the refund they make
+            let doc = op.request.iter().find(|f| f.name == "xml").unwrap();
+            if doc
+                .children
+                .iter()
+                .any(|f| f.name == "out_refund_no" && f.required)
+            {
+                xml.insert("out_refund_no".into(), json!("R1"));
+            }
+            xml.insert((*id).into(), json!("4200000001"));
+            let f = op.validate(&args);
+            assert!(
+                f.is_empty(),
+                "POST {template} with {id} only: {}",
+                shown(&f)
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(n, 37);
+}
+
+/// The request field at `path` (names from the top: `json`, `amount`, `total`).
+fn request_field(op: &'static Operation, path: &[&str]) -> &'static Field {
+    let mut fields = &op.request;
+    let mut found = None;
+    for name in path {
+        let f = fields
+            .iter()
+            .find(|f| f.name == *name)
+            .unwrap_or_else(|| panic!("{} {}: no {name}", op.method, op.template));
+        fields = &f.children;
+        found = Some(f);
+    }
+    found.unwrap()
+}
+
+/// A number the page says is in fen is an integer (`detail_list.amount`: 单位分); one the
+/// page leaves without a unit stays a number (`total_amount`: 总金额).
+#[test]
+fn amounts_in_fen_are_integers_where_the_page_says_so() {
+    let op = catalog::find("POST", "v3/fund-app/brand-redpacket/brand-merchant-batches").unwrap();
+    let amount = request_field(op, &["json", "detail_list", "amount"]);
+    assert_eq!(amount.ty, Type::Integer);
+    let total = request_field(op, &["json", "total_amount"]);
+    assert_eq!(total.ty, Type::Number);
+    let mut args = minimal_args(op);
+    assert!(
+        op.validate(&args).is_empty(),
+        "{}",
+        shown(&op.validate(&args))
+    );
+    args["json"]["detail_list"][0]["amount"] = json!(1.5);
+    let f = op.validate(&args);
+    assert_eq!(f.len(), 1, "{}", shown(&f));
+    assert_eq!(
+        (f[0].kind, f[0].pointer.as_str()),
+        (FindingKind::WrongType, "/json/detail_list/0/amount")
+    );
+    assert!(
+        f[0].to_string().contains("integer, got number 1.5"),
+        "{}",
+        f[0]
+    );
+}
+
+/// Corrections from the Go SDK's models (catalog/corrections.tsv): an int64 the page writes
+/// `number` without a unit is an integer; a request enumeration takes both sources' values.
+#[test]
+fn corrections_from_the_sdk_models_hold() {
+    let op = catalog::find(
+        "POST",
+        "v3/marketing/goods-subsidy-activity/qualification/lock",
+    )
+    .unwrap();
+    let fee = request_field(op, &["json", "order_information", "total_fee"]);
+    assert_eq!(fee.ty, Type::Integer);
+    let op = catalog::find("POST", "v3/payroll-card/authentications/pre-order").unwrap();
+    let kind = request_field(op, &["json", "authenticate_type"]);
+    for v in ["SIGN_IN", "INSURANCE", "CONTRACT", "NORMAL"] {
+        assert!(
+            kind.enumeration.iter().any(|e| e == v),
+            "{v}: {:?}",
+            kind.enumeration
+        );
+    }
 }

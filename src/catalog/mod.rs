@@ -161,7 +161,8 @@ pub struct Field {
     pub name: String,
     /// Its JSON type.
     pub ty: Type,
-    /// Whether the page marks it required.
+    /// Whether the page marks it required; a member of a group of [`Field::alternatives`] of
+    /// its object is not (the group is).
     pub required: bool,
     /// The few words naming it on the page (may be empty).
     pub label: String,
@@ -172,6 +173,42 @@ pub struct Field {
     pub encrypted: Option<String>,
     /// The fields inside an object or a list of objects.
     pub children: Vec<Field>,
+    /// Groups of the children of which a call gives one (or at least one), such as APIv2
+    /// `transaction_id` and `out_trade_no`: their members are not required each.
+    pub alternatives: Vec<OneOf>,
+}
+
+/// A group of an object's fields of which the platform takes one: at least one, or exactly
+/// one. From the catalogue's reviewed table (`catalog/alternatives.tsv`, with its sources).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OneOf {
+    /// Exactly one (two at once are refused); otherwise at least one.
+    pub exclusive: bool,
+    /// The fields' names, as the page orders them in the table.
+    pub members: Vec<String>,
+}
+
+impl OneOf {
+    fn decode(v: &Value) -> Option<OneOf> {
+        let a = v.as_array()?;
+        let exclusive = match a.first()?.as_str()? {
+            "one" => true,
+            "any" => false,
+            _ => return None,
+        };
+        let members = a[1..]
+            .iter()
+            .filter_map(|m| m.as_str().map(str::to_string))
+            .collect();
+        Some(OneOf { exclusive, members })
+    }
+
+    /// `one of a, b` or `exactly one of a, b`.
+    pub fn describe(&self) -> String {
+        let which = if self.exclusive { "exactly one" } else { "one" };
+        format!("{which} of {}", self.members.join(", "))
+    }
 }
 
 impl Field {
@@ -192,6 +229,10 @@ impl Field {
             },
             encrypted: a.get(5).and_then(Value::as_str).map(str::to_string),
             children: fields(a.get(6)),
+            alternatives: match a.get(7) {
+                Some(Value::Array(g)) => g.iter().filter_map(OneOf::decode).collect(),
+                _ => Vec::new(),
+            },
         })
     }
 
@@ -872,6 +913,7 @@ mod tests {
             enumeration: Vec::new(),
             encrypted: None,
             children: Vec::new(),
+            alternatives: Vec::new(),
         };
         assert!(f.matches("coupon_refund_fee_0"));
         assert!(f.matches("coupon_refund_fee_12"));

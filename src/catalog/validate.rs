@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use super::{distance, Field, Operation, Type};
+use super::{distance, Field, OneOf, Operation, Type};
 
 /// What is wrong with a field of a call's args.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,6 +21,10 @@ pub enum FindingKind {
     /// A required body (`json`, `xml`, `query`) is absent while its fields sit at the top level
     /// of the args: the forgotten wrapper.
     BodyMissing,
+    /// None of a group of alternatives is given (`one of transaction_id, out_trade_no
+    /// required`), or more than one of a group that takes exactly one; the pointer names the
+    /// object holding them.
+    OneOf,
 }
 
 /// One problem of a call's args: which field, by JSON pointer into the args object
@@ -45,12 +49,16 @@ impl fmt::Display for Finding {
             FindingKind::NotInEnumeration => "value outside the enumeration",
             FindingKind::Unknown => "unknown field",
             FindingKind::BodyMissing => "required body missing",
+            FindingKind::OneOf => "",
         };
         let at = if self.pointer.is_empty() {
             "(args)"
         } else {
             &self.pointer
         };
+        if what.is_empty() {
+            return write!(f, "{at}: {}", self.expected);
+        }
         write!(f, "{at}: {what}: {}", self.expected)
     }
 }
@@ -183,7 +191,10 @@ impl<'a> Check<'a> {
         let elem = match field.ty {
             Type::Object => {
                 match v {
-                    Value::Object(m) => self.object(&field.children, m, lenient, &[]),
+                    Value::Object(m) => {
+                        self.object(&field.children, m, lenient, &[]);
+                        self.one_of(&field.alternatives, m);
+                    }
                     // wechatpay-php sends an empty PHP array as `[]`
                     Value::Array(a) if a.is_empty() => {}
                     _ => self.find(
@@ -234,7 +245,10 @@ impl<'a> Check<'a> {
         for (i, item) in items.iter().enumerate() {
             self.at(Step::Index(i), |c| match elem {
                 None => match item {
-                    Value::Object(m) => c.object(&field.children, m, lenient, &[]),
+                    Value::Object(m) => {
+                        c.object(&field.children, m, lenient, &[]);
+                        c.one_of(&field.alternatives, m);
+                    }
                     _ => c.find(
                         FindingKind::WrongType,
                         format!("object, got {} {}", kind_of(item), shown(item)),
@@ -251,6 +265,39 @@ impl<'a> Check<'a> {
                     }
                 }
             });
+        }
+    }
+
+    /// An object's groups of alternatives: one of each given (exactly one of an exclusive
+    /// group); a member present as null or `""` is not given.
+    #[inline]
+    fn one_of(&mut self, groups: &[OneOf], m: &Map<String, Value>) {
+        // most objects have no group: the check stays out of the walk's way
+        if !groups.is_empty() {
+            self.groups(groups, m);
+        }
+    }
+
+    #[inline(never)]
+    fn groups(&mut self, groups: &[OneOf], m: &Map<String, Value>) {
+        for g in groups {
+            let given: Vec<&str> = g
+                .members
+                .iter()
+                .map(String::as_str)
+                .filter(|k| {
+                    !matches!(m.get(*k), None | Some(Value::Null))
+                        && m.get(*k) != Some(&Value::String(String::new()))
+                })
+                .collect();
+            if given.is_empty() {
+                self.find(FindingKind::OneOf, format!("{} required", g.describe()));
+            } else if g.exclusive && given.len() > 1 {
+                self.find(
+                    FindingKind::OneOf,
+                    format!("{} allowed, got {}", g.describe(), given.join(" and ")),
+                );
+            }
         }
     }
 
@@ -445,7 +492,10 @@ impl Operation {
                 // a query given as its encoded text
                 "query" if v.is_string() => {}
                 "xml" => match v {
-                    Value::Object(m) => c.object(&f.children, m, true, XML_MANAGED),
+                    Value::Object(m) => {
+                        c.object(&f.children, m, true, XML_MANAGED);
+                        c.one_of(&f.alternatives, m);
+                    }
                     _ => c.value(f, v, true),
                 },
                 "query" => c.value(f, v, true),

@@ -30,12 +30,17 @@ pub struct Field {
     pub enums: Vec<String>,
     pub encrypted: Option<String>,
     pub children: Vec<Field>,
+    /// One-of groups of the children (from `catalog/alternatives.tsv`).
+    pub groups: Vec<crate::alternatives::Group>,
+    /// Whether the description says the field is one of several (二选一…).
+    pub worded: bool,
 }
 
 impl Field {
-    /// `[name, type, required, label, enumeration, encrypted, children]`, the trailing defaults
-    /// left out: type `""` is `string`, `"any"` is a type the page does not state; required is
-    /// 1 or 0; no enumeration, no encryption are 0.
+    /// `[name, type, required, label, enumeration, encrypted, children, groups]`, the trailing
+    /// defaults left out: type `""` is `string`, `"any"` is a type the page does not state;
+    /// required is 1 or 0; no enumeration, no encryption are 0; a group is `["any"|"one",
+    /// member, …]` (at least one, exactly one of the children named).
     fn to_json(&self) -> Value {
         let ty = match self.ty.as_str() {
             "string" => "",
@@ -57,6 +62,16 @@ impl Field {
                 None => 0.into(),
             },
             fields_json(&self.children),
+            Value::Array(
+                self.groups
+                    .iter()
+                    .map(|g| {
+                        let mut a: Vec<Value> = vec![g.kind.as_str().into()];
+                        a.extend(g.members.iter().map(|m| Value::from(m.clone())));
+                        Value::Array(a)
+                    })
+                    .collect(),
+            ),
         ];
         while a.len() > 1 {
             let last = &a[a.len() - 1];
@@ -149,6 +164,11 @@ struct Row {
     encrypted: Option<String>,
     desc: String,
     separator: bool,
+    /// Whether the name cell states its `data-indent` (a row without one is at the top).
+    indented: bool,
+    /// A string holding JSON (`data-encoded=by-json_encode`): a table of the JSON's fields may
+    /// follow it, after a separator.
+    encoded: bool,
 }
 
 /// Splits a `{…}` attribute list at the end of a cell: (text, attributes).
@@ -244,6 +264,8 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
             encrypted: None,
             desc: String::new(),
             separator,
+            indented: false,
+            encoded: false,
         });
     }
     if c.len() < 2 {
@@ -256,11 +278,15 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
     }
     let mut required = false;
     let mut indent = 0;
+    let mut indented = false;
     for (k, v) in &attrs {
         match (k.as_str(), v) {
             ("data-required", _) => required = true,
             ("data-indent", Some(n)) => match n.parse() {
-                Ok(n) => indent = n,
+                Ok(n) => {
+                    indent = n;
+                    indented = true;
+                }
                 Err(_) => notes.push(format!("row `{name}`: indent {n:?} is not a number")),
             },
             _ => {}
@@ -281,8 +307,18 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         .iter()
         .find(|(k, _)| k == "data-encrypted")
         .and_then(|(_, v)| v.clone());
+    let encoded = tattrs.iter().any(|(k, _)| k == "data-encoded");
     let ty = ty.trim().trim_matches('`');
+    let desc = c.get(2).map(|d| d.trim().to_string()).unwrap_or_default();
     let ty = match ty {
+        // a number the page says is in fen, or whole: the platform takes an integer
+        "number" | "number[]" if in_fen(&desc) => {
+            notes.push(format!(
+                "field `{name}`: type `{ty}` read as `{}`: its description says fen or whole",
+                ty.replace("number", "integer")
+            ));
+            ty.replace("number", "integer")
+        }
         t if TYPES.contains(&t) => t.to_string(),
         "float" => "number".to_string(),
         "" | "--" => String::new(),
@@ -300,8 +336,29 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
         required,
         indent,
         encrypted,
-        desc: c.get(2).map(|d| d.trim().to_string()).unwrap_or_default(),
+        desc,
         separator,
+        indented,
+        encoded,
+    })
+}
+
+/// Whether a description says its number is in fen (单位为分, 单位：分, （分）) or whole
+/// (只能为整数): minutes (分钟) are not fen.
+fn in_fen(desc: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "单位为分",
+        "单位：分",
+        "单位:分",
+        "单位分",
+        "以分为单位",
+        "（分）",
+        "(分)",
+        "只能为整数",
+    ];
+    WORDS.iter().any(|w| {
+        desc.match_indices(w)
+            .any(|(i, _)| !desc[i + w.len()..].starts_with('钟'))
     })
 }
 
@@ -440,6 +497,8 @@ fn tree(rows: &[Row], pos: &mut usize, level: usize, notes: &mut Vec<String>) ->
             enums: enums_of(&r.desc),
             encrypted: r.encrypted.clone(),
             children,
+            groups: Vec::new(),
+            worded: crate::alternatives::worded(&r.desc),
         });
     }
     out
@@ -457,6 +516,8 @@ fn fields(rows: &[Row], notes: &mut Vec<String>) -> Vec<Field> {
             encrypted: r.encrypted.clone(),
             desc: r.desc.clone(),
             separator: false,
+            indented: r.indented,
+            encoded: r.encoded,
         })
         .collect();
     let mut pos = 0;
@@ -797,6 +858,120 @@ pub fn read_openapi(rel: &str, text: &str) -> Outcome {
     }
 }
 
+/// A notification table's rows cut at its separators: the notification, then the resource's
+/// pieces. Two readings of the pages' layout: a separator right after a string holding JSON
+/// (`data-encoded`) opens the table of that JSON's fields, which are left out (the field is a
+/// string) and the piece goes on after them; and a row without `data-indent` among indented
+/// rows of a resource piece sits at the piece's top level.
+fn segments_of(rows: Vec<Row>, notes: &mut Vec<String>) -> Vec<Vec<Row>> {
+    let mut segments: Vec<Vec<Row>> = vec![Vec::new()];
+    // the indent of the encoded field whose JSON's rows are being skipped
+    let mut inside: Option<(usize, String, usize)> = None;
+    let mut after_encoded: Option<(usize, String)> = None;
+    for r in rows {
+        if r.separator {
+            if let Some((indent, name)) = after_encoded.take() {
+                inside = Some((indent, name, 0));
+                continue;
+            }
+            if let Some((_, name, n)) = inside.take() {
+                notes.push(format!("the {n} fields of the JSON inside `{name}` are left out: the field is a string"));
+            }
+            segments.push(Vec::new());
+            continue;
+        }
+        if let Some((indent, name, n)) = &mut inside {
+            if r.indented && r.indent > *indent {
+                *n += 1;
+                continue;
+            }
+            notes.push(format!(
+                "the {n} fields of the JSON inside `{name}` are left out: the field is a string"
+            ));
+            inside = None;
+        }
+        after_encoded = r.encoded.then(|| (r.indent, r.name.clone()));
+        if let Some(last) = segments.last_mut() {
+            last.push(r);
+        }
+    }
+    if let Some((_, name, n)) = inside {
+        notes.push(format!(
+            "the {n} fields of the JSON inside `{name}` are left out: the field is a string"
+        ));
+    }
+    for seg in segments.iter_mut().skip(1) {
+        let Some(top) = seg.iter().filter(|r| r.indented).map(|r| r.indent).min() else {
+            continue;
+        };
+        for r in seg.iter_mut().filter(|r| !r.indented && top > 0) {
+            notes.push(format!(
+                "row `{}` states no indent among rows indented {top}: read at {top}, the resource's top level",
+                r.name
+            ));
+            r.indent = top;
+            r.indented = true;
+        }
+    }
+    segments
+}
+
+/// The resource's documented shapes from its pieces. A piece of one object field is one
+/// option of that field (`detail` of `RECHARGE.FUND_RETURNED`: a bank transfer's or an online
+/// bank's); the other pieces are common to every shape. Each shape is the common fields with
+/// one option of each such field; options named `original_data` with nothing common are the
+/// whole resource (`MCHWITHDRAW.CHANGE`: the platform's, a sub-merchant's…), read without
+/// the wrapper.
+fn variants(pieces: Vec<Vec<Field>>, notes: &mut Vec<String>) -> Vec<Vec<Field>> {
+    if pieces.len() < 2 {
+        return pieces;
+    }
+    let option = |p: &Vec<Field>| p.len() == 1 && !p[0].children.is_empty();
+    let mut common: Vec<Field> = Vec::new();
+    let mut groups: Vec<(String, Vec<Field>)> = Vec::new();
+    for (i, p) in pieces.into_iter().enumerate() {
+        if i > 0 && option(&p) || i == 0 && option(&p) && p[0].name == "original_data" {
+            let f = p.into_iter().next().expect("one field");
+            match groups.iter_mut().find(|(n, _)| *n == f.name) {
+                Some((_, v)) => v.push(f),
+                None => groups.push((f.name.clone(), vec![f])),
+            }
+        } else {
+            common.extend(p);
+        }
+    }
+    if groups.is_empty() {
+        return vec![common];
+    }
+    let n = groups.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
+    let unwrap = common.is_empty() && groups.len() == 1 && groups[0].0 == "original_data";
+    notes.push(format!(
+        "{n} shapes of the resource: {}{}",
+        groups
+            .iter()
+            .map(|(name, v)| format!("{} options of `{name}`", v.len()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if unwrap {
+            ", each the whole resource (read without the `original_data` wrapper)"
+        } else {
+            ""
+        }
+    ));
+    (0..n)
+        .map(|i| {
+            if unwrap {
+                return groups[0].1[i].children.clone();
+            }
+            let mut shape = common.clone();
+            for (_, v) in &groups {
+                shape.push(v[i.min(v.len() - 1)].clone());
+            }
+            shape
+        })
+        .collect()
+}
+
 fn find_encrypted(fields: &[Field]) -> Option<String> {
     for f in fields {
         if let Some(x) = &f.encrypted {
@@ -860,21 +1035,15 @@ pub fn read_webhook(rel: &str, text: &str) -> Outcome {
             }],
         };
     };
-    let mut segments: Vec<Vec<Row>> = vec![Vec::new()];
-    for r in req {
-        if r.separator {
-            segments.push(Vec::new());
-        } else if let Some(last) = segments.last_mut() {
-            last.push(r);
-        }
-    }
     let mut row_notes = Vec::new();
+    let segments = segments_of(req, &mut row_notes);
     let request = fields(&segments[0], &mut row_notes);
-    let mut resources: Vec<Vec<Field>> = segments[1..]
+    let read: Vec<Vec<Field>> = segments[1..]
         .iter()
         .filter(|s| !s.is_empty())
         .map(|s| fields(s, &mut row_notes))
         .collect();
+    let mut resources = variants(read, &mut row_notes);
     let encrypted = find_encrypted(&request);
     if resources.is_empty() && encrypted.is_none() {
         // a plain notification: its body is the resource
@@ -960,6 +1129,25 @@ mod tests {
         assert_eq!(enums_of(&r.desc), ["A", "B"]);
         assert_eq!(label_of(&r.desc), "姓名");
         assert!(n.is_empty());
+    }
+
+    #[test]
+    fn numbers_in_fen_are_integers() {
+        assert!(in_fen("总金额，单位为分，只能为整数。"));
+        assert!(in_fen("金额（分）"));
+        assert!(in_fen("退款金额，币种的最小单位，只能为整数"));
+        assert!(!in_fen("有效期，单位分钟"));
+        assert!(!in_fen("分账金额"));
+        let mut n = Vec::new();
+        let r = parse_row(
+            "| total {data-indent=1} | number | 总金额，单位为分",
+            &mut n,
+        )
+        .unwrap();
+        assert_eq!(r.ty, "integer");
+        assert_eq!(n.len(), 1);
+        let r = parse_row("| rate {data-indent=1} | number | 费率", &mut n).unwrap();
+        assert_eq!(r.ty, "number");
     }
 
     #[test]

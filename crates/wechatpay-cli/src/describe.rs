@@ -32,8 +32,8 @@ pub enum Supply {
 }
 
 /// A field on one line, indented two spaces a level: name, type, required, optional or filled
-/// by the client, then its label, enumeration and encryption when it has them, two spaces
-/// apart.
+/// by the client, then its label, enumeration, encryption and (an object's) groups of
+/// alternatives when it has them, two spaces apart.
 pub fn field_line(f: &Field, depth: usize, supply: Supply) -> String {
     let mut parts = vec![
         f.name.clone(),
@@ -53,6 +53,10 @@ pub fn field_line(f: &Field, depth: usize, supply: Supply) -> String {
     }
     if let Some(how) = &f.encrypted {
         parts.push(format!("encrypted: {how}"));
+    }
+    // the groups of its fields of which a call gives one: their members are optional each
+    for g in &f.alternatives {
+        parts.push(format!("{} required", g.describe()));
     }
     format!("{}{}", "  ".repeat(depth), parts.join("  "))
 }

@@ -86,9 +86,12 @@ fn seed_tables(text: &str) -> Vec<Vec<Row>> {
 }
 
 fn seed(file: &str) -> Option<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seeds")
-        .join(file);
+    // `SHARED` as .ci/run takes it, for a worktree not next to the shared directory
+    let base = std::env::var_os("SHARED").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+        PathBuf::from,
+    );
+    let p = base.join("seeds").join(file);
     match std::fs::read_to_string(&p) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -501,4 +504,28 @@ fn did_you_mean_offers_operations_of_the_same_method_first() {
     let posts = methods.iter().take_while(|m| **m == "POST").count();
     assert!(posts >= 2, "{err}");
     assert!(methods[posts..].iter().all(|m| *m != "POST"), "{err}");
+}
+
+#[test]
+fn describe_shows_a_group_of_alternatives_on_its_object() {
+    let out = stdout_of(&["describe", "post", "v2/pay/orderquery"]);
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}  ")))
+            .unwrap_or_else(|| panic!("{name}: {out}"))
+            .to_string()
+    };
+    assert!(
+        line("xml").ends_with("one of transaction_id, out_trade_no required"),
+        "{out}"
+    );
+    assert!(line("transaction_id").contains("  optional"), "{out}");
+    assert!(line("out_trade_no").contains("  optional"), "{out}");
+    let out = stdout_of(&["describe", "get", "v3/payscore/serviceorder"]);
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("query  object  required")
+                && l.ends_with("exactly one of out_order_no, query_id required")),
+        "{out}"
+    );
 }

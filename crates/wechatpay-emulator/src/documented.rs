@@ -230,6 +230,7 @@ fn refusal(op: &Operation, args: &Map<String, Value>) -> Option<Answer> {
                 | FindingKind::BodyMissing
                 | FindingKind::WrongType
                 | FindingKind::NotInEnumeration
+                | FindingKind::OneOf
         ) && sent(&f.pointer)
     })?;
     let (location, field) = located(&f.pointer, op);
@@ -244,6 +245,10 @@ fn refusal(op: &Operation, args: &Map<String, Value>) -> Option<Answer> {
             ),
             Value::Null,
         ),
+        // none of a group, or two of an exclusive one: the platform names the group
+        FindingKind::OneOf => {
+            Answer::param_error(&field, location, f.expected.clone(), Value::Null)
+        }
         _ => Answer::param_error(
             &field,
             location,

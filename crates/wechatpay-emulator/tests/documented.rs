@@ -307,6 +307,66 @@ fn a_missing_required_field_is_refused_naming_it() {
 }
 
 #[test]
+fn a_group_of_alternatives_takes_one_and_refuses_none_or_both() {
+    let emu = start();
+    let c = client(&emu);
+    let op = catalog::find("GET", "v3/payscore/serviceorder").unwrap();
+    let g = &op
+        .request
+        .iter()
+        .find(|f| f.name == "query")
+        .unwrap()
+        .alternatives[0];
+    assert_eq!(
+        (g.exclusive, g.members.as_slice()),
+        (
+            true,
+            &["out_order_no".to_string(), "query_id".to_string()][..]
+        )
+    );
+    let base = json!({"service_id": "500001", "appid": "wxd678efh567hg6787"});
+    for id in ["out_order_no", "query_id"] {
+        let mut q = base.clone();
+        q[id] = json!("1234323JKHDFE1243252");
+        call(
+            &c,
+            "GET",
+            "v3/payscore/serviceorder",
+            json!({"query": q, "validate": false}),
+        );
+    }
+    let mut both = base.clone();
+    both["out_order_no"] = json!("A1");
+    both["query_id"] = json!("B1");
+    for (q, issue) in [
+        (base.clone(), "one of out_order_no, query_id required"),
+        (
+            both,
+            "exactly one of out_order_no, query_id allowed, got out_order_no and query_id",
+        ),
+    ] {
+        match c.chain("v3/payscore/serviceorder").get(json!({"query": q})) {
+            Err(Error::Api {
+                status,
+                code,
+                detail,
+                verified: true,
+                ..
+            }) => {
+                assert_eq!((status, code.as_str()), (400, "PARAM_ERROR"));
+                let d = detail.unwrap();
+                assert_eq!(
+                    (d["location"].as_str(), d["field"].as_str()),
+                    (Some("query"), Some("/"))
+                );
+                assert!(d["issue"].as_str().unwrap().contains(issue), "{d}");
+            }
+            other => panic!("{issue}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn the_same_call_gets_the_same_answer() {
     let emu = start();
     let c = client(&emu);
@@ -444,7 +504,7 @@ fn the_corpus_replays_with_verified_answers() {
 }
 
 /// A value of `f`'s type for a request: its first enumerated value, or a plain one; objects
-/// with their required fields.
+/// with their required fields and one member of each group of alternatives.
 fn sample(f: &Field) -> Value {
     let first = f.enumeration.first();
     let scalar = |ty: Type| match ty {
@@ -462,18 +522,22 @@ fn sample(f: &Field) -> Value {
         Type::Boolean | Type::True => json!(true),
         _ => Value::from(first.map_or("x1", String::as_str)),
     };
-    let object = |children: &[Field]| {
+    // required fields, and the first member of each group of alternatives
+    let object = |f: &Field| {
         Value::Object(
-            children
+            f.children
                 .iter()
-                .filter(|c| c.required && !c.name.contains('$'))
+                .filter(|c| {
+                    (c.required || f.alternatives.iter().any(|g| g.members[0] == c.name))
+                        && !c.name.contains('$')
+                })
                 .map(|c| (c.name.clone(), sample(c)))
                 .collect(),
         )
     };
     match f.ty {
-        Type::Object => object(&f.children),
-        Type::ObjectArray => json!([object(&f.children)]),
+        Type::Object => object(f),
+        Type::ObjectArray => json!([object(f)]),
         Type::StringArray => json!([scalar(Type::String)]),
         Type::IntegerArray => json!([scalar(Type::Integer)]),
         Type::NumberArray => json!([scalar(Type::Number)]),
