@@ -924,15 +924,19 @@ fn request_field(op: &'static Operation, path: &[&str]) -> &'static Field {
     found.unwrap()
 }
 
-/// A number the page says is in fen is an integer (`detail_list.amount`: 单位分); one the
-/// page leaves without a unit stays a number (`total_amount`: 总金额).
+/// A number the page says is in fen is an integer (`detail_list.amount`: 单位分), and so is an
+/// amount the page leaves without a unit (`total_amount`: 总金额): the platform's amounts are
+/// integers in fen. A rate stays a number (`tax_rate`: 税率).
 #[test]
 fn amounts_in_fen_are_integers_where_the_page_says_so() {
     let op = catalog::find("POST", "v3/fund-app/brand-redpacket/brand-merchant-batches").unwrap();
     let amount = request_field(op, &["json", "detail_list", "amount"]);
     assert_eq!(amount.ty, Type::Integer);
     let total = request_field(op, &["json", "total_amount"]);
-    assert_eq!(total.ty, Type::Number);
+    assert_eq!(total.ty, Type::Integer);
+    let fapiao = catalog::find("POST", "v3/new-tax-control-fapiao/fapiao-applications").unwrap();
+    let rate = request_field(fapiao, &["json", "fapiao_information", "items", "tax_rate"]);
+    assert_eq!(rate.ty, Type::Number);
     let mut args = minimal_args(op);
     assert!(
         op.validate(&args).is_empty(),

@@ -341,3 +341,32 @@ fn strict_sends_an_apiv2_query_with_one_of_its_ids() {
         }
     }
 }
+
+/// The platform's amounts are integers in fen: a fraction is refused before it is sent, even
+/// where the page types the field `number` and names no unit (`transfer_amount`, issue 21).
+#[test]
+fn strict_refuses_a_fractional_amount() {
+    let s = server();
+    let client = s.builder().validation(Validation::Strict).build().unwrap();
+    let chain = client.chain("v3/fund-app/mch-transfer/transfer-bills");
+    let bill = |amount: Value| {
+        json!({"json": {
+            "appid": "wxf636efh567hg6787",
+            "out_bill_no": "plfk2020042013",
+            "transfer_scene_id": "1000",
+            "openid": "o-MYE42l80oelYMDE34nYD456Xoy",
+            "transfer_amount": amount,
+            "transfer_remark": "2020年会员回馈",
+            "transfer_scene_report_infos": [
+                {"info_type": "活动名称", "info_content": "新会员有礼"},
+                {"info_type": "奖励说明", "info_content": "注册会员抽奖一等奖"}
+            ]
+        }})
+    };
+    let m = refusal(chain.post(bill(json!(1.5))).unwrap_err());
+    assert!(m.contains("/json/transfer_amount"), "{m}");
+    assert!(m.contains("integer"), "{m}");
+    assert_eq!(s.recorded().len(), 0, "nothing may be sent");
+    chain.post(bill(json!(400000))).unwrap();
+    assert_eq!(s.recorded().len(), 1);
+}

@@ -10,6 +10,7 @@ pub fn kind_of(what: &str) -> (&'static str, bool) {
     const KINDS: &[(&str, &str, bool)] = &[
         ("redirects to", "redirect", true),
         ("an index page", "index", false),
+        ("an amount, in fen", "integer-amount", true),
         ("read as `integer", "integer-by-wording", true),
         ("no `chain(", "no-sample", false),
         ("field name", "name-with-space", false),

@@ -319,6 +319,16 @@ fn parse_row(line: &str, notes: &mut Vec<String>) -> Option<Row> {
             ));
             ty.replace("number", "integer")
         }
+        // an amount the page types `number` without a unit: the platform's amounts are
+        // integers in fen (its pages say so where they state a unit; the Go SDK's models type
+        // them int64), so `1.5` is refused before it is sent
+        "number" | "number[]" if is_amount(&name, &desc) => {
+            notes.push(format!(
+                "field `{name}`: type `{ty}` read as `{}`: an amount, in fen",
+                ty.replace("number", "integer")
+            ));
+            ty.replace("number", "integer")
+        }
         t if TYPES.contains(&t) => t.to_string(),
         "float" => "number".to_string(),
         "" | "--" => String::new(),
@@ -360,6 +370,32 @@ fn in_fen(desc: &str) -> bool {
         desc.match_indices(w)
             .any(|(i, _)| !desc[i + w.len()..].starts_with('钟'))
     })
+}
+
+/// Whether a `number` field is an amount of money: its description names one (金额, 价格,
+/// 单价, 原价, 出资), or its name does (`amount`, `total`, `refund`, `price`, `*_amount`,
+/// `*_fee`, …) and its description counts nothing (数, 笔, 条, 次, 量). Never one whose
+/// description speaks of yuan (元), a rate or a ratio (率, 比例, 百分, 折扣): those stay
+/// numbers as the page types them.
+fn is_amount(name: &str, desc: &str) -> bool {
+    const NOT: &[&str] = &["元", "率", "比例", "百分", "折扣"];
+    const SAYS: &[&str] = &["金额", "价格", "单价", "原价", "出资"];
+    const COUNTS: &[&str] = &["数", "笔", "条", "次", "量"];
+    const NAMES: &[&str] = &["amount", "total", "refund", "price", "advance"];
+    const ENDS: &[&str] = &[
+        "_amount",
+        "_amt",
+        "_fee",
+        "_price",
+        "_total",
+        "_refund",
+        "_contribute",
+    ];
+    if NOT.iter().any(|w| desc.contains(w)) {
+        return false;
+    }
+    let named = NAMES.contains(&name) || ENDS.iter().any(|e| name.ends_with(e));
+    SAYS.iter().any(|w| desc.contains(w)) || (named && !COUNTS.iter().any(|w| desc.contains(w)))
 }
 
 fn short(s: &str) -> String {
@@ -1129,6 +1165,23 @@ mod tests {
         assert_eq!(enums_of(&r.desc), ["A", "B"]);
         assert_eq!(label_of(&r.desc), "姓名");
         assert!(n.is_empty());
+    }
+
+    #[test]
+    fn amounts_are_integers_unless_in_yuan_or_a_rate() {
+        assert!(is_amount("transfer_amount", "转账金额"));
+        assert!(is_amount("total", "总金额"));
+        assert!(is_amount("unit_price", "商品单价"));
+        assert!(is_amount("wechatpay_contribute", "微信出资"));
+        assert!(is_amount("refund_fee", ""));
+        assert!(!is_amount("total_num", "总笔数"));
+        assert!(!is_amount("total", "总条数"));
+        assert!(!is_amount("tax_rate", "税率"));
+        assert!(!is_amount("settlement_rate", "结算汇率"));
+        assert!(!is_amount("amount", "金额，单位为元"));
+        assert!(!is_amount("discount_total", "折扣"));
+        assert!(!is_amount("count", "菜品数量"));
+        assert!(!is_amount("limit", "分页大小"));
     }
 
     #[test]
