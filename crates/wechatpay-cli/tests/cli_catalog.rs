@@ -467,3 +467,38 @@ fn an_unknown_path_gets_did_you_mean_before_anything_is_sent() {
     assert!(text(&out.stderr).contains("--validate"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn strict_refuses_a_reserved_expansion_that_leaves_its_segment() {
+    let server = Server::start(Keys::shared(), echo());
+    let dir = keys_dir("reserved");
+    let call = ["get", "v3/pay/transactions/out-trade-no/{+no}"];
+    let args = json!({"no": "T100001/close", "query": {"mchid": "1230000109"}}).to_string();
+    let out = configured(&server, &dir, None)
+        .args(["--validate", "strict"])
+        .args(call)
+        .arg(&args)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("{+no}: \"T100001/close\" holds '/'")
+            && err.contains("{out_trade_no}")
+            && err.contains("write {no}"),
+        "{err}"
+    );
+    assert_eq!(server.recorded().len(), 0, "nothing sent");
+    // warn sends it as written, as before
+    let out = configured(&server, &dir, Some("warn"))
+        .args(call)
+        .arg(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        server.last().target,
+        "/v3/pay/transactions/out-trade-no/T100001/close?mchid=1230000109"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
