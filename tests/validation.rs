@@ -370,3 +370,67 @@ fn strict_refuses_a_fractional_amount() {
     chain.post(bill(json!(400000))).unwrap();
     assert_eq!(s.recorded().len(), 1);
 }
+
+#[test]
+fn strict_judges_the_path_that_is_sent_not_the_template() {
+    let s = server();
+    let client = s.builder().validation(Validation::Strict).build().unwrap();
+    let query = json!({"mchid": "1230000109"});
+    let chain = client.chain("v3/pay/transactions/out-trade-no/{+no}");
+    // a reserved expansion that would carry the path on past the documented placeholder, or
+    // start a query or a fragment: refused, naming the placeholder and the fix
+    for (no, shows) in [
+        ("T100001/close", "'/'"),
+        ("T100001?mchid=1", "'?'"),
+        ("T100001#x", "'#'"),
+    ] {
+        let m = refusal(chain.get(json!({"no": no, "query": query})).unwrap_err());
+        assert!(
+            m.contains("{+no}")
+                && m.contains("{out_trade_no}")
+                && m.contains(shows)
+                && m.contains("write {no}")
+                && m.contains("nothing was sent"),
+            "{m}"
+        );
+    }
+    // a whole segment that is a dot segment or empty is not the documented placeholder either
+    for no in ["..", ".", ""] {
+        let m = refusal(
+            client
+                .chain("v3/pay/transactions/out-trade-no/{no}")
+                .get(json!({"no": no, "query": query}))
+                .unwrap_err(),
+        );
+        assert!(m.contains("{no}") && m.contains("{out_trade_no}"), "{m}");
+    }
+    assert_eq!(s.recorded().len(), 0, "nothing sent");
+    // a reserved expansion that stays inside its segment is the documented call
+    chain
+        .get(json!({"no": "T100001%2F1", "query": query}))
+        .unwrap();
+    assert_eq!(
+        s.last().target,
+        "/v3/pay/transactions/out-trade-no/T100001%2F1?mchid=1230000109"
+    );
+    // {no} percent-encodes the '/': one segment, as judged
+    client
+        .chain("v3/pay/transactions/out-trade-no/{no}")
+        .get(json!({"no": "T100001/close", "query": query}))
+        .unwrap();
+    assert_eq!(
+        s.last().target,
+        "/v3/pay/transactions/out-trade-no/T100001%2Fclose?mchid=1230000109"
+    );
+    // warn and off send the call as written, as before
+    for mode in ["warn", "off"] {
+        chain
+            .get(json!({"no": "T100001/close", "query": query, "validate": mode}))
+            .unwrap();
+        assert_eq!(
+            s.last().target,
+            "/v3/pay/transactions/out-trade-no/T100001/close?mchid=1230000109"
+        );
+    }
+    assert_eq!(s.recorded().len(), 4);
+}

@@ -80,6 +80,14 @@ pub(crate) fn check_call(
         );
         return Ok(());
     };
+    if mode == Validation::Strict {
+        if let Some(why) = reshaped(template, op.template, args) {
+            return Err(Error::InvalidArgument(format!(
+                "{m} {} ({}) is not called as documented, nothing was sent: {why} ({SEND_ANYWAY})",
+                op.template, op.label
+            )));
+        }
+    }
     // What the call sends besides its args: the query written in the path, an upload's
     // multipart body.
     let in_path = template.contains('?') && args.get("query").is_none_or(Value::is_null);
@@ -154,4 +162,65 @@ pub(crate) fn check_call(
         op.label,
         listed.join("; ")
     )))
+}
+
+/// Why the path a call sends would not be the one validation judges, if it would not: the
+/// catalogue matched the written path `path` to `documented`, segment by segment, but a
+/// `{+name}` value holding `/`, `?` or `#` (reserved expansion keeps them) carries the path on
+/// past its segment, or starts a query or a fragment; and a whole segment expanded to nothing,
+/// `.` or `..` is another path once a server resolves it. Names the placeholder and what to
+/// write instead. Only strings can do this (a number has none of these characters).
+fn reshaped(path: &str, documented: &str, args: &Value) -> Option<String> {
+    if !path.contains('{') {
+        return None;
+    }
+    let written = path.split(['?', '#']).next().unwrap_or(path);
+    let written = written.trim_start_matches('/');
+    let aligned = written.split('/').count() == documented.split('/').count();
+    let mut doc_segs = documented.split('/');
+    for seg in written.split('/') {
+        let doc_seg = doc_segs.next().filter(|_| aligned);
+        let mut rest = seg;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let expr = &rest[open + 1..open + close];
+            rest = &rest[open + close + 1..];
+            let name = expr.trim_start_matches('+');
+            let Some(Value::String(v)) = args.get(name) else {
+                continue;
+            };
+            let here = match doc_seg {
+                Some(d) if d.starts_with('{') => format!("the documented {d}"),
+                Some(d) => format!("the documented segment `{d}`"),
+                None => "its own segment".to_string(),
+            };
+            let sent = || {
+                args.as_object()
+                    .and_then(|a| {
+                        crate::uri::expand(written, a, crate::uri::Placeholders::Lenient).ok()
+                    })
+                    .map_or_else(String::new, |p| format!(" (the request would go to {p})"))
+            };
+            if expr.starts_with('+') {
+                if let Some(c) = v.chars().find(|c| matches!(c, '/' | '?' | '#')) {
+                    return Some(format!(
+                        "{{{expr}}}: {v:?} holds '{c}', which reserved expansion keeps, so the path sent is not {here}{}; write {{{name}}} to send the value percent-encoded as one segment, or write out the path of the operation meant",
+                        sent()
+                    ));
+                }
+            }
+            if seg == format!("{{{expr}}}")
+                && name != "empty"
+                && matches!(v.as_str(), "" | "." | "..")
+            {
+                return Some(format!(
+                    "{{{expr}}}: {v:?} as a whole segment is not {here}{}: an empty segment is another path, and a server resolves \".\" and \"..\" away; give the value the page documents",
+                    sent()
+                ));
+            }
+        }
+    }
+    None
 }

@@ -276,14 +276,37 @@ pub fn to_array(xml: &[u8]) -> Result<Map<String, Value>, Error> {
                     }
                 }
             }
+            // Text comes as it is written (no end-of-line normalization), its references apart.
             Event::Text(t) => {
-                let s = t
-                    .unescape()
-                    .map_err(|e| bad_from("only the predefined entities are read", e))?;
+                let s = t.decode().map_err(|e| bad_from("text is not UTF-8", e))?;
                 match stack.last_mut() {
                     Some(open) => open.text.push_str(&s),
                     None if s.trim().is_empty() => {}
                     None => return Err(bad("text outside the root element")),
+                }
+            }
+            Event::GeneralRef(r) => {
+                let Some(open) = stack.last_mut() else {
+                    return Err(bad("text outside the root element"));
+                };
+                let c = r
+                    .resolve_char_ref()
+                    .map_err(|e| bad_from("a character reference names no character", e))?;
+                match c {
+                    Some(c) => open.text.push(c),
+                    None => {
+                        let name = r
+                            .decode()
+                            .map_err(|e| bad_from("an entity name is not UTF-8", e))?;
+                        // only the five predefined entities, whatever features quick-xml has
+                        let Some(text) = quick_xml::escape::resolve_xml_entity(&name) else {
+                            return Err(bad(format!(
+                                "the entity &{}; is refused: only the predefined entities are read",
+                                crate::error::one_line(&name)
+                            )));
+                        };
+                        open.text.push_str(text);
+                    }
                 }
             }
             Event::CData(c) => {
@@ -508,6 +531,31 @@ mod tests {
         let m = to_array(fixture!("html_404_plain.html")).unwrap();
         assert_eq!(m["head"]["title"], "404 Not Found");
         assert!(!m.contains_key("return_code"));
+    }
+
+    #[test]
+    fn references_resolve_to_their_text_and_nothing_else() {
+        // character references and the five predefined entities, each once (no double unescape)
+        let m = to_array(b"<xml><a>&#20013;&#x4e2d; &lt;&gt;&amp;&apos;&quot; &amp;lt;</a></xml>")
+            .unwrap();
+        assert_eq!(m["a"], "中中 <>&'\" &lt;");
+        // text is kept as written, a raw CR too
+        assert_eq!(
+            to_array(b"<xml><a>1\r\n2</a></xml>").unwrap()["a"],
+            "1\r\n2"
+        );
+        for (xml, why) in [
+            (&b"<xml><a>&xxe;</a></xml>"[..], "&xxe; is refused"),
+            (b"<xml><a>&;</a></xml>", "predefined entities"),
+            (b"<xml><a>&#0;</a></xml>", "character reference"),
+            (b"<xml><a>&#xD800;</a></xml>", "character reference"),
+            (b"<xml><a>&#x;</a></xml>", "character reference"),
+            (b"<xml><a>a & b</a></xml>", "not closed"),
+            (b"<xml></xml>&amp;", "outside the root"),
+        ] {
+            let m = refused(xml);
+            assert!(m.contains(why), "{}: {m}", String::from_utf8_lossy(xml));
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod common;
 #[path = "../../../tests/support/seeds.rs"]
 mod seeds;
+#[path = "../../../tests/support/shared.rs"]
+mod shared;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -83,22 +85,6 @@ fn seed_tables(text: &str) -> Vec<Vec<Row>> {
     let mut tables = markdown_tables(text);
     tables.retain(|t| !t.is_empty());
     tables
-}
-
-fn seed(file: &str) -> Option<String> {
-    // `SHARED` as .ci/run takes it, for a worktree not next to the shared directory
-    let base = std::env::var_os("SHARED").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-        PathBuf::from,
-    );
-    let p = base.join("seeds").join(file);
-    match std::fs::read_to_string(&p) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            eprintln!("skipped: {} is not readable ({e})", p.display());
-            None
-        }
-    }
 }
 
 #[test]
@@ -182,10 +168,13 @@ fn describe_prints_the_seed_operations_fields_as_their_pages_list_them() {
         ("003_93f3e0da8ec9e051.txt", &[4]),
         ("004_91420d6beb21f0ef.txt", &[2, 3]),
     ];
+    let pages: Option<Vec<String>> = seeds
+        .iter()
+        .map(|(file, _)| shared::seed(file, "describe against the seed pages' tables"))
+        .collect();
     let mut compared = 0;
-    for (file, which) in seeds {
-        let Some(page) = seed(file) else { return };
-        let tables = seed_tables(&page);
+    for (&(file, which), page) in seeds.iter().zip(pages.iter().flatten()) {
+        let tables = seed_tables(page);
         if tables.is_empty() {
             // a rendered page: each field's name and type start its row
             for i in which {
@@ -207,7 +196,7 @@ fn describe_prints_the_seed_operations_fields_as_their_pages_list_them() {
         assert_eq!(tables.iter().collect::<Vec<_>>(), want, "{file}");
         compared += tables.iter().map(Vec::len).sum::<usize>();
     }
-    assert!(compared > 50, "{compared}");
+    assert!(pages.is_none() || compared > 50, "{compared}");
     // a spot check against the PATCH page: `reward_id` is a required integer under `rewards`
     let out = stdout_of(&["describe", "PATCH", "v3.discountCard.orders._out_order_no_"]);
     assert!(
@@ -528,4 +517,39 @@ fn describe_shows_a_group_of_alternatives_on_its_object() {
                 && l.ends_with("exactly one of out_order_no, query_id required")),
         "{out}"
     );
+}
+
+#[test]
+fn strict_refuses_a_reserved_expansion_that_leaves_its_segment() {
+    let server = Server::start(Keys::shared(), echo());
+    let dir = keys_dir("reserved");
+    let call = ["get", "v3/pay/transactions/out-trade-no/{+no}"];
+    let args = json!({"no": "T100001/close", "query": {"mchid": "1230000109"}}).to_string();
+    let out = configured(&server, &dir, None)
+        .args(["--validate", "strict"])
+        .args(call)
+        .arg(&args)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("{+no}: \"T100001/close\" holds '/'")
+            && err.contains("{out_trade_no}")
+            && err.contains("write {no}"),
+        "{err}"
+    );
+    assert_eq!(server.recorded().len(), 0, "nothing sent");
+    // warn sends it as written, as before
+    let out = configured(&server, &dir, Some("warn"))
+        .args(call)
+        .arg(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        server.last().target,
+        "/v3/pay/transactions/out-trade-no/T100001/close?mchid=1230000109"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
