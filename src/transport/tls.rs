@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -26,7 +27,8 @@ use openssl::ssl::{
 };
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
-use tokio::net::TcpStream;
+
+use super::socket::Socket;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -252,9 +254,9 @@ impl tower_service::Service<Uri> for Connector {
         let tls = self.tls.clone();
         let connecting = tower_service::Service::<Uri>::call(&mut self.http, dst.clone());
         Box::pin(async move {
-            let tcp = connecting.await?;
+            let tcp = connecting.await?.into_inner();
             if !https {
-                return Ok(Conn::Plain(tcp));
+                return Ok(Conn::new(Io::Plain(TokioIo::new(Socket::plain(tcp)))));
             }
             let ctx = tls.get()?;
             let host = dst.host().unwrap_or_default().trim_matches(['[', ']']);
@@ -269,19 +271,39 @@ impl tower_service::Service<Uri> for Connector {
                 Ok(ip) => param.set_ip(ip)?,
                 Err(_) => param.set_host(host)?,
             }
-            let mut stream = tokio_openssl::SslStream::new(ssl, tcp.into_inner())?;
+            let mut stream = tokio_openssl::SslStream::new(ssl, Socket::tls(tcp))?;
             if let Err(e) = Pin::new(&mut stream).connect().await {
                 return Err(handshake_error(host, e, stream.ssl().verify_result()));
             }
-            Ok(Conn::Tls(TokioIo::new(stream)))
+            Ok(Conn::new(Io::Tls(TokioIo::new(stream))))
         })
     }
 }
 
-/// A pooled connection: plain or TLS.
-pub(crate) enum Conn {
-    Plain(TokioIo<TcpStream>),
-    Tls(TokioIo<tokio_openssl::SslStream<TcpStream>>),
+/// A pooled connection: plain or TLS, over a [`Socket`] (TLS above it, so that OpenSSL reads
+/// what the socket holds too, and the socket follows the records).
+pub(crate) struct Conn {
+    io: Io,
+    /// Set by the pool when it is given the connection back (its answer read whole), cleared
+    /// by the next request's first write.
+    idle: Arc<AtomicBool>,
+}
+
+enum Io {
+    Plain(TokioIo<Socket>),
+    Tls(TokioIo<tokio_openssl::SslStream<Socket>>),
+}
+
+impl Conn {
+    fn new(io: Io) -> Self {
+        let idle = Arc::new(AtomicBool::new(false));
+        Conn { io, idle }
+    }
+
+    /// The flag the pool sets when the connection goes idle.
+    pub(crate) fn idle(&self) -> Arc<AtomicBool> {
+        self.idle.clone()
+    }
 }
 
 impl hyper::rt::Read for Conn {
@@ -290,9 +312,24 @@ impl hyper::rt::Read for Conn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        let this = self.get_mut();
+        match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => {
+                let polled = Pin::new(&mut *s).poll_read(cx, buf);
+                // Hyper reads an idle connection before it writes the next request on it, and
+                // drops it if anything is there. A TLS record of which only the start has
+                // arrived reads as nothing (OpenSSL waits for the rest), but the server wrote
+                // on the idle connection all the same.
+                if polled.is_pending()
+                    && this.idle.load(Ordering::Acquire)
+                    && s.inner().get_ref().mid_record()
+                {
+                    let e = "the server began a TLS record on an idle connection";
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+                polled
+            }
         }
     }
 }
@@ -303,30 +340,32 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        let this = self.get_mut();
+        this.idle.store(false, Ordering::Release);
+        match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        match &mut self.get_mut().io {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Conn::Plain(s) => s.is_write_vectored(),
-            Conn::Tls(s) => s.is_write_vectored(),
+        match &self.io {
+            Io::Plain(s) => s.is_write_vectored(),
+            Io::Tls(s) => s.is_write_vectored(),
         }
     }
 
@@ -335,9 +374,11 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Conn::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        let this = self.get_mut();
+        this.idle.store(false, Ordering::Release);
+        match &mut this.io {
+            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 }
