@@ -8,22 +8,27 @@
 //! next request and took those bytes for its answer. Hyper does check, before it writes a
 //! request on an idle connection, that a read finds nothing (bytes there: the connection is
 //! dropped and the request handed back unwritten, which the pool sends on another connection;
-//! end of stream: the same). This stream makes that check true: when tokio says nothing has
-//! arrived, it asks the socket itself with a non-blocking `recv`. Over TLS it sits under
+//! end of stream: the same). This stream makes that check true: while the connection is idle
+//! (from when the pool is given it back to the next request's first write), when tokio says
+//! nothing has arrived, it asks the socket itself with a non-blocking `recv` (one system call
+//! per reused connection; none while a request is under way). Over TLS it sits under
 //! OpenSSL, so what arrived is decrypted and judged by hyper as well (a session ticket is
 //! consumed by OpenSSL and keeps the connection usable); and it follows the TLS records, so
 //! that a record whose start arrived but not its end (held by OpenSSL, invisible to hyper) is
 //! seen too (see [`super::tls::Conn`]).
 
 use std::io::{self, Read};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// At most this much is read past tokio at once: the buffer given is zeroed first, and hyper's
-/// can be hundreds of KiB.
+/// At most this much is read past tokio at once: that much of the buffer is zeroed first, and
+/// hyper's can be hundreds of KiB.
 const DIRECT_READ: usize = 16 * 1024;
 
 /// See the module's docs.
@@ -31,16 +36,28 @@ pub(crate) struct Socket {
     tcp: TcpStream,
     /// Over TLS: where the bytes read so far end in the record framing.
     records: Option<Records>,
+    /// Set by the pool when it is given the connection back (its answer read whole), cleared
+    /// by the next request's first write ([`super::tls::Conn`]).
+    idle: Arc<AtomicBool>,
 }
 
 impl Socket {
-    pub(crate) fn plain(tcp: TcpStream) -> Self {
-        Socket { tcp, records: None }
+    pub(crate) fn new(tcp: TcpStream, tls: bool) -> Self {
+        Socket {
+            tcp,
+            records: tls.then(Records::default),
+            idle: Arc::new(AtomicBool::new(false)),
+        }
     }
 
-    pub(crate) fn tls(tcp: TcpStream) -> Self {
-        let records = Some(Records::default());
-        Socket { tcp, records }
+    /// The flag of [`Socket::is_idle`], for the pool to set.
+    pub(crate) fn idle(&self) -> &Arc<AtomicBool> {
+        &self.idle
+    }
+
+    /// Whether no request is on the connection: anything that arrives was not asked for.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
     }
 
     /// Whether the bytes read so far end inside a TLS record: OpenSSL holds its start.
@@ -51,10 +68,18 @@ impl Socket {
     fn read_past_tokio(&self, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         // Tokio has registered this task for the socket's next readiness (it said pending), so
         // a `WouldBlock` here can stay pending; bytes read here make that wake-up a spare one.
-        let room = buf.initialize_unfilled_to(buf.remaining().min(DIRECT_READ));
-        match (&*socket2::SockRef::from(&self.tcp)).read(room) {
+        let socket = socket2::SockRef::from(&self.tcp);
+        // A one-byte peek first: nearly always nothing has arrived, and then no buffer is zeroed.
+        let read = socket.peek(&mut [MaybeUninit::uninit()]).and_then(|n| {
+            if n == 0 {
+                return Ok(0); // the server closed
+            }
+            let room = buf.initialize_unfilled_to(buf.remaining().min(DIRECT_READ));
+            (&*socket).read(room)
+        });
+        match read {
             Ok(n) => {
-                buf.advance(n); // 0: the server closed
+                buf.advance(n);
                 Poll::Ready(Ok(()))
             }
             Err(e)
@@ -114,7 +139,7 @@ impl AsyncRead for Socket {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let mut polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if polled.is_pending() && buf.remaining() > 0 {
+        if polled.is_pending() && buf.remaining() > 0 && self.is_idle() {
             polled = self.read_past_tokio(buf);
         }
         if let Some(records) = &mut self.records {

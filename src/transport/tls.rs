@@ -256,7 +256,7 @@ impl tower_service::Service<Uri> for Connector {
         Box::pin(async move {
             let tcp = connecting.await?.into_inner();
             if !https {
-                return Ok(Conn::new(Io::Plain(TokioIo::new(Socket::plain(tcp)))));
+                return Ok(Conn::Plain(TokioIo::new(Socket::new(tcp, false))));
             }
             let ctx = tls.get()?;
             let host = dst.host().unwrap_or_default().trim_matches(['[', ']']);
@@ -271,38 +271,38 @@ impl tower_service::Service<Uri> for Connector {
                 Ok(ip) => param.set_ip(ip)?,
                 Err(_) => param.set_host(host)?,
             }
-            let mut stream = tokio_openssl::SslStream::new(ssl, Socket::tls(tcp))?;
+            let mut stream = tokio_openssl::SslStream::new(ssl, Socket::new(tcp, true))?;
             if let Err(e) = Pin::new(&mut stream).connect().await {
                 return Err(handshake_error(host, e, stream.ssl().verify_result()));
             }
-            Ok(Conn::new(Io::Tls(TokioIo::new(stream))))
+            Ok(Conn::Tls(TokioIo::new(stream)))
         })
     }
 }
 
 /// A pooled connection: plain or TLS, over a [`Socket`] (TLS above it, so that OpenSSL reads
 /// what the socket holds too, and the socket follows the records).
-pub(crate) struct Conn {
-    io: Io,
-    /// Set by the pool when it is given the connection back (its answer read whole), cleared
-    /// by the next request's first write.
-    idle: Arc<AtomicBool>,
-}
-
-enum Io {
+pub(crate) enum Conn {
     Plain(TokioIo<Socket>),
     Tls(TokioIo<tokio_openssl::SslStream<Socket>>),
 }
 
 impl Conn {
-    fn new(io: Io) -> Self {
-        let idle = Arc::new(AtomicBool::new(false));
-        Conn { io, idle }
+    fn socket(&self) -> &Socket {
+        match self {
+            Conn::Plain(s) => s.inner(),
+            Conn::Tls(s) => s.inner().get_ref(),
+        }
     }
 
-    /// The flag the pool sets when the connection goes idle.
+    /// The flag the pool sets when the connection goes idle (see [`Socket`]).
     pub(crate) fn idle(&self) -> Arc<AtomicBool> {
-        self.idle.clone()
+        self.socket().idle().clone()
+    }
+
+    /// A request is being written: what arrives from now on may be its answer.
+    fn busy(&self) {
+        self.socket().idle().store(false, Ordering::Release);
     }
 }
 
@@ -312,19 +312,16 @@ impl hyper::rt::Read for Conn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => {
                 let polled = Pin::new(&mut *s).poll_read(cx, buf);
                 // Hyper reads an idle connection before it writes the next request on it, and
                 // drops it if anything is there. A TLS record of which only the start has
                 // arrived reads as nothing (OpenSSL waits for the rest), but the server wrote
                 // on the idle connection all the same.
-                if polled.is_pending()
-                    && this.idle.load(Ordering::Acquire)
-                    && s.inner().get_ref().mid_record()
-                {
+                let socket = s.inner().get_ref();
+                if polled.is_pending() && socket.is_idle() && socket.mid_record() {
                     let e = "the server began a TLS record on an idle connection";
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
                 }
@@ -340,32 +337,31 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.idle.store(false, Ordering::Release);
-        match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        self.busy();
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().io {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
+        match self {
+            Conn::Plain(s) => s.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
         }
     }
 
@@ -374,11 +370,10 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.idle.store(false, Ordering::Release);
-        match &mut this.io {
-            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        self.busy();
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 }
