@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::{Keys, Server, PUB_KEY_ID};
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
+use openssl::ssl::{SslAcceptor, SslMethod, SslStream, SslVersion};
 use openssl::x509::X509;
 use serde_json::{json, Value};
 use wechatpay_chain::{formatter, Client, Error, Response, Rsa};
@@ -66,6 +66,9 @@ impl Platform {
             .map(|(_, c)| String::from_utf8(c.to_pem().unwrap()).unwrap());
         let acceptor = identity.map(|(key, cert)| {
             let mut a = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+            // TLS 1.3: the server sends session tickets after the handshake, records that a
+            // quiet connection must still be reused with.
+            a.set_min_proto_version(Some(SslVersion::TLS1_3)).unwrap();
             a.set_private_key(&key).unwrap();
             a.set_certificate(&cert).unwrap();
             Arc::new(a.build())
@@ -167,8 +170,8 @@ fn answer(target: &str) -> Vec<u8> {
     .unwrap();
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Wechatpay-Timestamp: {ts}\r\nWechatpay-Nonce: {nonce}\r\nWechatpay-Serial: {PUB_KEY_ID}\r\n\
-         Wechatpay-Signature: {signature}\r\n\r\n",
+         Wechatpay-Timestamp: {ts}\r\nWechatpay-Nonce: {nonce}\r\n\
+         Wechatpay-Serial: {PUB_KEY_ID}\r\nWechatpay-Signature: {signature}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -295,8 +298,9 @@ fn serve<S: Wire>(stream: S, mut after: After, written: &mpsc::Sender<()>) {
             }
             After::Timeout => {
                 std::thread::sleep(Duration::from_millis(100));
-                s.write_all(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-                    .unwrap();
+                let timeout = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+                               Content-Length: 0\r\n\r\n";
+                s.write_all(timeout.as_bytes()).unwrap();
                 s.flush().unwrap();
                 delivered(fd);
                 written.send(()).unwrap();

@@ -1,21 +1,20 @@
 //! The pools' TCP stream: a tokio `TcpStream` whose reads see what the socket holds even when
 //! the runtime has not looked at its sockets since the bytes arrived (issue 19).
 //!
-//! Tokio learns that a socket is readable only when its runtime polls the sockets, and a
-//! blocking runtime (or a user's current-thread runtime) does not run between calls. So a
-//! reused connection's reads reported "nothing yet" although the server had written on it
-//! while it was idle (an answer nobody asked for, a `408` before a close); hyper then wrote the
-//! next request and took those bytes for its answer. Hyper does check, before it writes a
-//! request on an idle connection, that a read finds nothing (bytes there: the connection is
-//! dropped and the request handed back unwritten, which the pool sends on another connection;
-//! end of stream: the same). This stream makes that check true: while the connection is idle
-//! (from when the pool is given it back to the next request's first write), when tokio says
-//! nothing has arrived, it asks the socket itself with a non-blocking `recv` (one system call
-//! per reused connection; none while a request is under way). Over TLS it sits under
-//! OpenSSL, so what arrived is decrypted and judged by hyper as well (a session ticket is
-//! consumed by OpenSSL and keeps the connection usable); and it follows the TLS records, so
-//! that a record whose start arrived but not its end (held by OpenSSL, invisible to hyper) is
-//! seen too (see [`super::tls::Conn`]).
+//! Tokio learns that a socket is readable only when its runtime polls the sockets, and a blocking
+//! runtime (or a user's current-thread runtime) does not run between calls. So a reused
+//! connection's reads reported "nothing yet" although the server had written on it while it was
+//! idle (an answer nobody asked for, a `408` before a close); hyper then wrote the next request and
+//! took those bytes for its answer. Hyper does check, before it writes a request on an idle
+//! connection, that a read finds nothing (bytes there: the connection is dropped and the request
+//! handed back unwritten, which the pool sends on another connection; end of stream: the same).
+//! This stream makes that check true: while the connection is idle (from when the pool is given it
+//! back to the next request's first write), when tokio says nothing has arrived, it asks the socket
+//! itself with a non-blocking `recv` (one system call per request on a reused connection; none
+//! while a request is under way). Over TLS it sits under OpenSSL, so what arrived is decrypted and
+//! judged by hyper as well (a session ticket is consumed by OpenSSL and keeps the connection
+//! usable); and it follows the TLS records, so that a record whose start arrived but not its end
+//! (held by OpenSSL, invisible to hyper) is seen too (see [`super::tls::Conn`]).
 
 use std::io::{self, Read};
 use std::mem::MaybeUninit;
@@ -66,8 +65,9 @@ impl Socket {
     }
 
     fn read_past_tokio(&self, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        // Tokio has registered this task for the socket's next readiness (it said pending), so
-        // a `WouldBlock` here can stay pending; bytes read here make that wake-up a spare one.
+        // Tokio said pending, so it has registered this task for the socket's next readiness
+        // (or woken it already): a `WouldBlock` here can stay pending, and bytes read here make
+        // that wake-up a spare one.
         let socket = socket2::SockRef::from(&self.tcp);
         // A one-byte peek first: nearly always nothing has arrived, and then no buffer is zeroed.
         let read = socket.peek(&mut [MaybeUninit::uninit()]).and_then(|n| {
