@@ -45,6 +45,7 @@ use crate::error::Error;
 pub(crate) mod policy;
 mod pool;
 pub(crate) mod retry;
+mod socket;
 pub(crate) mod tls;
 
 pub(crate) use tls::{Identity, TlsConfig};

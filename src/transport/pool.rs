@@ -13,7 +13,14 @@
 //! while idle connections exist and ends with the pool); a request refused by an idle
 //! connection the server had closed (so never written) goes out on another one; the `Host`
 //! header and the origin-form request target.
+//!
+//! Added (issue 19): a request is written on an idle connection only if nothing has arrived on
+//! it since its last answer, however long it idled and whether or not its runtime ran since;
+//! otherwise the connection is dropped and the request, handed back unwritten, goes out on
+//! another one. The check is hyper's read before the write, made true by the connection's I/O
+//! ([`tls::Conn`] over a `socket::Socket`), which this pool tells when the connection is idle.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,12 +38,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a connection may stay idle before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A connection idle this long may have been closed by the server without the runtime having
-/// run since (a blocking runtime runs only during calls): the call lets the runtime look at
-/// the socket before writing on it. Servers keep idle connections for seconds; a close within
-/// this second that crosses the request is the race any HTTP/1 client has.
-const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +60,6 @@ pub(crate) struct Pool(Arc<Inner>);
 struct Inner {
     connector: tls::Connector,
     idle_timeout: Duration,
-    recheck_after: Duration,
     state: Mutex<State>,
 }
 
@@ -83,8 +83,15 @@ struct Origin {
 }
 
 struct Idle {
-    tx: Sender,
+    link: Link,
     since: Instant,
+}
+
+/// A connection, as the pool holds it.
+struct Link {
+    tx: Sender,
+    /// Read by the connection's I/O (see [`tls::Conn`]): set while no request is on it.
+    idle: Arc<AtomicBool>,
 }
 
 /// A connection in use by one call, which gives it back with [`Lease::release`] once it has
@@ -92,18 +99,20 @@ struct Idle {
 pub(crate) struct Lease {
     pool: Pool,
     origin: usize,
-    tx: Sender,
+    link: Link,
 }
 
 impl Lease {
     /// Back to the pool for the next call to this origin, unless the connection has closed.
     pub(crate) fn release(self) {
-        if self.tx.is_closed() {
+        if self.link.tx.is_closed() {
             return;
         }
+        // From here on, anything the server writes on it was not asked for.
+        self.link.idle.store(true, Ordering::Release);
         let mut state = self.pool.0.lock();
         state.origins[self.origin].idle.push(Idle {
-            tx: self.tx,
+            link: self.link,
             since: Instant::now(),
         });
         if state.reaper.is_none() {
@@ -140,7 +149,7 @@ async fn reap(pool: Weak<Inner>, first: Duration, mut gone: tokio::sync::oneshot
                 .take_while(|i| now.duration_since(i.since) >= timeout)
                 .count();
             closing.extend(origin.idle.drain(..expired));
-            origin.idle.retain(|i| !i.tx.is_closed());
+            origin.idle.retain(|i| !i.link.tx.is_closed());
             if let Some(first) = origin.idle.first() {
                 oldest = Some(oldest.map_or(first.since, |o| o.min(first.since)));
             }
@@ -159,18 +168,13 @@ async fn reap(pool: Weak<Inner>, first: Duration, mut gone: tokio::sync::oneshot
 
 impl Pool {
     pub(crate) fn new(connector: tls::Connector) -> Self {
-        Self::with_timing(connector, IDLE_TIMEOUT, RECHECK_AFTER)
+        Self::with_timeout(connector, IDLE_TIMEOUT)
     }
 
-    fn with_timing(
-        connector: tls::Connector,
-        idle_timeout: Duration,
-        recheck_after: Duration,
-    ) -> Self {
+    fn with_timeout(connector: tls::Connector, idle_timeout: Duration) -> Self {
         Pool(Arc::new(Inner {
             connector,
             idle_timeout,
-            recheck_after,
             state: Mutex::new(State::default()),
         }))
     }
@@ -191,37 +195,32 @@ impl Pool {
         parts.uri = origin_form(&target);
         let mut req = Request::from_parts(parts, Full::new(body));
         loop {
-            let (mut tx, reused) = match self.take(origin) {
-                Some((tx, idle_for)) => {
-                    if idle_for >= self.0.recheck_after {
-                        // Lets the runtime poll its sockets (a yield runs after that), so a
-                        // close that came while it was not running is seen before the write.
-                        tokio::task::yield_now().await;
-                        if tx.is_closed() {
-                            continue;
-                        }
-                    }
-                    (tx, true)
-                }
+            // A reused connection may have been written on, or closed, by the server while it
+            // was idle, and its runtime not running since: hyper reads it before writing the
+            // request (the `Socket` under it sees what arrived), drops it if anything is there,
+            // and hands the request back unwritten (below).
+            let (mut link, reused) = match self.take(origin) {
+                Some(link) => (link, true),
                 None => (self.connect(&target).await?, false),
             };
-            if let Err(e) = tx.ready().await {
+            if let Err(e) = link.tx.ready().await {
                 if reused {
                     continue; // closed while idle
                 }
                 return Err(PoolError::Send(e));
             }
-            match tx.try_send_request(req).await {
+            match link.tx.try_send_request(req).await {
                 Ok(res) => {
                     let lease = Lease {
                         pool: self.clone(),
                         origin,
-                        tx,
+                        link,
                     };
                     return Ok((res, lease));
                 }
                 Err(mut e) => match e.take_message() {
-                    // Never written: the connection had closed; another one.
+                    // Never written: the connection had closed, or had bytes nobody asked
+                    // for; another one.
                     Some(back) if reused => req = back,
                     _ => return Err(PoolError::Send(e.into_error())),
                 },
@@ -253,41 +252,40 @@ impl Pool {
         Ok((state.origins.len() - 1, host))
     }
 
-    /// The most recently used idle connection to `origin` still open and not expired, and how
-    /// long it was idle.
-    fn take(&self, origin: usize) -> Option<(Sender, Duration)> {
+    /// The most recently used idle connection to `origin` still open and not expired.
+    fn take(&self, origin: usize) -> Option<Link> {
         let (timeout, now) = (self.0.idle_timeout, Instant::now());
         let mut state = self.0.lock();
         let idle = &mut state.origins[origin].idle;
         while let Some(i) = idle.pop() {
-            let idle_for = now.duration_since(i.since);
-            if idle_for >= timeout {
+            if now.duration_since(i.since) >= timeout {
                 // Expired, and every one before it is older: all closed, outside the lock.
                 let closing = (std::mem::take(idle), i);
                 drop(state);
                 drop(closing);
                 return None;
             }
-            if !i.tx.is_closed() {
-                return Some((i.tx, idle_for));
+            if !i.link.tx.is_closed() {
+                return Some(i.link);
             }
         }
         None
     }
 
     /// A new connection to `target`'s origin, driven by a task on the current runtime.
-    async fn connect(&self, target: &Uri) -> Result<Sender, PoolError> {
+    async fn connect(&self, target: &Uri) -> Result<Link, PoolError> {
         let mut connector = self.0.connector.clone();
         let io = tower_service::Service::call(&mut connector, target.clone())
             .await
             .map_err(PoolError::Connect)?;
+        let idle = io.idle();
         let (tx, conn) = http1::handshake(io).await.map_err(PoolError::Handshake)?;
         drop(tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed");
             }
         }));
-        Ok(tx)
+        Ok(Link { tx, idle })
     }
 }
 
@@ -428,11 +426,7 @@ mod tests {
 
     fn pool(idle_timeout: Duration) -> Pool {
         let tls = tls::LazyTls::new(Arc::new(TlsConfig::default()), false);
-        Pool::with_timing(
-            tls::Connector::new(Arc::new(tls)),
-            idle_timeout,
-            Duration::from_millis(20),
-        )
+        Pool::with_timeout(tls::Connector::new(Arc::new(tls)), idle_timeout)
     }
 
     /// One call: the answer read whole, the connection given back.

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -26,7 +27,8 @@ use openssl::ssl::{
 };
 use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509VerifyResult, X509};
-use tokio::net::TcpStream;
+
+use super::socket::Socket;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -252,9 +254,9 @@ impl tower_service::Service<Uri> for Connector {
         let tls = self.tls.clone();
         let connecting = tower_service::Service::<Uri>::call(&mut self.http, dst.clone());
         Box::pin(async move {
-            let tcp = connecting.await?;
+            let tcp = connecting.await?.into_inner();
             if !https {
-                return Ok(Conn::Plain(tcp));
+                return Ok(Conn::Plain(TokioIo::new(Socket::new(tcp, false))));
             }
             let ctx = tls.get()?;
             let host = dst.host().unwrap_or_default().trim_matches(['[', ']']);
@@ -269,7 +271,7 @@ impl tower_service::Service<Uri> for Connector {
                 Ok(ip) => param.set_ip(ip)?,
                 Err(_) => param.set_host(host)?,
             }
-            let mut stream = tokio_openssl::SslStream::new(ssl, tcp.into_inner())?;
+            let mut stream = tokio_openssl::SslStream::new(ssl, Socket::new(tcp, true))?;
             if let Err(e) = Pin::new(&mut stream).connect().await {
                 return Err(handshake_error(host, e, stream.ssl().verify_result()));
             }
@@ -278,10 +280,30 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
-/// A pooled connection: plain or TLS.
+/// A pooled connection: plain or TLS, over a [`Socket`] (TLS above it, so that OpenSSL reads
+/// what the socket holds too, and the socket follows the records).
 pub(crate) enum Conn {
-    Plain(TokioIo<TcpStream>),
-    Tls(TokioIo<tokio_openssl::SslStream<TcpStream>>),
+    Plain(TokioIo<Socket>),
+    Tls(TokioIo<tokio_openssl::SslStream<Socket>>),
+}
+
+impl Conn {
+    fn socket(&self) -> &Socket {
+        match self {
+            Conn::Plain(s) => s.inner(),
+            Conn::Tls(s) => s.inner().get_ref(),
+        }
+    }
+
+    /// The flag the pool sets when the connection goes idle (see [`Socket`]).
+    pub(crate) fn idle(&self) -> Arc<AtomicBool> {
+        self.socket().idle().clone()
+    }
+
+    /// A request is being written: what arrives from now on may be its answer.
+    fn busy(&self) {
+        self.socket().idle().store(false, Ordering::Release);
+    }
 }
 
 impl hyper::rt::Read for Conn {
@@ -292,7 +314,19 @@ impl hyper::rt::Read for Conn {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => {
+                let polled = Pin::new(&mut *s).poll_read(cx, buf);
+                // Hyper reads an idle connection before it writes the next request on it, and
+                // drops it if anything is there. A TLS record of which only the start has
+                // arrived reads as nothing (OpenSSL waits for the rest), but the server wrote
+                // on the idle connection all the same.
+                let socket = s.inner().get_ref();
+                if polled.is_pending() && socket.is_idle() && socket.mid_record() {
+                    let e = "the server began a TLS record on an idle connection";
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, e)));
+                }
+                polled
+            }
         }
     }
 }
@@ -303,6 +337,7 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.busy();
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
@@ -335,6 +370,7 @@ impl hyper::rt::Write for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.busy();
         match self.get_mut() {
             Conn::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Conn::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
