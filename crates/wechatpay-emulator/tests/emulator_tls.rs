@@ -387,7 +387,9 @@ fn garbage_and_stalled_handshakes_are_dropped_and_the_emulator_keeps_serving() {
     let emu = Emulator::start(
         EmulatorConfig::new()
             .tls(true)
-            .handshake_timeout(Duration::from_millis(300)),
+            // long enough for the real client's handshake on a busy machine (300 ms was not),
+            // short against the stalled client's 4 s bound below
+            .handshake_timeout(Duration::from_millis(1000)),
     )
     .unwrap();
     let client = emu.builder().build().unwrap();
