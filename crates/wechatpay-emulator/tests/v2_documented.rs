@@ -95,6 +95,17 @@ fn minimal_args(op: &Operation, mchid: &str, sign_type: &str, bill_date: &str) -
             }
             data.insert(f.name.clone(), sample(f));
         }
+        // a group of alternatives (`transaction_id` or `out_trade_no`…) is required as a
+        // group: its first member stands for it
+        for group in &body.alternatives {
+            let first = group
+                .members
+                .first()
+                .and_then(|m| body.children.iter().find(|f| f.name == *m));
+            if let Some(f) = first {
+                data.insert(f.name.clone(), sample(f));
+            }
+        }
         for m in MERCHANT_FIELDS {
             if body.children.iter().any(|f| f.name == m) {
                 data.insert(m.into(), Value::from(mchid));
