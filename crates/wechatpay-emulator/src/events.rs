@@ -389,6 +389,8 @@ impl Trigger {
             answering: None,
             seed,
             echo: Map::new(),
+            now: self.now.unwrap_or_else(formatter::timestamp),
+            template: "",
         };
         let mut out = Value::Object(g.object(fields, context.as_object(), ""));
         // what was set lands as set, also where the page's type or enumeration says otherwise

@@ -380,6 +380,8 @@ fn generated(
         answering: None,
         seed,
         echo: content.clone(),
+        now: wechatpay_chain::formatter::timestamp(),
+        template: op.template,
     };
     let mut out = g.object(&fields, Some(&content), "");
     let made: Vec<String> = out
