@@ -106,10 +106,12 @@ fn respond(
             collect(v, &mut echo);
         }
     }
+    let identity = identity(&echo);
     let g = Gen {
         mchid: &shared.settings.mchid,
         answering: Some((shared, req)),
         seed,
+        identity,
         echo,
         now: wechatpay_chain::formatter::timestamp(),
         template: op.template,
@@ -300,6 +302,29 @@ fn collect(v: &Value, out: &mut Map<String, Value>) {
     }
 }
 
+/// What names the object a request is about, hashed: the merchant's numbers for it
+/// (`out_bill_no`, `out_refund_no` …) when the request has any, else its other identifiers
+/// (`transfer_bill_no`, `coupon_id` …: fields ending in `_no` or `_id`, merchant and app ids
+/// aside); `None` when it names none (a list, a query by dates).
+fn identity(echo: &Map<String, Value>) -> Option<[u8; 32]> {
+    let ids = |merchants: bool| -> Vec<String> {
+        echo.iter()
+            .filter(|(k, _)| {
+                (k.ends_with("_no") || k.ends_with("_id"))
+                    && !k.contains("mchid")
+                    && !k.contains("appid")
+                    && (!merchants || k.starts_with("out_"))
+            })
+            .filter_map(|(k, v)| Some(format!("{k}={}\n", v.as_str()?)))
+            .collect()
+    };
+    let mut named = ids(true);
+    if named.is_empty() {
+        named = ids(false);
+    }
+    (!named.is_empty()).then(|| openssl::sha::sha256(named.concat().as_bytes()))
+}
+
 /// The value generator of answers, also used for notifications' resources (`events`).
 pub(crate) struct Gen<'a> {
     /// The merchant's id, for `mchid` and `sp_mchid`.
@@ -307,8 +332,12 @@ pub(crate) struct Gen<'a> {
     /// The request answered, whose keys encrypt the `by-rsa-pubkey` fields; `None` (a
     /// notification) leaves them in clear.
     pub(crate) answering: Option<(&'a Arc<Shared>, &'a Req)>,
-    /// Every generated value derives from it.
+    /// Every generated value derives from it…
     pub(crate) seed: [u8; 32],
+    /// …but a state or another enumerated value, from the object's identifiers when the
+    /// request names one ([`identity`]): the same object is in the same state whichever
+    /// request asks (a query with other parameters, another operation on it).
+    pub(crate) identity: Option<[u8; 32]>,
     /// Values echoed for fields of the same name.
     pub(crate) echo: Map<String, Value>,
     /// The sandbox's clock (Unix seconds): generated times are placed around it.
@@ -369,6 +398,19 @@ impl Gen<'_> {
     fn hash(&self, at: &str) -> u64 {
         let h = openssl::sha::sha256(&[&self.seed[..], at.as_bytes()].concat());
         u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// One of `values` for the field at `at`. With the object's identity, the value whose
+    /// hash with it ranks highest (rendezvous hashing): two pages enumerating the same state
+    /// a little differently still agree on an object's state when it is in both lists.
+    fn pick<'v>(&self, values: &'v [String], at: &str) -> &'v String {
+        let Some(id) = self.identity else {
+            return &values[(self.hash(at) % values.len() as u64) as usize];
+        };
+        let rank = |v: &String| {
+            openssl::sha::sha256(&[&id[..], at.as_bytes(), b"\n", v.as_bytes()].concat())
+        };
+        values.iter().max_by_key(|v| rank(v)).unwrap_or(&values[0])
     }
 
     /// When the answer's objects were created: 1 to 60 minutes before the sandbox's clock
@@ -541,7 +583,7 @@ impl Gen<'_> {
         let h = self.hash(at);
         let one = |ty: Type| -> Value {
             if !f.enumeration.is_empty() {
-                let e = &f.enumeration[(h % f.enumeration.len() as u64) as usize];
+                let e = self.pick(&f.enumeration, at);
                 return match ty {
                     Type::Integer => e.parse::<i64>().map(Value::from).unwrap_or(Value::from(0)),
                     Type::Number => number(e).unwrap_or(Value::from(0.0)),
@@ -559,7 +601,7 @@ impl Gen<'_> {
                     .unwrap_or(Value::from(0.0)),
                 Type::Boolean => Value::Bool(h & 1 == 0),
                 Type::True => Value::Bool(true),
-                _ => Value::String(self.string(f, h)),
+                _ => Value::String(self.string(f, h, at)),
             }
         };
         match f.ty {
@@ -571,7 +613,7 @@ impl Gen<'_> {
     }
 
     /// A string plausible for the field's name and label.
-    fn string(&self, f: &Field, h: u64) -> String {
+    fn string(&self, f: &Field, h: u64, at: &str) -> String {
         let name = f.name.to_ascii_lowercase();
         let hex = format!("{h:016X}");
         let digits = |n: usize| -> String {
@@ -637,7 +679,7 @@ impl Gen<'_> {
             // a state or type its page does not enumerate: the values the same field has on
             // the nearest page that does, else a code (never the label, which describes it)
             if let Some(e) = borrowed(&f.name, &f.label, self.template) {
-                return e[(h % e.len() as u64) as usize].clone();
+                return self.pick(e, at).clone();
             }
             return if ["state", "status", "result"]
                 .iter()
@@ -708,7 +750,8 @@ fn coded(name: &str) -> bool {
 }
 
 /// The enumeration of the field named `name` on the page nearest `template` that enumerates
-/// it (the same label first, then the most path segments in common): the catalogue's
+/// it (the same label first, then the most path segments in common, then the closest in
+/// length): the catalogue's
 /// response fields, indexed once.
 fn borrowed(name: &str, label: &str, template: &str) -> Option<&'static [String]> {
     type Index = std::collections::HashMap<&'static str, Vec<(&'static str, &'static Field)>>;
@@ -728,14 +771,19 @@ fn borrowed(name: &str, label: &str, template: &str) -> Option<&'static [String]
         }
         index
     });
-    let segments = |t: &str| {
-        let ours: Vec<&str> = template.split('/').collect();
-        t.split('/').filter(|s| ours.contains(s)).count()
+    let ours: Vec<&str> = template.split('/').collect();
+    // segments in common, then the fewest segments not in common
+    let nearness = |t: &str| {
+        let shared = t.split('/').filter(|s| ours.contains(s)).count();
+        (
+            shared,
+            std::cmp::Reverse(t.split('/').count().abs_diff(ours.len())),
+        )
     };
     index
         .get(name)?
         .iter()
-        .max_by_key(|(t, f)| (f.label == label, segments(t)))
+        .max_by_key(|(t, f)| (f.label == label, nearness(t)))
         .map(|(_, f)| f.enumeration.as_slice())
 }
 

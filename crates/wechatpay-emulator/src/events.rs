@@ -388,6 +388,7 @@ impl Trigger {
             mchid,
             answering: None,
             seed,
+            identity: None,
             echo: Map::new(),
             now: self.now.unwrap_or_else(formatter::timestamp),
             template: "",

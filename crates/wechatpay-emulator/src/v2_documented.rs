@@ -379,6 +379,7 @@ fn generated(
         mchid: &shared.settings.mchid,
         answering: None,
         seed,
+        identity: None,
         echo: content.clone(),
         now: wechatpay_chain::formatter::timestamp(),
         template: op.template,

@@ -905,3 +905,50 @@ fn every_documented_apiv3_answer_is_coherent_and_stable() {
         seen.counts
     );
 }
+
+/// A state follows the object, not the request: the transfer bill a merchant created is in
+/// the state its query answers, whatever else the requests carry, and always one of the
+/// documented states (the creation's page enumerates none: the query's are taken).
+#[test]
+fn the_same_object_is_in_the_same_state_whichever_request_asks() {
+    let emu = start();
+    let c = client(&emu);
+    let documented = catalog::find(
+        "GET",
+        "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+    )
+    .unwrap()
+    .response
+    .iter()
+    .find(|f| f.name == "state")
+    .unwrap()
+    .enumeration
+    .clone();
+    let mut states = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let no = format!("SANDBOXBILL{i:04}");
+        let (_, created) = call(
+            &c,
+            "POST",
+            "v3/ecommerce/mch-transfer/transfer-bills",
+            json!({"json": {"sub_mchid": "1900000109", "appid": "wxf636efh567hg4356",
+                "out_bill_no": no, "transfer_scene_id": format!("100{i}"), "openid": "oSANDBOX",
+                "transfer_amount": 100 + i, "transfer_remark": "sandbox"},
+                "headers": {"Wechatpay-Serial": emu.platform_serial()}}),
+        );
+        let state = created["state"].as_str().unwrap().to_string();
+        assert!(documented.contains(&state), "{state} not in {documented:?}");
+        for sub in ["1900000109", "1900000110"] {
+            let (_, queried) = call(
+                &c,
+                "GET",
+                "v3/ecommerce/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+                json!({"out_bill_no": no, "query": {"sub_mchid": sub}}),
+            );
+            assert_eq!(queried["state"], state.as_str(), "{no} queried with {sub}");
+        }
+        states.insert(state);
+    }
+    // and other bills are in other states
+    assert!(states.len() > 1, "{states:?}");
+}
