@@ -4,11 +4,18 @@
 //! answer holds every documented required response field with a value of its type and a
 //! plausible shape, echoing the request's values for fields of the same name.
 //!
-//! Same request, same answer: every generated value derives from a SHA-256 of the method, the
-//! path and query, and the body. The exception is what RSA-OAEP makes random by design: a
-//! field documented as encrypted (`by-rsa-pubkey`) is encrypted with the merchant's public
-//! key (the one the emulator checks request signatures with), and its ciphertext differs from
-//! call to call while its plaintext does not.
+//! Generated values are coherent: times placed around the sandbox's clock in their order
+//! (creation, then a change of state, an expiry ahead), counts counting the list beside them,
+//! amounts adding up, a state from its page's enumeration (or the nearest page's), never a
+//! field's label.
+//!
+//! Same request, same values but for the times: every generated value derives from a SHA-256
+//! of the method, the path and query, and the body; an enumerated one (a state) from the
+//! identifiers of the object the request names, so the object keeps its state whichever
+//! request asks. The exception is what RSA-OAEP makes random by design: a field documented as
+//! encrypted (`by-rsa-pubkey`) is encrypted with the merchant's public key (the one the
+//! emulator checks request signatures with), and its ciphertext differs from call to call
+//! while its plaintext does not.
 
 use std::sync::Arc;
 
