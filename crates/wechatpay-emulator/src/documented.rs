@@ -468,12 +468,12 @@ impl Gen<'_> {
         out
     }
 
-    /// `count` and `total_count` beside the one list they count: the list is there (one
-    /// generated item when nothing was echoed) and `count` is its length, `total_count` that
-    /// plus `offset` (the items before this page).
+    /// `total_count` (and `count` beside it or beside `offset`: a page's) and the one list
+    /// they count: the list is there (one generated item when nothing was echoed), `count` is
+    /// its length, `total_count` that plus `offset` (the items before this page). A `count`
+    /// alone is something else's (a reward's, an objective's).
     fn coherent_counts(&self, fields: &[Field], out: &mut Map<String, Value>, at: &str) {
-        let counts = ["count", "total_count"];
-        if !fields.iter().any(|f| counts.contains(&f.name.as_str())) {
+        if !paged(fields) {
             return;
         }
         let mut lists = fields.iter().filter(|f| {
@@ -746,6 +746,12 @@ fn coherent_amounts(out: &mut Map<String, Value>, generated: &[&str]) {
             );
         }
     }
+}
+
+/// Whether `fields` are a page of a list: a `total_count`, or a `count` beside an `offset`.
+fn paged(fields: &[Field]) -> bool {
+    let has = |n: &str| fields.iter().any(|f| f.name == n);
+    has("total_count") || (has("count") && has("offset"))
 }
 
 /// Whether a string field holds a code of a few values (a state, a type, a result), by its

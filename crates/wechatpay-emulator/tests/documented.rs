@@ -783,7 +783,11 @@ fn assert_coherent(
             _ => {}
         }
     }
-    // counts: `count` and `total_count` beside the one list they count
+    // counts: `total_count` (and `count` beside it or `offset`) and the one list they count
+    let has = |n: &str| fields.iter().any(|f| f.name == n);
+    if !(has("total_count") || (has("count") && has("offset"))) {
+        return;
+    }
     let lists: Vec<&Field> = fields
         .iter()
         .filter(|f| {
