@@ -4,11 +4,18 @@
 //! answer holds every documented required response field with a value of its type and a
 //! plausible shape, echoing the request's values for fields of the same name.
 //!
-//! Same request, same answer: every generated value derives from a SHA-256 of the method, the
-//! path and query, and the body. The exception is what RSA-OAEP makes random by design: a
-//! field documented as encrypted (`by-rsa-pubkey`) is encrypted with the merchant's public
-//! key (the one the emulator checks request signatures with), and its ciphertext differs from
-//! call to call while its plaintext does not.
+//! Generated values are coherent: times placed around the sandbox's clock in their order
+//! (creation, then a change of state, an expiry ahead), counts counting the list beside them,
+//! amounts adding up, a state from its page's enumeration (or the nearest page's), never a
+//! field's label.
+//!
+//! Same request, same values but for the times: every generated value derives from a SHA-256
+//! of the method, the path and query, and the body; an enumerated one (a state) from the
+//! identifiers of the object the request names, so the object keeps its state whichever
+//! request asks. The exception is what RSA-OAEP makes random by design: a field documented as
+//! encrypted (`by-rsa-pubkey`) is encrypted with the merchant's public key (the one the
+//! emulator checks request signatures with), and its ciphertext differs from call to call
+//! while its plaintext does not.
 
 use std::sync::Arc;
 
@@ -106,11 +113,15 @@ fn respond(
             collect(v, &mut echo);
         }
     }
+    let identity = identity(&echo);
     let g = Gen {
         mchid: &shared.settings.mchid,
         answering: Some((shared, req)),
         seed,
+        identity,
         echo,
+        now: wechatpay_chain::formatter::timestamp(),
+        template: op.template,
     };
     let context = args.get("json").and_then(Value::as_object);
     Ok(Answer::ok(Value::Object(g.object(
@@ -303,6 +314,29 @@ fn collect(v: &Value, out: &mut Map<String, Value>) {
     }
 }
 
+/// What names the object a request is about, hashed: the merchant's numbers for it
+/// (`out_bill_no`, `out_refund_no` …) when the request has any, else its other identifiers
+/// (`transfer_bill_no`, `coupon_id` …: fields ending in `_no` or `_id`, merchant and app ids
+/// aside); `None` when it names none (a list, a query by dates).
+fn identity(echo: &Map<String, Value>) -> Option<[u8; 32]> {
+    let ids = |merchants: bool| -> Vec<String> {
+        echo.iter()
+            .filter(|(k, _)| {
+                (k.ends_with("_no") || k.ends_with("_id"))
+                    && !k.contains("mchid")
+                    && !k.contains("appid")
+                    && (!merchants || k.starts_with("out_"))
+            })
+            .filter_map(|(k, v)| Some(format!("{k}={}\n", v.as_str()?)))
+            .collect()
+    };
+    let mut named = ids(true);
+    if named.is_empty() {
+        named = ids(false);
+    }
+    (!named.is_empty()).then(|| openssl::sha::sha256(named.concat().as_bytes()))
+}
+
 /// The value generator of answers, also used for notifications' resources (`events`).
 pub(crate) struct Gen<'a> {
     /// The merchant's id, for `mchid` and `sp_mchid`.
@@ -310,20 +344,102 @@ pub(crate) struct Gen<'a> {
     /// The request answered, whose keys encrypt the `by-rsa-pubkey` fields; `None` (a
     /// notification) leaves them in clear.
     pub(crate) answering: Option<(&'a Arc<Shared>, &'a Req)>,
-    /// Every generated value derives from it.
+    /// Every generated value derives from it…
     pub(crate) seed: [u8; 32],
+    /// …but a state or another enumerated value, from the object's identifiers when the
+    /// request names one ([`identity`]): the same object is in the same state whichever
+    /// request asks (a query with other parameters, another operation on it).
+    pub(crate) identity: Option<[u8; 32]>,
     /// Values echoed for fields of the same name.
     pub(crate) echo: Map<String, Value>,
+    /// The sandbox's clock (Unix seconds): generated times are placed around it.
+    pub(crate) now: i64,
+    /// The operation answered (`""` for a notification): a state or type its page does not
+    /// enumerate takes the values of the same field on the nearest page that does.
+    pub(crate) template: &'a str,
 }
 
-/// 2026-01-01T00:00:00+08:00: generated times fall in the half year after it.
-const EPOCH: i64 = 1_767_196_800;
+/// When a generated time falls, relative to the object's creation and the sandbox's clock.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum When {
+    /// The creation (or acceptance, submission, start): a little before the clock.
+    Created,
+    /// An expiry, an end of validity, a deadline: after creation, ahead of the clock.
+    Ahead,
+    /// Anything else (a success, a change of state): between creation and the clock.
+    Since,
+}
+
+/// The kind of time a field holds, by its name.
+fn when(name: &str) -> When {
+    let n = name.to_ascii_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| n.contains(w));
+    if any(&[
+        "expire",
+        "deadline",
+        "invalid",
+        "end_time",
+        "end_date",
+        "over_time",
+    ]) {
+        When::Ahead
+    } else if any(&[
+        "create",
+        "accept",
+        "apply",
+        "submit",
+        "initiate",
+        "begin",
+        "start",
+        "receive",
+        "register",
+        "upload",
+        "complaint",
+        "effective",
+        "add_time",
+        "build",
+    ]) {
+        When::Created
+    } else {
+        When::Since
+    }
+}
 
 impl Gen<'_> {
     /// A number derived from the request and the field's place in the answer.
     fn hash(&self, at: &str) -> u64 {
         let h = openssl::sha::sha256(&[&self.seed[..], at.as_bytes()].concat());
         u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]])
+    }
+
+    /// One of `values` for the field at `at`. With the object's identity, the value whose
+    /// hash with it ranks highest (rendezvous hashing): two pages enumerating the same state
+    /// a little differently still agree on an object's state when it is in both lists.
+    fn pick<'v>(&self, values: &'v [String], at: &str) -> &'v String {
+        let Some(id) = self.identity else {
+            return &values[(self.hash(at) % values.len() as u64) as usize];
+        };
+        let rank = |v: &String| {
+            openssl::sha::sha256(&[&id[..], at.as_bytes(), b"\n", v.as_bytes()].concat())
+        };
+        values.iter().max_by_key(|v| rank(v)).unwrap_or(&values[0])
+    }
+
+    /// When the answer's objects were created: 1 to 60 minutes before the sandbox's clock
+    /// (the same offset for the same request).
+    fn created(&self) -> i64 {
+        self.now - 60 - (self.hash("#created") % 3540) as i64
+    }
+
+    /// A time of the kind `when` names, for the field's hash `h`: creation a little before
+    /// the clock, a change of state between it and the clock, an expiry 1 to 60 days ahead.
+    fn time(&self, when: When, h: u64) -> i64 {
+        let created = self.created();
+        match when {
+            When::Created => created,
+            When::Since => created + (h % (self.now - created + 1) as u64) as i64,
+            When::Ahead => self.now + 86_400 + (h % (59 * 86_400)) as i64,
+        }
     }
 
     pub(crate) fn object(
@@ -353,7 +469,44 @@ impl Gen<'_> {
             }
         }
         coherent_amounts(&mut out, &generated);
+        self.coherent_counts(fields, &mut out, at);
         out
+    }
+
+    /// `total_count` (and `count` beside it or beside `offset`: a page's) and the one list
+    /// they count: the list is there (one generated item when nothing was echoed), `count` is
+    /// its length, `total_count` that plus `offset` (the items before this page). A `count`
+    /// alone is something else's (a reward's, an objective's).
+    fn coherent_counts(&self, fields: &[Field], out: &mut Map<String, Value>, at: &str) {
+        if !paged(fields) {
+            return;
+        }
+        let mut lists = fields.iter().filter(|f| {
+            matches!(
+                f.ty,
+                Type::ObjectArray | Type::StringArray | Type::IntegerArray | Type::NumberArray
+            )
+        });
+        let (Some(list), None) = (lists.next(), lists.next()) else {
+            return;
+        };
+        if !out.contains_key(&list.name) {
+            let mut required = list.clone();
+            required.required = true;
+            if let Some(v) = self.field(&required, None, &format!("{at}/{}", list.name)) {
+                out.insert(list.name.clone(), v);
+            }
+        }
+        let len = out
+            .get(&list.name)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len) as i64;
+        let offset = out.get("offset").and_then(Value::as_i64).unwrap_or(0);
+        for (name, n) in [("count", len), ("total_count", offset + len)] {
+            if let Some(v) = out.get_mut(name).filter(|v| v.is_number()) {
+                *v = Value::from(n);
+            }
+        }
     }
 
     /// The value of `f`: the request's value of the same name when it fits, a generated one
@@ -442,7 +595,7 @@ impl Gen<'_> {
         let h = self.hash(at);
         let one = |ty: Type| -> Value {
             if !f.enumeration.is_empty() {
-                let e = &f.enumeration[(h % f.enumeration.len() as u64) as usize];
+                let e = self.pick(&f.enumeration, at);
                 return match ty {
                     Type::Integer => e.parse::<i64>().map(Value::from).unwrap_or(Value::from(0)),
                     Type::Number => number(e).unwrap_or(Value::from(0.0)),
@@ -451,16 +604,16 @@ impl Gen<'_> {
                 };
             }
             match ty {
-                Type::Integer => Value::from(integer(&f.name, h)),
+                Type::Integer => Value::from(self.integer(f, h)),
                 // the pages write `number` for amounts in fen and counts, which the platform
                 // sends as integers; only a rate or a coordinate has a fraction
-                Type::Number if !fractional(&f.name) => Value::from(integer(&f.name, h)),
+                Type::Number if !fractional(&f.name) => Value::from(self.integer(f, h)),
                 Type::Number => Number::from_f64((h % 100_000) as f64 / 100.0)
                     .map(Value::Number)
                     .unwrap_or(Value::from(0.0)),
                 Type::Boolean => Value::Bool(h & 1 == 0),
                 Type::True => Value::Bool(true),
-                _ => Value::String(self.string(f, h)),
+                _ => Value::String(self.string(f, h, at)),
             }
         };
         match f.ty {
@@ -472,7 +625,7 @@ impl Gen<'_> {
     }
 
     /// A string plausible for the field's name and label.
-    fn string(&self, f: &Field, h: u64) -> String {
+    fn string(&self, f: &Field, h: u64, at: &str) -> String {
         let name = f.name.to_ascii_lowercase();
         let hex = format!("{h:016X}");
         let digits = |n: usize| -> String {
@@ -501,11 +654,11 @@ impl Gen<'_> {
         if name.ends_with("openid") {
             return format!("o{}", base62(&self.hash(&format!("{name}#openid")), 27));
         }
-        if name.ends_with("time") || name.ends_with("_at") || f.label.contains("时间") {
-            return rfc3339(EPOCH + (h % (182 * 86_400)) as i64);
+        if name.ends_with("time") || name.ends_with("_at") {
+            return rfc3339(self.time(when(&name), h));
         }
         if name.ends_with("date") || f.label.contains("日期") {
-            return rfc3339(EPOCH + (h % (182 * 86_400)) as i64)[..10].to_string();
+            return rfc3339(self.time(when(&name), h))[..10].to_string();
         }
         if name.ends_with("currency") || f.label.contains("币种") || f.label.contains("货币") {
             return "CNY".into();
@@ -534,10 +687,42 @@ impl Gen<'_> {
         if name.ends_with("code") || name.ends_with("token") || name.ends_with("key") {
             return hex;
         }
-        if !f.label.is_empty() && f.label.chars().count() <= 24 {
-            return f.label.clone();
+        if coded(&name) {
+            // a state or type its page does not enumerate: the values the same field has on
+            // the nearest page that does, else a code (never the label, which describes it)
+            if let Some(e) = borrowed(&f.name, &f.label, self.template) {
+                return self.pick(e, at).clone();
+            }
+            return if ["state", "status", "result"]
+                .iter()
+                .any(|w| name.ends_with(w))
+            {
+                "SUCCESS".into()
+            } else {
+                name.to_ascii_uppercase()
+            };
         }
         format!("{name}_{}", &hex[..8].to_ascii_lowercase())
+    }
+
+    /// An integer plausible for the field: amounts in fen, counts and pages small, times
+    /// Unix seconds around the sandbox's clock (a time of day, `当天…时间`, seconds in it).
+    fn integer(&self, f: &Field, h: u64) -> i64 {
+        let n = f.name.to_ascii_lowercase();
+        let h = h % 1_000_000_007;
+        if n.ends_with("time") || n.contains("timestamp") {
+            if f.label.contains("当天") {
+                // the start in the morning, the end in the afternoon
+                let half = (h % 43_200) as i64;
+                return if n.contains("end") {
+                    43_200 + half
+                } else {
+                    half
+                };
+            }
+            return self.time(when(&n), h);
+        }
+        integer(&n, h)
     }
 }
 
@@ -568,6 +753,58 @@ fn coherent_amounts(out: &mut Map<String, Value>, generated: &[&str]) {
     }
 }
 
+/// Whether `fields` are a page of a list: a `total_count`, or a `count` beside an `offset`.
+fn paged(fields: &[Field]) -> bool {
+    let has = |n: &str| fields.iter().any(|f| f.name == n);
+    has("total_count") || (has("count") && has("offset"))
+}
+
+/// Whether a string field holds a code of a few values (a state, a type, a result), by its
+/// name: never free text.
+fn coded(name: &str) -> bool {
+    ["state", "status", "type", "result", "mode"]
+        .iter()
+        .any(|w| name.ends_with(w))
+}
+
+/// The enumeration of the field named `name` on the page nearest `template` that enumerates
+/// it (the same label first, then the most path segments in common, then the closest in
+/// length): the catalogue's
+/// response fields, indexed once.
+fn borrowed(name: &str, label: &str, template: &str) -> Option<&'static [String]> {
+    type Index = std::collections::HashMap<&'static str, Vec<(&'static str, &'static Field)>>;
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        fn walk(template: &'static str, fields: &'static [Field], index: &mut Index) {
+            for f in fields {
+                if !f.enumeration.is_empty() {
+                    index.entry(&f.name).or_default().push((template, f));
+                }
+                walk(template, &f.children, index);
+            }
+        }
+        let mut index = Index::new();
+        for op in catalog::operations() {
+            walk(op.template, &op.response, &mut index);
+        }
+        index
+    });
+    let ours: Vec<&str> = template.split('/').collect();
+    // segments in common, then the fewest segments not in common
+    let nearness = |t: &str| {
+        let shared = t.split('/').filter(|s| ours.contains(s)).count();
+        (
+            shared,
+            std::cmp::Reverse(t.split('/').count().abs_diff(ours.len())),
+        )
+    };
+    index
+        .get(name)?
+        .iter()
+        .max_by_key(|(t, f)| (f.label == label, nearness(t)))
+        .map(|(_, f)| f.enumeration.as_slice())
+}
+
 /// Whether a `number` field is one with a fraction (a rate, a ratio, a coordinate).
 fn fractional(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -577,17 +814,18 @@ fn fractional(name: &str) -> bool {
 }
 
 /// An integer plausible for the field's name: amounts in fen, counts and pages small.
-fn integer(name: &str, h: u64) -> i64 {
-    let n = name.to_ascii_lowercase();
+fn integer(n: &str, h: u64) -> i64 {
     let h = (h % 1_000_000_007) as i64;
     if n == "offset" {
         0
     } else if n == "limit" {
         10
-    } else if n.contains("count") || n.contains("num") || n.ends_with("quantity") {
+    } else if n.contains("count")
+        || n.contains("num")
+        || n.ends_with("quantity")
+        || n.ends_with("times")
+    {
         1 + h % 10
-    } else if n.ends_with("time") || n.contains("timestamp") {
-        EPOCH + h % (182 * 86_400)
     } else {
         1 + h % 99_999
     }
@@ -597,6 +835,15 @@ fn integer(name: &str, h: u64) -> i64 {
 /// and booleans) and is in `f`'s enumeration.
 fn fitting(f: &Field, v: &Value) -> Option<Value> {
     let in_enum = |s: &str| f.enumeration.is_empty() || f.enumeration.iter().any(|e| e == s);
+    // a time is echoed only when it is one (`2026-01-07T12:30:00+08:00`)
+    let name = f.name.to_ascii_lowercase();
+    if f.ty == Type::String && (name.ends_with("time") || name.ends_with("_at")) {
+        let s = v.as_str()?;
+        let b = s.as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || !b[..4].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+    }
     let scalar = |ty: Type, v: &Value| -> Option<Value> {
         let out = match (ty, v) {
             (Type::String | Type::Any, Value::String(_)) => v.clone(),
@@ -675,7 +922,6 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_in_china_standard_time() {
-        assert_eq!(rfc3339(EPOCH), "2026-01-01T00:00:00+08:00");
         assert_eq!(rfc3339(0), "1970-01-01T08:00:00+08:00");
         // 2024-02-29T23:59:59+08:00, a leap day
         assert_eq!(rfc3339(1_709_222_399), "2024-02-29T23:59:59+08:00");

@@ -388,7 +388,10 @@ impl Trigger {
             mchid,
             answering: None,
             seed,
+            identity: None,
             echo: Map::new(),
+            now: self.now.unwrap_or_else(formatter::timestamp),
+            template: "",
         };
         let mut out = Value::Object(g.object(fields, context.as_object(), ""));
         // what was set lands as set, also where the page's type or enumeration says otherwise

@@ -379,7 +379,10 @@ fn generated(
         mchid: &shared.settings.mchid,
         answering: None,
         seed,
+        identity: None,
         echo: content.clone(),
+        now: wechatpay_chain::formatter::timestamp(),
+        template: op.template,
     };
     let mut out = g.object(&fields, Some(&content), "");
     let made: Vec<String> = out

@@ -107,9 +107,10 @@ fn get_with_query_echoes_and_fills_every_required_field() {
     // query values echoed with the documented type
     assert_eq!(v["offset"], 3);
     assert_eq!(v["limit"], 7);
-    assert!(v["total_count"].is_i64());
-    // `data` is optional: nothing to echo, so left out
-    assert!(v.get("data").is_none());
+    // `data` is optional, but `total_count` counts it: one generated item after the 3 before
+    // this page
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["total_count"], 4);
     // a list with a placeholder: its documented list of one
     let (_, v) = call(
         &c,
@@ -373,6 +374,13 @@ fn the_same_call_gets_the_same_answer() {
     let emu = start();
     let c = client(&emu);
     let args = json!({"complaint_id": "200201820200101080076610001"});
+    let op = catalog::find("GET", "v3/merchant-service/complaints-v2/{complaint_id}").unwrap();
+    // the same values but for the times, which follow the sandbox's clock
+    let same = |r: wechatpay_chain::Response| {
+        let mut v: Value = r.json().unwrap();
+        timeless(&op.response, &mut v);
+        v
+    };
     let a = c
         .chain("v3/merchant-service/complaints-v2/{complaint_id}")
         .get(args.clone())
@@ -381,19 +389,20 @@ fn the_same_call_gets_the_same_answer() {
         .chain("v3/merchant-service/complaints-v2/{complaint_id}")
         .get(args)
         .unwrap();
-    assert_eq!(a.body(), b.body());
+    let a = same(a);
+    assert_eq!(a, same(b));
     let other = c
         .chain("v3/merchant-service/complaints-v2/{complaint_id}")
         .get(json!({"complaint_id": "200201820200101080076610002"}))
         .unwrap();
-    assert_ne!(a.body(), other.body());
+    assert_ne!(a, same(other));
     // and a restarted emulator answers the same
     let emu2 = start();
     let again = client(&emu2)
         .chain("v3/merchant-service/complaints-v2/{complaint_id}")
         .get(json!({"complaint_id": "200201820200101080076610001"}))
         .unwrap();
-    assert_eq!(a.body(), again.body());
+    assert_eq!(a, same(again));
 }
 
 #[test]
@@ -687,4 +696,323 @@ fn every_cross_border_operation_answers_under_its_base_prefix() {
         assert!(last.starts_with(&format!("/{prefix}v3/")), "{last}");
     }
     assert!(checked >= 2 * 100, "{checked}");
+}
+
+/// `YYYY-MM-DDTHH:MM:SS+08:00` (an optional fraction before the offset) as Unix seconds.
+fn beijing_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if b.len() < 25 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with("+08:00") {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // days from civil (H. Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss - 8 * 3600)
+}
+
+/// A response field holding a time in RFC 3339 (by its name, as the pages name them).
+fn is_time(f: &Field) -> bool {
+    let n = f.name.to_ascii_lowercase();
+    f.ty == Type::String && (n.ends_with("time") || n.ends_with("_at"))
+}
+
+/// A time allowed after the sandbox's clock: an expiry, an end of validity, a deadline.
+fn is_future_time(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["expire", "deadline", "invalid", "end_time", "over_time"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// A time no earlier than the object's creation: a change of state after it.
+fn is_done_time(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "success", "finish", "complete", "close", "update", "modify", "cancel", "paid", "pay_time",
+        "confirm", "refund", "return", "use_time", "terminat",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// What [`assert_coherent`] saw, for the summary.
+#[derive(Default)]
+struct Coherence {
+    times: usize,
+    counts: usize,
+    enumerated: usize,
+}
+
+/// The answer's values coherent with each other and with the sandbox's clock (between `t0`
+/// and `t1`, the call's start and end): no value its field's label, enumerated values
+/// documented, times RFC 3339 in Beijing time near the clock and in order (creation before a
+/// change of state, a start before its end, an expiry after creation), counts equal to the
+/// items listed.
+fn assert_coherent(
+    fields: &[Field],
+    obj: &Map<String, Value>,
+    at: &str,
+    (t0, t1): (i64, i64),
+    seen: &mut Coherence,
+) {
+    let time_of = |name: &str| {
+        obj.get(name)
+            .and_then(Value::as_str)
+            .and_then(beijing_seconds)
+    };
+    for f in fields.iter().filter(|f| !f.name.contains('$')) {
+        let Some(v) = obj.get(&f.name) else { continue };
+        let here = format!("{at}/{}", f.name);
+        if let (Some(s), false, None) = (v.as_str(), f.label.is_empty(), &f.encrypted) {
+            assert_ne!(s, f.label, "{here}: the field's label as its value");
+        }
+        // (a page typing as a number a field it enumerates as words is left aside)
+        let typed = match f.ty {
+            Type::Integer | Type::Number => f.enumeration.iter().any(|e| e.parse::<f64>().is_ok()),
+            _ => true,
+        };
+        if !f.enumeration.is_empty() && f.encrypted.is_none() && typed {
+            seen.enumerated += 1;
+            let text = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if !v.is_array() && !v.is_object() {
+                assert!(
+                    f.enumeration.contains(&text),
+                    "{here}: {text} not in {:?}",
+                    f.enumeration
+                );
+            }
+        }
+        if is_time(f) && f.encrypted.is_none() {
+            let s = v.as_str().unwrap();
+            let t = beijing_seconds(s).unwrap_or_else(|| panic!("{here}: {s} is no RFC 3339 time"));
+            seen.times += 1;
+            if is_future_time(&f.name) {
+                assert!(t <= t1 + 400 * 86_400, "{here}: {s} over a year ahead");
+                if let Some(c) = time_of("create_time") {
+                    assert!(t > c, "{here}: {s} not after create_time");
+                }
+            } else {
+                assert!(
+                    (t0 - 86_400..=t1).contains(&t),
+                    "{here}: {s} not within a day before the sandbox's clock ({t0})"
+                );
+            }
+            if is_done_time(&f.name) {
+                for c in ["create_time", "accept_time"] {
+                    if let Some(c) = time_of(c) {
+                        assert!(c <= t, "{here}: {s} before {c}");
+                    }
+                }
+            }
+            for (b, e) in [("begin", "end"), ("start", "end")] {
+                if f.name.contains(e) {
+                    if let Some(bt) = time_of(&f.name.replacen(e, b, 1)) {
+                        assert!(bt <= t, "{here}: {s} before its {b}");
+                    }
+                }
+            }
+        }
+        match v {
+            Value::Object(m) => assert_coherent(&f.children, m, &here, (t0, t1), seen),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Value::Object(m) = item {
+                        assert_coherent(&f.children, m, &format!("{here}/{i}"), (t0, t1), seen);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // counts: `total_count` (and `count` beside it or `offset`) and the one list they count
+    let has = |n: &str| fields.iter().any(|f| f.name == n);
+    if !(has("total_count") || (has("count") && has("offset"))) {
+        return;
+    }
+    let lists: Vec<&Field> = fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.ty,
+                Type::ObjectArray | Type::StringArray | Type::IntegerArray | Type::NumberArray
+            )
+        })
+        .collect();
+    let len = |f: &Field| {
+        obj.get(&f.name)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len) as i64
+    };
+    let offset = obj.get("offset").and_then(Value::as_i64).unwrap_or(0);
+    for (name, expected) in [
+        ("count", lists.first().map(|l| len(l))),
+        ("total_count", lists.first().map(|l| offset + len(l))),
+    ] {
+        let (Some(n), [_], Some(expected)) =
+            (obj.get(name).and_then(Value::as_i64), &lists[..], expected)
+        else {
+            continue;
+        };
+        seen.counts += 1;
+        assert_eq!(n, expected, "{at}/{name} beside {} items", lists[0].name);
+    }
+}
+
+/// The answer without its times and encrypted fields (ciphertexts are random): what the same
+/// request must answer alike.
+fn timeless(fields: &[Field], v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for f in fields {
+                if is_time(f) || f.encrypted.is_some() {
+                    m.remove(&f.name);
+                } else if let Some(c) = m.get_mut(&f.name) {
+                    timeless(&f.children, c);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| timeless(fields, i)),
+        _ => {}
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn beijing_seconds_reads_rfc3339() {
+    assert_eq!(beijing_seconds("1970-01-01T08:00:00+08:00"), Some(0));
+    assert_eq!(
+        beijing_seconds("2015-05-20T13:29:35+08:00"),
+        Some(1_432_099_775)
+    );
+    assert_eq!(
+        beijing_seconds("2000-02-29T08:00:00+08:00"),
+        Some(951_782_400)
+    );
+    assert_eq!(
+        beijing_seconds("2015-05-20T13:29:35.120+08:00"),
+        Some(1_432_099_775)
+    );
+    assert_eq!(beijing_seconds("单据创建时间"), None);
+}
+
+/// Every documented APIv3 answer (sampled args, as above), called twice: coherent
+/// ([`assert_coherent`]) and the same but for its times.
+#[test]
+fn every_documented_apiv3_answer_is_coherent_and_stable() {
+    let emu = start();
+    let c = client(&emu);
+    let mut seen = Coherence::default();
+    let mut answers = 0;
+    for op in catalog::operations() {
+        if op.protocol != catalog::Protocol::V3
+            || op.unsigned
+            || op.response.is_empty()
+            || op.request.iter().any(|f| f.name == "body")
+        {
+            continue;
+        }
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let t0 = now();
+            let Ok(r) = sampled_call(&c, op) else { break };
+            let t1 = now();
+            let v: Value = r.json().unwrap();
+            assert_coherent(
+                &op.response,
+                v.as_object().unwrap(),
+                op.template,
+                (t0, t1),
+                &mut seen,
+            );
+            got.push(v);
+        }
+        if let [a, b] = &mut got[..] {
+            timeless(&op.response, a);
+            timeless(&op.response, b);
+            assert_eq!(
+                a, b,
+                "{} {}: the same request, other values",
+                op.method, op.template
+            );
+            answers += 1;
+        }
+    }
+    eprintln!(
+        "coherent answers: {answers}; times checked {}, counts {}, enumerated values {}",
+        seen.times, seen.counts, seen.enumerated
+    );
+    assert!(answers > 800, "{answers}");
+    assert!(
+        seen.times > 300 && seen.counts > 10,
+        "{} {}",
+        seen.times,
+        seen.counts
+    );
+}
+
+/// A state follows the object, not the request: the transfer bill a merchant created is in
+/// the state its query answers, whatever else the requests carry, and always one of the
+/// documented states (the creation's page enumerates none: the query's are taken).
+#[test]
+fn the_same_object_is_in_the_same_state_whichever_request_asks() {
+    let emu = start();
+    let c = client(&emu);
+    let documented = catalog::find(
+        "GET",
+        "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+    )
+    .unwrap()
+    .response
+    .iter()
+    .find(|f| f.name == "state")
+    .unwrap()
+    .enumeration
+    .clone();
+    let mut states = std::collections::BTreeSet::new();
+    for i in 0..12 {
+        let no = format!("SANDBOXBILL{i:04}");
+        let (_, created) = call(
+            &c,
+            "POST",
+            "v3/ecommerce/mch-transfer/transfer-bills",
+            json!({"json": {"sub_mchid": "1900000109", "appid": "wxf636efh567hg4356",
+                "out_bill_no": no, "transfer_scene_id": format!("100{i}"), "openid": "oSANDBOX",
+                "transfer_amount": 100 + i, "transfer_remark": "sandbox"},
+                "headers": {"Wechatpay-Serial": emu.platform_serial()}}),
+        );
+        let state = created["state"].as_str().unwrap().to_string();
+        assert!(documented.contains(&state), "{state} not in {documented:?}");
+        for sub in ["1900000109", "1900000110"] {
+            let (_, queried) = call(
+                &c,
+                "GET",
+                "v3/ecommerce/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+                json!({"out_bill_no": no, "query": {"sub_mchid": sub}}),
+            );
+            assert_eq!(queried["state"], state.as_str(), "{no} queried with {sub}");
+        }
+        states.insert(state);
+    }
+    // and other bills are in other states
+    assert!(states.len() > 1, "{states:?}");
 }

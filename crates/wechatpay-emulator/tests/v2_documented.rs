@@ -192,6 +192,60 @@ fn modelled(op: &Operation) -> bool {
     )
 }
 
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `yyyyMMddHHmmss` in Beijing time as Unix seconds.
+fn compact_seconds(s: &str) -> Option<i64> {
+    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(4..6), n(6..8));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some(days * 86_400 + n(8..10) * 3600 + n(10..12) * 60 + n(12..14) - 8 * 3600)
+}
+
+/// What is incoherent in an answer's documented fields: a value that is its field's label, a
+/// generated time (`yyyyMMddHHmmss`) not near the sandbox's clock (from a day before the test
+/// started, `t0`, to now; an expiry up to 60 days ahead).
+fn incoherent(op: &Operation, fields: &[(String, String)], t0: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in fields {
+        let Some(f) = op.response.iter().find(|f| f.matches(k)) else {
+            continue;
+        };
+        if !f.label.is_empty() && *v == f.label {
+            out.push(format!("{k}: its label as its value"));
+        }
+        if let Some(t) = compact_seconds(v).filter(|_| k.contains("time")) {
+            let ahead = ["expire", "end", "deadline", "invalid"]
+                .iter()
+                .any(|w| k.contains(w));
+            let latest = now() + if ahead { 61 * 86_400 } else { 0 };
+            if !(t0 - 86_400..=latest).contains(&t) {
+                out.push(format!("{k}: {v} not near the sandbox's clock"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn compact_seconds_reads_apiv2_times() {
+    assert_eq!(compact_seconds("20150520132935"), Some(1_432_099_775));
+    assert_eq!(compact_seconds("20000229080000"), Some(951_782_400));
+    assert_eq!(compact_seconds("2015052013293"), None);
+}
+
 #[test]
 fn every_apiv2_operation_of_the_catalogue_is_answered_in_both_sign_types() {
     let (emu, client) = start();
@@ -203,6 +257,7 @@ fn every_apiv2_operation_of_the_catalogue_is_answered_in_both_sign_types() {
     assert!(ops.len() > 100, "{} APIv2 operations", ops.len());
     let (mut answered, mut refused_sign_type, mut pages) = (0, 0, 0);
     let mut failures = Vec::new();
+    let t0 = now();
     for op in &ops {
         if op.request.iter().any(|f| f.name == "body") {
             // a multipart upload (`secapi/mch/uploadmedia`), which the client does not send:
@@ -225,6 +280,11 @@ fn every_apiv2_operation_of_the_catalogue_is_answered_in_both_sign_types() {
                         failures.push(format!("{what}: not XML: {}", res.text()));
                         continue;
                     };
+                    failures.extend(
+                        incoherent(op, fields, t0)
+                            .into_iter()
+                            .map(|i| format!("{what}: {i}")),
+                    );
                     let missing = missing_fields(op, fields);
                     if !missing.is_empty() {
                         failures.push(format!("{what}: documented fields missing: {missing:?}"));
