@@ -4,11 +4,8 @@
 //! on to the merchant's handler and returns its answer.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::io::{self, Write};
-use std::pin::Pin;
+use std::io::Write;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,13 +16,13 @@ use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::notify::{Notifier, Refusal};
 use wechatpay_chain::{notify_v2, transformer, Error, Keyring, Rsa};
 use wechatpay_emulator::events::{self, Sender, Wire};
+use wechatpay_emulator::WriteDeadline;
 
 const AFTER_HELP: &str = "\
 APIv3 notifications are verified with the platform keys (--public-key with --public-key-id,
@@ -268,96 +265,6 @@ async fn serve(listener: Arc<Listener>, port: u16) -> Result<(), Error> {
                 .serve_connection(TokioIo::new(io), svc)
                 .await;
         });
-    }
-}
-
-/// A connection whose writes must get through within `limit`: one that does not take its
-/// answer (reads nothing while the socket's buffers are full) is cut off rather than holding
-/// its slot. The clock runs from the first write that has to wait until the answer is out
-/// (flushed), progress in between or not.
-struct WriteDeadline<S> {
-    io: S,
-    limit: Duration,
-    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<S> WriteDeadline<S> {
-    fn new(io: S, limit: Duration) -> Self {
-        WriteDeadline {
-            io,
-            limit,
-            waiting: None,
-        }
-    }
-
-    /// `r`, unless the write has been waiting for longer than the limit.
-    fn bounded<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-        if r.is_ready() {
-            return r;
-        }
-        let limit = self.limit;
-        let waiting = self
-            .waiting
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match waiting.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the peer did not take the answer within {limit:?}"),
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        let r = Pin::new(&mut me.io).poll_write(cx, buf);
-        me.bounded(cx, r)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        let r = Pin::new(&mut me.io).poll_write_vectored(cx, bufs);
-        me.bounded(cx, r)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        let r = Pin::new(&mut me.io).poll_flush(cx);
-        if let Poll::Ready(Ok(())) = r {
-            // all written: the next answer has its own time
-            me.waiting = None;
-        }
-        me.bounded(cx, r)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
-        let r = Pin::new(&mut me.io).poll_shutdown(cx);
-        me.bounded(cx, r)
     }
 }
 

@@ -74,6 +74,7 @@ use wechatpay_chain::Error;
 
 pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
+pub use self::server::WriteDeadline;
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
 

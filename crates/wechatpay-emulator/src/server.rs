@@ -279,8 +279,8 @@ pub(crate) fn route(target: &str) -> &str {
 /// A connection whose answers must be written in time: once the client stops taking an answer
 /// (a write waits, the socket's buffers full), the answer must be flushed within `limit`, else
 /// the write fails and hyper closes the connection. A client that asks and never reads holds
-/// its slot no longer than that.
-struct WriteDeadline<S> {
+/// its slot no longer than that. Public for `wechatpay listen`, which bounds its answers alike.
+pub struct WriteDeadline<S> {
     io: S,
     limit: Duration,
     /// Running from the first write of the answer that had to wait, until it is flushed.
@@ -288,7 +288,8 @@ struct WriteDeadline<S> {
 }
 
 impl<S> WriteDeadline<S> {
-    fn new(io: S, limit: Duration) -> Self {
+    /// `io`, each of whose answers must be taken within `limit` once a write has to wait.
+    pub fn new(io: S, limit: Duration) -> Self {
         WriteDeadline {
             io,
             limit,
@@ -316,7 +317,7 @@ impl<S: AsyncWrite + Unpin> WriteDeadline<S> {
         match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("the client did not take the answer within {limit:?}"),
+                format!("the peer did not take the answer within {limit:?}"),
             ))),
             Poll::Pending => Poll::Pending,
         }
