@@ -234,14 +234,7 @@ fn write(path: &Path, text: &str) -> Result<(), Error> {
             Error::config_from(format!("cannot write {}", path.display()), e)
         }
     };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    let mut f = options.open(path).map_err(fail)?;
+    let mut f = crate::common::create_private(path).map_err(fail)?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.flush())
         .map_err(fail)
