@@ -195,6 +195,7 @@ pub use sensitive::Encryptor;
 pub use transport::policy::RetryPolicy;
 pub use uri::Placeholders;
 pub use v3::keyring::Keyring;
+pub use v3::scheme::Scheme;
 
 /// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
 #[cfg(doctest)]

@@ -8,4 +8,5 @@ pub mod client_json;
 pub mod download;
 pub(crate) mod keyring;
 pub mod notify;
+pub mod scheme;
 pub mod sensitive;

@@ -154,7 +154,9 @@ impl Encryptor {
     /// Encrypts one field (UTF-8 text, at most 214 bytes with a 2048-bit key); returns base64
     /// to put in the JSON body as is.
     pub fn encrypt(&self, plaintext: impl AsRef<[u8]>) -> Result<String, Error> {
-        let ct = Rsa::encrypt(plaintext, &self.key)?;
+        // An SM2 platform key (the 国密 scheme) encrypts with SM2, C1C3C2 ASN.1.
+        let scheme = crate::v3::scheme::Scheme::of_public_key(&self.key);
+        let ct = scheme.encrypt(plaintext.as_ref(), &self.key)?;
         self.sealed.record(&ct, &self.serial);
         Ok(ct)
     }
