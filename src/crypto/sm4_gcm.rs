@@ -40,7 +40,35 @@ fn cipher(apiv3_key: &[u8]) -> Result<Cipher, Error> {
         )));
     }
     let key = Sm4Gcm::key_of(apiv3_key);
-    Cipher::new_from_slice(&key[..]).map_err(|_| Error::crypto("SM4-GCM key cannot be set"))
+    raw_cipher(&key[..])
+}
+
+fn raw_cipher(sm4_key: &[u8]) -> Result<Cipher, Error> {
+    Cipher::new_from_slice(sm4_key)
+        .map_err(|_| Error::crypto(format!("an SM4 key is 16 bytes, got {}", sm4_key.len())))
+}
+
+/// Opens `raw` (ciphertext, tag last) under a 16-byte SM4 key as is (a bill's file key, not
+/// derived from the APIv3 key).
+pub(crate) fn open_with_key(
+    raw: &[u8],
+    sm4_key: &[u8],
+    nonce_: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, Error> {
+    open(raw_cipher(sm4_key)?, raw, nonce_, aad)
+}
+
+fn open(c: Cipher, raw: &[u8], nonce_: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
+    let n = nonce(nonce_)?;
+    if raw.len() < TAG_LEN {
+        return Err(Error::crypto("SM4-GCM ciphertext is shorter than its tag"));
+    }
+    c.decrypt(&n, Payload { msg: raw, aad }).map_err(|_| {
+        Error::crypto(
+            "SM4-GCM decryption failed: wrong key, nonce, associated data, or tampered ciphertext",
+        )
+    })
 }
 
 fn nonce(nonce: &[u8]) -> Result<aes_gcm::Nonce<U12>, Error> {
@@ -104,23 +132,12 @@ impl Sm4Gcm {
         nonce_: impl AsRef<[u8]>,
         aad: impl AsRef<[u8]>,
     ) -> Result<Vec<u8>, Error> {
-        let c = cipher(apiv3_key.as_ref())?;
-        let n = nonce(nonce_.as_ref())?;
-        if raw.len() < TAG_LEN {
-            return Err(Error::crypto("SM4-GCM ciphertext is shorter than its tag"));
-        }
-        c.decrypt(
-            &n,
-            Payload {
-                msg: raw,
-                aad: aad.as_ref(),
-            },
+        open(
+            cipher(apiv3_key.as_ref())?,
+            raw,
+            nonce_.as_ref(),
+            aad.as_ref(),
         )
-        .map_err(|_| {
-            Error::crypto(
-                "SM4-GCM decryption failed: wrong key, nonce, associated data, or tampered ciphertext",
-            )
-        })
     }
 }
 

@@ -14,10 +14,10 @@ use serde_json::json;
 
 use crate::client_json;
 use crate::crypto::Certificate;
-use crate::v3::scheme::Scheme;
 use crate::error::Error;
 use crate::formatter;
 use crate::request::{Pending, Protocol};
+use crate::v3::scheme::Scheme;
 
 use crate::{Client, Core};
 

@@ -285,7 +285,7 @@ fn dot_segment(segment: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::PublicKey;
+    use crate::crypto::{PublicKey, Rsa};
     use openssl::pkey::PKey;
 
     fn keys() -> (PrivateKey, PublicKey) {

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use arc_swap::ArcSwap;
 
 use crate::crypto::{Certificate, PublicKey};
-use crate::v3::scheme::Scheme;
 pub use crate::util::pem::{same_serial, serial_key};
+use crate::v3::scheme::Scheme;
 
 /// One key, under the serial as it was given.
 #[derive(Clone)]

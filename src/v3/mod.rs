@@ -3,6 +3,7 @@
 //! notifications ([`notify`]), sensitive fields ([`sensitive`]) and downloads ([`download`]).
 
 pub(crate) mod auto;
+mod bill_crypto;
 pub mod certificates;
 pub mod client_json;
 pub mod download;

@@ -73,7 +73,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::client_json::{self, MAX_CLOCK_SKEW};
-use crate::crypto::aes_gcm::{AesGcm, KEY_LEN};
+use crate::crypto::aes_gcm::KEY_LEN;
 pub use crate::error::Refusal;
 use crate::error::{one_line, Error};
 use crate::formatter;
@@ -260,11 +260,13 @@ pub fn verify(
         None => return Err(refuse(Refusal::Malformed, "resource is missing")),
     };
     let algorithm = field(resource, "algorithm", "resource.")?;
-    if algorithm != ALGORITHM {
+    // The keyring's scheme names the one algorithm accepted (AEAD_SM4_GCM for the 国密 one).
+    let expected = keyring.scheme().aead();
+    if algorithm != expected {
         return Err(refuse(
             Refusal::UnsupportedAlgorithm,
             format!(
-                "resource.algorithm is {:?}, expected {ALGORITHM}",
+                "resource.algorithm is {:?}, expected {expected}",
                 one_line(algorithm)
             ),
         ));
@@ -273,11 +275,14 @@ pub fn verify(
     let nonce = field(resource, "nonce", "resource.")?;
     let aad = optional(resource, "associated_data", "resource.")?;
     let original_type = optional(resource, "original_type", "resource.")?.to_string();
-    let clear = AesGcm::decrypt(ciphertext, apiv3_key, nonce, aad).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.strip_prefix("crypto error: ").unwrap_or(&msg);
-        refuse(Refusal::Decryption, msg)
-    })?;
+    let clear = keyring
+        .scheme()
+        .open(ciphertext, apiv3_key, nonce, aad)
+        .map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("crypto error: ").unwrap_or(&msg);
+            refuse(Refusal::Decryption, msg)
+        })?;
     let plaintext = String::from_utf8(clear)
         .map_err(|_| refuse(Refusal::Malformed, "the decrypted resource is not UTF-8"))?;
     let resource =
@@ -369,7 +374,7 @@ impl crate::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{PrivateKey, Rsa};
+    use crate::crypto::{AesGcm, PrivateKey, Rsa};
     use openssl::pkey::PKey;
     use serde_json::json;
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::crypto::{PublicKey, Rsa};
+use crate::crypto::PublicKey;
 use crate::error::Error;
 
 /// How many ciphertexts are remembered (FIFO); 16 bytes of fingerprint each, so a few MiB at
@@ -165,7 +165,7 @@ impl Encryptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::PrivateKey;
+    use crate::crypto::{PrivateKey, Rsa};
     use openssl::pkey::PKey;
     use serde_json::json;
 
