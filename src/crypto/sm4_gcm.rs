@@ -48,17 +48,6 @@ fn raw_cipher(sm4_key: &[u8]) -> Result<Cipher, Error> {
         .map_err(|_| Error::crypto(format!("an SM4 key is 16 bytes, got {}", sm4_key.len())))
 }
 
-/// Opens `raw` (ciphertext, tag last) under a 16-byte SM4 key as is (a bill's file key, not
-/// derived from the APIv3 key).
-pub(crate) fn open_with_key(
-    raw: &[u8],
-    sm4_key: &[u8],
-    nonce_: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>, Error> {
-    open(raw_cipher(sm4_key)?, raw, nonce_, aad)
-}
-
 fn open(c: Cipher, raw: &[u8], nonce_: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
     let n = nonce(nonce_)?;
     if raw.len() < TAG_LEN {
@@ -87,6 +76,42 @@ impl Sm4Gcm {
         let mut key = Zeroizing::new([0u8; 16]);
         key.copy_from_slice(&digest[..16]);
         key
+    }
+
+    /// Encrypts under a 16-byte SM4 key as is (a bill's file key, not derived from the APIv3
+    /// key); returns the raw ciphertext, tag last.
+    pub fn encrypt_with_key(
+        plaintext: impl AsRef<[u8]>,
+        sm4_key: impl AsRef<[u8]>,
+        nonce_: impl AsRef<[u8]>,
+        aad: impl AsRef<[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        let n = nonce(nonce_.as_ref())?;
+        raw_cipher(sm4_key.as_ref())?
+            .encrypt(
+                &n,
+                Payload {
+                    msg: plaintext.as_ref(),
+                    aad: aad.as_ref(),
+                },
+            )
+            .map_err(|_| Error::crypto("SM4-GCM encryption failed"))
+    }
+
+    /// Opens raw `ciphertext` (tag last) under a 16-byte SM4 key as is, see
+    /// [`Sm4Gcm::encrypt_with_key`].
+    pub fn decrypt_with_key(
+        ciphertext: &[u8],
+        sm4_key: impl AsRef<[u8]>,
+        nonce_: impl AsRef<[u8]>,
+        aad: impl AsRef<[u8]>,
+    ) -> Result<Vec<u8>, Error> {
+        open(
+            raw_cipher(sm4_key.as_ref())?,
+            ciphertext,
+            nonce_.as_ref(),
+            aad.as_ref(),
+        )
     }
 
     /// Encrypts `plaintext`; returns base64 of ciphertext followed by the 16-byte tag.

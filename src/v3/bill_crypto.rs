@@ -61,7 +61,7 @@ impl BillOpener {
             BillOpener::Aes(o) => o.finish().map(|()| Vec::new()),
             #[cfg(feature = "shangmi")]
             BillOpener::Sm4 { key, nonce, held } => {
-                crate::crypto::sm4_gcm::open_with_key(&held, &key, &nonce, b"")
+                crate::crypto::Sm4Gcm::decrypt_with_key(&held, &key[..], &nonce, b"")
             }
         }
     }

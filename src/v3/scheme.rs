@@ -119,8 +119,8 @@ impl Scheme {
         Ok(())
     }
 
-    /// Signs `message` with `key` under this scheme; base64.
-    pub(crate) fn sign(self, message: &[u8], key: &PrivateKey) -> Result<String, Error> {
+    /// Signs `message` with `key` under this scheme; base64 ([`Rsa::sign`] or `Sm2::sign`).
+    pub fn sign(self, message: &[u8], key: &PrivateKey) -> Result<String, Error> {
         match self {
             Scheme::Rsa => Rsa::sign(message, key),
             #[cfg(feature = "shangmi")]
@@ -128,8 +128,8 @@ impl Scheme {
         }
     }
 
-    /// Verifies a base64 signature under this scheme.
-    pub(crate) fn verify(self, message: &[u8], signature: &str, key: &PublicKey) -> bool {
+    /// Verifies a base64 signature under this scheme; false on any failure.
+    pub fn verify(self, message: &[u8], signature: &str, key: &PublicKey) -> bool {
         match self {
             Scheme::Rsa => Rsa::verify(message, signature, key),
             #[cfg(feature = "shangmi")]
