@@ -19,30 +19,44 @@ use crate::util::pem;
 
 /// A merchant's RSA private key. Its `Debug` never shows the key.
 #[derive(Clone)]
-pub struct PrivateKey(pub(crate) PKey<Private>, Contexts<Private>);
+pub struct PrivateKey(pub(crate) PKey<Private>, pub(crate) Contexts<Private>);
 
 /// An RSA public key (platform public key, or a certificate's key).
 #[derive(Clone)]
-pub struct PublicKey(pub(crate) PKey<Public>, Contexts<Public>);
+pub struct PublicKey(pub(crate) PKey<Public>, pub(crate) Contexts<Public>);
 
 /// A key's OpenSSL contexts, set up for PKCS#1 v1.5 SHA-256 and kept for its next signature or
 /// verification (clones of the key share them). Setting one up has OpenSSL 3 look the
 /// algorithm up in its provider, which costs 2–3 % of a sign + verify: a call's crypto then
 /// costs what `openssl speed` measures, plus the SHA-256 of the message.
-pub(crate) struct Contexts<T>(Arc<Mutex<Vec<PkeyCtx<T>>>>);
+pub(crate) struct Contexts<T>(
+    Arc<Mutex<Vec<PkeyCtx<T>>>>,
+    /// An SM2 key's RustCrypto form, made at its first use (`crypto::sm2`): making it costs a
+    /// scalar multiplication, as much as the signature itself.
+    #[cfg(feature = "shangmi")]
+    pub(crate) Arc<std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>>,
+);
 
 /// More threads than this signing with one key at once make contexts that are then dropped.
 const KEPT_CONTEXTS: usize = 64;
 
 impl<T> Clone for Contexts<T> {
     fn clone(&self) -> Self {
-        Contexts(self.0.clone())
+        Contexts(
+            self.0.clone(),
+            #[cfg(feature = "shangmi")]
+            self.1.clone(),
+        )
     }
 }
 
 impl<T> Default for Contexts<T> {
     fn default() -> Self {
-        Contexts(Arc::new(Mutex::new(Vec::new())))
+        Contexts(
+            Arc::new(Mutex::new(Vec::new())),
+            #[cfg(feature = "shangmi")]
+            Default::default(),
+        )
     }
 }
 

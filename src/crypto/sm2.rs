@@ -58,6 +58,34 @@ fn public(key: &PublicKey) -> Result<sm2::PublicKey, Error> {
     sm2::PublicKey::from_public_key_der(&der).map_err(|_| Error::key("not an SM2 public key"))
 }
 
+/// `key`'s RustCrypto form, made once and kept with the key (its clones share it).
+fn cached<K: Send + Sync + 'static>(
+    slot: &std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    make: impl FnOnce() -> Result<K, Error>,
+) -> Result<&K, Error> {
+    if slot.get().is_none() {
+        // Two threads may both make it; one is kept.
+        let _ = slot.set(Box::new(make()?));
+    }
+    slot.get()
+        .and_then(|b| b.downcast_ref::<K>())
+        .ok_or_else(|| Error::key("the key holds another kind of cached key"))
+}
+
+fn signing_key(key: &PrivateKey) -> Result<&SigningKey, Error> {
+    cached(&key.1 .1, || {
+        SigningKey::new(DEFAULT_USER_ID, &secret(key)?)
+            .map_err(|_| Error::crypto("SM2 signing key cannot be set up"))
+    })
+}
+
+fn verifying_key(key: &PublicKey) -> Result<&VerifyingKey, Error> {
+    cached(&key.1 .1, || {
+        VerifyingKey::new(DEFAULT_USER_ID, public(key)?)
+            .map_err(|_| Error::key("SM2 verifying key cannot be set up"))
+    })
+}
+
 impl Sm2 {
     /// A new SM2 private key (OpenSSL's generator), e.g. for tests and the sandbox.
     pub fn generate() -> Result<PrivateKey, Error> {
@@ -121,8 +149,7 @@ impl Sm2 {
     /// Signs `message` with SM2 over SM3 (user id [`DEFAULT_USER_ID`]); returns base64 of the
     /// DER signature.
     pub fn sign(message: impl AsRef<[u8]>, key: &PrivateKey) -> Result<String, Error> {
-        let signing = SigningKey::new(DEFAULT_USER_ID, &secret(key)?)
-            .map_err(|_| Error::crypto("SM2 signing key cannot be set up"))?;
+        let signing = signing_key(key)?;
         let sig: Signature = signing
             .try_sign(message.as_ref())
             .map_err(|_| Error::crypto("SM2 signing failed"))?;
@@ -141,10 +168,7 @@ impl Sm2 {
         let Ok(sig) = Signature::try_from(der) else {
             return false;
         };
-        let Ok(pk) = public(key) else {
-            return false;
-        };
-        let Ok(verifying) = VerifyingKey::new(DEFAULT_USER_ID, pk) else {
+        let Ok(verifying) = verifying_key(key) else {
             return false;
         };
         verifying.verify(message.as_ref(), &sig).is_ok()
