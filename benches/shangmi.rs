@@ -180,7 +180,11 @@ fn main() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(Sm2::verify(&sample, &Sm2::sign(&sample, &merchant).unwrap(), &merchant_public));
+    assert!(Sm2::verify(
+        &sample,
+        &Sm2::sign(&sample, &merchant).unwrap(),
+        &merchant_public
+    ));
 
     let (floor, call) = (median(floors), median(calls));
     println!("SM2 (RustCrypto sm2, through wechatpay_chain::crypto::Sm2), medians of {rounds} rounds of {n}:");

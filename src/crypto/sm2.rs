@@ -1,7 +1,7 @@
-//! SM2 (GB/T 32918, the 国密 scheme's public-key algorithm) beside [`Rsa`](super::Rsa):
+//! SM2 (GB/T 32918, the 国密 scheme's public-key algorithm) beside [`Rsa`]:
 //! signatures over SM3 with the default user id `1234567812345678`, DER-encoded (what
 //! `WECHATPAY2-SM2-WITH-SM3` signs with), and C1C3C2 encryption in ASN.1 (what sensitive fields
-//! are encrypted with). Keys load the ways [`Rsa`](super::Rsa) loads them and are the same
+//! are encrypted with). Keys load the ways [`Rsa`] loads them and are the same
 //! [`PrivateKey`], [`PublicKey`] and [`Certificate`] types: a client or keyring holds either
 //! kind. OpenSSL reads the key files; RustCrypto's `sm2` does the arithmetic (docs/toolkit.md
 //! says why).
@@ -24,7 +24,7 @@ use crate::error::Error;
 /// The user id (distinguishing id) the platform signs and verifies with: the standard's default.
 pub const DEFAULT_USER_ID: &str = "1234567812345678";
 
-/// SM2 operations, associated functions as on [`Rsa`](super::Rsa).
+/// SM2 operations, associated functions as on [`Rsa`].
 ///
 /// ```
 /// use wechatpay_chain::crypto::Sm2;

@@ -108,8 +108,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
 /// Verifies a platform-signed message given its headers (an answer, or a notification).
 ///
 /// Checks that `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` are present, that
-/// `Wechatpay-Signature-Type`, when present, names [`SIGNATURE_TYPE`], the timestamp is
-/// within ±300 s of `now`, the serial is in the keyring, and the RSA-SHA256 signature covers
+/// `Wechatpay-Signature-Type`, when present, names the keyring's scheme ([`SIGNATURE_TYPE`] for
+/// RSA), the timestamp is within ±300 s of `now`, the serial is in the keyring, and the
+/// signature (RSA-SHA256, or SM2-with-SM3 in the 国密 scheme) covers
 /// `TIMESTAMP\nNONCE\nBODY\n`. Overseas statements, which carry `Wechatpay-Statement-Sha1`,
 /// are signed over `{"sha1":"…"}`, and the body must hash to that SHA-1.
 pub fn verify_headers(

@@ -1,7 +1,8 @@
 //! APIv3 notifications (webhooks): what a merchant's server does with a callback from the
 //! platform. The signature is checked over the raw body exactly as received (with the same rules
 //! as answers, [`client_json::verify_headers`]), then `resource` is decrypted with the APIv3 key
-//! (AEAD_AES_256_GCM). Every failed check is its own [`Refusal`], so a server can tell a stale
+//! (AEAD_AES_256_GCM; AEAD_SM4_GCM and SM2 signatures when the keyring's scheme is the 国密
+//! one, feature `shangmi`). Every failed check is its own [`Refusal`], so a server can tell a stale
 //! retry from a forgery in its logs.
 //!
 //! A server answers 200 or 204 (no body) when [`Notifier::verify`] succeeds, and 4xx/5xx with
