@@ -32,6 +32,7 @@ mod auth;
 mod bills;
 mod brand;
 mod certificates;
+mod clock;
 mod combine;
 mod control;
 mod diagnosis;
@@ -73,6 +74,7 @@ use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
 pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
+pub use self::clock::ClockReading;
 pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
 pub use self::server::WriteDeadline;
 pub use self::v2_refund::V2_REFUND_EVENT;
@@ -147,6 +149,9 @@ pub struct EmulatorConfig {
     public_key_alongside: bool,
     limits: server::Limits,
     control_token: TokenSetting,
+    /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
+    clock_start: Option<i64>,
+    clock_frozen: bool,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -196,12 +201,7 @@ impl Default for EmulatorConfig {
             public_key_id: None,
             apiv3_key: None,
             apiv2_key: None,
-            notify_retries: vec![
-                Duration::from_millis(200),
-                Duration::from_millis(500),
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-            ],
+            notify_retries: PLATFORM_RETRY_SCHEDULE.to_vec(),
             notify_timeout: Duration::from_secs(5),
             refund_delay: Some(Duration::from_millis(100)),
             allow_remote_notify: false,
@@ -211,6 +211,8 @@ impl Default for EmulatorConfig {
             public_key_alongside: false,
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
+            clock_start: None,
+            clock_frozen: false,
         }
     }
 }
@@ -300,8 +302,9 @@ impl EmulatorConfig {
         self
     }
 
-    /// Waits between notification attempts after the first: the platform retries 15 times over
-    /// a day ([`PLATFORM_RETRY_SCHEDULE`]); the default is four quick retries.
+    /// Waits between notification attempts after the first, in the sandbox's clock time: by
+    /// default the platform's 15 retries over about a day ([`PLATFORM_RETRY_SCHEDULE`]), which a
+    /// test runs through by advancing the clock ([`Emulator::advance_clock`]).
     pub fn notify_retries(mut self, delays: Vec<Duration>) -> Self {
         self.notify_retries = delays;
         self
@@ -548,6 +551,8 @@ pub struct Delivery {
     pub id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When it was made, Unix seconds on the sandbox's clock.
+    pub at: i64,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -629,6 +634,8 @@ pub(crate) struct Shared {
     pub notifier: webhooks::Notifier,
     /// Turns true when the emulator stops (pending notifications give up).
     pub stop: watch::Receiver<bool>,
+    /// The sandbox's clock and what waits for its time.
+    pub clock: clock::Clock,
 }
 
 /// Appends to a record list, dropping the oldest beyond [`MAX_RECORDS`].
@@ -871,7 +878,9 @@ impl Emulator {
             runtime: runtime.clone(),
             notifier: webhooks::Notifier::new()?,
             stop: rx.clone(),
+            clock: clock::Clock::new(config.clock_start, config.clock_frozen),
         });
+        runtime.spawn(clock::run(shared.clone()));
         let task = runtime.spawn(server::serve(listener, shared.clone(), rx));
         tracing::debug!(%addr, mode = ?config.mode, "emulator listening");
         Ok(Emulator {

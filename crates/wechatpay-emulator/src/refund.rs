@@ -211,14 +211,16 @@ pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
     answer
 }
 
-/// Completes refund `out_refund_no` after the configured delay (if any).
+/// Completes refund `out_refund_no` after the configured delay (if any) in the sandbox's
+/// clock time, unless an action has ended it by then.
 pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
     if let Some(delay) = shared.settings.refund_delay {
-        let shared2 = shared.clone();
-        shared.runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = complete(&shared2, &out_refund_no);
-        });
+        shared.clock.after(
+            delay,
+            Box::new(move |s: &Arc<Shared>| {
+                let _ = complete(s, &out_refund_no);
+            }),
+        );
     }
 }
 
