@@ -18,7 +18,6 @@ use super::pay::{check_notify_url, check_out_no, check_signer, order_amount, pre
 use super::server::Req;
 use super::state::{numeric_id, openid, Party, State, Transaction};
 use super::{documented, lock, validate, Shared};
-use wechatpay_chain::formatter;
 
 /// The platform's limit of sub-orders in one combined order.
 const MAX_SUB_ORDERS: usize = 50;
@@ -186,9 +185,9 @@ fn try_create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Result<Answer, Ans
             ));
         }
     }
-    let (trade_type, created) = prepay(kind);
+    let (trade_type, created) = prepay(kind, shared.clock.now());
     let seq = st.next();
-    let combine_transaction_id = numeric_id("4200", formatter::timestamp(), seq, 28);
+    let combine_transaction_id = numeric_id("4200", shared.clock.now(), seq, 28);
     let payer = obj.get("combine_payer_info").cloned().unwrap_or_default();
     let appid = validate::text(&obj, "combine_appid");
     let mut keys = Vec::with_capacity(subs.len());
@@ -380,7 +379,7 @@ pub(crate) fn act(
         }
     };
     for k in &keys {
-        actions::apply(st, k, action, Some(&user));
+        actions::apply(st, k, action, Some(&user), shared.clock.now());
     }
     let Some(c) = st.combines.get(no) else {
         return Err(Answer::no_order());

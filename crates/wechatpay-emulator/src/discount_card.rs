@@ -11,7 +11,6 @@ use super::answer::Answer;
 use super::state::{numeric_id, openid, rfc3339, Card};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, random_hex, Shared};
-use wechatpay_chain::formatter;
 
 const CREATE: &[Field] = &[
     req("out_card_code", Kind::Str),
@@ -136,7 +135,7 @@ pub(crate) fn accept(
     if st.dc_orders.contains_key(&no) {
         return Err(Answer::conflict("out_order_no", &no));
     }
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let r = &card.request;
     let mut order = Map::new();
     for (k, v) in [

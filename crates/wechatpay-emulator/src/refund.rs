@@ -14,7 +14,6 @@ use super::answer::Answer;
 use super::state::{numeric_id, partner_key, rfc3339, Party, Refund, RefundNotify, State};
 use super::validate::{self, opt, req, Field, Kind};
 use super::{lock, webhooks, Shared};
-use wechatpay_chain::formatter;
 
 const AMOUNT: &[Field] = &[
     req("refund", Kind::Int),
@@ -138,6 +137,7 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
     let answer = record(
         &mut st,
         NewRefund {
+            now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &transaction_id,
             out_trade_no: &out_trade_no,
@@ -162,6 +162,8 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
 
 /// A refund accepted, from either API, once its order and amounts are checked.
 pub(crate) struct NewRefund<'a> {
+    /// When it is accepted (the sandbox's clock, Unix seconds).
+    pub now: i64,
     pub out_refund_no: &'a str,
     pub transaction_id: &'a str,
     pub out_trade_no: &'a str,
@@ -178,7 +180,7 @@ pub(crate) struct NewRefund<'a> {
 /// `GET v3/refund/domestic/refunds/{out_refund_no}` answers it.
 pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = r.now;
     let (total, refund) = (r.total, r.refund);
     let answer = json!({
         "refund_id": numeric_id("5030", now, seq, 29),
@@ -327,7 +329,7 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
         if action == RefundAction::Succeeded {
             r.answer.insert(
                 "success_time".into(),
-                json!(rfc3339(formatter::timestamp())),
+                json!(rfc3339(shared.clock.now())),
             );
         }
         let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());

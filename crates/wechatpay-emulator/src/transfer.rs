@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use wechatpay_chain::formatter;
 
 use super::answer::Answer;
 use super::server::Req;
@@ -177,7 +176,7 @@ impl Bill {
     /// Ends the bill in `state`; the notification to send, when the bill has a `notify_url`.
     fn end(&mut self, shared: &Shared, state: &'static str) -> Option<(String, Value)> {
         self.state = state;
-        self.update_time = rfc3339(formatter::timestamp());
+        self.update_time = rfc3339(shared.clock.now());
         let url = self.request.get("notify_url").and_then(Value::as_str)?;
         Some((url.to_string(), self.finished(shared)))
     }
@@ -288,7 +287,7 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
         return Err(Answer::conflict("out_bill_no", &no));
     }
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let transfer_bill_no = numeric_id("1330", now, seq, 40);
     let time = rfc3339(now);
     let bill = Bill {

@@ -181,7 +181,7 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
     }
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let transaction_id = numeric_id("4200", now, seq, 28);
     let mut fields: Vec<(&str, Value)> = vec![
         ("result_code", "SUCCESS".into()),

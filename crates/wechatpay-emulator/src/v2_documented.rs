@@ -381,7 +381,7 @@ fn generated(
         seed,
         identity: None,
         echo: content.clone(),
-        now: wechatpay_chain::formatter::timestamp(),
+        now: shared.clock.now(),
         template: op.template,
     };
     let mut out = g.object(&fields, Some(&content), "");
