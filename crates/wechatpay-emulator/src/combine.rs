@@ -243,6 +243,7 @@ fn try_create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Result<Answer, Ans
         );
         keys.push(sub_no);
     }
+    super::expiry::orders(shared, keys.clone(), &obj);
     st.combines.insert(
         no,
         Combine {

@@ -39,6 +39,7 @@ mod diagnosis;
 mod discount_card;
 mod documented;
 pub mod events;
+mod expiry;
 mod guard;
 mod media;
 mod partner;

@@ -274,6 +274,7 @@ pub(crate) fn open_order(
         return Answer::conflict("out_trade_no", validate::text(&obj, "out_trade_no"));
     }
     let (trade_type, created) = prepay(kind, shared.clock.now());
+    super::expiry::orders(shared, vec![key.clone()], &obj);
     st.transactions.insert(
         key,
         Transaction {

@@ -302,6 +302,11 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
     };
     let created = bill.created();
     st.transfers.ids.insert(transfer_bill_no, no.clone());
+    let overdue = no.clone();
+    shared.clock.after(
+        super::expiry::CONFIRM_WITHIN,
+        Box::new(move |s: &Arc<Shared>| overdue_close(s, &overdue)),
+    );
     st.transfers.bills.insert(no, bill);
     Ok(Answer::ok(created))
 }
@@ -359,6 +364,19 @@ fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
     };
     send(shared, notice);
     Answer::ok(answer)
+}
+
+/// A bill still waiting for the user when its day to confirm has passed fails with
+/// `OVERDUE_CLOSE` (notified).
+fn overdue_close(shared: &Arc<Shared>, no: &str) {
+    let waiting = lock(&shared.state)
+        .transfers
+        .bills
+        .get(no)
+        .is_some_and(|b| b.state == "WAIT_USER_CONFIRM");
+    if waiting {
+        let _ = finish(shared, no, End::Failed(Some("OVERDUE_CLOSE")));
+    }
 }
 
 /// How the user's side ends a bill.
