@@ -212,12 +212,7 @@ impl ClockReading {
 
     /// The sandbox's time as an instant.
     pub fn time(&self) -> SystemTime {
-        let ms = self.unix_millis;
-        if ms >= 0 {
-            UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
-        } else {
-            UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
-        }
+        instant(self.unix_millis)
     }
 
     /// The sandbox's time in RFC 3339, Beijing time, as the platform writes times.
@@ -401,6 +396,20 @@ fn parse_change(body: &Map<String, Value>) -> Result<Change, Answer> {
         }
     };
     Ok(Change { to, frozen })
+}
+
+/// An RFC 3339 time (`2026-12-07T10:00:00+08:00`) as an instant, for
+/// [`EmulatorConfig::clock_start`]; `None` when it is not one.
+pub fn time_from_rfc3339(s: &str) -> Option<SystemTime> {
+    parse_time(s).map(instant)
+}
+
+fn instant(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
 }
 
 /// Days from 1970-01-01 to a date of the proleptic Gregorian calendar.

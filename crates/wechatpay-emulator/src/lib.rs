@@ -75,7 +75,7 @@ use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
 pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
-pub use self::clock::ClockReading;
+pub use self::clock::{time_from_rfc3339, ClockReading};
 pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
 pub use self::server::WriteDeadline;
 pub use self::v2_refund::V2_REFUND_EVENT;
