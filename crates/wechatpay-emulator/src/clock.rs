@@ -72,6 +72,9 @@ pub(crate) struct Clock {
     queue: Mutex<BinaryHeap<Reverse<Entry>>>,
     seq: AtomicU64,
     wake: tokio::sync::Notify,
+    /// Held while due jobs run, so that whoever moved the clock returns only once the jobs
+    /// the background task took meanwhile have run too.
+    running: Mutex<()>,
 }
 
 impl Clock {
@@ -87,6 +90,7 @@ impl Clock {
             queue: Mutex::new(BinaryHeap::new()),
             seq: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
+            running: Mutex::new(()),
         }
     }
 
@@ -165,6 +169,7 @@ impl Clock {
 
 /// Runs every job due by the clock's time, earliest first (jobs may queue more).
 pub(crate) fn run_due(shared: &Arc<Shared>) {
+    let _running = lock(&shared.clock.running);
     while let Some(job) = shared.clock.take_due() {
         job(shared);
     }

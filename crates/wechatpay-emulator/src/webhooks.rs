@@ -121,6 +121,11 @@ struct Outgoing {
 
 impl Outgoing {
     fn record(&self, shared: &Shared, attempt: u32, outcome: Outcome) {
+        self.record_at(shared, attempt, shared.clock.now(), outcome);
+    }
+
+    /// Records attempt `attempt`, made at `at` (clock seconds).
+    fn record_at(&self, shared: &Shared, attempt: u32, at: i64, outcome: Outcome) {
         keep(
             &shared.deliveries,
             Delivery {
@@ -128,7 +133,7 @@ impl Outgoing {
                 event_type: self.event_type.clone(),
                 id: self.id.clone(),
                 attempt,
-                at: shared.clock.now(),
+                at,
                 outcome,
             },
         );
@@ -275,19 +280,21 @@ fn deliver(shared: &Arc<Shared>, pending: Arc<(Outgoing, http::Uri, Bytes)>, i: 
             return;
         }
         let (out, uri, body) = &*pending;
+        let at = shared.clock.now();
         let outcome = attempt(&shared, uri, body, out.protocol).await;
-        let done = matches!(outcome, Outcome::Accepted(_));
-        out.record(&shared, i as u32 + 1, outcome);
-        if done {
-            return;
-        }
-        if let Some(wait) = shared.settings.notify_retries.get(i) {
-            let next = due.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        let accepted = matches!(outcome, Outcome::Accepted(_));
+        let wait = shared.settings.notify_retries.get(i).filter(|_| !accepted);
+        // The next attempt is queued before this one is recorded: whoever sees the record sees
+        // the retry waiting.
+        let retry = wait.map(|w| due.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX)));
+        if let Some(next) = retry {
+            let again = pending.clone();
             shared.clock.at(
                 next,
-                Box::new(move |s: &Arc<Shared>| deliver(s, pending, i + 1, next)),
+                Box::new(move |s: &Arc<Shared>| deliver(s, again, i + 1, next)),
             );
         }
+        out.record_at(&shared, i as u32 + 1, at, outcome);
     });
 }
 
