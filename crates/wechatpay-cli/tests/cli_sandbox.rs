@@ -483,7 +483,11 @@ fn sandbox_pays_with_front_end_parameters_it_checks() {
 #[test]
 fn sandbox_clock_shows_sets_and_advances_the_sandboxs_clock() {
     let s = Served::start(
-        &["--clock-start", "2026-12-07T10:00:00+08:00", "--clock-frozen"],
+        &[
+            "--clock-start",
+            "2026-12-07T10:00:00+08:00",
+            "--clock-frozen",
+        ],
         "clock",
     );
     let mchid = s.var("WECHATPAY_MCHID");
@@ -521,7 +525,10 @@ fn sandbox_clock_shows_sets_and_advances_the_sandboxs_clock() {
     // A wrong duration is the sandbox's 400, said on stderr (exit 6); no token, 401.
     let (code, err) = s.fails(&["sandbox", "clock", "advance", "soon"]);
     assert_eq!(code, 6, "{err}");
-    assert!(err.contains("PARAM_ERROR") && err.contains("clock advance"), "{err}");
+    assert!(
+        err.contains("PARAM_ERROR") && err.contains("clock advance"),
+        "{err}"
+    );
     let without = s.cli_without(
         &["sandbox", "clock", "advance", "1d"],
         &["WECHATPAY_SANDBOX_TOKEN"],

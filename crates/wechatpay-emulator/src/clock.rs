@@ -526,10 +526,19 @@ mod tests {
     #[test]
     fn times_read_as_the_platform_writes_them() {
         assert_eq!(parse_time("1970-01-01T08:00:00+08:00"), Some(0));
-        assert_eq!(parse_time("2015-05-20T13:29:35+08:00"), Some(1_432_099_775_000));
+        assert_eq!(
+            parse_time("2015-05-20T13:29:35+08:00"),
+            Some(1_432_099_775_000)
+        );
         assert_eq!(parse_time("2015-05-20T05:29:35Z"), Some(1_432_099_775_000));
-        assert_eq!(parse_time("2015-05-20T05:29:35.250Z"), Some(1_432_099_775_250));
-        assert_eq!(parse_time("2024-02-29T23:59:59+08:00"), Some(1_709_222_399_000));
+        assert_eq!(
+            parse_time("2015-05-20T05:29:35.250Z"),
+            Some(1_432_099_775_250)
+        );
+        assert_eq!(
+            parse_time("2024-02-29T23:59:59+08:00"),
+            Some(1_709_222_399_000)
+        );
         // the platform's samples write a second of 60: the next minute
         assert_eq!(
             parse_time("2019-12-31T15:59:60+08:00"),

@@ -327,10 +327,8 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
         }
         r.answer.insert("status".into(), json!(action.status()));
         if action == RefundAction::Succeeded {
-            r.answer.insert(
-                "success_time".into(),
-                json!(rfc3339(shared.clock.now())),
-            );
+            r.answer
+                .insert("success_time".into(), json!(rfc3339(shared.clock.now())));
         }
         let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());
         if action == RefundAction::Closed {

@@ -283,18 +283,16 @@ fn deliver(shared: &Arc<Shared>, pending: Arc<(Outgoing, http::Uri, Bytes)>, i: 
         let at = shared.clock.now();
         let outcome = attempt(&shared, uri, body, out.protocol).await;
         let accepted = matches!(outcome, Outcome::Accepted(_));
+        // Recorded before the next attempt is queued, so that attempts are recorded in order.
+        out.record_at(&shared, i as u32 + 1, at, outcome);
         let wait = shared.settings.notify_retries.get(i).filter(|_| !accepted);
-        // The next attempt is queued before this one is recorded: whoever sees the record sees
-        // the retry waiting.
-        let retry = wait.map(|w| due.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX)));
-        if let Some(next) = retry {
-            let again = pending.clone();
+        if let Some(w) = wait {
+            let next = due.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
             shared.clock.at(
                 next,
-                Box::new(move |s: &Arc<Shared>| deliver(s, again, i + 1, next)),
+                Box::new(move |s: &Arc<Shared>| deliver(s, pending, i + 1, next)),
             );
         }
-        out.record_at(&shared, i as u32 + 1, at, outcome);
     });
 }
 

@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, client, control, deliveries, trade_state, Receiver};
+use wechatpay_chain::download::Bill;
 use wechatpay_chain::Client;
 use wechatpay_emulator::{
     time_from_rfc3339, Emulator, EmulatorConfig, Outcome, PaymentAction, PLATFORM_RETRY_SCHEDULE,
 };
-use wechatpay_chain::download::Bill;
 
 const APPID: &str = "wxd678efh567hg6787";
 /// 2026-12-07T10:00:00+08:00, where the tests' clocks start.
@@ -73,7 +73,10 @@ fn the_clock_starts_where_configured_and_moves_only_when_told() {
     assert!(r.frozen);
     assert_eq!(r.unix(), START_UNIX);
     assert_eq!(r.rfc3339(), START);
-    assert_eq!(emu.advance_clock(Duration::from_secs(90)).unix(), START_UNIX + 90);
+    assert_eq!(
+        emu.advance_clock(Duration::from_secs(90)).unix(),
+        START_UNIX + 90
+    );
     assert_eq!(
         emu.set_clock(at("2027-01-01T00:00:00+08:00")).rfc3339(),
         "2027-01-01T00:00:00+08:00"
@@ -122,7 +125,11 @@ fn unpaid_orders_close_at_time_expire_and_cannot_be_paid_after() {
     assert_eq!(trade_state(&c, &emu, "expiring001"), "NOTPAY");
     emu.advance_clock(Duration::from_secs(1));
     assert_eq!(trade_state(&c, &emu, "expiring001"), "CLOSED");
-    assert_eq!(trade_state(&c, &emu, "paid001"), "SUCCESS", "a paid order stays paid");
+    assert_eq!(
+        trade_state(&c, &emu, "paid001"),
+        "SUCCESS",
+        "a paid order stays paid"
+    );
     // Paying it now fails as paying a closed order does.
     let e = emu.pay("expiring001").unwrap_err();
     assert_eq!(api(e).1, "ORDER_CLOSED");
@@ -138,10 +145,51 @@ fn unpaid_orders_close_at_time_expire_and_cannot_be_paid_after() {
     emu.advance_clock(Duration::from_secs(1));
     assert_eq!(trade_state(&c, &emu, "default001"), "CLOSED");
     assert!(
-        emu.deliveries().iter().all(|d| d.event_type == "TRANSACTION.SUCCESS"),
+        emu.deliveries()
+            .iter()
+            .all(|d| d.event_type == "TRANSACTION.SUCCESS"),
         "closing by expiry notifies nothing: {:?}",
         emu.deliveries()
     );
+}
+
+#[test]
+fn a_combined_order_unpaid_at_time_expire_closes_every_sub_order() {
+    let emu = frozen(EmulatorConfig::new());
+    let c = client(&emu);
+    let sub = |no: &str| {
+        json!({"mchid": emu.mchid(), "sub_mchid": "1900000109", "attach": "深圳分店", "out_trade_no": no,
+               "amount": {"total_amount": 50, "currency": "CNY"}, "description": "QQ会员充值"})
+    };
+    c["v3/combine-transactions/native"]
+        .post(
+            json!({"json": {"combine_appid": APPID, "combine_mchid": emu.mchid(),
+            "combine_out_trade_no": "combined001", "notify_url": "http://127.0.0.1:9/notify",
+            "scene_info": {"device_id": "POS1:1", "payer_client_ip": "14.17.22.32"},
+            "sub_orders": [sub("combined-sub1"), sub("combined-sub2")],
+            "time_expire": "2026-12-07T10:05:00+08:00"}}),
+        )
+        .unwrap();
+    let states = || -> Vec<Value> {
+        let v: Value = c["v3/combine-transactions/out-trade-no/{combine_out_trade_no}"]
+            .get(json!({"combine_out_trade_no": "combined001"}))
+            .unwrap()
+            .json()
+            .unwrap();
+        v["sub_orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["trade_state"].clone())
+            .collect()
+    };
+    assert_eq!(states(), vec![json!("NOTPAY"), json!("NOTPAY")]);
+    emu.advance_clock(Duration::from_secs(300));
+    assert_eq!(states(), vec![json!("CLOSED"), json!("CLOSED")]);
+    let e = emu
+        .act_on_payment("combined001", PaymentAction::Paid, None, None)
+        .unwrap_err();
+    assert_eq!(api(e).0, 409);
 }
 
 #[test]
@@ -162,7 +210,9 @@ fn refunds_end_after_their_delay_in_clock_time() {
     let hook = Receiver::new(|_, body| (body, 204, Bytes::new()));
     native(&c, &emu, "refunded001", &hook.url, json!({}));
     emu.pay("refunded001").unwrap();
-    let _paid = hook.next_within(Duration::from_secs(10)).expect("TRANSACTION.SUCCESS");
+    let _paid = hook
+        .next_within(Duration::from_secs(10))
+        .expect("TRANSACTION.SUCCESS");
     let refund = |no: &str| -> Value {
         c["v3/refund/domestic/refunds/{out_refund_no}"]
             .get(json!({"out_refund_no": no}))
@@ -171,8 +221,10 @@ fn refunds_end_after_their_delay_in_clock_time() {
             .unwrap()
     };
     let made: Value = c["v3/refund/domestic/refunds"]
-        .post(json!({"json": {"out_trade_no": "refunded001", "out_refund_no": "clock-r001",
-            "notify_url": hook.url, "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}))
+        .post(
+            json!({"json": {"out_trade_no": "refunded001", "out_refund_no": "clock-r001",
+            "notify_url": hook.url, "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}),
+        )
         .unwrap()
         .json()
         .unwrap();
@@ -185,7 +237,9 @@ fn refunds_end_after_their_delay_in_clock_time() {
     let done = refund("clock-r001");
     assert_eq!(done["status"], "SUCCESS");
     assert_eq!(done["success_time"], "2026-12-07T10:10:00+08:00");
-    let body = hook.next_within(Duration::from_secs(10)).expect("REFUND.SUCCESS");
+    let body = hook
+        .next_within(Duration::from_secs(10))
+        .expect("REFUND.SUCCESS");
     let n: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(n["event_type"], "REFUND.SUCCESS");
     assert_eq!(n["create_time"], "2026-12-07T10:10:00+08:00");
@@ -225,7 +279,9 @@ fn transfers_left_unconfirmed_for_a_day_fail_overdue() {
     assert_eq!(b["state"], "FAIL");
     assert_eq!(b["fail_reason"], "OVERDUE_CLOSE");
     assert_eq!(b["update_time"], "2026-12-08T10:00:00+08:00");
-    let body = hook.next_within(Duration::from_secs(10)).expect("the end notified");
+    let body = hook
+        .next_within(Duration::from_secs(10))
+        .expect("the end notified");
     let n: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(n["event_type"], "MCHTRANSFER.BILL.FINISHED");
 }
@@ -238,7 +294,8 @@ fn notifications_are_retried_on_the_platforms_schedule_in_clock_time() {
     let hook = flaky(3);
     native(&c, &emu, "retried001", &hook.url, json!({}));
     emu.pay("retried001").unwrap();
-    hook.next_within(Duration::from_secs(10)).expect("the first attempt");
+    hook.next_within(Duration::from_secs(10))
+        .expect("the first attempt");
     assert_eq!(deliveries(&emu, 1).len(), 1);
 
     emu.advance_clock(Duration::from_secs(14));
@@ -247,13 +304,16 @@ fn notifications_are_retried_on_the_platforms_schedule_in_clock_time() {
         "no retry before 15 s of clock time"
     );
     emu.advance_clock(Duration::from_secs(1));
-    hook.next_within(Duration::from_secs(10)).expect("the retry at 15 s");
+    hook.next_within(Duration::from_secs(10))
+        .expect("the retry at 15 s");
     emu.advance_clock(Duration::from_secs(15));
-    hook.next_within(Duration::from_secs(10)).expect("the retry at 30 s");
+    hook.next_within(Duration::from_secs(10))
+        .expect("the retry at 30 s");
     emu.advance_clock(Duration::from_secs(29));
     assert!(hook.next_within(Duration::from_millis(300)).is_none());
     emu.advance_clock(Duration::from_secs(1));
-    hook.next_within(Duration::from_secs(10)).expect("the retry at 60 s");
+    hook.next_within(Duration::from_secs(10))
+        .expect("the retry at 60 s");
     let d = deliveries(&emu, 4);
     let seen: Vec<(u32, i64, bool)> = d
         .iter()
@@ -284,7 +344,13 @@ fn a_day_on_runs_every_retry_due_in_order() {
     emu.advance_clock(whole - Duration::from_secs(1));
     let d = deliveries(&emu, 15);
     assert_eq!(d.len(), 15, "all but the last retry: {d:?}");
+    // The last retry is queued once the attempt before it is recorded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while emu.clock().pending == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(emu.clock().pending, 1, "the last retry waits for its time");
+    assert_eq!(emu.deliveries().len(), 15);
     emu.advance_clock(Duration::from_secs(2 * 86_400));
     let d = deliveries(&emu, 16);
     assert_eq!(d.len(), 16, "the first attempt and 15 retries: {d:?}");
@@ -293,17 +359,30 @@ fn a_day_on_runs_every_retry_due_in_order() {
     assert_eq!(attempts, (1..=16).collect::<Vec<u32>>());
     assert_eq!(d[0].at, START_UNIX);
     let whole = whole.as_secs() as i64;
-    assert!(d[1..15].iter().all(|d| d.at == START_UNIX + whole - 1), "{d:?}");
+    assert!(
+        d[1..15].iter().all(|d| d.at == START_UNIX + whole - 1),
+        "{d:?}"
+    );
     assert_eq!(d[15].at, START_UNIX + whole + 2 * 86_400 - 1);
     emu.advance_clock(Duration::from_secs(86_400));
-    assert_eq!(emu.deliveries().len(), 16, "no attempt after the last retry");
+    assert_eq!(
+        emu.deliveries().len(),
+        16,
+        "no attempt after the last retry"
+    );
 }
 
 #[test]
 fn a_days_bill_exists_once_the_day_has_ended() {
     let emu = frozen(EmulatorConfig::new());
     let c = client(&emu);
-    native(&c, &emu, "billed001", "http://127.0.0.1:9/notify", json!({}));
+    native(
+        &c,
+        &emu,
+        "billed001",
+        "http://127.0.0.1:9/notify",
+        json!({}),
+    );
     emu.pay("billed001").unwrap();
     let bill = || c["v3/bill/tradebill"].get(json!({"query": {"bill_date": "2026-12-07"}}));
     let (status, code, _) = api(bill().unwrap_err());
@@ -370,7 +449,11 @@ fn the_control_endpoint_reads_sets_and_advances_behind_the_guard() {
     assert_eq!(v["now"], "2026-12-07T12:00:00+08:00");
     assert_eq!(v["pending"], 0, "the order expired on the way");
     assert_eq!(trade_state(&c, &emu, "ctl001"), "CLOSED");
-    let (_, v) = control(&emu, "emulator/clock", &format!(r#"{{"set": {START_UNIX}}}"#));
+    let (_, v) = control(
+        &emu,
+        "emulator/clock",
+        &format!(r#"{{"set": {START_UNIX}}}"#),
+    );
     assert_eq!(v["now"], START, "set may go back");
 
     for (bad, field) in [
