@@ -560,6 +560,23 @@ mod tests {
     }
 
     #[test]
+    fn hostile_times_and_durations_are_refused_not_panicked_on() {
+        for bad in [
+            "2015-05-20T13:29:35+08:0é",
+            "２０１５-05-20T13:29:35+08:00",
+            "2015-05-20T13:29:35é08:00",
+            "2015-05-20T13:29:35.é",
+            "9999-99-99T99:99:99+99:99",
+            "2015-05-20T13:29:35+08:00trailing",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        for bad in ["1é", "é", "99999999999999999999d", "1h1é", "inf", "1e400"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn durations_have_units_or_are_seconds() {
         assert_eq!(parse_duration("15"), Some(15_000));
         assert_eq!(parse_duration("1.5"), Some(1_500));
