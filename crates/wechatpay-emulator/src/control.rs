@@ -1,3 +1,6 @@
+//! Room 7, control: the `/emulator/*` control API (not the platform's). May import every
+//! room below it: util, http, state, documented, notify, flows.
+//!
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
 //! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),

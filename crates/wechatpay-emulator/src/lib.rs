@@ -26,6 +26,9 @@
 //! ```
 #![warn(missing_docs)]
 
+// The rooms, lowest first; a room imports only those before it (tests/rooms.rs checks,
+// docs/emulator.md "Rooms" tells): util < http < state < documented < notify < flows <
+// control < routing < this file (Emulator, EmulatorConfig and the public re-exports).
 mod control;
 mod documented;
 mod flows;

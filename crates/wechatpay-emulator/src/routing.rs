@@ -1,4 +1,4 @@
-//! Room 7, routing: which flow answers which request (the dispatch table the server is given
+//! Room 8, routing: which flow answers which request (the dispatch table the server is given
 //! as [`Platform::respond`]). It may import every room below it.
 
 use std::future::Future;

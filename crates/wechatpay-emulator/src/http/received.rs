@@ -17,7 +17,7 @@ pub struct Received {
     /// Headers as received, but for a control token (`Authorization: Bearer …`), kept as
     /// `Bearer [redacted]`.
     pub headers: http::HeaderMap,
-    /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`] bytes, else its
+    /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`](crate::EmulatorConfig::log_body_prefix) bytes, else its
     /// first bytes (see `body_len` and `body_sha256`).
     pub body: Bytes,
     /// Length of the whole body.
@@ -39,7 +39,7 @@ pub struct Received {
 }
 
 impl Received {
-    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: what it holds
+    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`](crate::EmulatorConfig::max_log_bytes): what it holds
     /// (its body prefix, target, method, digest, refusal and signature diagnosis, client
     /// certificate, header names and values) and the size of its entry in
     /// `GET /emulator/requests` (where the diagnosis's body appears escaped, twice).

@@ -103,7 +103,7 @@ pub enum Outcome {
 pub struct Delivery {
     /// The `notify_url` posted to.
     pub url: String,
-    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …, or [`V2_REFUND_EVENT`] for the APIv2 refund
+    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …, or [`V2_REFUND_EVENT`](crate::V2_REFUND_EVENT) for the APIv2 refund
     /// notification (which has no event type of its own).
     pub event_type: String,
     /// The notification's `id` (an APIv2 notification has none in its body: this one is the
