@@ -32,7 +32,7 @@ use wechatpay_chain::{formatter, transformer};
 
 use crate::documented::Gen;
 use crate::flows::bills;
-use crate::flows::v2::{business, fail, sealed, text};
+use crate::flows::v2::xml::{business, fail, sealed, text};
 use crate::http::answer::Answer;
 use crate::http::server::Req;
 use crate::state::shared::Shared;

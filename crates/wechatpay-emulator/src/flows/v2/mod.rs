@@ -1,5 +1,6 @@
 //! APIv2 `pay/micropay` (付款码支付) and `pay/orderquery`, and what every APIv2 call goes
-//! through (`secapi/pay/refund` is in `v2_refund`, `pay/refundquery` in `v2_refund_query`): XML read with the library's transformer,
+//! through (`secapi/pay/refund` is in [`refund`], `pay/refundquery` in [`refund_query`], the
+//! other documented calls in [`documented`], the answers' XML in [`xml`]): XML read with the library's transformer,
 //! the merchant certificate required on the calls that need it, the request's `sign` checked
 //! and the answer's made with `client_xml`, as the platform does (`return_code` FAIL for a
 //! missing certificate, a bad document or sign, unsigned; business errors as `result_code`
@@ -8,84 +9,20 @@
 pub(crate) mod documented;
 pub(crate) mod refund;
 pub(crate) mod refund_query;
+pub(crate) mod xml;
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::flows::v2::xml::{business, missing, signed, text};
 use crate::http::answer::Answer;
 use crate::http::server::Req;
 use crate::state::shared::Shared;
 use crate::state::{compact_time, numeric_id, openid, rfc3339, Party, Transaction};
 use crate::util::lock;
-use wechatpay_chain::client_xml::{self, SignType};
+use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::formatter;
-use wechatpay_chain::transformer;
-
-/// `return_code` FAIL: the document could not be taken at all; not signed.
-pub(crate) fn fail(msg: &str) -> Answer {
-    let mut m = Map::new();
-    m.insert("return_code".into(), "FAIL".into());
-    m.insert("return_msg".into(), msg.into());
-    Answer::xml(transformer::to_xml(&m).unwrap_or_default())
-}
-
-/// A signed answer: `return_code` SUCCESS, a fresh `nonce_str`, then `sign`.
-pub(crate) fn signed(
-    shared: &Shared,
-    kind: SignType,
-    request: &Map<String, Value>,
-    fields: Vec<(&str, Value)>,
-) -> Answer {
-    let mut m = Map::new();
-    m.insert("return_code".into(), "SUCCESS".into());
-    m.insert("return_msg".into(), "OK".into());
-    for k in ["appid", "mch_id", "sub_mch_id", "device_info"] {
-        if let Some(v) = request.get(k) {
-            m.insert(k.into(), v.clone());
-        }
-    }
-    m.insert("nonce_str".into(), formatter::nonce(16).into());
-    for (k, v) in fields {
-        m.insert(k.into(), v);
-    }
-    sealed(shared, kind, m)
-}
-
-/// `m` with its `sign` (of `kind`, made with the APIv2 key) added last, as XML.
-pub(crate) fn sealed(shared: &Shared, kind: SignType, mut m: Map<String, Value>) -> Answer {
-    match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
-        Ok(s) => {
-            m.insert("sign".into(), s.into());
-            Answer::xml(transformer::to_xml(&m).unwrap_or_default())
-        }
-        Err(_) => fail("SYSTEM_ERROR"),
-    }
-}
-
-/// A business error (`result_code` FAIL), signed.
-pub(crate) fn business(
-    shared: &Shared,
-    kind: SignType,
-    request: &Map<String, Value>,
-    code: &str,
-    des: &str,
-) -> Answer {
-    signed(
-        shared,
-        kind,
-        request,
-        vec![
-            ("result_code", "FAIL".into()),
-            ("err_code", code.into()),
-            ("err_code_des", des.into()),
-        ],
-    )
-}
-
-pub(crate) fn text<'a>(m: &'a Map<String, Value>, k: &str) -> &'a str {
-    m.get(k).and_then(Value::as_str).unwrap_or("")
-}
 
 /// An APIv2 operation: the request's sign type and data, checked, to the answer.
 type Op = fn(&Arc<Shared>, SignType, &Map<String, Value>) -> Answer;
@@ -107,23 +44,6 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
         Ok(a) => Some((op(shared, a.kind, &a.data), None)),
         Err(refused) => Some(refused),
     }
-}
-
-/// `PARAM_ERROR` naming the first of `fields` that is absent or empty.
-pub(crate) fn missing(
-    shared: &Shared,
-    kind: SignType,
-    data: &Map<String, Value>,
-    fields: &[&str],
-) -> Option<Answer> {
-    let absent = fields.iter().find(|f| text(data, f).is_empty())?;
-    Some(business(
-        shared,
-        kind,
-        data,
-        "PARAM_ERROR",
-        &format!("缺少参数{absent} (missing {absent})"),
-    ))
 }
 
 fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> Answer {

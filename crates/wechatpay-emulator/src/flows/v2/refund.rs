@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use crate::flows::pay::check_notify_url;
 use crate::flows::refund::{record, schedule, NewRefund};
-use crate::flows::v2::{business, fail, missing, signed, text};
+use crate::flows::v2::xml::{business, fail, missing, signed, text};
 use crate::http::answer::Answer;
 use crate::notify::webhooks;
 use crate::state::shared::Shared;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::flows::v2::refund::{amount, described};
-use crate::flows::v2::{business, missing, signed, text};
+use crate::flows::v2::xml::{business, missing, signed, text};
 use crate::http::answer::Answer;
 use crate::state::shared::Shared;
 use crate::util::lock;
