@@ -54,11 +54,11 @@ use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
 pub use self::flows::actions::{PaymentAction, RefundAction, UnknownAction};
-pub use self::flows::v2::refund::V2_REFUND_EVENT;
 pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
+pub use self::notify::v2_refund::V2_REFUND_EVENT;
 pub use self::notify::webhooks::PLATFORM_RETRY_SCHEDULE;
 pub use self::state::records::{Delivery, Outcome};
 pub use self::util::MAX_RECORDS;

@@ -338,7 +338,7 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
     };
     match notify {
         Some(RefundNotify::V2 { url, appid }) if action == RefundAction::Succeeded => {
-            crate::flows::v2::refund::notify(shared, url, &appid, &answer)
+            crate::notify::v2_refund::notify(shared, url, &appid, &answer)
         }
         Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer, sub_mchid.as_deref()),
         _ => {}

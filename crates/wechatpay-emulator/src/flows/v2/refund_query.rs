@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::flows::v2::refund::{amount, described};
 use crate::flows::v2::xml::{business, missing, signed, text};
 use crate::http::answer::Answer;
+use crate::notify::v2_refund::{amount, described};
 use crate::state::shared::Shared;
 use crate::util::lock;
 use wechatpay_chain::client_xml::SignType;
