@@ -18,7 +18,7 @@ use crate::flows::refund;
 use crate::flows::transfer;
 use crate::http::answer::Answer;
 use crate::http::received::Received;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::state::records::Outcome;
 use crate::state::shared::Shared;
 use crate::util::lock;

@@ -587,7 +587,7 @@ impl Emulator {
                     limits: config.limits,
                     guard: guard::Guard::new(addr.port(), scheme, token),
                 },
-                received: Mutex::new(server::RequestLog::default()),
+                received: Mutex::new(http::received::RequestLog::default()),
                 forgeries: Mutex::new(VecDeque::new()),
                 nonces: Mutex::new(HashMap::new()),
                 runtime: runtime.clone(),

@@ -16,7 +16,7 @@ use crate::http::answer::Answer;
 use crate::http::auth;
 use crate::http::base::Platform;
 use crate::http::multipart;
-use crate::http::server::{Kind, Req, Responded};
+use crate::http::request::{Kind, Req, Responded};
 use crate::state::shared::Shared;
 
 impl Platform for Shared {

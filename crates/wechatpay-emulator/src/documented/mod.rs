@@ -29,7 +29,7 @@ use wechatpay_chain::Rsa;
 
 use crate::http::answer::Answer;
 use crate::http::multipart;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::validate;
 use crate::state::rfc3339;
 use crate::state::shared::Shared;

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::state::records::Files;
 use crate::state::shared::Shared;
 use crate::state::State;

@@ -16,7 +16,7 @@ use crate::documented;
 use crate::flows::actions::{self, PaymentAction};
 use crate::flows::pay::{check_notify_url, check_out_no, check_signer, order_amount, prepay};
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::validate;
 use crate::state::records::Combine;
 use crate::state::shared::Shared;

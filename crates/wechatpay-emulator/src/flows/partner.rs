@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use crate::documented;
 use crate::flows::pay::{check_order, check_signer, insert_outcome, insert_state, open_order};
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::validate;
 use crate::state::shared::Shared;
 use crate::state::{partner_key, Party, Transaction};

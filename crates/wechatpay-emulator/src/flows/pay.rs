@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::flows::actions::{self, PaymentAction};
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::validate::{self, opt, req, Field, Kind};
 use crate::state::shared::Shared;
 use crate::state::{Party, Transaction};

@@ -7,7 +7,7 @@ use wechatpay_chain::util::pem::same_serial;
 use wechatpay_chain::{PrivateKey, Rsa};
 
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::settings::Settings;
 use crate::util::lock;
 

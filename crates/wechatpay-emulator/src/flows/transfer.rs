@@ -17,7 +17,7 @@ use wechatpay_chain::formatter;
 use crate::documented;
 use crate::flows::sensitive;
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::http::validate;
 use crate::notify::webhooks;
 use crate::state::records::Bill;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use crate::http::server::{Req, RequestLog, Responded};
+use crate::http::received::RequestLog;
+use crate::http::request::{Req, Responded};
 use crate::http::settings::{Forgery, Settings};
 
 /// The part of the platform's shared state that requests, answers and signatures need.

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use crate::http::answer::Answer;
 use crate::http::auth;
 use crate::http::base::Base;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use wechatpay_chain::{formatter, Error};
 
 /// Where the sandbox listens, and the token its control requests carry.

@@ -14,6 +14,7 @@ pub(crate) mod guard;
 pub(crate) mod issued;
 pub(crate) mod multipart;
 pub(crate) mod received;
+pub(crate) mod request;
 pub(crate) mod server;
 pub(crate) mod settings;
 pub(crate) mod tls;

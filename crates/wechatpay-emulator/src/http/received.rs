@@ -3,7 +3,10 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use std::collections::VecDeque;
+
 use crate::http::diagnosis::SignatureRefusal;
+use crate::util::MAX_RECORDS;
 
 /// A request as the emulator received it, with what it made of it.
 #[derive(Debug, Clone)]
@@ -92,5 +95,71 @@ impl Received {
                 .map_or(0, SignatureRefusal::kept_bytes)
             + self.client_certificate.as_ref().map_or(0, String::len)
             + headers
+    }
+}
+
+/// The requests received, in the order of their `seq`, bounded in count ([`MAX_RECORDS`]) and
+/// in bytes ([`Received::kept_bytes`], which counts the record's listing too).
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    items: VecDeque<Logged>,
+    bytes: usize,
+    /// The `seq` of the last record pushed.
+    last: u64,
+}
+
+/// A record with its sizes, counted once.
+struct Logged {
+    record: Received,
+    /// [`Received::kept_bytes`].
+    kept: usize,
+    /// [`Received::listed_bytes`].
+    listed: usize,
+}
+
+impl RequestLog {
+    /// Numbers `r` (so that the log stays in `seq` order whichever handler gets here first),
+    /// appends it, then drops the oldest records until both bounds hold.
+    pub fn push(&mut self, mut r: Received, max_bytes: usize) {
+        self.last += 1;
+        r.seq = self.last;
+        let listed = r.listed_bytes();
+        let kept = r.held_bytes() + listed;
+        self.bytes += kept;
+        self.items.push_back(Logged {
+            record: r,
+            kept,
+            listed,
+        });
+        while self.items.len() > MAX_RECORDS || self.bytes > max_bytes {
+            match self.items.pop_front() {
+                Some(old) => self.bytes -= old.kept,
+                None => break,
+            }
+        }
+    }
+
+    /// The records numbered after `seq`.
+    pub fn after(&self, seq: u64) -> Vec<Received> {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        self.items
+            .range(start..)
+            .map(|l| l.record.clone())
+            .collect()
+    }
+
+    /// A page of the listing: the records numbered after `seq`, at most `limit` of them and,
+    /// past the first, at most `max_bytes` of listing; and whether more follow.
+    pub fn page(&self, seq: u64, limit: usize, max_bytes: usize) -> (Vec<Received>, bool) {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for l in self.items.range(start..) {
+            if page.len() == limit || (!page.is_empty() && bytes + l.listed > max_bytes) {
+                return (page, true);
+            }
+            bytes += l.listed;
+            page.push(l.record.clone());
+        }
+        (page, false)
     }
 }

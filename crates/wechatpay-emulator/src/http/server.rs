@@ -6,7 +6,6 @@
 //! check) the APIv3 operations, records each (in a log bounded in bytes, its listing
 //! included), and renders the answer signed, written within [`Limits::write_timeout`].
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +14,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,11 +23,11 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::http::answer::{render, render_for, Answer};
 use crate::http::base::Platform;
-use crate::http::diagnosis::SignatureRefusal;
 use crate::http::guard;
 use crate::http::received::Received;
+use crate::http::request::{Kind, Req};
 use crate::http::tls::ClientCertificate;
-use crate::util::{lock, MAX_RECORDS};
+use crate::util::lock;
 
 /// Largest request body read (an upload is at most 2 MiB plus its meta).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -66,118 +64,6 @@ impl Default for Limits {
             log_body_prefix: 64 * 1024,
         }
     }
-}
-
-/// The requests received, in the order of their `seq`, bounded in count ([`MAX_RECORDS`]) and
-/// in bytes ([`Received::kept_bytes`], which counts the record's listing too).
-#[derive(Default)]
-pub(crate) struct RequestLog {
-    items: VecDeque<Logged>,
-    bytes: usize,
-    /// The `seq` of the last record pushed.
-    last: u64,
-}
-
-/// A record with its sizes, counted once.
-struct Logged {
-    record: Received,
-    /// [`Received::kept_bytes`].
-    kept: usize,
-    /// [`Received::listed_bytes`].
-    listed: usize,
-}
-
-impl RequestLog {
-    /// Numbers `r` (so that the log stays in `seq` order whichever handler gets here first),
-    /// appends it, then drops the oldest records until both bounds hold.
-    pub fn push(&mut self, mut r: Received, max_bytes: usize) {
-        self.last += 1;
-        r.seq = self.last;
-        let listed = r.listed_bytes();
-        let kept = r.held_bytes() + listed;
-        self.bytes += kept;
-        self.items.push_back(Logged {
-            record: r,
-            kept,
-            listed,
-        });
-        while self.items.len() > MAX_RECORDS || self.bytes > max_bytes {
-            match self.items.pop_front() {
-                Some(old) => self.bytes -= old.kept,
-                None => break,
-            }
-        }
-    }
-
-    /// The records numbered after `seq`.
-    pub fn after(&self, seq: u64) -> Vec<Received> {
-        let start = self.items.partition_point(|l| l.record.seq <= seq);
-        self.items
-            .range(start..)
-            .map(|l| l.record.clone())
-            .collect()
-    }
-
-    /// A page of the listing: the records numbered after `seq`, at most `limit` of them and,
-    /// past the first, at most `max_bytes` of listing; and whether more follow.
-    pub fn page(&self, seq: u64, limit: usize, max_bytes: usize) -> (Vec<Received>, bool) {
-        let start = self.items.partition_point(|l| l.record.seq <= seq);
-        let (mut page, mut bytes) = (Vec::new(), 0);
-        for l in self.items.range(start..) {
-            if page.len() == limit || (!page.is_empty() && bytes + l.listed > max_bytes) {
-                return (page, true);
-            }
-            bytes += l.listed;
-            page.push(l.record.clone());
-        }
-        (page, false)
-    }
-}
-
-/// A request read whole.
-pub(crate) struct Req {
-    pub method: Method,
-    /// Path and query as received (what the request's signature covers).
-    pub target: String,
-    /// `target` without a documented base's path prefix ([`BASE_PREFIXES`]): the operation's
-    /// own path, which routes it.
-    pub route: String,
-    /// The authority of an absolute request target (`GET http://host:port/… HTTP/1.1`).
-    pub authority: Option<String>,
-    /// Percent-decoded path segments of `route`.
-    pub segments: Vec<String>,
-    /// Decoded query pairs.
-    pub query: Vec<(String, String)>,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-    /// What the connection's client presented (TLS mode).
-    pub client: ClientCertificate,
-}
-
-impl Req {
-    /// The first query value named `name`.
-    pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// The answer, its kind, why the request was refused (if it was) and, for a refused
-/// signature, the diagnosis.
-pub(crate) type Responded = (Answer, Kind, Option<String>, Option<SignatureRefusal>);
-
-/// Which rules an answer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    V3,
-    V2,
-    Control,
 }
 
 /// Serves `shared` on `listener` until `shutdown`: what each request is answered with is the

@@ -34,7 +34,7 @@ use crate::documented::Gen;
 use crate::flows::bills;
 use crate::flows::v2::xml::{business, fail, sealed, text};
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::state::shared::Shared;
 
 /// A refusal: the answer, and why (for the request record).

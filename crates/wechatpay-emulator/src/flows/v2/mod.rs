@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::flows::v2::xml::{business, missing, signed, text};
 use crate::http::answer::Answer;
-use crate::http::server::Req;
+use crate::http::request::Req;
 use crate::state::shared::Shared;
 use crate::state::{compact_time, numeric_id, openid, rfc3339, Party, Transaction};
 use crate::util::lock;
