@@ -99,12 +99,14 @@ enum ClockAction {
     Show,
     /// Sets the clock to a time: RFC 3339 (2026-12-07T10:00:00+08:00) or Unix seconds.
     Set {
+        /// The time: 2026-12-07T10:00:00+08:00, or Unix seconds (1796608800).
         time: String,
         #[command(flatten)]
         freeze: Freeze,
     },
     /// Moves the clock forward: seconds (15), or 500ms, 15s, 10m, 2h, 1d, 1h30m.
     Advance {
+        /// How far: 15 (seconds), 500ms, 15s, 10m, 2h, 1d, 1h30m.
         by: String,
         #[command(flatten)]
         freeze: Freeze,
