@@ -442,6 +442,7 @@ pub fn run<'a>(
         (Mode::PublicKey, true) => "public-key mode, TLS",
         (Mode::Certificate, true) => "certificate mode, TLS",
     };
+    let clock = emu.clock();
     // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.
     let mut out = std::io::stdout();
     let _ = writeln!(
@@ -455,6 +456,7 @@ pub fn run<'a>(
          {:>19}with Authorization: Bearer $WECHATPAY_SANDBOX_TOKEN (from the env file)\n  \
          {:>19}(or: wechatpay sandbox payment|refund|transfer …, with the env file sourced)\n  \
          inspect:           GET /emulator/requests[?after=SEQ], GET /emulator/deliveries\n  \
+         clock:             {} ({}); wechatpay sandbox clock show|set|advance\n  \
          notifications:     wechatpay trigger TRANSACTION.SUCCESS --to URL, wechatpay listen\n\
          Ctrl-C stops it.",
         emu.base_uri(),
@@ -464,7 +466,9 @@ pub fn run<'a>(
         "",
         "",
         "",
-        ""
+        "",
+        clock.rfc3339(),
+        if clock.frozen { "frozen" } else { "running" },
     );
     // Stopped by a signal, serve returns, and the temporary keys directory is removed.
     rt.block_on(watch(&emu, stop, &mut out));
