@@ -193,6 +193,28 @@ fn a_combined_order_unpaid_at_time_expire_closes_every_sub_order() {
 }
 
 #[test]
+fn a_running_clock_closes_an_order_when_real_time_reaches_its_time_expire() {
+    let emu = support::start(EmulatorConfig::new());
+    let c = client(&emu);
+    // Two seconds from now, in the platform's format (whole seconds).
+    let expire = emu.clock().unix() + 2;
+    let stamp = wechatpay_emulator::events::rfc3339(expire);
+    native(
+        &c,
+        &emu,
+        "realtime001",
+        "http://127.0.0.1:9/notify",
+        json!({ "time_expire": stamp }),
+    );
+    assert_eq!(trade_state(&c, &emu, "realtime001"), "NOTPAY");
+    while emu.clock().unix() < expire {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Due by now: run before the query is answered, whether or not the background task woke.
+    assert_eq!(trade_state(&c, &emu, "realtime001"), "CLOSED");
+}
+
+#[test]
 fn signatures_are_checked_against_real_time_whatever_the_clock() {
     let emu = frozen(EmulatorConfig::new());
     let c = client(&emu);
