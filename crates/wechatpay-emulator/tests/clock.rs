@@ -154,6 +154,42 @@ fn unpaid_orders_close_at_time_expire_and_cannot_be_paid_after() {
 }
 
 #[test]
+fn a_partner_order_expires_apart_from_another_sub_merchants_of_the_same_number() {
+    let emu = frozen(EmulatorConfig::new());
+    let c = client(&emu);
+    let order = |sub: &str, extra: Value| {
+        let mut body = json!({"sp_appid": "wx8888888888888888", "sp_mchid": emu.mchid(),
+            "sub_mchid": sub, "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": "partner001",
+            "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 100, "currency": "CNY"}});
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        c["v3/pay/partner/transactions/native"]
+            .post(json!({ "json": body }))
+            .unwrap();
+    };
+    order(
+        "1900000109",
+        json!({"time_expire": "2026-12-07T10:10:00+08:00"}),
+    );
+    order("1900000110", json!({}));
+    let state = |sub: &str| -> Value {
+        let v: Value = c["v3/pay/partner/transactions/out-trade-no/{out_trade_no}"]
+            .get(json!({"out_trade_no": "partner001",
+                "query": {"sp_mchid": emu.mchid(), "sub_mchid": sub}}))
+            .unwrap()
+            .json()
+            .unwrap();
+        v["trade_state"].clone()
+    };
+    emu.advance_clock(Duration::from_secs(600));
+    assert_eq!(state("1900000109"), "CLOSED");
+    assert_eq!(state("1900000110"), "NOTPAY");
+    emu.advance_clock(Duration::from_secs(6600));
+    assert_eq!(state("1900000110"), "CLOSED");
+}
+
+#[test]
 fn a_combined_order_unpaid_at_time_expire_closes_every_sub_order() {
     let emu = frozen(EmulatorConfig::new());
     let c = client(&emu);
