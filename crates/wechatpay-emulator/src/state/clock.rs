@@ -182,11 +182,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
     loop {
         run_due(&shared);
-        // A day stands for "until woken": a changed clock or a new job wakes the task.
-        let wait = shared
-            .clock
-            .until_next()
-            .unwrap_or(Duration::from_secs(86_400));
+        // At most a day at a time (a job years ahead, a time_expire of 9999, then waits in
+        // steps); with nothing to wait for, a changed clock or a new job wakes the task.
+        let day = Duration::from_secs(86_400);
+        let wait = shared.clock.until_next().map_or(day, |w| w.min(day));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.clock.wake.notified() => {}
