@@ -3,7 +3,8 @@
 //!
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
-//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
+//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`), read, set or advance
+//! the sandbox's clock (`clock`),
 //! list the requests received (a page at a time) and the notifications sent. They are not part
 //! of the platform's API and need no signature; [`guard`](crate::http::guard) checks who calls them.
 
@@ -130,6 +131,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
             done(actions::control(shared, kind, no, action, &body))
         }
+        (m @ ("GET" | "POST"), ["clock"]) => crate::state::clock::control(shared, m, &body),
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
             let list: Vec<Value> = lock(&shared.deliveries)
@@ -142,7 +144,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                         Outcome::Skipped(e) => ("SKIPPED", json!(e)),
                     };
                     json!({"id": d.id, "url": d.url, "event_type": d.event_type,
-                           "attempt": d.attempt, "outcome": outcome, "detail": detail})
+                           "attempt": d.attempt, "outcome": outcome, "detail": detail,
+                           "time": crate::state::rfc3339(d.at)})
                 })
                 .collect();
             Answer::ok(json!({"data": list}))

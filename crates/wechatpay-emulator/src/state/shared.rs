@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     /// Bill files waiting for `v3/billdownload/file`, by token.
     pub files: Mutex<Files>,
     pub notifier: Notifier,
+    /// The sandbox's clock and what waits for its time.
+    pub clock: crate::state::clock::Clock,
 }
 
 impl Deref for Shared {
