@@ -258,6 +258,31 @@ mod tests {
     }
 
     #[test]
+    fn encrypted_keys_need_their_passphrase_which_errors_never_show() {
+        let k = Sm2::generate().unwrap();
+        let pem =
+            k.0.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"pa55")
+                .unwrap();
+        let pem = String::from_utf8(pem).unwrap();
+        let loaded = Sm2::from_private_with_passphrase(&pem, "pa55").unwrap();
+        let sig = Sm2::sign("m", &loaded).unwrap();
+        assert!(Sm2::verify("m", &sig, &k.public_key().unwrap()));
+        assert!(Sm2::from_private(&pem)
+            .unwrap_err()
+            .to_string()
+            .contains("passphrase"));
+        let e = Sm2::from_private_with_passphrase(&pem, "wrong-pass").unwrap_err();
+        assert!(!e.to_string().contains("wrong-pass"), "{e}");
+        // Clones share the kept RustCrypto form; the signature does not depend on which signs.
+        let clone = loaded.clone();
+        assert_eq!(
+            Sm2::sign("m", &clone).unwrap(),
+            sig,
+            "deterministic, same key"
+        );
+    }
+
+    #[test]
     fn signatures_refuse_changes_and_encryption_round_trips() {
         let k = Sm2::generate().unwrap();
         let p = k.public_key().unwrap();

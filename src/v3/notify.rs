@@ -320,6 +320,7 @@ impl fmt::Debug for Notifier {
 
 impl Notifier {
     /// A notifier over `keyring` (shared: keys added later are seen) with the 32-byte APIv3 key.
+    /// The keyring's scheme ([`Keyring::for_scheme`]) is the one notifications must be in.
     pub fn new(keyring: Arc<Keyring>, apiv3_key: impl AsRef<[u8]>) -> Result<Notifier, Error> {
         let key = apiv3_key.as_ref();
         check_key(key)?;

@@ -122,7 +122,8 @@ impl Sealed {
     }
 }
 
-/// Encrypts sensitive fields for the platform with RSA-OAEP under one platform key, and makes
+/// Encrypts sensitive fields for the platform with RSA-OAEP (SM2, C1C3C2 ASN.1, for an SM2
+/// platform key: the 国密 scheme) under one platform key, and makes
 /// the calls that carry them name that key (see the [module docs](self)). Cheap to clone.
 #[derive(Clone)]
 pub struct Encryptor {
