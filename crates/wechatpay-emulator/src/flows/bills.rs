@@ -23,12 +23,12 @@ use serde_json::{json, Value};
 
 use crate::http::answer::Answer;
 use crate::http::request::Req;
+use crate::http::scheme;
 use crate::state::records::Files;
 use crate::state::shared::Shared;
 use crate::state::State;
 use crate::util::lock;
-use wechatpay_chain::crypto::hash::sha1_hex;
-use wechatpay_chain::crypto::{AesGcm, Rsa};
+use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::formatter;
 
 /// How long a `download_url` works (the platform's are good for 30 s; tests get more).
@@ -549,7 +549,8 @@ fn store(shared: &Shared, file: Vec<u8>) -> String {
 
 /// The listing of a plain (not encrypted) bill.
 fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
-    let hash = sha1_hex(&csv);
+    // SHA1, or SM3 in the 国密 scheme
+    let (hash_type, hash) = scheme::digest(shared.settings.scheme, csv.as_bytes());
     let file = if gz {
         match gzip(csv.as_bytes()) {
             Ok(f) => f,
@@ -559,7 +560,7 @@ fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
         csv.into_bytes()
     };
     Answer::ok(json!({
-        "hash_type": "SHA1",
+        "hash_type": hash_type,
         "hash_value": hash,
         "download_url": store(shared, file),
     }))
@@ -663,12 +664,14 @@ fn encrypted_part(shared: &Shared, seq: usize, part: &[u8], gz: bool) -> Result<
         .ok()
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .ok_or_else(|| system_error("the bill could not be encrypted"))?;
-    let encrypt_key = Rsa::encrypt(&key, &shared.settings.merchant_key)
+    let s = &shared.settings;
+    let encrypt_key = scheme::encrypt_field(s.scheme, key.as_bytes(), &s.merchant_key)
         .map_err(|_| system_error("the bill's key could not be encrypted"))?;
+    let (hash_type, hash) = scheme::digest(s.scheme, part);
     Ok(json!({
         "bill_sequence": seq,
-        "hash_type": "SHA1",
-        "hash_value": sha1_hex(part),
+        "hash_type": hash_type,
+        "hash_value": hash,
         "download_url": store(shared, sealed),
         "encrypt_key": encrypt_key,
         "nonce": nonce,

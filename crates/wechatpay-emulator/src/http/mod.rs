@@ -15,6 +15,7 @@ pub(crate) mod issued;
 pub(crate) mod multipart;
 pub(crate) mod received;
 pub(crate) mod request;
+pub(crate) mod scheme;
 pub(crate) mod server;
 pub(crate) mod settings;
 pub(crate) mod tls;

@@ -45,6 +45,8 @@ pub(crate) struct Settings {
     pub merchant_serial: String,
     pub merchant_key: PublicKey,
     pub mode: Mode,
+    /// RSA, or the 国密 SM2 scheme (`http::scheme`).
+    pub scheme: wechatpay_chain::Scheme,
     pub platform_key: PrivateKey,
     pub platform_public: PublicKey,
     pub platform_serial: String,

@@ -150,7 +150,12 @@ pub(crate) fn issue<T: HasPublic>(spec: &Spec<'_>, key: &PKeyRef<T>) -> Result<X
     }
     b.append_extension(usage.build().ssl("cannot issue a certificate")?)
         .ssl("cannot issue a certificate")?;
-    b.sign(spec.signer, MessageDigest::sha256())
+    // SM2 keys (the 国密 scheme's platform certificate) sign over SM3
+    let digest = match spec.signer.id() {
+        openssl::pkey::Id::RSA => MessageDigest::sha256(),
+        _ => MessageDigest::sm3(),
+    };
+    b.sign(spec.signer, digest)
         .ssl("cannot issue a certificate")?;
     Ok(b.build())
 }

@@ -1,0 +1,97 @@
+//! The sandbox's APIv3 scheme ([`EmulatorConfig::scheme`](crate::EmulatorConfig::scheme)):
+//! RSA by default, or (feature `shangmi`) the 国密 `WECHATPAY2-SM2-WITH-SM3`. Every place that
+//! signs, verifies, seals or digests for the platform asks here, so that a flow never names an
+//! algorithm.
+
+use wechatpay_chain::crypto::{AesGcm, Certificate, PrivateKey, PublicKey, Rsa};
+use wechatpay_chain::{Error, Scheme};
+
+#[cfg(feature = "shangmi")]
+use wechatpay_chain::crypto::{sm3::sm3_hex, Sm2, Sm4Gcm};
+
+/// A fresh platform or merchant key of `scheme`'s kind.
+pub(crate) fn generate_key(scheme: Scheme) -> Result<PrivateKey, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::generate(),
+        _ => crate::util::generate_key(),
+    }
+}
+
+/// Signs `message` for `Wechatpay-Signature` (Base64).
+pub(crate) fn sign(scheme: Scheme, message: &[u8], key: &PrivateKey) -> Result<String, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::sign(message, key),
+        _ => Rsa::sign(message, key),
+    }
+}
+
+/// Whether `signature` (Base64) is `key`'s over `message`.
+pub(crate) fn verify(scheme: Scheme, message: &[u8], signature: &str, key: &PublicKey) -> bool {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::verify(message, signature, key),
+        _ => Rsa::verify(message, signature, key),
+    }
+}
+
+/// A sensitive field encrypted for `key` (RSA-OAEP, or SM2 C1C3C2), Base64.
+pub(crate) fn encrypt_field(
+    scheme: Scheme,
+    plain: &[u8],
+    key: &PublicKey,
+) -> Result<String, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::encrypt(plain, key),
+        _ => Rsa::encrypt(plain, key),
+    }
+}
+
+/// A sensitive field decrypted with `key`.
+pub(crate) fn decrypt_field(
+    scheme: Scheme,
+    ciphertext: &str,
+    key: &PrivateKey,
+) -> Result<Vec<u8>, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::decrypt(ciphertext, key),
+        _ => Rsa::decrypt(ciphertext, key),
+    }
+}
+
+/// A resource or certificate sealed with the APIv3 key as the scheme's AEAD
+/// ([`Scheme::aead`] names it): AES-256-GCM, or SM4-GCM under the key derived from it.
+pub(crate) fn seal(
+    scheme: Scheme,
+    plain: &str,
+    apiv3_key: &str,
+    nonce: &str,
+    aad: &str,
+) -> Result<String, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm4Gcm::encrypt(plain, apiv3_key, nonce, aad),
+        _ => AesGcm::encrypt(plain, apiv3_key, nonce, aad),
+    }
+}
+
+/// The `hash_type` bills and downloads are described with, and `data`'s digest in it (hex).
+pub(crate) fn digest(scheme: Scheme, data: &[u8]) -> (&'static str, String) {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => ("SM3", sm3_hex(data)),
+        _ => ("SHA1", wechatpay_chain::crypto::hash::sha1_hex(data)),
+    }
+}
+
+/// A certificate the sandbox issued, loaded as the scheme's kind.
+pub(crate) fn certificate(scheme: Scheme, pem: &str) -> Result<Certificate, Error> {
+    match scheme {
+        #[cfg(feature = "shangmi")]
+        Scheme::Sm2 => Sm2::from_certificate(pem),
+        _ => Rsa::from_certificate(pem),
+    }
+}
