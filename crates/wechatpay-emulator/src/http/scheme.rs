@@ -95,3 +95,17 @@ pub(crate) fn certificate(scheme: Scheme, pem: &str) -> Result<Certificate, Erro
         _ => Rsa::from_certificate(pem),
     }
 }
+
+/// The scheme an answer names in `Wechatpay-Signature-Type`: the sandbox's, or the other one
+/// for [`Forgery::OtherScheme`](crate::http::settings::Forgery::OtherScheme).
+pub(crate) fn named(
+    scheme: Scheme,
+    forgery: Option<crate::http::settings::Forgery>,
+) -> &'static str {
+    use wechatpay_chain::v3::scheme::{RSA, SM2};
+    match (forgery, scheme.name()) {
+        (Some(crate::http::settings::Forgery::OtherScheme), RSA) => SM2,
+        (Some(crate::http::settings::Forgery::OtherScheme), _) => RSA,
+        (_, name) => name,
+    }
+}

@@ -33,6 +33,9 @@ pub enum Forgery {
     StaleTimestamp,
     /// Signed under a `Wechatpay-Serial` the client does not know.
     UnknownSerial,
+    /// Signed as usual but naming the other scheme in `Wechatpay-Signature-Type` (RSA's in the
+    /// 国密 scheme, SM2's in RSA): a downgrade a client must not follow.
+    OtherScheme,
 }
 
 /// What the server needs, fixed at start.
