@@ -33,6 +33,8 @@ mod ops;
 
 mod sandbox;
 
+mod scheme;
+
 mod serve;
 
 mod trigger;
@@ -56,6 +58,9 @@ struct Cli {
     // Before the call options, so that `-v` stays under "Options" in every command's help.
     #[command(flatten)]
     log: Verbosity,
+
+    #[command(flatten)]
+    scheme: scheme::SchemeArgs,
 
     #[command(flatten)]
     call: CallArgs,
@@ -320,7 +325,7 @@ impl Conf {
     }
 
     fn builder(&self) -> Result<Builder, Error> {
-        let mut b = Builder::new();
+        let mut b = Builder::new().scheme(scheme::get());
         if let Some(u) = &self.base_uri {
             b = b.base_uri(u);
         }
@@ -331,8 +336,8 @@ impl Conf {
             b = b.serial(s);
         }
         if let Some(k) = &self.private_key {
-            let key =
-                Rsa::from_private(&key_source(k)).map_err(key_option(self.name("private_key")))?;
+            let key = scheme::private_key(&key_source(k))
+                .map_err(key_option(self.name("private_key")))?;
             b = b.private_key(key);
         }
         if let Some((id, key)) = common::public_key(
@@ -346,7 +351,7 @@ impl Conf {
         }
         for c in &self.platform_cert {
             if !c.trim().is_empty() {
-                let cert = Rsa::from_certificate(&key_source(c.trim()))
+                let cert = scheme::certificate(&key_source(c.trim()))
                     .map_err(key_option(self.name("platform_cert")))?;
                 b = b.platform_certificate(cert);
             }
@@ -846,6 +851,7 @@ fn main() -> ExitCode {
         ));
     }
     cli.conf.note_sources(&matches, &matches);
+    scheme::set(cli.scheme.scheme);
     if let Some((name, sub_m)) = matches.subcommand() {
         if let Err(e) = check_placement(&matches, name) {
             usage_error(e);
