@@ -142,7 +142,7 @@ struct Verdict {
 }
 
 pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
-    let keyring = Keyring::new();
+    let keyring = Keyring::for_scheme(crate::scheme::get());
     if let Some((id, key)) = crate::common::public_key(
         a.public_key.as_deref(),
         a.public_key_id.as_deref(),

@@ -27,12 +27,18 @@ impl Drop for Served {
 impl Served {
     /// Starts `bin serve` on an ephemeral port and waits (at most 30 s) for its env file.
     pub fn start(bin: &str) -> Served {
+        Served::start_with(bin, &[])
+    }
+
+    /// [`Served::start`] with more options (`--scheme sm2`).
+    pub fn start_with(bin: &str, args: &[&str]) -> Served {
         // one directory per start: tests of one binary start theirs in parallel
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("wechatpay-served-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new(bin)
+            .args(args)
             .args(["serve", "--keys-dir"])
             .arg(&dir)
             .env_remove("WECHATPAY_MCHID")
