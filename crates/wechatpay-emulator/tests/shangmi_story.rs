@@ -2,7 +2,7 @@
 //! (`EmulatorConfig::scheme(Scheme::Sm2)`), on real loopback sockets with SM2 keys generated
 //! at start. An order, its notification (SM2-signed, AEAD_SM4_GCM, opened by the library's
 //! `Notifier`), a refund and its notification, the SM2 platform certificate downloaded with
-//! `algorithm_type=SM2`, a bill checked with SM3; and forged, stale and scheme-mismatched SM2
+//! `algorithm_type=SM2`, bills checked with SM3 (and in SM4_GCM parts); and forged, stale and scheme-mismatched SM2
 //! answers refused.
 #![cfg(feature = "shangmi")]
 
@@ -16,7 +16,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{client, start, Receiver};
 use wechatpay_chain::crypto::sm3::sm3_hex;
-use wechatpay_chain::download::Bill;
+use wechatpay_chain::crypto::Sm2;
+use wechatpay_chain::download::{Bill, BillList};
 use wechatpay_chain::notify::Notification;
 use wechatpay_chain::{Client, Error, Scheme};
 use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Mode};
@@ -113,6 +114,37 @@ fn order_notification_refund_certificate_and_bill_in_the_sm2_scheme() {
     assert_eq!(bill.hash_value, sm3_hex(&csv));
     assert_eq!(done.digest.as_deref(), Some(bill.hash_value.as_str()));
     assert!(String::from_utf8(csv).unwrap().contains(no));
+
+    // The fund flow, whole and in SM4_GCM parts (each a 16-byte file key SM2-encrypted for the
+    // merchant): the parts join into the same bill.
+    let flow: Bill = c["v3/bill/fundflowbill"]
+        .get(json!({"query": {"bill_date": date}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(flow.hash_type, "SM3");
+    let mut whole = Vec::new();
+    c.download_bill(&flow, json!({}), &mut whole).unwrap();
+    for algorithm in ["SM4_GCM", "AEAD_AES_256_GCM"] {
+        let list: BillList = c["v3/bill/sub-merchant-fundflowbill"]
+            .get(
+                json!({"query": {"sub_mchid": "1900000109", "bill_date": date,
+                "account_type": "BASIC", "algorithm": algorithm}}),
+            )
+            .unwrap()
+            .json()
+            .unwrap();
+        let parts = list.in_order().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().all(|p| p.hash_type == "SM3"), "{parts:?}");
+        // The file key, opened with the merchant's SM2 key: its length tells the cipher.
+        let merchant = emu.merchant_private_key().unwrap();
+        let key = Sm2::decrypt(parts[0].encrypt_key.as_deref().unwrap(), merchant).unwrap();
+        assert_eq!(key.len(), if algorithm == "SM4_GCM" { 16 } else { 32 });
+        let mut joined = Vec::new();
+        c.download_bills(&list, json!({}), &mut joined).unwrap();
+        assert_eq!(joined, whole, "{algorithm}");
+    }
 }
 
 #[test]

@@ -109,3 +109,26 @@ pub(crate) fn named(
         (_, name) => name,
     }
 }
+
+/// A bill part sealed for download as `algorithm` asks (`AEAD_AES_256_GCM`, or `SM4_GCM` in
+/// the 国密 scheme): a fresh file key (32 or 16 characters), the raw ciphertext with its tag
+/// last (no associated data) and the key encrypted for the merchant (RSA-OAEP or SM2).
+pub(crate) fn seal_file(
+    scheme: Scheme,
+    sm4: bool,
+    plain: &[u8],
+    nonce: &str,
+    merchant: &PublicKey,
+) -> Result<(Vec<u8>, String), Error> {
+    use base64::Engine as _;
+    let key = wechatpay_chain::formatter::nonce(if sm4 { 16 } else { 32 });
+    #[cfg(feature = "shangmi")]
+    if sm4 {
+        let sealed = Sm4Gcm::encrypt_with_key(plain, key.as_bytes(), nonce, "")?;
+        return Ok((sealed, encrypt_field(scheme, key.as_bytes(), merchant)?));
+    }
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(AesGcm::encrypt(plain, &key, nonce, "")?)
+        .map_err(|e| Error::crypto(format!("cannot seal the bill: {e}")))?;
+    Ok((sealed, encrypt_field(scheme, key.as_bytes(), merchant)?))
+}
