@@ -206,3 +206,37 @@ fn the_sm2_sandbox_refuses_rsa_requests_and_keys() {
     .unwrap_err();
     assert!(err.to_string().contains("WECHATPAY2-SM2-WITH-SM3"), "{err}");
 }
+
+#[test]
+fn sensitive_fields_travel_sm2_encrypted_both_ways() {
+    let emu = sm2_sandbox(Mode::PublicKey);
+    let c = client(&emu);
+    let enc = c.encryptor().unwrap();
+    let bills = &c["v3/fund-app/mch-transfer/transfer-bills"];
+    let transfer = |name: Value| {
+        json!({"json": {
+            "appid": "wxf636efh567hg4356", "out_bill_no": "shangmiTransfer1",
+            "openid": "o-MYE42l80oelYMDE34nYD456Xoy", "transfer_amount": 400_000,
+            "transfer_remark": "国密", "notify_url": "http://127.0.0.1:9/n",
+            "user_recv_perception": "现金奖励", "transfer_scene_id": "1000",
+            "transfer_scene_report_infos": [
+                {"info_type": "活动名称", "info_content": "新会员有礼"},
+                {"info_type": "奖励说明", "info_content": "抽奖一等奖"},
+            ],
+            "user_name": name,
+        }})
+    };
+    // The name encrypted with the platform's SM2 key (Wechatpay-Serial names it): decrypted.
+    bills
+        .post(transfer(json!(enc.encrypt("张三").unwrap())))
+        .unwrap();
+    let got: Value = c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]
+        .get(json!({"out_bill_no": "shangmiTransfer1"}))
+        .unwrap()
+        .json()
+        .unwrap();
+    // ... and returned SM2-encrypted for the merchant.
+    let merchant = emu.merchant_private_key().unwrap();
+    let name = Sm2::decrypt(got["user_name"].as_str().unwrap(), merchant).unwrap();
+    assert_eq!(String::from_utf8(name).unwrap(), "张三");
+}
