@@ -447,6 +447,10 @@ pub fn run<'a>(
         (Mode::PublicKey, true) => "public-key mode, TLS",
         (Mode::Certificate, true) => "certificate mode, TLS",
     };
+    let mode = match crate::scheme::is_sm2() {
+        true => format!("{mode}, 国密 WECHATPAY2-SM2-WITH-SM3"),
+        false => mode.to_string(),
+    };
     let clock = emu.clock();
     // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.
     let mut out = std::io::stdout();

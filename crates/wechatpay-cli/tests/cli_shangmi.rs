@@ -146,3 +146,21 @@ fn serve_scheme_sm2_writes_an_env_file_the_command_speaks_sm2_with() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn certificates_downloads_the_sm2_platform_certificate_of_an_sm2_sandbox() {
+    let served = Served::start_with(BIN, &["--scheme", "sm2", "--mode", "certificate"]);
+    let e = &served.env;
+    assert_eq!(e["WECHATPAY_SCHEME"], "sm2");
+    let written =
+        Sm2::from_certificate(&format!("file://{}", e["WECHATPAY_PLATFORM_CERT"])).unwrap();
+    let dir = std::env::temp_dir().join(format!("wechatpay-sm2-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = cli(&served, &[], &["certificates", "-o", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let saved = dir.join(format!("wechatpay_{}.pem", written.serial()));
+    let downloaded = Sm2::from_certificate(&format!("file://{}", saved.display())).unwrap();
+    assert_eq!(downloaded.serial(), written.serial());
+    let _ = std::fs::remove_dir_all(&dir);
+}

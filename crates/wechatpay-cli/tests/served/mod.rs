@@ -30,7 +30,7 @@ impl Served {
         Served::start_with(bin, &[])
     }
 
-    /// [`Served::start`] with more options (`--scheme sm2`).
+    /// [`Served::start`] with more options of `serve` (`--scheme sm2`, `--mode certificate`).
     pub fn start_with(bin: &str, args: &[&str]) -> Served {
         // one directory per start: tests of one binary start theirs in parallel
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -38,9 +38,9 @@ impl Served {
         let dir = std::env::temp_dir().join(format!("wechatpay-served-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let child = Command::new(bin)
-            .args(args)
             .args(["serve", "--keys-dir"])
             .arg(&dir)
+            .args(args)
             .env_remove("WECHATPAY_MCHID")
             .env_remove("WECHATPAY_SERIAL")
             .stdin(Stdio::null())
