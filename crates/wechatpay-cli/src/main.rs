@@ -851,7 +851,9 @@ fn main() -> ExitCode {
         ));
     }
     cli.conf.note_sources(&matches, &matches);
-    scheme::set(cli.scheme.scheme);
+    if let Err(why) = scheme::set(cli.scheme.scheme) {
+        usage_error(Cli::command().error(clap::error::ErrorKind::InvalidValue, why));
+    }
     if let Some((name, sub_m)) = matches.subcommand() {
         if let Err(e) = check_placement(&matches, name) {
             usage_error(e);

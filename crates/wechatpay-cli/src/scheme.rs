@@ -26,24 +26,32 @@ pub struct SchemeArgs {
     pub scheme: Option<Name>,
 }
 
-/// A scheme's name on the command line (`sm2` with the `shangmi` feature, on by default).
+/// A scheme's name on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Name {
     Rsa,
-    #[cfg(feature = "shangmi")]
     Sm2,
 }
 
 static CHOSEN: OnceLock<Scheme> = OnceLock::new();
 
-/// Fixes the scheme for the rest of the run.
-pub fn set(name: Option<Name>) {
+/// Fixes the scheme for the rest of the run; `sm2` needs the `shangmi` feature.
+pub fn set(name: Option<Name>) -> Result<(), String> {
     let scheme = match name {
         None | Some(Name::Rsa) => Scheme::Rsa,
         #[cfg(feature = "shangmi")]
         Some(Name::Sm2) => Scheme::Sm2,
+        #[cfg(not(feature = "shangmi"))]
+        Some(Name::Sm2) => {
+            return Err(
+                "--scheme sm2 (WECHATPAY_SCHEME): this wechatpay was built without the \
+                        国密 scheme; install it with `--features shangmi`"
+                    .into(),
+            )
+        }
     };
     let _ = CHOSEN.set(scheme);
+    Ok(())
 }
 
 /// The scheme of this run (RSA until [`set`]).
