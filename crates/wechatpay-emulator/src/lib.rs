@@ -38,6 +38,7 @@ mod diagnosis;
 mod discount_card;
 mod documented;
 pub mod events;
+mod faults;
 mod guard;
 mod media;
 mod partner;
@@ -74,6 +75,7 @@ use wechatpay_chain::Error;
 
 pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
+pub use self::faults::{Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD};
 pub use self::server::WriteDeadline;
 pub use self::v2_refund::V2_REFUND_EVENT;
 pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
@@ -147,6 +149,7 @@ pub struct EmulatorConfig {
     public_key_alongside: bool,
     limits: server::Limits,
     control_token: TokenSetting,
+    faults: Vec<Fault>,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -172,6 +175,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("refund_delay", &self.refund_delay)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("faults", &self.faults)
             .field(
                 "control_token",
                 &match self.control_token {
@@ -211,6 +215,7 @@ impl Default for EmulatorConfig {
             public_key_alongside: false,
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
+            faults: Vec::new(),
         }
     }
 }
@@ -425,6 +430,13 @@ impl EmulatorConfig {
         };
         self
     }
+
+    /// Adds a rule to the fault plan the sandbox starts with ([`Fault`]; rules are tried in
+    /// the order added, the first that fires applies). `wechatpay serve --fault SPEC` sets it.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
 }
 
 /// How many received requests and notification attempts are kept (the oldest go first), so
@@ -622,6 +634,8 @@ pub(crate) struct Shared {
     pub received: Mutex<server::RequestLog>,
     pub deliveries: Mutex<Vec<Delivery>>,
     pub forgeries: Mutex<VecDeque<Forgery>>,
+    /// The fault plan ([`Fault`]).
+    pub faults: faults::Faults,
     pub nonces: Mutex<HashMap<String, i64>>,
     /// Bill files waiting for `v3/billdownload/file`, by token.
     pub files: Mutex<bills::Files>,
@@ -866,6 +880,7 @@ impl Emulator {
             received: Mutex::new(server::RequestLog::default()),
             deliveries: Mutex::new(Vec::new()),
             forgeries: Mutex::new(VecDeque::new()),
+            faults: faults::Faults::new(&config.faults),
             nonces: Mutex::new(HashMap::new()),
             files: Mutex::new(bills::Files::default()),
             runtime: runtime.clone(),
@@ -1070,6 +1085,29 @@ impl Emulator {
     /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
+    }
+
+    /// Adds a rule to the fault plan ([`Fault`]), after those already there; returns its id
+    /// ([`FaultStatus::id`]). Also `POST /emulator/faults` with `{"spec": SPEC}`.
+    pub fn fault(&self, fault: Fault) -> u64 {
+        self.shared.faults.add(fault)
+    }
+
+    /// Removes every rule of the fault plan (what fired stays listed in
+    /// [`fired_faults`](Self::fired_faults)). Also `DELETE /emulator/faults`.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear()
+    }
+
+    /// The fault plan's rules, with how many calls each matched and fired on. Also
+    /// `GET /emulator/faults`.
+    pub fn faults(&self) -> Vec<FaultStatus> {
+        self.shared.faults.list()
+    }
+
+    /// The faults that fired, oldest first (the last 1,000): which rule, on what.
+    pub fn fired_faults(&self) -> Vec<FiredFault> {
+        self.shared.faults.fired()
     }
 
     /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).

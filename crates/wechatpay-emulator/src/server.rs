@@ -7,7 +7,6 @@
 //! included), and renders the answer signed, written within [`Limits::write_timeout`].
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,10 +24,12 @@ use tokio::sync::{watch, Semaphore};
 
 use super::answer::{render, render_for, Answer};
 use super::diagnosis::SignatureRefusal;
+use super::faults::{self, Effect, FaultAction};
 use super::tls::ClientCertificate;
 use super::{
     auth, bills, brand, certificates, combine, control, discount_card, documented, guard, lock,
-    media, partner, pay, profitsharing, refund, transfer, v2, Received, Shared, MAX_RECORDS,
+    media, partner, pay, profitsharing, refund, transfer, v2, v2_documented, Received, Shared,
+    MAX_RECORDS,
 };
 use wechatpay_chain::formatter;
 
@@ -238,7 +239,7 @@ async fn connection<S>(
     let limits = shared.settings.limits;
     let svc = service_fn(move |req| {
         let (shared, client) = (shared.clone(), client.clone());
-        async move { Ok::<_, Infallible>(handle(shared, client, req).await) }
+        async move { handle(shared, client, req).await }
     });
     let io = WriteDeadline::new(io, limits.write_timeout);
     let conn = hyper::server::conn::http1::Builder::new()
@@ -398,7 +399,7 @@ async fn handle(
     shared: Arc<Shared>,
     client: ClientCertificate,
     req: hyper::Request<hyper::body::Incoming>,
-) -> http::Response<Full<Bytes>> {
+) -> Result<http::Response<Full<Bytes>>, faults::Dropped> {
     let (parts, body) = req.into_parts();
     let target = parts
         .uri
@@ -414,11 +415,11 @@ async fn handle(
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(_)) => {
             let a = Answer::error(413, "PARAM_ERROR", "the request body is too large");
-            return render(&shared.settings, a, true, None);
+            return Ok(render(&shared.settings, a, true, None));
         }
         Err(_) => {
             let a = Answer::error(408, "PARAM_ERROR", "the request body was not sent in time");
-            return render(&shared.settings, a, true, None);
+            return Ok(render(&shared.settings, a, true, None));
         }
     };
     let route = route(&target).to_string();
@@ -450,9 +451,9 @@ async fn handle(
         body,
         client,
     };
-    let (answer, kind, refusal, signature) = match guard::admit(&shared, &req) {
+    let (answer, kind, refusal, signature, after) = match guard::admit(&shared, &req) {
         Ok(()) => respond(&shared, &req).await,
-        Err((answer, why)) => (answer, Kind::Control, Some(why), None),
+        Err((answer, why)) => (answer, Kind::Control, Some(why), None, None),
     };
     let record = Received {
         // numbered by the log
@@ -479,21 +480,31 @@ async fn handle(
         _ => None,
     };
     let named = req.header("wechatpay-serial");
-    render_for(&shared.settings, answer, kind != Kind::V2, forgery, named)
+    let res = render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
+    faults::after(after, res, shared.stop.clone()).await
 }
 
-/// The answer, its kind, why the request was refused (if it was) and, for a refused
-/// signature, the diagnosis.
-type Responded = (Answer, Kind, Option<String>, Option<SignatureRefusal>);
+/// The answer, its kind, why the request was refused (if it was), for a refused signature the
+/// diagnosis, and what a fault still does to the answer.
+type Responded = (
+    Answer,
+    Kind,
+    Option<String>,
+    Option<SignatureRefusal>,
+    Option<FaultAction>,
+);
 
 async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
     let first = req.segments.first().map(String::as_str);
     match first {
-        Some("emulator") => (control::handle(shared, req), Kind::Control, None, None),
+        Some("emulator") => (control::handle(shared, req), Kind::Control, None, None, None),
         Some("v3") => {
             let multipart = match media::parse(&req.headers, &req.body).await {
                 Ok(m) => m,
-                Err(a) => return (a, Kind::V3, Some("unreadable multipart body".into()), None),
+                Err(a) => {
+                    let why = Some("unreadable multipart body".into());
+                    return (a, Kind::V3, why, None, None);
+                }
             };
             let signed: &[u8] = match &multipart {
                 Some(m) => &m.meta,
@@ -513,6 +524,7 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                     Kind::V3,
                     Some(why),
                     Some(refused),
+                    None,
                 );
             }
             // A request carrying fields encrypted for the platform names its key.
@@ -524,16 +536,55 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                         "平台证书序列号Wechatpay-Serial错误 (not the platform's key)",
                         serde_json::Value::from(serial),
                     );
-                    return (a, Kind::V3, None, None);
+                    return (a, Kind::V3, None, None, None);
                 }
             }
-            (dispatch(shared, req, multipart), Kind::V3, None, None)
+            // the platform took the call: a fault may spoil it now
+            let path = req.route.split('?').next().unwrap_or("");
+            let effect = faults::on_call(
+                &shared.faults,
+                req.method.as_str(),
+                path.trim_start_matches('/'),
+                |status, code, message| Answer::error(status, code, message),
+            );
+            let (answer, after) = faults::apply(effect, || dispatch(shared, req, multipart));
+            (answer, Kind::V3, None, None, after)
         }
-        _ => match v2::handle(shared, req) {
-            Some((answer, refusal)) => (answer, Kind::V2, refusal, None),
-            None => (not_found(req), Kind::V3, None, None),
-        },
+        _ => {
+            let effect = v2_fault(shared, req);
+            let (mut kind, mut refusal) = (Kind::V2, None);
+            let (answer, after) = faults::apply(effect, || match v2::handle(shared, req) {
+                Some((answer, why)) => {
+                    refusal = why;
+                    answer
+                }
+                None => {
+                    kind = Kind::V3;
+                    not_found(req)
+                }
+            });
+            (answer, kind, refusal, None, after)
+        }
     }
+}
+
+/// The fault of an APIv2 call the platform takes (its certificate, sign and merchant
+/// admitted), its error answered as `result_code` FAIL signed in the request's sign type.
+fn v2_fault(shared: &Arc<Shared>, req: &Req) -> Option<Effect> {
+    let path = format!("v2{}", req.route.split('?').next().unwrap_or(""));
+    let method = req.method.as_str();
+    let subject = faults::Subject::Call {
+        method,
+        path: &path,
+    };
+    if !shared.faults.any_for(&subject) {
+        return None;
+    }
+    let op = v2_documented::operation(req)?;
+    let admitted = v2_documented::admit(shared, req, op).ok()?;
+    faults::on_call(&shared.faults, method, &path, |_, code, message| {
+        v2::business(shared, admitted.kind, &admitted.data, code, message)
+    })
 }
 
 fn not_found(req: &Req) -> Answer {
