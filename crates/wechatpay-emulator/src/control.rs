@@ -1,7 +1,8 @@
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
 //! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
-//! list the requests received (a page at a time) and the notifications sent. They are not part
+//! list the requests received (a page at a time) and the notifications sent, set the fault
+//! plan (`faults`). They are not part
 //! of the platform's API and need no signature; [`guard`](super::guard) checks who calls them.
 
 use std::sync::Arc;
@@ -119,6 +120,9 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         },
         ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
             done(actions::control(shared, kind, no, action, &body))
+        }
+        (m @ ("GET" | "POST" | "DELETE"), ["faults"]) => {
+            super::faults::control(&shared.faults, m, &body)
         }
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {

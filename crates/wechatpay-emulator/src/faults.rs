@@ -752,6 +752,67 @@ pub(crate) fn apply(
     }
 }
 
+/// `/emulator/faults`: `GET` lists the rules with their counts and what fired; `POST`
+/// `{"spec": SPEC}` (or `{"specs": [SPEC, …]}`, all or none) adds rules and lists them;
+/// `DELETE` removes every rule.
+pub(crate) fn control(
+    faults: &Faults,
+    method: &str,
+    body: &serde_json::Map<String, Value>,
+) -> super::answer::Answer {
+    use super::answer::Answer;
+    let listed = |rules: &[FaultStatus]| -> Vec<Value> {
+        rules.iter().map(FaultStatus::to_json).collect()
+    };
+    match method {
+        "GET" => {
+            let fired: Vec<Value> = faults
+                .fired()
+                .iter()
+                .map(|f| json!({"rule": f.rule, "spec": f.spec, "on": f.on}))
+                .collect();
+            Answer::ok(json!({"data": listed(&faults.list()), "fired": fired}))
+        }
+        "DELETE" => {
+            faults.clear();
+            Answer::no_content()
+        }
+        _ => {
+            let specs: Vec<&Value> = match (body.get("spec"), body.get("specs")) {
+                (Some(one), None) => vec![one],
+                (None, Some(Value::Array(many))) if !many.is_empty() => many.iter().collect(),
+                _ => {
+                    return Answer::param_error(
+                        "/spec",
+                        "body",
+                        "give the fault as {\"spec\": SPEC} or {\"specs\": [SPEC, …]}, SPEC as \
+                         `wechatpay serve --fault` takes it (docs/emulator.md, Faults)",
+                        Value::Null,
+                    )
+                }
+            };
+            let mut parsed = Vec::new();
+            for v in specs {
+                let made = match v.as_str() {
+                    Some(text) => Fault::parse(text).map_err(|e| e.to_string()),
+                    None => Err("a SPEC is a string".to_string()),
+                };
+                match made {
+                    Ok(f) => parsed.push(f),
+                    Err(why) => return Answer::param_error("/spec", "body", why, v.clone()),
+                }
+            }
+            let ids: Vec<u64> = parsed.into_iter().map(|f| faults.add(f)).collect();
+            let added: Vec<FaultStatus> = faults
+                .list()
+                .into_iter()
+                .filter(|r| ids.contains(&r.id))
+                .collect();
+            Answer::ok(json!({"data": listed(&added)}))
+        }
+    }
+}
+
 /// The connection is dropped without an answer (a [`FaultAction::Drop`]): hyper closes it.
 #[derive(Debug)]
 pub(crate) struct Dropped;

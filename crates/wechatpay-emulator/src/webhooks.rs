@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 
+use super::faults::{FaultAction, Subject, REORDER_HOLD};
 use super::state::rfc3339;
 use super::{keep, random_hex, Delivery, Outcome, Shared};
 use wechatpay_chain::crypto::{AesGcm, Rsa};
@@ -247,7 +248,9 @@ pub(crate) fn notify_v2(
 }
 
 /// Posts `body` to `out.url` until accepted, once and then after each of the configured
-/// delays; every attempt is recorded, and one that cannot be made is recorded as skipped.
+/// delays; every attempt is recorded, and one that cannot be made is recorded as skipped. A
+/// notification fault ([`faults`](super::faults)) drops it, delays it, sends it again once
+/// accepted, or holds it back until the next notification has had its first attempt.
 fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
     let uri = match destination(&out.url, shared.settings.allow_remote_notify) {
         Ok(u) => u,
@@ -257,25 +260,62 @@ fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
         Ok(b) => b,
         Err(why) => return out.record(shared, 1, Outcome::Skipped(why)),
     };
+    let subject = Subject::Notification(&out.event_type);
+    let fault = shared
+        .faults
+        .pick(&subject, || format!("notify {} {}", out.event_type, out.id));
+    let (mut first, mut rounds, mut held) = (Duration::ZERO, 1, None);
+    match fault {
+        Some(FaultAction::Drop) => {
+            let why = "dropped by a fault: the platform never delivers it".to_string();
+            return out.record(shared, 1, Outcome::Skipped(why));
+        }
+        Some(FaultAction::Delay(d)) => first = d,
+        Some(FaultAction::Duplicate) => rounds = 2,
+        Some(FaultAction::Reorder) => held = Some(shared.faults.hold()),
+        _ => {}
+    }
+    // those held back go once this one has had its first attempt
+    let mut release = match held {
+        None => shared.faults.take_held(),
+        Some(_) => Vec::new(),
+    };
     let task = shared.clone();
     shared.runtime.spawn(async move {
         let shared = task;
         let mut stop = shared.stop.clone();
-        let waits = std::iter::once(Duration::ZERO).chain(shared.settings.notify_retries.clone());
-        for (i, wait) in waits.enumerate() {
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => return,
+        if let Some(next) = held {
+            tokio::select! {
+                _ = next => {}
+                _ = tokio::time::sleep(REORDER_HOLD) => {}
+                _ = stop.changed() => return,
+            }
+        }
+        for _ in 0..rounds {
+            let waits = std::iter::once(first).chain(shared.settings.notify_retries.clone());
+            first = Duration::ZERO;
+            let mut accepted = false;
+            for (i, wait) in waits.enumerate() {
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                if *stop.borrow() {
+                    return;
+                }
+                let outcome = attempt(&shared, &uri, &body, out.protocol).await;
+                accepted = matches!(outcome, Outcome::Accepted(_));
+                out.record(&shared, i as u32 + 1, outcome);
+                for next in release.drain(..) {
+                    let _ = next.send(());
+                }
+                if accepted {
+                    break;
                 }
             }
-            if *stop.borrow() {
-                return;
-            }
-            let outcome = attempt(&shared, &uri, &body, out.protocol).await;
-            let done = matches!(outcome, Outcome::Accepted(_));
-            out.record(&shared, i as u32 + 1, outcome);
-            if done {
+            if !accepted {
                 return;
             }
         }
