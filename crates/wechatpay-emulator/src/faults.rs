@@ -896,7 +896,7 @@ mod tests {
         for (spec, says) in [
             ("POST v3/pay/transactions/jsapi", "no `=`"),
             ("POST v3/pay/transactions/jsapii=drop", "no operation"),
-            ("POST v3/pay/transactions/id/42=drop", "not an operation's template"),
+            ("GET v3/pay/transactions/id/42=drop", "not an operation's template"),
             ("FETCH v3/x=drop", "not a method"),
             ("v3/x=MY_CODE", "give it, as 500:MY_CODE"),
             ("v3/x=explode", "not an action"),
