@@ -84,6 +84,12 @@ enum Object {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The sandbox's fault plan (errors, delays, dropped connections, hangs; dropped, delayed,
+    /// duplicated, reordered notifications): list, add, clear.
+    Faults {
+        #[command(subcommand)]
+        op: crate::faults::FaultsOp,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -153,7 +159,22 @@ impl Object {
                 put("reason", reason);
                 Ok(("transfers", out_bill_no, name(action), body))
             }
+            Object::Faults { .. } => Err(Error::config("the fault plan is not an object")),
         }
+    }
+
+    /// The control request: its method, its path below the base URI, its JSON body, and how
+    /// a refusal names it.
+    fn request(&self) -> Result<(http::Method, String, Option<Value>, String), Error> {
+        if let Object::Faults { op } = self {
+            let (method, path, body, what) = op.request();
+            return Ok((method, path, body, what.to_string()));
+        }
+        let (kind, no, action, body) = self.endpoint()?;
+        let what = format!("{} {no} {action}", kind.trim_end_matches('s'));
+        let path = format!("emulator/{kind}/{}/{action}", segment(no));
+        let body = (!body.is_empty()).then_some(Value::Object(body));
+        Ok((http::Method::POST, path, body, what))
     }
 }
 
@@ -200,17 +221,9 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         )));
     }
     let timeout = crate::common::timeout(a.timeout)?;
-    let (kind, no, action, body) = a.object.endpoint()?;
-    let url = format!(
-        "{}/emulator/{kind}/{}/{action}",
-        base.trim_end_matches('/'),
-        segment(no)
-    );
-    let body = if body.is_empty() {
-        Bytes::new()
-    } else {
-        Bytes::from(Value::Object(body).to_string())
-    };
+    let (method, path, body, what) = a.object.request()?;
+    let url = format!("{}/{path}", base.trim_end_matches('/'));
+    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
     let port = base_uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -219,6 +232,7 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         .authority()
         .map_or_else(|| host.to_string(), |a| a.as_str().to_string());
     let exchange = post(
+        method,
         &url,
         (bare, port, &authority),
         tls,
@@ -261,8 +275,7 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         message
     };
     let line: String = format!(
-        "wechatpay: 沙箱拒绝 the sandbox refused {} {no} {action}: HTTP {status} {code}: {message}",
-        kind.trim_end_matches('s')
+        "wechatpay: 沙箱拒绝 the sandbox refused {what}: HTTP {status} {code}: {message}"
     )
     .chars()
     .map(|c| if c.is_control() { ' ' } else { c })
@@ -271,9 +284,10 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
     Ok(false)
 }
 
-/// POSTs `body` to `url` (at `host`, `port`, named `authority`, with the control `token`),
-/// over TLS (trusting `ca`) when `tls`; the status and the body of the answer.
+/// Sends `body` to `url` with `method` (at `host`, `port`, named `authority`, with the control
+/// `token`), over TLS (trusting `ca`) when `tls`; the status and the body of the answer.
 async fn post(
+    method: http::Method,
     url: &str,
     (host, port, authority): (&str, u16, &str),
     tls: bool,
@@ -290,7 +304,9 @@ async fn post(
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(not_running)?;
-    let mut req = http::Request::post(url)
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
         .header(http::header::HOST, authority)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "wechatpay-cli sandbox");

@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// `wechatpay sandbox refund NO succeeded|closed|abnormal` decides it.
     #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
     refund_delay: RefundDelay,
+    /// A fault on demand (repeatable; tried in order, the first that fires applies):
+    /// TARGET=ACTION[*N][@P[,seed=S]]. TARGET: `METHOD TEMPLATE` (POST
+    /// v3/pay/transactions/jsapi), a path glob (v3/refund/*) or notify:EVENT
+    /// (notify:TRANSACTION.SUCCESS, notify:*). ACTION for calls: [STATUS:]CODE[:MESSAGE]
+    /// (500:SYSTEM_ERROR, FREQUENCY_LIMITED), delay:3s, drop, hang; for notifications: drop,
+    /// delay:3s, duplicate, reorder. *N: the next N only; @P: with probability P (seeded).
+    /// `wechatpay sandbox faults` changes the plan while serve runs.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = crate::faults::spec)]
+    faults: Vec<wechatpay_emulator::Fault>,
 }
 
 /// `--refund-delay`: a delay, or none (never).
@@ -302,6 +311,9 @@ pub fn run<'a>(
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,
         });
+    for f in &a.faults {
+        config = config.fault(f.clone());
+    }
     if let Some(m) = g.mchid {
         config = config.mchid(m);
     }
