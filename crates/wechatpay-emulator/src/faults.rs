@@ -372,7 +372,7 @@ fn operation(method: &str, template: &str) -> Result<FaultTarget, String> {
             op.template
         )),
         None => Err(format!(
-            "the catalogue has no operation {method} {template} (`wechatpay describe` lists \
+            "the catalogue has no operation {method} {template} (`wechatpay ops WORDS` lists \
              them; templates are written like v3/pay/transactions/id/{{transaction_id}})"
         )),
     }
