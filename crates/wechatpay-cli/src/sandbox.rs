@@ -274,12 +274,11 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
     } else {
         message
     };
-    let line: String = format!(
-        "wechatpay: 沙箱拒绝 the sandbox refused {what}: HTTP {status} {code}: {message}"
-    )
-    .chars()
-    .map(|c| if c.is_control() { ' ' } else { c })
-    .collect();
+    let line: String =
+        format!("wechatpay: 沙箱拒绝 the sandbox refused {what}: HTTP {status} {code}: {message}")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
     eprintln!("{line}");
     Ok(false)
 }

@@ -87,7 +87,9 @@ fn serve_fault_and_sandbox_faults_list_add_clear() {
     );
     assert_eq!(listed["data"][0]["fired"], 0);
     match c["v3/pay/transactions/jsapi"].post(order.clone()) {
-        Err(Error::Api { status: 500, code, .. }) => assert_eq!(code, "SYSTEM_ERROR"),
+        Err(Error::Api {
+            status: 500, code, ..
+        }) => assert_eq!(code, "SYSTEM_ERROR"),
         other => panic!("expected 500 SYSTEM_ERROR, got {other:?}"),
     }
     let listed = ok(&env, &["sandbox", "faults", "list"]);
@@ -97,7 +99,12 @@ fn serve_fault_and_sandbox_faults_list_add_clear() {
     // adding needs the control token
     let out = cli(
         &env,
-        &["sandbox", "faults", "add", "v3/pay/*=429:FREQUENCY_LIMITED*1"],
+        &[
+            "sandbox",
+            "faults",
+            "add",
+            "v3/pay/*=429:FREQUENCY_LIMITED*1",
+        ],
         &["WECHATPAY_SANDBOX_TOKEN"],
     );
     assert!(!out.status.success());
@@ -113,7 +120,12 @@ fn serve_fault_and_sandbox_faults_list_add_clear() {
 
     let added = ok(
         &env,
-        &["sandbox", "faults", "add", "v3/pay/*=429:FREQUENCY_LIMITED*1"],
+        &[
+            "sandbox",
+            "faults",
+            "add",
+            "v3/pay/*=429:FREQUENCY_LIMITED*1",
+        ],
     );
     assert_eq!(added["data"][0]["spec"], "v3/pay/*=429:FREQUENCY_LIMITED*1");
     match c["v3/pay/transactions/jsapi"].post(order.clone()) {
@@ -122,10 +134,7 @@ fn serve_fault_and_sandbox_faults_list_add_clear() {
     }
     ok(&env, &["sandbox", "faults", "add", "v3/pay/*=hang"]);
     ok(&env, &["sandbox", "faults", "clear"]);
-    assert_eq!(
-        ok(&env, &["sandbox", "faults", "list"])["data"],
-        json!([])
-    );
+    assert_eq!(ok(&env, &["sandbox", "faults", "list"])["data"], json!([]));
     assert!(c["v3/pay/transactions/jsapi"].post(order).is_ok());
 
     let _ = child.kill();

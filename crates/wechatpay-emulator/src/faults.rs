@@ -99,7 +99,11 @@ const KNOWN: &[(&str, u16, &str)] = &[
     ("NOTENOUGH", 403, "余额不足"),
     ("ORDERPAID", 400, "商户订单已支付"),
     ("ORDERCLOSED", 400, "订单已关闭"),
-    ("AUTHCODEEXPIRE", 400, "二维码已过期，请用户在微信上刷新后再试"),
+    (
+        "AUTHCODEEXPIRE",
+        400,
+        "二维码已过期，请用户在微信上刷新后再试",
+    ),
 ];
 
 /// What the accepted SPECs look like, for errors.
@@ -204,7 +208,9 @@ impl Fault {
         };
         if !fits {
             let accepted = if notify { NOTIFY_ACTIONS } else { CALL_ACTIONS };
-            return Err(format!("this action does not apply here; accepted: {accepted}"));
+            return Err(format!(
+                "this action does not apply here; accepted: {accepted}"
+            ));
         }
         if let FaultAction::Error { status, code, .. } = &action {
             if !(*status == 202 || (400..=599).contains(status)) || code.is_empty() {
@@ -248,7 +254,10 @@ impl Fault {
     pub fn parse(spec: &str) -> Result<Fault, Error> {
         let s = spec.trim();
         let Some((target, rest)) = s.split_once('=') else {
-            return Err(invalid(s, format!("no `=` between target and action; a fault is {GRAMMAR}")));
+            return Err(invalid(
+                s,
+                format!("no `=` between target and action; a fault is {GRAMMAR}"),
+            ));
         };
         let (rest, chance) = match rest.split_once('@') {
             Some((r, c)) => (r, Some(chance(c).map_err(|e| invalid(s, e))?)),
@@ -333,9 +342,7 @@ impl fmt::Display for Fault {
 fn path(glob: &str) -> Result<FaultTarget, String> {
     let glob = glob.trim().trim_start_matches('/');
     if glob.is_empty() || glob.contains(char::is_whitespace) {
-        return Err(format!(
-            "`{glob}` is not a target; a fault is {GRAMMAR}"
-        ));
+        return Err(format!("`{glob}` is not a target; a fault is {GRAMMAR}"));
     }
     Ok(FaultTarget::Path(glob.to_string()))
 }
@@ -382,14 +389,15 @@ fn operation(method: &str, template: &str) -> Result<FaultTarget, String> {
 fn chance(s: &str) -> Result<(f64, u64), String> {
     let (p, seed) = match s.split_once(',') {
         Some((p, seed)) => {
-            let n = seed.trim().strip_prefix("seed=").and_then(|n| n.parse::<u64>().ok());
+            let n = seed
+                .trim()
+                .strip_prefix("seed=")
+                .and_then(|n| n.parse::<u64>().ok());
             match n {
                 Some(n) => (p, n),
-                None => {
-                    return Err(format!(
-                        "`{seed}`: after the probability comes seed=S, S a whole number (@0.5,seed=7)"
-                    ))
-                }
+                None => return Err(format!(
+                    "`{seed}`: after the probability comes seed=S, S a whole number (@0.5,seed=7)"
+                )),
             }
         }
         None => (s, 0),
@@ -468,7 +476,12 @@ fn call_action(a: &str) -> Result<FaultAction, String> {
     let (status, known_message) = match (status, known) {
         (Some(s), Some(FaultAction::Error { message, .. })) => (s, message),
         (Some(s), _) => (s, String::new()),
-        (None, Some(FaultAction::Error { status, message, .. })) => (status, message),
+        (
+            None,
+            Some(FaultAction::Error {
+                status, message, ..
+            }),
+        ) => (status, message),
         (None, _) => {
             return Err(format!(
                 "`{code}` is not a code the sandbox knows the status of: give it, as 500:{code}"
@@ -557,7 +570,10 @@ pub struct FiredFault {
 /// What a call or notification is, for matching.
 pub(crate) enum Subject<'a> {
     /// A call: its method and its path (`v3/…`, `v2/…`), without query or leading `/`.
-    Call { method: &'a str, path: &'a str },
+    Call {
+        method: &'a str,
+        path: &'a str,
+    },
     Notification(&'a str),
 }
 
@@ -761,9 +777,8 @@ pub(crate) fn control(
     body: &serde_json::Map<String, Value>,
 ) -> super::answer::Answer {
     use super::answer::Answer;
-    let listed = |rules: &[FaultStatus]| -> Vec<Value> {
-        rules.iter().map(FaultStatus::to_json).collect()
-    };
+    let listed =
+        |rules: &[FaultStatus]| -> Vec<Value> { rules.iter().map(FaultStatus::to_json).collect() };
     match method {
         "GET" => {
             let fired: Vec<Value> = faults
@@ -778,19 +793,18 @@ pub(crate) fn control(
             Answer::no_content()
         }
         _ => {
-            let specs: Vec<&Value> = match (body.get("spec"), body.get("specs")) {
-                (Some(one), None) => vec![one],
-                (None, Some(Value::Array(many))) if !many.is_empty() => many.iter().collect(),
-                _ => {
-                    return Answer::param_error(
+            let specs: Vec<&Value> =
+                match (body.get("spec"), body.get("specs")) {
+                    (Some(one), None) => vec![one],
+                    (None, Some(Value::Array(many))) if !many.is_empty() => many.iter().collect(),
+                    _ => return Answer::param_error(
                         "/spec",
                         "body",
                         "give the fault as {\"spec\": SPEC} or {\"specs\": [SPEC, …]}, SPEC as \
                          `wechatpay serve --fault` takes it (docs/emulator.md, Faults)",
                         Value::Null,
-                    )
-                }
-            };
+                    ),
+                };
             let mut parsed = Vec::new();
             for v in specs {
                 let made = match v.as_str() {
@@ -877,7 +891,10 @@ mod tests {
                 "notify:TRANSACTION.SUCCESS=drop*1",
                 "notify:TRANSACTION.SUCCESS=drop*1",
             ),
-            ("v2/pay/micropay=USERPAYING", "v2/pay/micropay=202:USERPAYING"),
+            (
+                "v2/pay/micropay=USERPAYING",
+                "v2/pay/micropay=202:USERPAYING",
+            ),
             (
                 "GET v3/pay/transactions/id/{transaction_id}=503:BUSY:try later@25%",
                 "GET v3/pay/transactions/id/{transaction_id}=503:BUSY:try later@0.25,seed=0",
@@ -896,12 +913,18 @@ mod tests {
         for (spec, says) in [
             ("POST v3/pay/transactions/jsapi", "no `=`"),
             ("POST v3/pay/transactions/jsapii=drop", "no operation"),
-            ("GET v3/pay/transactions/id/42=drop", "not an operation's template"),
+            (
+                "GET v3/pay/transactions/id/42=drop",
+                "not an operation's template",
+            ),
             ("FETCH v3/x=drop", "not a method"),
             ("v3/x=MY_CODE", "give it, as 500:MY_CODE"),
             ("v3/x=explode", "not an action"),
             ("v3/x=duplicate", "for notifications"),
-            ("notify:TRANSACTION.SUCCESS=hang", "not a notification's action"),
+            (
+                "notify:TRANSACTION.SUCCESS=hang",
+                "not a notification's action",
+            ),
             ("v3/x=drop*0", "count after *"),
             ("v3/x=drop@1.5", "probability"),
             ("v3/x=drop@0.5,sead=1", "seed=S"),
@@ -938,7 +961,7 @@ mod tests {
         let twice = Fault::parse("POST v3/pay/transactions/jsapi=SYSTEM_ERROR*2").unwrap();
         assert_eq!(fired(&[twice]).iter().filter(|f| **f).count(), 2);
         let half = Fault::parse("v3/pay/*=drop@0.5,seed=7").unwrap();
-        let (a, b) = (fired(&[half.clone()]), fired(&[half]));
+        let (a, b) = (fired(std::slice::from_ref(&half)), fired(&[half]));
         assert_eq!(a, b);
         let n = a.iter().filter(|f| **f).count();
         assert!((70..=130).contains(&n), "{n} of 200");

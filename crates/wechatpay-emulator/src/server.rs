@@ -497,7 +497,13 @@ type Responded = (
 async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
     let first = req.segments.first().map(String::as_str);
     match first {
-        Some("emulator") => (control::handle(shared, req), Kind::Control, None, None, None),
+        Some("emulator") => (
+            control::handle(shared, req),
+            Kind::Control,
+            None,
+            None,
+            None,
+        ),
         Some("v3") => {
             let multipart = match media::parse(&req.headers, &req.body).await {
                 Ok(m) => m,

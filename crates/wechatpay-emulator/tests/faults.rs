@@ -142,11 +142,9 @@ fn frequency_limited_is_an_api_error_and_on_a_refund_an_unknown_outcome() {
         other => panic!("expected OutcomeUnknown, got {other:?}"),
     }
     // the merchant queries before calling again: no such refund, so it is safe to ask again
-    let (status, _, _) = api(
-        c["v3/refund/domestic/refunds/{out_refund_no}"]
-            .get(json!({"out_refund_no": "FAULT-429-R1"}))
-            .unwrap_err(),
-    );
+    let (status, _, _) = api(c["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(json!({"out_refund_no": "FAULT-429-R1"}))
+        .unwrap_err());
     assert_eq!(status, 404);
     let made: Value = c["v3/refund/domestic/refunds"]
         .post(refund)
@@ -256,8 +254,10 @@ fn an_apiv2_micropay_answers_userpaying_and_the_order_query_finds_it_paid() {
     }
     // pending: the merchant polls the order query, which finds the payment
     let q: Value = c["v2/pay/orderquery"]
-        .post(json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
-            "out_trade_no": "FAULT-V2-0001"}}))
+        .post(
+            json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
+            "out_trade_no": "FAULT-V2-0001"}}),
+        )
         .unwrap()
         .json()
         .unwrap();
@@ -427,7 +427,10 @@ fn a_delayed_notification_comes_later() {
     assert!(emu.deliveries().is_empty());
     let n = next(&hook, &c, &emu, Duration::from_secs(10)).expect("the notification, later");
     assert_eq!(n.resource["out_trade_no"], "FAULT-NDELAY-0001");
-    assert_eq!(emu.fired_faults()[0].on, format!("notify TRANSACTION.SUCCESS {}", n.id));
+    assert_eq!(
+        emu.fired_faults()[0].on,
+        format!("notify TRANSACTION.SUCCESS {}", n.id)
+    );
 }
 
 #[test]
@@ -436,8 +439,10 @@ fn a_reordered_payment_notification_arrives_after_its_refunds() {
     let (c, hook) = (support::client(&emu), hook());
     paid(&c, &emu, "FAULT-NORDER-0001", &hook);
     c["v3/refund/domestic/refunds"]
-        .post(json!({"json": {"out_trade_no": "FAULT-NORDER-0001", "out_refund_no": "FAULT-NORDER-R1",
-            "notify_url": hook.url, "amount": {"refund": 10, "total": 100, "currency": "CNY"}}}))
+        .post(
+            json!({"json": {"out_trade_no": "FAULT-NORDER-0001", "out_refund_no": "FAULT-NORDER-R1",
+            "notify_url": hook.url, "amount": {"refund": 10, "total": 100, "currency": "CNY"}}}),
+        )
         .unwrap();
     let first = next(&hook, &c, &emu, Duration::from_secs(10)).unwrap();
     let second = next(&hook, &c, &emu, Duration::from_secs(10)).unwrap();
@@ -463,9 +468,11 @@ fn faults_are_built_in_code_as_in_specs() {
     );
     let n = Fault::notification("REFUND.SUCCESS", FaultAction::Hang).unwrap_err();
     assert!(n.to_string().contains("does not apply here"), "{n}");
-    assert!(Fault::path("v3/*", FaultAction::Delay(Duration::from_secs(1)))
-        .unwrap()
-        .chance(0.25, 9)
-        .to_string()
-        .ends_with("@0.25,seed=9"));
+    assert!(
+        Fault::path("v3/*", FaultAction::Delay(Duration::from_secs(1)))
+            .unwrap()
+            .chance(0.25, 9)
+            .to_string()
+            .ends_with("@0.25,seed=9")
+    );
 }
