@@ -459,6 +459,9 @@ pub fn run<'a>(
         "",
         ""
     );
+    for f in emu.faults() {
+        let _ = writeln!(out, "  fault on demand: {}", f.fault);
+    }
     // Stopped by a signal, serve returns, and the temporary keys directory is removed.
     rt.block_on(watch(&emu, stop, &mut out));
     drop(emu);
@@ -485,7 +488,15 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
                 (None, None) => "checked".to_string(),
                 (Some(why), None) => format!("refused: {why}"),
             };
-            let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
+            let fault = r
+                .fault
+                .as_ref()
+                .map_or_else(String::new, |f| format!(" (fault {f})"));
+            let _ = writeln!(
+                out,
+                "{} {} → {} {verdict}{fault}",
+                r.method, r.target, r.status
+            );
             // SIGN_ERROR: which check failed, and the string the sandbox expected signed
             if let Some(why) = &r.signature {
                 let _ = write!(out, "{}", why.report("    ", SHOWN_BODY));

@@ -395,9 +395,11 @@ fn chance(s: &str) -> Result<(f64, u64), String> {
                 .and_then(|n| n.parse::<u64>().ok());
             match n {
                 Some(n) => (p, n),
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "`{seed}`: after the probability comes seed=S, S a whole number (@0.5,seed=7)"
-                )),
+                ))
+                }
             }
         }
         None => (s, 0),
@@ -667,9 +669,13 @@ impl Faults {
         !rules.is_empty() && rules.iter().any(|r| r.matches(s))
     }
 
-    /// The action of the first rule that fires on `s`, counting it; rules used up are passed
-    /// over, and a rule whose draw misses lets the next one try.
-    pub fn pick(&self, s: &Subject<'_>, on: impl FnOnce() -> String) -> Option<FaultAction> {
+    /// The action and SPEC of the first rule that fires on `s`, counting it; rules used up
+    /// are passed over, and a rule whose draw misses lets the next one try.
+    pub fn pick(
+        &self,
+        s: &Subject<'_>,
+        on: impl FnOnce() -> String,
+    ) -> Option<(FaultAction, String)> {
         let mut rules = lock(&self.rules);
         if rules.is_empty() {
             return None;
@@ -691,12 +697,13 @@ impl Faults {
                 on: on(),
             };
             tracing::debug!(rule = fired.rule, on = %fired.on, "fault fired: {}", fired.spec);
+            let spec = fired.spec.clone();
             let mut log = lock(&self.fired);
             log.push_back(fired);
             if log.len() > MAX_FIRED {
                 log.pop_front();
             }
-            return Some(r.status.fault.action.clone());
+            return Some((r.status.fault.action.clone(), spec));
         }
         None
     }
@@ -725,6 +732,13 @@ pub(crate) enum Effect {
     After(FaultAction),
 }
 
+/// A fault that fired on a call: its SPEC (for the request log), and what is left to do to
+/// the answer.
+pub(crate) struct Fired {
+    pub spec: String,
+    pub after: Option<FaultAction>,
+}
+
 /// For an admitted call (`v3`/`v2` `path`): what its fault does, if one fires. `error` makes
 /// the answer of an error action in the call's protocol.
 pub(crate) fn on_call(
@@ -732,10 +746,10 @@ pub(crate) fn on_call(
     method: &str,
     path: &str,
     error: impl FnOnce(u16, &str, &str) -> super::answer::Answer,
-) -> Option<Effect> {
+) -> Option<(Effect, String)> {
     let s = Subject::Call { method, path };
-    let action = faults.pick(&s, || format!("{method} /{path}"))?;
-    Some(match &action {
+    let (action, spec) = faults.pick(&s, || format!("{method} /{path}"))?;
+    let effect = match &action {
         FaultAction::Error {
             status,
             code,
@@ -749,23 +763,28 @@ pub(crate) fn on_call(
             }
         }
         _ => Effect::After(action),
-    })
+    };
+    Some((effect, spec))
 }
 
-/// Runs a call under `effect`: its answer (or the fault's), and what is left to do to it.
+/// Runs a call under the fault that fired on it, if one did: its answer (or the fault's), and
+/// the fault.
 pub(crate) fn apply(
-    effect: Option<Effect>,
+    effect: Option<(Effect, String)>,
     run: impl FnOnce() -> super::answer::Answer,
-) -> (super::answer::Answer, Option<FaultAction>) {
-    match effect {
-        None => (run(), None),
-        Some(Effect::Instead(a)) => (a, None),
-        Some(Effect::Replace(a)) => {
+) -> (super::answer::Answer, Option<Fired>) {
+    let Some((effect, spec)) = effect else {
+        return (run(), None);
+    };
+    let (answer, after) = match effect {
+        Effect::Instead(a) => (a, None),
+        Effect::Replace(a) => {
             let _ = run();
             (a, None)
         }
-        Some(Effect::After(action)) => (run(), Some(action)),
-    }
+        Effect::After(action) => (run(), Some(action)),
+    };
+    (answer, Some(Fired { spec, after }))
 }
 
 /// `/emulator/faults`: `GET` lists the rules with their counts and what fired; `POST`

@@ -24,7 +24,7 @@ use tokio::sync::{watch, Semaphore};
 
 use super::answer::{render, render_for, Answer};
 use super::diagnosis::SignatureRefusal;
-use super::faults::{self, Effect, FaultAction};
+use super::faults::{self, Effect, Fired};
 use super::tls::ClientCertificate;
 use super::{
     auth, bills, brand, certificates, combine, control, discount_card, documented, guard, lock,
@@ -451,7 +451,7 @@ async fn handle(
         body,
         client,
     };
-    let (answer, kind, refusal, signature, after) = match guard::admit(&shared, &req) {
+    let (answer, kind, refusal, signature, fired) = match guard::admit(&shared, &req) {
         Ok(()) => respond(&shared, &req).await,
         Err((answer, why)) => (answer, Kind::Control, Some(why), None, None),
     };
@@ -469,6 +469,7 @@ async fn handle(
         signature,
         client_certificate: req.client.verified().map(str::to_string),
         status: answer.status.as_u16(),
+        fault: fired.as_ref().map(|f| f.spec.clone()),
     };
     lock(&shared.received).push(record, limits.max_log_bytes);
     if let Some(why) = &refusal {
@@ -481,7 +482,7 @@ async fn handle(
     };
     let named = req.header("wechatpay-serial");
     let res = render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
-    faults::after(after, res, shared.stop.clone()).await
+    faults::after(fired.and_then(|f| f.after), res, shared.stop.clone()).await
 }
 
 /// The answer, its kind, why the request was refused (if it was), for a refused signature the
@@ -491,7 +492,7 @@ type Responded = (
     Kind,
     Option<String>,
     Option<SignatureRefusal>,
-    Option<FaultAction>,
+    Option<Fired>,
 );
 
 async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
@@ -576,7 +577,7 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
 
 /// The fault of an APIv2 call the platform takes (its certificate, sign and merchant
 /// admitted), its error answered as `result_code` FAIL signed in the request's sign type.
-fn v2_fault(shared: &Arc<Shared>, req: &Req) -> Option<Effect> {
+fn v2_fault(shared: &Arc<Shared>, req: &Req) -> Option<(Effect, String)> {
     let path = format!("v2{}", req.route.split('?').next().unwrap_or(""));
     let method = req.method.as_str();
     let subject = faults::Subject::Call {

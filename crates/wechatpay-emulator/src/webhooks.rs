@@ -265,7 +265,7 @@ fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
         .faults
         .pick(&subject, || format!("notify {} {}", out.event_type, out.id));
     let (mut first, mut rounds, mut held) = (Duration::ZERO, 1, None);
-    match fault {
+    match fault.map(|(action, _)| action) {
         Some(FaultAction::Drop) => {
             let why = "dropped by a fault: the platform never delivers it".to_string();
             return out.record(shared, 1, Outcome::Skipped(why));

@@ -85,6 +85,8 @@ fn a_system_error_is_retried_by_the_clients_policy_and_the_retry_is_idempotent()
     let f = &emu.fired_faults()[0];
     assert_eq!(f.on, "POST /v3/pay/transactions/jsapi");
     assert_eq!(f.spec, "POST v3/pay/transactions/jsapi=500:SYSTEM_ERROR*1");
+    let logged: Vec<Option<String>> = emu.requests().into_iter().map(|r| r.fault).collect();
+    assert_eq!(logged, [Some(f.spec.clone()), None]);
 
     // Without a policy the client hands the error out, signed and verified like any answer;
     // a 5xx leaves the outcome unknown, so the sandbox carried the call out: the order exists,
