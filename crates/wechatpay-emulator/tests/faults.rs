@@ -478,3 +478,28 @@ fn faults_are_built_in_code_as_in_specs() {
             .ends_with("@0.25,seed=9")
     );
 }
+
+#[test]
+fn a_hung_call_frees_its_connection_slot_when_the_client_leaves() {
+    // one connection at a time: if the hung call kept its slot, nothing else would be served
+    let emu = support::start(
+        EmulatorConfig::new()
+            .max_connections(1)
+            .fault(fault("POST v3/pay/transactions/jsapi=hang*1")),
+    );
+    let c = emu
+        .builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    assert!(matches!(
+        jsapi(&c, &emu, "FAULT-SLOT-0001"),
+        Err(Error::Timeout { .. })
+    ));
+    let again = emu
+        .builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    assert!(jsapi(&again, &emu, "FAULT-SLOT-0001").unwrap()["prepay_id"].is_string());
+}
