@@ -1,31 +1,41 @@
+//! Room 7, control: the `/emulator/*` control API (not the platform's). May import every
+//! room below it: util, http, state, documented, notify, flows.
+//!
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
 //! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
 //! list the requests received (a page at a time) and the notifications sent, set the fault
 //! plan (`faults`). They are not part
-//! of the platform's API and need no signature; [`guard`](super::guard) checks who calls them.
+//! of the platform's API and need no signature; [`guard`](crate::http::guard) checks who calls them.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::actions;
-use super::answer::Answer;
-use super::server::Req;
-use super::{discount_card, lock, pay, refund, transfer, Outcome, Received, Shared};
+use crate::flows::actions;
+use crate::flows::discount_card;
+use crate::flows::pay;
+use crate::flows::refund;
+use crate::flows::transfer;
+use crate::http::answer::Answer;
+use crate::http::received::Received;
+use crate::http::request::Req;
+use crate::state::records::Outcome;
+use crate::state::shared::Shared;
+use crate::util::lock;
 
 fn optional_body(req: &Req) -> Result<serde_json::Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Default::default());
     }
-    super::validate::object(&req.body)
+    crate::http::validate::object(&req.body)
 }
 
 /// The most records one page of `GET /emulator/requests` lists (and its default).
 pub(crate) const LISTING_LIMIT: usize = 1000;
 
 /// The most bytes of records one page lists, unless its first record alone is larger (which
-/// [`EmulatorConfig::max_log_bytes`](super::EmulatorConfig::max_log_bytes) bounds).
+/// [`EmulatorConfig::max_log_bytes`](crate::EmulatorConfig::max_log_bytes) bounds).
 pub(crate) const LISTING_PAGE_BYTES: usize = 1 << 20;
 
 /// `GET /emulator/requests[?after=SEQ][&limit=N]`: the records numbered after `after` (0: from
@@ -122,7 +132,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             done(actions::control(shared, kind, no, action, &body))
         }
         (m @ ("GET" | "POST" | "DELETE"), ["faults"]) => {
-            super::faults::control(&shared.faults, m, &body)
+            crate::http::faults::control(&shared.faults, m, &body)
         }
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
