@@ -245,7 +245,7 @@ fn an_apiv2_micropay_answers_userpaying_and_the_order_query_finds_it_paid() {
     let micropay = json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
         "body": "image形象店-深圳腾大- QQ公仔", "out_trade_no": "FAULT-V2-0001",
         "total_fee": "1", "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}});
-    match c["v2/pay/micropay"].post(micropay).unwrap_err() {
+    match c["v2/pay/micropay"].post(micropay.clone()).unwrap_err() {
         Error::V2 {
             err_code, verified, ..
         } => {
@@ -264,6 +264,26 @@ fn an_apiv2_micropay_answers_userpaying_and_the_order_query_finds_it_paid() {
         .json()
         .unwrap();
     assert_eq!(q["trade_state"], "SUCCESS", "{q}");
+
+    // a refusal (a 4xx-like code) by path pattern: nothing is done, the query finds no order
+    emu.fault(fault("v2/pay/*=NOAUTH*1"));
+    let mut again = micropay.clone();
+    again["xml"]["out_trade_no"] = json!("FAULT-V2-0002");
+    let code = |e: Error| match e {
+        Error::V2 { err_code, .. } => err_code.unwrap_or_default(),
+        other => panic!("expected an APIv2 error, got {other:?}"),
+    };
+    assert_eq!(
+        code(c["v2/pay/micropay"].post(again).unwrap_err()),
+        "NOAUTH"
+    );
+    let missing = c["v2/pay/orderquery"]
+        .post(
+            json!({"xml": {"appid": "wx2421b1c4370ec43b", "mch_id": emu.mchid(),
+            "out_trade_no": "FAULT-V2-0002"}}),
+        )
+        .unwrap_err();
+    assert_eq!(code(missing), "ORDERNOTEXIST");
 }
 
 #[test]
