@@ -5,7 +5,7 @@
 //! before anything is sent, naming the part that is wrong and what is accepted there.
 
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use wechatpay_chain::Error;
 use wechatpay_emulator::Fault;
 
@@ -36,18 +36,19 @@ pub enum FaultsOp {
 }
 
 impl FaultsOp {
-    /// The control request: its method, its path below the base URI, its JSON body (empty
-    /// when none), and how it is named in a refusal.
-    pub fn request(&self) -> (http::Method, String, Option<Value>, &'static str) {
-        let path = "emulator/faults".to_string();
+    /// The control request: its method, its path after `/emulator/`, what it does (for
+    /// messages), and its body's fields.
+    pub fn endpoint(&self) -> (http::Method, String, String, Map<String, Value>) {
+        let path = "faults".to_string();
+        let mut body = Map::new();
         match self {
-            FaultsOp::List => (http::Method::GET, path, None, "faults list"),
+            FaultsOp::List => (http::Method::GET, path, "faults list".into(), body),
             FaultsOp::Add { specs } => {
-                let specs: Vec<String> = specs.iter().map(Fault::to_string).collect();
-                let body = json!({ "specs": specs });
-                (http::Method::POST, path, Some(body), "faults add")
+                let specs: Vec<Value> = specs.iter().map(|f| Value::from(f.to_string())).collect();
+                body.insert("specs".into(), Value::Array(specs));
+                (http::Method::POST, path, "faults add".into(), body)
             }
-            FaultsOp::Clear => (http::Method::DELETE, path, None, "faults clear"),
+            FaultsOp::Clear => (http::Method::DELETE, path, "faults clear".into(), body),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! serve`), through its control endpoints `POST /emulator/{kind}/{no}/{action}` (unsigned,
 //! with the control token of its env file): a pending payment paid, failed or closed, a refund
 //! succeeded, closed or abnormal, a transfer succeeded or failed. The object's new state is
-//! printed as JSON; the sandbox sends the notification the platform would.
+//! printed as JSON; the sandbox sends the notification the platform would. `sandbox clock
+//! show|set|advance` reads and moves the sandbox's clock (`/emulator/clock`).
 //!
 //! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`].
 
@@ -84,12 +85,57 @@ enum Object {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The sandbox's clock: show it, set it to a time, or advance it; what became due by then
+    /// (order expiries, refund and transfer ends, notification retries) happens at once.
+    Clock {
+        #[command(subcommand)]
+        action: ClockAction,
+    },
     /// The sandbox's fault plan (errors, delays, dropped connections, hangs; dropped, delayed,
     /// duplicated, reordered notifications): list, add, clear.
     Faults {
         #[command(subcommand)]
         op: crate::faults::FaultsOp,
     },
+}
+
+#[derive(Subcommand)]
+enum ClockAction {
+    /// Prints the clock (its time, whether frozen, how many jobs wait for their time).
+    Show,
+    /// Sets the clock to a time: RFC 3339 (2026-12-07T10:00:00+08:00) or Unix seconds.
+    Set {
+        /// The time: 2026-12-07T10:00:00+08:00, or Unix seconds (1796608800).
+        time: String,
+        #[command(flatten)]
+        freeze: Freeze,
+    },
+    /// Moves the clock forward: seconds (15), or 500ms, 15s, 10m, 2h, 1d, 1h30m.
+    Advance {
+        /// How far: 15 (seconds), 500ms, 15s, 10m, 2h, 1d, 1h30m.
+        by: String,
+        #[command(flatten)]
+        freeze: Freeze,
+    },
+}
+
+/// Whether the clock stops or runs on after the change (as it was when neither is given).
+#[derive(Args)]
+struct Freeze {
+    /// Stop the clock there: it then moves only when set or advanced.
+    #[arg(long, conflicts_with = "running")]
+    frozen: bool,
+    /// Let the clock run on with real time from there.
+    #[arg(long)]
+    running: bool,
+}
+
+impl Freeze {
+    fn put(&self, body: &mut Map<String, Value>) {
+        if self.frozen || self.running {
+            body.insert("frozen".into(), Value::Bool(self.frozen));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -119,12 +165,20 @@ fn name<T: ValueEnum>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A control endpoint's kind, the object's number, the action, and the body's fields.
-type Endpoint<'a> = (&'static str, &'a str, String, Map<String, Value>);
+/// A control endpoint's method, its path after `/emulator/`, what it acts on (for messages),
+/// and the body's fields.
+type Endpoint = (http::Method, String, String, Map<String, Value>);
+
+/// `POST /emulator/{kind}/{no}/{action}`.
+fn act(kind: &str, no: &str, action: String, body: Map<String, Value>) -> Endpoint {
+    let what = format!("{} {no} {action}", kind.trim_end_matches('s'));
+    let path = format!("{kind}/{}/{action}", segment(no));
+    (http::Method::POST, path, what, body)
+}
 
 impl Object {
-    /// The control endpoint's kind, the object's number, the action, and the body's fields.
-    fn endpoint(&self) -> Result<Endpoint<'_>, Error> {
+    /// The control endpoint's method, path, what it acts on, and the body's fields.
+    fn endpoint(&self) -> Result<Endpoint, Error> {
         let mut body = Map::new();
         let mut put = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
@@ -145,36 +199,39 @@ impl Object {
                     let params = crate::read_object(Some(given), "--request-payment")?;
                     body.insert("request_payment".into(), params);
                 }
-                Ok(("payments", out_trade_no, name(action), body))
+                Ok(act("payments", out_trade_no, name(action), body))
             }
             Object::Refund {
                 out_refund_no,
                 action,
-            } => Ok(("refunds", out_refund_no, name(action), body)),
+            } => Ok(act("refunds", out_refund_no, name(action), body)),
             Object::Transfer {
                 out_bill_no,
                 action,
                 reason,
             } => {
                 put("reason", reason);
-                Ok(("transfers", out_bill_no, name(action), body))
+                Ok(act("transfers", out_bill_no, name(action), body))
             }
-            Object::Faults { .. } => Err(Error::config("the fault plan is not an object")),
+            Object::Clock { action } => {
+                let (key, value, freeze, what) = match action {
+                    ClockAction::Show => {
+                        return Ok((http::Method::GET, "clock".into(), "clock show".into(), body))
+                    }
+                    ClockAction::Set { time, freeze } => ("set", time, freeze, "clock set"),
+                    ClockAction::Advance { by, freeze } => ("advance", by, freeze, "clock advance"),
+                };
+                // Unix seconds (a number) stay a number; the sandbox reads the rest.
+                let v = match value.trim().parse::<i64>() {
+                    Ok(n) if key == "set" => Value::from(n),
+                    _ => Value::from(value.trim()),
+                };
+                body.insert(key.into(), v);
+                freeze.put(&mut body);
+                Ok((http::Method::POST, "clock".into(), what.into(), body))
+            }
+            Object::Faults { op } => Ok(op.endpoint()),
         }
-    }
-
-    /// The control request: its method, its path below the base URI, its JSON body, and how
-    /// a refusal names it.
-    fn request(&self) -> Result<(http::Method, String, Option<Value>, String), Error> {
-        if let Object::Faults { op } = self {
-            let (method, path, body, what) = op.request();
-            return Ok((method, path, body, what.to_string()));
-        }
-        let (kind, no, action, body) = self.endpoint()?;
-        let what = format!("{} {no} {action}", kind.trim_end_matches('s'));
-        let path = format!("emulator/{kind}/{}/{action}", segment(no));
-        let body = (!body.is_empty()).then_some(Value::Object(body));
-        Ok((http::Method::POST, path, body, what))
     }
 }
 
@@ -221,9 +278,13 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         )));
     }
     let timeout = crate::common::timeout(a.timeout)?;
-    let (method, path, body, what) = a.object.request()?;
-    let url = format!("{}/{path}", base.trim_end_matches('/'));
-    let body = body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string()));
+    let (method, path, what, body) = a.object.endpoint()?;
+    let url = format!("{}/emulator/{path}", base.trim_end_matches('/'));
+    let body = if body.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::from(Value::Object(body).to_string())
+    };
     let port = base_uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,9 +3,9 @@
 //!
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
-//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
-//! list the requests received (a page at a time) and the notifications sent, set the fault
-//! plan (`faults`). They are not part
+//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`), read, set or advance
+//! the sandbox's clock (`clock`), set the fault plan (`faults`),
+//! list the requests received (a page at a time) and the notifications sent. They are not part
 //! of the platform's API and need no signature; [`guard`](crate::http::guard) checks who calls them.
 
 use std::sync::Arc;
@@ -134,6 +134,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         (m @ ("GET" | "POST" | "DELETE"), ["faults"]) => {
             crate::http::faults::control(&shared.faults, m, &body)
         }
+        (m @ ("GET" | "POST"), ["clock"]) => crate::state::clock::control(shared, m, &body),
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
             let list: Vec<Value> = lock(&shared.deliveries)
@@ -146,7 +147,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                         Outcome::Skipped(e) => ("SKIPPED", json!(e)),
                     };
                     json!({"id": d.id, "url": d.url, "event_type": d.event_type,
-                           "attempt": d.attempt, "outcome": outcome, "detail": detail})
+                           "attempt": d.attempt, "outcome": outcome, "detail": detail,
+                           "time": crate::state::rfc3339(d.at)})
                 })
                 .collect();
             Answer::ok(json!({"data": list}))

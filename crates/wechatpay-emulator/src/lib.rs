@@ -63,6 +63,7 @@ pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
 pub use self::notify::v2_refund::V2_REFUND_EVENT;
 pub use self::notify::webhooks::PLATFORM_RETRY_SCHEDULE;
+pub use self::state::clock::{time_from_rfc3339, ClockReading};
 pub use self::state::records::{Delivery, Outcome};
 pub use self::util::MAX_RECORDS;
 
@@ -123,6 +124,9 @@ pub struct EmulatorConfig {
     limits: server::Limits,
     control_token: TokenSetting,
     faults: Vec<Fault>,
+    /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
+    clock_start: Option<i64>,
+    clock_frozen: bool,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -173,12 +177,7 @@ impl Default for EmulatorConfig {
             public_key_id: None,
             apiv3_key: None,
             apiv2_key: None,
-            notify_retries: vec![
-                Duration::from_millis(200),
-                Duration::from_millis(500),
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-            ],
+            notify_retries: PLATFORM_RETRY_SCHEDULE.to_vec(),
             notify_timeout: Duration::from_secs(5),
             refund_delay: Some(Duration::from_millis(100)),
             allow_remote_notify: false,
@@ -189,6 +188,8 @@ impl Default for EmulatorConfig {
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
             faults: Vec::new(),
+            clock_start: None,
+            clock_frozen: false,
         }
     }
 }
@@ -278,8 +279,9 @@ impl EmulatorConfig {
         self
     }
 
-    /// Waits between notification attempts after the first: the platform retries 15 times over
-    /// a day ([`PLATFORM_RETRY_SCHEDULE`]); the default is four quick retries.
+    /// Waits between notification attempts after the first, in the sandbox's clock time: by
+    /// default the platform's 15 retries over about a day ([`PLATFORM_RETRY_SCHEDULE`]), which a
+    /// test runs through by advancing the clock ([`Emulator::advance_clock`]).
     pub fn notify_retries(mut self, delays: Vec<Duration>) -> Self {
         self.notify_retries = delays;
         self
@@ -611,7 +613,9 @@ impl Emulator {
             files: Mutex::new(state::records::Files::default()),
             notifier: Notifier::new()?,
             faults: http::faults::Faults::new(&config.faults),
+            clock: state::clock::Clock::new(config.clock_start, config.clock_frozen),
         });
+        runtime.spawn(state::clock::run(shared.clone()));
         let task = runtime.spawn(server::serve(listener, shared.clone(), rx));
         tracing::debug!(%addr, mode = ?config.mode, "emulator listening");
         Ok(Emulator {
@@ -955,6 +959,58 @@ impl Emulator {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// The sandbox's clock (docs/emulator.md, "Clock").
+impl EmulatorConfig {
+    /// Starts the sandbox's clock at `at` instead of now (it then runs with real time, unless
+    /// [`EmulatorConfig::clock_frozen`]).
+    pub fn clock_start(mut self, at: std::time::SystemTime) -> Self {
+        self.clock_start = Some(state::clock::unix_millis(at));
+        self
+    }
+
+    /// Starts the clock stopped: it moves only by [`Emulator::set_clock`] and
+    /// [`Emulator::advance_clock`], so that a test decides when orders expire, refunds end and
+    /// notifications are retried.
+    pub fn clock_frozen(mut self, frozen: bool) -> Self {
+        self.clock_frozen = frozen;
+        self
+    }
+}
+
+impl Emulator {
+    /// What the sandbox's clock reads.
+    pub fn clock(&self) -> ClockReading {
+        state::clock::reading(&self.shared)
+    }
+
+    /// Sets the clock to `at` (still running, or frozen as it was). Whatever became due by
+    /// then (order expiries, refund and transfer ends, notification retries) happens now, in
+    /// the order of its time; notifications go out in the background.
+    pub fn set_clock(&self, at: std::time::SystemTime) -> ClockReading {
+        let at = state::clock::unix_millis(at);
+        self.shared.clock.change(|_| at, None);
+        state::clock::run_due(&self.shared);
+        self.clock()
+    }
+
+    /// Moves the clock forward by `by`; what became due happens now, in order (see
+    /// [`Emulator::set_clock`]).
+    pub fn advance_clock(&self, by: Duration) -> ClockReading {
+        self.shared
+            .clock
+            .change(|now| now.saturating_add(state::clock::millis(by)), None);
+        state::clock::run_due(&self.shared);
+        self.clock()
+    }
+
+    /// Stops the clock where it is (`true`) or lets it run on with real time from there.
+    pub fn freeze_clock(&self, frozen: bool) -> ClockReading {
+        self.shared.clock.change(|now| now, Some(frozen));
+        state::clock::run_due(&self.shared);
+        self.clock()
     }
 }
 

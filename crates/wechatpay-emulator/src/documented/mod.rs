@@ -126,7 +126,7 @@ fn respond(
         seed,
         identity,
         echo,
-        now: wechatpay_chain::formatter::timestamp(),
+        now: shared.clock.now(),
         template: op.template,
     };
     let context = args.get("json").and_then(Value::as_object);

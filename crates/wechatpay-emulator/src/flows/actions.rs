@@ -232,9 +232,14 @@ fn of_combined(no: &str, parent: &str) -> Answer {
 
 /// The state of transaction `key` after `action`, from `NOTPAY` (checked by the caller): a
 /// paid one gets its `transaction_id`, `success_time` and payer (`user`, or one made up).
-pub(crate) fn apply(st: &mut State, key: &str, action: PaymentAction, user: Option<&str>) {
+pub(crate) fn apply(
+    st: &mut State,
+    key: &str,
+    action: PaymentAction,
+    user: Option<&str>,
+    now: i64,
+) {
     let seq = st.next();
-    let now = formatter::timestamp();
     let Some(t) = st.transactions.get_mut(key) else {
         return;
     };
@@ -323,7 +328,7 @@ pub(crate) fn payment(
             if t.trade_state != "NOTPAY" {
                 return Err(not_pending(&format!("order {no}"), t.trade_state, action));
             }
-            apply(&mut st, &key, action, user);
+            apply(&mut st, &key, action, user, shared.clock.now());
             let Some(t) = st.transactions.get(&key) else {
                 return Err(Answer::no_order());
             };

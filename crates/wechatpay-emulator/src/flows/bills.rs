@@ -6,8 +6,8 @@
 //! of `bill_date` (Beijing time) with every field prefixed by a backtick, then the summary
 //! header and the summary line. Payments are dated by their success time, refunds by the time
 //! they were accepted. A day without records is `400 NO_STATEMENT_EXIST`, as the platform
-//! answers it. Unlike the platform, today's bill is there at once (the platform makes
-//! yesterday's after 10:00), and the emulated merchant pays no fees.
+//! answers it, and so is a day that has not ended on the sandbox's clock (the platform makes
+//! a day's bill the next morning; the sandbox at midnight). The emulated merchant pays no fees.
 //!
 //! The listing's `hash_value` is the SHA-1 of the CSV before gzip (`tar_type=GZIP`) and before
 //! encryption. Files are kept under a random token for [`FILE_TTL`], at most [`MAX_FILES`] of
@@ -505,10 +505,25 @@ fn one_of<'a>(
     }
 }
 
-/// The required `bill_date`, checked.
-fn bill_date(req: &Req) -> Result<&str, Answer> {
+/// Whether day `date` (`YYYY-MM-DD`, Beijing time) has ended on the sandbox's clock: a day's
+/// bill exists only then.
+pub(crate) fn ended(shared: &Shared, date: &str) -> bool {
+    let today = crate::state::rfc3339(shared.clock.now());
+    date < &today[..10]
+}
+
+/// The required `bill_date`, checked: a day that has ended on the sandbox's clock.
+fn bill_date<'a>(shared: &Shared, req: &'a Req) -> Result<&'a str, Answer> {
     match req.query("bill_date") {
         None | Some("") => Err(Answer::missing("/bill_date", "query")),
+        Some(d) if valid_date(d) && !ended(shared, d) => Err(Answer::error(
+            400,
+            "NO_STATEMENT_EXIST",
+            format!(
+                "请求的账单文件不存在 (the bill of {d} is made once that day has ended; the sandbox's clock reads {})",
+                crate::state::rfc3339(shared.clock.now())
+            ),
+        )),
         Some(d) if valid_date(d) => Ok(d),
         Some(d) => Err(Answer::param_error(
             "/bill_date",
@@ -564,7 +579,7 @@ fn day_records(shared: &Shared, date: &str) -> (Vec<Record>, i128) {
 
 /// `GET v3/bill/tradebill?bill_date=&bill_type=&tar_type=`.
 pub(crate) fn trade_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let checked = bill_date(req).and_then(|d| {
+    let checked = bill_date(shared, req).and_then(|d| {
         let kind = one_of(req, "bill_type", &["ALL", "SUCCESS", "REFUND"], false)?;
         Ok((d, kind, gzipped(req)?))
     });
@@ -623,7 +638,7 @@ fn fund_flow_of(shared: &Shared, date: &str, account: &str) -> Result<String, An
 
 /// `GET v3/bill/fundflowbill?bill_date=&account_type=&tar_type=`.
 pub(crate) fn fund_flow_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let checked = bill_date(req).and_then(|d| {
+    let checked = bill_date(shared, req).and_then(|d| {
         let account = one_of(req, "account_type", ACCOUNTS, false)?;
         Ok((d, account.unwrap_or("BASIC"), gzipped(req)?))
     });
@@ -677,7 +692,7 @@ pub(crate) fn sub_merchant_fund_flow_bill(shared: &Arc<Shared>, req: &Req) -> An
             }
             Some(_) => {}
         }
-        let date = bill_date(req)?;
+        let date = bill_date(shared, req)?;
         let account = one_of(req, "account_type", ACCOUNTS, true)?.unwrap_or("BASIC");
         let algorithm = one_of(req, "algorithm", &["AEAD_AES_256_GCM", "SM4_GCM"], true)?;
         if algorithm == Some("SM4_GCM") {

@@ -22,7 +22,6 @@ use crate::state::records::Combine;
 use crate::state::shared::Shared;
 use crate::state::{numeric_id, openid, Party, State, Transaction};
 use crate::util::lock;
-use wechatpay_chain::formatter;
 
 /// The platform's limit of sub-orders in one combined order.
 const MAX_SUB_ORDERS: usize = 50;
@@ -177,9 +176,9 @@ fn try_create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Result<Answer, Ans
             ));
         }
     }
-    let (trade_type, created) = prepay(kind);
+    let (trade_type, created) = prepay(kind, shared.clock.now());
     let seq = st.next();
-    let combine_transaction_id = numeric_id("4200", formatter::timestamp(), seq, 28);
+    let combine_transaction_id = numeric_id("4200", shared.clock.now(), seq, 28);
     let payer = obj.get("combine_payer_info").cloned().unwrap_or_default();
     let appid = validate::text(&obj, "combine_appid");
     let mut keys = Vec::with_capacity(subs.len());
@@ -235,6 +234,7 @@ fn try_create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Result<Answer, Ans
         );
         keys.push(sub_no);
     }
+    super::expiry::orders(shared, keys.clone(), &obj);
     st.combines.insert(
         no,
         Combine {
@@ -371,7 +371,7 @@ pub(crate) fn act(
         }
     };
     for k in &keys {
-        actions::apply(st, k, action, Some(&user));
+        actions::apply(st, k, action, Some(&user), shared.clock.now());
     }
     let Some(c) = st.combines.get(no) else {
         return Err(Answer::no_order());

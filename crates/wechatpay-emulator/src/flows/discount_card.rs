@@ -13,7 +13,6 @@ use crate::state::shared::Shared;
 use crate::state::{numeric_id, openid, rfc3339, Card};
 use crate::util::lock;
 use crate::util::random_hex;
-use wechatpay_chain::formatter;
 
 const CREATE: &[Field] = &[
     req("out_card_code", Kind::Str),
@@ -138,7 +137,7 @@ pub(crate) fn accept(
     if st.dc_orders.contains_key(&no) {
         return Err(Answer::conflict("out_order_no", &no));
     }
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let r = &card.request;
     let mut order = Map::new();
     for (k, v) in [

@@ -10,6 +10,7 @@ pub(crate) mod brand;
 pub(crate) mod certificates;
 pub(crate) mod combine;
 pub(crate) mod discount_card;
+pub(crate) mod expiry;
 pub(crate) mod media;
 pub(crate) mod partner;
 pub(crate) mod pay;

@@ -275,7 +275,8 @@ pub(crate) fn open_order(
         }
         return Answer::conflict("out_trade_no", validate::text(&obj, "out_trade_no"));
     }
-    let (trade_type, created) = prepay(kind);
+    let (trade_type, created) = prepay(kind, shared.clock.now());
+    super::expiry::orders(shared, vec![key.clone()], &obj);
     st.transactions.insert(
         key,
         Transaction {
@@ -295,11 +296,11 @@ pub(crate) fn open_order(
 
 /// The trade type and the creation answer of an order paid by `kind` (`jsapi`, `app`, `h5`,
 /// `native`): a `prepay_id`, an `h5_url` or a `code_url`.
-pub(crate) fn prepay(kind: &str) -> (&'static str, Value) {
+pub(crate) fn prepay(kind: &str, now: i64) -> (&'static str, Value) {
     let prepay_id = || {
         format!(
             "wx{}{}",
-            crate::state::compact_time(formatter::timestamp()),
+            crate::state::compact_time(now),
             random_hex(10).to_ascii_lowercase()
         )
     };

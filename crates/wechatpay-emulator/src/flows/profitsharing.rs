@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use wechatpay_chain::formatter;
 
 use crate::documented;
 use crate::flows::sensitive;
@@ -182,7 +181,7 @@ fn record(
 ) -> Recorded {
     let transaction_id = validate::text(obj, "transaction_id").to_string();
     let out_order_no = validate::text(obj, "out_order_no").to_string();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let time = rfc3339(now);
     let seq = st.next();
     let order_id = numeric_id("3008", now, seq, 28);
@@ -542,7 +541,7 @@ fn create_return_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answ
             (url, t.success_time.clone().unwrap_or_default())
         })
         .unwrap_or_default();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let time = rfc3339(now);
     let seq = st.next();
     let return_id = numeric_id("3008", now, seq, 28);

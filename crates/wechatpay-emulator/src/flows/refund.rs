@@ -16,7 +16,6 @@ use crate::notify::webhooks;
 use crate::state::shared::Shared;
 use crate::state::{numeric_id, partner_key, rfc3339, Party, Refund, RefundNotify, State};
 use crate::util::lock;
-use wechatpay_chain::formatter;
 
 const AMOUNT: &[Field] = &[
     req("refund", Kind::Int),
@@ -140,6 +139,7 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
     let answer = record(
         &mut st,
         NewRefund {
+            now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &transaction_id,
             out_trade_no: &out_trade_no,
@@ -164,6 +164,8 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
 
 /// A refund accepted, from either API, once its order and amounts are checked.
 pub(crate) struct NewRefund<'a> {
+    /// When it is accepted (the sandbox's clock, Unix seconds).
+    pub now: i64,
     pub out_refund_no: &'a str,
     pub transaction_id: &'a str,
     pub out_trade_no: &'a str,
@@ -180,7 +182,7 @@ pub(crate) struct NewRefund<'a> {
 /// `GET v3/refund/domestic/refunds/{out_refund_no}` answers it.
 pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = r.now;
     let (total, refund) = (r.total, r.refund);
     let answer = json!({
         "refund_id": numeric_id("5030", now, seq, 29),
@@ -213,14 +215,16 @@ pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
     answer
 }
 
-/// Completes refund `out_refund_no` after the configured delay (if any).
+/// Completes refund `out_refund_no` after the configured delay (if any) in the sandbox's
+/// clock time, unless an action has ended it by then.
 pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
     if let Some(delay) = shared.settings.refund_delay {
-        let shared2 = shared.clone();
-        shared.runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = complete(&shared2, &out_refund_no);
-        });
+        shared.clock.after(
+            delay,
+            Box::new(move |s: &Arc<Shared>| {
+                let _ = complete(s, &out_refund_no);
+            }),
+        );
     }
 }
 
@@ -325,10 +329,8 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
         }
         r.answer.insert("status".into(), json!(action.status()));
         if action == RefundAction::Succeeded {
-            r.answer.insert(
-                "success_time".into(),
-                json!(rfc3339(formatter::timestamp())),
-            );
+            r.answer
+                .insert("success_time".into(), json!(rfc3339(shared.clock.now())));
         }
         let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());
         if action == RefundAction::Closed {

@@ -9,7 +9,8 @@
 //! combined order's `combine_appid`); `package` is `prepay_id=` and the order's `prepay_id`
 //! and `signType` is `RSA` (the sandbox's orders are APIv3 orders); for APP, `partnerid` is the
 //! merchant, `prepayid` the order's and `package` `Sign=WXPay`; `timeStamp` is decimal
-//! seconds, from [`PAST`] before the sandbox's clock to [`FUTURE`] after it; `nonceStr` has 1
+//! seconds, from [`PAST`] before real time to [`FUTURE`] after it (the page signs with the
+//! payer's phone's clock, which the sandbox's clock does not move); `nonceStr` has 1
 //! to 32 characters; and `paySign` verifies with the merchant's public key over the documented
 //! message, which the refusal shows.
 
@@ -23,7 +24,7 @@ use wechatpay_chain::Rsa;
 
 /// How old a `timeStamp` may be: two hours, as long as a `prepay_id` lives.
 pub(crate) const PAST: i64 = 2 * 3600;
-/// How far ahead of the sandbox's clock a `timeStamp` may be (a phone's clock running fast).
+/// How far ahead of real time a `timeStamp` may be (a phone's clock running fast).
 pub(crate) const FUTURE: i64 = 300;
 
 /// What the order says the parameters must be.
@@ -275,10 +276,7 @@ fn timestamp(stamp: &str, now: i64) -> Result<(), String> {
         return Err(if stamp.len() >= 13 {
             "milliseconds where seconds are due (Math.floor(Date.now() / 1000))".to_string()
         } else {
-            format!(
-                "{} s ahead of the sandbox's clock (at most {FUTURE} s)",
-                secs - now
-            )
+            format!("{} s ahead of real time (at most {FUTURE} s)", secs - now)
         });
     }
     if secs < now - PAST {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
-use wechatpay_chain::formatter;
 
 use crate::documented;
 use crate::flows::sensitive;
@@ -161,7 +160,7 @@ impl Bill {
     /// Ends the bill in `state`; the notification to send, when the bill has a `notify_url`.
     fn end(&mut self, shared: &Shared, state: &'static str) -> Option<(String, Value)> {
         self.state = state;
-        self.update_time = rfc3339(formatter::timestamp());
+        self.update_time = rfc3339(shared.clock.now());
         let url = self.request.get("notify_url").and_then(Value::as_str)?;
         Some((url.to_string(), self.finished(shared)))
     }
@@ -272,7 +271,7 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
         return Err(Answer::conflict("out_bill_no", &no));
     }
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let transfer_bill_no = numeric_id("1330", now, seq, 40);
     let time = rfc3339(now);
     let bill = Bill {
@@ -287,6 +286,11 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
     };
     let created = bill.created();
     st.transfers.ids.insert(transfer_bill_no, no.clone());
+    let overdue = no.clone();
+    shared.clock.after(
+        super::expiry::CONFIRM_WITHIN,
+        Box::new(move |s: &Arc<Shared>| overdue_close(s, &overdue)),
+    );
     st.transfers.bills.insert(no, bill);
     Ok(Answer::ok(created))
 }
@@ -344,6 +348,19 @@ fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
     };
     send(shared, notice);
     Answer::ok(answer)
+}
+
+/// A bill still waiting for the user when its day to confirm has passed fails with
+/// `OVERDUE_CLOSE` (notified).
+fn overdue_close(shared: &Arc<Shared>, no: &str) {
+    let waiting = lock(&shared.state)
+        .transfers
+        .bills
+        .get(no)
+        .is_some_and(|b| b.state == "WAIT_USER_CONFIRM");
+    if waiting {
+        let _ = finish(shared, no, End::Failed(Some("OVERDUE_CLOSE")));
+    }
 }
 
 /// How the user's side ends a bill.

@@ -22,7 +22,8 @@ pub enum SignatureCheck {
     WrongMchid,
     /// `serial_no` is not the merchant certificate's serial the sandbox knows.
     UnknownSerial,
-    /// `timestamp` is not a number, or more than 300 s away from the sandbox's clock.
+    /// `timestamp` is not a number, or more than 300 s away from real time (the merchant signs
+    /// with its own clock: moving the sandbox's clock does not move this window).
     StaleTimestamp,
     /// `nonce_str` was already used by a request that passed (a replay).
     ReusedNonce,

@@ -622,6 +622,10 @@ pub(crate) struct Faults {
     fired: Mutex<std::collections::VecDeque<FiredFault>>,
     /// Reordered notifications waiting for the next one.
     held: Mutex<Vec<oneshot::Sender<()>>>,
+    /// Those held, by the notification whose first attempt releases them.
+    releasing: Mutex<std::collections::HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// Notifications to deliver again once accepted, by id.
+    duplicates: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Faults {
@@ -717,9 +721,32 @@ impl Faults {
         rx
     }
 
-    /// The notifications held until now, to release after this one's first attempt.
-    pub fn take_held(&self) -> Vec<oneshot::Sender<()>> {
-        std::mem::take(&mut *lock(&self.held))
+    /// The notifications held until now go once notification `id` has had its first attempt.
+    pub fn pass_held_to(&self, id: &str) {
+        let held = std::mem::take(&mut *lock(&self.held));
+        if !held.is_empty() {
+            lock(&self.releasing).insert(id.to_string(), held);
+        }
+    }
+
+    /// Notification `id` has had its first attempt: those held for it go.
+    pub fn release(&self, id: &str) {
+        let Some(held) = lock(&self.releasing).remove(id) else {
+            return;
+        };
+        for next in held {
+            let _ = next.send(());
+        }
+    }
+
+    /// Notification `id` is to be delivered again once accepted.
+    pub fn duplicate(&self, id: &str) {
+        lock(&self.duplicates).insert(id.to_string());
+    }
+
+    /// Whether accepted notification `id` is to be delivered again (once).
+    pub fn take_duplicate(&self, id: &str) -> bool {
+        lock(&self.duplicates).remove(id)
     }
 }
 

@@ -4,7 +4,6 @@
 //! their operation) go out the same way, and are accepted only by a `return_code` SUCCESS.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,24 +23,25 @@ use wechatpay_chain::formatter;
 use wechatpay_chain::transformer;
 use wechatpay_chain::Error;
 
-/// The platform's schedule of retries after a failed notification: 15 more attempts over
+/// The platform's schedule of retries after a failed notification (the default of
+/// [`EmulatorConfig::notify_retries`](super::EmulatorConfig::notify_retries)): 15 more attempts over
 /// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).
-pub const PLATFORM_RETRY_SCHEDULE: [Duration; 15] = [
-    Duration::from_secs(15),
-    Duration::from_secs(15),
-    Duration::from_secs(30),
-    Duration::from_secs(180),
-    Duration::from_secs(600),
-    Duration::from_secs(1200),
-    Duration::from_secs(1800),
-    Duration::from_secs(1800),
-    Duration::from_secs(1800),
-    Duration::from_secs(3600),
-    Duration::from_secs(10800),
-    Duration::from_secs(10800),
-    Duration::from_secs(10800),
-    Duration::from_secs(21600),
-    Duration::from_secs(21600),
+pub const PLATFORM_RETRY_SCHEDULE: [std::time::Duration; 15] = [
+    std::time::Duration::from_secs(15),
+    std::time::Duration::from_secs(15),
+    std::time::Duration::from_secs(30),
+    std::time::Duration::from_secs(180),
+    std::time::Duration::from_secs(600),
+    std::time::Duration::from_secs(1200),
+    std::time::Duration::from_secs(1800),
+    std::time::Duration::from_secs(1800),
+    std::time::Duration::from_secs(1800),
+    std::time::Duration::from_secs(3600),
+    std::time::Duration::from_secs(10800),
+    std::time::Duration::from_secs(10800),
+    std::time::Duration::from_secs(10800),
+    std::time::Duration::from_secs(21600),
+    std::time::Duration::from_secs(21600),
 ];
 
 /// Whether notifications may go to `url`: http(s), and a loopback host unless allowed.
@@ -104,6 +104,11 @@ struct Outgoing {
 
 impl Outgoing {
     fn record(&self, shared: &Shared, attempt: u32, outcome: Outcome) {
+        self.record_at(shared, attempt, shared.clock.now(), outcome);
+    }
+
+    /// Records attempt `attempt`, made at `at` (clock seconds).
+    fn record_at(&self, shared: &Shared, attempt: u32, at: i64, outcome: Outcome) {
         keep(
             &shared.deliveries,
             Delivery {
@@ -111,6 +116,7 @@ impl Outgoing {
                 event_type: self.event_type.clone(),
                 id: self.id.clone(),
                 attempt,
+                at,
                 outcome,
             },
         );
@@ -146,7 +152,7 @@ fn envelope(
 ) -> Result<Bytes, String> {
     let sealed = Sealed {
         id: &out.id,
-        create_time: &rfc3339(formatter::timestamp()),
+        create_time: &rfc3339(shared.clock.now()),
         event_type: &out.event_type,
         summary,
         original_type,
@@ -230,9 +236,11 @@ pub(crate) fn notify_v2(
 }
 
 /// Posts `body` to `out.url` until accepted, once and then after each of the configured
-/// delays; every attempt is recorded, and one that cannot be made is recorded as skipped. A
-/// notification fault ([`faults`](super::faults)) drops it, delays it, sends it again once
-/// accepted, or holds it back until the next notification has had its first attempt.
+/// delays in the sandbox's clock time (each counted from when the previous attempt was due, so
+/// that moving the clock a day on runs every retry due by then); every attempt is recorded,
+/// and one that cannot be made is recorded as skipped. A notification fault
+/// ([`faults`](crate::http::faults)) drops it, delays its first attempt (in clock time), sends
+/// it again once accepted, or holds it back until the next notification's first attempt.
 fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
     let uri = match destination(&out.url, shared.settings.allow_remote_notify) {
         Ok(u) => u,
@@ -246,60 +254,71 @@ fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
     let fault = shared
         .faults
         .pick(&subject, || format!("notify {} {}", out.event_type, out.id));
-    let (mut first, mut rounds, mut held) = (Duration::ZERO, 1, None);
+    let now = shared.clock.now_ms();
+    let pending = Arc::new((out, uri, body));
     match fault.map(|(action, _)| action) {
         Some(FaultAction::Drop) => {
             let why = "dropped by a fault: the platform never delivers it".to_string();
-            return out.record(shared, 1, Outcome::Skipped(why));
+            pending.0.record(shared, 1, Outcome::Skipped(why));
         }
-        Some(FaultAction::Delay(d)) => first = d,
-        Some(FaultAction::Duplicate) => rounds = 2,
-        Some(FaultAction::Reorder) => held = Some(shared.faults.hold()),
-        _ => {}
+        Some(FaultAction::Delay(d)) => {
+            let due = now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let job = move |s: &Arc<Shared>| deliver(s, pending, 0, due);
+            shared.clock.at(due, Box::new(job));
+        }
+        Some(FaultAction::Reorder) => {
+            let next = shared.faults.hold();
+            let (task, mut stop) = (shared.clone(), shared.stop.clone());
+            shared.runtime.spawn(async move {
+                tokio::select! {
+                    _ = next => {}
+                    _ = tokio::time::sleep(REORDER_HOLD) => {}
+                    _ = stop.changed() => return,
+                }
+                let due = task.clock.now_ms();
+                deliver(&task, pending, 0, due);
+            });
+        }
+        other => {
+            if other == Some(FaultAction::Duplicate) {
+                shared.faults.duplicate(&pending.0.id);
+            }
+            // those held back go once this one has had its first attempt
+            shared.faults.pass_held_to(&pending.0.id);
+            deliver(shared, pending, 0, now);
+        }
     }
-    // those held back go once this one has had its first attempt
-    let mut release = match held {
-        None => shared.faults.take_held(),
-        Some(_) => Vec::new(),
-    };
+}
+
+/// Attempt `i + 1` of a notification, due at `due` (clock milliseconds); a refused one queues
+/// the next on the clock.
+fn deliver(shared: &Arc<Shared>, pending: Arc<(Outgoing, http::Uri, Bytes)>, i: usize, due: i64) {
+    let shared = shared.clone();
     let task = shared.clone();
     shared.runtime.spawn(async move {
         let shared = task;
-        let mut stop = shared.stop.clone();
-        if let Some(next) = held {
-            tokio::select! {
-                _ = next => {}
-                _ = tokio::time::sleep(REORDER_HOLD) => {}
-                _ = stop.changed() => return,
-            }
+        if *shared.stop.borrow() {
+            return;
         }
-        for _ in 0..rounds {
-            let waits = std::iter::once(first).chain(shared.settings.notify_retries.clone());
-            first = Duration::ZERO;
-            let mut accepted = false;
-            for (i, wait) in waits.enumerate() {
-                if !wait.is_zero() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-                if *stop.borrow() {
-                    return;
-                }
-                let outcome = attempt(&shared, &uri, &body, out.protocol).await;
-                accepted = matches!(outcome, Outcome::Accepted(_));
-                out.record(&shared, i as u32 + 1, outcome);
-                for next in release.drain(..) {
-                    let _ = next.send(());
-                }
-                if accepted {
-                    break;
-                }
-            }
-            if !accepted {
-                return;
-            }
+        let (out, uri, body) = &*pending;
+        let at = shared.clock.now();
+        let outcome = attempt(&shared, uri, body, out.protocol).await;
+        let accepted = matches!(outcome, Outcome::Accepted(_));
+        // Recorded before the next attempt is queued, so that attempts are recorded in order.
+        out.record_at(&shared, i as u32 + 1, at, outcome);
+        if i == 0 {
+            shared.faults.release(&out.id);
+        }
+        if accepted && shared.faults.take_duplicate(&out.id) {
+            deliver(&shared, pending.clone(), 0, shared.clock.now_ms());
+        }
+        let wait = shared.settings.notify_retries.get(i).filter(|_| !accepted);
+        if let Some(w) = wait {
+            let next = due.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
+            shared.clock.at(
+                next,
+                Box::new(move |s: &Arc<Shared>| deliver(s, pending, i + 1, next)),
+            );
         }
     });
 }

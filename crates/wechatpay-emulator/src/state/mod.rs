@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::http::answer::Answer;
 
+pub(crate) mod clock;
 pub(crate) mod records;
 pub(crate) mod shared;
 

@@ -111,6 +111,8 @@ pub struct Delivery {
     pub id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// When it was made, Unix seconds on the sandbox's clock.
+    pub at: i64,
     /// What happened.
     pub outcome: Outcome,
 }

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub notifier: Notifier,
     /// The fault plan ([`Fault`](crate::Fault)).
     pub faults: Faults,
+    /// The sandbox's clock and what waits for its time.
+    pub clock: crate::state::clock::Clock,
 }
 
 impl Deref for Shared {

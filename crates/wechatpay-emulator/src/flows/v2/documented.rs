@@ -320,6 +320,9 @@ fn bill(shared: &Shared, fund_flow: bool, data: &Map<String, Value>) -> Answer {
         (8, true) => format!("{}-{}-{}", &day[..4], &day[4..6], &day[6..]),
         _ => return fail("invalid bill_date"),
     };
+    if !bills::ended(shared, &date) {
+        return fail("No Bill Exist");
+    }
     let csv = if fund_flow {
         let account = text(data, "account_type").to_ascii_uppercase();
         bills::fund_flow_csv_of(shared, &date, &account)
@@ -382,7 +385,7 @@ fn generated(
         seed,
         identity: None,
         echo: content.clone(),
-        now: wechatpay_chain::formatter::timestamp(),
+        now: shared.clock.now(),
         template: op.template,
     };
     let mut out = g.object(&fields, Some(&content), "");

@@ -22,7 +22,6 @@ use crate::state::shared::Shared;
 use crate::state::{compact_time, numeric_id, openid, rfc3339, Party, Transaction};
 use crate::util::lock;
 use wechatpay_chain::client_xml::SignType;
-use wechatpay_chain::formatter;
 
 /// An APIv2 operation: the request's sign type and data, checked, to the answer.
 type Op = fn(&Arc<Shared>, SignType, &Map<String, Value>) -> Answer;
@@ -106,7 +105,7 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
     }
     let seq = st.next();
-    let now = formatter::timestamp();
+    let now = shared.clock.now();
     let transaction_id = numeric_id("4200", now, seq, 28);
     let mut fields: Vec<(&str, Value)> = vec![
         ("result_code", "SUCCESS".into()),

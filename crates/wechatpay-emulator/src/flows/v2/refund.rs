@@ -233,6 +233,7 @@ fn open(
     let answer = record(
         &mut st,
         NewRefund {
+            now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &order.transaction_id,
             out_trade_no: &order.out_trade_no,
