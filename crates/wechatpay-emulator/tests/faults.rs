@@ -523,3 +523,21 @@ fn a_hung_call_frees_its_connection_slot_when_the_client_leaves() {
         .unwrap();
     assert!(jsapi(&again, &emu, "FAULT-SLOT-0001").unwrap()["prepay_id"].is_string());
 }
+
+#[test]
+fn a_notification_delay_counts_on_the_sandboxs_clock() {
+    // the clock stopped: an hour's delay passes only when the clock is moved an hour on
+    let emu = support::start(
+        EmulatorConfig::new()
+            .clock_frozen(true)
+            .fault(fault("notify:TRANSACTION.SUCCESS=delay:1h*1")),
+    );
+    let (c, hook) = (support::client(&emu), hook());
+    paid(&c, &emu, "FAULT-NCLOCK-0001", &hook);
+    assert!(next(&hook, &c, &emu, Duration::from_millis(500)).is_none());
+    emu.advance_clock(Duration::from_secs(1800));
+    assert!(next(&hook, &c, &emu, Duration::from_millis(500)).is_none());
+    emu.advance_clock(Duration::from_secs(1800));
+    let n = next(&hook, &c, &emu, Duration::from_secs(10)).expect("due an hour on");
+    assert_eq!(n.resource["out_trade_no"], "FAULT-NCLOCK-0001");
+}

@@ -418,22 +418,13 @@ fn chance(s: &str) -> Result<(f64, u64), String> {
     }
 }
 
-/// A duration: `250ms`, `3s`, `2m`, or seconds (`1.5`); at most a day.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (number, unit) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    match number.trim().parse::<f64>().map(|v| v * unit) {
-        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Duration::from_secs_f64(v)),
+/// A duration of at most a day, as the clock reads one: seconds (`1.5`), or parts with units
+/// (`250ms`, `3s`, `2m`, `1h`, `1h30m`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match crate::util::parse_duration(s) {
+        Some(ms) if ms <= 86_400_000 => Ok(Duration::from_millis(ms as u64)),
         _ => Err(format!(
-            "`{s}` is not a duration: at most a day, such as 250ms, 3s, 2m or 1.5 (seconds)"
+            "`{s}` is not a duration: at most a day, such as 250ms, 3s, 2m, 1h30m or 1.5 (seconds)"
         )),
     }
 }
