@@ -27,7 +27,7 @@ pub enum FaultsOp {
     /// 'POST v3/pay/transactions/jsapi=500:SYSTEM_ERROR*2', 'v3/refund/*=delay:3s@0.5,seed=7',
     /// 'notify:TRANSACTION.SUCCESS=drop*1'.
     Add {
-        /// TARGET=ACTION[*N][@P[,seed=S]] (see `wechatpay serve --help`, --fault).
+        /// `TARGET=ACTION[*N][@P[,seed=S]]` (see `wechatpay serve --help`, --fault).
         #[arg(required = true, value_name = "SPEC", value_parser = spec)]
         specs: Vec<Fault>,
     },

@@ -86,9 +86,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
     refund_delay: RefundDelay,
     /// A fault on demand (repeatable; tried in order, the first that fires applies):
-    /// TARGET=ACTION[*N][@P[,seed=S]]. TARGET: `METHOD TEMPLATE` (POST
+    /// `TARGET=ACTION[*N][@P[,seed=S]]`. TARGET: `METHOD TEMPLATE` (POST
     /// v3/pay/transactions/jsapi), a path glob (v3/refund/*) or notify:EVENT
-    /// (notify:TRANSACTION.SUCCESS, notify:*). ACTION for calls: [STATUS:]CODE[:MESSAGE]
+    /// (notify:TRANSACTION.SUCCESS, notify:*). ACTION for calls: `[STATUS:]CODE[:MESSAGE]`
     /// (500:SYSTEM_ERROR, FREQUENCY_LIMITED), delay:3s, drop, hang; for notifications: drop,
     /// delay:3s, duplicate, reorder. *N: the next N only; @P: with probability P (seeded).
     /// `wechatpay sandbox faults` changes the plan while serve runs.
