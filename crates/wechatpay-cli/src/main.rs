@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
-use wechatpay_chain::{Builder, Error, Placeholders, Rsa, Validation};
+use wechatpay_chain::{Builder, Error, Placeholders, Validation};
 
 mod bill;
 
@@ -367,8 +367,8 @@ impl Conf {
                 let cert = read_file(c, self.name("merchant_cert"))?;
                 let key = read_file(k, self.name("merchant_key"))?;
                 // The loader's guard (an encrypted key refused, never a pass-phrase prompt),
-                // with the option and the file named.
-                Rsa::from_private(&key)
+                // with the option and the file named; an SM2 key in the 国密 scheme.
+                scheme::private_key(&key)
                     .map_err(|e| e.prefixed(format_args!("key file {k}")))
                     .map_err(key_option(self.name("merchant_key")))?;
                 b = b.merchant_identity(&cert, &key);
