@@ -15,6 +15,7 @@ use crate::flows::{
 use crate::http::answer::Answer;
 use crate::http::auth;
 use crate::http::base::Platform;
+use crate::http::merchants::with_signer;
 use crate::http::multipart;
 use crate::http::request::{Kind, Req, Responded};
 use crate::state::shared::Shared;
@@ -41,7 +42,7 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 Some(m) => &m.meta,
                 None => &req.body,
             };
-            if let Err(refused) = auth::check(
+            let signer = match auth::check(
                 shared,
                 req.method.as_str(),
                 &req.target,
@@ -49,14 +50,17 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 signed,
                 formatter::timestamp(),
             ) {
-                let why = format!("{}: {}", refused.check, refused.reason);
-                return (
-                    Answer::sign_error(&refused.reason),
-                    Kind::V3,
-                    Some(why),
-                    Some(refused),
-                );
-            }
+                Ok(signer) => signer,
+                Err(refused) => {
+                    let why = format!("{}: {}", refused.check, refused.reason);
+                    return (
+                        Answer::sign_error(&refused.reason),
+                        Kind::V3,
+                        Some(why),
+                        Some(refused),
+                    );
+                }
+            };
             // A request carrying fields encrypted for the platform names its key.
             if let Some(serial) = req.header("wechatpay-serial") {
                 if !shared.settings.knows_serial(serial) {
@@ -69,7 +73,8 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                     return (a, Kind::V3, None, None);
                 }
             }
-            (dispatch(shared, req, multipart), Kind::V3, None, None)
+            let answer = with_signer(signer, || dispatch(shared, req, multipart));
+            (answer, Kind::V3, None, None)
         }
         _ => match v2::handle(shared, req) {
             Some((answer, refusal)) => (answer, Kind::V2, refusal, None),
