@@ -107,6 +107,25 @@ fn the_sandbox_lists_its_merchants_and_their_roles() {
     assert_eq!(ms[0].serial(), emu.merchant_serial());
     assert_eq!(ms[0].apiv3_key(), emu.apiv3_key());
     assert!(emu.builder_for("1900000999").is_none());
+    // GET /emulator lists them, numbers, serials and roles, no keys
+    let req = http::Request::get(format!("{}emulator", emu.base_uri()))
+        .body(Bytes::new())
+        .unwrap();
+    let (status, _, body) = support::send(req);
+    assert_eq!(status, 200);
+    let info: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        info["merchants"],
+        json!([
+            {"mchid": A, "merchant_serial": ms[0].serial(), "role": "direct"},
+            {"mchid": B, "merchant_serial": ms[1].serial(), "role": "direct"},
+            {"mchid": SP, "merchant_serial": ms[2].serial(), "role": "service_provider", "sub_mchids": [SUB]},
+            {"mchid": SUB, "merchant_serial": ms[3].serial(), "role": "sub_merchant", "sp_mchid": SP},
+        ])
+    );
+    for m in &ms {
+        assert!(!String::from_utf8_lossy(&body).contains(m.apiv3_key()));
+    }
     // secrets stay out of Debug
     let shown = format!("{ms:?}");
     assert!(!shown.contains(ms[1].apiv3_key()), "{shown}");

@@ -7,6 +7,7 @@
 //! body's `mchid` / `sp_mchid`. It travels as a task-local set around the dispatch
 //! ([`with_signer`]), so the flows' signatures stay as they are.
 
+use serde_json::{json, Value};
 use wechatpay_chain::crypto::{PrivateKey, PublicKey};
 use wechatpay_chain::Error;
 
@@ -297,4 +298,24 @@ impl Settings {
             .chain(self.merchants.iter().cloned())
             .collect()
     }
+}
+
+/// The merchants as `GET /emulator` lists them: number, serial and role, no secrets.
+pub(crate) fn listed(merchants: &[Merchant]) -> Value {
+    let one = |m: &Merchant| {
+        let mut v = json!({"mchid": m.mchid, "merchant_serial": m.serial});
+        match &m.role {
+            MerchantRole::Direct => v["role"] = json!("direct"),
+            MerchantRole::ServiceProvider { sub_mchids } => {
+                v["role"] = json!("service_provider");
+                v["sub_mchids"] = json!(sub_mchids);
+            }
+            MerchantRole::SubMerchant { sp_mchid } => {
+                v["role"] = json!("sub_merchant");
+                v["sp_mchid"] = json!(sp_mchid);
+            }
+        }
+        v
+    };
+    Value::Array(merchants.iter().map(one).collect())
 }
