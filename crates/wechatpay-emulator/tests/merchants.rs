@@ -191,6 +191,31 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         .unwrap_err());
     assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
 
+    // refunds are the first merchant's: B can neither refund A's order nor see its refund
+    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
+        .unwrap();
+    let refund = |no: &str| {
+        json!({"json": {"out_trade_no": "SAME-NUMBER-01", "out_refund_no": no,
+            "amount": {"refund": 1, "total": 100, "currency": "CNY"}}})
+    };
+    let e = api(b["v3/refund/domestic/refunds"]
+        .post(refund("REFUND-BY-B-01"))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+    a["v3/refund/domestic/refunds"]
+        .post(refund("REFUND-BY-A-01"))
+        .unwrap();
+    let e = api(b["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    let mine: Value = a["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(mine["out_refund_no"], "REFUND-BY-A-01");
+
     // A cannot act for B: a body or query naming B, signed by A
     let e = api(a["v3/pay/transactions/native"]
         .post(order(B, "A-AS-B-00001", 1, NOTIFY))

@@ -210,6 +210,17 @@ pub(crate) fn owner<'a>(shared: &'a Shared, r: &'a Map<String, Value>, field: &s
     }
 }
 
+/// Whether order `t` is the signing merchant's: its own (`mchid`), a partner order it made
+/// (`sp_mchid`), or a combined order's (the first merchant's, who alone makes them).
+pub(crate) fn is_signers(shared: &Shared, t: &Transaction) -> bool {
+    let signer = shared.settings.signing_merchant();
+    match &t.party {
+        Party::Merchant => owner(shared, &t.request, "mchid") == signer,
+        Party::Partner { .. } => owner(shared, &t.request, "sp_mchid") == signer,
+        Party::Combined { .. } => signer == shared.settings.mchid,
+    }
+}
+
 /// Inserts an order's `trade_type`, `trade_state` and `trade_state_desc`.
 pub(crate) fn insert_state(m: &mut Map<String, Value>, t: &Transaction) {
     m.insert("trade_type".into(), json!(t.trade_type));
