@@ -376,7 +376,7 @@ fn each_merchants_notifications_decrypt_with_its_own_apiv3_key_only() {
         let openers: Vec<(&str, Value)> = [A, B, SP, SUB]
             .into_iter()
             .filter_map(|m| {
-                let n = a.notifier(&key(m)).unwrap().verify(&headers, &body).ok()?;
+                let n = a.notifier(key(m)).unwrap().verify(&headers, &body).ok()?;
                 Some((m, n.resource))
             })
             .collect();
