@@ -10,7 +10,7 @@ use crate::control;
 use crate::documented;
 use crate::flows::{
     bills, brand, certificates, combine, discount_card, media, partner, pay, profitsharing, refund,
-    transfer, v2,
+    scope, transfer, v2,
 };
 use crate::http::answer::Answer;
 use crate::http::auth;
@@ -98,6 +98,9 @@ fn not_found(req: &Req) -> Answer {
 fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<multipart::Parts>) -> Answer {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let body = &req.body;
+    if let Some(refused) = scope::first_merchants_only(shared, &segs[1..]) {
+        return refused;
+    }
     match (req.method.as_str(), &segs[1..]) {
         ("POST", ["discount-card", "cards"]) => discount_card::create(shared, body),
         ("GET", ["discount-card", "cards", code]) => discount_card::card(shared, code),

@@ -216,6 +216,37 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         .unwrap();
     assert_eq!(mine["out_refund_no"], "REFUND-BY-A-01");
 
+    // the flows kept for the first merchant refuse B rather than show it A's state
+    for (path, args) in [
+        (
+            "v3/combine-transactions/out-trade-no/{combine_out_trade_no}",
+            json!({"combine_out_trade_no": "X-00000001"}),
+        ),
+        (
+            "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+            json!({"out_bill_no": "X-00000001"}),
+        ),
+        (
+            "v3/profitsharing/orders/{out_order_no}",
+            json!({"out_order_no": "X-00000001",
+                "query": {"transaction_id": "4200000000000000000000000001"}}),
+        ),
+    ] {
+        let e = api(b.chain(path).get(args).unwrap_err());
+        assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{path}");
+    }
+    let e = api(b["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": "2026-12-06"}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"));
+    // A's are A's as before
+    let e = api(
+        a["v3/combine-transactions/out-trade-no/{combine_out_trade_no}"]
+            .get(json!({"combine_out_trade_no": "X-00000001"}))
+            .unwrap_err(),
+    );
+    assert_eq!(e.0, 404);
+
     // A cannot act for B: a body or query naming B, signed by A
     let e = api(a["v3/pay/transactions/native"]
         .post(order(B, "A-AS-B-00001", 1, NOTIFY))
