@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, Receiver};
+use wechatpay_chain::download::Bill;
 use wechatpay_chain::Client;
 use wechatpay_emulator::{Emulator, EmulatorConfig, MerchantConfig, MerchantRole, PaymentAction};
 
@@ -246,6 +247,20 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
             .unwrap_err(),
     );
     assert_eq!(e.0, 404);
+
+    // A's bill of the day lists A's payment, not B's
+    emu.advance_clock(Duration::from_secs(86_400));
+    let day = &paid["success_time"].as_str().unwrap()[..10];
+    let listing: Bill = a["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": day}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut csv = Vec::new();
+    a.download_bill(&listing, json!({}), &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.contains("`SAME-NUMBER-01"), "{csv}");
+    assert!(!csv.contains(id) && !csv.contains("B-ONLY-000001"), "{csv}");
 
     // A cannot act for B: a body or query naming B, signed by A
     let e = api(a["v3/pay/transactions/native"]
