@@ -901,7 +901,8 @@ impl Emulator {
 
     /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's
     /// order, a combined order (by `combine_out_trade_no`: every sub-order at once) or a
-    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number).
+    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number; it
+    /// names the merchant of an order of a [merchant beyond the first](EmulatorConfig::merchant)).
     /// [`PaymentAction::Paid`] sends `TRANSACTION.SUCCESS` to the order's `notify_url`, paid
     /// by `openid` when the order names no payer. Returns the payment as its query answers it;
     /// an unknown payment is a 404 error, one that is not `NOTPAY` a 409 (`INVALID_STATE`).
