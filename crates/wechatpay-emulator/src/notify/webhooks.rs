@@ -23,7 +23,7 @@ use wechatpay_chain::transformer;
 use wechatpay_chain::Error;
 
 /// The platform's schedule of retries after a failed notification (the default of
-/// [`EmulatorConfig::notify_retries`](super::EmulatorConfig::notify_retries)): 15 more attempts over
+/// [`EmulatorConfig::notify_retries`](crate::EmulatorConfig::notify_retries)): 15 more attempts over
 /// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).
 pub const PLATFORM_RETRY_SCHEDULE: [std::time::Duration; 15] = [
     std::time::Duration::from_secs(15),
