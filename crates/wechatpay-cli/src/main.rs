@@ -37,6 +37,8 @@ mod sandbox;
 
 mod serve;
 
+mod serve_merchants;
+
 mod trigger;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.

@@ -102,6 +102,8 @@ pub struct ServeArgs {
     /// when `wechatpay sandbox clock set|advance` moves it.
     #[arg(long)]
     clock_frozen: bool,
+    #[command(flatten)]
+    merchants: crate::serve_merchants::MerchantArgs,
 }
 
 /// `--clock-start`: an RFC 3339 time.
@@ -339,6 +341,8 @@ pub fn run<'a>(
     if let Some(s) = g.serial {
         config = config.merchant_serial(s);
     }
+    config =
+        crate::serve_merchants::configure(&a.merchants, config, g.mchid.unwrap_or("1900000001"));
     // A key from the environment is most likely the production one of the shell: it is not
     // copied into the emulator (and its env file) unless asked for.
     for (name, g) in [
@@ -443,11 +447,14 @@ pub fn run<'a>(
         env.push(("WECHATPAY_SANDBOX_TOKEN", token.to_string()));
     }
     let env_path = dir.join("env");
-    let text: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
-        .collect();
-    write_whole(&env_path, &text)?;
+    let render = |env: &[(&str, String)]| -> String {
+        env.iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
+            .collect()
+    };
+    // the other merchants' first: `env`, written last, says that serve is ready
+    let others = crate::serve_merchants::write_env_files(&emu, dir, &env, write, render)?;
+    write_whole(&env_path, &render(&env))?;
     let mode = match (emu.mode(), emu.is_tls()) {
         (Mode::PublicKey, false) => "public-key mode",
         (Mode::Certificate, false) => "certificate mode",
@@ -460,7 +467,7 @@ pub fn run<'a>(
     let _ = writeln!(
         out,
         "wechatpay emulator on {} ({mode}, Wechatpay-Serial {})\n  \
-         keys and settings: source {}\n  \
+         keys and settings: source {}{}\n  \
          simulate the user: POST /emulator/payments/{{out_trade_no}}/{{paid|failed|closed}}\n  \
          {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
          {:>19}POST /emulator/transfers/{{out_bill_no}}/{{succeeded|failed}}\n  \
@@ -474,6 +481,11 @@ pub fn run<'a>(
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (other merchants: {} beside it)", others.join(", "))
+        },
         "",
         "",
         "",

@@ -136,7 +136,7 @@ impl Guard {
                 let now = formatter::timestamp();
                 let method = req.method.as_str();
                 match auth::check(shared, method, &req.target, Some(header), &req.body, now) {
-                    Ok(()) => return Ok(()),
+                    Ok(_) => return Ok(()),
                     Err(r) => format!(
                         "its merchant signature is refused: {}: {}",
                         r.check, r.reason

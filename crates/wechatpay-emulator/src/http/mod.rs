@@ -13,6 +13,7 @@ pub(crate) mod diagnosis;
 pub(crate) mod faults;
 pub(crate) mod guard;
 pub(crate) mod issued;
+pub(crate) mod merchants;
 pub(crate) mod multipart;
 pub(crate) mod received;
 pub(crate) mod request;
