@@ -40,6 +40,7 @@ mod documented;
 pub mod events;
 mod guard;
 mod media;
+mod nonces;
 mod partner;
 mod pay;
 mod profitsharing;
@@ -57,7 +58,7 @@ mod v2_refund_query;
 mod validate;
 mod webhooks;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -622,7 +623,7 @@ pub(crate) struct Shared {
     pub received: Mutex<server::RequestLog>,
     pub deliveries: Mutex<Vec<Delivery>>,
     pub forgeries: Mutex<VecDeque<Forgery>>,
-    pub nonces: Mutex<HashMap<String, i64>>,
+    pub nonces: Mutex<nonces::Nonces>,
     /// Bill files waiting for `v3/billdownload/file`, by token.
     pub files: Mutex<bills::Files>,
     pub runtime: tokio::runtime::Handle,
@@ -866,7 +867,9 @@ impl Emulator {
             received: Mutex::new(server::RequestLog::default()),
             deliveries: Mutex::new(Vec::new()),
             forgeries: Mutex::new(VecDeque::new()),
-            nonces: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(nonces::Nonces::new(
+                2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+            )),
             files: Mutex::new(bills::Files::default()),
             runtime: runtime.clone(),
             notifier: webhooks::Notifier::new()?,
