@@ -62,6 +62,7 @@ impl Nonces {
     }
 
     /// How many nonces are remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.order.len()
     }

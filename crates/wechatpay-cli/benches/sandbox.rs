@@ -1,0 +1,439 @@
+//! The sandbox's throughput against its signing bound (issue 22): `wechatpay serve` in its own
+//! process answers `GET v3/pay/transactions/out-trade-no/{no}` (an order created in setup) with
+//! SANDBOX_BENCH_INFLIGHT (64) calls in flight, SANDBOX_BENCH_CALLS (100,000) in all, beside
+//! `openssl speed -multi 2 rsa2048` run before and after in the same run: every answer costs
+//! the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
+//! the bound, the server's RSS after every 10,000 calls, and the CPU of the load generator
+//! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`).
+//!
+//! The generator costs next to nothing: the requests are signed ahead (in rounds, so that none
+//! is older than the sandbox's ±300 s window when sent), written raw over kept-alive HTTP/1.1
+//! connections on one thread, and only each answer's status and Content-Length are read. A
+//! sample of answers before and after is verified whole (status, platform signature, body).
+//! `cargo bench -p wechatpay-cli --bench sandbox`; it fails on a non-2xx answer or a sample
+//! that does not verify, never on a slow ratio.
+
+#[path = "../tests/served/mod.rs"]
+mod served;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wechatpay_chain::{formatter, PrivateKey, PublicKey, Rsa};
+
+/// The calls of one round, signed together before it is sent: small enough that signing them
+/// and sending them takes far less than the sandbox's 300 s.
+const ROUND: usize = 25_000;
+const RSS_EVERY: usize = 10_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// What the generator needs to sign as the merchant.
+struct Merchant {
+    mchid: String,
+    serial: String,
+    key: PrivateKey,
+    host: String,
+}
+
+impl Merchant {
+    /// A whole signed request, ready to write.
+    fn request(&self, method: &str, target: &str, body: &str) -> Vec<u8> {
+        let ts = formatter::timestamp().to_string();
+        let nonce = formatter::nonce(32);
+        let message = formatter::request(method, target, &ts, &nonce, body.as_bytes());
+        let signature = Rsa::sign(message, &self.key).expect("the merchant key signs");
+        let auth = formatter::authorization(&self.mchid, &nonce, &signature, &ts, &self.serial);
+        let mut r = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+             Accept: application/json\r\nUser-Agent: sandbox-bench\r\n",
+            self.host
+        );
+        if !body.is_empty() {
+            r.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        r.push_str("\r\n");
+        r.push_str(body);
+        r.into_bytes()
+    }
+
+    /// `n` requests, signed on `threads` threads.
+    fn sign_many(&self, target: &str, n: usize, threads: usize) -> Vec<Vec<u8>> {
+        let per = n.div_ceil(threads.max(1));
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (0..threads)
+                .map(|t| {
+                    let count = per.min(n.saturating_sub(t * per));
+                    s.spawn(move || {
+                        (0..count)
+                            .map(|_| self.request("GET", target, ""))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().expect("signing thread"))
+                .collect()
+        })
+    }
+}
+
+/// An answer read whole, for the verified samples.
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Sends one request on a blocking connection and reads its answer whole.
+fn exchange(conn: &mut std::net::TcpStream, request: &[u8]) -> Answer {
+    conn.write_all(request).expect("request written");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = conn.read(&mut chunk).expect("answer read");
+        assert!(n > 0, "the sandbox closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).expect("headers are text");
+            let mut lines = head.split("\r\n");
+            let status = lines.next().unwrap()[9..12].parse().expect("a status");
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers["content-length"].parse().unwrap();
+            while buf.len() < end + 4 + len {
+                let n = conn.read(&mut chunk).expect("answer read");
+                assert!(n > 0, "the sandbox closed the connection");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Answer {
+                status,
+                headers,
+                body: buf[end + 4..end + 4 + len].to_vec(),
+            };
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Checks an answer as an SDK would: 2xx, signed by the platform key over its body, and the
+/// order asked for.
+fn verify(a: &Answer, platform: &PublicKey, serial: &str, out_trade_no: &str) {
+    assert!(
+        (200..300).contains(&a.status),
+        "status {}: {}",
+        a.status,
+        String::from_utf8_lossy(&a.body)
+    );
+    let h = |k: &str| {
+        a.headers
+            .get(k)
+            .unwrap_or_else(|| panic!("the answer has no {k}"))
+    };
+    assert_eq!(h("wechatpay-serial"), serial, "the platform key named");
+    let message = formatter::response(
+        h("wechatpay-timestamp"),
+        h("wechatpay-nonce"),
+        &a.body,
+    );
+    assert!(
+        Rsa::verify(message, h("wechatpay-signature"), platform),
+        "the answer's signature does not verify with the platform key"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&a.body).expect("a JSON answer");
+    assert_eq!(v["out_trade_no"], out_trade_no, "{v}");
+}
+
+/// `utime + stime` of a process, from /proc/PID/stat.
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // the fields after the command name, which is in parentheses
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15, so 11 and 12 after the state (field 3)
+    let ticks = f[11] + f[12];
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+/// This process's CPU time.
+fn self_cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `openssl speed -multi 2 -seconds N rsa2048`: RSA-2048 signatures per second on both cores.
+fn openssl_speed(seconds: u32) -> f64 {
+    let out = std::process::Command::new("openssl")
+        .args(["speed", "-multi", "2", "-seconds", &seconds.to_string(), "rsa2048"])
+        .output()
+        .expect("openssl speed runs (the openssl command is needed)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `rsa 2048 bits 0.000163s 0.000010s   6139.0 102247.0`: sign/s is the third number
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("no `rsa 2048 bits` line in openssl speed's output:\n{text}"));
+    line.split_whitespace()
+        .filter_map(|w| w.parse::<f64>().ok())
+        .nth(2)
+        .unwrap_or_else(|| panic!("no sign/s in {line:?}"))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Sends `requests` over `conns`, `conns.len()` in flight, reading each answer's status and
+/// Content-Length only; samples the server's RSS every [`RSS_EVERY`] calls (counted from `done`).
+/// Panics on a non-2xx answer.
+async fn send(
+    conns: Vec<tokio::net::TcpStream>,
+    requests: Arc<Vec<Vec<u8>>>,
+    done: Arc<AtomicUsize>,
+    rss: Arc<Mutex<Vec<(usize, u64)>>>,
+    pid: u32,
+) -> Vec<tokio::net::TcpStream> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for mut conn in conns {
+        let (requests, next, done, rss) = (requests.clone(), next.clone(), done.clone(), rss.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(r) = requests.get(i) else { break };
+                conn.write_all(r).await.expect("request written");
+                let status = read_answer(&mut conn, &mut buf).await;
+                if !(200..300).contains(&status) {
+                    panic!("call {i}: the sandbox answered {status}");
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % RSS_EVERY == 0 {
+                    rss.lock().unwrap().push((n, rss_kib(pid)));
+                }
+            }
+            conn
+        }));
+    }
+    let mut back = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        back.push(t.await.expect("a connection's task panicked"));
+    }
+    back
+}
+
+/// Reads one answer: its status and, by Content-Length, the end of its body.
+async fn read_answer(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) -> u16 {
+    let mut have = 0;
+    loop {
+        let n = conn.read(&mut buf[have..]).await.expect("answer read");
+        assert!(n > 0, "the sandbox closed a connection");
+        have += n;
+        let Some(end) = find(&buf[..have], b"\r\n\r\n") else {
+            assert!(have < buf.len(), "headers beyond {} bytes", buf.len());
+            continue;
+        };
+        let status = std::str::from_utf8(&buf[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let len = content_length(&buf[..end]).expect("a Content-Length");
+        let mut left = (end + 4 + len).saturating_sub(have);
+        let room = buf.len();
+        while left > 0 {
+            let n = conn
+                .read(&mut buf[..left.min(room)])
+                .await
+                .expect("answer read");
+            assert!(n > 0, "the sandbox closed a connection");
+            left -= n;
+        }
+        return status;
+    }
+}
+
+fn content_length(head: &[u8]) -> Option<usize> {
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let (k, v) = line.split_at(line.iter().position(|&b| b == b':')?);
+        k.eq_ignore_ascii_case(b"content-length")
+            .then(|| std::str::from_utf8(&v[1..]).ok()?.trim().parse().ok())?
+    })
+}
+
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn main() {
+    let calls = env_usize("SANDBOX_BENCH_CALLS", 100_000);
+    let inflight = env_usize("SANDBOX_BENCH_INFLIGHT", 64).max(1);
+    let speed_seconds = env_usize("SANDBOX_BENCH_SPEED_SECONDS", 5) as u32;
+    let extra = std::env::var("SANDBOX_BENCH_SERVE_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+
+    let dir = std::env::temp_dir().join(format!("wechatpay-sandbox-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (child, env) = served::spawn(env!("CARGO_BIN_EXE_wechatpay"), &extra, &dir);
+    let server = Server { child, dir };
+    let pid = server.child.id();
+    let env: HashMap<String, String> = env.into_iter().collect();
+    let base = &env["WECHATPAY_BASE_URI"];
+    let host = base
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("the bench speaks plain HTTP; the sandbox is at {base}"))
+        .trim_end_matches('/')
+        .to_string();
+    let m = Merchant {
+        mchid: env["WECHATPAY_MCHID"].clone(),
+        serial: env["WECHATPAY_SERIAL"].clone(),
+        key: Rsa::from_private(&format!("file://{}", env["WECHATPAY_PRIVATE_KEY"])).unwrap(),
+        host: host.clone(),
+    };
+    let (platform, platform_serial) = match env.get("WECHATPAY_PUBLIC_KEY") {
+        Some(p) => (
+            Rsa::from_public(&format!("file://{p}")).unwrap(),
+            env["WECHATPAY_PUBLIC_KEY_ID"].clone(),
+        ),
+        None => {
+            let c = Rsa::from_certificate(&format!("file://{}", env["WECHATPAY_PLATFORM_CERT"]))
+                .unwrap();
+            (c.public_key().clone(), c.serial().to_string())
+        }
+    };
+
+    // Setup: one order, which every measured call queries.
+    let no = format!("BENCH{}", formatter::nonce(12));
+    let create = serde_json::json!({
+        "appid": "wxd678efh567hg6787", "mchid": m.mchid, "description": "sandbox bench",
+        "out_trade_no": no, "notify_url": "https://127.0.0.1:9/notify", "amount": {"total": 1},
+    })
+    .to_string();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    let created = exchange(
+        &mut conn,
+        &m.request("POST", "/v3/pay/transactions/native", &create),
+    );
+    assert_eq!(created.status, 200, "{}", String::from_utf8_lossy(&created.body));
+    let target = format!("/v3/pay/transactions/out-trade-no/{no}?mchid={}", m.mchid);
+    let sample = |conn: &mut std::net::TcpStream, n: usize| {
+        for r in m.sign_many(&target, n, 1) {
+            verify(&exchange(conn, &r), &platform, &platform_serial, &no);
+        }
+    };
+    sample(&mut conn, 100);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut conns: Vec<tokio::net::TcpStream> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..inflight {
+            let c = tokio::net::TcpStream::connect(&host).await.unwrap();
+            c.set_nodelay(true).unwrap();
+            v.push(c);
+        }
+        v
+    });
+    let done = Arc::new(AtomicUsize::new(0));
+    let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
+    // warm-up: every connection served, the server's runtime and allocator at their pace
+    let warm = m.sign_many(&target, inflight * 20, 2);
+    conns = rt.block_on(send(conns, Arc::new(warm), Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())), pid));
+    *rss.lock().unwrap() = vec![(0, rss_kib(pid))];
+
+    let load_before = load_average();
+    let bound_before = openssl_speed(speed_seconds);
+
+    let (mut wall, mut gen_cpu, mut srv_cpu, mut signing) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut sent = 0;
+    while sent < calls {
+        let n = ROUND.min(calls - sent);
+        let t = Instant::now();
+        let requests = Arc::new(m.sign_many(&target, n, 2));
+        signing += t.elapsed();
+        let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
+        conns = rt.block_on(send(conns, requests, done.clone(), rss.clone(), pid));
+        wall += t0.elapsed();
+        gen_cpu += self_cpu() - g0;
+        srv_cpu += proc_cpu(pid) - s0;
+        sent += n;
+    }
+    let load_during = load_average();
+
+    let bound_after = openssl_speed(speed_seconds);
+    sample(&mut conn, 100);
+
+    let rate = calls as f64 / wall.as_secs_f64();
+    let bound = bound_before.max(bound_after);
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
+    println!("sandbox bench: GET v3/pay/transactions/out-trade-no/{{no}}, {calls} calls, {inflight} in flight");
+    println!("  serve args         : {:?}", extra.join(" "));
+    println!("  load average       : {load_before} (before), {load_during} (after the calls)");
+    println!("  answers/s          : {rate:.0} ({calls} in {wall:.2?}; signing ahead took {signing:.2?}, not counted)");
+    println!("  openssl sign/s     : {bound_before:.0} before, {bound_after:.0} after (openssl speed -multi 2 -seconds {speed_seconds} rsa2048)");
+    println!("  ratio              : {:.1} % of {bound:.0} sign/s", 100.0 * rate / bound);
+    println!("  server CPU / call  : {:.0} µs ({:.2} cores)", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64());
+    println!("  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)", per(gen_cpu), gen_cpu.as_secs_f64() / wall.as_secs_f64(), 100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64());
+    println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
+    print!("  server RSS (MiB)   :");
+    for (n, kib) in rss.lock().unwrap().iter() {
+        print!(" {}k:{:.1}", n / 1000, *kib as f64 / 1024.0);
+    }
+    println!();
+    drop(server);
+}
