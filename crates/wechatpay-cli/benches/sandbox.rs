@@ -190,6 +190,27 @@ fn self_cpu() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPU time of one RSA-2048 signature by the library (the sandbox's signing call) on this
+/// thread: with the server's CPU per call, a ratio the other work on a shared machine hardly
+/// moves (CPU time, not wall time).
+fn cpu_per_sign(key: &PrivateKey) -> Duration {
+    let n = 2_000;
+    let t = thread_cpu();
+    for i in 0..n {
+        std::hint::black_box(Rsa::sign(format!("1700000000\nNONCE{i}\n{{}}\n"), key).unwrap());
+    }
+    (thread_cpu() - t) / n
+}
+
 /// VmRSS of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -203,21 +224,27 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `openssl speed -multi 2 -seconds N rsa2048`: RSA-2048 signatures per second on both cores.
+/// `openssl speed -elapsed -multi 2 -seconds N rsa2048`: RSA-2048 signatures per second of
+/// wall time on both cores. (Without `-elapsed` openssl divides by its user CPU time, counted
+/// in ticks: on a machine shared with other work that figure swings several-fold, and it is
+/// not what the sandbox's answers/s, per second of wall time, compare with.)
 fn openssl_speed(seconds: u32) -> f64 {
     let out = std::process::Command::new("openssl")
-        .args(["speed", "-multi", "2", "-seconds", &seconds.to_string(), "rsa2048"])
+        .args(["speed", "-elapsed", "-multi", "2", "-seconds", &seconds.to_string(), "rsa2048"])
         .output()
         .expect("openssl speed runs (the openssl command is needed)");
     let text = String::from_utf8_lossy(&out.stdout);
-    // `rsa 2048 bits 0.000163s 0.000010s   6139.0 102247.0`: sign/s is the third number
+    if std::env::var_os("SANDBOX_BENCH_DEBUG").is_some() {
+        eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // `rsa 2048 bits 0.000163s 0.000010s   6139.0 102247.0`: sign/s is the sixth field
     let line = text
         .lines()
         .find(|l| l.starts_with("rsa 2048 bits"))
         .unwrap_or_else(|| panic!("no `rsa 2048 bits` line in openssl speed's output:\n{text}"));
     line.split_whitespace()
-        .filter_map(|w| w.parse::<f64>().ok())
-        .nth(2)
+        .nth(5)
+        .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no sign/s in {line:?}"))
 }
 
@@ -227,19 +254,23 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// Sends `requests` over `conns`, `conns.len()` in flight, reading each answer's status and
+/// Sends `requests` over `inflight` new kept-alive connections to `host` (new for each round:
+/// the sandbox closes a connection idle for 10 s, as between rounds), reading each answer's status and
 /// Content-Length only; samples the server's RSS every [`RSS_EVERY`] calls (counted from `done`).
 /// Panics on a non-2xx answer.
 async fn send(
-    conns: Vec<tokio::net::TcpStream>,
+    host: &str,
+    inflight: usize,
     requests: Arc<Vec<Vec<u8>>>,
     done: Arc<AtomicUsize>,
     rss: Arc<Mutex<Vec<(usize, u64)>>>,
     pid: u32,
-) -> Vec<tokio::net::TcpStream> {
+) {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for mut conn in conns {
+    for _ in 0..inflight {
+        let mut conn = tokio::net::TcpStream::connect(host).await.expect("connected");
+        conn.set_nodelay(true).unwrap();
         let (requests, next, done, rss) = (requests.clone(), next.clone(), done.clone(), rss.clone());
         tasks.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
@@ -256,14 +287,11 @@ async fn send(
                     rss.lock().unwrap().push((n, rss_kib(pid)));
                 }
             }
-            conn
         }));
     }
-    let mut back = Vec::with_capacity(tasks.len());
     for t in tasks {
-        back.push(t.await.expect("a connection's task panicked"));
+        t.await.expect("a connection's task panicked");
     }
-    back
 }
 
 /// Reads one answer: its status and, by Content-Length, the end of its body.
@@ -310,7 +338,18 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM first (serve stops cleanly, and a profiler around it writes its output), then
+    /// SIGKILL after 30 s.
     fn drop(&mut self) {
+        // SAFETY: a signal to our own child, not yet waited for.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -326,7 +365,10 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("wechatpay-sandbox-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (child, env) = served::spawn(env!("CARGO_BIN_EXE_wechatpay"), &extra, &dir);
+    // another command in its place (a script running it under valgrind, to profile it)
+    let bin = std::env::var("SANDBOX_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wechatpay").to_string());
+    let (child, env) = served::spawn(&bin, &extra, &dir);
     let server = Server { child, dir };
     let pid = server.child.id();
     let env: HashMap<String, String> = env.into_iter().collect();
@@ -379,20 +421,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut conns: Vec<tokio::net::TcpStream> = rt.block_on(async {
-        let mut v = Vec::new();
-        for _ in 0..inflight {
-            let c = tokio::net::TcpStream::connect(&host).await.unwrap();
-            c.set_nodelay(true).unwrap();
-            v.push(c);
-        }
-        v
-    });
     let done = Arc::new(AtomicUsize::new(0));
     let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
     // warm-up: every connection served, the server's runtime and allocator at their pace
     let warm = m.sign_many(&target, inflight * 20, 2);
-    conns = rt.block_on(send(conns, Arc::new(warm), Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())), pid));
+    rt.block_on(send(&host, inflight, Arc::new(warm), Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())), pid));
     *rss.lock().unwrap() = vec![(0, rss_kib(pid))];
 
     let load_before = load_average();
@@ -407,7 +440,7 @@ fn main() {
         let requests = Arc::new(m.sign_many(&target, n, 2));
         signing += t.elapsed();
         let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
-        conns = rt.block_on(send(conns, requests, done.clone(), rss.clone(), pid));
+        rt.block_on(send(&host, inflight, requests, done.clone(), rss.clone(), pid));
         wall += t0.elapsed();
         gen_cpu += self_cpu() - g0;
         srv_cpu += proc_cpu(pid) - s0;
@@ -416,7 +449,8 @@ fn main() {
     let load_during = load_average();
 
     let bound_after = openssl_speed(speed_seconds);
-    sample(&mut conn, 100);
+    let sign_cpu = cpu_per_sign(&m.key);
+    sample(&mut std::net::TcpStream::connect(&host).unwrap(), 100);
 
     let rate = calls as f64 / wall.as_secs_f64();
     let bound = bound_before.max(bound_after);
@@ -425,9 +459,9 @@ fn main() {
     println!("  serve args         : {:?}", extra.join(" "));
     println!("  load average       : {load_before} (before), {load_during} (after the calls)");
     println!("  answers/s          : {rate:.0} ({calls} in {wall:.2?}; signing ahead took {signing:.2?}, not counted)");
-    println!("  openssl sign/s     : {bound_before:.0} before, {bound_after:.0} after (openssl speed -multi 2 -seconds {speed_seconds} rsa2048)");
+    println!("  openssl sign/s     : {bound_before:.0} before, {bound_after:.0} after (openssl speed -elapsed -multi 2 -seconds {speed_seconds} rsa2048)");
     println!("  ratio              : {:.1} % of {bound:.0} sign/s", 100.0 * rate / bound);
-    println!("  server CPU / call  : {:.0} µs ({:.2} cores)", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64());
+    println!("  server CPU / call  : {:.0} µs ({:.2} cores); one RSA-2048 signature: {:.0} µs of CPU, {:.1} % of it", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64(), sign_cpu.as_secs_f64() * 1e6, 100.0 * sign_cpu.as_secs_f64() * 1e6 / per(srv_cpu));
     println!("  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)", per(gen_cpu), gen_cpu.as_secs_f64() / wall.as_secs_f64(), 100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64());
     println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
     print!("  server RSS (MiB)   :");
