@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }}))?;
     let paid = emulator.pay("1217752501201407033233368018")?;
     let bill_date = &paid["success_time"].as_str().unwrap_or_default()[..10];
+    // A day's bill is made once the day has ended: move the sandbox's clock a day on.
+    emulator.advance_clock(std::time::Duration::from_secs(86_400));
 
     let parts: BillList = client["v3/bill/sub-merchant-fundflowbill"]
         .get(json!({"query": {

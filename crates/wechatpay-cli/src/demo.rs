@@ -422,6 +422,8 @@ pub fn run() -> Result<bool, Error> {
     t.step(
         "Download the day's trade bill: streamed, gunzipped, SHA1 checked",
         || {
+            // A day's bill is made once the day has ended: the sandbox's clock moves a day on.
+            emu.advance_clock(std::time::Duration::from_secs(86_400));
             let bill: Bill = client["v3/bill/tradebill"]
                 .get(json!({"query": {"bill_date": paid_on, "tar_type": "GZIP"}}))
                 .map_err(err)?

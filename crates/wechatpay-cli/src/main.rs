@@ -94,7 +94,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Acts as the payer or the platform in a running sandbox (wechatpay serve): a payment
     /// paid, failed or closed, a refund succeeded, closed or abnormal; prints the new state
-    /// and the sandbox sends the notification.
+    /// and the sandbox sends the notification. `sandbox clock` shows, sets or advances its clock.
     Sandbox(sandbox::SandboxArgs),
     /// Downloads the platform certificates, decrypts them, verifies the answer with them and
     /// saves each as wechatpay_<serial>.pem (wechatpay-php's CertificateDownloader).

@@ -2,7 +2,8 @@
 //! serve`), through its control endpoints `POST /emulator/{kind}/{no}/{action}` (unsigned,
 //! with the control token of its env file): a pending payment paid, failed or closed, a refund
 //! succeeded, closed or abnormal, a transfer succeeded or failed. The object's new state is
-//! printed as JSON; the sandbox sends the notification the platform would.
+//! printed as JSON; the sandbox sends the notification the platform would. `sandbox clock
+//! show|set|advance` reads and moves the sandbox's clock (`/emulator/clock`).
 //!
 //! Each object kind is one variant of [`Object`] and one row of [`Object::endpoint`].
 
@@ -84,6 +85,51 @@ enum Object {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The sandbox's clock: show it, set it to a time, or advance it; what became due by then
+    /// (order expiries, refund and transfer ends, notification retries) happens at once.
+    Clock {
+        #[command(subcommand)]
+        action: ClockAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClockAction {
+    /// Prints the clock (its time, whether frozen, how many jobs wait for their time).
+    Show,
+    /// Sets the clock to a time: RFC 3339 (2026-12-07T10:00:00+08:00) or Unix seconds.
+    Set {
+        /// The time: 2026-12-07T10:00:00+08:00, or Unix seconds (1796608800).
+        time: String,
+        #[command(flatten)]
+        freeze: Freeze,
+    },
+    /// Moves the clock forward: seconds (15), or 500ms, 15s, 10m, 2h, 1d, 1h30m.
+    Advance {
+        /// How far: 15 (seconds), 500ms, 15s, 10m, 2h, 1d, 1h30m.
+        by: String,
+        #[command(flatten)]
+        freeze: Freeze,
+    },
+}
+
+/// Whether the clock stops or runs on after the change (as it was when neither is given).
+#[derive(Args)]
+struct Freeze {
+    /// Stop the clock there: it then moves only when set or advanced.
+    #[arg(long, conflicts_with = "running")]
+    frozen: bool,
+    /// Let the clock run on with real time from there.
+    #[arg(long)]
+    running: bool,
+}
+
+impl Freeze {
+    fn put(&self, body: &mut Map<String, Value>) {
+        if self.frozen || self.running {
+            body.insert("frozen".into(), Value::Bool(self.frozen));
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -113,12 +159,20 @@ fn name<T: ValueEnum>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A control endpoint's kind, the object's number, the action, and the body's fields.
-type Endpoint<'a> = (&'static str, &'a str, String, Map<String, Value>);
+/// A control endpoint's method, its path after `/emulator/`, what it acts on (for messages),
+/// and the body's fields.
+type Endpoint = (http::Method, String, String, Map<String, Value>);
+
+/// `POST /emulator/{kind}/{no}/{action}`.
+fn act(kind: &str, no: &str, action: String, body: Map<String, Value>) -> Endpoint {
+    let what = format!("{} {no} {action}", kind.trim_end_matches('s'));
+    let path = format!("{kind}/{}/{action}", segment(no));
+    (http::Method::POST, path, what, body)
+}
 
 impl Object {
-    /// The control endpoint's kind, the object's number, the action, and the body's fields.
-    fn endpoint(&self) -> Result<Endpoint<'_>, Error> {
+    /// The control endpoint's method, path, what it acts on, and the body's fields.
+    fn endpoint(&self) -> Result<Endpoint, Error> {
         let mut body = Map::new();
         let mut put = |k: &str, v: &Option<String>| {
             if let Some(v) = v {
@@ -139,19 +193,36 @@ impl Object {
                     let params = crate::read_object(Some(given), "--request-payment")?;
                     body.insert("request_payment".into(), params);
                 }
-                Ok(("payments", out_trade_no, name(action), body))
+                Ok(act("payments", out_trade_no, name(action), body))
             }
             Object::Refund {
                 out_refund_no,
                 action,
-            } => Ok(("refunds", out_refund_no, name(action), body)),
+            } => Ok(act("refunds", out_refund_no, name(action), body)),
             Object::Transfer {
                 out_bill_no,
                 action,
                 reason,
             } => {
                 put("reason", reason);
-                Ok(("transfers", out_bill_no, name(action), body))
+                Ok(act("transfers", out_bill_no, name(action), body))
+            }
+            Object::Clock { action } => {
+                let (key, value, freeze, what) = match action {
+                    ClockAction::Show => {
+                        return Ok((http::Method::GET, "clock".into(), "clock show".into(), body))
+                    }
+                    ClockAction::Set { time, freeze } => ("set", time, freeze, "clock set"),
+                    ClockAction::Advance { by, freeze } => ("advance", by, freeze, "clock advance"),
+                };
+                // Unix seconds (a number) stay a number; the sandbox reads the rest.
+                let v = match value.trim().parse::<i64>() {
+                    Ok(n) if key == "set" => Value::from(n),
+                    _ => Value::from(value.trim()),
+                };
+                body.insert(key.into(), v);
+                freeze.put(&mut body);
+                Ok((http::Method::POST, "clock".into(), what.into(), body))
             }
         }
     }
@@ -200,12 +271,8 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         )));
     }
     let timeout = crate::common::timeout(a.timeout)?;
-    let (kind, no, action, body) = a.object.endpoint()?;
-    let url = format!(
-        "{}/emulator/{kind}/{}/{action}",
-        base.trim_end_matches('/'),
-        segment(no)
-    );
+    let (method, path, what, body) = a.object.endpoint()?;
+    let url = format!("{}/emulator/{path}", base.trim_end_matches('/'));
     let body = if body.is_empty() {
         Bytes::new()
     } else {
@@ -219,6 +286,7 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
         .authority()
         .map_or_else(|| host.to_string(), |a| a.as_str().to_string());
     let exchange = post(
+        method,
         &url,
         (bare, port, &authority),
         tls,
@@ -260,20 +328,19 @@ pub fn run(a: &SandboxArgs) -> Result<bool, Error> {
     } else {
         message
     };
-    let line: String = format!(
-        "wechatpay: 沙箱拒绝 the sandbox refused {} {no} {action}: HTTP {status} {code}: {message}",
-        kind.trim_end_matches('s')
-    )
-    .chars()
-    .map(|c| if c.is_control() { ' ' } else { c })
-    .collect();
+    let line: String =
+        format!("wechatpay: 沙箱拒绝 the sandbox refused {what}: HTTP {status} {code}: {message}")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
     eprintln!("{line}");
     Ok(false)
 }
 
-/// POSTs `body` to `url` (at `host`, `port`, named `authority`, with the control `token`),
-/// over TLS (trusting `ca`) when `tls`; the status and the body of the answer.
+/// Sends `body` to `url` with `method` (at `host`, `port`, named `authority`, with the control
+/// `token`), over TLS (trusting `ca`) when `tls`; the status and the body of the answer.
 async fn post(
+    method: http::Method,
     url: &str,
     (host, port, authority): (&str, u16, &str),
     tls: bool,
@@ -290,7 +357,9 @@ async fn post(
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(not_running)?;
-    let mut req = http::Request::post(url)
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(url)
         .header(http::header::HOST, authority)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "wechatpay-cli sandbox");

@@ -85,6 +85,21 @@ pub struct ServeArgs {
     /// `wechatpay sandbox refund NO succeeded|closed|abnormal` decides it.
     #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
     refund_delay: RefundDelay,
+    /// Start the sandbox's clock at this time (RFC 3339, 2026-12-07T10:00:00+08:00) instead of
+    /// now; `wechatpay sandbox clock` moves it later.
+    #[arg(long, value_name = "TIME", value_parser = clock_start)]
+    clock_start: Option<std::time::SystemTime>,
+    /// Start the clock stopped: orders expire, refunds end and notifications are retried only
+    /// when `wechatpay sandbox clock set|advance` moves it.
+    #[arg(long)]
+    clock_frozen: bool,
+}
+
+/// `--clock-start`: an RFC 3339 time.
+fn clock_start(s: &str) -> Result<std::time::SystemTime, String> {
+    wechatpay_emulator::time_from_rfc3339(s).ok_or_else(|| {
+        format!("{s:?} is not a time: write RFC 3339, such as 2026-12-07T10:00:00+08:00")
+    })
 }
 
 /// `--refund-delay`: a delay, or none (never).
@@ -298,10 +313,14 @@ pub fn run<'a>(
         .max_connections(a.max_connections as usize)
         .max_log_bytes(a.max_log_bytes)
         .refund_delay(a.refund_delay.0)
+        .clock_frozen(a.clock_frozen)
         .mode(match a.mode {
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,
         });
+    if let Some(at) = a.clock_start {
+        config = config.clock_start(at);
+    }
     if let Some(m) = g.mchid {
         config = config.mchid(m);
     }
@@ -423,6 +442,7 @@ pub fn run<'a>(
         (Mode::PublicKey, true) => "public-key mode, TLS",
         (Mode::Certificate, true) => "certificate mode, TLS",
     };
+    let clock = emu.clock();
     // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.
     let mut out = std::io::stdout();
     let _ = writeln!(
@@ -436,6 +456,7 @@ pub fn run<'a>(
          {:>19}with Authorization: Bearer $WECHATPAY_SANDBOX_TOKEN (from the env file)\n  \
          {:>19}(or: wechatpay sandbox payment|refund|transfer …, with the env file sourced)\n  \
          inspect:           GET /emulator/requests[?after=SEQ], GET /emulator/deliveries\n  \
+         clock:             {} ({}); wechatpay sandbox clock show|set|advance\n  \
          notifications:     wechatpay trigger TRANSACTION.SUCCESS --to URL, wechatpay listen\n\
          Ctrl-C stops it.",
         emu.base_uri(),
@@ -445,7 +466,9 @@ pub fn run<'a>(
         "",
         "",
         "",
-        ""
+        "",
+        clock.rfc3339(),
+        if clock.frozen { "frozen" } else { "running" },
     );
     // Stopped by a signal, serve returns, and the temporary keys directory is removed.
     rt.block_on(watch(&emu, stop, &mut out));

@@ -104,6 +104,11 @@ fn the_bill_command_downloads_checks_and_writes_only_good_bills() {
     ok(&out);
     let paid: Value = serde_json::from_slice(&out.stdout).unwrap();
     let day = paid["success_time"].as_str().unwrap()[..10].to_string();
+    // Today's bill is made once today has ended on the sandbox's clock: a day on.
+    let out = cli(&["sandbox", "clock", "advance", "1d"]);
+    ok(&out);
+    let clock: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(clock["now"].as_str().unwrap() > day.as_str(), "{clock}");
 
     // The trade bill, gzip, to a file: only the finished file is left.
     let out = cli(&[

@@ -479,3 +479,63 @@ fn sandbox_pays_with_front_end_parameters_it_checks() {
         .unwrap();
     assert_eq!(n.resource, paid);
 }
+
+#[test]
+fn sandbox_clock_shows_sets_and_advances_the_sandboxs_clock() {
+    let s = Served::start(
+        &[
+            "--clock-start",
+            "2026-12-07T10:00:00+08:00",
+            "--clock-frozen",
+        ],
+        "clock",
+    );
+    let mchid = s.var("WECHATPAY_MCHID");
+    let shown = s.ok(&["sandbox", "clock", "show"]);
+    assert_eq!(shown["now"], "2026-12-07T10:00:00+08:00");
+    assert_eq!(shown["frozen"], true);
+    s.ok(&[
+        "post",
+        "v3/pay/transactions/native",
+        &order(&mchid, "sbx-clock-01", "http://127.0.0.1:9/notify"),
+    ]);
+    let state = || {
+        let v = s.ok(&[
+            "get",
+            "v3/pay/transactions/out-trade-no/{out_trade_no}",
+            &json!({"out_trade_no": "sbx-clock-01", "query": {"mchid": mchid}}).to_string(),
+        ]);
+        v["trade_state"].as_str().unwrap().to_string()
+    };
+    // Two hours (the lifetime of an order without time_expire), less a second: still payable.
+    let moved = s.ok(&["sandbox", "clock", "advance", "1h59m59s"]);
+    assert_eq!(moved["now"], "2026-12-07T11:59:59+08:00");
+    assert_eq!(state(), "NOTPAY");
+    s.ok(&["sandbox", "clock", "advance", "1"]);
+    assert_eq!(state(), "CLOSED");
+    // set, in RFC 3339 or Unix seconds, frozen or running on
+    let set = s.ok(&["sandbox", "clock", "set", "2027-01-01T00:00:00+08:00"]);
+    assert_eq!(set["now"], "2027-01-01T00:00:00+08:00");
+    let set = s.ok(&["sandbox", "clock", "set", "1796608800", "--running"]);
+    assert_eq!(set["frozen"], false);
+    assert!(
+        set["now"].as_str().unwrap() >= "2026-12-07T10:00:00+08:00",
+        "{set}"
+    );
+    // A wrong duration is the sandbox's 400, said on stderr (exit 6); no token, 401.
+    let (code, err) = s.fails(&["sandbox", "clock", "advance", "soon"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(
+        err.contains("PARAM_ERROR") && err.contains("clock advance"),
+        "{err}"
+    );
+    let without = s.cli_without(
+        &["sandbox", "clock", "advance", "1d"],
+        &["WECHATPAY_SANDBOX_TOKEN"],
+    );
+    assert_eq!(without.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&without.stderr).contains("401"));
+    // Reading needs no token.
+    let read = s.cli_without(&["sandbox", "clock", "show"], &["WECHATPAY_SANDBOX_TOKEN"]);
+    assert!(read.status.success());
+}

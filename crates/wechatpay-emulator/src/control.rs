@@ -1,30 +1,41 @@
+//! Room 7, control: the `/emulator/*` control API (not the platform's). May import every
+//! room below it: util, http, state, documented, notify, flows.
+//!
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
-//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`),
+//! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`), read, set or advance
+//! the sandbox's clock (`clock`),
 //! list the requests received (a page at a time) and the notifications sent. They are not part
-//! of the platform's API and need no signature; [`guard`](super::guard) checks who calls them.
+//! of the platform's API and need no signature; [`guard`](crate::http::guard) checks who calls them.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::actions;
-use super::answer::Answer;
-use super::server::Req;
-use super::{discount_card, lock, pay, refund, transfer, Outcome, Received, Shared};
+use crate::flows::actions;
+use crate::flows::discount_card;
+use crate::flows::pay;
+use crate::flows::refund;
+use crate::flows::transfer;
+use crate::http::answer::Answer;
+use crate::http::received::Received;
+use crate::http::request::Req;
+use crate::state::records::Outcome;
+use crate::state::shared::Shared;
+use crate::util::lock;
 
 fn optional_body(req: &Req) -> Result<serde_json::Map<String, Value>, Answer> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Default::default());
     }
-    super::validate::object(&req.body)
+    crate::http::validate::object(&req.body)
 }
 
 /// The most records one page of `GET /emulator/requests` lists (and its default).
 pub(crate) const LISTING_LIMIT: usize = 1000;
 
 /// The most bytes of records one page lists, unless its first record alone is larger (which
-/// [`EmulatorConfig::max_log_bytes`](super::EmulatorConfig::max_log_bytes) bounds).
+/// [`EmulatorConfig::max_log_bytes`](crate::EmulatorConfig::max_log_bytes) bounds).
 pub(crate) const LISTING_PAGE_BYTES: usize = 1 << 20;
 
 /// `GET /emulator/requests[?after=SEQ][&limit=N]`: the records numbered after `after` (0: from
@@ -120,6 +131,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
             done(actions::control(shared, kind, no, action, &body))
         }
+        (m @ ("GET" | "POST"), ["clock"]) => crate::state::clock::control(shared, m, &body),
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
             let list: Vec<Value> = lock(&shared.deliveries)
@@ -132,7 +144,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
                         Outcome::Skipped(e) => ("SKIPPED", json!(e)),
                     };
                     json!({"id": d.id, "url": d.url, "event_type": d.event_type,
-                           "attempt": d.attempt, "outcome": outcome, "detail": detail})
+                           "attempt": d.attempt, "outcome": outcome, "detail": detail,
+                           "time": crate::state::rfc3339(d.at)})
                 })
                 .collect();
             Answer::ok(json!({"data": list}))

@@ -26,83 +26,55 @@
 //! ```
 #![warn(missing_docs)]
 
-mod actions;
-mod answer;
-mod auth;
-mod bills;
-mod brand;
-mod certificates;
-mod combine;
+// The rooms, lowest first; a room imports only those before it (tests/rooms.rs checks,
+// docs/emulator.md "Rooms" tells): util < http < state < documented < notify < flows <
+// control < routing < this file (Emulator, EmulatorConfig and the public re-exports).
 mod control;
-mod diagnosis;
-mod discount_card;
 mod documented;
-pub mod events;
-mod guard;
-mod media;
-mod nonces;
-mod partner;
-mod pay;
-mod profitsharing;
-mod refund;
-mod request_payment;
-mod sensitive;
-mod server;
+mod flows;
+mod http;
+mod notify;
+mod routing;
 mod state;
-mod tls;
-mod transfer;
-mod v2;
-mod v2_documented;
-mod v2_refund;
-mod v2_refund_query;
-mod validate;
-mod webhooks;
+mod util;
+
+pub use self::notify::events;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use wechatpay_chain::crypto::{Certificate, PrivateKey, PublicKey};
 use wechatpay_chain::formatter;
-use wechatpay_chain::util::pem::same_serial;
 use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
 
-pub use self::actions::{PaymentAction, RefundAction, UnknownAction};
-pub use self::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
-pub use self::server::WriteDeadline;
-pub use self::v2_refund::V2_REFUND_EVENT;
-pub use self::webhooks::PLATFORM_RETRY_SCHEDULE;
+pub use self::flows::actions::{PaymentAction, RefundAction, UnknownAction};
+pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
+pub use self::http::received::Received;
+pub use self::http::server::WriteDeadline;
+pub use self::http::settings::{Forgery, Mode};
+pub use self::notify::v2_refund::V2_REFUND_EVENT;
+pub use self::notify::webhooks::PLATFORM_RETRY_SCHEDULE;
+pub use self::state::clock::{time_from_rfc3339, ClockReading};
+pub use self::state::records::{Delivery, Outcome};
+pub use self::util::MAX_RECORDS;
 
-/// How the emulated platform names the key its answers are signed with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// `Wechatpay-Serial: PUB_KEY_ID_…`: the platform public key mode of new merchants;
-    /// `v3/certificates` answers 404 as it does for them.
-    #[default]
-    PublicKey,
-    /// A platform certificate the emulator issues itself; `Wechatpay-Serial` is its serial and
-    /// `v3/certificates` hands it out encrypted with the APIv3 key.
-    Certificate,
-}
-
-/// A way to spoil the next APIv3 answer, to see a client refuse it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forgery {
-    /// The body is changed after signing.
-    TamperedBody,
-    /// Signed with a key that is not the platform's.
-    WrongKey,
-    /// Signed with a timestamp ten minutes old.
-    StaleTimestamp,
-    /// Signed under a `Wechatpay-Serial` the client does not know.
-    UnknownSerial,
-}
+use self::flows::{actions, discount_card, pay, refund, transfer};
+use self::http::answer;
+use self::http::base::Base;
+use self::http::client::Notifier;
+use self::http::issued as certificates;
+use self::http::settings::Settings;
+use self::http::{guard, server, tls};
+use self::state::shared::Shared;
+#[cfg(test)]
+use self::util::keep;
+use self::util::{generate_key, lock, random_hex, Ssl as _};
 
 /// The merchant key requests are checked with.
 #[derive(Clone)]
@@ -148,6 +120,9 @@ pub struct EmulatorConfig {
     public_key_alongside: bool,
     limits: server::Limits,
     control_token: TokenSetting,
+    /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
+    clock_start: Option<i64>,
+    clock_frozen: bool,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -197,12 +172,7 @@ impl Default for EmulatorConfig {
             public_key_id: None,
             apiv3_key: None,
             apiv2_key: None,
-            notify_retries: vec![
-                Duration::from_millis(200),
-                Duration::from_millis(500),
-                Duration::from_secs(1),
-                Duration::from_secs(2),
-            ],
+            notify_retries: PLATFORM_RETRY_SCHEDULE.to_vec(),
             notify_timeout: Duration::from_secs(5),
             refund_delay: Some(Duration::from_millis(100)),
             allow_remote_notify: false,
@@ -212,6 +182,8 @@ impl Default for EmulatorConfig {
             public_key_alongside: false,
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
+            clock_start: None,
+            clock_frozen: false,
         }
     }
 }
@@ -301,8 +273,9 @@ impl EmulatorConfig {
         self
     }
 
-    /// Waits between notification attempts after the first: the platform retries 15 times over
-    /// a day ([`PLATFORM_RETRY_SCHEDULE`]); the default is four quick retries.
+    /// Waits between notification attempts after the first, in the sandbox's clock time: by
+    /// default the platform's 15 retries over about a day ([`PLATFORM_RETRY_SCHEDULE`]), which a
+    /// test runs through by advancing the clock ([`Emulator::advance_clock`]).
     pub fn notify_retries(mut self, delays: Vec<Duration>) -> Self {
         self.notify_retries = delays;
         self
@@ -426,254 +399,6 @@ impl EmulatorConfig {
         };
         self
     }
-}
-
-/// How many received requests and notification attempts are kept (the oldest go first), so
-/// that a long-running `wechatpay serve` does not grow without bound.
-pub const MAX_RECORDS: usize = 10_000;
-
-/// A request as the emulator received it, with what it made of it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    /// 1 for the first request received, counting on past the records dropped.
-    pub seq: u64,
-    /// HTTP method.
-    pub method: String,
-    /// Path and query as received (what the signature covers).
-    pub target: String,
-    /// Headers as received, but for a control token (`Authorization: Bearer …`), kept as
-    /// `Bearer [redacted]`.
-    pub headers: http::HeaderMap,
-    /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`] bytes, else its
-    /// first bytes (see `body_len` and `body_sha256`).
-    pub body: Bytes,
-    /// Length of the whole body.
-    pub body_len: usize,
-    /// SHA-256 of the whole body, lowercase hex.
-    pub body_sha256: String,
-    /// Whether the request passed the platform's checks (signature, or APIv2 `sign`).
-    pub verified: bool,
-    /// Why it did not, when it did not.
-    pub refusal: Option<String>,
-    /// For an APIv3 request refused `401 SIGN_ERROR`: which check failed and, for a signature
-    /// that does not verify, the string the sandbox expected to be signed.
-    pub signature: Option<SignatureRefusal>,
-    /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
-    /// it was issued by the emulator's CA.
-    pub client_certificate: Option<String>,
-    /// The status answered.
-    pub status: u16,
-}
-
-impl Received {
-    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`]: what it holds
-    /// (its body prefix, target, method, digest, refusal and signature diagnosis, client
-    /// certificate, header names and values) and the size of its entry in
-    /// `GET /emulator/requests` (where the diagnosis's body appears escaped, twice).
-    pub fn kept_bytes(&self) -> usize {
-        self.held_bytes() + self.listed_bytes()
-    }
-
-    /// Its entry in `GET /emulator/requests`.
-    pub(crate) fn listing(&self) -> Value {
-        serde_json::json!({"seq": self.seq, "method": self.method, "target": self.target,
-            "status": self.status, "body_len": self.body_len, "body_sha256": self.body_sha256,
-            "verified": self.verified, "refusal": self.refusal,
-            "signature": self.signature.as_ref().map(SignatureRefusal::to_json),
-            "client_certificate": self.client_certificate})
-    }
-
-    /// The bytes of [`Received::listing`] as JSON.
-    pub(crate) fn listed_bytes(&self) -> usize {
-        struct Count(usize);
-        impl std::io::Write for Count {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0 += b.len();
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut n = Count(0);
-        // Writing to a counter cannot fail, nor can serializing a Value.
-        let _ = serde_json::to_writer(&mut n, &self.listing());
-        n.0
-    }
-
-    /// The bytes the record holds in memory (its parts' lengths).
-    fn held_bytes(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len())
-            .sum();
-        self.body.len()
-            + self.target.len()
-            + self.method.len()
-            + self.body_sha256.len()
-            + self.refusal.as_ref().map_or(0, String::len)
-            + self
-                .signature
-                .as_ref()
-                .map_or(0, SignatureRefusal::kept_bytes)
-            + self.client_certificate.as_ref().map_or(0, String::len)
-            + headers
-    }
-}
-
-/// What became of one notification attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The receiver answered 2xx: no more attempts.
-    Accepted(u16),
-    /// The receiver answered something else (for an APIv2 notification: anything but XML with
-    /// `return_code` SUCCESS, whatever the status): retried if attempts remain.
-    Refused(u16),
-    /// No answer (connection, timeout): retried if attempts remain.
-    Failed(String),
-    /// Not sent (the URL is not loopback, or not http/https).
-    Skipped(String),
-}
-
-/// One notification attempt.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// The `notify_url` posted to.
-    pub url: String,
-    /// `TRANSACTION.SUCCESS`, `REFUND.SUCCESS` …, or [`V2_REFUND_EVENT`] for the APIv2 refund
-    /// notification (which has no event type of its own).
-    pub event_type: String,
-    /// The notification's `id` (an APIv2 notification has none in its body: this one is the
-    /// emulator's, the same for every attempt).
-    pub id: String,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// What happened.
-    pub outcome: Outcome,
-}
-
-/// What the server needs, fixed at start.
-pub(crate) struct Settings {
-    /// `http://127.0.0.1:PORT/` (`https://` in TLS mode), what `download_url`s point at.
-    pub base_uri: String,
-    /// TLS mode: the certificates and the acceptor.
-    pub tls: Option<tls::Tls>,
-    pub mchid: String,
-    pub merchant_serial: String,
-    pub merchant_key: PublicKey,
-    pub mode: Mode,
-    pub platform_key: PrivateKey,
-    pub platform_public: PublicKey,
-    pub platform_serial: String,
-    pub platform_cert: Option<certificates::Issued>,
-    /// [`EmulatorConfig::public_key_alongside`]: the public key's id, private and public key.
-    pub alongside: Option<(String, PrivateKey, PublicKey)>,
-    /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
-    pub rotations: Mutex<Vec<(PrivateKey, Arc<certificates::Issued>)>>,
-    pub apiv3_key: String,
-    pub apiv2_key: String,
-    pub notify_retries: Vec<Duration>,
-    pub notify_timeout: Duration,
-    pub refund_delay: Option<Duration>,
-    pub allow_remote_notify: bool,
-    pub no_certificates_status: u16,
-    pub limits: server::Limits,
-    /// Who may talk to the sandbox: its port and scheme, and the control token.
-    pub guard: guard::Guard,
-}
-
-impl Settings {
-    /// The key answers and notifications are signed with now, and its serial: the newest
-    /// rotated certificate's, else the one the emulator started with.
-    pub(crate) fn signer(&self) -> (PrivateKey, String) {
-        match lock(&self.rotations).last() {
-            Some((key, issued)) => (key.clone(), issued.certificate.serial().to_string()),
-            None => (self.platform_key.clone(), self.platform_serial.clone()),
-        }
-    }
-
-    /// The key an answer to a request naming `named` in `Wechatpay-Serial` is signed with: the
-    /// public key alongside the certificate when named, else [`Settings::signer`].
-    pub(crate) fn signer_for(&self, named: Option<&str>) -> (PrivateKey, String) {
-        match (&self.alongside, named) {
-            (Some((id, key, _)), Some(n)) if same_serial(n, id) => (key.clone(), id.clone()),
-            _ => self.signer(),
-        }
-    }
-
-    /// Whether `serial` names one of the platform's keys (current or still listed).
-    /// Serials compare as numbers (`83D6…` names the certificate `083D6…`), key ids as written.
-    pub(crate) fn knows_serial(&self, serial: &str) -> bool {
-        same_serial(serial, &self.platform_serial)
-            || self
-                .alongside
-                .as_ref()
-                .is_some_and(|(id, _, _)| same_serial(id, serial))
-            || lock(&self.rotations)
-                .iter()
-                .any(|(_, i)| same_serial(i.certificate.serial(), serial))
-    }
-}
-
-/// State shared by the server, its tasks and the [`Emulator`] handle.
-pub(crate) struct Shared {
-    pub settings: Settings,
-    pub state: Mutex<state::State>,
-    pub received: Mutex<server::RequestLog>,
-    pub deliveries: Mutex<Vec<Delivery>>,
-    pub forgeries: Mutex<VecDeque<Forgery>>,
-    pub nonces: Mutex<nonces::Nonces>,
-    /// Bill files waiting for `v3/billdownload/file`, by token.
-    pub files: Mutex<bills::Files>,
-    pub runtime: tokio::runtime::Handle,
-    pub notifier: webhooks::Notifier,
-    /// Turns true when the emulator stops (pending notifications give up).
-    pub stop: watch::Receiver<bool>,
-}
-
-/// Appends to a record list, dropping the oldest beyond [`MAX_RECORDS`].
-pub(crate) fn keep<T>(list: &Mutex<Vec<T>>, item: T) {
-    let mut list = lock(list);
-    list.push(item);
-    if list.len() > MAX_RECORDS {
-        let extra = list.len() - MAX_RECORDS;
-        list.drain(..extra);
-    }
-}
-
-/// Locks a mutex whatever a panicking holder left: the data is plain records.
-/// An openssl failure as [`Error::Crypto`] saying what was being done, openssl's error kept as
-/// its source (the library has no `From<ErrorStack>`: openssl's type stays out of its API).
-pub(crate) trait Ssl<T> {
-    fn ssl(self, what: &'static str) -> Result<T, Error>;
-}
-
-impl<T> Ssl<T> for Result<T, openssl::error::ErrorStack> {
-    fn ssl(self, what: &'static str) -> Result<T, Error> {
-        self.map_err(|e| Error::crypto_from(what, e))
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn generate_key() -> Result<PrivateKey, Error> {
-    let rsa = openssl::rsa::Rsa::generate(2048).ssl("cannot generate an RSA key")?;
-    Ok(PrivateKey::from_openssl(
-        openssl::pkey::PKey::from_rsa(rsa).ssl("cannot generate an RSA key")?,
-    ))
-}
-
-/// A random uppercase hex string of `bytes` random bytes.
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if openssl::rand::rand_bytes(&mut buf).is_err() {
-        // Fall back to the nonce generator, which retries until the CSPRNG works.
-        return formatter::nonce(bytes * 2).to_ascii_uppercase();
-    }
-    wechatpay_chain::crypto::hash::hex(&buf).to_ascii_uppercase()
 }
 
 /// The emulated platform, running. Dropping it stops the server.
@@ -840,41 +565,45 @@ impl Emulator {
         };
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            settings: Settings {
-                base_uri: format!("{scheme}://{addr}/"),
-                tls,
-                mchid: config.mchid.clone(),
-                merchant_serial,
-                merchant_key,
-                mode: config.mode,
-                platform_key,
-                platform_public,
-                platform_serial,
-                platform_cert,
-                alongside,
-                rotations: Mutex::new(Vec::new()),
-                apiv3_key,
-                apiv2_key,
-                notify_retries: config.notify_retries.clone(),
-                notify_timeout: config.notify_timeout,
-                refund_delay: config.refund_delay,
-                allow_remote_notify: config.allow_remote_notify,
-                no_certificates_status: config.no_certificates_status,
-                limits: config.limits,
-                guard: guard::Guard::new(addr.port(), scheme, token),
+            base: Base {
+                settings: Settings {
+                    base_uri: format!("{scheme}://{addr}/"),
+                    tls,
+                    mchid: config.mchid.clone(),
+                    merchant_serial,
+                    merchant_key,
+                    mode: config.mode,
+                    platform_key,
+                    platform_public,
+                    platform_serial,
+                    platform_cert,
+                    alongside,
+                    rotations: Mutex::new(Vec::new()),
+                    apiv3_key,
+                    apiv2_key,
+                    notify_retries: config.notify_retries.clone(),
+                    notify_timeout: config.notify_timeout,
+                    refund_delay: config.refund_delay,
+                    allow_remote_notify: config.allow_remote_notify,
+                    no_certificates_status: config.no_certificates_status,
+                    limits: config.limits,
+                    guard: guard::Guard::new(addr.port(), scheme, token),
+                },
+                received: Mutex::new(http::received::RequestLog::default()),
+                forgeries: Mutex::new(VecDeque::new()),
+                nonces: Mutex::new(http::nonces::Nonces::new(
+                    2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+                )),
+                runtime: runtime.clone(),
+                stop: rx.clone(),
             },
             state: Mutex::new(state::State::default()),
-            received: Mutex::new(server::RequestLog::default()),
             deliveries: Mutex::new(Vec::new()),
-            forgeries: Mutex::new(VecDeque::new()),
-            nonces: Mutex::new(nonces::Nonces::new(
-                2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
-            )),
-            files: Mutex::new(bills::Files::default()),
-            runtime: runtime.clone(),
-            notifier: webhooks::Notifier::new()?,
-            stop: rx.clone(),
+            files: Mutex::new(state::records::Files::default()),
+            notifier: Notifier::new()?,
+            clock: state::clock::Clock::new(config.clock_start, config.clock_frozen),
         });
+        runtime.spawn(state::clock::run(shared.clone()));
         let task = runtime.spawn(server::serve(listener, shared.clone(), rx));
         tracing::debug!(%addr, mode = ?config.mode, "emulator listening");
         Ok(Emulator {
@@ -1195,6 +924,58 @@ impl Emulator {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+/// The sandbox's clock (docs/emulator.md, "Clock").
+impl EmulatorConfig {
+    /// Starts the sandbox's clock at `at` instead of now (it then runs with real time, unless
+    /// [`EmulatorConfig::clock_frozen`]).
+    pub fn clock_start(mut self, at: std::time::SystemTime) -> Self {
+        self.clock_start = Some(state::clock::unix_millis(at));
+        self
+    }
+
+    /// Starts the clock stopped: it moves only by [`Emulator::set_clock`] and
+    /// [`Emulator::advance_clock`], so that a test decides when orders expire, refunds end and
+    /// notifications are retried.
+    pub fn clock_frozen(mut self, frozen: bool) -> Self {
+        self.clock_frozen = frozen;
+        self
+    }
+}
+
+impl Emulator {
+    /// What the sandbox's clock reads.
+    pub fn clock(&self) -> ClockReading {
+        state::clock::reading(&self.shared)
+    }
+
+    /// Sets the clock to `at` (still running, or frozen as it was). Whatever became due by
+    /// then (order expiries, refund and transfer ends, notification retries) happens now, in
+    /// the order of its time; notifications go out in the background.
+    pub fn set_clock(&self, at: std::time::SystemTime) -> ClockReading {
+        let at = state::clock::unix_millis(at);
+        self.shared.clock.change(|_| at, None);
+        state::clock::run_due(&self.shared);
+        self.clock()
+    }
+
+    /// Moves the clock forward by `by`; what became due happens now, in order (see
+    /// [`Emulator::set_clock`]).
+    pub fn advance_clock(&self, by: Duration) -> ClockReading {
+        self.shared
+            .clock
+            .change(|now| now.saturating_add(state::clock::millis(by)), None);
+        state::clock::run_due(&self.shared);
+        self.clock()
+    }
+
+    /// Stops the clock where it is (`true`) or lets it run on with real time from there.
+    pub fn freeze_clock(&self, frozen: bool) -> ClockReading {
+        self.shared.clock.change(|now| now, Some(frozen));
+        state::clock::run_due(&self.shared);
+        self.clock()
     }
 }
 

@@ -1077,6 +1077,8 @@ fn bills_are_built_from_payments_and_refunds_and_downloaded_unsigned() {
         .unwrap()
         .json()
         .unwrap();
+    // A day's bill exists once the day has ended on the sandbox's clock.
+    emu.advance_clock(Duration::from_secs(86_400));
     // Past midnight (Beijing time) between the two, the refund is on the next day's bills.
     let refund_same_day = refund["create_time"].as_str().unwrap().starts_with(&date);
 

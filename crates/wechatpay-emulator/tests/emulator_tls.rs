@@ -192,6 +192,8 @@ fn a_refund_with_the_merchant_certificate_is_made_and_shows_up() {
     assert_eq!(queried["amount"]["refund"], 30);
     // … and the day's refund bill lists it with its micropay order's fields.
     let day = &queried["create_time"].as_str().unwrap()[..10];
+    // A day's bill exists once the day has ended on the sandbox's clock.
+    emu.advance_clock(std::time::Duration::from_secs(86_400));
     let bill: wechatpay_chain::download::Bill = client["v3/bill/tradebill"]
         .get(json!({"query": {"bill_date": day, "bill_type": "REFUND"}}))
         .unwrap()

@@ -1,0 +1,431 @@
+//! Refunds (`v3/refund/domestic/refunds`): checked against the paid order, `PROCESSING` at
+//! first, `SUCCESS` after the configured delay (or on [`Emulator::complete_refund`]), when
+//! `REFUND.SUCCESS` goes to the refund's `notify_url` (for an APIv2 refund, the APIv2
+//! notification, made in `v2_refund`).
+//!
+//! [`Emulator::complete_refund`]: crate::Emulator::complete_refund
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::flows::actions::{wrong_state, RefundAction};
+use crate::http::answer::Answer;
+use crate::http::validate::{self, opt, req, Field, Kind};
+use crate::notify::webhooks;
+use crate::state::shared::Shared;
+use crate::state::{numeric_id, partner_key, rfc3339, Party, Refund, RefundNotify, State};
+use crate::util::lock;
+
+const AMOUNT: &[Field] = &[
+    req("refund", Kind::Int),
+    req("total", Kind::Int),
+    req("currency", Kind::Str),
+    opt("from", Kind::Any),
+];
+
+const CREATE: &[Field] = &[
+    opt("sub_mchid", Kind::Str),
+    opt("transaction_id", Kind::Str),
+    opt("out_trade_no", Kind::Str),
+    req("out_refund_no", Kind::Str),
+    opt("reason", Kind::Str),
+    opt("notify_url", Kind::Str),
+    opt("funds_account", Kind::Str),
+    req("amount", Kind::Obj(AMOUNT)),
+    opt("goods_detail", Kind::Any),
+];
+
+fn no_refund(no: &str) -> Answer {
+    Answer::error(
+        404,
+        "RESOURCE_NOT_EXISTS",
+        format!("退款单不存在 (no refund {no})"),
+    )
+}
+
+fn amount_of(obj: &Map<String, Value>, key: &str) -> i64 {
+    obj.get("amount")
+        .and_then(|a| a.get(key))
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// `POST v3/refund/domestic/refunds`.
+pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
+    let obj = match validate::object(body).and_then(|o| validate::check(&o, CREATE).map(|_| o)) {
+        Ok(o) => o,
+        Err(a) => return a,
+    };
+    let out_refund_no = validate::text(&obj, "out_refund_no").to_string();
+    if let Err(a) = crate::flows::pay::check_out_no("out_refund_no", &out_refund_no) {
+        return a;
+    }
+    if let Some(url) = obj.get("notify_url").and_then(Value::as_str) {
+        if let Err(a) = crate::flows::pay::check_notify_url(url) {
+            return a;
+        }
+    }
+    let (refund, total) = (amount_of(&obj, "refund"), amount_of(&obj, "total"));
+    if refund <= 0 {
+        return Answer::param_error(
+            "/amount/refund",
+            "body",
+            "amount.refund must be a positive number of fen",
+            Value::from(refund),
+        );
+    }
+    let request = Value::Object(obj.clone());
+    let mut st = lock(&shared.state);
+    match st.fresh("refund", "out_refund_no", &out_refund_no, &request) {
+        Ok(true) => {}
+        Ok(false) => {
+            return match st.refunds.get(&out_refund_no) {
+                Some(r) => Answer::ok(Value::Object(r.answer.clone())),
+                None => no_refund(&out_refund_no),
+            }
+        }
+        Err(a) => return a,
+    }
+    let sub_mchid = obj.get("sub_mchid").and_then(Value::as_str);
+    let (by_no, by_id) = (
+        obj.get("out_trade_no").and_then(Value::as_str),
+        obj.get("transaction_id").and_then(Value::as_str),
+    );
+    if by_no.is_none() && by_id.is_none() {
+        return Answer::param_error(
+            "/out_trade_no",
+            "body",
+            "missing required field: one of transaction_id and out_trade_no",
+            Value::Null,
+        );
+    }
+    let Some(key) = order_key(&st, sub_mchid, by_no, by_id) else {
+        return Answer::no_order();
+    };
+    let Some(t) = st.transactions.get_mut(&key) else {
+        return Answer::no_order();
+    };
+    let out_trade_no = validate::text(&t.request, "out_trade_no").to_string();
+    let (Some(transaction_id), "SUCCESS" | "REFUND") = (t.transaction_id.clone(), t.trade_state)
+    else {
+        return Answer::error(400, "INVALID_REQUEST", "订单未支付 (the order is not paid)");
+    };
+    let order_total = amount_of(&t.request, "total");
+    if total != order_total {
+        return Answer::param_error(
+            "/amount/total",
+            "body",
+            format!("amount.total must be the order's total {order_total}"),
+            Value::from(total),
+        );
+    }
+    // In i128: two refunds near i64::MAX must not wrap into an acceptable sum.
+    let after = i128::from(t.refunded) + i128::from(refund);
+    if after > i128::from(order_total) {
+        return Answer::error(
+            400,
+            "INVALID_REQUEST",
+            format!("申请退款金额超过订单可退金额 (refunds would reach {after} of {order_total})"),
+        );
+    }
+    t.refunded += refund;
+    t.trade_state = "REFUND";
+    let currency = obj
+        .get("amount")
+        .and_then(|a| a.get("currency"))
+        .cloned()
+        .unwrap_or(json!("CNY"));
+    let answer = record(
+        &mut st,
+        NewRefund {
+            now: shared.clock.now(),
+            out_refund_no: &out_refund_no,
+            transaction_id: &transaction_id,
+            out_trade_no: &out_trade_no,
+            total: order_total,
+            refund,
+            currency,
+            funds_account: obj.get("funds_account").cloned(),
+            notify: obj
+                .get("notify_url")
+                .and_then(Value::as_str)
+                .map(|url| RefundNotify::V3(url.to_string())),
+        },
+    );
+    if let Some(r) = st.refunds.get_mut(&out_refund_no) {
+        r.sub_mchid = sub_mchid.map(str::to_string);
+    }
+    st.remember("refund", &out_refund_no, &request);
+    drop(st);
+    schedule(shared, out_refund_no);
+    Answer::ok(Value::Object(answer))
+}
+
+/// A refund accepted, from either API, once its order and amounts are checked.
+pub(crate) struct NewRefund<'a> {
+    /// When it is accepted (the sandbox's clock, Unix seconds).
+    pub now: i64,
+    pub out_refund_no: &'a str,
+    pub transaction_id: &'a str,
+    pub out_trade_no: &'a str,
+    /// The order's total and this refund, in fen.
+    pub total: i64,
+    pub refund: i64,
+    pub currency: Value,
+    pub funds_account: Option<Value>,
+    /// Where its success is notified, and how.
+    pub notify: Option<RefundNotify>,
+}
+
+/// Records `r` as `PROCESSING` (the caller holds the state lock) and returns it as
+/// `GET v3/refund/domestic/refunds/{out_refund_no}` answers it.
+pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
+    let seq = st.next();
+    let now = r.now;
+    let (total, refund) = (r.total, r.refund);
+    let answer = json!({
+        "refund_id": numeric_id("5030", now, seq, 29),
+        "out_refund_no": r.out_refund_no,
+        "transaction_id": r.transaction_id,
+        "out_trade_no": r.out_trade_no,
+        "channel": "ORIGINAL",
+        "user_received_account": "支付用户零钱",
+        "create_time": rfc3339(now),
+        "status": "PROCESSING",
+        "funds_account": r.funds_account.unwrap_or(json!("AVAILABLE")),
+        "amount": {
+            "total": total, "refund": refund, "payer_total": total,
+            "payer_refund": refund, "settlement_refund": refund, "settlement_total": total,
+            "discount_refund": 0, "currency": r.currency, "refund_fee": 0,
+        },
+    });
+    // An object literal is always an object.
+    let Value::Object(answer) = answer else {
+        return Map::new();
+    };
+    st.refunds.insert(
+        r.out_refund_no.to_string(),
+        Refund {
+            answer: answer.clone(),
+            notify: r.notify,
+            sub_mchid: None,
+        },
+    );
+    answer
+}
+
+/// Completes refund `out_refund_no` after the configured delay (if any) in the sandbox's
+/// clock time, unless an action has ended it by then.
+pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
+    if let Some(delay) = shared.settings.refund_delay {
+        shared.clock.after(
+            delay,
+            Box::new(move |s: &Arc<Shared>| {
+                let _ = complete(s, &out_refund_no);
+            }),
+        );
+    }
+}
+
+/// The key in `transactions` of the order a refund names: with `sub_mchid`, the partner
+/// order of that sub-merchant (or a combined sub-order for it); without, the merchant's order
+/// or a combined sub-order.
+fn order_key(
+    st: &State,
+    sub_mchid: Option<&str>,
+    out_trade_no: Option<&str>,
+    transaction_id: Option<&str>,
+) -> Option<String> {
+    let key = match (out_trade_no, transaction_id) {
+        (Some(no), _) => match sub_mchid {
+            Some(sub) if st.transactions.contains_key(&partner_key(sub, no)) => {
+                partner_key(sub, no)
+            }
+            _ => no.to_string(),
+        },
+        (None, Some(id)) => st.transaction_ids.get(id)?.clone(),
+        (None, None) => return None,
+    };
+    let t = st.transactions.get(&key)?;
+    let fits = match (&t.party, sub_mchid) {
+        (Party::Merchant, None) => true,
+        (Party::Combined { sub_mchid: s, .. }, want) => want.is_none() || s.as_deref() == want,
+        (Party::Partner { sub_mchid: s }, Some(want)) => s == want,
+        _ => false,
+    };
+    // a transaction_id and an out_trade_no that name two orders name none
+    let agrees = match (out_trade_no, transaction_id) {
+        (Some(_), Some(id)) => t.transaction_id.as_deref() == Some(id),
+        _ => true,
+    };
+    (fits && agrees).then_some(key)
+}
+
+/// `GET v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a partner refund).
+pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> Answer {
+    match lock(&shared.state).refunds.get(no) {
+        Some(r) if r.sub_mchid.as_deref() == sub_mchid => {
+            Answer::ok(Value::Object(r.answer.clone()))
+        }
+        _ => no_refund(no),
+    }
+}
+
+/// A `PROCESSING` refund succeeds and its notification is sent (`REFUND.SUCCESS`, or the
+/// APIv2 one for a refund made through APIv2); a finished one is answered as it is (the
+/// control endpoint `/emulator/refund/…/complete` of old and [`Emulator::complete_refund`]).
+///
+/// [`Emulator::complete_refund`]: crate::Emulator::complete_refund
+pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> {
+    {
+        let st = lock(&shared.state);
+        let Some(r) = st.refunds.get(no) else {
+            return Err(no_refund(no));
+        };
+        if r.answer.get("status").and_then(Value::as_str) != Some("PROCESSING") {
+            return Ok(Value::Object(r.answer.clone()));
+        }
+    }
+    act(shared, no, RefundAction::Succeeded)
+}
+
+/// `action` on refund `no`, from `PROCESSING` (or from `ABNORMAL` to `SUCCESS` or `CLOSED`),
+/// and its notification: `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` for an APIv3
+/// refund with a `notify_url`, the APIv2 notification for an APIv2 refund that succeeds. A
+/// closed refund gives its amount back to the order.
+pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Result<Value, Answer> {
+    let (answer, notify, sub_mchid) = {
+        let mut st = lock(&shared.state);
+        let Some(r) = st.refunds.get_mut(no) else {
+            return Err(no_refund(no));
+        };
+        let status = r
+            .answer
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("PROCESSING")
+            .to_string();
+        let allowed = match status.as_str() {
+            "PROCESSING" => true,
+            "ABNORMAL" => action != RefundAction::Abnormal,
+            _ => false,
+        };
+        if !allowed {
+            // A refund that succeeded by itself: say how to keep refunds for the actions.
+            let by_itself = match shared.settings.refund_delay {
+                Some(d) if status == "SUCCESS" => format!(
+                    "; refunds succeed by themselves {} ms after they are made: start the \
+                     sandbox with refund_delay None (wechatpay serve --refund-delay never) to \
+                     decide each one",
+                    d.as_millis()
+                ),
+                _ => String::new(),
+            };
+            return Err(wrong_state(format!(
+                "refund {no} is {status}: only a PROCESSING refund can be {} (an ABNORMAL one can still be succeeded or closed){by_itself}",
+                action.as_str()
+            )));
+        }
+        r.answer.insert("status".into(), json!(action.status()));
+        if action == RefundAction::Succeeded {
+            r.answer
+                .insert("success_time".into(), json!(rfc3339(shared.clock.now())));
+        }
+        let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());
+        if action == RefundAction::Closed {
+            give_back(&mut st, &answer, sub_mchid.as_deref());
+        }
+        (answer, notify, sub_mchid)
+    };
+    match notify {
+        Some(RefundNotify::V2 { url, appid }) if action == RefundAction::Succeeded => {
+            crate::notify::v2_refund::notify(shared, url, &appid, &answer)
+        }
+        Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer, sub_mchid.as_deref()),
+        _ => {}
+    }
+    Ok(Value::Object(answer))
+}
+
+/// A closed refund's amount is refundable again; an order with nothing refunded is `SUCCESS`.
+fn give_back(st: &mut State, a: &Map<String, Value>, sub_mchid: Option<&str>) {
+    let no = a.get("out_trade_no").and_then(Value::as_str).unwrap_or("");
+    let refund = a
+        .get("amount")
+        .and_then(|m| m.get("refund"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let key = match sub_mchid {
+        Some(sub) => partner_key(sub, no),
+        None => no.to_string(),
+    };
+    let key = if st.transactions.contains_key(&key) {
+        key
+    } else {
+        no.to_string()
+    };
+    if let Some(t) = st.transactions.get_mut(&key) {
+        t.refunded = (t.refunded - refund).max(0);
+        if t.refunded == 0 && t.trade_state == "REFUND" {
+            t.trade_state = "SUCCESS";
+        }
+    }
+}
+
+/// `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` about refund `a`, to `url`; a
+/// partner refund names `sp_mchid` and `sub_mchid` instead of `mchid`.
+fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>, sub_mchid: Option<&str>) {
+    let status = a.get("status").and_then(Value::as_str).unwrap_or("SUCCESS");
+    let (event, summary) = match status {
+        "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
+        "ABNORMAL" => ("REFUND.ABNORMAL", "退款异常"),
+        _ => ("REFUND.SUCCESS", "退款成功"),
+    };
+    let amount = a.get("amount").cloned().unwrap_or_default();
+    let currency = amount.get("currency").cloned().unwrap_or(json!("CNY"));
+    let mut resource = Map::new();
+    match sub_mchid {
+        Some(sub) => {
+            resource.insert("sp_mchid".into(), json!(shared.settings.mchid));
+            resource.insert("sub_mchid".into(), json!(sub));
+        }
+        None => {
+            resource.insert("mchid".into(), json!(shared.settings.mchid));
+        }
+    }
+    for k in [
+        "transaction_id",
+        "out_trade_no",
+        "refund_id",
+        "out_refund_no",
+    ] {
+        resource.insert(k.into(), a.get(k).cloned().unwrap_or(Value::Null));
+    }
+    resource.insert("refund_status".into(), json!(status));
+    if let Some(t) = a.get("success_time") {
+        resource.insert("success_time".into(), t.clone());
+    }
+    resource.insert(
+        "user_received_account".into(),
+        a.get("user_received_account")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    resource.insert(
+        "amount".into(),
+        json!({
+            "total": amount.get("total"), "refund": amount.get("refund"),
+            "payer_total": amount.get("payer_total"), "payer_refund": amount.get("payer_refund"),
+            "currency": currency, "payer_currency": currency,
+        }),
+    );
+    webhooks::notify(
+        shared,
+        url,
+        event,
+        summary,
+        "refund",
+        &Value::Object(resource),
+    );
+}

@@ -1,0 +1,186 @@
+//! The platform's check of an APIv3 request: the `Authorization` scheme and its five fields,
+//! the merchant id and certificate serial, the timestamp within ±300 s, a nonce not seen
+//! before, and the RSA-SHA256 signature over the exact bytes received, verified with the
+//! library's `formatter::request` and `Rsa::verify`.
+
+use crate::http::base::Base;
+use crate::http::diagnosis::{ExpectedMessage, SignatureCheck, SignatureRefusal};
+use crate::util::lock;
+use wechatpay_chain::client_json::MAX_CLOCK_SKEW;
+use wechatpay_chain::crypto::hash;
+use wechatpay_chain::crypto::Rsa;
+use wechatpay_chain::formatter;
+
+const SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
+
+/// The fields of an `Authorization` header.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Authorization {
+    pub mchid: String,
+    pub serial_no: String,
+    pub timestamp: String,
+    pub nonce_str: String,
+    pub signature: String,
+}
+
+/// Parses `WECHATPAY2-SHA256-RSA2048 mchid="…",serial_no="…",…`; every field once, quoted.
+pub(crate) fn parse(header: &str) -> Result<Authorization, String> {
+    let rest = header
+        .strip_prefix(SCHEME)
+        .and_then(|r| r.strip_prefix(' '))
+        .ok_or_else(|| format!("Authorization must start with {SCHEME}"))?;
+    let mut a = Authorization::default();
+    let mut seen = Vec::new();
+    for part in rest.split(',') {
+        let (k, v) = part
+            .trim()
+            .split_once('=')
+            .ok_or_else(|| "Authorization fields must be key=\"value\"".to_string())?;
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .ok_or_else(|| format!("Authorization field {k} must be quoted"))?;
+        let slot = match k {
+            "mchid" => &mut a.mchid,
+            "serial_no" => &mut a.serial_no,
+            "timestamp" => &mut a.timestamp,
+            "nonce_str" => &mut a.nonce_str,
+            "signature" => &mut a.signature,
+            other => return Err(format!("Authorization has an unknown field {other:?}")),
+        };
+        if seen.contains(&k) {
+            return Err(format!("Authorization repeats {k}"));
+        }
+        seen.push(k);
+        *slot = v.to_string();
+    }
+    for (name, v) in [
+        ("mchid", &a.mchid),
+        ("serial_no", &a.serial_no),
+        ("timestamp", &a.timestamp),
+        ("nonce_str", &a.nonce_str),
+        ("signature", &a.signature),
+    ] {
+        if v.is_empty() {
+            return Err(format!("Authorization lacks {name}"));
+        }
+    }
+    Ok(a)
+}
+
+/// Checks a request as the platform does; `Err` says which check failed and why (401
+/// `SIGN_ERROR`), with the string expected to be signed when the signature did not verify. The
+/// body shown is at most `body_prefix` bytes of `signed_body`.
+pub(crate) fn check(
+    shared: &Base,
+    method: &str,
+    target: &str,
+    authorization: Option<&str>,
+    signed_body: &[u8],
+    now: i64,
+) -> Result<(), SignatureRefusal> {
+    use SignatureCheck::*;
+    let refuse = SignatureRefusal::new;
+    let header =
+        authorization.ok_or_else(|| refuse(NoAuthorization, "no Authorization header".into()))?;
+    let a = parse(header).map_err(|why| refuse(Malformed, why))?;
+    let s = &shared.settings;
+    if a.mchid != s.mchid {
+        return Err(refuse(
+            WrongMchid,
+            format!("mchid {} is not the merchant {}", a.mchid, s.mchid),
+        ));
+    }
+    if a.serial_no != s.merchant_serial {
+        return Err(refuse(
+            UnknownSerial,
+            format!(
+                "serial_no {} is not the merchant certificate {}",
+                a.serial_no, s.merchant_serial
+            ),
+        ));
+    }
+    let ts: i64 = a.timestamp.parse().map_err(|_| {
+        refuse(
+            StaleTimestamp,
+            format!("timestamp {:?} is not a number", a.timestamp),
+        )
+    })?;
+    if now.abs_diff(ts) > MAX_CLOCK_SKEW as u64 {
+        return Err(refuse(
+            StaleTimestamp,
+            format!(
+                "timestamp {ts} is {} s away from the platform's clock (limit {MAX_CLOCK_SKEW} s)",
+                now.abs_diff(ts)
+            ),
+        ));
+    }
+    let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
+    if !Rsa::verify(&message, &a.signature, &s.merchant_key) {
+        let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
+        return Err(SignatureRefusal {
+            check: SignatureMismatch,
+            reason: "signature does not verify with the merchant key over method, target, \
+                     timestamp, nonce and body"
+                .into(),
+            expected: Some(ExpectedMessage {
+                method: method.to_string(),
+                target: target.to_string(),
+                timestamp: a.timestamp,
+                nonce: a.nonce_str,
+                body_len: signed_body.len(),
+                body_sha256: hash::hex(&openssl::sha::sha256(signed_body)),
+                body: String::from_utf8_lossy(shown).into_owned(),
+                body_truncated: shown.len() < signed_body.len(),
+            }),
+        });
+    }
+    // Only a valid request spends its nonce, so a forged one cannot block a real one.
+    if !lock(&shared.nonces).spend(&a.nonce_str, now) {
+        return Err(refuse(
+            ReusedNonce,
+            format!("nonce_str {} was already used (replay)", a.nonce_str),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_header_and_refuses_malformed_ones() {
+        let a = parse(&formatter::authorization(
+            "1900000001",
+            "N",
+            "S+/=",
+            "1",
+            "SER",
+        ))
+        .unwrap();
+        assert_eq!(
+            a,
+            Authorization {
+                mchid: "1900000001".into(),
+                serial_no: "SER".into(),
+                timestamp: "1".into(),
+                nonce_str: "N".into(),
+                signature: "S+/=".into(),
+            }
+        );
+        for bad in [
+            "",
+            "Bearer x",
+            "WECHATPAY2-SHA256-RSA2048",
+            "WECHATPAY2-SHA256-RSA2048 mchid=1",
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1\"",
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1\",mchid=\"1\",serial_no=\"S\",timestamp=\"1\",nonce_str=\"N\",signature=\"S\"",
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1\",serial_no=\"S\",timestamp=\"1\",nonce_str=\"N\",signature=\"\"",
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1\",serial_no=\"S\",timestamp=\"1\",nonce_str=\"N\",signature=\"S\",x=\"1\"",
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1\"\",serial_no=\"S\"",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

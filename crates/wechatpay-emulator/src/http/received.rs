@@ -1,0 +1,165 @@
+//! The record of one request received, as `GET /emulator/requests` lists it.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use std::collections::VecDeque;
+
+use crate::http::diagnosis::SignatureRefusal;
+use crate::util::MAX_RECORDS;
+
+/// A request as the emulator received it, with what it made of it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// 1 for the first request received, counting on past the records dropped.
+    pub seq: u64,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query as received (what the signature covers).
+    pub target: String,
+    /// Headers as received, but for a control token (`Authorization: Bearer …`), kept as
+    /// `Bearer [redacted]`.
+    pub headers: http::HeaderMap,
+    /// Body as received: whole up to [`EmulatorConfig::log_body_prefix`](crate::EmulatorConfig::log_body_prefix) bytes, else its
+    /// first bytes (see `body_len` and `body_sha256`).
+    pub body: Bytes,
+    /// Length of the whole body.
+    pub body_len: usize,
+    /// SHA-256 of the whole body, lowercase hex.
+    pub body_sha256: String,
+    /// Whether the request passed the platform's checks (signature, or APIv2 `sign`).
+    pub verified: bool,
+    /// Why it did not, when it did not.
+    pub refusal: Option<String>,
+    /// For an APIv3 request refused `401 SIGN_ERROR`: which check failed and, for a signature
+    /// that does not verify, the string the sandbox expected to be signed.
+    pub signature: Option<SignatureRefusal>,
+    /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
+    /// it was issued by the emulator's CA.
+    pub client_certificate: Option<String>,
+    /// The status answered.
+    pub status: u16,
+}
+
+impl Received {
+    /// The bytes this record counts against [`EmulatorConfig::max_log_bytes`](crate::EmulatorConfig::max_log_bytes): what it holds
+    /// (its body prefix, target, method, digest, refusal and signature diagnosis, client
+    /// certificate, header names and values) and the size of its entry in
+    /// `GET /emulator/requests` (where the diagnosis's body appears escaped, twice).
+    pub fn kept_bytes(&self) -> usize {
+        self.held_bytes() + self.listed_bytes()
+    }
+
+    /// Its entry in `GET /emulator/requests`.
+    pub(crate) fn listing(&self) -> Value {
+        serde_json::json!({"seq": self.seq, "method": self.method, "target": self.target,
+            "status": self.status, "body_len": self.body_len, "body_sha256": self.body_sha256,
+            "verified": self.verified, "refusal": self.refusal,
+            "signature": self.signature.as_ref().map(SignatureRefusal::to_json),
+            "client_certificate": self.client_certificate})
+    }
+
+    /// The bytes of [`Received::listing`] as JSON.
+    pub(crate) fn listed_bytes(&self) -> usize {
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut n = Count(0);
+        // Writing to a counter cannot fail, nor can serializing a Value.
+        let _ = serde_json::to_writer(&mut n, &self.listing());
+        n.0
+    }
+
+    /// The bytes the record holds in memory (its parts' lengths).
+    pub(crate) fn held_bytes(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        self.body.len()
+            + self.target.len()
+            + self.method.len()
+            + self.body_sha256.len()
+            + self.refusal.as_ref().map_or(0, String::len)
+            + self
+                .signature
+                .as_ref()
+                .map_or(0, SignatureRefusal::kept_bytes)
+            + self.client_certificate.as_ref().map_or(0, String::len)
+            + headers
+    }
+}
+
+/// The requests received, in the order of their `seq`, bounded in count ([`MAX_RECORDS`]) and
+/// in bytes ([`Received::kept_bytes`], which counts the record's listing too).
+#[derive(Default)]
+pub(crate) struct RequestLog {
+    items: VecDeque<Logged>,
+    bytes: usize,
+    /// The `seq` of the last record pushed.
+    last: u64,
+}
+
+/// A record with its sizes, counted once.
+struct Logged {
+    record: Received,
+    /// [`Received::kept_bytes`].
+    kept: usize,
+    /// [`Received::listed_bytes`].
+    listed: usize,
+}
+
+impl RequestLog {
+    /// Numbers `r` (so that the log stays in `seq` order whichever handler gets here first),
+    /// appends it, then drops the oldest records until both bounds hold.
+    pub fn push(&mut self, mut r: Received, max_bytes: usize) {
+        self.last += 1;
+        r.seq = self.last;
+        let listed = r.listed_bytes();
+        let kept = r.held_bytes() + listed;
+        self.bytes += kept;
+        self.items.push_back(Logged {
+            record: r,
+            kept,
+            listed,
+        });
+        while self.items.len() > MAX_RECORDS || self.bytes > max_bytes {
+            match self.items.pop_front() {
+                Some(old) => self.bytes -= old.kept,
+                None => break,
+            }
+        }
+    }
+
+    /// The records numbered after `seq`.
+    pub fn after(&self, seq: u64) -> Vec<Received> {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        self.items
+            .range(start..)
+            .map(|l| l.record.clone())
+            .collect()
+    }
+
+    /// A page of the listing: the records numbered after `seq`, at most `limit` of them and,
+    /// past the first, at most `max_bytes` of listing; and whether more follow.
+    pub fn page(&self, seq: u64, limit: usize, max_bytes: usize) -> (Vec<Received>, bool) {
+        let start = self.items.partition_point(|l| l.record.seq <= seq);
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for l in self.items.range(start..) {
+            if page.len() == limit || (!page.is_empty() && bytes + l.listed > max_bytes) {
+                return (page, true);
+            }
+            bytes += l.listed;
+            page.push(l.record.clone());
+        }
+        (page, false)
+    }
+}
