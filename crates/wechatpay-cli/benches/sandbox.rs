@@ -152,11 +152,7 @@ fn verify(a: &Answer, platform: &PublicKey, serial: &str, out_trade_no: &str) {
             .unwrap_or_else(|| panic!("the answer has no {k}"))
     };
     assert_eq!(h("wechatpay-serial"), serial, "the platform key named");
-    let message = formatter::response(
-        h("wechatpay-timestamp"),
-        h("wechatpay-nonce"),
-        &a.body,
-    );
+    let message = formatter::response(h("wechatpay-timestamp"), h("wechatpay-nonce"), &a.body);
     assert!(
         Rsa::verify(message, h("wechatpay-signature"), platform),
         "the answer's signature does not verify with the platform key"
@@ -230,7 +226,15 @@ fn rss_kib(pid: u32) -> u64 {
 /// not what the sandbox's answers/s, per second of wall time, compare with.)
 fn openssl_speed(seconds: u32) -> f64 {
     let out = std::process::Command::new("openssl")
-        .args(["speed", "-elapsed", "-multi", "2", "-seconds", &seconds.to_string(), "rsa2048"])
+        .args([
+            "speed",
+            "-elapsed",
+            "-multi",
+            "2",
+            "-seconds",
+            &seconds.to_string(),
+            "rsa2048",
+        ])
         .output()
         .expect("openssl speed runs (the openssl command is needed)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -269,9 +273,12 @@ async fn send(
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..inflight {
-        let mut conn = tokio::net::TcpStream::connect(host).await.expect("connected");
+        let mut conn = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("connected");
         conn.set_nodelay(true).unwrap();
-        let (requests, next, done, rss) = (requests.clone(), next.clone(), done.clone(), rss.clone());
+        let (requests, next, done, rss) =
+            (requests.clone(), next.clone(), done.clone(), rss.clone());
         tasks.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
             loop {
@@ -408,7 +415,12 @@ fn main() {
         &mut conn,
         &m.request("POST", "/v3/pay/transactions/native", &create),
     );
-    assert_eq!(created.status, 200, "{}", String::from_utf8_lossy(&created.body));
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
     let target = format!("/v3/pay/transactions/out-trade-no/{no}?mchid={}", m.mchid);
     let sample = |conn: &mut std::net::TcpStream, n: usize| {
         for r in m.sign_many(&target, n, 1) {
@@ -425,7 +437,14 @@ fn main() {
     let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
     // warm-up: every connection served, the server's runtime and allocator at their pace
     let warm = m.sign_many(&target, inflight * 20, 2);
-    rt.block_on(send(&host, inflight, Arc::new(warm), Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())), pid));
+    rt.block_on(send(
+        &host,
+        inflight,
+        Arc::new(warm),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+        pid,
+    ));
     *rss.lock().unwrap() = vec![(0, rss_kib(pid))];
 
     // The bound is measured before the first round and after each one, so that every round
@@ -433,8 +452,12 @@ fn main() {
     let load_before = load_average();
     let mut bounds = vec![openssl_speed(speed_seconds)];
     let mut ratios = Vec::new();
-    let (mut wall, mut gen_cpu, mut srv_cpu, mut signing) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut wall, mut gen_cpu, mut srv_cpu, mut signing) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
     let mut sent = 0;
     while sent < calls {
         let n = ROUND.min(calls - sent);
@@ -442,7 +465,14 @@ fn main() {
         let requests = Arc::new(m.sign_many(&target, n, 2));
         signing += t.elapsed();
         let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
-        rt.block_on(send(&host, inflight, requests, done.clone(), rss.clone(), pid));
+        rt.block_on(send(
+            &host,
+            inflight,
+            requests,
+            done.clone(),
+            rss.clone(),
+            pid,
+        ));
         let took = t0.elapsed();
         wall += took;
         gen_cpu += self_cpu() - g0;
@@ -472,7 +502,12 @@ fn main() {
     println!("  openssl sign/s     : {bound:.0} (mean of {}: {}; openssl speed -elapsed -multi 2 -seconds {speed_seconds} rsa2048, before the calls and after each round of {ROUND})", bounds.len(), shown(&bounds, 1.0));
     println!("  ratio              : {:.1} % of {bound:.0} sign/s (rounds, each against the bound before and after it: {} %)", 100.0 * rate / bound, shown(&ratios, 100.0));
     println!("  server CPU / call  : {:.0} µs ({:.2} cores); one RSA-2048 signature: {:.0} µs of CPU, {:.1} % of it", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64(), sign_cpu.as_secs_f64() * 1e6, 100.0 * sign_cpu.as_secs_f64() * 1e6 / per(srv_cpu));
-    println!("  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)", per(gen_cpu), gen_cpu.as_secs_f64() / wall.as_secs_f64(), 100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64());
+    println!(
+        "  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)",
+        per(gen_cpu),
+        gen_cpu.as_secs_f64() / wall.as_secs_f64(),
+        100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64()
+    );
     println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
     print!("  server RSS (MiB)   :");
     for (n, kib) in rss.lock().unwrap().iter() {
