@@ -1,8 +1,8 @@
 //! The sandbox's throughput against its signing bound (issue 22): `wechatpay serve` in its own
 //! process answers `GET v3/pay/transactions/out-trade-no/{no}` (an order created in setup) with
 //! SANDBOX_BENCH_INFLIGHT (64) calls in flight, SANDBOX_BENCH_CALLS (100,000) in all, beside
-//! `openssl speed -multi 2 rsa2048` run before and after in the same run: every answer costs
-//! the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
+//! `openssl speed -elapsed -multi 2 rsa2048` run before the calls and after each round of them:
+//! every answer costs the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
 //! the bound, the server's RSS after every 10,000 calls, and the CPU of the load generator
 //! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`).
 //!
