@@ -27,6 +27,8 @@ mod describe;
 
 mod events;
 
+mod faults;
+
 mod listen;
 
 mod ops;

@@ -91,6 +91,12 @@ enum Object {
         #[command(subcommand)]
         action: ClockAction,
     },
+    /// The sandbox's fault plan (errors, delays, dropped connections, hangs; dropped, delayed,
+    /// duplicated, reordered notifications): list, add, clear.
+    Faults {
+        #[command(subcommand)]
+        op: crate::faults::FaultsOp,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,6 +230,7 @@ impl Object {
                 freeze.put(&mut body);
                 Ok((http::Method::POST, "clock".into(), what.into(), body))
             }
+            Object::Faults { op } => Ok(op.endpoint()),
         }
     }
 }

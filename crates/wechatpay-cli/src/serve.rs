@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// `wechatpay sandbox refund NO succeeded|closed|abnormal` decides it.
     #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
     refund_delay: RefundDelay,
+    /// A fault on demand (repeatable; tried in order, the first that fires applies):
+    /// `TARGET=ACTION[*N][@P[,seed=S]]`. TARGET: `METHOD TEMPLATE` (POST
+    /// v3/pay/transactions/jsapi), a path glob (v3/refund/*) or notify:EVENT
+    /// (notify:TRANSACTION.SUCCESS, notify:*). ACTION for calls: `[STATUS:]CODE[:MESSAGE]`
+    /// (500:SYSTEM_ERROR, FREQUENCY_LIMITED), delay:3s, drop, hang; for notifications: drop,
+    /// delay:3s, duplicate, reorder. *N: the next N only; @P: with probability P (seeded).
+    /// `wechatpay sandbox faults` changes the plan while serve runs.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = crate::faults::spec)]
+    faults: Vec<wechatpay_emulator::Fault>,
     /// Start the sandbox's clock at this time (RFC 3339, 2026-12-07T10:00:00+08:00) instead of
     /// now; `wechatpay sandbox clock` moves it later.
     #[arg(long, value_name = "TIME", value_parser = clock_start)]
@@ -318,6 +327,9 @@ pub fn run<'a>(
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,
         });
+    for f in &a.faults {
+        config = config.fault(f.clone());
+    }
     if let Some(at) = a.clock_start {
         config = config.clock_start(at);
     }
@@ -470,6 +482,9 @@ pub fn run<'a>(
         clock.rfc3339(),
         if clock.frozen { "frozen" } else { "running" },
     );
+    for f in emu.faults() {
+        let _ = writeln!(out, "  fault on demand: {}", f.fault);
+    }
     // Stopped by a signal, serve returns, and the temporary keys directory is removed.
     rt.block_on(watch(&emu, stop, &mut out));
     drop(emu);
@@ -503,7 +518,15 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
                 (None, None) => "checked".to_string(),
                 (Some(why), None) => format!("refused: {why}"),
             };
-            let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
+            let fault = r
+                .fault
+                .as_ref()
+                .map_or_else(String::new, |f| format!(" (fault {f})"));
+            let _ = writeln!(
+                out,
+                "{} {} → {} {verdict}{fault}",
+                r.method, r.target, r.status
+            );
             // SIGN_ERROR: which check failed, and the string the sandbox expected signed
             if let Some(why) = &r.signature {
                 let _ = write!(out, "{}", why.report("    ", SHOWN_BODY));

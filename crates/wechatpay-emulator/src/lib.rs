@@ -55,6 +55,9 @@ use wechatpay_chain::Error;
 
 pub use self::flows::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
+pub use self::http::faults::{
+    Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD,
+};
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
@@ -120,6 +123,7 @@ pub struct EmulatorConfig {
     public_key_alongside: bool,
     limits: server::Limits,
     control_token: TokenSetting,
+    faults: Vec<Fault>,
     /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
     clock_start: Option<i64>,
     clock_frozen: bool,
@@ -148,6 +152,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("refund_delay", &self.refund_delay)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("faults", &self.faults)
             .field(
                 "control_token",
                 &match self.control_token {
@@ -182,6 +187,7 @@ impl Default for EmulatorConfig {
             public_key_alongside: false,
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
+            faults: Vec::new(),
             clock_start: None,
             clock_frozen: false,
         }
@@ -399,6 +405,13 @@ impl EmulatorConfig {
         };
         self
     }
+
+    /// Adds a rule to the fault plan the sandbox starts with ([`Fault`]; rules are tried in
+    /// the order added, the first that fires applies). `wechatpay serve --fault SPEC` sets it.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
 }
 
 /// The emulated platform, running. Dropping it stops the server.
@@ -601,6 +614,7 @@ impl Emulator {
             deliveries: Mutex::new(Vec::new()),
             files: Mutex::new(state::records::Files::default()),
             notifier: Notifier::new()?,
+            faults: http::faults::Faults::new(&config.faults),
             clock: state::clock::Clock::new(config.clock_start, config.clock_frozen),
         });
         runtime.spawn(state::clock::run(shared.clone()));
@@ -802,6 +816,29 @@ impl Emulator {
     /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
+    }
+
+    /// Adds a rule to the fault plan ([`Fault`]), after those already there; returns its id
+    /// ([`FaultStatus::id`]). Also `POST /emulator/faults` with `{"spec": SPEC}`.
+    pub fn fault(&self, fault: Fault) -> u64 {
+        self.shared.faults.add(fault)
+    }
+
+    /// Removes every rule of the fault plan (what fired stays listed in
+    /// [`fired_faults`](Self::fired_faults)). Also `DELETE /emulator/faults`.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear()
+    }
+
+    /// The fault plan's rules, with how many calls each matched and fired on. Also
+    /// `GET /emulator/faults`.
+    pub fn faults(&self) -> Vec<FaultStatus> {
+        self.shared.faults.list()
+    }
+
+    /// The faults that fired, oldest first (the last 1,000): which rule, on what.
+    pub fn fired_faults(&self) -> Vec<FiredFault> {
+        self.shared.faults.fired()
     }
 
     /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).

@@ -10,6 +10,7 @@ pub(crate) mod auth;
 pub(crate) mod base;
 pub(crate) mod client;
 pub(crate) mod diagnosis;
+pub(crate) mod faults;
 pub(crate) mod guard;
 pub(crate) mod issued;
 pub(crate) mod multipart;
