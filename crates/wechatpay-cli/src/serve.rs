@@ -509,14 +509,21 @@ pub fn run<'a>(
 const SHOWN_BODY: usize = 2048;
 
 /// Prints each request as it is checked (for a refused signature, why), until a stop signal.
+/// Each look's lines go out in one write (not one per line: at thousands of requests a second
+/// that is a system call per answer), and none once stdout is gone (a pipe whose reader left).
 async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
     let mut shown = 0;
+    let mut printing = true;
     loop {
         tokio::select! {
             _ = stop.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
+        if !printing {
+            continue;
+        }
         let requests = emu.requests_after(shown);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
         for r in &requests {
             let verdict = match (&r.refusal, &r.signature) {
                 (_, Some(_)) => "refused: SIGN_ERROR".to_string(),
@@ -538,6 +545,9 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
             }
         }
         shown = requests.last().map_or(shown, |r| r.seq);
+        if let Err(e) = out.flush() {
+            printing = e.kind() != std::io::ErrorKind::BrokenPipe;
+        }
     }
 }
 

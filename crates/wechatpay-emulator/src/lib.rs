@@ -40,7 +40,7 @@ mod util;
 
 pub use self::notify::events;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -633,7 +633,9 @@ impl Emulator {
                 },
                 received: Mutex::new(http::received::RequestLog::default()),
                 forgeries: Mutex::new(VecDeque::new()),
-                nonces: Mutex::new(HashMap::new()),
+                nonces: Mutex::new(http::nonces::Nonces::new(
+                    2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+                )),
                 runtime: runtime.clone(),
                 stop: rx.clone(),
             },

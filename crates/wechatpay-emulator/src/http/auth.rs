@@ -140,9 +140,7 @@ pub(crate) fn check(
         });
     }
     // Only a valid request spends its nonce, so a forged one cannot block a real one.
-    let mut nonces = lock(&shared.nonces);
-    nonces.retain(|_, seen| now.abs_diff(*seen) <= 2 * MAX_CLOCK_SKEW as u64);
-    if nonces.insert(a.nonce_str.clone(), ts).is_some() {
+    if !lock(&shared.nonces).spend(&a.nonce_str, now) {
         return Err(refuse(
             ReusedNonce,
             format!("nonce_str {} was already used (replay)", a.nonce_str),

@@ -15,6 +15,7 @@ pub(crate) mod guard;
 pub(crate) mod issued;
 pub(crate) mod merchants;
 pub(crate) mod multipart;
+pub(crate) mod nonces;
 pub(crate) mod received;
 pub(crate) mod request;
 pub(crate) mod server;
