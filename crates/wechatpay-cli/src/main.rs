@@ -39,6 +39,8 @@ mod scheme;
 
 mod serve;
 
+mod serve_merchants;
+
 mod trigger;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.

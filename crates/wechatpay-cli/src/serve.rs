@@ -102,6 +102,8 @@ pub struct ServeArgs {
     /// when `wechatpay sandbox clock set|advance` moves it.
     #[arg(long)]
     clock_frozen: bool,
+    #[command(flatten)]
+    merchants: crate::serve_merchants::MerchantArgs,
 }
 
 /// `--clock-start`: an RFC 3339 time.
@@ -340,6 +342,8 @@ pub fn run<'a>(
     if let Some(s) = g.serial {
         config = config.merchant_serial(s);
     }
+    config =
+        crate::serve_merchants::configure(&a.merchants, config, g.mchid.unwrap_or("1900000001"));
     // A key from the environment is most likely the production one of the shell: it is not
     // copied into the emulator (and its env file) unless asked for.
     for (name, g) in [
@@ -448,11 +452,14 @@ pub fn run<'a>(
         env.push(("WECHATPAY_SANDBOX_TOKEN", token.to_string()));
     }
     let env_path = dir.join("env");
-    let text: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
-        .collect();
-    write_whole(&env_path, &text)?;
+    let render = |env: &[(&str, String)]| -> String {
+        env.iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
+            .collect()
+    };
+    // the other merchants' first: `env`, written last, says that serve is ready
+    let others = crate::serve_merchants::write_env_files(&emu, dir, &env, write, render)?;
+    write_whole(&env_path, &render(&env))?;
     let mode = match (emu.mode(), emu.is_tls()) {
         (Mode::PublicKey, false) => "public-key mode",
         (Mode::Certificate, false) => "certificate mode",
@@ -469,7 +476,7 @@ pub fn run<'a>(
     let _ = writeln!(
         out,
         "wechatpay emulator on {} ({mode}, Wechatpay-Serial {})\n  \
-         keys and settings: source {}\n  \
+         keys and settings: source {}{}\n  \
          simulate the user: POST /emulator/payments/{{out_trade_no}}/{{paid|failed|closed}}\n  \
          {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
          {:>19}POST /emulator/transfers/{{out_bill_no}}/{{succeeded|failed}}\n  \
@@ -483,6 +490,11 @@ pub fn run<'a>(
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (other merchants: {} beside it)", others.join(", "))
+        },
         "",
         "",
         "",
@@ -506,14 +518,21 @@ pub fn run<'a>(
 const SHOWN_BODY: usize = 2048;
 
 /// Prints each request as it is checked (for a refused signature, why), until a stop signal.
+/// Each look's lines go out in one write (not one per line: at thousands of requests a second
+/// that is a system call per answer), and none once stdout is gone (a pipe whose reader left).
 async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
     let mut shown = 0;
+    let mut printing = true;
     loop {
         tokio::select! {
             _ = stop.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
+        if !printing {
+            continue;
+        }
         let requests = emu.requests_after(shown);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
         for r in &requests {
             let verdict = match (&r.refusal, &r.signature) {
                 (_, Some(_)) => "refused: SIGN_ERROR".to_string(),
@@ -535,6 +554,9 @@ async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
             }
         }
         shown = requests.last().map_or(shown, |r| r.seq);
+        if let Err(e) = out.flush() {
+            printing = e.kind() != std::io::ErrorKind::BrokenPipe;
+        }
     }
 }
 

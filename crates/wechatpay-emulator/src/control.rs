@@ -158,6 +158,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             Answer::ok(json!({
                 "mchid": s.mchid, "merchant_serial": s.merchant_serial,
                 "mode": format!("{:?}", s.mode), "platform_serial": s.platform_serial,
+                "merchants": crate::http::merchants::listed(&s.all_merchants(None)),
             }))
         }
         _ => Answer::error(

@@ -40,7 +40,7 @@ mod util;
 
 pub use self::notify::events;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +59,7 @@ pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, Signat
 pub use self::http::faults::{
     Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD,
 };
+pub use self::http::merchants::{Merchant, MerchantConfig, MerchantRole};
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
@@ -130,6 +131,8 @@ pub struct EmulatorConfig {
     /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
     clock_start: Option<i64>,
     clock_frozen: bool,
+    /// The merchants beyond the first ([`EmulatorConfig::merchant`]).
+    merchants: Vec<MerchantConfig>,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -157,6 +160,7 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("tls", &self.tls)
             .field("limits", &self.limits)
             .field("faults", &self.faults)
+            .field("merchants", &self.merchants)
             .field(
                 "control_token",
                 &match self.control_token {
@@ -195,6 +199,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             clock_start: None,
             clock_frozen: false,
+            merchants: Vec::new(),
         }
     }
 }
@@ -203,6 +208,28 @@ impl EmulatorConfig {
     /// Defaults: fresh keys, public-key mode, mchid `1900000001`, `127.0.0.1:0`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Another merchant in the same sandbox, beside the first ([`EmulatorConfig::mchid`]):
+    /// a direct merchant, or a service provider when it has
+    /// [sub-merchants](MerchantConfig::sub_merchant). Each signs with its own key, sees its own
+    /// orders only, and gets notifications encrypted with its own APIv3 key.
+    pub fn merchant(mut self, merchant: MerchantConfig) -> Self {
+        self.merchants.push(merchant);
+        self
+    }
+
+    /// A service provider (服务商) and its sub-merchants: [`EmulatorConfig::merchant`] with
+    /// `sub_merchants`, which may order for no other.
+    pub fn service_provider(
+        self,
+        sp: MerchantConfig,
+        sub_merchants: impl IntoIterator<Item = MerchantConfig>,
+    ) -> Self {
+        let sp = sub_merchants
+            .into_iter()
+            .fold(sp, MerchantConfig::sub_merchant);
+        self.merchant(sp)
     }
 
     /// Where to listen; must be a loopback address (port 0: any free port).
@@ -521,6 +548,7 @@ impl Emulator {
             return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
+        let merchants = http::merchants::build(&config.merchants, &config.mchid, config.scheme)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
                 let key = match &config.merchant_private {
@@ -543,6 +571,9 @@ impl Emulator {
         };
         if Scheme::of_public_key(&merchant_key) != config.scheme
             || Scheme::of_key(&platform_key) != config.scheme
+            || merchants
+                .iter()
+                .any(|m| Scheme::of_public_key(&m.public_key) != config.scheme)
         {
             return Err(Error::config(format!(
                 "the sandbox speaks {} (EmulatorConfig::scheme): give it merchant and platform \
@@ -620,6 +651,7 @@ impl Emulator {
                     rotations: Mutex::new(Vec::new()),
                     apiv3_key,
                     apiv2_key,
+                    merchants,
                     notify_retries: config.notify_retries.clone(),
                     notify_timeout: config.notify_timeout,
                     refund_delay: config.refund_delay,
@@ -630,7 +662,9 @@ impl Emulator {
                 },
                 received: Mutex::new(http::received::RequestLog::default()),
                 forgeries: Mutex::new(VecDeque::new()),
-                nonces: Mutex::new(HashMap::new()),
+                nonces: Mutex::new(http::nonces::Nonces::new(
+                    2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+                )),
                 runtime: runtime.clone(),
                 stop: rx.clone(),
             },
@@ -802,6 +836,29 @@ impl Emulator {
         b.secret(&s.apiv2_key)
     }
 
+    /// Every merchant of the sandbox, the first ([`Emulator::mchid`]) first.
+    pub fn merchants(&self) -> Vec<Merchant> {
+        self.shared
+            .settings
+            .all_merchants(self.merchant_private.as_ref())
+    }
+
+    /// A [`Builder`] like [`Emulator::builder`] that signs as merchant `mchid` (its serial,
+    /// private key and APIv2 key); `None` for a merchant the sandbox does not have. In TLS mode
+    /// the merchant certificate stays the first merchant's.
+    pub fn builder_for(&self, mchid: &str) -> Option<Builder> {
+        let m = self.merchants().into_iter().find(|m| m.mchid == mchid)?;
+        let mut b = self
+            .builder()
+            .mchid(&m.mchid)
+            .serial(&m.serial)
+            .secret(&m.apiv2_key);
+        if let Some(k) = m.private_key {
+            b = b.private_key(k);
+        }
+        Some(b)
+    }
+
     /// Rotates the platform certificate, as the platform does before one expires: a new key and
     /// certificate sign every answer and notification from now on, and `v3/certificates` lists
     /// the new certificate beside the old ones (rotations overlap). Certificate mode only;
@@ -913,7 +970,8 @@ impl Emulator {
 
     /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's
     /// order, a combined order (by `combine_out_trade_no`: every sub-order at once) or a
-    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number).
+    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number; it
+    /// names the merchant of an order of a [merchant beyond the first](EmulatorConfig::merchant)).
     /// [`PaymentAction::Paid`] sends `TRANSACTION.SUCCESS` to the order's `notify_url`, paid
     /// by `openid` when the order names no payer. Returns the payment as its query answers it;
     /// an unknown payment is a 404 error, one that is not `NOTPAY` a 409 (`INVALID_STATE`).

@@ -10,12 +10,13 @@ use crate::control;
 use crate::documented;
 use crate::flows::{
     bills, brand, certificates, combine, discount_card, media, partner, pay, profitsharing, refund,
-    transfer, v2,
+    scope, transfer, v2,
 };
 use crate::http::answer::Answer;
 use crate::http::auth;
 use crate::http::base::Platform;
 use crate::http::faults;
+use crate::http::merchants::with_signer;
 use crate::http::multipart;
 use crate::http::request::{Kind, Req, Responded};
 use crate::state::shared::Shared;
@@ -48,7 +49,7 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 Some(m) => &m.meta,
                 None => &req.body,
             };
-            if let Err(refused) = auth::check(
+            let signer = match auth::check(
                 shared,
                 req.method.as_str(),
                 &req.target,
@@ -56,15 +57,18 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 signed,
                 formatter::timestamp(),
             ) {
-                let why = format!("{}: {}", refused.check, refused.reason);
-                return (
-                    Answer::sign_error(&refused.reason),
-                    Kind::V3,
-                    Some(why),
-                    Some(refused),
-                    None,
-                );
-            }
+                Ok(signer) => signer,
+                Err(refused) => {
+                    let why = format!("{}: {}", refused.check, refused.reason);
+                    return (
+                        Answer::sign_error(&refused.reason),
+                        Kind::V3,
+                        Some(why),
+                        Some(refused),
+                        None,
+                    );
+                }
+            };
             // A request carrying fields encrypted for the platform names its key.
             if let Some(serial) = req.header("wechatpay-serial") {
                 if !shared.settings.knows_serial(serial) {
@@ -85,7 +89,9 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 path.trim_start_matches('/'),
                 |status, code, message| Answer::error(status, code, message),
             );
-            let (answer, fired) = faults::apply(effect, || dispatch(shared, req, multipart));
+            let (answer, fired) = faults::apply(effect, || {
+                with_signer(signer, || dispatch(shared, req, multipart))
+            });
             (answer, Kind::V3, None, None, fired)
         }
         _ => {
@@ -140,6 +146,9 @@ fn not_found(req: &Req) -> Answer {
 fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<multipart::Parts>) -> Answer {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let body = &req.body;
+    if let Some(refused) = scope::first_merchants_only(shared, &segs[1..]) {
+        return refused;
+    }
     match (req.method.as_str(), &segs[1..]) {
         ("POST", ["discount-card", "cards"]) => discount_card::create(shared, body),
         ("GET", ["discount-card", "cards", code]) => discount_card::card(shared, code),

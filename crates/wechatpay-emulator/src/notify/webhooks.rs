@@ -162,10 +162,21 @@ fn envelope(
         .envelope(
             shared.settings.scheme,
             &resource.to_string(),
-            &shared.settings.apiv3_key,
+            apiv3_key_for(shared, resource),
         )
         .map_err(|e| format!("cannot encrypt: {e}"))?;
     Ok(Bytes::from(body.to_string()))
+}
+
+/// The APIv3 key of the merchant a notification is for: the one its resource names
+/// (`sp_mchid`, `mchid`, `combine_mchid`), the first merchant's by default.
+fn apiv3_key_for<'a>(shared: &'a Shared, resource: &Value) -> &'a str {
+    let named = ["sp_mchid", "mchid", "combine_mchid"]
+        .iter()
+        .find_map(|f| resource.get(*f).and_then(Value::as_str));
+    named.map_or(shared.settings.apiv3_key.as_str(), |m| {
+        shared.settings.apiv3_key_of(m)
+    })
 }
 
 /// What an APIv3 notification's envelope says around its encrypted resource.
