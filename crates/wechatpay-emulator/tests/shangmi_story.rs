@@ -20,7 +20,7 @@ use wechatpay_chain::crypto::Sm2;
 use wechatpay_chain::download::{Bill, BillList};
 use wechatpay_chain::notify::Notification;
 use wechatpay_chain::{Client, Error, Scheme};
-use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, Mode};
+use wechatpay_emulator::{Emulator, EmulatorConfig, Forgery, MerchantConfig, Mode};
 
 const SM2_TYPE: &str = "WECHATPAY2-SM2-WITH-SM3";
 
@@ -239,4 +239,28 @@ fn sensitive_fields_travel_sm2_encrypted_both_ways() {
     let merchant = emu.merchant_private_key().unwrap();
     let name = Sm2::decrypt(got["user_name"].as_str().unwrap(), merchant).unwrap();
     assert_eq!(String::from_utf8(name).unwrap(), "张三");
+}
+
+#[test]
+fn every_merchant_of_an_sm2_sandbox_signs_with_sm2() {
+    let emu = start(
+        EmulatorConfig::new()
+            .scheme(Scheme::Sm2)
+            .merchant(MerchantConfig::new("1900000002")),
+    );
+    let other = emu.builder_for("1900000002").unwrap().build().unwrap();
+    let created = other["v3/pay/transactions/native"]
+        .post(
+            json!({"json": {"appid": "wxd678efh567hg6787", "mchid": "1900000002",
+            "description": "国密", "out_trade_no": "shangmi-second-01",
+            "notify_url": "http://127.0.0.1:9/n", "amount": {"total": 1}}}),
+        )
+        .unwrap();
+    assert_eq!(created.headers()["wechatpay-signature-type"], SM2_TYPE);
+    let second = emu
+        .merchants()
+        .into_iter()
+        .find(|m| m.mchid() == "1900000002");
+    let key = second.unwrap().private_key().unwrap().clone();
+    assert_eq!(Scheme::of_key(&key), Scheme::Sm2);
 }
