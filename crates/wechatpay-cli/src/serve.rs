@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use wechatpay_chain::{Error, Rsa};
+use wechatpay_chain::Error;
 use wechatpay_emulator::{private_key_pem, Emulator, EmulatorConfig, Mode};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -317,6 +317,7 @@ pub fn run<'a>(
     key_source: impl Fn(&str) -> String,
 ) -> Result<(), Error> {
     let mut config = EmulatorConfig::new()
+        .scheme(crate::scheme::get())
         .port(a.port)
         .tls(a.tls)
         .header_read_timeout(Duration::from_secs_f64(a.header_read_timeout))
@@ -366,7 +367,7 @@ pub fn run<'a>(
     }
     if let Some(p) = &a.merchant_public_key {
         let text = key_source(p);
-        config = match Rsa::from_certificate(&text) {
+        config = match crate::scheme::certificate(&text) {
             Ok(cert) => config.merchant_certificate(cert),
             Err(_) => {
                 let serial = g.serial.ok_or_else(|| {
@@ -374,7 +375,7 @@ pub fn run<'a>(
                         "--merchant-public-key with a public key needs --serial".into(),
                     )
                 })?;
-                config.merchant_public_key(serial, Rsa::from_public(&text)?)
+                config.merchant_public_key(serial, crate::scheme::public_key(&text)?)
             }
         };
     }
@@ -399,6 +400,10 @@ pub fn run<'a>(
         ("WECHATPAY_MCHID", emu.mchid().to_string()),
         ("WECHATPAY_SERIAL", emu.merchant_serial().to_string()),
     ];
+    // The sandbox's keys are SM2 ones in the 国密 scheme: the CLI reads them as such.
+    if crate::scheme::is_sm2() {
+        env.push(("WECHATPAY_SCHEME", "sm2".into()));
+    }
     let key_path = dir.join("apiclient_key.pem");
     if let Some(k) = emu.merchant_private_key() {
         write(&key_path, &private_key_pem(k)?)?;
@@ -460,6 +465,10 @@ pub fn run<'a>(
         (Mode::Certificate, false) => "certificate mode",
         (Mode::PublicKey, true) => "public-key mode, TLS",
         (Mode::Certificate, true) => "certificate mode, TLS",
+    };
+    let mode = match crate::scheme::is_sm2() {
+        true => format!("{mode}, 国密 WECHATPAY2-SM2-WITH-SM3"),
+        false => mode.to_string(),
     };
     let clock = emu.clock();
     // Printing never panics: a closed stdout (a pipe whose reader left) is ignored.

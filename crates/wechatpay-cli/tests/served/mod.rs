@@ -27,6 +27,11 @@ impl Drop for Served {
 impl Served {
     /// Starts `bin serve` on an ephemeral port and waits (at most 30 s) for its env file.
     pub fn start(bin: &str) -> Served {
+        Served::start_with(bin, &[])
+    }
+
+    /// [`Served::start`] with more options of `serve` (`--scheme sm2`, `--mode certificate`).
+    pub fn start_with(bin: &str, args: &[&str]) -> Served {
         // one directory per start: tests of one binary start theirs in parallel
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -35,6 +40,7 @@ impl Served {
         let child = Command::new(bin)
             .args(["serve", "--keys-dir"])
             .arg(&dir)
+            .args(args)
             .env_remove("WECHATPAY_MCHID")
             .env_remove("WECHATPAY_SERIAL")
             .stdin(Stdio::null())
