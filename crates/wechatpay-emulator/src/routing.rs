@@ -21,7 +21,12 @@ use crate::state::shared::Shared;
 
 impl Platform for Shared {
     fn respond(this: &Arc<Self>, req: &Req) -> impl Future<Output = Responded> + Send {
-        respond(this, req)
+        async move {
+            let answered = respond(this, req).await;
+            // Written before the answer goes out: an answered change survives a restart.
+            crate::state::store::flush(this);
+            answered
+        }
     }
 }
 
