@@ -953,7 +953,7 @@ impl Emulator {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-        state::store::flush(&self.shared);
+        state::store::close(&self.shared);
     }
 }
 
@@ -1045,7 +1045,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        state::store::flush(&self.shared);
+        state::store::close(&self.shared);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -100,7 +100,8 @@ impl Loaded {
 }
 
 struct Db {
-    conn: Connection,
+    /// `None` once the sandbox has stopped ([`close`]).
+    conn: Option<Connection>,
     /// A hash of each row as last written.
     written: HashMap<(String, String), u64>,
     /// The last change ticket a write took in.
@@ -159,6 +160,7 @@ impl Store {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 refused(path, "is in use (is another sandbox running on it?)")
             }
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => refused(path, format!("is damaged ({e})")),
             _ => refused(path, format!("is not a sandbox state file (not SQLite: {e})")),
         };
         let pragma = |name: &str| -> Result<i64, Error> {
@@ -256,7 +258,7 @@ impl Store {
         let store = Store {
             path: path.to_path_buf(),
             db: Mutex::new(Db {
-                conn,
+                conn: Some(conn),
                 written,
                 done: 0,
             }),
@@ -322,6 +324,15 @@ pub(crate) fn flush(shared: &Shared) {
     }
 }
 
+/// Writes what is left and closes the file (SQLite folds its write-ahead log back into it), so
+/// that a sandbox started next on it, in this process or another, finds it whole.
+pub(crate) fn close(shared: &Shared) {
+    flush(shared);
+    if let Some(store) = &shared.store {
+        lock(&store.db).conn.take();
+    }
+}
+
 type Row = (String, String, String);
 
 fn id_of(id: &str) -> String {
@@ -360,7 +371,10 @@ fn write(db: &mut Db, rows: Vec<Row>, keep: &HashSet<(String, String)>) -> rusql
     if changed.is_empty() && gone.is_empty() {
         return Ok(());
     }
-    let tx = db.conn.transaction()?;
+    let Some(conn) = db.conn.as_mut() else {
+        return Ok(());
+    };
+    let tx = conn.transaction()?;
     {
         let mut up = tx.prepare_cached(
             "INSERT INTO objects(kind, id, body) VALUES (?1, ?2, ?3)
