@@ -22,9 +22,13 @@ use crate::state::shared::Shared;
 impl Platform for Shared {
     fn respond(this: &Arc<Self>, req: &Req) -> impl Future<Output = Responded> + Send {
         async move {
+            let due = crate::state::clock::run_due(this);
             let answered = respond(this, req).await;
-            // Written before the answer goes out: an answered change survives a restart.
-            crate::state::store::flush(this);
+            // Written before the answer goes out, so that an answered change survives a
+            // restart; a GET changes nothing but what the clock brought due.
+            if due || req.method != http::Method::GET {
+                crate::state::store::flush(this);
+            }
             answered
         }
     }
