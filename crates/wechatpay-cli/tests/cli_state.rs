@@ -1,6 +1,7 @@
 //! `wechatpay serve --state FILE`: a sandbox killed (SIGKILL, nothing written at exit) and
 //! started again on its state file answers for the orders and refunds it had answered for, as
-//! the same platform (the same merchant and platform keys in its env file). A file that is not
+//! the same platform (the same merchant and platform keys in its env file), 64 orders made at
+//! once included. A file that is not
 //! a state file stops `serve` with a message naming it, and is left as it was.
 
 mod served;
@@ -36,6 +37,16 @@ fn client(keys: &[(String, String)], base: &str) -> Client {
         .unwrap()
 }
 
+/// A `serve` child killed (SIGKILL) when dropped, a failing assertion included.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn read(env: &[(String, String)], name: &str) -> String {
     std::fs::read_to_string(var(env, name)).unwrap()
 }
@@ -45,11 +56,12 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
     let root = tempfile::tempdir().unwrap();
     let state = root.path().join("sandbox.db");
     let state_arg = state.to_str().unwrap();
-    let (mut first, env1) = served::spawn(
+    let (first, env1) = served::spawn(
         BIN,
         &["--state", state_arg, "--refund-delay", "never"],
         &root.path().join("keys1"),
     );
+    let first = Killed(first);
     let c = client(&env1, var(&env1, "WECHATPAY_BASE_URI"));
     let mchid = var(&env1, "WECHATPAY_MCHID");
     let order = |c: &Client, no: &str| -> Value {
@@ -64,6 +76,21 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
             "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": "cli-state-001",
             "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 100}}}))
         .unwrap();
+    // 64 orders at once: each answered only once it is in the file (requests finishing
+    // together share a write).
+    std::thread::scope(|s| {
+        for i in 0..64 {
+            let c = &c;
+            s.spawn(move || {
+                c["v3/pay/transactions/native"]
+                    .post(json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
+                        "description": "Image形象店-深圳腾大-QQ公仔",
+                        "out_trade_no": format!("cli-busy-{i:03}"),
+                        "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 1}}}))
+                    .unwrap();
+            });
+        }
+    });
     let paid = Command::new(BIN)
         .args(["sandbox", "payment", "cli-state-001", "paid"])
         .env_remove("SSL_CERT_FILE")
@@ -85,8 +112,7 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
     let before = order(&c, "cli-state-001");
     assert_eq!(before["trade_state"], "REFUND");
     // Killed: every answered change must already be in the file.
-    first.kill().unwrap();
-    first.wait().unwrap();
+    drop(first);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -94,11 +120,12 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
         assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 
-    let (mut second, env2) = served::spawn(
+    let (second, env2) = served::spawn(
         BIN,
         &["--state", state_arg, "--refund-delay", "never"],
         &root.path().join("keys2"),
     );
+    let second = Killed(second);
     for name in [
         "WECHATPAY_SERIAL",
         "WECHATPAY_PUBLIC_KEY_ID",
@@ -119,8 +146,13 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
         .json()
         .unwrap();
     assert_eq!(kept, refund);
-    second.kill().unwrap();
-    second.wait().unwrap();
+    for i in 0..64 {
+        assert_eq!(
+            order(&c, &format!("cli-busy-{i:03}"))["trade_state"],
+            "NOTPAY"
+        );
+    }
+    drop(second);
 }
 
 #[test]
