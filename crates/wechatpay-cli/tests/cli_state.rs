@@ -72,9 +72,11 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
             .unwrap()
     };
     c["v3/pay/transactions/native"]
-        .post(json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
+        .post(
+            json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
             "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": "cli-state-001",
-            "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 100}}}))
+            "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 100}}}),
+        )
         .unwrap();
     // 64 orders at once: each answered only once it is in the file (requests finishing
     // together share a write).
@@ -83,10 +85,12 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
             let c = &c;
             s.spawn(move || {
                 c["v3/pay/transactions/native"]
-                    .post(json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
+                    .post(
+                        json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
                         "description": "Image形象店-深圳腾大-QQ公仔",
                         "out_trade_no": format!("cli-busy-{i:03}"),
-                        "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 1}}}))
+                        "notify_url": "http://127.0.0.1:9/notify", "amount": {"total": 1}}}),
+                    )
                     .unwrap();
             });
         }
@@ -103,8 +107,10 @@ fn serve_killed_and_restarted_on_its_state_file_keeps_orders_refunds_and_keys() 
         String::from_utf8_lossy(&paid.stderr)
     );
     let refund: Value = c["v3/refund/domestic/refunds"]
-        .post(json!({"json": {"out_trade_no": "cli-state-001", "out_refund_no": "cli-state-r1",
-            "amount": {"refund": 30, "total": 100, "currency": "CNY"}}}))
+        .post(
+            json!({"json": {"out_trade_no": "cli-state-001", "out_refund_no": "cli-state-r1",
+            "amount": {"refund": 30, "total": 100, "currency": "CNY"}}}),
+        )
         .unwrap()
         .json()
         .unwrap();

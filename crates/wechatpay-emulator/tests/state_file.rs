@@ -125,8 +125,10 @@ fn a_restarted_sandbox_keeps_orders_refunds_transfers_receivers_keys_and_due_job
         .expect("TRANSACTION.SUCCESS");
     assert_eq!(order(&c, "kept-paid-001")["trade_state"], "SUCCESS");
     let made: Value = c["v3/refund/domestic/refunds"]
-        .post(json!({"json": {"out_trade_no": "kept-paid-001", "out_refund_no": "kept-r-001",
-            "notify_url": hook.url, "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}))
+        .post(
+            json!({"json": {"out_trade_no": "kept-paid-001", "out_refund_no": "kept-r-001",
+            "notify_url": hook.url, "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}),
+        )
         .unwrap()
         .json()
         .unwrap();
@@ -150,8 +152,10 @@ fn a_restarted_sandbox_keeps_orders_refunds_transfers_receivers_keys_and_due_job
     assert_eq!(transfer["state"], "WAIT_USER_CONFIRM");
     let name = c.encryptor().unwrap().encrypt("示例商户全称").unwrap();
     c["v3/profitsharing/receivers/add"]
-        .post(json!({"json": {"appid": APPID, "type": "MERCHANT_ID", "account": "86693852",
-            "name": name, "relation_type": "STORE"}}))
+        .post(
+            json!({"json": {"appid": APPID, "type": "MERCHANT_ID", "account": "86693852",
+            "name": name, "relation_type": "STORE"}}),
+        )
         .unwrap();
     let sent = deliveries(&first, 1);
     drop(first);
@@ -239,7 +243,9 @@ fn private(path: &Path) {
 fn refused(file: &PathBuf, says: &str) {
     let before = std::fs::read(file).unwrap();
     let e = common::rt()
-        .block_on(Emulator::start_async(EmulatorConfig::new().state_file(file)))
+        .block_on(Emulator::start_async(
+            EmulatorConfig::new().state_file(file),
+        ))
         .unwrap_err()
         .to_string();
     assert!(e.contains(&file.display().to_string()), "{e}");

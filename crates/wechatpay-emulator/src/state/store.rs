@@ -75,7 +75,9 @@ impl Loaded {
     /// it was (a frozen clock at its time, a running one with its offset from real time).
     pub(crate) fn fill(&self, unset: &mut Unset<'_>) {
         if let Some(k) = &self.keys {
-            unset.platform_key.get_or_insert_with(|| k.platform_key.clone());
+            unset
+                .platform_key
+                .get_or_insert_with(|| k.platform_key.clone());
             if let (Some(m), Some(key)) = (unset.merchant_key.as_mut(), &k.merchant_key) {
                 m.get_or_insert_with(|| key.clone());
             }
@@ -160,8 +162,13 @@ impl Store {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 refused(path, "is in use (is another sandbox running on it?)")
             }
-            Some(rusqlite::ErrorCode::DatabaseCorrupt) => refused(path, format!("is damaged ({e})")),
-            _ => refused(path, format!("is not a sandbox state file (not SQLite: {e})")),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                refused(path, format!("is damaged ({e})"))
+            }
+            _ => refused(
+                path,
+                format!("is not a sandbox state file (not SQLite: {e})"),
+            ),
         };
         let pragma = |name: &str| -> Result<i64, Error> {
             conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
@@ -229,14 +236,15 @@ impl Store {
         let mut written = HashMap::new();
         let mut loaded = Loaded::default();
         for (kind, id, body) in rows {
-            let value: Value = serde_json::from_str(&body).map_err(|e| {
-                refused(path, format!("has a damaged {kind} record {id} ({e})"))
-            })?;
-            let key: String = serde_json::from_str(&id).map_err(|e| {
-                refused(path, format!("has a damaged {kind} record id {id} ({e})"))
-            })?;
+            let value: Value = serde_json::from_str(&body)
+                .map_err(|e| refused(path, format!("has a damaged {kind} record {id} ({e})")))?;
+            let key: String = serde_json::from_str(&id)
+                .map_err(|e| refused(path, format!("has a damaged {kind} record id {id} ({e})")))?;
             load_row(&mut loaded, &kind, key, &value).ok_or_else(|| {
-                refused(path, format!("has a {kind} record {id} this sandbox cannot read"))
+                refused(
+                    path,
+                    format!("has a {kind} record {id} this sandbox cannot read"),
+                )
             })?;
             written.insert((kind, id), digest(&body));
         }
@@ -270,10 +278,9 @@ impl Store {
     /// Writes the keys (at start).
     pub(crate) fn save_keys(&self, keys: &Keys) -> Result<(), Error> {
         let pem = |k: &PrivateKey| -> Result<String, Error> {
-            let der = k
-                .as_openssl()
-                .private_key_to_pem_pkcs8()
-                .map_err(|e| Error::config(format!("cannot encode a key for the state file: {e}")))?;
+            let der = k.as_openssl().private_key_to_pem_pkcs8().map_err(|e| {
+                Error::config(format!("cannot encode a key for the state file: {e}"))
+            })?;
             String::from_utf8(der).map_err(|_| Error::config("a PEM encoding is not text"))
         };
         let body = json!({
@@ -285,8 +292,12 @@ impl Store {
             "apiv2_key": keys.apiv2_key,
         });
         let mut db = lock(&self.db);
-        write(&mut db, vec![row("keys", "platform", &body)], &HashSet::new())
-            .map_err(|e| failed(&self.path, e))
+        write(
+            &mut db,
+            vec![row("keys", "platform", &body)],
+            &HashSet::new(),
+        )
+        .map_err(|e| failed(&self.path, e))
     }
 }
 
@@ -312,7 +323,11 @@ pub(crate) fn flush(shared: &Shared) {
         )
     }));
     let c = crate::state::clock::reading(shared);
-    rows.push(row("clock", "clock", &json!([c.unix_millis, c.offset_millis, c.frozen])));
+    rows.push(row(
+        "clock",
+        "clock",
+        &json!([c.unix_millis, c.offset_millis, c.frozen]),
+    ));
     let keep: HashSet<(String, String)> = rows
         .iter()
         .map(|(k, i, _)| (k.clone(), i.clone()))
@@ -320,7 +335,9 @@ pub(crate) fn flush(shared: &Shared) {
         .collect();
     match write(&mut db, rows, &keep) {
         Ok(()) => db.done = upto,
-        Err(e) => tracing::error!(file = %store.path.display(), error = %e, "cannot write the state file"),
+        Err(e) => {
+            tracing::error!(file = %store.path.display(), error = %e, "cannot write the state file")
+        }
     }
 }
 
