@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Checks that each workspace crate's rust-version is the true minimum its locked dependencies
-need: the highest rust-version over its normal and build dependency closure (what a user's build
+need: the highest rust-version over its normal and build dependency closure with every feature on (what a user's build
 compiles). Fails, naming the crate and the dependency, when the declared value differs."""
 import json, subprocess, sys
 
 meta = json.loads(subprocess.check_output(
-    ["cargo", "metadata", "--format-version", "1", "--locked"]))
+    ["cargo", "metadata", "--format-version", "1", "--locked", "--all-features"]))
 pkgs = {p["id"]: p for p in meta["packages"]}
 nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
 

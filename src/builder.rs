@@ -91,6 +91,7 @@ pub struct Builder {
     private_key: Option<PrivateKey>,
     platform_keys: Vec<(String, PublicKey)>,
     platform_certificates: Vec<Certificate>,
+    scheme: crate::Scheme,
     wechatpay_serial: Option<String>,
     base_uri: Option<String>,
     timeout: Option<Duration>,
@@ -133,6 +134,7 @@ impl std::fmt::Debug for Builder {
                     .map(|c| c.serial())
                     .collect::<Vec<_>>(),
             )
+            .field("scheme", &self.scheme)
             .field("wechatpay_serial", &self.wechatpay_serial)
             .field("base_uri", &self.base_uri)
             .field("timeout", &self.timeout)
@@ -194,6 +196,15 @@ impl Builder {
     /// A platform certificate, keyed by its serial. Repeatable; mixes with public keys.
     pub fn platform_certificate(mut self, cert: Certificate) -> Self {
         self.platform_certificates.push(cert);
+        self
+    }
+
+    /// The APIv3 scheme: [`Scheme::Rsa`](crate::Scheme::Rsa) by default, or (feature
+    /// `shangmi`) the 国密 `Scheme::Sm2`, whose merchant key, platform keys and certificates
+    /// are SM2 ones (`Sm2::from_private`, `Sm2::from_public`, `Sm2::from_certificate`); `build()`
+    /// refuses a key of the other kind. Answers naming the other scheme are refused.
+    pub fn scheme(mut self, scheme: crate::Scheme) -> Self {
+        self.scheme = scheme;
         self
     }
 
@@ -372,6 +383,11 @@ impl Builder {
             }
         }
         let mchid = self.mchid.clone();
+        self.scheme.check_keys(
+            self.private_key.as_ref(),
+            &self.platform_keys,
+            &self.platform_certificates,
+        )?;
         let credentials = match (self.mchid, self.serial, self.private_key) {
             (Some(mchid), Some(serial), Some(key)) => Some(Credentials { mchid, serial, key }),
             (None, None, None) => None,
@@ -402,7 +418,7 @@ impl Builder {
                 other => other,
             },
         )?;
-        let keyring = Keyring::new();
+        let keyring = Keyring::for_scheme(self.scheme);
         keyring.merge(self.platform_keys);
         keyring.merge_certificates(&self.platform_certificates);
         if self.secret.as_deref().is_some_and(|s| s.trim().is_empty()) {

@@ -123,8 +123,28 @@ pub fn authorization(
     timestamp: &str,
     serial: &str,
 ) -> String {
+    authorization_as(
+        crate::v3::scheme::Scheme::Rsa,
+        mchid,
+        nonce,
+        signature,
+        timestamp,
+        serial,
+    )
+}
+
+/// [`authorization`] under `scheme`: `WECHATPAY2-SM2-WITH-SM3 mchid=…` for the 国密 scheme.
+pub fn authorization_as(
+    scheme: crate::v3::scheme::Scheme,
+    mchid: &str,
+    nonce: &str,
+    signature: &str,
+    timestamp: &str,
+    serial: &str,
+) -> String {
     let pieces = [
-        "WECHATPAY2-SHA256-RSA2048 mchid=\"",
+        scheme.name(),
+        " mchid=\"",
         mchid,
         "\",serial_no=\"",
         serial,

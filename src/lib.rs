@@ -142,7 +142,8 @@
 //! The README and `docs/` of the repository: every PHP form with its Rust spelling
 //! (`docs/php-to-rust.md`), APIv2 (`docs/apiv2.md`), crypto, sensitive fields, uploads and
 //! bills (`docs/toolkit.md`), the sandbox (`docs/emulator.md`), and the operation catalogue
-//! (feature `catalog`, `docs/catalog.md`).
+//! (feature `catalog`, `docs/catalog.md`). The feature `shangmi` adds the 国密 scheme
+//! (`WECHATPAY2-SM2-WITH-SM3`: [`Scheme`], `crypto::Sm2`, `crypto::sm3`, `crypto::Sm4Gcm`).
 
 #![warn(missing_docs)]
 // docs.rs builds every feature and marks what a feature gates (`[package.metadata.docs.rs]`).
@@ -195,6 +196,7 @@ pub use sensitive::Encryptor;
 pub use transport::policy::RetryPolicy;
 pub use uri::Placeholders;
 pub use v3::keyring::Keyring;
+pub use v3::scheme::Scheme;
 
 /// The examples of docs/apiv2.md, compiled and run as doctests so that the page stays true.
 #[cfg(doctest)]

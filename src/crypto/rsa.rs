@@ -19,30 +19,44 @@ use crate::util::pem;
 
 /// A merchant's RSA private key. Its `Debug` never shows the key.
 #[derive(Clone)]
-pub struct PrivateKey(pub(crate) PKey<Private>, Contexts<Private>);
+pub struct PrivateKey(pub(crate) PKey<Private>, pub(crate) Contexts<Private>);
 
 /// An RSA public key (platform public key, or a certificate's key).
 #[derive(Clone)]
-pub struct PublicKey(pub(crate) PKey<Public>, Contexts<Public>);
+pub struct PublicKey(pub(crate) PKey<Public>, pub(crate) Contexts<Public>);
 
 /// A key's OpenSSL contexts, set up for PKCS#1 v1.5 SHA-256 and kept for its next signature or
 /// verification (clones of the key share them). Setting one up has OpenSSL 3 look the
 /// algorithm up in its provider, which costs 2–3 % of a sign + verify: a call's crypto then
 /// costs what `openssl speed` measures, plus the SHA-256 of the message.
-pub(crate) struct Contexts<T>(Arc<Mutex<Vec<PkeyCtx<T>>>>);
+pub(crate) struct Contexts<T>(
+    Arc<Mutex<Vec<PkeyCtx<T>>>>,
+    /// An SM2 key's RustCrypto form, made at its first use (`crypto::sm2`): making it costs a
+    /// scalar multiplication, as much as the signature itself.
+    #[cfg(feature = "shangmi")]
+    pub(crate) Arc<std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>>,
+);
 
 /// More threads than this signing with one key at once make contexts that are then dropped.
 const KEPT_CONTEXTS: usize = 64;
 
 impl<T> Clone for Contexts<T> {
     fn clone(&self) -> Self {
-        Contexts(self.0.clone())
+        Contexts(
+            self.0.clone(),
+            #[cfg(feature = "shangmi")]
+            self.1.clone(),
+        )
     }
 }
 
 impl<T> Default for Contexts<T> {
     fn default() -> Self {
-        Contexts(Arc::new(Mutex::new(Vec::new())))
+        Contexts(
+            Arc::new(Mutex::new(Vec::new())),
+            #[cfg(feature = "shangmi")]
+            Default::default(),
+        )
     }
 }
 
@@ -82,15 +96,40 @@ pub struct Certificate {
     pub(crate) key: PublicKey,
 }
 
+/// `RSA-2048`, or `SM2` for the 国密 scheme's keys (which these types hold too).
+fn kind_name<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> String {
+    if key.id() == openssl::pkey::Id::RSA {
+        format!("RSA-{}", key.bits())
+    } else if is_sm2(key) {
+        "SM2".into()
+    } else {
+        format!("{:?}-{}", key.id(), key.bits())
+    }
+}
+
+/// Whether `key` is on the SM2 curve. OpenSSL 3 gives such keys various ids (SM2, EC, or none
+/// for a provider's key), so the key's SPKI says: `id-ecPublicKey` with the `sm2` curve.
+pub(crate) fn is_sm2<T: openssl::pkey::HasPublic>(key: &PKey<T>) -> bool {
+    // SEQUENCE { OID 1.2.840.10045.2.1, OID 1.2.156.10197.1.301 }
+    const SM2_ALGORITHM: [u8; 21] = [
+        0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x81,
+        0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d,
+    ];
+    key.id() == openssl::pkey::Id::SM2
+        || key
+            .public_key_to_der()
+            .is_ok_and(|der| der.get(2..2 + SM2_ALGORITHM.len()) == Some(&SM2_ALGORITHM[..]))
+}
+
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PrivateKey(RSA-{}, redacted)", self.0.bits())
+        write!(f, "PrivateKey({}, redacted)", kind_name(&self.0))
     }
 }
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey(RSA-{})", self.0.bits())
+        write!(f, "PublicKey({})", kind_name(&self.0))
     }
 }
 
@@ -237,7 +276,7 @@ pub struct Rsa;
 
 /// The text of a PEM file (`file://` and the `from_pem_file` constructors): an error names the
 /// file, once, and never shows its content.
-fn read_pem_file(path: &Path) -> Result<String, Error> {
+pub(crate) fn read_pem_file(path: &Path) -> Result<String, Error> {
     let shown = path.display();
     let data = std::fs::read(path)
         .map_err(|e| Error::key_from(format!("cannot read key file {shown}"), e))?;
@@ -254,12 +293,15 @@ fn read_pem_file(path: &Path) -> Result<String, Error> {
 
 /// Loads the PEM file at `path` with `parse` (a parser of text, never of `file://` again);
 /// a parse error is prefixed with the file's name, since the parser sees only the text.
-fn from_file<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T, Error>) -> Result<T, Error> {
+pub(crate) fn from_file<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, Error>,
+) -> Result<T, Error> {
     let text = read_pem_file(path)?;
     parse(&text).map_err(|e| e.prefixed(format_args!("key file {}", path.display())))
 }
 
-fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
+pub(crate) fn b64_der(body: &str, what: &str) -> Result<Vec<u8>, Error> {
     let clean: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     B64.decode(clean)
         // No cause kept: base64's error quotes a character of the (secret) input.
@@ -299,11 +341,20 @@ pub(crate) fn pem_private_key(
     })
 }
 
-fn ensure_rsa<T>(key: &PKey<T>) -> Result<(), Error> {
-    if key.id() == openssl::pkey::Id::RSA {
-        Ok(())
-    } else {
-        Err(Error::key("not an RSA key"))
+/// The kind of key a loader wants: the RSA scheme's, or the 国密 scheme's SM2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Rsa,
+    #[cfg_attr(not(feature = "shangmi"), allow(dead_code))]
+    Sm2,
+}
+
+fn ensure_kind<T: openssl::pkey::HasPublic>(key: &PKey<T>, want: Kind) -> Result<(), Error> {
+    match want {
+        Kind::Rsa if key.id() == openssl::pkey::Id::RSA => Ok(()),
+        Kind::Rsa => Err(Error::key("not an RSA key")),
+        Kind::Sm2 if is_sm2(key) => Ok(()),
+        Kind::Sm2 => Err(Error::key("not an SM2 key")),
     }
 }
 
@@ -345,6 +396,15 @@ impl Rsa {
 
     /// A private key from anything but `file://`.
     fn private_from_text(thing: &str, passphrase: Option<&str>) -> Result<PrivateKey, Error> {
+        Self::private_from_text_as(thing, passphrase, Kind::Rsa)
+    }
+
+    /// A private key of kind `want` from anything but `file://`.
+    pub(crate) fn private_from_text_as(
+        thing: &str,
+        passphrase: Option<&str>,
+        want: Kind,
+    ) -> Result<PrivateKey, Error> {
         let thing = thing.trim();
         let key = if let Some(b) = thing.strip_prefix("private.pkcs1://") {
             let der = b64_der(b, "private.pkcs1")?;
@@ -365,7 +425,7 @@ impl Rsa {
             }
             pem_private_key(text, passphrase, "private key")?
         };
-        ensure_rsa(&key)?;
+        ensure_kind(&key, want)?;
         Ok(PrivateKey::from_openssl(key))
     }
 
@@ -381,6 +441,11 @@ impl Rsa {
 
     /// A public key from anything but `file://`.
     fn public_from_text(thing: &str) -> Result<PublicKey, Error> {
+        Self::public_from_text_as(thing, Kind::Rsa)
+    }
+
+    /// A public key of kind `want` from anything but `file://`.
+    pub(crate) fn public_from_text_as(thing: &str, want: Kind) -> Result<PublicKey, Error> {
         let thing = thing.trim();
         let key = if let Some(b) = thing.strip_prefix("public.pkcs1://") {
             let der = b64_der(b, "public.pkcs1")?;
@@ -394,7 +459,7 @@ impl Rsa {
         } else {
             let text = thing;
             if text.contains("-----BEGIN CERTIFICATE-----") {
-                return Ok(Self::certificate_from_text(text)?.key);
+                return Ok(Self::certificate_from_text_as(text, want)?.key);
             } else if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
                 let rsa = openssl::rsa::Rsa::public_key_from_pem_pkcs1(text.as_bytes())
                     .map_err(|e| Error::key_from("public key: bad PKCS#1 PEM", e))?;
@@ -409,7 +474,7 @@ impl Rsa {
                 ));
             }
         };
-        ensure_rsa(&key)?;
+        ensure_kind(&key, want)?;
         Ok(PublicKey::from_openssl(key))
     }
 
@@ -423,13 +488,18 @@ impl Rsa {
 
     /// A certificate from PEM text.
     fn certificate_from_text(text: &str) -> Result<Certificate, Error> {
+        Self::certificate_from_text_as(text, Kind::Rsa)
+    }
+
+    /// A certificate from PEM text whose key is of kind `want`.
+    pub(crate) fn certificate_from_text_as(text: &str, want: Kind) -> Result<Certificate, Error> {
         let x509 = X509::from_pem(text.trim().as_bytes())
             .map_err(|e| Error::key_from("certificate: PEM could not be parsed", e))?;
         let serial = pem::serial_of(&x509)?;
         let pkey = x509
             .public_key()
             .map_err(|e| Error::key_from("certificate: no readable public key", e))?;
-        ensure_rsa(&pkey)?;
+        ensure_kind(&pkey, want)?;
         Ok(Certificate {
             x509,
             serial,

@@ -166,7 +166,13 @@ pub(crate) mod tests_support {
             .unwrap();
         b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
             .unwrap();
-        b.sign(key, openssl::hash::MessageDigest::sha256()).unwrap();
+        // An SM2 key signs with SM3 (OpenSSL refuses SM2 over SHA-256).
+        let md = if crate::crypto::rsa::is_sm2(key) {
+            openssl::hash::MessageDigest::sm3()
+        } else {
+            openssl::hash::MessageDigest::sha256()
+        };
+        b.sign(key, md).unwrap();
         String::from_utf8(b.build().to_pem().unwrap()).unwrap()
     }
 }

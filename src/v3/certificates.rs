@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client_json;
-use crate::crypto::{AesGcm, Certificate, Rsa};
+use crate::crypto::Certificate;
 use crate::error::Error;
 use crate::formatter;
 use crate::request::{Pending, Protocol};
+use crate::v3::scheme::Scheme;
 
 use crate::{Client, Core};
 
@@ -69,27 +70,38 @@ struct Encrypted {
 /// Decrypts a `v3/certificates` body and checks each entry; the answer's own signature is
 /// checked by the caller against these certificates.
 pub fn decrypt_listing(body: &[u8], apiv3_key: &str) -> Result<Vec<Downloaded>, Error> {
+    decrypt_listing_as(body, apiv3_key, Scheme::Rsa)
+}
+
+/// [`decrypt_listing`] of a scheme's listing (`algorithm_type=SM2`: `AEAD_SM4_GCM`-encrypted
+/// SM2 certificates); an entry encrypted otherwise, or a certificate of the other kind, is an
+/// error.
+pub fn decrypt_listing_as(
+    body: &[u8],
+    apiv3_key: &str,
+    scheme: Scheme,
+) -> Result<Vec<Downloaded>, Error> {
     let listing: Listing = serde_json::from_slice(body)
         .map_err(|e| Error::decode_from("v3/certificates answer is not the documented JSON", e))?;
     let mut out = Vec::with_capacity(listing.data.len());
     for item in listing.data {
         let e = &item.encrypt_certificate;
-        if e.algorithm != "AEAD_AES_256_GCM" {
+        if e.algorithm != scheme.aead() {
             return Err(Error::crypto(format!(
                 "certificate {} uses unsupported algorithm {:?}",
                 item.serial_no, e.algorithm
             )));
         }
-        let pem = AesGcm::decrypt(
+        let pem = scheme.open(
             &e.ciphertext,
             apiv3_key.as_bytes(),
-            e.nonce.as_bytes(),
-            e.associated_data.as_bytes(),
+            &e.nonce,
+            &e.associated_data,
         )?;
         let pem = String::from_utf8(pem).map_err(|e| {
             Error::crypto_from("a decrypted certificate is not PEM text", e.utf8_error())
         })?;
-        let certificate = Rsa::from_certificate(&pem)?;
+        let certificate = scheme.certificate(&pem)?;
         // Serials are numbers: `83D6…` listed for a certificate whose hex is `083D6…` is it.
         if !crate::v3::keyring::same_serial(certificate.serial(), &item.serial_no) {
             return Err(Error::Verification(format!(
@@ -131,7 +143,7 @@ impl Core {
         let pending: Pending = self.prepare(
             Method::GET,
             "v3/certificates",
-            &json!({"query": {"algorithm_type": "RSA"}}),
+            &json!({"query": {"algorithm_type": self.keyring.scheme().algorithm_type()}}),
             None,
         )?;
         let res = self
@@ -147,7 +159,7 @@ impl Core {
                 client_json::verify_response(&res, &self.keyring, formatter::timestamp()).is_ok();
             return Err(Error::from_answer_as(res, verified));
         }
-        let list = decrypt_listing(res.body(), apiv3_key)?;
+        let list = decrypt_listing_as(res.body(), apiv3_key, self.keyring.scheme())?;
         let ring = self.keyring.with(
             list.iter()
                 .map(|d| (d.serial.clone(), d.certificate.public_key().clone())),

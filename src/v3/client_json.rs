@@ -4,10 +4,11 @@
 use http::{HeaderMap, HeaderValue, Request, Response};
 
 use crate::crypto::hash::hex;
-use crate::crypto::{PrivateKey, Rsa};
+use crate::crypto::PrivateKey;
 use crate::error::Error;
 use crate::formatter;
 use crate::v3::keyring::Keyring;
+use crate::v3::scheme::Scheme;
 
 /// How far a platform timestamp may be from our clock, in seconds.
 pub const MAX_CLOCK_SKEW: i64 = 300;
@@ -72,8 +73,17 @@ pub fn sign_request_with<B: AsRef<[u8]>>(
         nonce,
         signed,
     );
-    let signature = Rsa::sign(&message, &cred.key)?;
-    let value = formatter::authorization(&cred.mchid, nonce, &signature, timestamp, &cred.serial);
+    // The key's kind is the scheme: an SM2 key signs `WECHATPAY2-SM2-WITH-SM3`.
+    let scheme = Scheme::of_key(&cred.key);
+    let signature = scheme.sign(&message, &cred.key)?;
+    let value = formatter::authorization_as(
+        scheme,
+        &cred.mchid,
+        nonce,
+        &signature,
+        timestamp,
+        &cred.serial,
+    );
     // Takes the string's buffer as it is (no copy).
     let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
         .map_err(|e| Error::config_from("mchid or serial cannot be sent in a header", e))?;
@@ -98,8 +108,9 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
 /// Verifies a platform-signed message given its headers (an answer, or a notification).
 ///
 /// Checks that `Wechatpay-Timestamp/-Nonce/-Serial/-Signature` are present, that
-/// `Wechatpay-Signature-Type`, when present, names [`SIGNATURE_TYPE`], the timestamp is
-/// within ±300 s of `now`, the serial is in the keyring, and the RSA-SHA256 signature covers
+/// `Wechatpay-Signature-Type`, when present, names the keyring's scheme ([`SIGNATURE_TYPE`] for
+/// RSA), the timestamp is within ±300 s of `now`, the serial is in the keyring, and the
+/// signature (RSA-SHA256, or SM2-with-SM3 in the 国密 scheme) covers
 /// `TIMESTAMP\nNONCE\nBODY\n`. Overseas statements, which carry `Wechatpay-Statement-Sha1`,
 /// are signed over `{"sha1":"…"}`, and the body must hash to that SHA-1.
 pub fn verify_headers(
@@ -144,7 +155,7 @@ pub fn verify_signature(
     let nonce = header(headers, "wechatpay-nonce")?;
     let serial = header(headers, "wechatpay-serial")?;
     let signature = header(headers, "wechatpay-signature")?;
-    signature_type(headers)?;
+    signature_type(headers, keyring.scheme())?;
     let ts: i64 = timestamp.parse().map_err(|_| {
         Error::Verification(format!("Wechatpay-Timestamp {timestamp:?} is not a number"))
     })?;
@@ -161,7 +172,7 @@ pub fn verify_signature(
         ))
     })?;
     let message = formatter::response(timestamp, nonce, signed);
-    if !Rsa::verify(&message, signature, &key) {
+    if !keyring.scheme().verify(&message, signature, &key) {
         return Err(Error::Verification(format!(
             "Wechatpay-Signature does not verify with the key of {serial}"
         )));
@@ -169,22 +180,22 @@ pub fn verify_signature(
     Ok(())
 }
 
-/// The signature scheme this client verifies, as `Wechatpay-Signature-Type` names it.
-pub const SIGNATURE_TYPE: &str = "WECHATPAY2-SHA256-RSA2048";
+/// The signature scheme an RSA client verifies, as `Wechatpay-Signature-Type` names it (a
+/// 国密 client's is [`Scheme::name`]).
+pub const SIGNATURE_TYPE: &str = crate::v3::scheme::RSA;
 
-/// An answer or notification that names its scheme must name [`SIGNATURE_TYPE`]: one signed
-/// under another scheme (`WECHATPAY2-SM2-WITH-SM3`) is refused as such, never checked as if it
-/// were RSA (no downgrade). The header is optional: the platform's API answers long came
-/// without it.
-fn signature_type(headers: &HeaderMap) -> Result<(), Error> {
+/// An answer or notification that names its scheme must name the keyring's ([`SIGNATURE_TYPE`]
+/// for RSA): one signed under another scheme is refused as such, never checked under a scheme
+/// it does not claim (no downgrade, either way). The header is optional: the platform's API
+/// answers long came without it, and then the keyring's scheme is the one checked.
+fn signature_type(headers: &HeaderMap, scheme: Scheme) -> Result<(), Error> {
     let Some(v) = headers.get("wechatpay-signature-type") else {
         return Ok(());
     };
     match v.to_str().map(str::trim) {
-        Ok(SIGNATURE_TYPE) => Ok(()),
+        Ok(named) if named == scheme.name() => Ok(()),
         Ok(other) => Err(Error::Verification(format!(
-            "Wechatpay-Signature-Type {:?} is not the scheme this client verifies \
-             ({SIGNATURE_TYPE})",
+            "Wechatpay-Signature-Type {:?} is not the scheme this client verifies ({scheme})",
             crate::error::one_line(other)
         ))),
         Err(_) => Err(Error::Verification(
@@ -275,7 +286,7 @@ fn dot_segment(segment: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::PublicKey;
+    use crate::crypto::{PublicKey, Rsa};
     use openssl::pkey::PKey;
 
     fn keys() -> (PrivateKey, PublicKey) {

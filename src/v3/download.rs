@@ -41,18 +41,17 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{Method, Uri};
-use openssl::hash::{Hasher, MessageDigest};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client_json;
-use crate::crypto::aes_gcm::Opener;
 use crate::crypto::hash::hex;
 use crate::error::{one_line, Error};
 #[cfg(test)]
 use crate::response::Response;
 use crate::uri;
+use crate::v3::bill_crypto::{BillDigest, BillOpener};
 
 /// What the bill APIs answer: where to download, and the digest the bill must have. A part of
 /// `v3/bill/sub-merchant-fundflowbill`'s `download_bill_list` (see [`BillList`]) also carries its
@@ -167,6 +166,9 @@ pub enum HashType {
     Sha1,
     /// `SHA256`.
     Sha256,
+    /// `SM3`, the 国密 scheme's digest (feature `shangmi`).
+    #[cfg(feature = "shangmi")]
+    Sm3,
 }
 
 impl HashType {
@@ -176,17 +178,17 @@ impl HashType {
         match s.trim().to_ascii_uppercase().replace('-', "").as_str() {
             "SHA1" => Ok(HashType::Sha1),
             "SHA256" => Ok(HashType::Sha256),
+            #[cfg(feature = "shangmi")]
+            "SM3" => Ok(HashType::Sm3),
             _ => Err(Error::Verification(format!(
-                "hash_type {:?} is not supported (SHA1, SHA256): the bill cannot be checked",
-                one_line(s)
+                "hash_type {:?} is not supported (SHA1, SHA256{}): the bill cannot be checked",
+                one_line(s),
+                if cfg!(feature = "shangmi") {
+                    ", SM3"
+                } else {
+                    "; SM3 needs the shangmi feature"
+                }
             ))),
-        }
-    }
-
-    fn digest(self) -> MessageDigest {
-        match self {
-            HashType::Sha1 => MessageDigest::sha1(),
-            HashType::Sha256 => MessageDigest::sha256(),
         }
     }
 
@@ -194,6 +196,8 @@ impl HashType {
         match self {
             HashType::Sha1 => "SHA1",
             HashType::Sha256 => "SHA256",
+            #[cfg(feature = "shangmi")]
+            HashType::Sm3 => "SM3",
         }
     }
 }
@@ -270,17 +274,17 @@ fn download_args(args: Value, query: String) -> Result<Value, Error> {
 /// The body decoded as it arrives: an encrypted bill is decrypted, gzip is recognised by its
 /// magic and unpacked, and the unpacked bill is hashed on the way to the writer.
 struct Pipeline {
-    open: Option<Opener>,
+    open: Option<BillOpener>,
     gunzip: bool,
     sniff: Vec<u8>,
     gz: Option<flate2::write::MultiGzDecoder<Vec<u8>>>,
     decided: bool,
-    hasher: Option<Hasher>,
+    hasher: Option<BillDigest>,
     bytes: u64,
 }
 
 impl Pipeline {
-    fn new(gunzip: bool, hash: Option<HashType>, open: Option<Opener>) -> Result<Self, Error> {
+    fn new(gunzip: bool, hash: Option<HashType>, open: Option<BillOpener>) -> Result<Self, Error> {
         Ok(Pipeline {
             open,
             gunzip,
@@ -288,10 +292,7 @@ impl Pipeline {
             gz: None,
             decided: !gunzip,
             hasher: match hash {
-                Some(h) => Some(
-                    Hasher::new(h.digest())
-                        .map_err(Error::openssl("cannot start the bill digest"))?,
-                ),
+                Some(h) => Some(BillDigest::new(h)?),
                 None => None,
             },
             bytes: 0,
@@ -309,6 +310,11 @@ impl Pipeline {
             Some(o) => o.update(raw)?,
             None => raw.to_vec(),
         };
+        self.decode(raw)
+    }
+
+    /// Takes plain (decrypted) bytes; returns them unpacked, counted and hashed.
+    fn decode(&mut self, raw: Vec<u8>) -> Result<Vec<u8>, Error> {
         let raw = if self.decided {
             raw
         } else {
@@ -335,8 +341,7 @@ impl Pipeline {
 
     fn account(&mut self, out: &[u8]) -> Result<(), Error> {
         if let Some(h) = &mut self.hasher {
-            h.update(out)
-                .map_err(Error::openssl("cannot compute the bill digest"))?;
+            h.update(out)?;
         }
         self.bytes += out.len() as u64;
         Ok(())
@@ -344,12 +349,15 @@ impl Pipeline {
 
     /// Ends the body: returns the last decoded bytes, and the result once the digest matched.
     fn finish(mut self, want: Option<(HashType, &str)>) -> Result<(Vec<u8>, Downloaded), Error> {
+        // What an SM4-GCM bill gives once its tag is checked goes through gzip and the digest.
+        let mut last = Vec::new();
         if let Some(o) = self.open.take() {
-            o.finish().map_err(|_| {
+            let rest = o.finish().map_err(|_| {
                 Error::Verification(
-                    "the encrypted bill does not authenticate (AES-256-GCM tag): wrong key or nonce, or a damaged file: discard what was written".into(),
+                    "the encrypted bill does not authenticate (GCM tag): wrong key or nonce, or a damaged file: discard what was written".into(),
                 )
             })?;
+            last = self.decode(rest)?;
         }
         let mut tail = std::mem::take(&mut self.sniff);
         let gzip = self.gz.is_some();
@@ -357,11 +365,11 @@ impl Pipeline {
             tail = gz.finish().map_err(Self::gzip_error)?;
         }
         self.account(&tail)?;
+        last.extend_from_slice(&tail);
+        let tail = last;
         let digest = match (&mut self.hasher, want) {
             (Some(h), Some((kind, want))) => {
-                let got = hex(&h
-                    .finish()
-                    .map_err(Error::openssl("cannot compute the bill digest"))?);
+                let got = hex(&h.finish()?);
                 let want = want.trim().to_ascii_lowercase();
                 if !crate::crypto::hash::equals(got.as_bytes(), want.as_bytes()) {
                     return Err(Error::Verification(format!(
@@ -436,7 +444,7 @@ impl crate::Client {
         args: Value,
         gunzip: bool,
         want: Option<(HashType, &str)>,
-        open: Option<Opener>,
+        open: Option<BillOpener>,
         writer: W,
     ) -> Result<Downloaded, Error> {
         // The span names the path only: a download URL's query carries its token.
@@ -451,7 +459,7 @@ impl crate::Client {
         args: Value,
         gunzip: bool,
         want: Option<(HashType, &str)>,
-        open: Option<Opener>,
+        open: Option<BillOpener>,
         mut writer: W,
     ) -> Result<Downloaded, Error> {
         let (path, query) = target_of(url)?;
@@ -564,7 +572,7 @@ impl crate::Client {
     /// private key (RSA-OAEP), and the file is AES-256-GCM under that key and the `nonce`'s
     /// bytes, its 16-byte tag last, as the platform's other AES-GCM payloads. Whatever does not
     /// fit that refuses to authenticate at the end; nothing unchecked passes.
-    fn bill_opener(&self, bill: &Bill) -> Result<Option<Opener>, Error> {
+    fn bill_opener(&self, bill: &Bill) -> Result<Option<BillOpener>, Error> {
         let (key, nonce) = match (&bill.encrypt_key, &bill.nonce) {
             (None, None) => return Ok(None),
             (Some(k), Some(n)) if !k.trim().is_empty() && !n.is_empty() => (k, n),
@@ -581,19 +589,22 @@ impl crate::Client {
                  --private-key/WECHATPAY_PRIVATE_KEY (in code Builder::private_key)",
             )
         })?;
-        let aes_key = crate::Rsa::decrypt(key, &cred.key).map_err(|e| {
+        // The merchant's key opens the file key: RSA-OAEP, or SM2 for an SM2 merchant.
+        let scheme = crate::Scheme::of_key(&cred.key);
+        let file_key = scheme.decrypt(key, &cred.key).map_err(|e| {
             Error::crypto_from(
-                "the bill's encrypt_key does not open with this merchant's private key (RSA-OAEP)",
+                format!(
+                    "the bill's encrypt_key does not open with this merchant's private key ({})",
+                    match scheme {
+                        crate::Scheme::Rsa => "RSA-OAEP",
+                        #[cfg(feature = "shangmi")]
+                        crate::Scheme::Sm2 => "SM2",
+                    }
+                ),
                 e,
             )
         })?;
-        if aes_key.len() != crate::crypto::aes_gcm::KEY_LEN {
-            return Err(Error::crypto(format!(
-                "the bill's key is {} bytes; only AEAD_AES_256_GCM (32-byte keys) is supported",
-                aes_key.len()
-            )));
-        }
-        Opener::new(&aes_key, nonce.as_bytes(), b"").map(Some)
+        BillOpener::new(&file_key, nonce.as_bytes()).map(Some)
     }
 
     /// Downloads a verified answer to `writer` as received (no decompression, no digest of
@@ -798,8 +809,14 @@ mod tests {
         }
         assert_eq!(HashType::parse("SHA256").unwrap(), HashType::Sha256);
         for s in ["MD5", "", "SM3"] {
+            // SM3 is a digest of the 国密 scheme, known with its feature only.
+            if cfg!(feature = "shangmi") && s == "SM3" {
+                continue;
+            }
             assert!(matches!(HashType::parse(s), Err(Error::Verification(_))));
         }
+        #[cfg(feature = "shangmi")]
+        assert_eq!(HashType::parse("sm3").unwrap(), HashType::Sm3);
         assert_eq!(
             target_of("https://api.mch.weixin.qq.com/v3/billdownload/file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO").unwrap(),
             (

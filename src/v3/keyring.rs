@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use crate::crypto::{Certificate, PublicKey};
 pub use crate::util::pem::{same_serial, serial_key};
+use crate::v3::scheme::Scheme;
 
 /// One key, under the serial as it was given.
 #[derive(Clone)]
@@ -28,12 +29,15 @@ fn not_before(cert: &Certificate) -> Option<i64> {
 #[derive(Default)]
 pub struct Keyring {
     keys: ArcSwap<HashMap<String, Entry>>,
+    /// The scheme its keys verify under: an answer naming another is refused.
+    scheme: Scheme,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Keyring")
             .field("serials", &self.serials())
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -42,6 +46,19 @@ impl Keyring {
     /// An empty keyring.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty keyring whose keys verify under `scheme` (RSA for [`Keyring::new`]).
+    pub fn for_scheme(scheme: Scheme) -> Self {
+        Keyring {
+            scheme,
+            ..Self::default()
+        }
+    }
+
+    /// The scheme answers and notifications are verified under.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     /// The key the platform signs with under `serial`, if known (serials compare as numbers:
@@ -102,6 +119,7 @@ impl Keyring {
     pub fn with(&self, entries: impl IntoIterator<Item = (String, PublicKey)>) -> Keyring {
         let ring = Keyring {
             keys: ArcSwap::from_pointee(HashMap::clone(&self.keys.load())),
+            scheme: self.scheme,
         };
         ring.merge(entries);
         ring

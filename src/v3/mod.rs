@@ -3,9 +3,11 @@
 //! notifications ([`notify`]), sensitive fields ([`sensitive`]) and downloads ([`download`]).
 
 pub(crate) mod auto;
+mod bill_crypto;
 pub mod certificates;
 pub mod client_json;
 pub mod download;
 pub(crate) mod keyring;
 pub mod notify;
+pub mod scheme;
 pub mod sensitive;

@@ -1,7 +1,8 @@
 //! APIv3 notifications (webhooks): what a merchant's server does with a callback from the
 //! platform. The signature is checked over the raw body exactly as received (with the same rules
 //! as answers, [`client_json::verify_headers`]), then `resource` is decrypted with the APIv3 key
-//! (AEAD_AES_256_GCM). Every failed check is its own [`Refusal`], so a server can tell a stale
+//! (AEAD_AES_256_GCM; AEAD_SM4_GCM and SM2 signatures when the keyring's scheme is the 国密
+//! one, feature `shangmi`). Every failed check is its own [`Refusal`], so a server can tell a stale
 //! retry from a forgery in its logs.
 //!
 //! A server answers 200 or 204 (no body) when [`Notifier::verify`] succeeds, and 4xx/5xx with
@@ -73,7 +74,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::client_json::{self, MAX_CLOCK_SKEW};
-use crate::crypto::aes_gcm::{AesGcm, KEY_LEN};
+use crate::crypto::aes_gcm::KEY_LEN;
 pub use crate::error::Refusal;
 use crate::error::{one_line, Error};
 use crate::formatter;
@@ -260,11 +261,13 @@ pub fn verify(
         None => return Err(refuse(Refusal::Malformed, "resource is missing")),
     };
     let algorithm = field(resource, "algorithm", "resource.")?;
-    if algorithm != ALGORITHM {
+    // The keyring's scheme names the one algorithm accepted (AEAD_SM4_GCM for the 国密 one).
+    let expected = keyring.scheme().aead();
+    if algorithm != expected {
         return Err(refuse(
             Refusal::UnsupportedAlgorithm,
             format!(
-                "resource.algorithm is {:?}, expected {ALGORITHM}",
+                "resource.algorithm is {:?}, expected {expected}",
                 one_line(algorithm)
             ),
         ));
@@ -273,11 +276,14 @@ pub fn verify(
     let nonce = field(resource, "nonce", "resource.")?;
     let aad = optional(resource, "associated_data", "resource.")?;
     let original_type = optional(resource, "original_type", "resource.")?.to_string();
-    let clear = AesGcm::decrypt(ciphertext, apiv3_key, nonce, aad).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.strip_prefix("crypto error: ").unwrap_or(&msg);
-        refuse(Refusal::Decryption, msg)
-    })?;
+    let clear = keyring
+        .scheme()
+        .open(ciphertext, apiv3_key, nonce, aad)
+        .map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix("crypto error: ").unwrap_or(&msg);
+            refuse(Refusal::Decryption, msg)
+        })?;
     let plaintext = String::from_utf8(clear)
         .map_err(|_| refuse(Refusal::Malformed, "the decrypted resource is not UTF-8"))?;
     let resource =
@@ -314,6 +320,7 @@ impl fmt::Debug for Notifier {
 
 impl Notifier {
     /// A notifier over `keyring` (shared: keys added later are seen) with the 32-byte APIv3 key.
+    /// The keyring's scheme ([`Keyring::for_scheme`]) is the one notifications must be in.
     pub fn new(keyring: Arc<Keyring>, apiv3_key: impl AsRef<[u8]>) -> Result<Notifier, Error> {
         let key = apiv3_key.as_ref();
         check_key(key)?;
@@ -369,7 +376,7 @@ impl crate::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{PrivateKey, Rsa};
+    use crate::crypto::{AesGcm, PrivateKey, Rsa};
     use openssl::pkey::PKey;
     use serde_json::json;
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::crypto::{PublicKey, Rsa};
+use crate::crypto::PublicKey;
 use crate::error::Error;
 
 /// How many ciphertexts are remembered (FIFO); 16 bytes of fingerprint each, so a few MiB at
@@ -122,7 +122,8 @@ impl Sealed {
     }
 }
 
-/// Encrypts sensitive fields for the platform with RSA-OAEP under one platform key, and makes
+/// Encrypts sensitive fields for the platform with RSA-OAEP (SM2, C1C3C2 ASN.1, for an SM2
+/// platform key: the 国密 scheme) under one platform key, and makes
 /// the calls that carry them name that key (see the [module docs](self)). Cheap to clone.
 #[derive(Clone)]
 pub struct Encryptor {
@@ -154,7 +155,9 @@ impl Encryptor {
     /// Encrypts one field (UTF-8 text, at most 214 bytes with a 2048-bit key); returns base64
     /// to put in the JSON body as is.
     pub fn encrypt(&self, plaintext: impl AsRef<[u8]>) -> Result<String, Error> {
-        let ct = Rsa::encrypt(plaintext, &self.key)?;
+        // An SM2 platform key (the 国密 scheme) encrypts with SM2, C1C3C2 ASN.1.
+        let scheme = crate::v3::scheme::Scheme::of_public_key(&self.key);
+        let ct = scheme.encrypt(plaintext.as_ref(), &self.key)?;
         self.sealed.record(&ct, &self.serial);
         Ok(ct)
     }
@@ -163,7 +166,7 @@ impl Encryptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::PrivateKey;
+    use crate::crypto::{PrivateKey, Rsa};
     use openssl::pkey::PKey;
     use serde_json::json;
 

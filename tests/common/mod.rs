@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use wechatpay_chain::{formatter, Builder, Client, PrivateKey, PublicKey, Rsa};
+use wechatpay_chain::{formatter, Builder, Client, PrivateKey, PublicKey, Rsa, Scheme};
 
 pub const MCHID: &str = "1900000001";
 pub const SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
@@ -183,7 +183,12 @@ fn verify_authorization(r: &mut Recorded, merchant: &PublicKey) {
     let Some(auth) = r.headers.get("authorization").and_then(|v| v.to_str().ok()) else {
         return;
     };
-    let Some(rest) = auth.strip_prefix("WECHATPAY2-SHA256-RSA2048 ") else {
+    // The merchant key's scheme (RSA, or SM2 for the 国密 tests) is the one to find.
+    let scheme = Scheme::of_public_key(merchant);
+    let Some(rest) = auth
+        .strip_prefix(scheme.name())
+        .and_then(|r| r.strip_prefix(' '))
+    else {
         return;
     };
     let mut fields = std::collections::HashMap::new();
@@ -203,7 +208,7 @@ fn verify_authorization(r: &mut Recorded, merchant: &PublicKey) {
     let msg = formatter::request(&r.method, &r.target, ts, nonce, &r.body);
     r.signature_ok = fields.get("mchid").map(String::as_str) == Some(MCHID)
         && fields.get("serial_no").map(String::as_str) == Some(SERIAL)
-        && Rsa::verify(&msg, sig, merchant);
+        && scheme.verify(&msg, sig, merchant);
 }
 
 impl Server {
@@ -317,7 +322,9 @@ pub fn render(keys: &Keys, reply: Reply) -> hyper::Response<Full<Bytes>> {
         let ts = (formatter::timestamp() + reply.skew).to_string();
         let nonce = formatter::nonce(32);
         let key = reply.sign_key.as_ref().unwrap_or(&keys.platform);
-        let sig = Rsa::sign(formatter::response(&ts, &nonce, &body), key).unwrap();
+        let sig = Scheme::of_key(key)
+            .sign(&formatter::response(&ts, &nonce, &body), key)
+            .unwrap();
         b = b
             .header("Wechatpay-Timestamp", ts)
             .header("Wechatpay-Nonce", nonce)

@@ -27,6 +27,8 @@ mod describe;
 
 mod events;
 
+mod faults;
+
 mod listen;
 
 mod ops;
@@ -34,6 +36,8 @@ mod ops;
 mod sandbox;
 
 mod serve;
+
+mod serve_merchants;
 
 mod trigger;
 

@@ -57,7 +57,8 @@ enum Object {
         /// The payer's openid, when the order names none.
         #[arg(long)]
         openid: Option<String>,
-        /// The sub-merchant of a partner order (when several have this out_trade_no).
+        /// The sub-merchant of a partner order (when several have this out_trade_no), or the
+        /// merchant of an order of a merchant beyond the first (serve --merchants).
         #[arg(long)]
         sub_mchid: Option<String>,
         /// With paid: the front-end parameters the payer's WeChat client is given (the JSON a
@@ -90,6 +91,12 @@ enum Object {
     Clock {
         #[command(subcommand)]
         action: ClockAction,
+    },
+    /// The sandbox's fault plan (errors, delays, dropped connections, hangs; dropped, delayed,
+    /// duplicated, reordered notifications): list, add, clear.
+    Faults {
+        #[command(subcommand)]
+        op: crate::faults::FaultsOp,
     },
 }
 
@@ -224,6 +231,7 @@ impl Object {
                 freeze.put(&mut body);
                 Ok((http::Method::POST, "clock".into(), what.into(), body))
             }
+            Object::Faults { op } => Ok(op.endpoint()),
         }
     }
 }

@@ -85,6 +85,15 @@ pub struct ServeArgs {
     /// `wechatpay sandbox refund NO succeeded|closed|abnormal` decides it.
     #[arg(long, value_name = "DELAY|never", default_value = "100ms", value_parser = refund_delay)]
     refund_delay: RefundDelay,
+    /// A fault on demand (repeatable; tried in order, the first that fires applies):
+    /// `TARGET=ACTION[*N][@P[,seed=S]]`. TARGET: `METHOD TEMPLATE` (POST
+    /// v3/pay/transactions/jsapi), a path glob (v3/refund/*) or notify:EVENT
+    /// (notify:TRANSACTION.SUCCESS, notify:*). ACTION for calls: `[STATUS:]CODE[:MESSAGE]`
+    /// (500:SYSTEM_ERROR, FREQUENCY_LIMITED), delay:3s, drop, hang; for notifications: drop,
+    /// delay:3s, duplicate, reorder. *N: the next N only; @P: with probability P (seeded).
+    /// `wechatpay sandbox faults` changes the plan while serve runs.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = crate::faults::spec)]
+    faults: Vec<wechatpay_emulator::Fault>,
     /// Start the sandbox's clock at this time (RFC 3339, 2026-12-07T10:00:00+08:00) instead of
     /// now; `wechatpay sandbox clock` moves it later.
     #[arg(long, value_name = "TIME", value_parser = clock_start)]
@@ -98,6 +107,8 @@ pub struct ServeArgs {
     /// Without it everything is in memory and gone at exit.
     #[arg(long, value_name = "FILE")]
     state: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    merchants: crate::serve_merchants::MerchantArgs,
 }
 
 /// `--clock-start`: an RFC 3339 time.
@@ -326,6 +337,9 @@ pub fn run<'a>(
     if let Some(file) = &a.state {
         config = config.state_file(file);
     }
+    for f in &a.faults {
+        config = config.fault(f.clone());
+    }
     if let Some(at) = a.clock_start {
         config = config.clock_start(at);
     }
@@ -335,6 +349,8 @@ pub fn run<'a>(
     if let Some(s) = g.serial {
         config = config.merchant_serial(s);
     }
+    config =
+        crate::serve_merchants::configure(&a.merchants, config, g.mchid.unwrap_or("1900000001"));
     // A key from the environment is most likely the production one of the shell: it is not
     // copied into the emulator (and its env file) unless asked for.
     for (name, g) in [
@@ -439,11 +455,14 @@ pub fn run<'a>(
         env.push(("WECHATPAY_SANDBOX_TOKEN", token.to_string()));
     }
     let env_path = dir.join("env");
-    let text: String = env
-        .iter()
-        .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
-        .collect();
-    write_whole(&env_path, &text)?;
+    let render = |env: &[(&str, String)]| -> String {
+        env.iter()
+            .map(|(k, v)| format!("export {k}={}\n", shell_value(v)))
+            .collect()
+    };
+    // the other merchants' first: `env`, written last, says that serve is ready
+    let others = crate::serve_merchants::write_env_files(&emu, dir, &env, write, render)?;
+    write_whole(&env_path, &render(&env))?;
     let mode = match (emu.mode(), emu.is_tls()) {
         (Mode::PublicKey, false) => "public-key mode",
         (Mode::Certificate, false) => "certificate mode",
@@ -456,7 +475,7 @@ pub fn run<'a>(
     let _ = writeln!(
         out,
         "wechatpay emulator on {} ({mode}, Wechatpay-Serial {})\n  \
-         keys and settings: source {}\n  \
+         keys and settings: source {}{}\n  \
          simulate the user: POST /emulator/payments/{{out_trade_no}}/{{paid|failed|closed}}\n  \
          {:>19}POST /emulator/refunds/{{out_refund_no}}/{{succeeded|closed|abnormal}}\n  \
          {:>19}POST /emulator/transfers/{{out_bill_no}}/{{succeeded|failed}}\n  \
@@ -470,6 +489,11 @@ pub fn run<'a>(
         emu.base_uri(),
         emu.platform_serial(),
         shell_value(&env_path.display().to_string()),
+        if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (other merchants: {} beside it)", others.join(", "))
+        },
         "",
         "",
         "",
@@ -478,6 +502,9 @@ pub fn run<'a>(
         clock.rfc3339(),
         if clock.frozen { "frozen" } else { "running" },
     );
+    for f in emu.faults() {
+        let _ = writeln!(out, "  fault on demand: {}", f.fault);
+    }
     // Stopped by a signal, serve returns, and the temporary keys directory is removed.
     rt.block_on(watch(&emu, stop, &mut out));
     drop(emu);
@@ -490,27 +517,45 @@ pub fn run<'a>(
 const SHOWN_BODY: usize = 2048;
 
 /// Prints each request as it is checked (for a refused signature, why), until a stop signal.
+/// Each look's lines go out in one write (not one per line: at thousands of requests a second
+/// that is a system call per answer), and none once stdout is gone (a pipe whose reader left).
 async fn watch(emu: &Emulator, mut stop: Stop, out: &mut impl Write) {
     let mut shown = 0;
+    let mut printing = true;
     loop {
         tokio::select! {
             _ = stop.recv() => return,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
+        if !printing {
+            continue;
+        }
         let requests = emu.requests_after(shown);
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, &mut *out);
         for r in &requests {
             let verdict = match (&r.refusal, &r.signature) {
                 (_, Some(_)) => "refused: SIGN_ERROR".to_string(),
                 (None, None) => "checked".to_string(),
                 (Some(why), None) => format!("refused: {why}"),
             };
-            let _ = writeln!(out, "{} {} → {} {verdict}", r.method, r.target, r.status);
+            let fault = r
+                .fault
+                .as_ref()
+                .map_or_else(String::new, |f| format!(" (fault {f})"));
+            let _ = writeln!(
+                out,
+                "{} {} → {} {verdict}{fault}",
+                r.method, r.target, r.status
+            );
             // SIGN_ERROR: which check failed, and the string the sandbox expected signed
             if let Some(why) = &r.signature {
                 let _ = write!(out, "{}", why.report("    ", SHOWN_BODY));
             }
         }
         shown = requests.last().map_or(shown, |r| r.seq);
+        if let Err(e) = out.flush() {
+            printing = e.kind() != std::io::ErrorKind::BrokenPipe;
+        }
     }
 }
 

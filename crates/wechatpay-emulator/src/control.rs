@@ -4,7 +4,7 @@
 //! Control endpoints under `/emulator/…`, for what a user does on the phone and for tests in
 //! other languages (`wechatpay serve`): pay an order, take a discount card, finish a refund,
 //! end a merchant transfer (`transfers/{out_bill_no}/succeeded|failed`), read, set or advance
-//! the sandbox's clock (`clock`),
+//! the sandbox's clock (`clock`), set the fault plan (`faults`),
 //! list the requests received (a page at a time) and the notifications sent. They are not part
 //! of the platform's API and need no signature; [`guard`](crate::http::guard) checks who calls them.
 
@@ -131,6 +131,9 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
         ("POST", [kind @ ("payments" | "refunds"), no, action]) => {
             done(actions::control(shared, kind, no, action, &body))
         }
+        (m @ ("GET" | "POST" | "DELETE"), ["faults"]) => {
+            crate::http::faults::control(&shared.faults, m, &body)
+        }
         (m @ ("GET" | "POST"), ["clock"]) => crate::state::clock::control(shared, m, &body),
         ("GET", ["requests"]) => requests(shared, req),
         ("GET", ["deliveries"]) => {
@@ -155,6 +158,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             Answer::ok(json!({
                 "mchid": s.mchid, "merchant_serial": s.merchant_serial,
                 "mode": format!("{:?}", s.mode), "platform_serial": s.platform_serial,
+                "merchants": crate::http::merchants::listed(&s.all_merchants(None)),
             }))
         }
         _ => Answer::error(

@@ -40,7 +40,7 @@ mod util;
 
 pub use self::notify::events;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,6 +55,10 @@ use wechatpay_chain::Error;
 
 pub use self::flows::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
+pub use self::http::faults::{
+    Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD,
+};
+pub use self::http::merchants::{Merchant, MerchantConfig, MerchantRole};
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
@@ -120,11 +124,14 @@ pub struct EmulatorConfig {
     public_key_alongside: bool,
     limits: server::Limits,
     control_token: TokenSetting,
+    faults: Vec<Fault>,
     /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
     clock_start: Option<i64>,
     clock_frozen: bool,
     /// The state file ([`EmulatorConfig::state_file`]); in memory only when `None`.
     state_file: Option<std::path::PathBuf>,
+    /// The merchants beyond the first ([`EmulatorConfig::merchant`]).
+    merchants: Vec<MerchantConfig>,
 }
 
 /// Which token the control endpoints ask for ([`EmulatorConfig::control_token`]).
@@ -150,6 +157,8 @@ impl std::fmt::Debug for EmulatorConfig {
             .field("refund_delay", &self.refund_delay)
             .field("tls", &self.tls)
             .field("limits", &self.limits)
+            .field("faults", &self.faults)
+            .field("merchants", &self.merchants)
             .field(
                 "control_token",
                 &match self.control_token {
@@ -184,9 +193,11 @@ impl Default for EmulatorConfig {
             public_key_alongside: false,
             limits: server::Limits::default(),
             control_token: TokenSetting::Random,
+            faults: Vec::new(),
             clock_start: None,
             clock_frozen: false,
             state_file: None,
+            merchants: Vec::new(),
         }
     }
 }
@@ -195,6 +206,28 @@ impl EmulatorConfig {
     /// Defaults: fresh keys, public-key mode, mchid `1900000001`, `127.0.0.1:0`.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Another merchant in the same sandbox, beside the first ([`EmulatorConfig::mchid`]):
+    /// a direct merchant, or a service provider when it has
+    /// [sub-merchants](MerchantConfig::sub_merchant). Each signs with its own key, sees its own
+    /// orders only, and gets notifications encrypted with its own APIv3 key.
+    pub fn merchant(mut self, merchant: MerchantConfig) -> Self {
+        self.merchants.push(merchant);
+        self
+    }
+
+    /// A service provider (服务商) and its sub-merchants: [`EmulatorConfig::merchant`] with
+    /// `sub_merchants`, which may order for no other.
+    pub fn service_provider(
+        self,
+        sp: MerchantConfig,
+        sub_merchants: impl IntoIterator<Item = MerchantConfig>,
+    ) -> Self {
+        let sp = sub_merchants
+            .into_iter()
+            .fold(sp, MerchantConfig::sub_merchant);
+        self.merchant(sp)
     }
 
     /// Where to listen; must be a loopback address (port 0: any free port).
@@ -402,6 +435,13 @@ impl EmulatorConfig {
         };
         self
     }
+
+    /// Adds a rule to the fault plan the sandbox starts with ([`Fault`]; rules are tried in
+    /// the order added, the first that fires applies). `wechatpay serve --fault SPEC` sets it.
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
 }
 
 /// The emulated platform, running. Dropping it stops the server.
@@ -504,6 +544,7 @@ impl Emulator {
             return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
+        let merchants = http::merchants::build(&config.merchants, &config.mchid)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
                 let key = match &config.merchant_private {
@@ -607,6 +648,7 @@ impl Emulator {
                     rotations: Mutex::new(Vec::new()),
                     apiv3_key,
                     apiv2_key,
+                    merchants,
                     notify_retries: config.notify_retries.clone(),
                     notify_timeout: config.notify_timeout,
                     refund_delay: config.refund_delay,
@@ -617,7 +659,9 @@ impl Emulator {
                 },
                 received: Mutex::new(http::received::RequestLog::default()),
                 forgeries: Mutex::new(VecDeque::new()),
-                nonces: Mutex::new(HashMap::new()),
+                nonces: Mutex::new(http::nonces::Nonces::new(
+                    2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+                )),
                 runtime: runtime.clone(),
                 stop: rx.clone(),
             },
@@ -625,6 +669,7 @@ impl Emulator {
             deliveries: Mutex::new(loaded.deliveries),
             files: Mutex::new(state::records::Files::default()),
             notifier: Notifier::new()?,
+            faults: http::faults::Faults::new(&config.faults),
             clock: state::clock::Clock::new(config.clock_start, config.clock_frozen),
             store,
         });
@@ -792,6 +837,29 @@ impl Emulator {
         b.secret(&s.apiv2_key)
     }
 
+    /// Every merchant of the sandbox, the first ([`Emulator::mchid`]) first.
+    pub fn merchants(&self) -> Vec<Merchant> {
+        self.shared
+            .settings
+            .all_merchants(self.merchant_private.as_ref())
+    }
+
+    /// A [`Builder`] like [`Emulator::builder`] that signs as merchant `mchid` (its serial,
+    /// private key and APIv2 key); `None` for a merchant the sandbox does not have. In TLS mode
+    /// the merchant certificate stays the first merchant's.
+    pub fn builder_for(&self, mchid: &str) -> Option<Builder> {
+        let m = self.merchants().into_iter().find(|m| m.mchid == mchid)?;
+        let mut b = self
+            .builder()
+            .mchid(&m.mchid)
+            .serial(&m.serial)
+            .secret(&m.apiv2_key);
+        if let Some(k) = m.private_key {
+            b = b.private_key(k);
+        }
+        Some(b)
+    }
+
     /// Rotates the platform certificate, as the platform does before one expires: a new key and
     /// certificate sign every answer and notification from now on, and `v3/certificates` lists
     /// the new certificate beside the old ones (rotations overlap). Certificate mode only;
@@ -831,6 +899,29 @@ impl Emulator {
     /// Every notification attempt so far, in order (the last [`MAX_RECORDS`]).
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
+    }
+
+    /// Adds a rule to the fault plan ([`Fault`]), after those already there; returns its id
+    /// ([`FaultStatus::id`]). Also `POST /emulator/faults` with `{"spec": SPEC}`.
+    pub fn fault(&self, fault: Fault) -> u64 {
+        self.shared.faults.add(fault)
+    }
+
+    /// Removes every rule of the fault plan (what fired stays listed in
+    /// [`fired_faults`](Self::fired_faults)). Also `DELETE /emulator/faults`.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear()
+    }
+
+    /// The fault plan's rules, with how many calls each matched and fired on. Also
+    /// `GET /emulator/faults`.
+    pub fn faults(&self) -> Vec<FaultStatus> {
+        self.shared.faults.list()
+    }
+
+    /// The faults that fired, oldest first (the last 1,000): which rule, on what.
+    pub fn fired_faults(&self) -> Vec<FiredFault> {
+        self.shared.faults.fired()
     }
 
     /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).
@@ -880,7 +971,8 @@ impl Emulator {
 
     /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's
     /// order, a combined order (by `combine_out_trade_no`: every sub-order at once) or a
-    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number).
+    /// partner order (`sub_mchid` picks the sub-merchant's when several have that number; it
+    /// names the merchant of an order of a [merchant beyond the first](EmulatorConfig::merchant)).
     /// [`PaymentAction::Paid`] sends `TRANSACTION.SUCCESS` to the order's `notify_url`, paid
     /// by `openid` when the order names no payer. Returns the payment as its query answers it;
     /// an unknown payment is a 404 error, one that is not `NOTPAY` a 409 (`INVALID_STATE`).

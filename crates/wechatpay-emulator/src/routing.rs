@@ -10,11 +10,13 @@ use crate::control;
 use crate::documented;
 use crate::flows::{
     bills, brand, certificates, combine, discount_card, media, partner, pay, profitsharing, refund,
-    transfer, v2,
+    scope, transfer, v2,
 };
 use crate::http::answer::Answer;
 use crate::http::auth;
 use crate::http::base::Platform;
+use crate::http::faults;
+use crate::http::merchants::with_signer;
 use crate::http::multipart;
 use crate::http::request::{Kind, Req, Responded};
 use crate::state::shared::Shared;
@@ -43,17 +45,23 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
     crate::state::clock::run_due(shared);
     let first = req.segments.first().map(String::as_str);
     match first {
-        Some("emulator") => (control::handle(shared, req), Kind::Control, None, None),
+        Some("emulator") => {
+            let a = control::handle(shared, req);
+            (a, Kind::Control, None, None, None)
+        }
         Some("v3") => {
             let multipart = match multipart::parse(&req.headers, &req.body).await {
                 Ok(m) => m,
-                Err(a) => return (a, Kind::V3, Some("unreadable multipart body".into()), None),
+                Err(a) => {
+                    let why = Some("unreadable multipart body".into());
+                    return (a, Kind::V3, why, None, None);
+                }
             };
             let signed: &[u8] = match &multipart {
                 Some(m) => &m.meta,
                 None => &req.body,
             };
-            if let Err(refused) = auth::check(
+            let signer = match auth::check(
                 shared,
                 req.method.as_str(),
                 &req.target,
@@ -61,14 +69,18 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                 signed,
                 formatter::timestamp(),
             ) {
-                let why = format!("{}: {}", refused.check, refused.reason);
-                return (
-                    Answer::sign_error(&refused.reason),
-                    Kind::V3,
-                    Some(why),
-                    Some(refused),
-                );
-            }
+                Ok(signer) => signer,
+                Err(refused) => {
+                    let why = format!("{}: {}", refused.check, refused.reason);
+                    return (
+                        Answer::sign_error(&refused.reason),
+                        Kind::V3,
+                        Some(why),
+                        Some(refused),
+                        None,
+                    );
+                }
+            };
             // A request carrying fields encrypted for the platform names its key.
             if let Some(serial) = req.header("wechatpay-serial") {
                 if !shared.settings.knows_serial(serial) {
@@ -78,16 +90,57 @@ async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
                         "平台证书序列号Wechatpay-Serial错误 (not the platform's key)",
                         serde_json::Value::from(serial),
                     );
-                    return (a, Kind::V3, None, None);
+                    return (a, Kind::V3, None, None, None);
                 }
             }
-            (dispatch(shared, req, multipart), Kind::V3, None, None)
+            // the platform took the call: a fault may spoil it now
+            let path = req.route.split('?').next().unwrap_or("");
+            let effect = faults::on_call(
+                &shared.faults,
+                req.method.as_str(),
+                path.trim_start_matches('/'),
+                |status, code, message| Answer::error(status, code, message),
+            );
+            let (answer, fired) = faults::apply(effect, || {
+                with_signer(signer, || dispatch(shared, req, multipart))
+            });
+            (answer, Kind::V3, None, None, fired)
         }
-        _ => match v2::handle(shared, req) {
-            Some((answer, refusal)) => (answer, Kind::V2, refusal, None),
-            None => (not_found(req), Kind::V3, None, None),
-        },
+        _ => {
+            let effect = v2_fault(shared, req);
+            let (mut kind, mut refusal) = (Kind::V2, None);
+            let (answer, fired) = faults::apply(effect, || match v2::handle(shared, req) {
+                Some((answer, why)) => {
+                    refusal = why;
+                    answer
+                }
+                None => {
+                    kind = Kind::V3;
+                    not_found(req)
+                }
+            });
+            (answer, kind, refusal, None, fired)
+        }
     }
+}
+
+/// The fault of an APIv2 call the platform takes (its certificate, sign and merchant
+/// admitted), its error answered as `result_code` FAIL signed in the request's sign type.
+fn v2_fault(shared: &Arc<Shared>, req: &Req) -> Option<(faults::Effect, String)> {
+    let path = format!("v2{}", req.route.split('?').next().unwrap_or(""));
+    let method = req.method.as_str();
+    let subject = faults::Subject::Call {
+        method,
+        path: &path,
+    };
+    if !shared.faults.any_for(&subject) {
+        return None;
+    }
+    let op = v2::documented::operation(req)?;
+    let admitted = v2::documented::admit(shared, req, op).ok()?;
+    faults::on_call(&shared.faults, method, &path, |_, code, message| {
+        v2::xml::business(shared, admitted.kind, &admitted.data, code, message)
+    })
 }
 
 fn not_found(req: &Req) -> Answer {
@@ -105,6 +158,9 @@ fn not_found(req: &Req) -> Answer {
 fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<multipart::Parts>) -> Answer {
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let body = &req.body;
+    if let Some(refused) = scope::first_merchants_only(shared, &segs[1..]) {
+        return refused;
+    }
     match (req.method.as_str(), &segs[1..]) {
         ("POST", ["discount-card", "cards"]) => discount_card::create(shared, body),
         ("GET", ["discount-card", "cards", code]) => discount_card::card(shared, code),

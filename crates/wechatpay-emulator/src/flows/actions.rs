@@ -314,7 +314,19 @@ pub(crate) fn payment(
     presented: Option<&Map<String, Value>>,
 ) -> Result<Value, Answer> {
     let mut st = lock(&shared.state);
-    let target = find(&st, no, sub_mchid)?;
+    // `sub_mchid` may name the merchant whose own order it is, for one beyond the first.
+    let own = sub_mchid.map(|m| shared.settings.order_key(m, no));
+    let target = match own {
+        Some(k)
+            if st
+                .transactions
+                .get(&k)
+                .is_some_and(|t| t.party == Party::Merchant) =>
+        {
+            Target::Order(k)
+        }
+        _ => find(&st, no, sub_mchid)?,
+    };
     if let Some(given) = presented {
         let order = presented_to(&st, no, &target).ok_or_else(Answer::no_order)?;
         request_payment::check(shared, &order, given, formatter::timestamp())?;

@@ -133,13 +133,16 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-/// Every payment and refund the emulator knows, in bill order.
-fn records(st: &State) -> Vec<Record> {
+/// Every payment and refund of the first merchant (whose bills they are), in bill order.
+fn records(shared: &Shared, st: &State) -> Vec<Record> {
     let mut out = Vec::new();
     for t in st.transactions.values() {
         let (Some(id), Some(time)) = (&t.transaction_id, &t.success_time) else {
             continue;
         };
+        if !crate::flows::pay::is_firsts(shared, t) {
+            continue;
+        }
         let Some(time) = bill_time(time) else {
             continue;
         };
@@ -567,7 +570,7 @@ fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
 
 /// The day's records, and what the account held before the day.
 fn day_records(shared: &Shared, date: &str) -> (Vec<Record>, i128) {
-    let all = records(&lock(&shared.state));
+    let all = records(shared, &lock(&shared.state));
     let opening = all
         .iter()
         .filter(|r| r.day() < date)

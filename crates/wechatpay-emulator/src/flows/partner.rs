@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use crate::documented;
-use crate::flows::pay::{check_order, check_signer, insert_outcome, insert_state, open_order};
+use crate::flows::pay::{
+    check_order, check_signer, insert_outcome, insert_state, open_order, owner,
+};
 use crate::http::answer::Answer;
 use crate::http::request::Req;
 use crate::http::validate;
@@ -19,9 +21,30 @@ use crate::state::shared::Shared;
 use crate::state::{partner_key, Party, Transaction};
 use crate::util::lock;
 
-/// Checks that `sp_mchid` is the merchant that signed the request.
-fn check_sp_mchid(shared: &Shared, sp_mchid: &str, location: &str) -> Result<(), Answer> {
-    check_signer(shared, "sp_mchid", "service provider", sp_mchid, location)
+/// Checks that `sp_mchid` is the merchant that signed the request, and that it may act for
+/// `sub_mchid` ([`Settings::may_act_for`](crate::http::settings::Settings::may_act_for)).
+fn check_sp_mchid(
+    shared: &Shared,
+    sp_mchid: &str,
+    sub_mchid: &str,
+    location: &str,
+) -> Result<(), Answer> {
+    check_signer(shared, "sp_mchid", "service provider", sp_mchid, location)?;
+    if sub_mchid.is_empty()
+        || sub_mchid == sp_mchid
+        || shared.settings.may_act_for(sp_mchid, sub_mchid)
+    {
+        // an empty or the provider's own sub_mchid gets the errors it always got
+        return Ok(());
+    }
+    Err(Answer::error(
+        403,
+        "NO_AUTH",
+        format!(
+            "商户无权限 (service provider {sp_mchid} has no sub-merchant {sub_mchid}: a \
+             service provider acts for its own sub-merchants only)"
+        ),
+    ))
 }
 
 fn text_of<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a str> {
@@ -33,7 +56,7 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     let r = &t.request;
     let mut m = Map::new();
     m.insert("sp_appid".into(), json!(validate::text(r, "sp_appid")));
-    m.insert("sp_mchid".into(), json!(shared.settings.mchid));
+    m.insert("sp_mchid".into(), json!(owner(shared, r, "sp_mchid")));
     if let Some(a) = r.get("sub_appid") {
         m.insert("sub_appid".into(), a.clone());
     }
@@ -71,13 +94,18 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, req: &Req) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    let signer = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body");
+    let signer = check_sp_mchid(
+        shared,
+        validate::text(&obj, "sp_mchid"),
+        validate::text(&obj, "sub_mchid"),
+        "body",
+    );
     let no = match check_order(&obj, signer) {
         Ok(no) => no,
         Err(a) => return a,
     };
     let sub_mchid = validate::text(&obj, "sub_mchid").to_string();
-    if sub_mchid == shared.settings.mchid {
+    if sub_mchid == validate::text(&obj, "sp_mchid") {
         return Answer::param_error(
             "/sub_mchid",
             "body",
@@ -108,7 +136,7 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
     let Some(sub_mchid) = req.query("sub_mchid") else {
         return Answer::missing("/sub_mchid", "query");
     };
-    if let Err(a) = check_sp_mchid(shared, sp_mchid, "query") {
+    if let Err(a) = check_sp_mchid(shared, sp_mchid, sub_mchid, "query") {
         return a;
     }
     let st = lock(&shared.state);
@@ -118,7 +146,8 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
     };
     let found = key
         .and_then(|k| st.transactions.get(&k))
-        .filter(|t| matches!(&t.party, Party::Partner { sub_mchid: s } if s == sub_mchid));
+        .filter(|t| matches!(&t.party, Party::Partner { sub_mchid: s } if s == sub_mchid))
+        .filter(|t| owner(shared, &t.request, "sp_mchid") == sp_mchid);
     match found {
         Some(t) => Answer::ok(transaction_json(shared, t)),
         None => Answer::no_order(),
@@ -134,12 +163,17 @@ pub(crate) fn close(shared: &Arc<Shared>, no: &str, req: &Req) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    if let Err(a) = check_sp_mchid(shared, validate::text(&obj, "sp_mchid"), "body") {
+    let (sp_mchid, sub_mchid) = (
+        validate::text(&obj, "sp_mchid"),
+        validate::text(&obj, "sub_mchid"),
+    );
+    if let Err(a) = check_sp_mchid(shared, sp_mchid, sub_mchid, "body") {
         return a;
     }
-    let key = partner_key(validate::text(&obj, "sub_mchid"), no);
+    let key = partner_key(sub_mchid, no);
     let mut st = lock(&shared.state);
-    match st.transactions.get_mut(&key) {
+    let own = |t: &&mut Transaction| owner(shared, &t.request, "sp_mchid") == sp_mchid;
+    match st.transactions.get_mut(&key).filter(own) {
         Some(t) => crate::flows::pay::close_order(t),
         None => Answer::no_order(),
     }

@@ -79,7 +79,7 @@ pub(crate) fn check_signer(
     mchid: &str,
     location: &str,
 ) -> Result<(), Answer> {
-    if mchid != shared.settings.mchid {
+    if mchid != shared.settings.signing_merchant() {
         return Err(Answer::param_error(
             &format!("/{field}"),
             location,
@@ -185,7 +185,7 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     let r = &t.request;
     let mut m = Map::new();
     m.insert("appid".into(), json!(validate::text(r, "appid")));
-    m.insert("mchid".into(), json!(shared.settings.mchid));
+    m.insert("mchid".into(), json!(owner(shared, r, "mchid")));
     m.insert(
         "out_trade_no".into(),
         json!(validate::text(r, "out_trade_no")),
@@ -200,6 +200,33 @@ pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
     let payer = t.openid.as_ref().map(|o| json!({"openid": o}));
     insert_outcome(&mut m, t, payer);
     Value::Object(m)
+}
+
+/// The merchant an order names in `field` (`mchid`, `sp_mchid`): the one that made it.
+pub(crate) fn owner<'a>(shared: &'a Shared, r: &'a Map<String, Value>, field: &str) -> &'a str {
+    match validate::text(r, field) {
+        "" => &shared.settings.mchid,
+        mchid => mchid,
+    }
+}
+
+/// Whether order `t` is the signing merchant's: its own (`mchid`), a partner order it made
+/// (`sp_mchid`), or a combined order's (the first merchant's, who alone makes them).
+pub(crate) fn is_signers(shared: &Shared, t: &Transaction) -> bool {
+    is_of(shared, t, &shared.settings.signing_merchant())
+}
+
+/// Whether order `t` is the first merchant's (a bill's, which is the first merchant's only).
+pub(crate) fn is_firsts(shared: &Shared, t: &Transaction) -> bool {
+    is_of(shared, t, &shared.settings.mchid)
+}
+
+fn is_of(shared: &Shared, t: &Transaction, signer: &str) -> bool {
+    match &t.party {
+        Party::Merchant => owner(shared, &t.request, "mchid") == signer,
+        Party::Partner { .. } => owner(shared, &t.request, "sp_mchid") == signer,
+        Party::Combined { .. } => signer == shared.settings.mchid,
+    }
 }
 
 /// Inserts an order's `trade_type`, `trade_state` and `trade_state_desc`.
@@ -255,7 +282,10 @@ pub(crate) fn create(shared: &Arc<Shared>, kind: &str, body: &[u8]) -> Answer {
         .and_then(|p| p.get("openid"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    open_order(shared, no, obj, kind, openid, Party::Merchant)
+    let key = shared
+        .settings
+        .order_key(validate::text(&obj, "mchid"), &no);
+    open_order(shared, key, obj, kind, openid, Party::Merchant)
 }
 
 /// Keeps a new order under `key` (`NOTPAY`) and answers its prepay; the same request again
@@ -332,12 +362,15 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
         return a;
     }
     let st = lock(&shared.state);
-    let no = match by {
-        By::OutTradeNo(no) => Some(no.to_string()),
+    let key = match by {
+        By::OutTradeNo(no) => Some(shared.settings.order_key(mchid, no)),
         By::Id(id) => st.transaction_ids.get(id).cloned(),
     };
-    match no.and_then(|no| st.transactions.get(&no)) {
-        Some(t) if t.party == Party::Merchant => Answer::ok(transaction_json(shared, t)),
+    // Another merchant's order is not there, as on the platform.
+    match key.and_then(|k| st.transactions.get(&k)) {
+        Some(t) if t.party == Party::Merchant && owner(shared, &t.request, "mchid") == mchid => {
+            Answer::ok(transaction_json(shared, t))
+        }
         _ => Answer::no_order(),
     }
 }
@@ -348,13 +381,15 @@ pub(crate) fn close(shared: &Arc<Shared>, no: &str, body: &[u8]) -> Answer {
         Ok(o) => o,
         Err(a) => return a,
     };
-    if let Err(a) = check_mchid(shared, validate::text(&obj, "mchid"), "body") {
+    let mchid = validate::text(&obj, "mchid");
+    if let Err(a) = check_mchid(shared, mchid, "body") {
         return a;
     }
+    let key = shared.settings.order_key(mchid, no);
     let mut st = lock(&shared.state);
     let Some(t) = st
         .transactions
-        .get_mut(no)
+        .get_mut(&key)
         .filter(|t| t.party == Party::Merchant)
     else {
         return Answer::no_order();

@@ -103,7 +103,12 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
     let Some(key) = order_key(&st, sub_mchid, by_no, by_id) else {
         return Answer::no_order();
     };
-    let Some(t) = st.transactions.get_mut(&key) else {
+    // refunds are the first merchant's: another merchant's order is not there for it
+    let Some(t) = st
+        .transactions
+        .get_mut(&key)
+        .filter(|t| crate::flows::pay::is_signers(shared, t))
+    else {
         return Answer::no_order();
     };
     let out_trade_no = validate::text(&t.request, "out_trade_no").to_string();
@@ -264,8 +269,10 @@ fn order_key(
 
 /// `GET v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a partner refund).
 pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> Answer {
+    // refunds are the first merchant's: another merchant sees none
+    let first = shared.settings.signing_merchant() == shared.settings.mchid;
     match lock(&shared.state).refunds.get(no) {
-        Some(r) if r.sub_mchid.as_deref() == sub_mchid => {
+        Some(r) if first && r.sub_mchid.as_deref() == sub_mchid => {
             Answer::ok(Value::Object(r.answer.clone()))
         }
         _ => no_refund(no),

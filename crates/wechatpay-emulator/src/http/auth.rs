@@ -70,7 +70,8 @@ pub(crate) fn parse(header: &str) -> Result<Authorization, String> {
 
 /// Checks a request as the platform does; `Err` says which check failed and why (401
 /// `SIGN_ERROR`), with the string expected to be signed when the signature did not verify. The
-/// body shown is at most `body_prefix` bytes of `signed_body`.
+/// body shown is at most `body_prefix` bytes of `signed_body`. `Ok` names the merchant that
+/// signed.
 pub(crate) fn check(
     shared: &Base,
     method: &str,
@@ -78,25 +79,28 @@ pub(crate) fn check(
     authorization: Option<&str>,
     signed_body: &[u8],
     now: i64,
-) -> Result<(), SignatureRefusal> {
+) -> Result<String, SignatureRefusal> {
     use SignatureCheck::*;
     let refuse = SignatureRefusal::new;
     let header =
         authorization.ok_or_else(|| refuse(NoAuthorization, "no Authorization header".into()))?;
     let a = parse(header).map_err(|why| refuse(Malformed, why))?;
     let s = &shared.settings;
-    if a.mchid != s.mchid {
+    let Some((serial, key)) = s.merchant_key_of(&a.mchid) else {
         return Err(refuse(
             WrongMchid,
-            format!("mchid {} is not the merchant {}", a.mchid, s.mchid),
+            format!(
+                "mchid {} is not a merchant of the sandbox ({})",
+                a.mchid, s.mchid
+            ),
         ));
-    }
-    if a.serial_no != s.merchant_serial {
+    };
+    if a.serial_no != serial {
         return Err(refuse(
             UnknownSerial,
             format!(
-                "serial_no {} is not the merchant certificate {}",
-                a.serial_no, s.merchant_serial
+                "serial_no {} is not the merchant certificate {serial} of {}",
+                a.serial_no, a.mchid
             ),
         ));
     }
@@ -116,7 +120,7 @@ pub(crate) fn check(
         ));
     }
     let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
-    if !Rsa::verify(&message, &a.signature, &s.merchant_key) {
+    if !Rsa::verify(&message, &a.signature, key) {
         let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
         return Err(SignatureRefusal {
             check: SignatureMismatch,
@@ -136,15 +140,13 @@ pub(crate) fn check(
         });
     }
     // Only a valid request spends its nonce, so a forged one cannot block a real one.
-    let mut nonces = lock(&shared.nonces);
-    nonces.retain(|_, seen| now.abs_diff(*seen) <= 2 * MAX_CLOCK_SKEW as u64);
-    if nonces.insert(a.nonce_str.clone(), ts).is_some() {
+    if !lock(&shared.nonces).spend(&a.nonce_str, now) {
         return Err(refuse(
             ReusedNonce,
             format!("nonce_str {} was already used (replay)", a.nonce_str),
         ));
     }
-    Ok(())
+    Ok(a.mchid)
 }
 
 #[cfg(test)]

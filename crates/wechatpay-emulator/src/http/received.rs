@@ -37,8 +37,10 @@ pub struct Received {
     /// TLS mode: the CN (the mchid) of the client certificate the connection presented, when
     /// it was issued by the emulator's CA.
     pub client_certificate: Option<String>,
-    /// The status answered.
+    /// The status answered (for a call a fault dropped or hung: the one it would have had).
     pub status: u16,
+    /// The SPEC of the fault that fired on it, if one did ([`Fault`](crate::Fault)).
+    pub fault: Option<String>,
 }
 
 impl Received {
@@ -56,7 +58,7 @@ impl Received {
             "status": self.status, "body_len": self.body_len, "body_sha256": self.body_sha256,
             "verified": self.verified, "refusal": self.refusal,
             "signature": self.signature.as_ref().map(SignatureRefusal::to_json),
-            "client_certificate": self.client_certificate})
+            "client_certificate": self.client_certificate, "fault": self.fault})
     }
 
     /// The bytes of [`Received::listing`] as JSON.
@@ -94,6 +96,7 @@ impl Received {
                 .as_ref()
                 .map_or(0, SignatureRefusal::kept_bytes)
             + self.client_certificate.as_ref().map_or(0, String::len)
+            + self.fault.as_ref().map_or(0, String::len)
             + headers
     }
 }

@@ -6,6 +6,7 @@ use http::{HeaderMap, Method};
 
 use crate::http::answer::Answer;
 use crate::http::diagnosis::SignatureRefusal;
+use crate::http::faults::Fired;
 use crate::http::tls::ClientCertificate;
 
 /// A request read whole.
@@ -42,9 +43,15 @@ impl Req {
     }
 }
 
-/// The answer, its kind, why the request was refused (if it was) and, for a refused
-/// signature, the diagnosis.
-pub(crate) type Responded = (Answer, Kind, Option<String>, Option<SignatureRefusal>);
+/// The answer, its kind, why the request was refused (if it was), for a refused signature the
+/// diagnosis, and the fault that fired on it (what it still does to the answer).
+pub(crate) type Responded = (
+    Answer,
+    Kind,
+    Option<String>,
+    Option<SignatureRefusal>,
+    Option<Fired>,
+);
 
 /// Which rules an answer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,6 @@
 //! check) the APIv3 operations, records each (in a log bounded in bytes, its listing
 //! included), and renders the answer signed, written within [`Limits::write_timeout`].
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::http::answer::{render, render_for, Answer};
 use crate::http::base::Platform;
+use crate::http::faults;
 use crate::http::guard;
 use crate::http::received::Received;
 use crate::http::request::{Kind, Req};
@@ -129,7 +129,7 @@ async fn connection<S, P: Platform>(
     let limits = shared.settings.limits;
     let svc = service_fn(move |req| {
         let (shared, client) = (shared.clone(), client.clone());
-        async move { Ok::<_, Infallible>(handle(shared, client, req).await) }
+        async move { handle(shared, client, req).await }
     });
     let io = WriteDeadline::new(io, limits.write_timeout);
     let conn = hyper::server::conn::http1::Builder::new()
@@ -289,7 +289,7 @@ async fn handle<P: Platform>(
     shared: Arc<P>,
     client: ClientCertificate,
     req: hyper::Request<hyper::body::Incoming>,
-) -> http::Response<Full<Bytes>> {
+) -> Result<http::Response<Full<Bytes>>, faults::Dropped> {
     let (parts, body) = req.into_parts();
     let target = parts
         .uri
@@ -305,11 +305,11 @@ async fn handle<P: Platform>(
         Ok(Ok(c)) => c.to_bytes(),
         Ok(Err(_)) => {
             let a = Answer::error(413, "PARAM_ERROR", "the request body is too large");
-            return render(&shared.settings, a, true, None);
+            return Ok(render(&shared.settings, a, true, None));
         }
         Err(_) => {
             let a = Answer::error(408, "PARAM_ERROR", "the request body was not sent in time");
-            return render(&shared.settings, a, true, None);
+            return Ok(render(&shared.settings, a, true, None));
         }
     };
     let route = route(&target).to_string();
@@ -341,9 +341,9 @@ async fn handle<P: Platform>(
         body,
         client,
     };
-    let (answer, kind, refusal, signature) = match guard::admit(&shared, &req) {
+    let (answer, kind, refusal, signature, fired) = match guard::admit(&shared, &req) {
         Ok(()) => P::respond(&shared, &req).await,
-        Err((answer, why)) => (answer, Kind::Control, Some(why), None),
+        Err((answer, why)) => (answer, Kind::Control, Some(why), None, None),
     };
     let record = Received {
         // numbered by the log
@@ -351,7 +351,8 @@ async fn handle<P: Platform>(
         method: req.method.to_string(),
         target: req.target.clone(),
         headers: guard::redacted(&req.headers),
-        body: req.body.slice(..req.body.len().min(limits.log_body_prefix)),
+        // copied, not sliced: a slice would keep the whole body (or read buffer) alive
+        body: Bytes::copy_from_slice(&req.body[..req.body.len().min(limits.log_body_prefix)]),
         body_len: req.body.len(),
         body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
         verified: refusal.is_none(),
@@ -359,6 +360,7 @@ async fn handle<P: Platform>(
         signature,
         client_certificate: req.client.verified().map(str::to_string),
         status: answer.status.as_u16(),
+        fault: fired.as_ref().map(|f| f.spec.clone()),
     };
     lock(&shared.received).push(record, limits.max_log_bytes);
     if let Some(why) = &refusal {
@@ -370,7 +372,8 @@ async fn handle<P: Platform>(
         _ => None,
     };
     let named = req.header("wechatpay-serial");
-    render_for(&shared.settings, answer, kind != Kind::V2, forgery, named)
+    let res = render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
+    faults::after(fired.and_then(|f| f.after), res, shared.stop.clone()).await
 }
 
 #[cfg(test)]

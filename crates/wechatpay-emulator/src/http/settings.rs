@@ -55,6 +55,8 @@ pub(crate) struct Settings {
     pub rotations: Mutex<Vec<(PrivateKey, Arc<Issued>)>>,
     pub apiv3_key: String,
     pub apiv2_key: String,
+    /// The merchants beyond the first ([`crate::http::merchants`]).
+    pub merchants: Vec<crate::http::merchants::Merchant>,
     pub notify_retries: Vec<Duration>,
     pub notify_timeout: Duration,
     pub refund_delay: Option<Duration>,

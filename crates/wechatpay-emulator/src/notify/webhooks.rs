@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde_json::{json, Value};
 
 use crate::http::client::Pool;
+use crate::http::faults::{FaultAction, Subject, REORDER_HOLD};
 use crate::state::rfc3339;
 use crate::util::keep;
 
@@ -23,7 +24,7 @@ use wechatpay_chain::transformer;
 use wechatpay_chain::Error;
 
 /// The platform's schedule of retries after a failed notification (the default of
-/// [`EmulatorConfig::notify_retries`](super::EmulatorConfig::notify_retries)): 15 more attempts over
+/// [`EmulatorConfig::notify_retries`](crate::EmulatorConfig::notify_retries)): 15 more attempts over
 /// about a day (15 s, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min ×3, 1 h, 3 h ×3, 6 h ×2).
 pub const PLATFORM_RETRY_SCHEDULE: [std::time::Duration; 15] = [
     std::time::Duration::from_secs(15),
@@ -158,9 +159,20 @@ fn envelope(
         nonce: &formatter::nonce(12),
     };
     let body = sealed
-        .envelope(&resource.to_string(), &shared.settings.apiv3_key)
+        .envelope(&resource.to_string(), apiv3_key_for(shared, resource))
         .map_err(|e| format!("cannot encrypt: {e}"))?;
     Ok(Bytes::from(body.to_string()))
+}
+
+/// The APIv3 key of the merchant a notification is for: the one its resource names
+/// (`sp_mchid`, `mchid`, `combine_mchid`), the first merchant's by default.
+fn apiv3_key_for<'a>(shared: &'a Shared, resource: &Value) -> &'a str {
+    let named = ["sp_mchid", "mchid", "combine_mchid"]
+        .iter()
+        .find_map(|f| resource.get(*f).and_then(Value::as_str));
+    named.map_or(shared.settings.apiv3_key.as_str(), |m| {
+        shared.settings.apiv3_key_of(m)
+    })
 }
 
 /// What an APIv3 notification's envelope says around its encrypted resource.
@@ -237,7 +249,9 @@ pub(crate) fn notify_v2(
 /// Posts `body` to `out.url` until accepted, once and then after each of the configured
 /// delays in the sandbox's clock time (each counted from when the previous attempt was due, so
 /// that moving the clock a day on runs every retry due by then); every attempt is recorded,
-/// and one that cannot be made is recorded as skipped.
+/// and one that cannot be made is recorded as skipped. A notification fault
+/// ([`faults`](crate::http::faults)) drops it, delays its first attempt (in clock time), sends
+/// it again once accepted, or holds it back until the next notification's first attempt.
 fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
     let uri = match destination(&out.url, shared.settings.allow_remote_notify) {
         Ok(u) => u,
@@ -247,8 +261,44 @@ fn send(shared: &Arc<Shared>, out: Outgoing, body: Result<Bytes, String>) {
         Ok(b) => b,
         Err(why) => return out.record(shared, 1, Outcome::Skipped(why)),
     };
-    let due = shared.clock.now_ms();
-    deliver(shared, Arc::new((out, uri, body)), 0, due);
+    let subject = Subject::Notification(&out.event_type);
+    let fault = shared
+        .faults
+        .pick(&subject, || format!("notify {} {}", out.event_type, out.id));
+    let now = shared.clock.now_ms();
+    let pending = Arc::new((out, uri, body));
+    match fault.map(|(action, _)| action) {
+        Some(FaultAction::Drop) => {
+            let why = "dropped by a fault: the platform never delivers it".to_string();
+            pending.0.record(shared, 1, Outcome::Skipped(why));
+        }
+        Some(FaultAction::Delay(d)) => {
+            let due = now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let job = move |s: &Arc<Shared>| deliver(s, pending, 0, due);
+            shared.clock.at(due, Box::new(job));
+        }
+        Some(FaultAction::Reorder) => {
+            let next = shared.faults.hold();
+            let (task, mut stop) = (shared.clone(), shared.stop.clone());
+            shared.runtime.spawn(async move {
+                tokio::select! {
+                    _ = next => {}
+                    _ = tokio::time::sleep(REORDER_HOLD) => {}
+                    _ = stop.changed() => return,
+                }
+                let due = task.clock.now_ms();
+                deliver(&task, pending, 0, due);
+            });
+        }
+        other => {
+            if other == Some(FaultAction::Duplicate) {
+                shared.faults.duplicate(&pending.0.id);
+            }
+            // those held back go once this one has had its first attempt
+            shared.faults.pass_held_to(&pending.0.id);
+            deliver(shared, pending, 0, now);
+        }
+    }
 }
 
 /// Attempt `i + 1` of a notification, due at `due` (clock milliseconds); a refused one queues
@@ -267,6 +317,12 @@ fn deliver(shared: &Arc<Shared>, pending: Arc<(Outgoing, http::Uri, Bytes)>, i: 
         let accepted = matches!(outcome, Outcome::Accepted(_));
         // Recorded before the next attempt is queued, so that attempts are recorded in order.
         out.record_at(&shared, i as u32 + 1, at, outcome);
+        if i == 0 {
+            shared.faults.release(&out.id);
+        }
+        if accepted && shared.faults.take_duplicate(&out.id) {
+            deliver(&shared, pending.clone(), 0, shared.clock.now_ms());
+        }
         let wait = shared.settings.notify_retries.get(i).filter(|_| !accepted);
         if let Some(w) = wait {
             let next = due.saturating_add(i64::try_from(w.as_millis()).unwrap_or(i64::MAX));

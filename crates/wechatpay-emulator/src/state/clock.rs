@@ -11,6 +11,7 @@
 //! task runs it when the clock reaches it in real time; setting or advancing the clock runs at
 //! once, in order, everything that became due.
 
+pub(crate) use crate::util::parse_duration;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -444,40 +445,6 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let days = days_from_civil(y, mo, d);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
     Some(secs * 1000 + frac_ms)
-}
-
-/// A duration: seconds (`15`, `1.5`), or parts with units (`500ms`, `15s`, `10m`, `2h`,
-/// `1d`, `1h30m`), as milliseconds.
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as i64);
-    }
-    let mut total: i64 = 0;
-    let mut rest = t;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let ms = match &rest[..unit] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        rest = &rest[unit..];
-        total = total.checked_add(n.checked_mul(ms)?)?;
-    }
-    Some(total)
 }
 
 #[cfg(test)]

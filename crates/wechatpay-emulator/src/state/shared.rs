@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::http::base::Base;
 use crate::http::client::Notifier;
+use crate::http::faults::Faults;
 use crate::state::records::{Delivery, Files};
 use crate::state::State;
 
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     /// Bill files waiting for `v3/billdownload/file`, by token.
     pub files: Mutex<Files>,
     pub notifier: Notifier,
+    /// The fault plan ([`Fault`](crate::Fault)).
+    pub faults: Faults,
     /// The sandbox's clock and what waits for its time.
     pub clock: crate::state::clock::Clock,
     /// The state file, when there is one (`serve --state`).

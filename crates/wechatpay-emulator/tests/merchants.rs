@@ -1,0 +1,440 @@
+//! Several merchants in one sandbox: two direct merchants and a service provider with a
+//! sub-merchant, each calling as itself with the library's client (its own key and serial)
+//! over real loopback. Orders are scoped per merchant, a key cannot sign for another merchant,
+//! a service provider acts for its own sub-merchants only, and each merchant's notifications
+//! decrypt with its own APIv3 key only.
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use support::{api, Receiver};
+use wechatpay_chain::download::Bill;
+use wechatpay_chain::Client;
+use wechatpay_emulator::{Emulator, EmulatorConfig, MerchantConfig, MerchantRole, PaymentAction};
+
+const A: &str = "1900000001";
+const B: &str = "1900000002";
+const SP: &str = "1900000100";
+const SUB: &str = "1900000101";
+const APPID: &str = "wxd678efh567hg6787";
+
+/// A and B direct, SP a service provider with SUB.
+fn start() -> Emulator {
+    support::start(
+        EmulatorConfig::new()
+            .mchid(A)
+            .merchant(MerchantConfig::new(B))
+            .service_provider(MerchantConfig::new(SP), [MerchantConfig::new(SUB)]),
+    )
+}
+
+/// The library's client signing as `mchid`.
+fn client_as(emu: &Emulator, mchid: &str) -> Client {
+    emu.builder_for(mchid)
+        .expect("a merchant of the sandbox")
+        .build()
+        .unwrap()
+}
+
+fn order(mchid: &str, no: &str, total: i64, url: &str) -> Value {
+    json!({"json": {"appid": APPID, "mchid": mchid, "description": "Image形象店-深圳腾大-QQ公仔",
+        "out_trade_no": no, "notify_url": url, "amount": {"total": total, "currency": "CNY"}}})
+}
+
+fn query(c: &Client, mchid: &str, no: &str) -> Result<Value, (u16, String, Option<String>)> {
+    c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": no, "query": {"mchid": mchid}}))
+        .map(|r| r.json().unwrap())
+        .map_err(api)
+}
+
+fn partner(sp: &str, sub: &str, no: &str, url: &str) -> Value {
+    json!({"json": {"sp_appid": "wx8888888888888888", "sp_mchid": sp, "sub_mchid": sub,
+        "description": "Image形象店-深圳腾大-QQ公仔", "out_trade_no": no, "notify_url": url,
+        "amount": {"total": 88, "currency": "CNY"}, "payer": {"sp_openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}}})
+}
+
+fn partner_query(
+    c: &Client,
+    sp: &str,
+    sub: &str,
+    no: &str,
+) -> Result<Value, (u16, String, Option<String>)> {
+    c["v3/pay/partner/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": no, "query": {"sp_mchid": sp, "sub_mchid": sub}}))
+        .map(|r| r.json().unwrap())
+        .map_err(api)
+}
+
+const NOTIFY: &str = "https://www.weixin.qq.com/wxpay/pay.php";
+
+#[test]
+fn the_sandbox_lists_its_merchants_and_their_roles() {
+    let emu = start();
+    let ms = emu.merchants();
+    let seen: Vec<(&str, &MerchantRole)> = ms.iter().map(|m| (m.mchid(), m.role())).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (A, &MerchantRole::Direct),
+            (B, &MerchantRole::Direct),
+            (
+                SP,
+                &MerchantRole::ServiceProvider {
+                    sub_mchids: vec![SUB.into()]
+                }
+            ),
+            (
+                SUB,
+                &MerchantRole::SubMerchant {
+                    sp_mchid: SP.into()
+                }
+            ),
+        ]
+    );
+    // each its own key, serial and APIv3 key
+    for (i, m) in ms.iter().enumerate() {
+        assert!(m.private_key().is_some());
+        for other in &ms[i + 1..] {
+            assert_ne!(m.serial(), other.serial());
+            assert_ne!(m.apiv3_key(), other.apiv3_key());
+        }
+    }
+    assert_eq!(ms[0].serial(), emu.merchant_serial());
+    assert_eq!(ms[0].apiv3_key(), emu.apiv3_key());
+    assert!(emu.builder_for("1900000999").is_none());
+    // GET /emulator lists them, numbers, serials and roles, no keys
+    let req = http::Request::get(format!("{}emulator", emu.base_uri()))
+        .body(Bytes::new())
+        .unwrap();
+    let (status, _, body) = support::send(req);
+    assert_eq!(status, 200);
+    let info: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        info["merchants"],
+        json!([
+            {"mchid": A, "merchant_serial": ms[0].serial(), "role": "direct"},
+            {"mchid": B, "merchant_serial": ms[1].serial(), "role": "direct"},
+            {"mchid": SP, "merchant_serial": ms[2].serial(), "role": "service_provider", "sub_mchids": [SUB]},
+            {"mchid": SUB, "merchant_serial": ms[3].serial(), "role": "sub_merchant", "sp_mchid": SP},
+        ])
+    );
+    for m in &ms {
+        assert!(!String::from_utf8_lossy(&body).contains(m.apiv3_key()));
+    }
+    // secrets stay out of Debug
+    let shown = format!("{ms:?}");
+    assert!(!shown.contains(ms[1].apiv3_key()), "{shown}");
+    // an mchid used twice is refused at start
+    let twice = EmulatorConfig::new()
+        .mchid(A)
+        .merchant(MerchantConfig::new(A));
+    let e = common::rt()
+        .block_on(Emulator::start_async(twice))
+        .unwrap_err();
+    assert!(e.to_string().contains("used twice"), "{e}");
+}
+
+#[test]
+fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
+    let emu = start();
+    let (a, b) = (client_as(&emu, A), client_as(&emu, B));
+    // the same number is two orders, one per merchant
+    a["v3/pay/transactions/native"]
+        .post(order(A, "SAME-NUMBER-01", 100, NOTIFY))
+        .unwrap();
+    b["v3/pay/transactions/native"]
+        .post(order(B, "SAME-NUMBER-01", 200, NOTIFY))
+        .unwrap();
+    let va = query(&a, A, "SAME-NUMBER-01").unwrap();
+    let vb = query(&b, B, "SAME-NUMBER-01").unwrap();
+    assert_eq!(
+        (va["mchid"].as_str(), va["amount"]["total"].as_i64()),
+        (Some(A), Some(100))
+    );
+    assert_eq!(
+        (vb["mchid"].as_str(), vb["amount"]["total"].as_i64()),
+        (Some(B), Some(200))
+    );
+
+    // B's order is not A's to see, by number or by id, nor to close
+    b["v3/pay/transactions/jsapi"]
+        .post({
+            let mut o = order(B, "B-ONLY-000001", 5, NOTIFY);
+            o["json"]["payer"] = json!({"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"});
+            o
+        })
+        .unwrap();
+    let e = query(&a, A, "B-ONLY-000001").unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+    let paid = emu
+        .act_on_payment("B-ONLY-000001", PaymentAction::Paid, Some(B), None)
+        .unwrap();
+    assert_eq!(paid["mchid"], B);
+    let id = paid["transaction_id"].as_str().unwrap();
+    let e = api(a["v3/pay/transactions/id/{transaction_id}"]
+        .get(json!({"transaction_id": id, "query": {"mchid": A}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+    let by_id: Value = b["v3/pay/transactions/id/{transaction_id}"]
+        .get(json!({"transaction_id": id, "query": {"mchid": B}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_id["out_trade_no"], "B-ONLY-000001");
+    let e = api(a["v3/pay/transactions/out-trade-no/{out_trade_no}/close"]
+        .post(json!({"out_trade_no": "B-ONLY-000001", "json": {"mchid": A}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+
+    // refunds are the first merchant's: B can neither refund A's order nor see its refund
+    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
+        .unwrap();
+    let refund = |no: &str| {
+        json!({"json": {"out_trade_no": "SAME-NUMBER-01", "out_refund_no": no,
+            "amount": {"refund": 1, "total": 100, "currency": "CNY"}}})
+    };
+    let e = api(b["v3/refund/domestic/refunds"]
+        .post(refund("REFUND-BY-B-01"))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+    a["v3/refund/domestic/refunds"]
+        .post(refund("REFUND-BY-A-01"))
+        .unwrap();
+    let e = api(b["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    let mine: Value = a["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(mine["out_refund_no"], "REFUND-BY-A-01");
+
+    // the flows kept for the first merchant refuse B rather than show it A's state
+    for (path, args) in [
+        (
+            "v3/combine-transactions/out-trade-no/{combine_out_trade_no}",
+            json!({"combine_out_trade_no": "X-00000001"}),
+        ),
+        (
+            "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
+            json!({"out_bill_no": "X-00000001"}),
+        ),
+        (
+            "v3/profitsharing/orders/{out_order_no}",
+            json!({"out_order_no": "X-00000001",
+                "query": {"transaction_id": "4200000000000000000000000001"}}),
+        ),
+    ] {
+        let e = api(b.chain(path).get(args).unwrap_err());
+        assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{path}");
+    }
+    let e = api(b["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": "2026-12-06"}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"));
+    // A's are A's as before
+    let e = api(
+        a["v3/combine-transactions/out-trade-no/{combine_out_trade_no}"]
+            .get(json!({"combine_out_trade_no": "X-00000001"}))
+            .unwrap_err(),
+    );
+    assert_eq!(e.0, 404);
+
+    // A's bill of the day lists A's payment, not B's
+    emu.advance_clock(Duration::from_secs(86_400));
+    let day = &paid["success_time"].as_str().unwrap()[..10];
+    let listing: Bill = a["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": day}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut csv = Vec::new();
+    a.download_bill(&listing, json!({}), &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    assert!(csv.contains("`SAME-NUMBER-01"), "{csv}");
+    assert!(!csv.contains(id) && !csv.contains("B-ONLY-000001"), "{csv}");
+
+    // A cannot act for B: a body or query naming B, signed by A
+    let e = api(a["v3/pay/transactions/native"]
+        .post(order(B, "A-AS-B-00001", 1, NOTIFY))
+        .unwrap_err());
+    assert_eq!((e.0, e.2.as_deref()), (400, Some("/mchid")));
+    let e = query(&a, B, "SAME-NUMBER-01").unwrap_err();
+    assert_eq!((e.0, e.2.as_deref()), (400, Some("/mchid")));
+}
+
+#[test]
+fn a_key_cannot_sign_as_another_merchant() {
+    let emu = start();
+    let ms = emu.merchants();
+    let (a, b) = (&ms[0], &ms[1]);
+    // B's mchid and serial, A's key
+    let forged = emu
+        .builder()
+        .mchid(b.mchid())
+        .serial(b.serial())
+        .private_key(a.private_key().unwrap().clone())
+        .build()
+        .unwrap();
+    let e = api(forged["v3/pay/transactions/native"]
+        .post(order(B, "FORGED-00001", 1, NOTIFY))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (401, "SIGN_ERROR"));
+    // B's mchid with A's serial
+    let forged = emu
+        .builder()
+        .mchid(b.mchid())
+        .serial(a.serial())
+        .private_key(a.private_key().unwrap().clone())
+        .build()
+        .unwrap();
+    let e = api(forged["v3/pay/transactions/native"]
+        .post(order(B, "FORGED-00002", 1, NOTIFY))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (401, "SIGN_ERROR"));
+    // an mchid the sandbox does not have
+    let stranger = emu.builder().mchid("1900000999").build().unwrap();
+    let e = api(stranger["v3/pay/transactions/native"]
+        .post(order("1900000999", "STRANGER-001", 1, NOTIFY))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (401, "SIGN_ERROR"));
+    // nothing was made
+    assert_eq!(
+        query(&client_as(&emu, B), B, "FORGED-00001").unwrap_err().1,
+        "ORDER_NOT_EXIST"
+    );
+}
+
+#[test]
+fn a_service_provider_orders_for_its_own_sub_merchants_only() {
+    let emu = start();
+    let sp = client_as(&emu, SP);
+    let created: Value = sp["v3/pay/partner/transactions/jsapi"]
+        .post(partner(SP, SUB, "SP-FOR-SUB-01", NOTIFY))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(created["prepay_id"].is_string());
+    let v = partner_query(&sp, SP, SUB, "SP-FOR-SUB-01").unwrap();
+    assert_eq!(
+        (
+            v["sp_mchid"].as_str(),
+            v["sub_mchid"].as_str(),
+            v["trade_state"].as_str()
+        ),
+        (Some(SP), Some(SUB), Some("NOTPAY"))
+    );
+
+    // not for a sub-merchant it does not have: a stranger, a direct merchant, itself
+    for (sub, status) in [("1900000999", 403), (A, 403), (B, 403)] {
+        let e = api(sp["v3/pay/partner/transactions/jsapi"]
+            .post(partner(SP, sub, "SP-NOT-SUB-01", NOTIFY))
+            .unwrap_err());
+        assert_eq!((e.0, e.1.as_str()), (status, "NO_AUTH"), "{sub}");
+    }
+    let e = partner_query(&sp, SP, "1900000999", "SP-FOR-SUB-01").unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"));
+    // nor may other merchants act for SP's sub-merchant, or see its order
+    for mchid in [A, B] {
+        let c = client_as(&emu, mchid);
+        let e = api(c["v3/pay/partner/transactions/jsapi"]
+            .post(partner(mchid, SUB, "OTHER-FOR-SUB", NOTIFY))
+            .unwrap_err());
+        assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{mchid}");
+        let e = partner_query(&c, mchid, SUB, "SP-FOR-SUB-01").unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{mchid}");
+        // nor sign as the service provider
+        let e = partner_query(&c, SP, SUB, "SP-FOR-SUB-01").unwrap_err();
+        assert_eq!((e.0, e.2.as_deref()), (400, Some("/sp_mchid")), "{mchid}");
+    }
+    // the sub-merchant is not its own service provider
+    let c = client_as(&emu, SUB);
+    let e = api(c["v3/pay/partner/transactions/jsapi"]
+        .post(partner(SUB, SUB, "SUB-FOR-SUB-1", NOTIFY))
+        .unwrap_err());
+    assert_eq!((e.0, e.2.as_deref()), (400, Some("/sub_mchid")));
+    let e = partner_query(&c, SUB, SUB, "SP-FOR-SUB-01").unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+    // closing: the service provider may, for its sub-merchant
+    let res = sp["v3/pay/partner/transactions/out-trade-no/{out_trade_no}/close"]
+        .post(json!({"out_trade_no": "SP-FOR-SUB-01", "json": {"sp_mchid": SP, "sub_mchid": SUB}}))
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let v = partner_query(&sp, SP, SUB, "SP-FOR-SUB-01").unwrap();
+    assert_eq!(v["trade_state"], "CLOSED");
+}
+
+/// A merchant's notification endpoint: answers 204 and hands over what it received.
+fn hook() -> Receiver<(http::HeaderMap, Bytes)> {
+    Receiver::new(|headers, body| ((headers, body), 204, Bytes::new()))
+}
+
+#[test]
+fn each_merchants_notifications_decrypt_with_its_own_apiv3_key_only() {
+    let emu = start();
+    let ms = emu.merchants();
+    let key = |mchid: &str| {
+        ms.iter()
+            .find(|m| m.mchid() == mchid)
+            .unwrap()
+            .apiv3_key()
+            .to_string()
+    };
+    let hook = hook();
+    let (a, b, sp) = (client_as(&emu, A), client_as(&emu, B), client_as(&emu, SP));
+    a["v3/pay/transactions/native"]
+        .post(order(A, "NOTIFY-A-0001", 1, &hook.url))
+        .unwrap();
+    b["v3/pay/transactions/native"]
+        .post(order(B, "NOTIFY-B-0001", 2, &hook.url))
+        .unwrap();
+    sp["v3/pay/partner/transactions/native"]
+        .post(partner(SP, SUB, "NOTIFY-S-0001", &hook.url))
+        .unwrap();
+    let paid = [
+        (
+            A,
+            emu.act_on_payment("NOTIFY-A-0001", PaymentAction::Paid, None, None),
+        ),
+        (
+            B,
+            emu.act_on_payment("NOTIFY-B-0001", PaymentAction::Paid, Some(B), None),
+        ),
+        (
+            SP,
+            emu.act_on_payment("NOTIFY-S-0001", PaymentAction::Paid, Some(SUB), None),
+        ),
+    ];
+    // deliveries run apart: each notification is told by the one key that opens it
+    let mut opened = Vec::new();
+    for _ in 0..paid.len() {
+        let (headers, body) = hook
+            .next_within(Duration::from_secs(10))
+            .expect("a notification within 10 s");
+        let openers: Vec<(&str, Value)> = [A, B, SP, SUB]
+            .into_iter()
+            .filter_map(|m| {
+                let n = a.notifier(key(m)).unwrap().verify(&headers, &body).ok()?;
+                Some((m, n.resource))
+            })
+            .collect();
+        assert_eq!(
+            openers.len(),
+            1,
+            "one key opens a notification, not {openers:?}"
+        );
+        opened.push(openers.into_iter().next().unwrap());
+    }
+    opened.sort_by_key(|(m, _)| *m);
+    let mut expected: Vec<(&str, Value)> = paid.into_iter().map(|(m, r)| (m, r.unwrap())).collect();
+    expected.sort_by_key(|(m, _)| *m);
+    assert_eq!(opened, expected);
+}
