@@ -544,6 +544,7 @@ impl Emulator {
             return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
+        http::merchants::fill(&mut config.merchants, &|mchid: &str| loaded.merchant(mchid));
         let merchants = http::merchants::build(&config.merchants, &config.mchid)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
@@ -629,6 +630,11 @@ impl Emulator {
                 apiv3_key: apiv3_key.clone(),
                 apiv2_key: apiv2_key.clone(),
             })?;
+            for m in &merchants {
+                if let Some(key) = &m.private_key {
+                    store.save_merchant(&m.mchid, key, &m.serial, &m.apiv3_key, &m.apiv2_key)?;
+                }
+            }
         }
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, deliveries, Receiver};
 use wechatpay_chain::{Builder, Client, PrivateKey, PublicKey};
-use wechatpay_emulator::{time_from_rfc3339, Emulator, EmulatorConfig};
+use wechatpay_emulator::{time_from_rfc3339, Emulator, EmulatorConfig, MerchantConfig};
 
 const APPID: &str = "wxd678efh567hg6787";
 const START: &str = "2026-12-07T10:00:00+08:00";
@@ -315,4 +315,45 @@ fn the_state_file_is_private_and_a_foreign_or_damaged_one_is_refused_untouched()
 
     // The file it made is still good.
     drop(on(&made, false));
+}
+
+#[test]
+fn the_other_merchants_keep_their_keys_and_orders() {
+    let dir = dir();
+    let file = dir.path().join("merchants.db");
+    let config = || {
+        EmulatorConfig::new()
+            .state_file(&file)
+            .merchant(MerchantConfig::new("1900000002"))
+    };
+    let first = support::start(config());
+    let other = |emu: &Emulator| {
+        emu.merchants()
+            .into_iter()
+            .find(|m| m.mchid() == "1900000002")
+            .unwrap()
+    };
+    let before = other(&first);
+    let c = first.builder_for("1900000002").unwrap().build().unwrap();
+    c["v3/pay/transactions/native"]
+        .post(json!({"json": {"appid": APPID, "mchid": "1900000002", "description": "Image形象店-深圳腾大-QQ公仔",
+            "out_trade_no": "other-001", "notify_url": "http://127.0.0.1:9/n", "amount": {"total": 100}}}))
+        .unwrap();
+    drop(first);
+
+    let second = support::start(config());
+    let after = other(&second);
+    assert_eq!(after.serial(), before.serial());
+    assert_eq!(after.apiv3_key(), before.apiv3_key());
+    let pem = |m: &wechatpay_emulator::Merchant| {
+        wechatpay_emulator::private_key_pem(m.private_key().unwrap()).unwrap()
+    };
+    assert!(pem(&after) == pem(&before), "the same private key");
+    let c = second.builder_for("1900000002").unwrap().build().unwrap();
+    let order: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "other-001", "query": {"mchid": "1900000002"}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(order["trade_state"], "NOTPAY");
 }

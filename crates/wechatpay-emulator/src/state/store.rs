@@ -53,6 +53,8 @@ pub(crate) struct Loaded {
     pub state: State,
     pub deliveries: Vec<Delivery>,
     pub keys: Option<Keys>,
+    /// The other merchants' keys by mchid: private key, serial, APIv3 key, APIv2 key.
+    pub merchants: HashMap<String, (PrivateKey, String, String, String)>,
     /// The clock as last written: its time (Unix ms), offset from real time, whether frozen.
     pub clock: Option<(i64, i64, bool)>,
 }
@@ -71,6 +73,11 @@ pub(crate) struct Unset<'a> {
 }
 
 impl Loaded {
+    /// The keys merchant `mchid` (not the first) had.
+    pub(crate) fn merchant(&self, mchid: &str) -> Option<(PrivateKey, String, String, String)> {
+        self.merchants.get(mchid).cloned()
+    }
+
     /// Fills in what `unset` leaves unset from the file: the same keys, and the clock where
     /// it was (a frozen clock at its time, a running one with its offset from real time).
     pub(crate) fn fill(&self, unset: &mut Unset<'_>) {
@@ -277,12 +284,6 @@ impl Store {
 
     /// Writes the keys (at start).
     pub(crate) fn save_keys(&self, keys: &Keys) -> Result<(), Error> {
-        let pem = |k: &PrivateKey| -> Result<String, Error> {
-            let der = k.as_openssl().private_key_to_pem_pkcs8().map_err(|e| {
-                Error::config(format!("cannot encode a key for the state file: {e}"))
-            })?;
-            String::from_utf8(der).map_err(|_| Error::config("a PEM encoding is not text"))
-        };
         let body = json!({
             "platform_key": pem(&keys.platform_key)?,
             "merchant_key": keys.merchant_key.as_ref().map(pem).transpose()?,
@@ -295,6 +296,37 @@ impl Store {
         write(
             &mut db,
             vec![row("keys", "platform", &body)],
+            &HashSet::new(),
+        )
+        .map_err(|e| failed(&self.path, e))
+    }
+}
+
+/// A private key as PKCS#8 PEM, for the state file.
+fn pem(k: &PrivateKey) -> Result<String, Error> {
+    let der = k
+        .as_openssl()
+        .private_key_to_pem_pkcs8()
+        .map_err(|e| Error::config(format!("cannot encode a key for the state file: {e}")))?;
+    String::from_utf8(der).map_err(|_| Error::config("a PEM encoding is not text"))
+}
+
+impl Store {
+    /// Writes another merchant's keys (at start).
+    pub(crate) fn save_merchant(
+        &self,
+        mchid: &str,
+        key: &PrivateKey,
+        serial: &str,
+        apiv3_key: &str,
+        apiv2_key: &str,
+    ) -> Result<(), Error> {
+        let body = json!({"key": pem(key)?, "serial": serial, "apiv3_key": apiv3_key,
+                          "apiv2_key": apiv2_key});
+        let mut db = lock(&self.db);
+        write(
+            &mut db,
+            vec![row("merchant", mchid, &body)],
             &HashSet::new(),
         )
         .map_err(|e| failed(&self.path, e))
@@ -381,7 +413,7 @@ fn write(db: &mut Db, rows: Vec<Row>, keep: &HashSet<(String, String)>) -> rusql
     } else {
         db.written
             .keys()
-            .filter(|k| !keep.contains(*k))
+            .filter(|k| !keep.contains(*k) && !matches!(k.0.as_str(), "keys" | "merchant"))
             .cloned()
             .collect()
     };
@@ -753,6 +785,20 @@ fn load_row(l: &mut Loaded, kind: &str, id: String, v: &Value) -> Option<()> {
                 a.get(1)?.as_i64()?,
                 a.get(2)?.as_bool()?,
             ));
+        }
+        "merchant" => {
+            let key = openssl::pkey::PKey::private_key_from_pem(text(v, "key")?.as_bytes())
+                .ok()
+                .map(PrivateKey::from_openssl)?;
+            l.merchants.insert(
+                id,
+                (
+                    key,
+                    text(v, "serial")?,
+                    text(v, "apiv3_key")?,
+                    text(v, "apiv2_key")?,
+                ),
+            );
         }
         "keys" => {
             let key = |k: &str| -> Option<PrivateKey> {
