@@ -102,6 +102,11 @@ pub struct ServeArgs {
     /// when `wechatpay sandbox clock set|advance` moves it.
     #[arg(long)]
     clock_frozen: bool,
+    /// Keep orders, refunds, transfers, receivers, notifications, keys and the clock in this
+    /// SQLite file (created 0600), so that the sandbox restarted on it is the same platform.
+    /// Without it everything is in memory and gone at exit.
+    #[arg(long, value_name = "FILE")]
+    state: Option<std::path::PathBuf>,
     #[command(flatten)]
     merchants: crate::serve_merchants::MerchantArgs,
 }
@@ -330,6 +335,9 @@ pub fn run<'a>(
             ModeArg::PublicKey => Mode::PublicKey,
             ModeArg::Certificate => Mode::Certificate,
         });
+    if let Some(file) = &a.state {
+        config = config.state_file(file);
+    }
     for f in &a.faults {
         config = config.fault(f.clone());
     }

@@ -131,6 +131,8 @@ pub struct EmulatorConfig {
     /// The clock's start (Unix milliseconds; now when `None`), and whether it is stopped.
     clock_start: Option<i64>,
     clock_frozen: bool,
+    /// The state file ([`EmulatorConfig::state_file`]); in memory only when `None`.
+    state_file: Option<std::path::PathBuf>,
     /// The merchants beyond the first ([`EmulatorConfig::merchant`]).
     merchants: Vec<MerchantConfig>,
 }
@@ -199,6 +201,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             clock_start: None,
             clock_frozen: false,
+            state_file: None,
             merchants: Vec::new(),
         }
     }
@@ -543,11 +546,21 @@ impl Emulator {
                 config.addr
             )));
         }
+        let mut config = config;
+        let (store, loaded) = match &config.state_file {
+            Some(path) => {
+                let (store, loaded) = state::store::Store::open(path)?;
+                (Some(store), loaded)
+            }
+            None => (None, state::store::Loaded::default()),
+        };
+        loaded.fill(&mut config.stored());
         let apiv3_key = config.apiv3_key.clone().unwrap_or_else(|| random_hex(16));
         if apiv3_key.len() != wechatpay_chain::crypto::aes_gcm::KEY_LEN {
             return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
+        http::merchants::fill(&mut config.merchants, &|mchid: &str| loaded.merchant(mchid));
         let merchants = http::merchants::build(&config.merchants, &config.mchid, config.scheme)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
@@ -632,6 +645,25 @@ impl Emulator {
             TokenSetting::Fixed(t) => Some(guard::checked_token(t)?),
             TokenSetting::Off => None,
         };
+        if let Some(store) = &store {
+            store.save_keys(&state::store::Keys {
+                platform_key: platform_key.clone(),
+                merchant_key: merchant_private.clone(),
+                merchant_serial: merchant_serial.clone(),
+                public_key_id: match (&alongside, config.mode) {
+                    (_, Mode::PublicKey) => Some(platform_serial.clone()),
+                    (Some((id, _, _)), _) => Some(id.clone()),
+                    (None, _) => None,
+                },
+                apiv3_key: apiv3_key.clone(),
+                apiv2_key: apiv2_key.clone(),
+            })?;
+            for m in &merchants {
+                if let Some(key) = &m.private_key {
+                    store.save_merchant(&m.mchid, key, &m.serial, &m.apiv3_key, &m.apiv2_key)?;
+                }
+            }
+        }
         let (shutdown, rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             base: Base {
@@ -668,13 +700,18 @@ impl Emulator {
                 runtime: runtime.clone(),
                 stop: rx.clone(),
             },
-            state: Mutex::new(state::State::default()),
-            deliveries: Mutex::new(Vec::new()),
+            state: Mutex::new(loaded.state),
+            deliveries: Mutex::new(loaded.deliveries),
             files: Mutex::new(state::records::Files::default()),
             notifier: Notifier::new()?,
             faults: http::faults::Faults::new(&config.faults),
             clock: state::clock::Clock::new(config.clock_start, config.clock_frozen),
+            store,
         });
+        if shared.store.is_some() {
+            flows::resume::jobs(&shared);
+            state::store::flush(&shared);
+        }
         runtime.spawn(state::clock::run(shared.clone()));
         let task = runtime.spawn(server::serve(listener, shared.clone(), rx));
         tracing::debug!(%addr, mode = ?config.mode, "emulator listening");
@@ -1044,6 +1081,37 @@ impl Emulator {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        state::store::close(&self.shared);
+    }
+}
+
+/// State that survives a restart (docs/emulator.md, "State that survives").
+impl EmulatorConfig {
+    /// Keeps the platform's records and keys in the SQLite file at `path` (created `0600` if
+    /// absent): a sandbox started again on it is the same platform, with the same orders,
+    /// refunds, transfers, receivers and notifications. Keys given here win over the file's.
+    /// A file that is not a sandbox state file, is damaged, newer, or readable by others is
+    /// refused at start and left untouched.
+    pub fn state_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// What a state file may fill in.
+    fn stored(&mut self) -> state::store::Unset<'_> {
+        state::store::Unset {
+            platform_key: &mut self.platform_key,
+            merchant_key: match self.merchant {
+                MerchantKey::Generated => Some(&mut self.merchant_private),
+                _ => None,
+            },
+            merchant_serial: &mut self.merchant_serial,
+            public_key_id: &mut self.public_key_id,
+            apiv3_key: &mut self.apiv3_key,
+            apiv2_key: &mut self.apiv2_key,
+            clock_start: &mut self.clock_start,
+            clock_frozen: &mut self.clock_frozen,
+        }
     }
 }
 
@@ -1078,6 +1146,7 @@ impl Emulator {
         let at = state::clock::unix_millis(at);
         self.shared.clock.change(|_| at, None);
         state::clock::run_due(&self.shared);
+        state::store::flush(&self.shared);
         self.clock()
     }
 
@@ -1088,6 +1157,7 @@ impl Emulator {
             .clock
             .change(|now| now.saturating_add(state::clock::millis(by)), None);
         state::clock::run_due(&self.shared);
+        state::store::flush(&self.shared);
         self.clock()
     }
 
@@ -1095,6 +1165,7 @@ impl Emulator {
     pub fn freeze_clock(&self, frozen: bool) -> ClockReading {
         self.shared.clock.change(|now| now, Some(frozen));
         state::clock::run_due(&self.shared);
+        state::store::flush(&self.shared);
         self.clock()
     }
 }
@@ -1102,6 +1173,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        state::store::close(&self.shared);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

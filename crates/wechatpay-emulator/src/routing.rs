@@ -23,8 +23,20 @@ use crate::state::shared::Shared;
 
 impl Platform for Shared {
     fn respond(this: &Arc<Self>, req: &Req) -> impl Future<Output = Responded> + Send {
-        respond(this, req)
+        kept(this, req)
     }
+}
+
+/// The answer to `req`, its change written to the state file (if any) before it goes out, so
+/// that an answered change survives a restart; a GET changes nothing but what the clock
+/// brought due.
+async fn kept(shared: &Arc<Shared>, req: &Req) -> Responded {
+    let due = crate::state::clock::run_due(shared);
+    let answered = respond(shared, req).await;
+    if due || req.method != http::Method::GET {
+        crate::state::store::flush(shared);
+    }
+    answered
 }
 
 async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {

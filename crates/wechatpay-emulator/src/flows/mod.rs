@@ -17,6 +17,7 @@ pub(crate) mod pay;
 pub(crate) mod profitsharing;
 pub(crate) mod refund;
 pub(crate) mod request_payment;
+pub(crate) mod resume;
 pub(crate) mod scope;
 pub(crate) mod sensitive;
 pub(crate) mod transfer;

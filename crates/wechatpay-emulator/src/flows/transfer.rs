@@ -352,7 +352,7 @@ fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
 
 /// A bill still waiting for the user when its day to confirm has passed fails with
 /// `OVERDUE_CLOSE` (notified).
-fn overdue_close(shared: &Arc<Shared>, no: &str) {
+pub(crate) fn overdue_close(shared: &Arc<Shared>, no: &str) {
     let waiting = lock(&shared.state)
         .transfers
         .bills

@@ -155,6 +155,23 @@ impl Merchant {
     }
 }
 
+/// Fills in the keys `configs` leave unset from `stored` (by mchid: private key, serial,
+/// APIv3 key, APIv2 key), sub-merchants included: a restarted sandbox's merchants keep theirs.
+pub(crate) fn fill(
+    configs: &mut [MerchantConfig],
+    stored: &impl Fn(&str) -> Option<(PrivateKey, String, String, String)>,
+) {
+    for c in configs {
+        if let Some((key, serial, v3, v2)) = stored(&c.mchid) {
+            c.private_key.get_or_insert(key);
+            c.serial.get_or_insert(serial);
+            c.apiv3_key.get_or_insert(v3);
+            c.apiv2_key.get_or_insert(v2);
+        }
+        fill(&mut c.sub_merchants, stored);
+    }
+}
+
 /// The merchants `configs` name, keys made where none is given; an mchid used twice (or the
 /// first merchant's, `first`) is refused.
 /// Keys made here are of `scheme`'s kind (SM2 in the 国密 scheme).

@@ -65,6 +65,11 @@ fn real_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Real time, in Unix milliseconds (for the state file's clock offset).
+pub(crate) fn real_now_ms() -> i64 {
+    real_ms()
+}
+
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -171,18 +176,23 @@ impl Clock {
 }
 
 /// Runs every job due by the clock's time, earliest first (jobs may queue more).
-pub(crate) fn run_due(shared: &Arc<Shared>) {
+pub(crate) fn run_due(shared: &Arc<Shared>) -> bool {
     let _running = lock(&shared.clock.running);
+    let mut ran = false;
     while let Some(job) = shared.clock.take_due() {
         job(shared);
+        ran = true;
     }
+    ran
 }
 
 /// The background task: runs jobs as real time brings them due, until the emulator stops.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut stop = shared.stop.clone();
     loop {
-        run_due(&shared);
+        if run_due(&shared) {
+            crate::state::store::flush(&shared);
+        }
         // At most a day at a time (a job years ahead, a time_expire of 9999, then waits in
         // steps); with nothing to wait for, a changed clock or a new job wakes the task.
         let day = Duration::from_secs(86_400);

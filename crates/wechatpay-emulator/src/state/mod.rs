@@ -15,6 +15,7 @@ use crate::http::answer::Answer;
 pub(crate) mod clock;
 pub(crate) mod records;
 pub(crate) mod shared;
+pub(crate) mod store;
 
 /// Everything the operations remember, behind one mutex held only briefly.
 #[derive(Default)]

@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub faults: Faults,
     /// The sandbox's clock and what waits for its time.
     pub clock: crate::state::clock::Clock,
+    /// The state file, when there is one (`serve --state`).
+    pub store: Option<crate::state::store::Store>,
 }
 
 impl Deref for Shared {
