@@ -573,7 +573,7 @@ impl Emulator {
             || Scheme::of_key(&platform_key) != config.scheme
             || merchants
                 .iter()
-                .any(|m| Scheme::of_public_key(&m.public_key) != config.scheme)
+                .any(|m| Scheme::of_public_key(&m.public_key) != m.scheme)
         {
             return Err(Error::config(format!(
                 "the sandbox speaks {} (EmulatorConfig::scheme): give it merchant and platform \
@@ -595,6 +595,8 @@ impl Emulator {
                 (issued.certificate.serial().to_string(), Some(issued))
             }
         };
+        let other_platform =
+            http::mixed::other_platform(config.scheme, &merchants, config.mode, &config.mchid)?;
         let alongside = match (config.mode, config.public_key_alongside) {
             (Mode::Certificate, true) => {
                 let id = match &config.public_key_id {
@@ -647,6 +649,7 @@ impl Emulator {
                     platform_public,
                     platform_serial,
                     platform_cert,
+                    other_platform,
                     alongside,
                     rotations: Mutex::new(Vec::new()),
                     apiv3_key,
@@ -804,12 +807,17 @@ impl Emulator {
     /// emulator's CA as a trusted root and, when the emulator has the merchant private key,
     /// the merchant certificate as the identity of `security: true` calls.
     pub fn builder(&self) -> Builder {
+        self.builder_in(self.shared.settings.scheme)
+    }
+
+    /// [`Emulator::builder`] speaking `scheme`, with the platform key of that scheme.
+    fn builder_in(&self, scheme: Scheme) -> Builder {
         let s = &self.shared.settings;
         let mut b = Builder::new()
             .base_uri(self.base_uri())
             .mchid(&s.mchid)
             .serial(&s.merchant_serial)
-            .scheme(s.scheme)
+            .scheme(scheme)
             .timeout(Duration::from_secs(10));
         if let Some(k) = &self.merchant_private {
             b = b.private_key(k.clone());
@@ -825,6 +833,13 @@ impl Emulator {
             {
                 b = b.merchant_identity(&t.merchant_pem, &key);
             }
+        }
+        if let Some(o) = s.other_platform.as_ref().filter(|o| o.scheme == scheme) {
+            b = match &o.cert {
+                Some(c) => b.platform_certificate(c.certificate.clone()),
+                None => b.platform_public_key(&o.serial, o.public.clone()),
+            };
+            return b.secret(&s.apiv2_key);
         }
         b = match &s.platform_cert {
             Some(c) => b.platform_certificate(c.certificate.clone()),
@@ -849,7 +864,7 @@ impl Emulator {
     pub fn builder_for(&self, mchid: &str) -> Option<Builder> {
         let m = self.merchants().into_iter().find(|m| m.mchid == mchid)?;
         let mut b = self
-            .builder()
+            .builder_in(m.scheme)
             .mchid(&m.mchid)
             .serial(&m.serial)
             .secret(&m.apiv2_key);

@@ -18,6 +18,7 @@ pub(crate) mod multipart;
 pub(crate) mod nonces;
 pub(crate) mod received;
 pub(crate) mod request;
+pub(crate) mod mixed;
 pub(crate) mod scheme;
 pub(crate) mod server;
 pub(crate) mod settings;
