@@ -130,9 +130,9 @@ pub(crate) fn check(
         return Err(refuse(
             Malformed,
             format!(
-                "merchant {} signs with {} (its scheme), not {}",
-                a.mchid,
+                "Authorization must start with {}: merchant {} signs in that scheme, not {}",
                 scheme.name(),
+                a.mchid,
                 named.name()
             ),
         ));

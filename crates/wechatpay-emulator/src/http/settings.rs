@@ -100,6 +100,7 @@ impl Settings {
     /// Serials compare as numbers (`83D6…` names the certificate `083D6…`), key ids as written.
     pub(crate) fn knows_serial(&self, serial: &str) -> bool {
         same_serial(serial, &self.platform_serial)
+            || (self.other_platform.as_ref()).is_some_and(|o| same_serial(&o.serial, serial))
             || self
                 .alongside
                 .as_ref()
