@@ -60,6 +60,7 @@ pub use self::http::faults::{
     Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD,
 };
 pub use self::http::merchants::{Merchant, MerchantConfig, MerchantRole};
+pub use self::http::mixed::SecondPlatform;
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};

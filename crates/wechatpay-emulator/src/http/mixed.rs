@@ -33,7 +33,7 @@ pub(crate) fn other_platform(
     let (serial, cert) = match mode {
         // a public key id of its own, so that a client tells the two keys apart
         Mode::PublicKey => (
-            format!("PUB_KEY_ID_01{mchid}{}", crate::util::random_hex(8)),
+            format!("PUB_KEY_ID_01{mchid}{}", crate::util::random_hex(9)),
             None,
         ),
         Mode::Certificate => {
@@ -119,5 +119,49 @@ pub(crate) fn algorithm_type(
             "algorithm_type must be RSA, SM2 or ALL",
             serde_json::Value::from(other),
         )),
+    }
+}
+
+/// The platform key of the scheme that is not the sandbox's, as its merchants verify with it
+/// ([`Emulator::second_platform`](crate::Emulator::second_platform)).
+#[derive(Clone)]
+pub struct SecondPlatform {
+    /// Its scheme (the one [`MerchantConfig::scheme`](crate::MerchantConfig::scheme) named).
+    pub scheme: Scheme,
+    /// Its public key id (`PUB_KEY_ID_…`) or certificate serial: `Wechatpay-Serial`.
+    pub serial: String,
+    /// Its public key.
+    pub public_key: PublicKey,
+    /// Its certificate, in certificate mode.
+    pub certificate: Option<wechatpay_chain::crypto::Certificate>,
+    /// Its private key (`wechatpay trigger` signs notifications with it as the sandbox does).
+    pub private_key: PrivateKey,
+}
+
+impl std::fmt::Debug for SecondPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondPlatform")
+            .field("scheme", &self.scheme)
+            .field("serial", &self.serial)
+            .finish_non_exhaustive()
+    }
+}
+
+impl crate::Emulator {
+    /// The scheme of the sandbox ([`EmulatorConfig::scheme`](crate::EmulatorConfig::scheme)).
+    pub fn scheme(&self) -> Scheme {
+        self.shared.settings.scheme
+    }
+
+    /// When a merchant speaks the other scheme: the platform key of that scheme.
+    pub fn second_platform(&self) -> Option<SecondPlatform> {
+        let o = self.shared.settings.other_platform.as_ref()?;
+        Some(SecondPlatform {
+            scheme: o.scheme,
+            serial: o.serial.clone(),
+            public_key: o.public.clone(),
+            certificate: o.cert.as_ref().map(|c| c.certificate.clone()),
+            private_key: o.key.clone(),
+        })
     }
 }
