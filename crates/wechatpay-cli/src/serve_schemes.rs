@@ -9,11 +9,11 @@ use wechatpay_emulator::{private_key_pem, Emulator};
 
 /// Points `env` (a merchant's variables) at the sandbox's platform key of the other scheme,
 /// written beside the first merchant's files.
-pub fn second_platform_env<'a>(
+pub fn second_platform_env(
     emu: &Emulator,
     dir: &Path,
     write: impl Fn(&Path, &str) -> Result<(), Error>,
-    env: &mut Vec<(&'a str, String)>,
+    env: &mut Vec<(&str, String)>,
 ) -> Result<(), Error> {
     let Some(p) = emu.second_platform() else {
         return Ok(());
@@ -38,11 +38,10 @@ pub fn second_platform_env<'a>(
             env.push(("WECHATPAY_PLATFORM_CERT", path.display().to_string()));
         }
         None => {
-            let pem = p
-                .public_key
-                .as_openssl()
-                .public_key_to_pem()
-                .map_err(|e| Error::key(format!("cannot encode the platform public key: {e}")))?;
+            let pem =
+                p.public_key.as_openssl().public_key_to_pem().map_err(|e| {
+                    Error::key(format!("cannot encode the platform public key: {e}"))
+                })?;
             let path = dir.join(format!("pub_key.{name}.pem"));
             write(&path, &String::from_utf8_lossy(&pem))?;
             env.push(("WECHATPAY_PUBLIC_KEY", path.display().to_string()));

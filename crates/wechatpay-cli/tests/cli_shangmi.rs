@@ -183,11 +183,20 @@ mod sm2 {
     fn serve_sm2_merchants_share_an_rsa_sandbox_each_with_its_scheme_in_its_env_file() {
         let served = Served::start_with(
             BIN,
-            &["--merchants", "2", "--sm2-merchants", "1", "--mode", "certificate"],
+            &[
+                "--merchants",
+                "2",
+                "--sm2-merchants",
+                "1",
+                "--mode",
+                "certificate",
+            ],
         );
         let rsa = served.env.clone();
         assert!(!rsa.contains_key("WECHATPAY_SCHEME"), "{rsa:?}");
-        let dir = std::path::Path::new(&rsa["WECHATPAY_PRIVATE_KEY"]).parent().unwrap();
+        let dir = std::path::Path::new(&rsa["WECHATPAY_PRIVATE_KEY"])
+            .parent()
+            .unwrap();
         let written = std::fs::read_to_string(dir.join("env.1900000002")).unwrap();
         let sm2: std::collections::HashMap<String, String> =
             super::served::env_file(&written).into_iter().collect();
@@ -195,7 +204,10 @@ mod sm2 {
         Sm2::from_private(&format!("file://{}", sm2["WECHATPAY_PRIVATE_KEY"])).unwrap();
         let platform =
             Sm2::from_certificate(&format!("file://{}", sm2["WECHATPAY_PLATFORM_CERT"])).unwrap();
-        assert_ne!(sm2["WECHATPAY_PLATFORM_CERT"], rsa["WECHATPAY_PLATFORM_CERT"]);
+        assert_ne!(
+            sm2["WECHATPAY_PLATFORM_CERT"],
+            rsa["WECHATPAY_PLATFORM_CERT"]
+        );
         assert_eq!(sm2["WECHATPAY_SANDBOX_PLATFORM_SERIAL"], platform.serial());
 
         // Each merchant orders with its own env file, in its own scheme.

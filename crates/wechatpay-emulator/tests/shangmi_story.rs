@@ -346,7 +346,10 @@ fn an_rsa_merchant_and_an_sm2_merchant_share_one_sandbox() {
         let asked = emu.requests().pop().unwrap().target;
         assert_eq!(
             asked,
-            format!("/v3/certificates?algorithm_type={}", scheme.algorithm_type())
+            format!(
+                "/v3/certificates?algorithm_type={}",
+                scheme.algorithm_type()
+            )
         );
     }
     // The two platform certificates differ.
@@ -358,7 +361,10 @@ fn an_rsa_merchant_and_an_sm2_merchant_share_one_sandbox() {
     emu.forge_next(Forgery::OtherScheme);
     let refused = rsa["v3/pay/transactions/out-trade-no/{out_trade_no}"]
         .get(json!({"out_trade_no": "mixed-RSA", "query": {"mchid": emu.mchid()}}));
-    assert!(matches!(refused, Err(Error::Verification(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::Verification(_))),
+        "{refused:?}"
+    );
 
     // A merchant of the RSA scheme signing with SM2 is refused with SIGN_ERROR.
     let impostor = emu

@@ -223,10 +223,7 @@ pub(crate) fn render_for(
             .header("Wechatpay-Signature", signature)
             // the platform names the scheme on every signed answer, as on its notifications;
             // some SDKs (wechatpayv3) refuse an answer without it
-            .header(
-                "Wechatpay-Signature-Type",
-                scheme::named(signing, forgery),
-            );
+            .header("Wechatpay-Signature-Type", scheme::named(signing, forgery));
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');
