@@ -550,6 +550,7 @@ impl Emulator {
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
         let merchants = http::merchants::build(&config.merchants, &config.mchid, config.scheme)?;
+        http::mixed::check_keys(&merchants)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
                 let key = match &config.merchant_private {

@@ -356,6 +356,17 @@ fn an_rsa_merchant_and_an_sm2_merchant_share_one_sandbox() {
     let rsa_cert = rsa.download_certificates(emu.apiv3_key()).unwrap();
     let sm2_cert = sm2.download_certificates(&sm2_apiv3).unwrap();
     assert_ne!(rsa_cert[0].serial, sm2_cert[0].serial);
+    // algorithm_type=ALL lists both, sealed in the asker's scheme.
+    let all: Value = sm2["v3/certificates"]
+        .get(json!({"query": {"algorithm_type": "ALL"}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let data = all["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{all}");
+    assert!(data
+        .iter()
+        .all(|d| d["encrypt_certificate"]["algorithm"] == "AEAD_SM4_GCM"));
 
     // An RSA client refuses an answer naming SM2 (no downgrade, nor "upgrade").
     emu.forge_next(Forgery::OtherScheme);
@@ -382,5 +393,21 @@ fn an_rsa_merchant_and_an_sm2_merchant_share_one_sandbox() {
     assert!(
         refusal.contains("must start with WECHATPAY2-SHA256-RSA2048"),
         "{refusal}"
+    );
+
+    // A merchant of the SM2 scheme given an RSA key is refused at start.
+    let rsa_key = emu.merchant_private_key().unwrap().clone();
+    let err = Emulator::start(
+        EmulatorConfig::new().merchant(
+            MerchantConfig::new(SM2_MCHID)
+                .scheme(Scheme::Sm2)
+                .private_key(rsa_key),
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("merchant 1900000002 speaks WECHATPAY2-SM2-WITH-SM3"),
+        "{err}"
     );
 }

@@ -47,9 +47,9 @@ pub(crate) fn list(shared: &Arc<Shared>, req: &Req) -> Answer {
         .collect();
     let mut data = Vec::with_capacity(2 + rotated.len());
     let own = std::iter::once(issued).chain(rotated.iter().map(|i| &**i));
-    let own = own.filter(|_| asked.is_none_or(|a| a == s.scheme));
+    let own = own.filter(|_| asked.is_none_or(|a| a == s.scheme.algorithm_type()));
     let other = s.other_platform.as_ref();
-    let other = other.filter(|o| asked.is_none_or(|a| a == o.scheme));
+    let other = other.filter(|o| asked.is_none_or(|a| a == o.scheme.algorithm_type()));
     for issued in own.chain(other.and_then(|o| o.cert.as_ref())) {
         let nonce = formatter::nonce(12);
         let Ok(ciphertext) =

@@ -103,22 +103,35 @@ pub(crate) fn mchid_in(header: Option<&str>) -> Option<String> {
         .map(|a| a.mchid)
 }
 
-/// The scheme `v3/certificates?algorithm_type=` asks for: `RSA` when absent (as documented),
-/// `None` for `ALL`.
+/// The `algorithm_type` of `v3/certificates` asked: `RSA` when absent (as documented), `None`
+/// for `ALL`.
 pub(crate) fn algorithm_type(
     asked: Option<&str>,
-) -> Result<Option<Scheme>, crate::http::answer::Answer> {
+) -> Result<Option<&str>, crate::http::answer::Answer> {
     match asked.unwrap_or("RSA") {
         "ALL" => Ok(None),
-        "RSA" => Ok(Some(Scheme::Rsa)),
-        #[cfg(feature = "shangmi")]
-        "SM2" => Ok(Some(Scheme::Sm2)),
+        a @ ("RSA" | "SM2") => Ok(Some(a)),
         other => Err(crate::http::answer::Answer::param_error(
             "/algorithm_type",
             "query",
             "algorithm_type must be RSA, SM2 or ALL",
             serde_json::Value::from(other),
         )),
+    }
+}
+
+/// Refuses a merchant given a key of another kind than its scheme's.
+pub(crate) fn check_keys(merchants: &[Merchant]) -> Result<(), Error> {
+    match merchants
+        .iter()
+        .find(|m| Scheme::of_public_key(&m.public_key) != m.scheme)
+    {
+        Some(m) => Err(Error::config(format!(
+            "merchant {} speaks {}: give it a key of that kind, or none to have one generated",
+            m.mchid,
+            m.scheme.name()
+        ))),
+        None => Ok(()),
     }
 }
 
