@@ -23,7 +23,6 @@ pub struct MerchantArgs {
     /// Of the direct merchants beyond the first, the last N speak the 国密 scheme
     /// (WECHATPAY2-SM2-WITH-SM3) in an RSA sandbox: their env files say WECHATPAY_SCHEME=sm2
     /// and name the sandbox's SM2 platform key.
-    #[cfg(feature = "shangmi")]
     #[arg(long, value_name = "N", default_value_t = 0)]
     sm2_merchants: u16,
 }
@@ -42,7 +41,13 @@ pub fn configure(
 ) -> Result<EmulatorConfig, Error> {
     let mut numbers = numbers_after(first);
     let mut next = || numbers.next().unwrap_or_default();
-    #[cfg(feature = "shangmi")]
+    #[cfg(not(feature = "shangmi"))]
+    if a.sm2_merchants > 0 {
+        return Err(Error::config(
+            "--sm2-merchants: this wechatpay was built without the 国密 scheme; install it with \
+             `--features shangmi`",
+        ));
+    }
     if a.sm2_merchants >= a.merchants {
         return Err(Error::config(format!(
             "--sm2-merchants {} needs more merchants: --merchants {} counts the first (of \
@@ -53,14 +58,7 @@ pub fn configure(
         )));
     }
     for i in 1..a.merchants {
-        #[allow(unused_mut)]
-        let mut m = MerchantConfig::new(next());
-        #[cfg(feature = "shangmi")]
-        if i >= a.merchants - a.sm2_merchants {
-            m = m.scheme(wechatpay_chain::Scheme::Sm2);
-        }
-        let _ = i;
-        config = config.merchant(m);
+        config = config.merchant(in_scheme(a, i, MerchantConfig::new(next())));
     }
     if a.service_provider {
         let sp = MerchantConfig::new(next());
@@ -70,6 +68,20 @@ pub fn configure(
         config = config.service_provider(sp, subs);
     }
     Ok(config)
+}
+
+/// Direct merchant `i` (the first is 0), in SM2 when one of the last `--sm2-merchants`.
+#[cfg(feature = "shangmi")]
+fn in_scheme(a: &MerchantArgs, i: u16, m: MerchantConfig) -> MerchantConfig {
+    match i >= a.merchants - a.sm2_merchants {
+        true => m.scheme(wechatpay_chain::Scheme::Sm2),
+        false => m,
+    }
+}
+
+#[cfg(not(feature = "shangmi"))]
+fn in_scheme(_: &MerchantArgs, _: u16, m: MerchantConfig) -> MerchantConfig {
+    m
 }
 
 /// Writes `env.<mchid>` for each merchant beyond the first: the first's variables (`env`)
