@@ -41,6 +41,8 @@ mod serve;
 
 mod serve_merchants;
 
+mod serve_schemes;
+
 mod trigger;
 
 /// Calls WeChat Pay APIv3/APIv2 with signed requests and verified answers.

@@ -351,7 +351,7 @@ pub fn run<'a>(
         config = config.merchant_serial(s);
     }
     config =
-        crate::serve_merchants::configure(&a.merchants, config, g.mchid.unwrap_or("1900000001"));
+        crate::serve_merchants::configure(&a.merchants, config, g.mchid.unwrap_or("1900000001"))?;
     // A key from the environment is most likely the production one of the shell: it is not
     // copied into the emulator (and its env file) unless asked for.
     for (name, g) in [

@@ -20,6 +20,11 @@ pub struct MerchantArgs {
     /// Sub-merchants of the --service-provider.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "service_provider", value_parser = clap::value_parser!(u16).range(1..=100))]
     sub_merchants: u16,
+    /// Of the direct merchants beyond the first, the last N speak the 国密 scheme
+    /// (WECHATPAY2-SM2-WITH-SM3) in an RSA sandbox: their env files say WECHATPAY_SCHEME=sm2
+    /// and name the sandbox's SM2 platform key.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    sm2_merchants: u16,
 }
 
 /// The merchant numbers after `first`: the next numbers when it is one, else after 1900000001.
@@ -29,11 +34,31 @@ fn numbers_after(first: &str) -> impl Iterator<Item = String> {
 }
 
 /// `config` with the merchants the options ask for beyond the first (`first`, its mchid).
-pub fn configure(a: &MerchantArgs, mut config: EmulatorConfig, first: &str) -> EmulatorConfig {
+pub fn configure(
+    a: &MerchantArgs,
+    mut config: EmulatorConfig,
+    first: &str,
+) -> Result<EmulatorConfig, Error> {
     let mut numbers = numbers_after(first);
     let mut next = || numbers.next().unwrap_or_default();
-    for _ in 1..a.merchants {
-        config = config.merchant(MerchantConfig::new(next()));
+    #[cfg(not(feature = "shangmi"))]
+    if a.sm2_merchants > 0 {
+        return Err(Error::config(
+            "--sm2-merchants: this wechatpay was built without the 国密 scheme; install it with \
+             `--features shangmi`",
+        ));
+    }
+    if a.sm2_merchants >= a.merchants {
+        return Err(Error::config(format!(
+            "--sm2-merchants {} needs more merchants: --merchants {} counts the first (of \
+             --scheme) too, so at most {} can speak SM2",
+            a.sm2_merchants,
+            a.merchants,
+            a.merchants - 1
+        )));
+    }
+    for i in 1..a.merchants {
+        config = config.merchant(in_scheme(a, i, MerchantConfig::new(next())));
     }
     if a.service_provider {
         let sp = MerchantConfig::new(next());
@@ -42,7 +67,21 @@ pub fn configure(a: &MerchantArgs, mut config: EmulatorConfig, first: &str) -> E
             .collect();
         config = config.service_provider(sp, subs);
     }
-    config
+    Ok(config)
+}
+
+/// Direct merchant `i` (the first is 0), in SM2 when one of the last `--sm2-merchants`.
+#[cfg(feature = "shangmi")]
+fn in_scheme(a: &MerchantArgs, i: u16, m: MerchantConfig) -> MerchantConfig {
+    match i >= a.merchants - a.sm2_merchants {
+        true => m.scheme(wechatpay_chain::Scheme::Sm2),
+        false => m,
+    }
+}
+
+#[cfg(not(feature = "shangmi"))]
+fn in_scheme(_: &MerchantArgs, _: u16, m: MerchantConfig) -> MerchantConfig {
+    m
 }
 
 /// Writes `env.<mchid>` for each merchant beyond the first: the first's variables (`env`)
@@ -87,6 +126,9 @@ pub fn write_env_files(
             }
         };
         set("WECHATPAY_SANDBOX_ROLE", role);
+        if m.scheme() != emu.scheme() {
+            crate::serve_schemes::second_platform_env(emu, dir, &write, &mut env)?;
+        }
         let name = format!("env.{mchid}");
         write(&dir.join(&name), &render(&env))?;
         written.push(name);

@@ -178,4 +178,63 @@ mod sm2 {
         assert_eq!(downloaded.serial(), written.serial());
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn serve_sm2_merchants_share_an_rsa_sandbox_each_with_its_scheme_in_its_env_file() {
+        let served = Served::start_with(
+            BIN,
+            &[
+                "--merchants",
+                "2",
+                "--sm2-merchants",
+                "1",
+                "--mode",
+                "certificate",
+            ],
+        );
+        let rsa = served.env.clone();
+        assert!(!rsa.contains_key("WECHATPAY_SCHEME"), "{rsa:?}");
+        let dir = std::path::Path::new(&rsa["WECHATPAY_PRIVATE_KEY"])
+            .parent()
+            .unwrap();
+        let written = std::fs::read_to_string(dir.join("env.1900000002")).unwrap();
+        let sm2: std::collections::HashMap<String, String> =
+            super::served::env_file(&written).into_iter().collect();
+        assert_eq!(sm2["WECHATPAY_SCHEME"], "sm2");
+        Sm2::from_private(&format!("file://{}", sm2["WECHATPAY_PRIVATE_KEY"])).unwrap();
+        let platform =
+            Sm2::from_certificate(&format!("file://{}", sm2["WECHATPAY_PLATFORM_CERT"])).unwrap();
+        assert_ne!(
+            sm2["WECHATPAY_PLATFORM_CERT"],
+            rsa["WECHATPAY_PLATFORM_CERT"]
+        );
+        assert_eq!(sm2["WECHATPAY_SANDBOX_PLATFORM_SERIAL"], platform.serial());
+
+        // Each merchant orders with its own env file, in its own scheme.
+        for env in [&rsa, &sm2] {
+            let order = json!({"json": {"appid": "wxd678efh567hg6787",
+                "mchid": env["WECHATPAY_MCHID"], "description": "mixed",
+                "out_trade_no": format!("cli-mixed-{}", env["WECHATPAY_MCHID"]),
+                "notify_url": "https://127.0.0.1:1/notify", "amount": {"total": 1}}})
+            .to_string();
+            let mut cmd = Command::new(BIN);
+            cmd.args(["post", "v3/pay/transactions/native", &order])
+                .env_clear()
+                .envs(env.iter());
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        }
+
+        // The SM2 merchant downloads the SM2 platform certificate.
+        let saved_dir = dir.join("downloaded");
+        std::fs::create_dir_all(&saved_dir).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["certificates", "-o", saved_dir.to_str().unwrap()])
+            .env_clear()
+            .envs(sm2.iter());
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let saved = saved_dir.join(format!("wechatpay_{}.pem", platform.serial()));
+        Sm2::from_certificate(&format!("file://{}", saved.display())).unwrap();
+    }
 }

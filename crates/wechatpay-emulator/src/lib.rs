@@ -60,6 +60,7 @@ pub use self::http::faults::{
     Fault, FaultAction, FaultStatus, FaultTarget, FiredFault, REORDER_HOLD,
 };
 pub use self::http::merchants::{Merchant, MerchantConfig, MerchantRole};
+pub use self::http::mixed::SecondPlatform;
 pub use self::http::received::Received;
 pub use self::http::server::WriteDeadline;
 pub use self::http::settings::{Forgery, Mode};
@@ -562,6 +563,7 @@ impl Emulator {
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
         http::merchants::fill(&mut config.merchants, &|mchid: &str| loaded.merchant(mchid));
         let merchants = http::merchants::build(&config.merchants, &config.mchid, config.scheme)?;
+        http::mixed::check_keys(&merchants)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
                 let key = match &config.merchant_private {
@@ -586,7 +588,7 @@ impl Emulator {
             || Scheme::of_key(&platform_key) != config.scheme
             || merchants
                 .iter()
-                .any(|m| Scheme::of_public_key(&m.public_key) != config.scheme)
+                .any(|m| Scheme::of_public_key(&m.public_key) != m.scheme)
         {
             return Err(Error::config(format!(
                 "the sandbox speaks {} (EmulatorConfig::scheme): give it merchant and platform \
@@ -608,6 +610,8 @@ impl Emulator {
                 (issued.certificate.serial().to_string(), Some(issued))
             }
         };
+        let other_platform =
+            http::mixed::other_platform(config.scheme, &merchants, config.mode, &config.mchid)?;
         let alongside = match (config.mode, config.public_key_alongside) {
             (Mode::Certificate, true) => {
                 let id = match &config.public_key_id {
@@ -679,6 +683,7 @@ impl Emulator {
                     platform_public,
                     platform_serial,
                     platform_cert,
+                    other_platform,
                     alongside,
                     rotations: Mutex::new(Vec::new()),
                     apiv3_key,
@@ -841,12 +846,17 @@ impl Emulator {
     /// emulator's CA as a trusted root and, when the emulator has the merchant private key,
     /// the merchant certificate as the identity of `security: true` calls.
     pub fn builder(&self) -> Builder {
+        self.builder_in(self.shared.settings.scheme)
+    }
+
+    /// [`Emulator::builder`] speaking `scheme`, with the platform key of that scheme.
+    fn builder_in(&self, scheme: Scheme) -> Builder {
         let s = &self.shared.settings;
         let mut b = Builder::new()
             .base_uri(self.base_uri())
             .mchid(&s.mchid)
             .serial(&s.merchant_serial)
-            .scheme(s.scheme)
+            .scheme(scheme)
             .timeout(Duration::from_secs(10));
         if let Some(k) = &self.merchant_private {
             b = b.private_key(k.clone());
@@ -862,6 +872,13 @@ impl Emulator {
             {
                 b = b.merchant_identity(&t.merchant_pem, &key);
             }
+        }
+        if let Some(o) = s.other_platform.as_ref().filter(|o| o.scheme == scheme) {
+            b = match &o.cert {
+                Some(c) => b.platform_certificate(c.certificate.clone()),
+                None => b.platform_public_key(&o.serial, o.public.clone()),
+            };
+            return b.secret(&s.apiv2_key);
         }
         b = match &s.platform_cert {
             Some(c) => b.platform_certificate(c.certificate.clone()),
@@ -886,7 +903,7 @@ impl Emulator {
     pub fn builder_for(&self, mchid: &str) -> Option<Builder> {
         let m = self.merchants().into_iter().find(|m| m.mchid == mchid)?;
         let mut b = self
-            .builder()
+            .builder_in(m.scheme)
             .mchid(&m.mchid)
             .serial(&m.serial)
             .secret(&m.apiv2_key);

@@ -210,7 +210,7 @@ fn dispatch(shared: &Arc<Shared>, req: &Req, multipart: Option<multipart::Parts>
         ("POST", ["combine-transactions", "out-trade-no", no, "close"]) => {
             combine::close(shared, no, req)
         }
-        ("GET", ["certificates"]) => certificates::list(shared),
+        ("GET", ["certificates"]) => certificates::list(shared, req),
         ("GET", ["bill", "tradebill"]) => bills::trade_bill(shared, req),
         ("GET", ["bill", "fundflowbill"]) => bills::fund_flow_bill(shared, req),
         ("GET", ["bill", "sub-merchant-fundflowbill"]) => {

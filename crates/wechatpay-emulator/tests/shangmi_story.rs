@@ -264,3 +264,150 @@ fn every_merchant_of_an_sm2_sandbox_signs_with_sm2() {
     let key = second.unwrap().private_key().unwrap().clone();
     assert_eq!(Scheme::of_key(&key), Scheme::Sm2);
 }
+
+/// The hook's next notification, its scheme named and its resource sealed as `scheme` says,
+/// verified and opened by client `c` with `apiv3_key`.
+fn next_in(
+    hook: &Receiver<(http::HeaderMap, Bytes)>,
+    c: &Client,
+    apiv3_key: &str,
+    scheme: Scheme,
+) -> Notification {
+    let (headers, body) = hook
+        .next_within(Duration::from_secs(10))
+        .expect("a notification within 10 s");
+    assert_eq!(headers["wechatpay-signature-type"], scheme.name());
+    let envelope: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(envelope["resource"]["algorithm"], scheme.aead());
+    c.notifier(apiv3_key)
+        .unwrap()
+        .verify(&headers, &body)
+        .expect("a notification its merchant verifies and opens")
+}
+
+#[test]
+fn an_rsa_merchant_and_an_sm2_merchant_share_one_sandbox() {
+    const SM2_MCHID: &str = "1900000002";
+    let emu = start(
+        EmulatorConfig::new()
+            .mode(Mode::Certificate)
+            .merchant(MerchantConfig::new(SM2_MCHID).scheme(Scheme::Sm2)),
+    );
+    let rsa = client(&emu);
+    let sm2 = emu.builder_for(SM2_MCHID).unwrap().build().unwrap();
+    let merchants = emu.merchants();
+    let second = merchants.iter().find(|m| m.mchid() == SM2_MCHID).unwrap();
+    assert_eq!(second.scheme(), Scheme::Sm2);
+    assert_eq!(Scheme::of_key(second.private_key().unwrap()), Scheme::Sm2);
+    let sm2_apiv3 = second.apiv3_key().to_string();
+
+    for (c, mchid, scheme, apiv3) in [
+        (&rsa, emu.mchid(), Scheme::Rsa, emu.apiv3_key()),
+        (&sm2, SM2_MCHID, Scheme::Sm2, sm2_apiv3.as_str()),
+    ] {
+        let hook = hook();
+        let no = format!("mixed-{}", scheme.algorithm_type());
+        // Each creates and queries, signing in its scheme; each answer is signed in it.
+        let created = c["v3/pay/transactions/native"]
+            .post(
+                json!({"json": {"appid": "wxd678efh567hg6787", "mchid": mchid,
+                "description": "d", "out_trade_no": no, "notify_url": hook.url,
+                "amount": {"total": 100}}}),
+            )
+            .unwrap();
+        assert_eq!(created.headers()["wechatpay-signature-type"], scheme.name());
+        let sent = emu.requests().pop().unwrap();
+        let auth = sent.headers["authorization"].to_str().unwrap();
+        assert!(auth.starts_with(scheme.name()), "{auth}");
+        assert!(sent.verified, "{:?}", sent.refusal);
+        let queried: Value = c["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+            .get(json!({"out_trade_no": no, "query": {"mchid": mchid}}))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(queried["trade_state"], "NOTPAY");
+
+        // Its notification: signed and sealed in its scheme, opened with its APIv3 key.
+        let sub = (mchid != emu.mchid()).then_some(mchid);
+        emu.act_on_payment(&no, wechatpay_emulator::PaymentAction::Paid, sub, None)
+            .unwrap();
+        let n = next_in(&hook, c, apiv3, scheme);
+        assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
+        assert_eq!(n.resource["out_trade_no"], no.as_str());
+        assert_eq!(n.resource["mchid"], mchid);
+
+        // Its certificates: the platform certificate of its scheme, sealed in its scheme.
+        let listed = c.download_certificates(apiv3).unwrap();
+        assert_eq!(listed.len(), 1, "{scheme:?}");
+        assert_eq!(
+            Scheme::of_public_key(listed[0].certificate.public_key()),
+            scheme
+        );
+        let asked = emu.requests().pop().unwrap().target;
+        assert_eq!(
+            asked,
+            format!(
+                "/v3/certificates?algorithm_type={}",
+                scheme.algorithm_type()
+            )
+        );
+    }
+    // The two platform certificates differ.
+    let rsa_cert = rsa.download_certificates(emu.apiv3_key()).unwrap();
+    let sm2_cert = sm2.download_certificates(&sm2_apiv3).unwrap();
+    assert_ne!(rsa_cert[0].serial, sm2_cert[0].serial);
+    // algorithm_type=ALL lists both, sealed in the asker's scheme.
+    let all: Value = sm2["v3/certificates"]
+        .get(json!({"query": {"algorithm_type": "ALL"}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let data = all["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2, "{all}");
+    assert!(data
+        .iter()
+        .all(|d| d["encrypt_certificate"]["algorithm"] == "AEAD_SM4_GCM"));
+
+    // An RSA client refuses an answer naming SM2 (no downgrade, nor "upgrade").
+    emu.forge_next(Forgery::OtherScheme);
+    let refused = rsa["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "mixed-RSA", "query": {"mchid": emu.mchid()}}));
+    assert!(
+        matches!(refused, Err(Error::Verification(_))),
+        "{refused:?}"
+    );
+
+    // A merchant of the RSA scheme signing with SM2 is refused with SIGN_ERROR.
+    let impostor = emu
+        .builder_for(SM2_MCHID)
+        .unwrap()
+        .mchid(emu.mchid())
+        .serial(emu.merchant_serial())
+        .build()
+        .unwrap();
+    let _ = impostor["v3/pay/transactions/out-trade-no/{out_trade_no}"]
+        .get(json!({"out_trade_no": "mixed-RSA", "query": {"mchid": emu.mchid()}}));
+    let sent = emu.requests().pop().unwrap();
+    assert_eq!(sent.status, 401);
+    let refusal = sent.refusal.unwrap_or_default();
+    assert!(
+        refusal.contains("must start with WECHATPAY2-SHA256-RSA2048"),
+        "{refusal}"
+    );
+
+    // A merchant of the SM2 scheme given an RSA key is refused at start.
+    let rsa_key = emu.merchant_private_key().unwrap().clone();
+    let err = Emulator::start(
+        EmulatorConfig::new().merchant(
+            MerchantConfig::new(SM2_MCHID)
+                .scheme(Scheme::Sm2)
+                .private_key(rsa_key),
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("merchant 1900000002 speaks WECHATPAY2-SM2-WITH-SM3"),
+        "{err}"
+    );
+}

@@ -582,7 +582,7 @@ impl Gen<'_> {
         let (key, _) = shared.settings.signer_for(named);
         let plain = match given {
             Some(Value::String(s)) => {
-                match scheme::decrypt_field(shared.settings.scheme, s, &key) {
+                match scheme::decrypt_field(shared.settings.signing_scheme(), s, &key) {
                     Ok(p) => String::from_utf8(p).unwrap_or_else(|_| s.clone()),
                     Err(_) => s.clone(),
                 }
@@ -593,7 +593,7 @@ impl Gen<'_> {
             },
         };
         let merchant = &shared.settings.merchant_key;
-        match scheme::encrypt_field(shared.settings.scheme, plain.as_bytes(), merchant) {
+        match scheme::encrypt_field(shared.settings.signing_scheme(), plain.as_bytes(), merchant) {
             Ok(c) => Value::String(c),
             // a plaintext too long for the key: the documented plaintext rather than nothing
             Err(_) => Value::String(plain),

@@ -551,7 +551,7 @@ fn store(shared: &Shared, file: Vec<u8>) -> String {
 /// The listing of a plain (not encrypted) bill.
 fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
     // SHA1, or SM3 in the 国密 scheme
-    let (hash_type, hash) = scheme::digest(shared.settings.scheme, csv.as_bytes());
+    let (hash_type, hash) = scheme::digest(shared.settings.signing_scheme(), csv.as_bytes());
     let file = if gz {
         match gzip(csv.as_bytes()) {
             Ok(f) => f,
@@ -669,7 +669,7 @@ fn encrypted_part(
     let s = &shared.settings;
     let (sealed, encrypt_key) = scheme::seal_file(s.scheme, sm4, &plain, &nonce, &s.merchant_key)
         .map_err(|_| system_error("the bill could not be encrypted"))?;
-    let (hash_type, hash) = scheme::digest(s.scheme, part);
+    let (hash_type, hash) = scheme::digest(s.signing_scheme(), part);
     Ok(json!({
         "bill_sequence": seq,
         "hash_type": hash_type,

@@ -9,14 +9,22 @@ use serde_json::json;
 
 use crate::http::answer::Answer;
 use crate::http::issued::Issued;
+use crate::http::request::Req;
 use crate::http::settings::Mode;
 use crate::state::rfc3339;
 use crate::state::shared::Shared;
 use wechatpay_chain::formatter;
 
-/// `GET v3/certificates`.
-pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
+/// `GET v3/certificates`: the certificates of `algorithm_type` (`RSA` by default, `SM2`,
+/// `ALL`), sealed in the asking merchant's scheme with its APIv3 key.
+pub(crate) fn list(shared: &Arc<Shared>, req: &Req) -> Answer {
     let s = &shared.settings;
+    let asked = match crate::http::mixed::algorithm_type(req.query("algorithm_type")) {
+        Ok(a) => a,
+        Err(a) => return a,
+    };
+    let signer = s.signing_merchant();
+    let (scheme, apiv3_key) = (s.scheme_of(&signer), s.apiv3_key_of(&signer));
     let issued = match (&s.mode, &s.platform_cert) {
         (Mode::Certificate, Some(c)) => c,
         _ => {
@@ -37,11 +45,15 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
         .iter()
         .map(|(_, i)| i.clone())
         .collect();
-    let mut data = Vec::with_capacity(1 + rotated.len());
-    for issued in std::iter::once(issued).chain(rotated.iter().map(|i| &**i)) {
+    let mut data = Vec::with_capacity(2 + rotated.len());
+    let own = std::iter::once(issued).chain(rotated.iter().map(|i| &**i));
+    let own = own.filter(|_| asked.is_none_or(|a| a == s.scheme.algorithm_type()));
+    let other = s.other_platform.as_ref();
+    let other = other.filter(|o| asked.is_none_or(|a| a == o.scheme.algorithm_type()));
+    for issued in own.chain(other.and_then(|o| o.cert.as_ref())) {
         let nonce = formatter::nonce(12);
         let Ok(ciphertext) =
-            crate::http::scheme::seal(s.scheme, &issued.pem, &s.apiv3_key, &nonce, "certificate")
+            crate::http::scheme::seal(scheme, &issued.pem, apiv3_key, &nonce, "certificate")
         else {
             return Answer::error(
                 500,
@@ -54,7 +66,7 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
             "effective_time": rfc3339(issued.not_before),
             "expire_time": rfc3339(issued.not_after),
             "encrypt_certificate": {
-                "algorithm": s.scheme.aead(),
+                "algorithm": scheme.aead(),
                 "nonce": nonce,
                 "associated_data": "certificate",
                 "ciphertext": ciphertext,

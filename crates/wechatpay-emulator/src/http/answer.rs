@@ -198,10 +198,12 @@ pub(crate) fn render_for(
         let nonce = formatter::nonce(32);
         let message = formatter::response(&ts, &nonce, &body);
         let (key, current_serial) = settings.signer_for(named);
+        let signing = settings.signing_scheme();
         let signature = match forgery {
-            Some(Forgery::WrongKey) => scheme::generate_key(settings.scheme)
-                .and_then(|k| scheme::sign(settings.scheme, &message, &k)),
-            _ => scheme::sign(settings.scheme, &message, &key),
+            Some(Forgery::WrongKey) => {
+                scheme::generate_key(signing).and_then(|k| scheme::sign(signing, &message, &k))
+            }
+            _ => scheme::sign(signing, &message, &key),
         };
         let Ok(signature) = signature else {
             return plain(
@@ -221,10 +223,7 @@ pub(crate) fn render_for(
             .header("Wechatpay-Signature", signature)
             // the platform names the scheme on every signed answer, as on its notifications;
             // some SDKs (wechatpayv3) refuse an answer without it
-            .header(
-                "Wechatpay-Signature-Type",
-                scheme::named(settings.scheme, forgery),
-            );
+            .header("Wechatpay-Signature-Type", scheme::named(signing, forgery));
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');

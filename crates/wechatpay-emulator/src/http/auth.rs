@@ -89,7 +89,8 @@ pub(crate) fn check(
     let header =
         authorization.ok_or_else(|| refuse(NoAuthorization, "no Authorization header".into()))?;
     let s = &shared.settings;
-    let a = parse_as(header, s.scheme.name()).map_err(|why| refuse(Malformed, why))?;
+    let named = crate::http::mixed::named_in(header);
+    let a = parse_as(header, named.name()).map_err(|why| refuse(Malformed, why))?;
     let Some((serial, key)) = s.merchant_key_of(&a.mchid) else {
         return Err(refuse(
             WrongMchid,
@@ -124,7 +125,19 @@ pub(crate) fn check(
         ));
     }
     let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
-    if !crate::http::scheme::verify(s.scheme, &message, &a.signature, key) {
+    let scheme = s.scheme_of(&a.mchid);
+    if named != scheme {
+        return Err(refuse(
+            Malformed,
+            format!(
+                "Authorization must start with {}: merchant {} signs in that scheme, not {}",
+                scheme.name(),
+                a.mchid,
+                named.name()
+            ),
+        ));
+    }
+    if !crate::http::scheme::verify(scheme, &message, &a.signature, key) {
         let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
         return Err(SignatureRefusal {
             check: SignatureMismatch,

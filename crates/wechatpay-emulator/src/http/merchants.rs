@@ -30,6 +30,7 @@ pub struct MerchantConfig {
     serial: Option<String>,
     apiv3_key: Option<String>,
     apiv2_key: Option<String>,
+    scheme: Option<wechatpay_chain::Scheme>,
     sub_merchants: Vec<MerchantConfig>,
 }
 
@@ -52,6 +53,7 @@ impl MerchantConfig {
             serial: None,
             apiv3_key: None,
             apiv2_key: None,
+            scheme: None,
             sub_merchants: Vec::new(),
         }
     }
@@ -77,6 +79,13 @@ impl MerchantConfig {
     /// Its APIv2 key.
     pub fn apiv2_key(mut self, key: impl Into<String>) -> Self {
         self.apiv2_key = Some(key.into());
+        self
+    }
+
+    /// The scheme it signs in (the sandbox's by default): an RSA and an SM2 merchant can share
+    /// one sandbox, which then holds a platform key of each kind.
+    pub fn scheme(mut self, scheme: wechatpay_chain::Scheme) -> Self {
+        self.scheme = Some(scheme);
         self
     }
 
@@ -116,6 +125,7 @@ pub struct Merchant {
     pub(crate) apiv3_key: String,
     pub(crate) apiv2_key: String,
     pub(crate) role: MerchantRole,
+    pub(crate) scheme: wechatpay_chain::Scheme,
 }
 
 impl std::fmt::Debug for Merchant {
@@ -148,6 +158,10 @@ impl Merchant {
     /// Its APIv2 key.
     pub fn apiv2_key(&self) -> &str {
         &self.apiv2_key
+    }
+    /// The scheme it signs in.
+    pub fn scheme(&self) -> wechatpay_chain::Scheme {
+        self.scheme
     }
     /// Direct merchant, service provider or sub-merchant.
     pub fn role(&self) -> &MerchantRole {
@@ -226,6 +240,7 @@ fn one(
     role: MerchantRole,
     scheme: wechatpay_chain::Scheme,
 ) -> Result<Merchant, Error> {
+    let scheme = c.scheme.unwrap_or(scheme);
     let private = match &c.private_key {
         Some(k) => k.clone(),
         None => crate::http::scheme::generate_key(scheme)?,
@@ -249,6 +264,7 @@ fn one(
         apiv3_key,
         apiv2_key: c.apiv2_key.clone().unwrap_or_else(|| random_hex(16)),
         role,
+        scheme,
     })
 }
 
@@ -319,6 +335,7 @@ impl Settings {
             apiv3_key: self.apiv3_key.clone(),
             apiv2_key: self.apiv2_key.clone(),
             role: MerchantRole::Direct,
+            scheme: self.scheme,
         };
         std::iter::once(first)
             .chain(self.merchants.iter().cloned())

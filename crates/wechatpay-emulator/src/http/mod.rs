@@ -14,6 +14,7 @@ pub(crate) mod faults;
 pub(crate) mod guard;
 pub(crate) mod issued;
 pub(crate) mod merchants;
+pub(crate) mod mixed;
 pub(crate) mod multipart;
 pub(crate) mod nonces;
 pub(crate) mod received;

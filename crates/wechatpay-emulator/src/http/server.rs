@@ -372,7 +372,12 @@ async fn handle<P: Platform>(
         _ => None,
     };
     let named = req.header("wechatpay-serial");
-    let res = render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
+    let render = || render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
+    // signed in the scheme of the merchant who signed the request
+    let res = match crate::http::mixed::mchid_in(req.header("authorization")) {
+        Some(mchid) => crate::http::merchants::with_signer(mchid, render),
+        None => render(),
+    };
     faults::after(fired.and_then(|f| f.after), res, shared.stop.clone()).await
 }
 

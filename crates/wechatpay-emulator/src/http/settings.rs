@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     pub platform_public: PublicKey,
     pub platform_serial: String,
     pub platform_cert: Option<Issued>,
+    /// The platform key of the other scheme, when a merchant speaks it ([`crate::http::mixed`]).
+    pub other_platform: Option<crate::http::mixed::OtherPlatform>,
     /// [`EmulatorConfig::public_key_alongside`]: the public key's id, private and public key.
     pub alongside: Option<(String, PrivateKey, PublicKey)>,
     /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
@@ -76,6 +78,9 @@ impl Settings {
     /// The key answers and notifications are signed with now, and its serial: the newest
     /// rotated certificate's, else the one the emulator started with.
     pub(crate) fn signer(&self) -> (PrivateKey, String) {
+        if let Some(other) = self.other_signer(self.signing_scheme()) {
+            return other;
+        }
         match lock(&self.rotations).last() {
             Some((key, issued)) => (key.clone(), issued.certificate.serial().to_string()),
             None => (self.platform_key.clone(), self.platform_serial.clone()),
@@ -95,6 +100,7 @@ impl Settings {
     /// Serials compare as numbers (`83D6…` names the certificate `083D6…`), key ids as written.
     pub(crate) fn knows_serial(&self, serial: &str) -> bool {
         same_serial(serial, &self.platform_serial)
+            || (self.other_platform.as_ref()).is_some_and(|o| same_serial(&o.serial, serial))
             || self
                 .alongside
                 .as_ref()

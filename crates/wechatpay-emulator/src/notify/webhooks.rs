@@ -160,12 +160,20 @@ fn envelope(
     };
     let body = sealed
         .envelope(
-            shared.settings.scheme,
+            scheme_for(shared, resource),
             &resource.to_string(),
             apiv3_key_for(shared, resource),
         )
         .map_err(|e| format!("cannot encrypt: {e}"))?;
     Ok(Bytes::from(body.to_string()))
+}
+
+/// The scheme of the merchant a notification is for (as [`apiv3_key_for`] finds it).
+fn scheme_for(shared: &Shared, resource: &Value) -> wechatpay_chain::Scheme {
+    ["sp_mchid", "mchid", "combine_mchid"]
+        .iter()
+        .find_map(|f| resource.get(*f).and_then(Value::as_str))
+        .map_or(shared.settings.scheme, |m| shared.settings.scheme_of(m))
 }
 
 /// The APIv3 key of the merchant a notification is for: the one its resource names
@@ -369,7 +377,11 @@ fn request(
         Protocol::V3 => {
             let ts = formatter::timestamp().to_string();
             let nonce = formatter::nonce(32);
-            let (key, serial) = shared.settings.signer();
+            // signed in the scheme the body was sealed in (its merchant's)
+            let sealed = crate::http::mixed::sealed_in(body);
+            let (key, serial) = sealed
+                .and_then(|scheme| shared.settings.other_signer(scheme))
+                .unwrap_or_else(|| shared.settings.signer());
             let Ok(signed) = signature_headers(&key, &serial, &ts, &nonce, body) else {
                 return Err("the emulator could not sign the notification".into());
             };
