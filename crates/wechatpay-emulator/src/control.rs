@@ -110,7 +110,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             text(&body, "openid"),
         )),
         ("POST", ["refund", "domestic", "refunds", no, "complete"]) => {
-            done(refund::complete(shared, no))
+            done(
+                refund::control_key(shared, no, text(&body, "mchid"))
+                    .and_then(|key| refund::complete(shared, &key)),
+            )
         }
         ("POST", ["transfers", no, "succeeded"]) => {
             done(transfer::finish(shared, no, transfer::End::Succeeded))

@@ -917,7 +917,9 @@ impl Emulator {
     /// with APIv2 `secapi/pay/refund` and a `notify_url`, the APIv2 refund notification).
     /// Returns the refund.
     pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
-        refund::complete(&self.shared, out_refund_no).map_err(answer::Answer::into_error)
+        refund::control_key(&self.shared, out_refund_no, None)
+            .and_then(|key| refund::complete(&self.shared, &key))
+            .map_err(answer::Answer::into_error)
     }
 
     /// Simulates the user confirming merchant transfer `out_bill_no` and the money arriving:

@@ -133,14 +133,16 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-/// Every payment and refund of the first merchant (whose bills they are), in bill order.
+/// Every payment and refund of the signing merchant (whose bills they are; the first merchant
+/// for APIv2), in bill order.
 fn records(shared: &Shared, st: &State) -> Vec<Record> {
+    let signer = shared.settings.signing_merchant();
     let mut out = Vec::new();
     for t in st.transactions.values() {
         let (Some(id), Some(time)) = (&t.transaction_id, &t.success_time) else {
             continue;
         };
-        if !crate::flows::pay::is_firsts(shared, t) {
+        if !crate::flows::pay::is_signers(shared, t) {
             continue;
         }
         let Some(time) = bill_time(time) else {
@@ -170,7 +172,7 @@ fn records(shared: &Shared, st: &State) -> Vec<Record> {
             refund: None,
         });
     }
-    for r in st.refunds.values() {
+    for r in st.refunds.values().filter(|r| r.mchid == signer) {
         let a = &r.answer;
         let Some(time) = a
             .get("create_time")
@@ -181,7 +183,7 @@ fn records(shared: &Shared, st: &State) -> Vec<Record> {
         };
         let out_trade_no = text(a.get("out_trade_no"));
         // every order refunded is a transaction (an APIv2 micropay one too)
-        let paid = st.transactions.get(&out_trade_no);
+        let paid = st.transactions.get(&r.order);
         let from_order = |k: &str| paid.map(|t| text(t.request.get(k))).unwrap_or_default();
         let amount = a.get("amount");
         out.push(Record {
@@ -614,7 +616,8 @@ pub(crate) fn trade_csv_of(shared: &Shared, date: &str, bill_type: &str) -> Opti
             TradeBill::Refund => r.refund.is_some(),
         })
         .collect();
-    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &shared.settings.mchid))
+    let mchid = shared.settings.signing_merchant();
+    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &mchid))
 }
 
 /// The fund-flow bill of `date` (`YYYY-MM-DD`) of `account` (`BASIC`, `OPERATION`, `FEES`), or
@@ -636,7 +639,7 @@ fn fund_flow_of(shared: &Shared, date: &str, account: &str) -> Result<String, An
         return Err(no_statement());
     }
     let day: Vec<&Record> = day.iter().collect();
-    Ok(fund_flow_csv(&day, opening, &shared.settings.mchid))
+    Ok(fund_flow_csv(&day, opening, &shared.settings.signing_merchant()))
 }
 
 /// `GET v3/bill/fundflowbill?bill_date=&account_type=&tar_type=`.
@@ -666,7 +669,13 @@ fn encrypted_part(shared: &Shared, seq: usize, part: &[u8], gz: bool) -> Result<
         .ok()
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
         .ok_or_else(|| system_error("the bill could not be encrypted"))?;
-    let encrypt_key = Rsa::encrypt(&key, &shared.settings.merchant_key)
+    // for the merchant asking, under its own key
+    let signer = shared.settings.signing_merchant();
+    let merchant_key = shared
+        .settings
+        .merchant_key_of(&signer)
+        .map_or(&shared.settings.merchant_key, |(_, k)| k);
+    let encrypt_key = Rsa::encrypt(&key, merchant_key)
         .map_err(|_| system_error("the bill's key could not be encrypted"))?;
     Ok(json!({
         "bill_sequence": seq,

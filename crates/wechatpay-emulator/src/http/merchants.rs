@@ -260,6 +260,13 @@ impl Settings {
             .map_or(self.apiv3_key.as_str(), |m| m.apiv3_key.as_str())
     }
 
+    /// The APIv2 key of merchant `mchid` (the first merchant's for one the sandbox does not
+    /// have).
+    pub(crate) fn apiv2_key_of(&self, mchid: &str) -> &str {
+        self.other(mchid)
+            .map_or(self.apiv2_key.as_str(), |m| m.apiv2_key.as_str())
+    }
+
     /// Whether service provider `sp` may act for sub-merchant `sub`: a configured service
     /// provider for its own sub-merchants only; the first merchant (who names no sub-merchants,
     /// as before several merchants) for any number that is not one of the sandbox's merchants.

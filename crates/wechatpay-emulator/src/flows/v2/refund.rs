@@ -231,8 +231,11 @@ fn open(
         _ => "UNSETTLED",
     };
     let answer = record(
+        &shared.settings,
         &mut st,
         NewRefund {
+            mchid: &shared.settings.mchid,
+            order: &order.out_trade_no,
             now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &order.transaction_id,
