@@ -192,31 +192,6 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         .unwrap_err());
     assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
 
-    // refunds are the first merchant's: B can neither refund A's order nor see its refund
-    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
-        .unwrap();
-    let refund = |no: &str| {
-        json!({"json": {"out_trade_no": "SAME-NUMBER-01", "out_refund_no": no,
-            "amount": {"refund": 1, "total": 100, "currency": "CNY"}}})
-    };
-    let e = api(b["v3/refund/domestic/refunds"]
-        .post(refund("REFUND-BY-B-01"))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
-    a["v3/refund/domestic/refunds"]
-        .post(refund("REFUND-BY-A-01"))
-        .unwrap();
-    let e = api(b["v3/refund/domestic/refunds/{out_refund_no}"]
-        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
-    let mine: Value = a["v3/refund/domestic/refunds/{out_refund_no}"]
-        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(mine["out_refund_no"], "REFUND-BY-A-01");
-
     // the flows kept for the first merchant refuse B rather than show it A's state
     for (path, args) in [
         (
@@ -236,10 +211,6 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         let e = api(b.chain(path).get(args).unwrap_err());
         assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{path}");
     }
-    let e = api(b["v3/bill/tradebill"]
-        .get(json!({"query": {"bill_date": "2026-12-06"}}))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"));
     // A's are A's as before
     let e = api(
         a["v3/combine-transactions/out-trade-no/{combine_out_trade_no}"]
@@ -249,6 +220,8 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
     assert_eq!(e.0, 404);
 
     // A's bill of the day lists A's payment, not B's
+    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
+        .unwrap();
     emu.advance_clock(Duration::from_secs(86_400));
     let day = &paid["success_time"].as_str().unwrap()[..10];
     let listing: Bill = a["v3/bill/tradebill"]
@@ -437,4 +410,227 @@ fn each_merchants_notifications_decrypt_with_its_own_apiv3_key_only() {
     let mut expected: Vec<(&str, Value)> = paid.into_iter().map(|(m, r)| (m, r.unwrap())).collect();
     expected.sort_by_key(|(m, _)| *m);
     assert_eq!(opened, expected);
+}
+
+/// Merchant `mchid`'s refund `no` (`sub`: of a partner refund), as its query answers it.
+fn refund_query(
+    c: &Client,
+    no: &str,
+    sub: Option<&str>,
+) -> Result<Value, (u16, String, Option<String>)> {
+    let mut args = json!({"out_refund_no": no});
+    if let Some(sub) = sub {
+        args["query"] = json!({"sub_mchid": sub});
+    }
+    c["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(args)
+        .map(|r| r.json().unwrap())
+        .map_err(api)
+}
+
+fn refund_of(no: &str, refund_no: &str, refund: i64, total: i64, url: &str) -> Value {
+    json!({"json": {"out_trade_no": no, "out_refund_no": refund_no, "notify_url": url,
+        "amount": {"refund": refund, "total": total, "currency": "CNY"}}})
+}
+
+/// The day's trade bill of the merchant `c` signs as.
+fn trade_bill(c: &Client, day: &str) -> String {
+    let listing: Bill = c["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": day}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut csv = Vec::new();
+    c.download_bill(&listing, json!({}), &mut csv).unwrap();
+    String::from_utf8(csv).unwrap()
+}
+
+#[test]
+fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_notified_under_its_own_key(
+) {
+    // refunds wait for an action, so that each is decided here
+    let emu = support::start(
+        EmulatorConfig::new()
+            .mchid(A)
+            .merchant(MerchantConfig::new(B))
+            .service_provider(MerchantConfig::new(SP), [MerchantConfig::new(SUB)])
+            .refund_delay(None),
+    );
+    let ms = emu.merchants();
+    let key = |mchid: &str| {
+        ms.iter()
+            .find(|m| m.mchid() == mchid)
+            .unwrap()
+            .apiv3_key()
+            .to_string()
+    };
+    let hook = hook();
+    let (a, b, sp) = (client_as(&emu, A), client_as(&emu, B), client_as(&emu, SP));
+    // A and B each a paid order of the same number, SP one for SUB
+    a["v3/pay/transactions/native"]
+        .post(order(A, "PAID-SAME-001", 100, NOTIFY))
+        .unwrap();
+    b["v3/pay/transactions/native"]
+        .post(order(B, "PAID-SAME-001", 200, NOTIFY))
+        .unwrap();
+    sp["v3/pay/partner/transactions/native"]
+        .post(partner(SP, SUB, "PAID-SUB-0001", NOTIFY))
+        .unwrap();
+    let paid_a = emu
+        .act_on_payment("PAID-SAME-001", PaymentAction::Paid, None, None)
+        .unwrap();
+    let paid_b = emu
+        .act_on_payment("PAID-SAME-001", PaymentAction::Paid, Some(B), None)
+        .unwrap();
+    emu.act_on_payment("PAID-SUB-0001", PaymentAction::Paid, Some(SUB), None)
+        .unwrap();
+
+    // each refunds its own order, under the same refund number
+    let ra: Value = a["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 10, 100, &hook.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    let rb: Value = b["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut partner_refund = refund_of("PAID-SUB-0001", "REFUND-SAME-1", 8, 88, &hook.url);
+    partner_refund["json"]["sub_mchid"] = json!(SUB);
+    let rs: Value = sp["v3/refund/domestic/refunds"]
+        .post(partner_refund.clone())
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(rb["transaction_id"], paid_b["transaction_id"]);
+    assert_eq!(
+        (ra["amount"]["refund"].as_i64(), rb["amount"]["refund"].as_i64()),
+        (Some(10), Some(20))
+    );
+    // the same request again is the same refund; B's total against A's order is wrong
+    let again: Value = b["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(again["refund_id"], rb["refund_id"]);
+    let e = api(b["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-B-0002", 1, 100, &hook.url))
+        .unwrap_err());
+    assert_eq!((e.0, e.2.as_deref()), (400, Some("/amount/total")));
+
+    // each queries its own, and no other merchant's
+    assert_eq!(refund_query(&a, "REFUND-SAME-1", None).unwrap(), ra);
+    assert_eq!(refund_query(&b, "REFUND-SAME-1", None).unwrap(), rb);
+    assert_eq!(refund_query(&sp, "REFUND-SAME-1", Some(SUB)).unwrap(), rs);
+    let e = refund_query(&sp, "REFUND-SAME-1", None).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    b["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-B-ONLY", 5, 200, NOTIFY))
+        .unwrap();
+    for c in [&a, &sp] {
+        let e = refund_query(c, "REFUND-B-ONLY", None).unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    }
+    let e = refund_query(&sp, "REFUND-B-ONLY", Some(SUB)).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    // nor refunds another's order, by its transaction_id
+    let e = api(a["v3/refund/domestic/refunds"]
+        .post(json!({"json": {"transaction_id": paid_b["transaction_id"],
+            "out_refund_no": "REFUND-A-OF-B", "amount": {"refund": 1, "total": 200, "currency": "CNY"}}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+
+    // the sandbox's actions: a number one merchant has is found; one several have takes mchid
+    let done = emu.act_on_refund("REFUND-B-ONLY", wechatpay_emulator::RefundAction::Closed);
+    assert_eq!(done.unwrap()["status"], "CLOSED");
+    assert_eq!(
+        refund_query(&b, "REFUND-B-ONLY", None).unwrap()["status"],
+        "CLOSED"
+    );
+    assert_eq!(
+        emu.complete_refund("REFUND-SAME-1").unwrap()["refund_id"],
+        ra["refund_id"]
+    );
+    for (mchid, r) in [(B, &rb), (SP, &rs)] {
+        let (status, v) = support::control(
+            &emu,
+            "/emulator/refunds/REFUND-SAME-1/succeeded",
+            &json!({ "mchid": mchid }).to_string(),
+        );
+        assert_eq!((status, &v["refund_id"]), (200, &r["refund_id"]), "{v}");
+    }
+    assert_eq!(
+        refund_query(&b, "REFUND-SAME-1", None).unwrap()["status"],
+        "SUCCESS"
+    );
+    let (status, v) = support::control(
+        &emu,
+        "/emulator/refunds/REFUND-NONE-1/succeeded",
+        &json!({ "mchid": B }).to_string(),
+    );
+    assert_eq!((status, v["code"].as_str()), (404, Some("RESOURCE_NOT_EXISTS")));
+
+    // REFUND.SUCCESS to each, under its own APIv3 key only, naming it
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (headers, body) = hook
+            .next_within(Duration::from_secs(10))
+            .expect("a refund notification within 10 s");
+        let openers: Vec<(&str, Value)> = [A, B, SP, SUB]
+            .into_iter()
+            .filter_map(|m| {
+                let n = a.notifier(key(m)).unwrap().verify(&headers, &body).ok()?;
+                assert_eq!(n.event_type, "REFUND.SUCCESS");
+                Some((m, n.resource))
+            })
+            .collect();
+        assert_eq!(openers.len(), 1, "one key opens it, not {openers:?}");
+        seen.push(openers.into_iter().next().unwrap());
+    }
+    seen.sort_by_key(|(m, _)| *m);
+    let named: Vec<(&str, Value, Value, Value)> = seen
+        .iter()
+        .map(|(m, r)| {
+            (
+                *m,
+                r["mchid"].clone(),
+                r["sp_mchid"].clone(),
+                r["refund_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            (A, json!(A), Value::Null, ra["refund_id"].clone()),
+            (B, json!(B), Value::Null, rb["refund_id"].clone()),
+            (SP, Value::Null, json!(SP), rs["refund_id"].clone()),
+        ]
+    );
+    assert_eq!(seen[2].1["sub_mchid"], SUB);
+
+    // each merchant's trade bill lists its own payments and refunds only
+    emu.advance_clock(Duration::from_secs(86_400));
+    let day = &paid_a["success_time"].as_str().unwrap()[..10];
+    let (bill_a, bill_b) = (trade_bill(&a, day), trade_bill(&b, day));
+    let id = |v: &Value| v.as_str().unwrap().to_string();
+    let (ta, tb) = (id(&paid_a["transaction_id"]), id(&paid_b["transaction_id"]));
+    for (bill, mine, theirs) in [
+        (&bill_a, [&ta, &id(&ra["refund_id"])], [&tb, &id(&rb["refund_id"])]),
+        (&bill_b, [&tb, &id(&rb["refund_id"])], [&ta, &id(&ra["refund_id"])]),
+    ] {
+        for x in mine {
+            assert!(bill.contains(x.as_str()), "{x} in {bill}");
+        }
+        for x in theirs {
+            assert!(!bill.contains(x.as_str()), "{x} not in {bill}");
+        }
+        assert!(!bill.contains(&id(&rs["refund_id"])), "{bill}");
+    }
+    assert!(bill_b.contains("`REFUND-B-ONLY"), "{bill_b}");
+    let bill_sp = trade_bill(&sp, day);
+    assert!(bill_sp.contains(&id(&rs["refund_id"])), "{bill_sp}");
+    assert!(!bill_sp.contains(&ta) && !bill_sp.contains(&tb), "{bill_sp}");
 }
