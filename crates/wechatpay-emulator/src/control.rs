@@ -116,12 +116,18 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             )
         }
         ("POST", ["transfers", no, "succeeded"]) => {
-            done(transfer::finish(shared, no, transfer::End::Succeeded))
+            done(transfer::finish(
+                shared,
+                no,
+                text(&body, "mchid"),
+                transfer::End::Succeeded,
+            ))
         }
         ("POST", ["transfers", no, "failed"]) => match body.get("reason") {
             None | Some(Value::Null | Value::String(_)) => done(transfer::finish(
                 shared,
                 no,
+                text(&body, "mchid"),
                 transfer::End::Failed(text(&body, "reason")),
             )),
             Some(other) => Answer::param_error(

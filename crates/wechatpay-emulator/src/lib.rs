@@ -926,7 +926,7 @@ impl Emulator {
     /// a pending bill becomes `SUCCESS` and `MCHTRANSFER.BILL.FINISHED` is sent to its
     /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it.
     pub fn transfer_succeeded(&self, out_bill_no: &str) -> Result<Value, Error> {
-        transfer::finish(&self.shared, out_bill_no, transfer::End::Succeeded)
+        transfer::finish(&self.shared, out_bill_no, None, transfer::End::Succeeded)
             .map_err(answer::Answer::into_error)
     }
 
@@ -934,7 +934,7 @@ impl Emulator {
     /// `fail_reason` `reason` (one of the documented values, `OTHER_FAIL_REASON_TYPE` when
     /// `None`) and `MCHTRANSFER.BILL.FINISHED` is sent to its `notify_url`. Returns the bill.
     pub fn transfer_failed(&self, out_bill_no: &str, reason: Option<&str>) -> Result<Value, Error> {
-        transfer::finish(&self.shared, out_bill_no, transfer::End::Failed(reason))
+        transfer::finish(&self.shared, out_bill_no, None, transfer::End::Failed(reason))
             .map_err(answer::Answer::into_error)
     }
 

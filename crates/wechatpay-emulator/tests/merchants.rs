@@ -14,6 +14,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, Receiver};
 use wechatpay_chain::download::Bill;
+use wechatpay_chain::crypto::Rsa;
 use wechatpay_chain::Client;
 use wechatpay_emulator::{Emulator, EmulatorConfig, MerchantConfig, MerchantRole, PaymentAction};
 
@@ -197,10 +198,6 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         (
             "v3/combine-transactions/out-trade-no/{combine_out_trade_no}",
             json!({"combine_out_trade_no": "X-00000001"}),
-        ),
-        (
-            "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
-            json!({"out_bill_no": "X-00000001"}),
         ),
         (
             "v3/profitsharing/orders/{out_order_no}",
@@ -633,4 +630,125 @@ fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_no
     let bill_sp = trade_bill(&sp, day);
     assert!(bill_sp.contains(&id(&rs["refund_id"])), "{bill_sp}");
     assert!(!bill_sp.contains(&ta) && !bill_sp.contains(&tb), "{bill_sp}");
+}
+
+fn transfer(no: &str, url: &str) -> Value {
+    json!({"json": {
+        "appid": APPID, "out_bill_no": no, "openid": "o-MYE42l80oelYMDE34nYD456Xoy",
+        "transfer_amount": 400_000, "transfer_remark": "2020年4月报销", "notify_url": url,
+        "user_recv_perception": "现金奖励", "transfer_scene_id": "1000",
+        "transfer_scene_report_infos": [
+            {"info_type": "活动名称", "info_content": "新会员有礼"},
+            {"info_type": "奖励说明", "info_content": "抽奖一等奖"},
+        ],
+    }})
+}
+
+#[test]
+fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key() {
+    let emu = start();
+    let ms = emu.merchants();
+    let (ma, mb) = (&ms[0], &ms[1]);
+    let hook = hook();
+    let (a, b) = (client_as(&emu, A), client_as(&emu, B));
+    let bills = |c: &Client, no: &str, name: &str| -> Value {
+        let mut args = transfer(no, &hook.url);
+        args["json"]["user_name"] = json!(c.encryptor().unwrap().encrypt(name).unwrap());
+        c["v3/fund-app/mch-transfer/transfer-bills"]
+            .post(args)
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // the same bill number, one bill per merchant
+    let ta = bills(&a, "SAMEBILL0001", "张三");
+    let tb = bills(&b, "SAMEBILL0001", "李四");
+    assert_ne!(ta["transfer_bill_no"], tb["transfer_bill_no"]);
+    let by_no = |c: &Client, no: &str| {
+        c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]
+            .get(json!({ "out_bill_no": no }))
+            .map(|r| r.json::<Value>().unwrap())
+            .map_err(api)
+    };
+    let by_id = |c: &Client, id: &Value| {
+        c["v3/fund-app/mch-transfer/transfer-bills/transfer-bill-no/{transfer_bill_no}"]
+            .get(json!({ "transfer_bill_no": id }))
+            .map(|r| r.json::<Value>().unwrap())
+            .map_err(api)
+    };
+    // each sees its own, its payee's name encrypted for its own key
+    let qb = by_no(&b, "SAMEBILL0001").unwrap();
+    assert_eq!(
+        (&qb["mch_id"], &qb["transfer_bill_no"]),
+        (&json!(B), &tb["transfer_bill_no"])
+    );
+    let name = Rsa::decrypt(qb["user_name"].as_str().unwrap(), mb.private_key().unwrap());
+    assert_eq!(String::from_utf8(name.unwrap()).unwrap(), "李四");
+    assert!(Rsa::decrypt(qb["user_name"].as_str().unwrap(), ma.private_key().unwrap()).is_err());
+    assert_eq!(by_no(&a, "SAMEBILL0001").unwrap()["mch_id"], A);
+    assert_eq!(by_id(&b, &tb["transfer_bill_no"]).unwrap()["mch_id"], B);
+    // and not another's: not by number, not by the platform's number, not to cancel
+    bills(&b, "BONLYBILL001", "李四");
+    let e = by_no(&a, "BONLYBILL001").unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    let e = by_id(&a, &tb["transfer_bill_no"]).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    let e = api(
+        a["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}/cancel"]
+            .post(json!({"out_bill_no": "BONLYBILL001"}))
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    assert_eq!(by_no(&b, "BONLYBILL001").unwrap()["state"], "WAIT_USER_CONFIRM");
+
+    // the user's side: a number one merchant has is found; one both have takes mchid
+    assert_eq!(
+        emu.transfer_succeeded("BONLYBILL001").unwrap()["mch_id"],
+        B
+    );
+    let (status, v) = support::control(&emu, "/emulator/transfers/SAMEBILL0001/succeeded", "{}");
+    // the first merchant's, as before several merchants
+    assert_eq!((status, &v["mch_id"]), (200, &json!(A)), "{v}");
+    let (status, v) = support::control(
+        &emu,
+        "/emulator/transfers/SAMEBILL0001/failed",
+        &json!({"mchid": B, "reason": "ACCOUNT_FROZEN"}).to_string(),
+    );
+    assert_eq!(
+        (status, &v["mch_id"], &v["state"]),
+        (200, &json!(B), &json!("FAIL")),
+        "{v}"
+    );
+    assert_eq!(by_no(&a, "SAMEBILL0001").unwrap()["state"], "SUCCESS");
+
+    // MCHTRANSFER.BILL.FINISHED to each, under its own APIv3 key only
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (headers, body) = hook
+            .next_within(Duration::from_secs(10))
+            .expect("a transfer notification within 10 s");
+        let openers: Vec<(&str, Value)> = [(A, ma), (B, mb)]
+            .into_iter()
+            .filter_map(|(m, k)| {
+                let n = a.notifier(k.apiv3_key()).unwrap().verify(&headers, &body).ok()?;
+                assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
+                Some((m, n.resource))
+            })
+            .collect();
+        assert_eq!(openers.len(), 1, "one key opens it, not {openers:?}");
+        let (m, r) = openers.into_iter().next().unwrap();
+        assert_eq!(r["mch_id"], m);
+        let text = |k: &str| r[k].as_str().unwrap().to_string();
+        seen.push((m, text("out_bill_no"), text("state")));
+    }
+    seen.sort();
+    let want = |m, no: &str, state: &str| (m, no.to_string(), state.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            want(A, "SAMEBILL0001", "SUCCESS"),
+            want(B, "BONLYBILL001", "SUCCESS"),
+            want(B, "SAMEBILL0001", "FAIL"),
+        ]
+    );
 }

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::flows::actions::{wrong_state, RefundAction};
 use crate::http::answer::Answer;
+use crate::http::merchants::{name_the_merchant, number_of, Found};
 use crate::http::settings::Settings;
 use crate::http::validate::{self, opt, req, Field, Kind};
 use crate::notify::webhooks;
@@ -294,35 +295,15 @@ pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> 
     }
 }
 
-/// The key of refund `no` for a control request (which no merchant signs): merchant `mchid`'s
-/// when given; else the first merchant's, else the one other merchant's of that number.
+/// The key of refund `no` for a control request ([`Settings::control_key`]).
 pub(crate) fn control_key(shared: &Shared, no: &str, mchid: Option<&str>) -> Result<String, Answer> {
     let st = lock(&shared.state);
-    if let Some(m) = mchid {
-        let key = shared.settings.order_key(m, no);
-        return match st.refunds.contains_key(&key) {
-            true => Ok(key),
-            false => Err(no_refund(no)),
-        };
-    }
-    if st.refunds.contains_key(no) {
-        return Ok(no.to_string());
-    }
-    let mut theirs = st.refunds.iter().filter(|(_, r)| {
-        r.answer.get("out_refund_no").and_then(Value::as_str) == Some(no)
-    });
-    match (theirs.next(), theirs.next()) {
-        (Some((k, _)), None) => Ok(k.clone()),
-        (Some(_), Some(_)) => Err(Answer::param_error(
-            "/mchid",
-            "body",
-            format!("several merchants have a refund {no}: name the merchant with mchid"),
-            Value::from(no),
-        )),
-        _ => Err(no_refund(no)),
+    match shared.settings.control_key(st.refunds.keys(), no, mchid) {
+        Found::One(key) => Ok(key),
+        Found::None => Err(no_refund(no)),
+        Found::Several => Err(name_the_merchant("refund", no)),
     }
 }
-
 
 /// A `PROCESSING` refund succeeds and its notification is sent (`REFUND.SUCCESS`, or the
 /// APIv2 one for a refund made through APIv2); a finished one is answered as it is (the
@@ -354,7 +335,7 @@ pub(crate) fn act(
     action: RefundAction,
 ) -> Result<Value, Answer> {
     // the number as its merchant knows it
-    let no = key.rsplit('\u{1}').next().unwrap_or(key);
+    let no = number_of(key);
     let (answer, notify, sub_mchid, mchid) = {
         let mut st = lock(&shared.state);
         let Some(r) = st.refunds.get_mut(key) else {

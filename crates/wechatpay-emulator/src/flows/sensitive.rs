@@ -72,10 +72,13 @@ pub(crate) fn decrypt(
     })
 }
 
-/// `plain` encrypted for the merchant (the key its requests are checked with), as the
+/// `plain` encrypted for merchant `mchid` (the key its requests are checked with), as the
 /// platform returns encrypted fields.
-pub(crate) fn for_merchant(settings: &Settings, plain: &str) -> Value {
-    match Rsa::encrypt(plain.as_bytes(), &settings.merchant_key) {
+pub(crate) fn for_merchant(settings: &Settings, mchid: &str, plain: &str) -> Value {
+    let key = settings
+        .merchant_key_of(mchid)
+        .map_or(&settings.merchant_key, |(_, k)| k);
+    match Rsa::encrypt(plain.as_bytes(), key) {
         Ok(c) => Value::String(c),
         // too long for the key: nothing rather than the name in the clear
         Err(_) => Value::Null,

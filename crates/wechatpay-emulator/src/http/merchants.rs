@@ -290,6 +290,38 @@ impl Settings {
         }
     }
 
+    /// The key, among `keys` (kept by [`Settings::order_key`]), of number `no` for a control
+    /// request, which no merchant signs: merchant `mchid`'s when given; else the first
+    /// merchant's, else the one other merchant's with that number.
+    pub(crate) fn control_key<'a>(
+        &self,
+        mut keys: impl Iterator<Item = &'a String>,
+        no: &str,
+        mchid: Option<&str>,
+    ) -> Found {
+        if let Some(m) = mchid {
+            let key = self.order_key(m, no);
+            return match keys.any(|k| *k == key) {
+                true => Found::One(key),
+                false => Found::None,
+            };
+        }
+        let mut theirs = Vec::new();
+        for k in keys {
+            if k == no {
+                return Found::One(k.clone());
+            }
+            if number_of(k) == no && k.contains('\u{1}') {
+                theirs.push(k);
+            }
+        }
+        match theirs.as_slice() {
+            [one] => Found::One((*one).clone()),
+            [] => Found::None,
+            _ => Found::Several,
+        }
+    }
+
     /// Every merchant, the first one first.
     pub(crate) fn all_merchants(&self, first_private: Option<&PrivateKey>) -> Vec<Merchant> {
         let first = Merchant {
@@ -305,6 +337,29 @@ impl Settings {
             .chain(self.merchants.iter().cloned())
             .collect()
     }
+}
+
+/// What [`Settings::control_key`] finds.
+pub(crate) enum Found {
+    One(String),
+    None,
+    /// Several merchants have the number: the request must name one.
+    Several,
+}
+
+/// The number as its merchant knows it, of a key made by [`Settings::order_key`].
+pub(crate) fn number_of(key: &str) -> &str {
+    key.rsplit('\u{1}').next().unwrap_or(key)
+}
+
+/// 400 asking a control request to name the merchant of number `no` (`what`: which kind).
+pub(crate) fn name_the_merchant(what: &str, no: &str) -> crate::http::answer::Answer {
+    crate::http::answer::Answer::param_error(
+        "/mchid",
+        "body",
+        format!("several merchants have a {what} {no}: name the merchant with mchid"),
+        Value::from(no),
+    )
 }
 
 /// The merchants as `GET /emulator` lists them: number, serial and role, no secrets.
