@@ -752,3 +752,58 @@ fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key(
         ]
     );
 }
+
+fn micropay(c: &Client, mchid: &str, no: &str, fee: &str) -> Result<Value, wechatpay_chain::Error> {
+    c["v2/pay/micropay"]
+        .post(json!({"xml": {"appid": APPID, "mch_id": mchid,
+            "body": "image形象店-深圳腾大- QQ公仔", "out_trade_no": no, "total_fee": fee,
+            "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}}))
+        .map(|r| r.json().unwrap())
+}
+
+#[test]
+fn apiv2_calls_are_the_merchant_mch_id_names_checked_with_its_apiv2_key() {
+    let emu = start();
+    let (a, b) = (client_as(&emu, A), client_as(&emu, B));
+    assert_ne!(emu.merchants()[1].apiv2_key(), emu.apiv2_key());
+    // each pays an order of the same number with its own APIv2 key; the client checks the
+    // answer's sign with the same key, so a success is an answer signed with B's key
+    let pa = micropay(&a, A, "V2-SAME-0001", "1").unwrap();
+    let pb = micropay(&b, B, "V2-SAME-0001", "2").unwrap();
+    assert_eq!((pa["total_fee"].as_str(), pb["total_fee"].as_str()), (Some("1"), Some("2")));
+    // B's order is B's, in APIv3 too
+    let vb = query(&b, B, "V2-SAME-0001").unwrap();
+    assert_eq!((&vb["mchid"], &vb["transaction_id"]), (&json!(B), &pb["transaction_id"]));
+    let orderquery = |c: &Client, mchid: &str, q: Value| {
+        let mut x = json!({"appid": APPID, "mch_id": mchid});
+        x.as_object_mut().unwrap().extend(q.as_object().unwrap().clone());
+        c["v2/pay/orderquery"]
+            .post(json!({ "xml": x }))
+            .map(|r| r.json::<Value>().unwrap())
+    };
+    let qb = orderquery(&b, B, json!({"out_trade_no": "V2-SAME-0001"})).unwrap();
+    assert_eq!((qb["result_code"].as_str(), qb["total_fee"].as_str()), (Some("SUCCESS"), Some("2")));
+    // A does not see B's order by B's transaction_id
+    let e = orderquery(&a, A, json!({"transaction_id": pb["transaction_id"]})).unwrap_err();
+    assert!(e.to_string().contains("ORDERNOTEXIST"), "{e}");
+    let qa = orderquery(&a, A, json!({"out_trade_no": "V2-SAME-0001"})).unwrap();
+    assert_eq!(qa["transaction_id"], pa["transaction_id"]);
+    // B signing with A's APIv2 key, or naming A with B's key: refused
+    let forged = emu
+        .builder_for(B)
+        .unwrap()
+        .secret(emu.apiv2_key())
+        .build()
+        .unwrap();
+    let e = micropay(&forged, B, "V2-FORGED-001", "1").unwrap_err();
+    assert!(e.to_string().contains("签名错误"), "{e}");
+    let b_key = emu.merchants()[1].apiv2_key().to_string();
+    let forged = emu.builder_for(A).unwrap().secret(&b_key).build().unwrap();
+    let e = micropay(&forged, A, "V2-FORGED-002", "1").unwrap_err();
+    assert!(e.to_string().contains("签名错误"), "{e}");
+    // nothing was made
+    for no in ["V2-FORGED-001", "V2-FORGED-002"] {
+        assert_eq!(query(&a, A, no).unwrap_err().1, "ORDER_NOT_EXIST");
+        assert_eq!(query(&b, B, no).unwrap_err().1, "ORDER_NOT_EXIST");
+    }
+}
