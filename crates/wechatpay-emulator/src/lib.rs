@@ -915,7 +915,7 @@ impl Emulator {
 
     /// Makes a `PROCESSING` refund succeed now and sends `REFUND.SUCCESS` (for a refund made
     /// with APIv2 `secapi/pay/refund` and a `notify_url`, the APIv2 refund notification).
-    /// Returns the refund.
+    /// Returns the refund (the first merchant's of that number, else the one other merchant's).
     pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
         refund::control_key(&self.shared, out_refund_no, None)
             .and_then(|key| refund::complete(&self.shared, &key))
@@ -924,7 +924,8 @@ impl Emulator {
 
     /// Simulates the user confirming merchant transfer `out_bill_no` and the money arriving:
     /// a pending bill becomes `SUCCESS` and `MCHTRANSFER.BILL.FINISHED` is sent to its
-    /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it.
+    /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it
+    /// (the first merchant's of that number, else the one other merchant's).
     pub fn transfer_succeeded(&self, out_bill_no: &str) -> Result<Value, Error> {
         transfer::finish(&self.shared, out_bill_no, None, transfer::End::Succeeded)
             .map_err(answer::Answer::into_error)
@@ -1003,7 +1004,8 @@ impl Emulator {
     /// may still succeed or close): `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL`
     /// goes to its `notify_url`. Returns the refund as its query answers it; an unknown refund
     /// is a 404 error, a finished one a 409 (`INVALID_STATE`). Also
-    /// `POST /emulator/refunds/{out_refund_no}/{succeeded|closed|abnormal}`.
+    /// `POST /emulator/refunds/{out_refund_no}/{succeeded|closed|abnormal}`. The first
+    /// merchant's refund of that number, else the one other merchant's.
     pub fn act_on_refund(&self, out_refund_no: &str, action: RefundAction) -> Result<Value, Error> {
         actions::refund(&self.shared, out_refund_no, action).map_err(answer::Answer::into_error)
     }

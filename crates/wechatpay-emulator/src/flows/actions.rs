@@ -431,8 +431,9 @@ pub(crate) fn control(
             )
         }
         _ => {
+            let action = parsed(action)?;
             let key = refund::control_key(shared, no, text("mchid"))?;
-            refund::act(shared, &key, parsed(action)?)
+            refund::act(shared, &key, action)
         }
     }
 }
