@@ -935,8 +935,13 @@ impl Emulator {
     /// `fail_reason` `reason` (one of the documented values, `OTHER_FAIL_REASON_TYPE` when
     /// `None`) and `MCHTRANSFER.BILL.FINISHED` is sent to its `notify_url`. Returns the bill.
     pub fn transfer_failed(&self, out_bill_no: &str, reason: Option<&str>) -> Result<Value, Error> {
-        transfer::finish(&self.shared, out_bill_no, None, transfer::End::Failed(reason))
-            .map_err(answer::Answer::into_error)
+        transfer::finish(
+            &self.shared,
+            out_bill_no,
+            None,
+            transfer::End::Failed(reason),
+        )
+        .map_err(answer::Answer::into_error)
     }
 
     /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's

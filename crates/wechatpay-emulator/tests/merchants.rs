@@ -13,8 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, Receiver};
-use wechatpay_chain::download::Bill;
 use wechatpay_chain::crypto::Rsa;
+use wechatpay_chain::download::Bill;
 use wechatpay_chain::Client;
 use wechatpay_emulator::{Emulator, EmulatorConfig, MerchantConfig, MerchantRole, PaymentAction};
 
@@ -483,37 +483,41 @@ fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_no
         .unwrap();
 
     // each refunds its own order, under the same refund number
-    let ra: Value = a["v3/refund/domestic/refunds"]
-        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 10, 100, &hook.url))
-        .unwrap()
-        .json()
-        .unwrap();
-    let rb: Value = b["v3/refund/domestic/refunds"]
-        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url))
-        .unwrap()
-        .json()
-        .unwrap();
+    let refund = |c: &Client, args: Value| -> Value {
+        c["v3/refund/domestic/refunds"]
+            .post(args)
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let ra = refund(
+        &a,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 10, 100, &hook.url),
+    );
+    let rb = refund(
+        &b,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url),
+    );
     let mut partner_refund = refund_of("PAID-SUB-0001", "REFUND-SAME-1", 8, 88, &hook.url);
     partner_refund["json"]["sub_mchid"] = json!(SUB);
-    let rs: Value = sp["v3/refund/domestic/refunds"]
-        .post(partner_refund.clone())
-        .unwrap()
-        .json()
-        .unwrap();
+    let rs = refund(&sp, partner_refund);
     assert_eq!(rb["transaction_id"], paid_b["transaction_id"]);
-    assert_eq!(
-        (ra["amount"]["refund"].as_i64(), rb["amount"]["refund"].as_i64()),
-        (Some(10), Some(20))
-    );
+    let refunded = |r: &Value| r["amount"]["refund"].as_i64();
+    assert_eq!((refunded(&ra), refunded(&rb)), (Some(10), Some(20)));
     // the same request again is the same refund; B's total against A's order is wrong
-    let again: Value = b["v3/refund/domestic/refunds"]
-        .post(refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url))
-        .unwrap()
-        .json()
-        .unwrap();
+    let again = refund(
+        &b,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url),
+    );
     assert_eq!(again["refund_id"], rb["refund_id"]);
     let e = api(b["v3/refund/domestic/refunds"]
-        .post(refund_of("PAID-SAME-001", "REFUND-B-0002", 1, 100, &hook.url))
+        .post(refund_of(
+            "PAID-SAME-001",
+            "REFUND-B-0002",
+            1,
+            100,
+            &hook.url,
+        ))
         .unwrap_err());
     assert_eq!((e.0, e.2.as_deref()), (400, Some("/amount/total")));
 
@@ -567,7 +571,10 @@ fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_no
         "/emulator/refunds/REFUND-NONE-1/succeeded",
         &json!({ "mchid": B }).to_string(),
     );
-    assert_eq!((status, v["code"].as_str()), (404, Some("RESOURCE_NOT_EXISTS")));
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("RESOURCE_NOT_EXISTS"))
+    );
 
     // REFUND.SUCCESS to each, under its own APIv3 key only, naming it
     let mut seen = Vec::new();
@@ -615,8 +622,16 @@ fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_no
     let id = |v: &Value| v.as_str().unwrap().to_string();
     let (ta, tb) = (id(&paid_a["transaction_id"]), id(&paid_b["transaction_id"]));
     for (bill, mine, theirs) in [
-        (&bill_a, [&ta, &id(&ra["refund_id"])], [&tb, &id(&rb["refund_id"])]),
-        (&bill_b, [&tb, &id(&rb["refund_id"])], [&ta, &id(&ra["refund_id"])]),
+        (
+            &bill_a,
+            [&ta, &id(&ra["refund_id"])],
+            [&tb, &id(&rb["refund_id"])],
+        ),
+        (
+            &bill_b,
+            [&tb, &id(&rb["refund_id"])],
+            [&ta, &id(&ra["refund_id"])],
+        ),
     ] {
         for x in mine {
             assert!(bill.contains(x.as_str()), "{x} in {bill}");
@@ -629,7 +644,10 @@ fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_no
     assert!(bill_b.contains("`REFUND-B-ONLY"), "{bill_b}");
     let bill_sp = trade_bill(&sp, day);
     assert!(bill_sp.contains(&id(&rs["refund_id"])), "{bill_sp}");
-    assert!(!bill_sp.contains(&ta) && !bill_sp.contains(&tb), "{bill_sp}");
+    assert!(
+        !bill_sp.contains(&ta) && !bill_sp.contains(&tb),
+        "{bill_sp}"
+    );
 }
 
 fn transfer(no: &str, url: &str) -> Value {
@@ -699,13 +717,13 @@ fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key(
             .unwrap_err(),
     );
     assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
-    assert_eq!(by_no(&b, "BONLYBILL001").unwrap()["state"], "WAIT_USER_CONFIRM");
+    assert_eq!(
+        by_no(&b, "BONLYBILL001").unwrap()["state"],
+        "WAIT_USER_CONFIRM"
+    );
 
     // the user's side: a number one merchant has is found; one both have takes mchid
-    assert_eq!(
-        emu.transfer_succeeded("BONLYBILL001").unwrap()["mch_id"],
-        B
-    );
+    assert_eq!(emu.transfer_succeeded("BONLYBILL001").unwrap()["mch_id"], B);
     let (status, v) = support::control(&emu, "/emulator/transfers/SAMEBILL0001/succeeded", "{}");
     // the first merchant's, as before several merchants
     assert_eq!((status, &v["mch_id"]), (200, &json!(A)), "{v}");
@@ -730,7 +748,11 @@ fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key(
         let openers: Vec<(&str, Value)> = [(A, ma), (B, mb)]
             .into_iter()
             .filter_map(|(m, k)| {
-                let n = a.notifier(k.apiv3_key()).unwrap().verify(&headers, &body).ok()?;
+                let n = a
+                    .notifier(k.apiv3_key())
+                    .unwrap()
+                    .verify(&headers, &body)
+                    .ok()?;
                 assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
                 Some((m, n.resource))
             })
@@ -770,19 +792,30 @@ fn apiv2_calls_are_the_merchant_mch_id_names_checked_with_its_apiv2_key() {
     // answer's sign with the same key, so a success is an answer signed with B's key
     let pa = micropay(&a, A, "V2-SAME-0001", "1").unwrap();
     let pb = micropay(&b, B, "V2-SAME-0001", "2").unwrap();
-    assert_eq!((pa["total_fee"].as_str(), pb["total_fee"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(
+        (pa["total_fee"].as_str(), pb["total_fee"].as_str()),
+        (Some("1"), Some("2"))
+    );
     // B's order is B's, in APIv3 too
     let vb = query(&b, B, "V2-SAME-0001").unwrap();
-    assert_eq!((&vb["mchid"], &vb["transaction_id"]), (&json!(B), &pb["transaction_id"]));
+    assert_eq!(
+        (&vb["mchid"], &vb["transaction_id"]),
+        (&json!(B), &pb["transaction_id"])
+    );
     let orderquery = |c: &Client, mchid: &str, q: Value| {
         let mut x = json!({"appid": APPID, "mch_id": mchid});
-        x.as_object_mut().unwrap().extend(q.as_object().unwrap().clone());
+        x.as_object_mut()
+            .unwrap()
+            .extend(q.as_object().unwrap().clone());
         c["v2/pay/orderquery"]
             .post(json!({ "xml": x }))
             .map(|r| r.json::<Value>().unwrap())
     };
     let qb = orderquery(&b, B, json!({"out_trade_no": "V2-SAME-0001"})).unwrap();
-    assert_eq!((qb["result_code"].as_str(), qb["total_fee"].as_str()), (Some("SUCCESS"), Some("2")));
+    assert_eq!(
+        (qb["result_code"].as_str(), qb["total_fee"].as_str()),
+        (Some("SUCCESS"), Some("2"))
+    );
     // A does not see B's order by B's transaction_id
     let e = orderquery(&a, A, json!({"transaction_id": pb["transaction_id"]})).unwrap_err();
     assert!(e.to_string().contains("ORDERNOTEXIST"), "{e}");

@@ -639,7 +639,11 @@ fn fund_flow_of(shared: &Shared, date: &str, account: &str) -> Result<String, An
         return Err(no_statement());
     }
     let day: Vec<&Record> = day.iter().collect();
-    Ok(fund_flow_csv(&day, opening, &shared.settings.signing_merchant()))
+    Ok(fund_flow_csv(
+        &day,
+        opening,
+        &shared.settings.signing_merchant(),
+    ))
 }
 
 /// `GET v3/bill/fundflowbill?bill_date=&account_type=&tar_type=`.

@@ -296,7 +296,11 @@ pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> 
 }
 
 /// The key of refund `no` for a control request ([`Settings::control_key`]).
-pub(crate) fn control_key(shared: &Shared, no: &str, mchid: Option<&str>) -> Result<String, Answer> {
+pub(crate) fn control_key(
+    shared: &Shared,
+    no: &str,
+    mchid: Option<&str>,
+) -> Result<String, Answer> {
     let st = lock(&shared.state);
     match shared.settings.control_key(st.refunds.keys(), no, mchid) {
         Found::One(key) => Ok(key),
@@ -329,11 +333,7 @@ pub(crate) fn complete(shared: &Arc<Shared>, key: &str) -> Result<Value, Answer>
 /// and its notification: `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` for an APIv3
 /// refund with a `notify_url`, the APIv2 notification for an APIv2 refund that succeeds. A
 /// closed refund gives its amount back to the order.
-pub(crate) fn act(
-    shared: &Arc<Shared>,
-    key: &str,
-    action: RefundAction,
-) -> Result<Value, Answer> {
+pub(crate) fn act(shared: &Arc<Shared>, key: &str, action: RefundAction) -> Result<Value, Answer> {
     // the number as its merchant knows it
     let no = number_of(key);
     let (answer, notify, sub_mchid, mchid) = {

@@ -178,7 +178,11 @@ fn orderquery(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -
     let key = if no.is_empty() {
         st.transaction_ids.get(id).cloned()
     } else {
-        Some(shared.settings.order_key(&shared.settings.signing_merchant(), no))
+        Some(
+            shared
+                .settings
+                .order_key(&shared.settings.signing_merchant(), no),
+        )
     };
     let order = key
         .as_ref()
