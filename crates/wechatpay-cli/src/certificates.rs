@@ -13,7 +13,7 @@ macro_rules! say {
 use std::path::PathBuf;
 
 use clap::Args;
-use wechatpay_chain::{Builder, Error, Rsa};
+use wechatpay_chain::{Builder, Error};
 
 /// The options of the call form, spelt the same (`--mchid`, `--serial`, `--private-key`,
 /// `--apiv3-key`, `--base-uri`, and their WECHATPAY_* variables), with wechatpay-php's
@@ -96,11 +96,12 @@ pub fn run(a: &CertArgs, key_source: impl Fn(&str) -> String) -> Result<(), Erro
         "-k/--apiv3-key (WECHATPAY_APIV3_KEY)",
     )?;
     // The option named, as the call options' key errors do (the error names the file).
-    let private_key = Rsa::from_private(&key_source(key)).map_err(|e| match e {
+    let private_key = crate::scheme::private_key(&key_source(key)).map_err(|e| match e {
         e @ Error::Key { .. } => e.prefixed("-f/--private-key (WECHATPAY_PRIVATE_KEY)"),
         other => other,
     })?;
     let mut b = Builder::new()
+        .scheme(crate::scheme::get())
         .mchid(mchid)
         .serial(serial)
         .private_key(private_key);

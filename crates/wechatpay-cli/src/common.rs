@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wechatpay_chain::{Error, PublicKey, Rsa};
+use wechatpay_chain::{Error, PublicKey};
 
 /// The wait when `--timeout` is not given.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +42,7 @@ pub fn public_key<'a>(
     key_source: impl Fn(&str) -> String,
 ) -> Result<Option<(&'a str, PublicKey)>, Error> {
     match (key, id) {
-        (Some(k), Some(id)) => Ok(Some((id, Rsa::from_public(&key_source(k))?))),
+        (Some(k), Some(id)) => Ok(Some((id, crate::scheme::public_key(&key_source(k))?))),
         (Some(_), None) => Err(Error::config(
             "--public-key needs --public-key-id (WECHATPAY_PUBLIC_KEY_ID)",
         )),

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use wechatpay_chain::client_xml::SignType;
 use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::notify::{Notifier, Refusal};
-use wechatpay_chain::{notify_v2, transformer, Error, Keyring, Rsa};
+use wechatpay_chain::{notify_v2, transformer, Error, Keyring};
 use wechatpay_emulator::events::{self, Sender, Wire};
 use wechatpay_emulator::WriteDeadline;
 
@@ -142,7 +142,7 @@ struct Verdict {
 }
 
 pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Error> {
-    let keyring = Keyring::new();
+    let keyring = Keyring::for_scheme(crate::scheme::get());
     if let Some((id, key)) = crate::common::public_key(
         a.public_key.as_deref(),
         a.public_key_id.as_deref(),
@@ -154,7 +154,7 @@ pub fn run(a: &ListenArgs, key_source: impl Fn(&str) -> String) -> Result<(), Er
         .platform_cert
         .iter()
         .filter(|c| !c.trim().is_empty())
-        .map(|c| Rsa::from_certificate(&key_source(c.trim())))
+        .map(|c| crate::scheme::certificate(&key_source(c.trim())))
         .collect::<Result<_, _>>()?;
     keyring.merge_certificates(certs.iter());
     let apiv3_key = a.apiv3_key.clone().filter(|k| !k.is_empty());

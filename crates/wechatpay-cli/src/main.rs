@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde_json::{Map, Value};
-use wechatpay_chain::{Builder, Error, Placeholders, Rsa, Validation};
+use wechatpay_chain::{Builder, Error, Placeholders, Validation};
 
 mod bill;
 
@@ -34,6 +34,8 @@ mod listen;
 mod ops;
 
 mod sandbox;
+
+mod scheme;
 
 mod serve;
 
@@ -60,6 +62,9 @@ struct Cli {
     // Before the call options, so that `-v` stays under "Options" in every command's help.
     #[command(flatten)]
     log: Verbosity,
+
+    #[command(flatten)]
+    scheme: scheme::SchemeArgs,
 
     #[command(flatten)]
     call: CallArgs,
@@ -324,7 +329,7 @@ impl Conf {
     }
 
     fn builder(&self) -> Result<Builder, Error> {
-        let mut b = Builder::new();
+        let mut b = Builder::new().scheme(scheme::get());
         if let Some(u) = &self.base_uri {
             b = b.base_uri(u);
         }
@@ -335,8 +340,8 @@ impl Conf {
             b = b.serial(s);
         }
         if let Some(k) = &self.private_key {
-            let key =
-                Rsa::from_private(&key_source(k)).map_err(key_option(self.name("private_key")))?;
+            let key = scheme::private_key(&key_source(k))
+                .map_err(key_option(self.name("private_key")))?;
             b = b.private_key(key);
         }
         if let Some((id, key)) = common::public_key(
@@ -350,7 +355,7 @@ impl Conf {
         }
         for c in &self.platform_cert {
             if !c.trim().is_empty() {
-                let cert = Rsa::from_certificate(&key_source(c.trim()))
+                let cert = scheme::certificate(&key_source(c.trim()))
                     .map_err(key_option(self.name("platform_cert")))?;
                 b = b.platform_certificate(cert);
             }
@@ -364,8 +369,8 @@ impl Conf {
                 let cert = read_file(c, self.name("merchant_cert"))?;
                 let key = read_file(k, self.name("merchant_key"))?;
                 // The loader's guard (an encrypted key refused, never a pass-phrase prompt),
-                // with the option and the file named.
-                Rsa::from_private(&key)
+                // with the option and the file named; an SM2 key in the 国密 scheme.
+                scheme::private_key(&key)
                     .map_err(|e| e.prefixed(format_args!("key file {k}")))
                     .map_err(key_option(self.name("merchant_key")))?;
                 b = b.merchant_identity(&cert, &key);
@@ -850,6 +855,9 @@ fn main() -> ExitCode {
         ));
     }
     cli.conf.note_sources(&matches, &matches);
+    if let Err(why) = scheme::set(cli.scheme.scheme) {
+        usage_error(Cli::command().error(clap::error::ErrorKind::InvalidValue, why));
+    }
     if let Some((name, sub_m)) = matches.subcommand() {
         if let Err(e) = check_placement(&matches, name) {
             usage_error(e);

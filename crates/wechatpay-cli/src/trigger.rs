@@ -6,7 +6,7 @@ use std::io::Write;
 
 use clap::Args;
 use serde_json::Value;
-use wechatpay_chain::{Error, Rsa};
+use wechatpay_chain::Error;
 use wechatpay_emulator::events::{self, Fault, Keys, Sender, Trigger, Wire};
 
 use crate::common::printable;
@@ -296,7 +296,7 @@ fn keys(
                  WECHATPAY_SANDBOX_PLATFORM_SERIAL): {HINT}"
             ))
         })?;
-        let key = Rsa::from_private(&key_source(path))
+        let key = crate::scheme::private_key(&key_source(path))
             .map_err(|e| e.prefixed(format_args!("--platform-private-key {path}")))?;
         Keys::new(key, serial, apiv3)
     } else {

@@ -40,7 +40,7 @@ mod util;
 
 pub use self::notify::events;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,6 +52,7 @@ use wechatpay_chain::crypto::{Certificate, PrivateKey, PublicKey};
 use wechatpay_chain::formatter;
 use wechatpay_chain::Builder;
 use wechatpay_chain::Error;
+use wechatpay_chain::Scheme;
 
 pub use self::flows::actions::{PaymentAction, RefundAction, UnknownAction};
 pub use self::http::diagnosis::{visible, ExpectedMessage, SignatureCheck, SignatureRefusal};
@@ -73,12 +74,13 @@ use self::http::answer;
 use self::http::base::Base;
 use self::http::client::Notifier;
 use self::http::issued as certificates;
+use self::http::scheme;
 use self::http::settings::Settings;
 use self::http::{guard, server, tls};
 use self::state::shared::Shared;
 #[cfg(test)]
 use self::util::keep;
-use self::util::{generate_key, lock, random_hex, Ssl as _};
+use self::util::{lock, random_hex, Ssl as _};
 
 /// The merchant key requests are checked with.
 #[derive(Clone)]
@@ -106,6 +108,7 @@ enum MerchantKey {
 pub struct EmulatorConfig {
     addr: SocketAddr,
     mode: Mode,
+    scheme: Scheme,
     mchid: String,
     merchant_serial: Option<String>,
     merchant: MerchantKey,
@@ -147,6 +150,7 @@ impl std::fmt::Debug for EmulatorConfig {
         f.debug_struct("EmulatorConfig")
             .field("addr", &self.addr)
             .field("mode", &self.mode)
+            .field("scheme", &self.scheme)
             .field("mchid", &self.mchid)
             .field("merchant_serial", &self.merchant_serial)
             .field("apiv3_key", &self.apiv3_key.as_ref().map(|_| "redacted"))
@@ -173,6 +177,7 @@ impl Default for EmulatorConfig {
         EmulatorConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             mode: Mode::PublicKey,
+            scheme: Scheme::Rsa,
             mchid: "1900000001".into(),
             merchant_serial: None,
             merchant: MerchantKey::Generated,
@@ -242,6 +247,17 @@ impl EmulatorConfig {
     /// Public-key or certificate mode.
     pub fn mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The APIv3 scheme: RSA (the default) or, with the `shangmi` feature, the 国密
+    /// `Scheme::Sm2`: SM2 platform key (and SM2 certificate signed over SM3 in certificate
+    /// mode), requests checked as `WECHATPAY2-SM2-WITH-SM3` with the merchant's SM2 key,
+    /// SM2-signed answers and notifications, `AEAD_SM4_GCM` resources and certificates, SM2
+    /// sensitive fields and SM3 bill digests. Generated keys are of the scheme's kind; given
+    /// ones must be.
+    pub fn scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = scheme;
         self
     }
 
@@ -532,12 +548,12 @@ impl Emulator {
             return Err(Error::config("the APIv3 key must be 32 bytes"));
         }
         let apiv2_key = config.apiv2_key.clone().unwrap_or_else(|| random_hex(16));
-        let merchants = http::merchants::build(&config.merchants, &config.mchid)?;
+        let merchants = http::merchants::build(&config.merchants, &config.mchid, config.scheme)?;
         let (merchant_private, merchant_key) = match &config.merchant {
             MerchantKey::Generated => {
                 let key = match &config.merchant_private {
                     Some(k) => k.clone(),
-                    None => generate_key()?,
+                    None => scheme::generate_key(config.scheme)?,
                 };
                 let public = key.public_key()?;
                 (Some(key), public)
@@ -551,8 +567,20 @@ impl Emulator {
         };
         let platform_key = match &config.platform_key {
             Some(k) => k.clone(),
-            None => generate_key()?,
+            None => scheme::generate_key(config.scheme)?,
         };
+        if Scheme::of_public_key(&merchant_key) != config.scheme
+            || Scheme::of_key(&platform_key) != config.scheme
+            || merchants
+                .iter()
+                .any(|m| Scheme::of_public_key(&m.public_key) != config.scheme)
+        {
+            return Err(Error::config(format!(
+                "the sandbox speaks {} (EmulatorConfig::scheme): give it merchant and platform \
+                 keys of that kind, or none to have them generated",
+                config.scheme.name()
+            )));
+        }
         let platform_public = platform_key.public_key()?;
         let (platform_serial, platform_cert) = match config.mode {
             Mode::PublicKey => {
@@ -573,7 +601,7 @@ impl Emulator {
                     Some(id) => wechatpay_chain::util::pem::normalize_serial(id)?,
                     None => public_key_id_for(&config.mchid),
                 };
-                let key = generate_key()?;
+                let key = scheme::generate_key(config.scheme)?;
                 let public = key.public_key()?;
                 Some((id, key, public))
             }
@@ -614,6 +642,7 @@ impl Emulator {
                     merchant_serial,
                     merchant_key,
                     mode: config.mode,
+                    scheme: config.scheme,
                     platform_key,
                     platform_public,
                     platform_serial,
@@ -633,7 +662,9 @@ impl Emulator {
                 },
                 received: Mutex::new(http::received::RequestLog::default()),
                 forgeries: Mutex::new(VecDeque::new()),
-                nonces: Mutex::new(HashMap::new()),
+                nonces: Mutex::new(http::nonces::Nonces::new(
+                    2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
+                )),
                 runtime: runtime.clone(),
                 stop: rx.clone(),
             },
@@ -778,6 +809,7 @@ impl Emulator {
             .base_uri(self.base_uri())
             .mchid(&s.mchid)
             .serial(&s.merchant_serial)
+            .scheme(s.scheme)
             .timeout(Duration::from_secs(10));
         if let Some(k) = &self.merchant_private {
             b = b.private_key(k.clone());
@@ -837,7 +869,7 @@ impl Emulator {
                 "rotate_certificate needs certificate mode (public-key mode has no certificates)",
             ));
         }
-        let key = generate_key()?;
+        let key = scheme::generate_key(self.shared.settings.scheme)?;
         let issued = certificates::issue(&key)?;
         let serial = issued.certificate.serial().to_string();
         lock(&self.shared.settings.rotations).push((key, Arc::new(issued)));

@@ -27,6 +27,11 @@ impl Drop for Served {
 impl Served {
     /// Starts `bin serve` on an ephemeral port and waits (at most 30 s) for its env file.
     pub fn start(bin: &str) -> Served {
+        Served::start_with(bin, &[])
+    }
+
+    /// [`Served::start`] with more options of `serve` (`--scheme sm2`, `--mode certificate`).
+    pub fn start_with(bin: &str, args: &[&str]) -> Served {
         // one directory per start: tests of one binary start theirs in parallel
         static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -35,6 +40,7 @@ impl Served {
         let child = Command::new(bin)
             .args(["serve", "--keys-dir"])
             .arg(&dir)
+            .args(args)
             .env_remove("WECHATPAY_MCHID")
             .env_remove("WECHATPAY_SERIAL")
             .stdin(Stdio::null())
@@ -86,7 +92,8 @@ impl Served {
 
 /// `bin serve ARGS --keys-dir DIR` (stdout piped, no WECHATPAY_MCHID/SERIAL of the test's),
 /// once its first line, printed when the env file is written, has come: the child and the
-/// variables of its env file.
+/// variables of its env file. The lines it prints for each request are read and dropped, as a
+/// terminal would take them.
 pub fn spawn(bin: &str, args: &[&str], keys_dir: &Path) -> (Child, Vec<(String, String)>) {
     let mut child = Command::new(bin)
         .arg("serve")
@@ -99,11 +106,9 @@ pub fn spawn(bin: &str, args: &[&str], keys_dir: &Path) -> (Child, Vec<(String, 
         .spawn()
         .expect("wechatpay serve starts");
     let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     assert!(first.starts_with("wechatpay emulator on"), "{first}");
     let env = env_file(&std::fs::read_to_string(keys_dir.join("env")).unwrap());
     (child, env)

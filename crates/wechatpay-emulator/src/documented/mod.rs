@@ -25,11 +25,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 use wechatpay_chain::catalog::{self, Field, FindingKind, Operation, Protocol, Type};
-use wechatpay_chain::Rsa;
 
 use crate::http::answer::Answer;
 use crate::http::multipart;
 use crate::http::request::Req;
+use crate::http::scheme;
 use crate::http::validate;
 use crate::state::rfc3339;
 use crate::state::shared::Shared;
@@ -581,16 +581,19 @@ impl Gen<'_> {
             .and_then(|v| v.to_str().ok());
         let (key, _) = shared.settings.signer_for(named);
         let plain = match given {
-            Some(Value::String(s)) => match Rsa::decrypt(s, &key) {
-                Ok(p) => String::from_utf8(p).unwrap_or_else(|_| s.clone()),
-                Err(_) => s.clone(),
-            },
+            Some(Value::String(s)) => {
+                match scheme::decrypt_field(shared.settings.scheme, s, &key) {
+                    Ok(p) => String::from_utf8(p).unwrap_or_else(|_| s.clone()),
+                    Err(_) => s.clone(),
+                }
+            }
             _ => match self.scalar(f, at) {
                 Value::String(s) => s,
                 other => other.to_string(),
             },
         };
-        match Rsa::encrypt(plain.as_bytes(), &shared.settings.merchant_key) {
+        let merchant = &shared.settings.merchant_key;
+        match scheme::encrypt_field(shared.settings.scheme, plain.as_bytes(), merchant) {
             Ok(c) => Value::String(c),
             // a plaintext too long for the key: the documented plaintext rather than nothing
             Err(_) => Value::String(plain),

@@ -17,18 +17,16 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::http::answer::Answer;
 use crate::http::request::Req;
+use crate::http::scheme;
 use crate::state::records::Files;
 use crate::state::shared::Shared;
 use crate::state::State;
 use crate::util::lock;
-use wechatpay_chain::crypto::hash::sha1_hex;
-use wechatpay_chain::crypto::{AesGcm, Rsa};
 use wechatpay_chain::formatter;
 
 /// How long a `download_url` works (the platform's are good for 30 s; tests get more).
@@ -554,7 +552,8 @@ fn store(shared: &Shared, file: Vec<u8>) -> String {
 
 /// The listing of a plain (not encrypted) bill.
 fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
-    let hash = sha1_hex(&csv);
+    // SHA1, or SM3 in the 国密 scheme
+    let (hash_type, hash) = scheme::digest(shared.settings.scheme, csv.as_bytes());
     let file = if gz {
         match gzip(csv.as_bytes()) {
             Ok(f) => f,
@@ -564,7 +563,7 @@ fn listing(shared: &Shared, csv: String, gz: bool) -> Answer {
         csv.into_bytes()
     };
     Answer::ok(json!({
-        "hash_type": "SHA1",
+        "hash_type": hash_type,
         "hash_value": hash,
         "download_url": store(shared, file),
     }))
@@ -662,29 +661,29 @@ pub(crate) fn fund_flow_bill(shared: &Arc<Shared>, req: &Req) -> Answer {
     }
 }
 
-/// One encrypted part of a sub-merchant bill: its listing entry. The key is 32 random
-/// characters, RSA-OAEP encrypted for the merchant; the file is AES-256-GCM under it and the
-/// `nonce`'s bytes, no associated data, the tag last.
-fn encrypted_part(shared: &Shared, seq: usize, part: &[u8], gz: bool) -> Result<Value, Answer> {
+/// One encrypted part of a sub-merchant bill: its listing entry. The key is random
+/// characters (32; 16 for `sm4`), encrypted for the merchant (RSA-OAEP, or SM2); the file is
+/// AES-256-GCM (or SM4-GCM) under it and the `nonce`'s bytes, no associated data, the tag last.
+fn encrypted_part(
+    shared: &Shared,
+    seq: usize,
+    part: &[u8],
+    gz: bool,
+    sm4: bool,
+) -> Result<Value, Answer> {
     let plain = if gz { gzip(part)? } else { part.to_vec() };
-    let key = formatter::nonce(32);
     let nonce = formatter::nonce(12);
-    let sealed = AesGcm::encrypt(&plain, &key, &nonce, "")
-        .ok()
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-        .ok_or_else(|| system_error("the bill could not be encrypted"))?;
+    let s = &shared.settings;
     // for the merchant asking, under its own key
-    let signer = shared.settings.signing_merchant();
-    let merchant_key = shared
-        .settings
-        .merchant_key_of(&signer)
-        .map_or(&shared.settings.merchant_key, |(_, k)| k);
-    let encrypt_key = Rsa::encrypt(&key, merchant_key)
-        .map_err(|_| system_error("the bill's key could not be encrypted"))?;
+    let signer = s.signing_merchant();
+    let merchant_key = s.merchant_key_of(&signer).map_or(&s.merchant_key, |(_, k)| k);
+    let (sealed, encrypt_key) = scheme::seal_file(s.scheme, sm4, &plain, &nonce, merchant_key)
+        .map_err(|_| system_error("the bill could not be encrypted"))?;
+    let (hash_type, hash) = scheme::digest(s.scheme, part);
     Ok(json!({
         "bill_sequence": seq,
-        "hash_type": "SHA1",
-        "hash_value": sha1_hex(part),
+        "hash_type": hash_type,
+        "hash_value": hash,
         "download_url": store(shared, sealed),
         "encrypt_key": encrypt_key,
         "nonce": nonce,
@@ -711,17 +710,19 @@ pub(crate) fn sub_merchant_fund_flow_bill(shared: &Arc<Shared>, req: &Req) -> An
         let date = bill_date(shared, req)?;
         let account = one_of(req, "account_type", ACCOUNTS, true)?.unwrap_or("BASIC");
         let algorithm = one_of(req, "algorithm", &["AEAD_AES_256_GCM", "SM4_GCM"], true)?;
-        if algorithm == Some("SM4_GCM") {
+        let sm4 = algorithm == Some("SM4_GCM");
+        if sm4 && shared.settings.scheme == wechatpay_chain::Scheme::Rsa {
             return Err(Answer::param_error(
                 "/algorithm",
                 "query",
-                "the emulator does not support SM4_GCM (use AEAD_AES_256_GCM)",
+                "the emulator makes SM4_GCM parts in the 国密 scheme only (EmulatorConfig::scheme(Scheme::Sm2), \
+                 wechatpay --scheme sm2 serve); use AEAD_AES_256_GCM",
                 Value::from("SM4_GCM"),
             ));
         }
-        Ok((date, account, gzipped(req)?))
+        Ok((date, account, gzipped(req)?, sm4))
     })();
-    let (date, account, gz) = match checked {
+    let (date, account, gz, sm4) = match checked {
         Ok(c) => c,
         Err(a) => return a,
     };
@@ -731,7 +732,7 @@ pub(crate) fn sub_merchant_fund_flow_bill(shared: &Arc<Shared>, req: &Req) -> An
     };
     let mut list = Vec::new();
     for (i, part) in split_lines(csv.as_bytes(), 2).into_iter().enumerate() {
-        match encrypted_part(shared, i + 1, part, gz) {
+        match encrypted_part(shared, i + 1, part, gz, sm4) {
             Ok(entry) => list.push(entry),
             Err(a) => return a,
         }

@@ -12,7 +12,6 @@ use crate::http::issued::Issued;
 use crate::http::settings::Mode;
 use crate::state::rfc3339;
 use crate::state::shared::Shared;
-use wechatpay_chain::crypto::AesGcm;
 use wechatpay_chain::formatter;
 
 /// `GET v3/certificates`.
@@ -41,7 +40,8 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
     let mut data = Vec::with_capacity(1 + rotated.len());
     for issued in std::iter::once(issued).chain(rotated.iter().map(|i| &**i)) {
         let nonce = formatter::nonce(12);
-        let Ok(ciphertext) = AesGcm::encrypt(&issued.pem, &s.apiv3_key, &nonce, "certificate")
+        let Ok(ciphertext) =
+            crate::http::scheme::seal(s.scheme, &issued.pem, &s.apiv3_key, &nonce, "certificate")
         else {
             return Answer::error(
                 500,
@@ -54,7 +54,7 @@ pub(crate) fn list(shared: &Arc<Shared>) -> Answer {
             "effective_time": rfc3339(issued.not_before),
             "expire_time": rfc3339(issued.not_after),
             "encrypt_certificate": {
-                "algorithm": "AEAD_AES_256_GCM",
+                "algorithm": s.scheme.aead(),
                 "nonce": nonce,
                 "associated_data": "certificate",
                 "ciphertext": ciphertext,

@@ -4,10 +4,11 @@
 
 use serde_json::Value;
 use wechatpay_chain::util::pem::same_serial;
-use wechatpay_chain::{PrivateKey, Rsa};
+use wechatpay_chain::PrivateKey;
 
 use crate::http::answer::Answer;
 use crate::http::request::Req;
+use crate::http::scheme;
 use crate::http::settings::Settings;
 use crate::util::lock;
 
@@ -56,7 +57,7 @@ pub(crate) fn decrypt(
     // The server refused unknown serials before dispatch; a key that went away since is the
     // same mistake.
     let plain = platform_key(settings, serial)
-        .and_then(|key| Rsa::decrypt(ciphertext, &key).ok())
+        .and_then(|key| scheme::decrypt_field(settings.scheme, ciphertext, &key).ok())
         .and_then(|p| String::from_utf8(p).ok())
         .filter(|p| !p.trim().is_empty());
     plain.ok_or_else(|| {
@@ -64,7 +65,7 @@ pub(crate) fn decrypt(
             pointer,
             "body",
             format!(
-                "请确认待处理的消息是否为加密后的密文 ({} must be the base64 of RSA-OAEP ciphertext made with the platform public key {serial})",
+                "请确认待处理的消息是否为加密后的密文 ({} must be the base64 of the ciphertext (RSA-OAEP, or SM2 in the 国密 scheme) made with the platform public key {serial})",
                 pointer.trim_start_matches('/')
             ),
             Value::Null,
@@ -78,7 +79,7 @@ pub(crate) fn for_merchant(settings: &Settings, mchid: &str, plain: &str) -> Val
     let key = settings
         .merchant_key_of(mchid)
         .map_or(&settings.merchant_key, |(_, k)| k);
-    match Rsa::encrypt(plain.as_bytes(), key) {
+    match scheme::encrypt_field(settings.scheme, plain.as_bytes(), key) {
         Ok(c) => Value::String(c),
         // too long for the key: nothing rather than the name in the clear
         Err(_) => Value::Null,

@@ -7,10 +7,10 @@ use http::StatusCode;
 use http_body_util::Full;
 use serde_json::{json, Value};
 
+use crate::http::scheme;
 use crate::http::settings::Forgery;
 use crate::http::settings::Settings;
 use crate::util::random_hex;
-use wechatpay_chain::crypto::Rsa;
 use wechatpay_chain::formatter;
 use wechatpay_chain::Error;
 
@@ -162,9 +162,6 @@ pub(crate) fn pointer(field: &str) -> String {
     format!("/{}", f.replace('.', "/"))
 }
 
-/// The one signature scheme the sandbox signs with, named in `Wechatpay-Signature-Type`.
-pub(crate) const SIGNATURE_TYPE: &str = "WECHATPAY2-SHA256-RSA2048";
-
 /// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key
 /// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks, unless the answer is
 /// [`Answer::unsigned`].
@@ -202,10 +199,9 @@ pub(crate) fn render_for(
         let message = formatter::response(&ts, &nonce, &body);
         let (key, current_serial) = settings.signer_for(named);
         let signature = match forgery {
-            Some(Forgery::WrongKey) => {
-                crate::util::generate_key().and_then(|k| Rsa::sign(&message, &k))
-            }
-            _ => Rsa::sign(&message, &key),
+            Some(Forgery::WrongKey) => scheme::generate_key(settings.scheme)
+                .and_then(|k| scheme::sign(settings.scheme, &message, &k)),
+            _ => scheme::sign(settings.scheme, &message, &key),
         };
         let Ok(signature) = signature else {
             return plain(
@@ -225,7 +221,10 @@ pub(crate) fn render_for(
             .header("Wechatpay-Signature", signature)
             // the platform names the scheme on every signed answer, as on its notifications;
             // some SDKs (wechatpayv3) refuse an answer without it
-            .header("Wechatpay-Signature-Type", SIGNATURE_TYPE);
+            .header(
+                "Wechatpay-Signature-Type",
+                scheme::named(settings.scheme, forgery),
+            );
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');

@@ -8,10 +8,7 @@ use crate::http::diagnosis::{ExpectedMessage, SignatureCheck, SignatureRefusal};
 use crate::util::lock;
 use wechatpay_chain::client_json::MAX_CLOCK_SKEW;
 use wechatpay_chain::crypto::hash;
-use wechatpay_chain::crypto::Rsa;
 use wechatpay_chain::formatter;
-
-const SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
 
 /// The fields of an `Authorization` header.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,11 +21,18 @@ pub(crate) struct Authorization {
 }
 
 /// Parses `WECHATPAY2-SHA256-RSA2048 mchid="…",serial_no="…",…`; every field once, quoted.
+#[cfg(test)]
 pub(crate) fn parse(header: &str) -> Result<Authorization, String> {
+    parse_as(header, wechatpay_chain::v3::scheme::RSA)
+}
+
+/// [`parse`] for the sandbox's scheme `scheme` (its name); a header of the other scheme is
+/// refused, never checked under one it does not claim.
+pub(crate) fn parse_as(header: &str, scheme: &str) -> Result<Authorization, String> {
     let rest = header
-        .strip_prefix(SCHEME)
+        .strip_prefix(scheme)
         .and_then(|r| r.strip_prefix(' '))
-        .ok_or_else(|| format!("Authorization must start with {SCHEME}"))?;
+        .ok_or_else(|| format!("Authorization must start with {scheme} (the sandbox's scheme)"))?;
     let mut a = Authorization::default();
     let mut seen = Vec::new();
     for part in rest.split(',') {
@@ -84,8 +88,8 @@ pub(crate) fn check(
     let refuse = SignatureRefusal::new;
     let header =
         authorization.ok_or_else(|| refuse(NoAuthorization, "no Authorization header".into()))?;
-    let a = parse(header).map_err(|why| refuse(Malformed, why))?;
     let s = &shared.settings;
+    let a = parse_as(header, s.scheme.name()).map_err(|why| refuse(Malformed, why))?;
     let Some((serial, key)) = s.merchant_key_of(&a.mchid) else {
         return Err(refuse(
             WrongMchid,
@@ -120,7 +124,7 @@ pub(crate) fn check(
         ));
     }
     let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
-    if !Rsa::verify(&message, &a.signature, key) {
+    if !crate::http::scheme::verify(s.scheme, &message, &a.signature, key) {
         let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
         return Err(SignatureRefusal {
             check: SignatureMismatch,
@@ -140,9 +144,7 @@ pub(crate) fn check(
         });
     }
     // Only a valid request spends its nonce, so a forged one cannot block a real one.
-    let mut nonces = lock(&shared.nonces);
-    nonces.retain(|_, seen| now.abs_diff(*seen) <= 2 * MAX_CLOCK_SKEW as u64);
-    if nonces.insert(a.nonce_str.clone(), ts).is_some() {
+    if !lock(&shared.nonces).spend(&a.nonce_str, now) {
         return Err(refuse(
             ReusedNonce,
             format!("nonce_str {} was already used (replay)", a.nonce_str),

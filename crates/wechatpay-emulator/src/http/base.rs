@@ -1,13 +1,14 @@
 //! What the HTTP room itself needs of the running platform ([`Base`]), and what it asks of
 //! the rooms above it ([`Platform`]): the server is handed a platform and never names a route.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::http::nonces::Nonces;
 use crate::http::received::RequestLog;
 use crate::http::request::{Req, Responded};
 use crate::http::settings::{Forgery, Settings};
@@ -17,7 +18,8 @@ pub(crate) struct Base {
     pub settings: Settings,
     pub received: Mutex<RequestLog>,
     pub forgeries: Mutex<VecDeque<Forgery>>,
-    pub nonces: Mutex<HashMap<String, i64>>,
+    /// The nonces of the requests accepted in the last 600 s ([`Nonces`]).
+    pub nonces: Mutex<Nonces>,
     pub runtime: tokio::runtime::Handle,
     /// Turns true when the emulator stops (pending notifications give up).
     pub stop: watch::Receiver<bool>,

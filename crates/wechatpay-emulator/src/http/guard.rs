@@ -191,15 +191,22 @@ fn shown(v: &HeaderValue) -> String {
         .collect()
 }
 
-/// The headers as logged: a control token replaced by `Bearer [redacted]`.
+/// The headers as logged: a control token replaced by `Bearer [redacted]`, and every value
+/// copied. (A clone would share the connection's read buffer, which hyper's parsed values point
+/// into: each logged request then kept a whole buffer alive, some 5 KiB a record.)
 pub(crate) fn redacted(headers: &HeaderMap) -> HeaderMap {
-    let mut out = headers.clone();
-    if let http::header::Entry::Occupied(mut e) = out.entry(AUTHORIZATION) {
-        for v in e.iter_mut() {
-            if bearer(v.to_str().unwrap_or("")).is_some() {
-                *v = HeaderValue::from_static("Bearer [redacted]");
-            }
-        }
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, v) in headers {
+        let kept = if name == AUTHORIZATION && bearer(v.to_str().unwrap_or("")).is_some() {
+            HeaderValue::from_static("Bearer [redacted]")
+        } else {
+            // a value hyper accepted is a valid one
+            let mut c = HeaderValue::from_bytes(v.as_bytes())
+                .unwrap_or_else(|_| HeaderValue::from_static(""));
+            c.set_sensitive(v.is_sensitive());
+            c
+        };
+        out.append(name.clone(), kept);
     }
     out
 }

@@ -1,7 +1,7 @@
 //! The platform certificate the emulator issues itself (what answers are signed under in
 //! certificate mode).
 
-use wechatpay_chain::crypto::{Certificate, PrivateKey, Rsa};
+use wechatpay_chain::crypto::{Certificate, PrivateKey};
 use wechatpay_chain::formatter;
 use wechatpay_chain::Error;
 
@@ -44,7 +44,7 @@ pub(crate) fn issue(key: &PrivateKey) -> Result<Issued, Error> {
     )
     .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))?;
     Ok(Issued {
-        certificate: Rsa::from_certificate(&pem)?,
+        certificate: crate::http::scheme::certificate(wechatpay_chain::Scheme::of_key(key), &pem)?,
         pem,
         not_before,
         not_after,

@@ -12,7 +12,7 @@ use wechatpay_chain::crypto::{PrivateKey, PublicKey};
 use wechatpay_chain::Error;
 
 use crate::http::settings::Settings;
-use crate::util::{generate_key, random_hex};
+use crate::util::random_hex;
 
 tokio::task_local! {
     static SIGNER: String;
@@ -157,7 +157,12 @@ impl Merchant {
 
 /// The merchants `configs` name, keys made where none is given; an mchid used twice (or the
 /// first merchant's, `first`) is refused.
-pub(crate) fn build(configs: &[MerchantConfig], first: &str) -> Result<Vec<Merchant>, Error> {
+/// Keys made here are of `scheme`'s kind (SM2 in the 国密 scheme).
+pub(crate) fn build(
+    configs: &[MerchantConfig],
+    first: &str,
+    scheme: wechatpay_chain::Scheme,
+) -> Result<Vec<Merchant>, Error> {
     let mut out: Vec<Merchant> = Vec::new();
     for c in configs {
         let subs: Vec<String> = c.sub_merchants.iter().map(|s| s.mchid.clone()).collect();
@@ -166,7 +171,7 @@ pub(crate) fn build(configs: &[MerchantConfig], first: &str) -> Result<Vec<Merch
         } else {
             MerchantRole::ServiceProvider { sub_mchids: subs }
         };
-        out.push(one(c, role)?);
+        out.push(one(c, role, scheme)?);
         for s in &c.sub_merchants {
             if !s.sub_merchants.is_empty() {
                 return Err(Error::config(format!(
@@ -177,7 +182,7 @@ pub(crate) fn build(configs: &[MerchantConfig], first: &str) -> Result<Vec<Merch
             let role = MerchantRole::SubMerchant {
                 sp_mchid: c.mchid.clone(),
             };
-            out.push(one(s, role)?);
+            out.push(one(s, role, scheme)?);
         }
     }
     let mut seen = vec![first];
@@ -199,10 +204,14 @@ pub(crate) fn build(configs: &[MerchantConfig], first: &str) -> Result<Vec<Merch
     Ok(out)
 }
 
-fn one(c: &MerchantConfig, role: MerchantRole) -> Result<Merchant, Error> {
+fn one(
+    c: &MerchantConfig,
+    role: MerchantRole,
+    scheme: wechatpay_chain::Scheme,
+) -> Result<Merchant, Error> {
     let private = match &c.private_key {
         Some(k) => k.clone(),
-        None => generate_key()?,
+        None => crate::http::scheme::generate_key(scheme)?,
     };
     let serial = match &c.serial {
         Some(s) => wechatpay_chain::util::pem::normalize_serial(s)?,

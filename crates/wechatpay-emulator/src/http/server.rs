@@ -351,7 +351,8 @@ async fn handle<P: Platform>(
         method: req.method.to_string(),
         target: req.target.clone(),
         headers: guard::redacted(&req.headers),
-        body: req.body.slice(..req.body.len().min(limits.log_body_prefix)),
+        // copied, not sliced: a slice would keep the whole body (or read buffer) alive
+        body: Bytes::copy_from_slice(&req.body[..req.body.len().min(limits.log_body_prefix)]),
         body_len: req.body.len(),
         body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
         verified: refusal.is_none(),

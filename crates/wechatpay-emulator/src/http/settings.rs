@@ -33,6 +33,9 @@ pub enum Forgery {
     StaleTimestamp,
     /// Signed under a `Wechatpay-Serial` the client does not know.
     UnknownSerial,
+    /// Signed as usual but naming the other scheme in `Wechatpay-Signature-Type` (RSA's in the
+    /// 国密 scheme, SM2's in RSA): a downgrade a client must not follow.
+    OtherScheme,
 }
 
 /// What the server needs, fixed at start.
@@ -45,6 +48,8 @@ pub(crate) struct Settings {
     pub merchant_serial: String,
     pub merchant_key: PublicKey,
     pub mode: Mode,
+    /// RSA, or the 国密 SM2 scheme (`http::scheme`).
+    pub scheme: wechatpay_chain::Scheme,
     pub platform_key: PrivateKey,
     pub platform_public: PublicKey,
     pub platform_serial: String,

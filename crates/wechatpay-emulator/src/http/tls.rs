@@ -150,7 +150,13 @@ pub(crate) fn issue<T: HasPublic>(spec: &Spec<'_>, key: &PKeyRef<T>) -> Result<X
     }
     b.append_extension(usage.build().ssl("cannot issue a certificate")?)
         .ssl("cannot issue a certificate")?;
-    b.sign(spec.signer, MessageDigest::sha256())
+    // SM2 keys (the 国密 scheme's platform certificate) sign over SM3
+    let signer = wechatpay_chain::PrivateKey::from_openssl(spec.signer.to_owned());
+    let digest = match wechatpay_chain::Scheme::of_key(&signer) {
+        wechatpay_chain::Scheme::Rsa => MessageDigest::sha256(),
+        _ => MessageDigest::sm3(),
+    };
+    b.sign(spec.signer, digest)
         .ssl("cannot issue a certificate")?;
     Ok(b.build())
 }

@@ -514,7 +514,12 @@ impl Trigger {
             // random, never derived: see the module's documentation
             nonce: &formatter::nonce(12),
         };
-        let envelope = sealed.envelope(&resource.to_string(), &keys.apiv3_key)?;
+        let scheme = keys
+            .platform_key
+            .as_ref()
+            .map(wechatpay_chain::Scheme::of_key)
+            .unwrap_or_default();
+        let envelope = sealed.envelope(scheme, &resource.to_string(), &keys.apiv3_key)?;
         Ok(envelope.to_string().into_bytes())
     }
 

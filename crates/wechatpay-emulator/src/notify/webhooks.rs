@@ -18,10 +18,10 @@ use crate::state::records::Delivery;
 use crate::state::records::Outcome;
 use crate::state::shared::Shared;
 use crate::util::random_hex;
-use wechatpay_chain::crypto::{AesGcm, Rsa};
 use wechatpay_chain::formatter;
 use wechatpay_chain::transformer;
 use wechatpay_chain::Error;
+use wechatpay_chain::Scheme;
 
 /// The platform's schedule of retries after a failed notification (the default of
 /// [`EmulatorConfig::notify_retries`](crate::EmulatorConfig::notify_retries)): 15 more attempts over
@@ -159,7 +159,11 @@ fn envelope(
         nonce: &formatter::nonce(12),
     };
     let body = sealed
-        .envelope(&resource.to_string(), apiv3_key_for(shared, resource))
+        .envelope(
+            shared.settings.scheme,
+            &resource.to_string(),
+            apiv3_key_for(shared, resource),
+        )
         .map_err(|e| format!("cannot encrypt: {e}"))?;
     Ok(Bytes::from(body.to_string()))
 }
@@ -189,9 +193,21 @@ pub(crate) struct Sealed<'a> {
 }
 
 impl Sealed<'_> {
-    /// The envelope with `plaintext` encrypted under the APIv3 key (AEAD_AES_256_GCM).
-    pub(crate) fn envelope(&self, plaintext: &str, apiv3_key: &str) -> Result<Value, Error> {
-        let ciphertext = AesGcm::encrypt(plaintext, apiv3_key, self.nonce, self.original_type)?;
+    /// The envelope with `plaintext` encrypted under the APIv3 key (AEAD_AES_256_GCM, or
+    /// AEAD_SM4_GCM in the 国密 scheme).
+    pub(crate) fn envelope(
+        &self,
+        scheme: Scheme,
+        plaintext: &str,
+        apiv3_key: &str,
+    ) -> Result<Value, Error> {
+        let ciphertext = crate::http::scheme::seal(
+            scheme,
+            plaintext,
+            apiv3_key,
+            self.nonce,
+            self.original_type,
+        )?;
         Ok(json!({
             "id": self.id,
             "create_time": self.create_time,
@@ -200,7 +216,7 @@ impl Sealed<'_> {
             "summary": self.summary,
             "resource": {
                 "original_type": self.original_type,
-                "algorithm": "AEAD_AES_256_GCM",
+                "algorithm": scheme.aead(),
                 "ciphertext": ciphertext,
                 "associated_data": self.original_type,
                 "nonce": self.nonce,
@@ -209,7 +225,8 @@ impl Sealed<'_> {
     }
 }
 
-/// The `Wechatpay-*` headers of an APIv3 notification of `body`, signed with `key`.
+/// The `Wechatpay-*` headers of an APIv3 notification of `body`, signed with `key` in its
+/// scheme (an SM2 key signs `WECHATPAY2-SM2-WITH-SM3`).
 pub(crate) fn signature_headers(
     key: &wechatpay_chain::PrivateKey,
     serial: &str,
@@ -217,16 +234,15 @@ pub(crate) fn signature_headers(
     nonce: &str,
     body: &[u8],
 ) -> Result<[(&'static str, String); 5], Error> {
-    let signature = Rsa::sign(formatter::response(timestamp, nonce, body), key)?;
+    let scheme = Scheme::of_key(key);
+    let message = formatter::response(timestamp, nonce, body);
+    let signature = crate::http::scheme::sign(scheme, &message, key)?;
     Ok([
         ("Wechatpay-Timestamp", timestamp.to_string()),
         ("Wechatpay-Nonce", nonce.to_string()),
         ("Wechatpay-Serial", serial.to_string()),
         ("Wechatpay-Signature", signature),
-        (
-            "Wechatpay-Signature-Type",
-            crate::http::answer::SIGNATURE_TYPE.to_string(),
-        ),
+        ("Wechatpay-Signature-Type", scheme.name().to_string()),
     ])
 }
 

@@ -1,0 +1,518 @@
+//! The sandbox's throughput against its signing bound (issue 22): `wechatpay serve` in its own
+//! process answers `GET v3/pay/transactions/out-trade-no/{no}` (an order created in setup) with
+//! SANDBOX_BENCH_INFLIGHT (64) calls in flight, SANDBOX_BENCH_CALLS (100,000) in all, beside
+//! `openssl speed -elapsed -multi 2 rsa2048` run before the calls and after each round of them:
+//! every answer costs the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
+//! the bound, the server's RSS after every 10,000 calls, and the CPU of the load generator
+//! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`).
+//!
+//! The generator costs next to nothing: the requests are signed ahead (in rounds, so that none
+//! is older than the sandbox's ±300 s window when sent), written raw over kept-alive HTTP/1.1
+//! connections on one thread, and only each answer's status and Content-Length are read. A
+//! sample of answers before and after is verified whole (status, platform signature, body).
+//! `cargo bench -p wechatpay-cli --bench sandbox`; it fails on a non-2xx answer or a sample
+//! that does not verify, never on a slow ratio.
+
+#[path = "../tests/served/mod.rs"]
+mod served;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wechatpay_chain::{formatter, PrivateKey, PublicKey, Rsa};
+
+/// The calls of one round, signed together before it is sent: small enough that signing them
+/// and sending them takes far less than the sandbox's 300 s.
+const ROUND: usize = 25_000;
+const RSS_EVERY: usize = 10_000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+/// What the generator needs to sign as the merchant.
+struct Merchant {
+    mchid: String,
+    serial: String,
+    key: PrivateKey,
+    host: String,
+}
+
+impl Merchant {
+    /// A whole signed request, ready to write.
+    fn request(&self, method: &str, target: &str, body: &str) -> Vec<u8> {
+        let ts = formatter::timestamp().to_string();
+        let nonce = formatter::nonce(32);
+        let message = formatter::request(method, target, &ts, &nonce, body.as_bytes());
+        let signature = Rsa::sign(message, &self.key).expect("the merchant key signs");
+        let auth = formatter::authorization(&self.mchid, &nonce, &signature, &ts, &self.serial);
+        let mut r = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\n\
+             Accept: application/json\r\nUser-Agent: sandbox-bench\r\n",
+            self.host
+        );
+        if !body.is_empty() {
+            r.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
+        }
+        r.push_str("\r\n");
+        r.push_str(body);
+        r.into_bytes()
+    }
+
+    /// `n` requests, signed on `threads` threads.
+    fn sign_many(&self, target: &str, n: usize, threads: usize) -> Vec<Vec<u8>> {
+        let per = n.div_ceil(threads.max(1));
+        std::thread::scope(|s| {
+            let parts: Vec<_> = (0..threads)
+                .map(|t| {
+                    let count = per.min(n.saturating_sub(t * per));
+                    s.spawn(move || {
+                        (0..count)
+                            .map(|_| self.request("GET", target, ""))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().expect("signing thread"))
+                .collect()
+        })
+    }
+}
+
+/// An answer read whole, for the verified samples.
+struct Answer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// Sends one request on a blocking connection and reads its answer whole.
+fn exchange(conn: &mut std::net::TcpStream, request: &[u8]) -> Answer {
+    conn.write_all(request).expect("request written");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = conn.read(&mut chunk).expect("answer read");
+        assert!(n > 0, "the sandbox closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).expect("headers are text");
+            let mut lines = head.split("\r\n");
+            let status = lines.next().unwrap()[9..12].parse().expect("a status");
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers["content-length"].parse().unwrap();
+            while buf.len() < end + 4 + len {
+                let n = conn.read(&mut chunk).expect("answer read");
+                assert!(n > 0, "the sandbox closed the connection");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Answer {
+                status,
+                headers,
+                body: buf[end + 4..end + 4 + len].to_vec(),
+            };
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Checks an answer as an SDK would: 2xx, signed by the platform key over its body, and the
+/// order asked for.
+fn verify(a: &Answer, platform: &PublicKey, serial: &str, out_trade_no: &str) {
+    assert!(
+        (200..300).contains(&a.status),
+        "status {}: {}",
+        a.status,
+        String::from_utf8_lossy(&a.body)
+    );
+    let h = |k: &str| {
+        a.headers
+            .get(k)
+            .unwrap_or_else(|| panic!("the answer has no {k}"))
+    };
+    assert_eq!(h("wechatpay-serial"), serial, "the platform key named");
+    let message = formatter::response(h("wechatpay-timestamp"), h("wechatpay-nonce"), &a.body);
+    assert!(
+        Rsa::verify(message, h("wechatpay-signature"), platform),
+        "the answer's signature does not verify with the platform key"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&a.body).expect("a JSON answer");
+    assert_eq!(v["out_trade_no"], out_trade_no, "{v}");
+}
+
+/// `utime + stime` of a process, from /proc/PID/stat.
+fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // the fields after the command name, which is in parentheses
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15, so 11 and 12 after the state (field 3)
+    let ticks = f[11] + f[12];
+    // SAFETY: sysconf reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / hz)
+}
+
+/// This process's CPU time.
+fn self_cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// CPU time of one RSA-2048 signature by the library (the sandbox's signing call) on this
+/// thread: with the server's CPU per call, a ratio the other work on a shared machine hardly
+/// moves (CPU time, not wall time).
+fn cpu_per_sign(key: &PrivateKey) -> Duration {
+    let n = 2_000;
+    let t = thread_cpu();
+    for i in 0..n {
+        std::hint::black_box(Rsa::sign(format!("1700000000\nNONCE{i}\n{{}}\n"), key).unwrap());
+    }
+    (thread_cpu() - t) / n
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `openssl speed -elapsed -multi 2 -seconds N rsa2048`: RSA-2048 signatures per second of
+/// wall time on both cores. (Without `-elapsed` openssl divides by its user CPU time, counted
+/// in ticks: on a machine shared with other work that figure swings several-fold, and it is
+/// not what the sandbox's answers/s, per second of wall time, compare with.)
+fn openssl_speed(seconds: u32) -> f64 {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "speed",
+            "-elapsed",
+            "-multi",
+            "2",
+            "-seconds",
+            &seconds.to_string(),
+            "rsa2048",
+        ])
+        .output()
+        .expect("openssl speed runs (the openssl command is needed)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    if std::env::var_os("SANDBOX_BENCH_DEBUG").is_some() {
+        eprintln!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // `rsa 2048 bits 0.000163s 0.000010s   6139.0 102247.0`: sign/s is the sixth field
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rsa 2048 bits"))
+        .unwrap_or_else(|| panic!("no `rsa 2048 bits` line in openssl speed's output:\n{text}"));
+    line.split_whitespace()
+        .nth(5)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no sign/s in {line:?}"))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Sends `requests` over `inflight` new kept-alive connections to `host` (new for each round:
+/// the sandbox closes a connection idle for 10 s, as between rounds), reading each answer's status and
+/// Content-Length only; samples the server's RSS every [`RSS_EVERY`] calls (counted from `done`).
+/// Panics on a non-2xx answer.
+async fn send(
+    host: &str,
+    inflight: usize,
+    requests: Arc<Vec<Vec<u8>>>,
+    done: Arc<AtomicUsize>,
+    rss: Arc<Mutex<Vec<(usize, u64)>>>,
+    pid: u32,
+) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..inflight {
+        let mut conn = tokio::net::TcpStream::connect(host)
+            .await
+            .expect("connected");
+        conn.set_nodelay(true).unwrap();
+        let (requests, next, done, rss) =
+            (requests.clone(), next.clone(), done.clone(), rss.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(r) = requests.get(i) else { break };
+                conn.write_all(r).await.expect("request written");
+                let status = read_answer(&mut conn, &mut buf).await;
+                if !(200..300).contains(&status) {
+                    panic!("call {i}: the sandbox answered {status}");
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % RSS_EVERY == 0 {
+                    rss.lock().unwrap().push((n, rss_kib(pid)));
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a connection's task panicked");
+    }
+}
+
+/// Reads one answer: its status and, by Content-Length, the end of its body.
+async fn read_answer(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) -> u16 {
+    let mut have = 0;
+    loop {
+        let n = conn.read(&mut buf[have..]).await.expect("answer read");
+        assert!(n > 0, "the sandbox closed a connection");
+        have += n;
+        let Some(end) = find(&buf[..have], b"\r\n\r\n") else {
+            assert!(have < buf.len(), "headers beyond {} bytes", buf.len());
+            continue;
+        };
+        let status = std::str::from_utf8(&buf[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let len = content_length(&buf[..end]).expect("a Content-Length");
+        let mut left = (end + 4 + len).saturating_sub(have);
+        let room = buf.len();
+        while left > 0 {
+            let n = conn
+                .read(&mut buf[..left.min(room)])
+                .await
+                .expect("answer read");
+            assert!(n > 0, "the sandbox closed a connection");
+            left -= n;
+        }
+        return status;
+    }
+}
+
+fn content_length(head: &[u8]) -> Option<usize> {
+    head.split(|&b| b == b'\n').find_map(|line| {
+        let (k, v) = line.split_at(line.iter().position(|&b| b == b':')?);
+        k.eq_ignore_ascii_case(b"content-length")
+            .then(|| std::str::from_utf8(&v[1..]).ok()?.trim().parse().ok())?
+    })
+}
+
+struct Server {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    /// SIGTERM first (serve stops cleanly, and a profiler around it writes its output), then
+    /// SIGKILL after 30 s.
+    fn drop(&mut self) {
+        // SAFETY: a signal to our own child, not yet waited for.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn main() {
+    let calls = env_usize("SANDBOX_BENCH_CALLS", 100_000);
+    let inflight = env_usize("SANDBOX_BENCH_INFLIGHT", 64).max(1);
+    let speed_seconds = env_usize("SANDBOX_BENCH_SPEED_SECONDS", 5) as u32;
+    let extra = std::env::var("SANDBOX_BENCH_SERVE_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+
+    let dir = std::env::temp_dir().join(format!("wechatpay-sandbox-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // another command in its place (a script running it under valgrind, to profile it)
+    let bin = std::env::var("SANDBOX_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wechatpay").to_string());
+    let (child, env) = served::spawn(&bin, &extra, &dir);
+    let server = Server { child, dir };
+    let pid = server.child.id();
+    let env: HashMap<String, String> = env.into_iter().collect();
+    let base = &env["WECHATPAY_BASE_URI"];
+    let host = base
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("the bench speaks plain HTTP; the sandbox is at {base}"))
+        .trim_end_matches('/')
+        .to_string();
+    let m = Merchant {
+        mchid: env["WECHATPAY_MCHID"].clone(),
+        serial: env["WECHATPAY_SERIAL"].clone(),
+        key: Rsa::from_private(&format!("file://{}", env["WECHATPAY_PRIVATE_KEY"])).unwrap(),
+        host: host.clone(),
+    };
+    let (platform, platform_serial) = match env.get("WECHATPAY_PUBLIC_KEY") {
+        Some(p) => (
+            Rsa::from_public(&format!("file://{p}")).unwrap(),
+            env["WECHATPAY_PUBLIC_KEY_ID"].clone(),
+        ),
+        None => {
+            let c = Rsa::from_certificate(&format!("file://{}", env["WECHATPAY_PLATFORM_CERT"]))
+                .unwrap();
+            (c.public_key().clone(), c.serial().to_string())
+        }
+    };
+
+    // Setup: one order, which every measured call queries.
+    let no = format!("BENCH{}", formatter::nonce(12));
+    let create = serde_json::json!({
+        "appid": "wxd678efh567hg6787", "mchid": m.mchid, "description": "sandbox bench",
+        "out_trade_no": no, "notify_url": "https://127.0.0.1:9/notify", "amount": {"total": 1},
+    })
+    .to_string();
+    let mut conn = std::net::TcpStream::connect(&host).unwrap();
+    let created = exchange(
+        &mut conn,
+        &m.request("POST", "/v3/pay/transactions/native", &create),
+    );
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let target = format!("/v3/pay/transactions/out-trade-no/{no}?mchid={}", m.mchid);
+    let sample = |conn: &mut std::net::TcpStream, n: usize| {
+        for r in m.sign_many(&target, n, 1) {
+            verify(&exchange(conn, &r), &platform, &platform_serial, &no);
+        }
+    };
+    sample(&mut conn, 100);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
+    // warm-up: every connection served, the server's runtime and allocator at their pace
+    let warm = m.sign_many(&target, inflight * 20, 2);
+    rt.block_on(send(
+        &host,
+        inflight,
+        Arc::new(warm),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+        pid,
+    ));
+    *rss.lock().unwrap() = vec![(0, rss_kib(pid))];
+
+    // The bound is measured before the first round and after each one, so that every round
+    // sits between two measurements taken under the machine's load of the moment.
+    let load_before = load_average();
+    let mut bounds = vec![openssl_speed(speed_seconds)];
+    let mut ratios = Vec::new();
+    let (mut wall, mut gen_cpu, mut srv_cpu, mut signing) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let mut sent = 0;
+    while sent < calls {
+        let n = ROUND.min(calls - sent);
+        let t = Instant::now();
+        let requests = Arc::new(m.sign_many(&target, n, 2));
+        signing += t.elapsed();
+        let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
+        rt.block_on(send(
+            &host,
+            inflight,
+            requests,
+            done.clone(),
+            rss.clone(),
+            pid,
+        ));
+        let took = t0.elapsed();
+        wall += took;
+        gen_cpu += self_cpu() - g0;
+        srv_cpu += proc_cpu(pid) - s0;
+        sent += n;
+        bounds.push(openssl_speed(speed_seconds));
+        let around = (bounds[bounds.len() - 2] + bounds[bounds.len() - 1]) / 2.0;
+        ratios.push(n as f64 / took.as_secs_f64() / around);
+    }
+    let load_during = load_average();
+    let sign_cpu = cpu_per_sign(&m.key);
+    sample(&mut std::net::TcpStream::connect(&host).unwrap(), 100);
+
+    let rate = calls as f64 / wall.as_secs_f64();
+    let bound = bounds.iter().sum::<f64>() / bounds.len() as f64;
+    let shown = |v: &[f64], scale: f64| {
+        v.iter()
+            .map(|x| format!("{:.0}", x * scale))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
+    println!("sandbox bench: GET v3/pay/transactions/out-trade-no/{{no}}, {calls} calls, {inflight} in flight");
+    println!("  serve args         : {:?}", extra.join(" "));
+    println!("  load average       : {load_before} (before), {load_during} (after the calls)");
+    println!("  answers/s          : {rate:.0} ({calls} in {wall:.2?}; signing ahead took {signing:.2?}, not counted)");
+    println!("  openssl sign/s     : {bound:.0} (mean of {}: {}; openssl speed -elapsed -multi 2 -seconds {speed_seconds} rsa2048, before the calls and after each round of {ROUND})", bounds.len(), shown(&bounds, 1.0));
+    println!("  ratio              : {:.1} % of {bound:.0} sign/s (rounds, each against the bound before and after it: {} %)", 100.0 * rate / bound, shown(&ratios, 100.0));
+    println!("  server CPU / call  : {:.0} µs ({:.2} cores); one RSA-2048 signature: {:.0} µs of CPU, {:.1} % of it", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64(), sign_cpu.as_secs_f64() * 1e6, 100.0 * sign_cpu.as_secs_f64() * 1e6 / per(srv_cpu));
+    println!(
+        "  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)",
+        per(gen_cpu),
+        gen_cpu.as_secs_f64() / wall.as_secs_f64(),
+        100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64()
+    );
+    println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
+    print!("  server RSS (MiB)   :");
+    for (n, kib) in rss.lock().unwrap().iter() {
+        print!(" {}k:{:.1}", n / 1000, *kib as f64 / 1024.0);
+    }
+    println!();
+    drop(server);
+}
