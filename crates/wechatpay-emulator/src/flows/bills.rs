@@ -675,8 +675,7 @@ fn encrypted_part(
     let nonce = formatter::nonce(12);
     let s = &shared.settings;
     // for the merchant asking, under its own key
-    let signer = s.signing_merchant();
-    let merchant_key = s.merchant_key_of(&signer).map_or(&s.merchant_key, |(_, k)| k);
+    let merchant_key = s.public_key_of(&s.signing_merchant());
     let (sealed, encrypt_key) = scheme::seal_file(s.scheme, sm4, &plain, &nonce, merchant_key)
         .map_err(|_| system_error("the bill could not be encrypted"))?;
     let (hash_type, hash) = scheme::digest(s.scheme, part);

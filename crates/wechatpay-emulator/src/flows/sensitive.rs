@@ -76,9 +76,7 @@ pub(crate) fn decrypt(
 /// `plain` encrypted for merchant `mchid` (the key its requests are checked with), as the
 /// platform returns encrypted fields.
 pub(crate) fn for_merchant(settings: &Settings, mchid: &str, plain: &str) -> Value {
-    let key = settings
-        .merchant_key_of(mchid)
-        .map_or(&settings.merchant_key, |(_, k)| k);
+    let key = settings.public_key_of(mchid);
     match scheme::encrypt_field(settings.scheme, plain.as_bytes(), key) {
         Ok(c) => Value::String(c),
         // too long for the key: nothing rather than the name in the clear

@@ -258,6 +258,13 @@ impl Settings {
             .map(|m| (m.serial.as_str(), &m.public_key))
     }
 
+    /// Merchant `mchid`'s public key, what the platform encrypts for it (the first merchant's
+    /// for one the sandbox does not have).
+    pub(crate) fn public_key_of(&self, mchid: &str) -> &PublicKey {
+        self.merchant_key_of(mchid)
+            .map_or(&self.merchant_key, |(_, k)| k)
+    }
+
     fn other(&self, mchid: &str) -> Option<&Merchant> {
         self.merchants.iter().find(|m| m.mchid == mchid)
     }
