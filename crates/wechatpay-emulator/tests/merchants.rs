@@ -738,6 +738,22 @@ fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key(
         "{v}"
     );
     assert_eq!(by_no(&a, "SAMEBILL0001").unwrap()["state"], "SUCCESS");
+    // two merchants beyond the first with one number: the action must name the merchant
+    let sp = client_as(&emu, SP);
+    bills(&b, "BOTHBSP00001", "李四");
+    bills(&sp, "BOTHBSP00001", "王五");
+    let (status, v) = support::control(&emu, "/emulator/transfers/BOTHBSP00001/succeeded", "{}");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("PARAM_ERROR")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("mchid"), "{v}");
+    assert!(emu.transfer_succeeded("BOTHBSP00001").is_err());
+    assert_eq!(
+        by_no(&sp, "BOTHBSP00001").unwrap()["state"],
+        "WAIT_USER_CONFIRM"
+    );
 
     // MCHTRANSFER.BILL.FINISHED to each, under its own APIv3 key only
     let mut seen = Vec::new();
