@@ -109,16 +109,21 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
             text(&body, "out_order_no"),
             text(&body, "openid"),
         )),
-        ("POST", ["refund", "domestic", "refunds", no, "complete"]) => {
-            done(refund::complete(shared, no))
-        }
-        ("POST", ["transfers", no, "succeeded"]) => {
-            done(transfer::finish(shared, no, transfer::End::Succeeded))
-        }
+        ("POST", ["refund", "domestic", "refunds", no, "complete"]) => done(
+            refund::control_key(shared, no, text(&body, "mchid"))
+                .and_then(|key| refund::complete(shared, &key)),
+        ),
+        ("POST", ["transfers", no, "succeeded"]) => done(transfer::finish(
+            shared,
+            no,
+            text(&body, "mchid"),
+            transfer::End::Succeeded,
+        )),
         ("POST", ["transfers", no, "failed"]) => match body.get("reason") {
             None | Some(Value::Null | Value::String(_)) => done(transfer::finish(
                 shared,
                 no,
+                text(&body, "mchid"),
                 transfer::End::Failed(text(&body, "reason")),
             )),
             Some(other) => Answer::param_error(

@@ -1001,16 +1001,19 @@ impl Emulator {
 
     /// Makes a `PROCESSING` refund succeed now and sends `REFUND.SUCCESS` (for a refund made
     /// with APIv2 `secapi/pay/refund` and a `notify_url`, the APIv2 refund notification).
-    /// Returns the refund.
+    /// Returns the refund (the first merchant's of that number, else the one other merchant's).
     pub fn complete_refund(&self, out_refund_no: &str) -> Result<Value, Error> {
-        refund::complete(&self.shared, out_refund_no).map_err(answer::Answer::into_error)
+        refund::control_key(&self.shared, out_refund_no, None)
+            .and_then(|key| refund::complete(&self.shared, &key))
+            .map_err(answer::Answer::into_error)
     }
 
     /// Simulates the user confirming merchant transfer `out_bill_no` and the money arriving:
     /// a pending bill becomes `SUCCESS` and `MCHTRANSFER.BILL.FINISHED` is sent to its
-    /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it.
+    /// `notify_url`. Returns the bill as `…/transfer-bills/out-bill-no/{out_bill_no}` answers it
+    /// (the first merchant's of that number, else the one other merchant's).
     pub fn transfer_succeeded(&self, out_bill_no: &str) -> Result<Value, Error> {
-        transfer::finish(&self.shared, out_bill_no, transfer::End::Succeeded)
+        transfer::finish(&self.shared, out_bill_no, None, transfer::End::Succeeded)
             .map_err(answer::Answer::into_error)
     }
 
@@ -1018,8 +1021,13 @@ impl Emulator {
     /// `fail_reason` `reason` (one of the documented values, `OTHER_FAIL_REASON_TYPE` when
     /// `None`) and `MCHTRANSFER.BILL.FINISHED` is sent to its `notify_url`. Returns the bill.
     pub fn transfer_failed(&self, out_bill_no: &str, reason: Option<&str>) -> Result<Value, Error> {
-        transfer::finish(&self.shared, out_bill_no, transfer::End::Failed(reason))
-            .map_err(answer::Answer::into_error)
+        transfer::finish(
+            &self.shared,
+            out_bill_no,
+            None,
+            transfer::End::Failed(reason),
+        )
+        .map_err(answer::Answer::into_error)
     }
 
     /// What the payer or the platform does to pending payment `out_trade_no`: a merchant's
@@ -1087,7 +1095,8 @@ impl Emulator {
     /// may still succeed or close): `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL`
     /// goes to its `notify_url`. Returns the refund as its query answers it; an unknown refund
     /// is a 404 error, a finished one a 409 (`INVALID_STATE`). Also
-    /// `POST /emulator/refunds/{out_refund_no}/{succeeded|closed|abnormal}`.
+    /// `POST /emulator/refunds/{out_refund_no}/{succeeded|closed|abnormal}`. The first
+    /// merchant's refund of that number, else the one other merchant's.
     pub fn act_on_refund(&self, out_refund_no: &str, action: RefundAction) -> Result<Value, Error> {
         actions::refund(&self.shared, out_refund_no, action).map_err(answer::Answer::into_error)
     }

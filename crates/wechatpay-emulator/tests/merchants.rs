@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use support::{api, Receiver};
+use wechatpay_chain::crypto::Rsa;
 use wechatpay_chain::download::Bill;
 use wechatpay_chain::Client;
 use wechatpay_emulator::{Emulator, EmulatorConfig, MerchantConfig, MerchantRole, PaymentAction};
@@ -192,40 +193,11 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         .unwrap_err());
     assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
 
-    // refunds are the first merchant's: B can neither refund A's order nor see its refund
-    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
-        .unwrap();
-    let refund = |no: &str| {
-        json!({"json": {"out_trade_no": "SAME-NUMBER-01", "out_refund_no": no,
-            "amount": {"refund": 1, "total": 100, "currency": "CNY"}}})
-    };
-    let e = api(b["v3/refund/domestic/refunds"]
-        .post(refund("REFUND-BY-B-01"))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
-    a["v3/refund/domestic/refunds"]
-        .post(refund("REFUND-BY-A-01"))
-        .unwrap();
-    let e = api(b["v3/refund/domestic/refunds/{out_refund_no}"]
-        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
-    let mine: Value = a["v3/refund/domestic/refunds/{out_refund_no}"]
-        .get(json!({"out_refund_no": "REFUND-BY-A-01"}))
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(mine["out_refund_no"], "REFUND-BY-A-01");
-
     // the flows kept for the first merchant refuse B rather than show it A's state
     for (path, args) in [
         (
             "v3/combine-transactions/out-trade-no/{combine_out_trade_no}",
             json!({"combine_out_trade_no": "X-00000001"}),
-        ),
-        (
-            "v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}",
-            json!({"out_bill_no": "X-00000001"}),
         ),
         (
             "v3/profitsharing/orders/{out_order_no}",
@@ -236,10 +208,6 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
         let e = api(b.chain(path).get(args).unwrap_err());
         assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"), "{path}");
     }
-    let e = api(b["v3/bill/tradebill"]
-        .get(json!({"query": {"bill_date": "2026-12-06"}}))
-        .unwrap_err());
-    assert_eq!((e.0, e.1.as_str()), (403, "NO_AUTH"));
     // A's are A's as before
     let e = api(
         a["v3/combine-transactions/out-trade-no/{combine_out_trade_no}"]
@@ -249,6 +217,8 @@ fn each_direct_merchant_creates_and_queries_its_own_orders_and_sees_no_other() {
     assert_eq!(e.0, 404);
 
     // A's bill of the day lists A's payment, not B's
+    emu.act_on_payment("SAME-NUMBER-01", PaymentAction::Paid, None, None)
+        .unwrap();
     emu.advance_clock(Duration::from_secs(86_400));
     let day = &paid["success_time"].as_str().unwrap()[..10];
     let listing: Bill = a["v3/bill/tradebill"]
@@ -437,4 +407,452 @@ fn each_merchants_notifications_decrypt_with_its_own_apiv3_key_only() {
     let mut expected: Vec<(&str, Value)> = paid.into_iter().map(|(m, r)| (m, r.unwrap())).collect();
     expected.sort_by_key(|(m, _)| *m);
     assert_eq!(opened, expected);
+}
+
+/// Merchant `mchid`'s refund `no` (`sub`: of a partner refund), as its query answers it.
+fn refund_query(
+    c: &Client,
+    no: &str,
+    sub: Option<&str>,
+) -> Result<Value, (u16, String, Option<String>)> {
+    let mut args = json!({"out_refund_no": no});
+    if let Some(sub) = sub {
+        args["query"] = json!({"sub_mchid": sub});
+    }
+    c["v3/refund/domestic/refunds/{out_refund_no}"]
+        .get(args)
+        .map(|r| r.json().unwrap())
+        .map_err(api)
+}
+
+fn refund_of(no: &str, refund_no: &str, refund: i64, total: i64, url: &str) -> Value {
+    json!({"json": {"out_trade_no": no, "out_refund_no": refund_no, "notify_url": url,
+        "amount": {"refund": refund, "total": total, "currency": "CNY"}}})
+}
+
+/// The day's trade bill of the merchant `c` signs as.
+fn trade_bill(c: &Client, day: &str) -> String {
+    let listing: Bill = c["v3/bill/tradebill"]
+        .get(json!({"query": {"bill_date": day}}))
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut csv = Vec::new();
+    c.download_bill(&listing, json!({}), &mut csv).unwrap();
+    String::from_utf8(csv).unwrap()
+}
+
+#[test]
+fn each_merchant_refunds_its_own_orders_sees_its_own_refunds_and_bills_and_is_notified_under_its_own_key(
+) {
+    // refunds wait for an action, so that each is decided here
+    let emu = support::start(
+        EmulatorConfig::new()
+            .mchid(A)
+            .merchant(MerchantConfig::new(B))
+            .service_provider(MerchantConfig::new(SP), [MerchantConfig::new(SUB)])
+            .refund_delay(None),
+    );
+    let ms = emu.merchants();
+    let key = |mchid: &str| {
+        ms.iter()
+            .find(|m| m.mchid() == mchid)
+            .unwrap()
+            .apiv3_key()
+            .to_string()
+    };
+    let hook = hook();
+    let (a, b, sp) = (client_as(&emu, A), client_as(&emu, B), client_as(&emu, SP));
+    // A and B each a paid order of the same number, SP one for SUB
+    a["v3/pay/transactions/native"]
+        .post(order(A, "PAID-SAME-001", 100, NOTIFY))
+        .unwrap();
+    b["v3/pay/transactions/native"]
+        .post(order(B, "PAID-SAME-001", 200, NOTIFY))
+        .unwrap();
+    sp["v3/pay/partner/transactions/native"]
+        .post(partner(SP, SUB, "PAID-SUB-0001", NOTIFY))
+        .unwrap();
+    let paid_a = emu
+        .act_on_payment("PAID-SAME-001", PaymentAction::Paid, None, None)
+        .unwrap();
+    let paid_b = emu
+        .act_on_payment("PAID-SAME-001", PaymentAction::Paid, Some(B), None)
+        .unwrap();
+    emu.act_on_payment("PAID-SUB-0001", PaymentAction::Paid, Some(SUB), None)
+        .unwrap();
+
+    // each refunds its own order, under the same refund number
+    let refund = |c: &Client, args: Value| -> Value {
+        c["v3/refund/domestic/refunds"]
+            .post(args)
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let ra = refund(
+        &a,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 10, 100, &hook.url),
+    );
+    let rb = refund(
+        &b,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url),
+    );
+    let mut partner_refund = refund_of("PAID-SUB-0001", "REFUND-SAME-1", 8, 88, &hook.url);
+    partner_refund["json"]["sub_mchid"] = json!(SUB);
+    let rs = refund(&sp, partner_refund);
+    assert_eq!(rb["transaction_id"], paid_b["transaction_id"]);
+    let refunded = |r: &Value| r["amount"]["refund"].as_i64();
+    assert_eq!((refunded(&ra), refunded(&rb)), (Some(10), Some(20)));
+    // the same request again is the same refund; B's total against A's order is wrong
+    let again = refund(
+        &b,
+        refund_of("PAID-SAME-001", "REFUND-SAME-1", 20, 200, &hook.url),
+    );
+    assert_eq!(again["refund_id"], rb["refund_id"]);
+    let e = api(b["v3/refund/domestic/refunds"]
+        .post(refund_of(
+            "PAID-SAME-001",
+            "REFUND-B-0002",
+            1,
+            100,
+            &hook.url,
+        ))
+        .unwrap_err());
+    assert_eq!((e.0, e.2.as_deref()), (400, Some("/amount/total")));
+
+    // each queries its own, and no other merchant's
+    assert_eq!(refund_query(&a, "REFUND-SAME-1", None).unwrap(), ra);
+    assert_eq!(refund_query(&b, "REFUND-SAME-1", None).unwrap(), rb);
+    assert_eq!(refund_query(&sp, "REFUND-SAME-1", Some(SUB)).unwrap(), rs);
+    let e = refund_query(&sp, "REFUND-SAME-1", None).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    b["v3/refund/domestic/refunds"]
+        .post(refund_of("PAID-SAME-001", "REFUND-B-ONLY", 5, 200, NOTIFY))
+        .unwrap();
+    for c in [&a, &sp] {
+        let e = refund_query(c, "REFUND-B-ONLY", None).unwrap_err();
+        assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    }
+    let e = refund_query(&sp, "REFUND-B-ONLY", Some(SUB)).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
+    // nor refunds another's order, by its transaction_id
+    let e = api(a["v3/refund/domestic/refunds"]
+        .post(json!({"json": {"transaction_id": paid_b["transaction_id"],
+            "out_refund_no": "REFUND-A-OF-B", "amount": {"refund": 1, "total": 200, "currency": "CNY"}}}))
+        .unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "ORDER_NOT_EXIST"));
+
+    // the sandbox's actions: a number one merchant has is found; one several have takes mchid
+    let done = emu.act_on_refund("REFUND-B-ONLY", wechatpay_emulator::RefundAction::Closed);
+    assert_eq!(done.unwrap()["status"], "CLOSED");
+    assert_eq!(
+        refund_query(&b, "REFUND-B-ONLY", None).unwrap()["status"],
+        "CLOSED"
+    );
+    assert_eq!(
+        emu.complete_refund("REFUND-SAME-1").unwrap()["refund_id"],
+        ra["refund_id"]
+    );
+    for (mchid, r) in [(B, &rb), (SP, &rs)] {
+        let (status, v) = support::control(
+            &emu,
+            "/emulator/refunds/REFUND-SAME-1/succeeded",
+            &json!({ "mchid": mchid }).to_string(),
+        );
+        assert_eq!((status, &v["refund_id"]), (200, &r["refund_id"]), "{v}");
+    }
+    assert_eq!(
+        refund_query(&b, "REFUND-SAME-1", None).unwrap()["status"],
+        "SUCCESS"
+    );
+    let (status, v) = support::control(
+        &emu,
+        "/emulator/refunds/REFUND-NONE-1/succeeded",
+        &json!({ "mchid": B }).to_string(),
+    );
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("RESOURCE_NOT_EXISTS"))
+    );
+
+    // REFUND.SUCCESS to each, under its own APIv3 key only, naming it
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (headers, body) = hook
+            .next_within(Duration::from_secs(10))
+            .expect("a refund notification within 10 s");
+        let openers: Vec<(&str, Value)> = [A, B, SP, SUB]
+            .into_iter()
+            .filter_map(|m| {
+                let n = a.notifier(key(m)).unwrap().verify(&headers, &body).ok()?;
+                assert_eq!(n.event_type, "REFUND.SUCCESS");
+                Some((m, n.resource))
+            })
+            .collect();
+        assert_eq!(openers.len(), 1, "one key opens it, not {openers:?}");
+        seen.push(openers.into_iter().next().unwrap());
+    }
+    seen.sort_by_key(|(m, _)| *m);
+    let named: Vec<(&str, Value, Value, Value)> = seen
+        .iter()
+        .map(|(m, r)| {
+            (
+                *m,
+                r["mchid"].clone(),
+                r["sp_mchid"].clone(),
+                r["refund_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        vec![
+            (A, json!(A), Value::Null, ra["refund_id"].clone()),
+            (B, json!(B), Value::Null, rb["refund_id"].clone()),
+            (SP, Value::Null, json!(SP), rs["refund_id"].clone()),
+        ]
+    );
+    assert_eq!(seen[2].1["sub_mchid"], SUB);
+
+    // each merchant's trade bill lists its own payments and refunds only
+    emu.advance_clock(Duration::from_secs(86_400));
+    let day = &paid_a["success_time"].as_str().unwrap()[..10];
+    let (bill_a, bill_b) = (trade_bill(&a, day), trade_bill(&b, day));
+    let id = |v: &Value| v.as_str().unwrap().to_string();
+    let (ta, tb) = (id(&paid_a["transaction_id"]), id(&paid_b["transaction_id"]));
+    for (bill, mine, theirs) in [
+        (
+            &bill_a,
+            [&ta, &id(&ra["refund_id"])],
+            [&tb, &id(&rb["refund_id"])],
+        ),
+        (
+            &bill_b,
+            [&tb, &id(&rb["refund_id"])],
+            [&ta, &id(&ra["refund_id"])],
+        ),
+    ] {
+        for x in mine {
+            assert!(bill.contains(x.as_str()), "{x} in {bill}");
+        }
+        for x in theirs {
+            assert!(!bill.contains(x.as_str()), "{x} not in {bill}");
+        }
+        assert!(!bill.contains(&id(&rs["refund_id"])), "{bill}");
+    }
+    assert!(bill_b.contains("`REFUND-B-ONLY"), "{bill_b}");
+    let bill_sp = trade_bill(&sp, day);
+    assert!(bill_sp.contains(&id(&rs["refund_id"])), "{bill_sp}");
+    assert!(
+        !bill_sp.contains(&ta) && !bill_sp.contains(&tb),
+        "{bill_sp}"
+    );
+}
+
+fn transfer(no: &str, url: &str) -> Value {
+    json!({"json": {
+        "appid": APPID, "out_bill_no": no, "openid": "o-MYE42l80oelYMDE34nYD456Xoy",
+        "transfer_amount": 400_000, "transfer_remark": "2020年4月报销", "notify_url": url,
+        "user_recv_perception": "现金奖励", "transfer_scene_id": "1000",
+        "transfer_scene_report_infos": [
+            {"info_type": "活动名称", "info_content": "新会员有礼"},
+            {"info_type": "奖励说明", "info_content": "抽奖一等奖"},
+        ],
+    }})
+}
+
+#[test]
+fn each_merchant_transfers_sees_its_own_bills_and_is_notified_under_its_own_key() {
+    let emu = start();
+    let ms = emu.merchants();
+    let (ma, mb) = (&ms[0], &ms[1]);
+    let hook = hook();
+    let (a, b) = (client_as(&emu, A), client_as(&emu, B));
+    let bills = |c: &Client, no: &str, name: &str| -> Value {
+        let mut args = transfer(no, &hook.url);
+        args["json"]["user_name"] = json!(c.encryptor().unwrap().encrypt(name).unwrap());
+        c["v3/fund-app/mch-transfer/transfer-bills"]
+            .post(args)
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // the same bill number, one bill per merchant
+    let ta = bills(&a, "SAMEBILL0001", "张三");
+    let tb = bills(&b, "SAMEBILL0001", "李四");
+    assert_ne!(ta["transfer_bill_no"], tb["transfer_bill_no"]);
+    let by_no = |c: &Client, no: &str| {
+        c["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}"]
+            .get(json!({ "out_bill_no": no }))
+            .map(|r| r.json::<Value>().unwrap())
+            .map_err(api)
+    };
+    let by_id = |c: &Client, id: &Value| {
+        c["v3/fund-app/mch-transfer/transfer-bills/transfer-bill-no/{transfer_bill_no}"]
+            .get(json!({ "transfer_bill_no": id }))
+            .map(|r| r.json::<Value>().unwrap())
+            .map_err(api)
+    };
+    // each sees its own, its payee's name encrypted for its own key
+    let qb = by_no(&b, "SAMEBILL0001").unwrap();
+    assert_eq!(
+        (&qb["mch_id"], &qb["transfer_bill_no"]),
+        (&json!(B), &tb["transfer_bill_no"])
+    );
+    let name = Rsa::decrypt(qb["user_name"].as_str().unwrap(), mb.private_key().unwrap());
+    assert_eq!(String::from_utf8(name.unwrap()).unwrap(), "李四");
+    assert!(Rsa::decrypt(qb["user_name"].as_str().unwrap(), ma.private_key().unwrap()).is_err());
+    assert_eq!(by_no(&a, "SAMEBILL0001").unwrap()["mch_id"], A);
+    assert_eq!(by_id(&b, &tb["transfer_bill_no"]).unwrap()["mch_id"], B);
+    // and not another's: not by number, not by the platform's number, not to cancel
+    bills(&b, "BONLYBILL001", "李四");
+    let e = by_no(&a, "BONLYBILL001").unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    let e = by_id(&a, &tb["transfer_bill_no"]).unwrap_err();
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    let e = api(
+        a["v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}/cancel"]
+            .post(json!({"out_bill_no": "BONLYBILL001"}))
+            .unwrap_err(),
+    );
+    assert_eq!((e.0, e.1.as_str()), (404, "NOT_FOUND"));
+    assert_eq!(
+        by_no(&b, "BONLYBILL001").unwrap()["state"],
+        "WAIT_USER_CONFIRM"
+    );
+
+    // the user's side: a number one merchant has is found; one both have takes mchid
+    assert_eq!(emu.transfer_succeeded("BONLYBILL001").unwrap()["mch_id"], B);
+    let (status, v) = support::control(&emu, "/emulator/transfers/SAMEBILL0001/succeeded", "{}");
+    // the first merchant's, as before several merchants
+    assert_eq!((status, &v["mch_id"]), (200, &json!(A)), "{v}");
+    let (status, v) = support::control(
+        &emu,
+        "/emulator/transfers/SAMEBILL0001/failed",
+        &json!({"mchid": B, "reason": "ACCOUNT_FROZEN"}).to_string(),
+    );
+    assert_eq!(
+        (status, &v["mch_id"], &v["state"]),
+        (200, &json!(B), &json!("FAIL")),
+        "{v}"
+    );
+    assert_eq!(by_no(&a, "SAMEBILL0001").unwrap()["state"], "SUCCESS");
+    // two merchants beyond the first with one number: the action must name the merchant
+    let sp = client_as(&emu, SP);
+    bills(&b, "BOTHBSP00001", "李四");
+    bills(&sp, "BOTHBSP00001", "王五");
+    let (status, v) = support::control(&emu, "/emulator/transfers/BOTHBSP00001/succeeded", "{}");
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (400, Some("PARAM_ERROR")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("mchid"), "{v}");
+    assert!(emu.transfer_succeeded("BOTHBSP00001").is_err());
+    assert_eq!(
+        by_no(&sp, "BOTHBSP00001").unwrap()["state"],
+        "WAIT_USER_CONFIRM"
+    );
+
+    // MCHTRANSFER.BILL.FINISHED to each, under its own APIv3 key only
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (headers, body) = hook
+            .next_within(Duration::from_secs(10))
+            .expect("a transfer notification within 10 s");
+        let openers: Vec<(&str, Value)> = [(A, ma), (B, mb)]
+            .into_iter()
+            .filter_map(|(m, k)| {
+                let n = a
+                    .notifier(k.apiv3_key())
+                    .unwrap()
+                    .verify(&headers, &body)
+                    .ok()?;
+                assert_eq!(n.event_type, "MCHTRANSFER.BILL.FINISHED");
+                Some((m, n.resource))
+            })
+            .collect();
+        assert_eq!(openers.len(), 1, "one key opens it, not {openers:?}");
+        let (m, r) = openers.into_iter().next().unwrap();
+        assert_eq!(r["mch_id"], m);
+        let text = |k: &str| r[k].as_str().unwrap().to_string();
+        seen.push((m, text("out_bill_no"), text("state")));
+    }
+    seen.sort();
+    let want = |m, no: &str, state: &str| (m, no.to_string(), state.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            want(A, "SAMEBILL0001", "SUCCESS"),
+            want(B, "BONLYBILL001", "SUCCESS"),
+            want(B, "SAMEBILL0001", "FAIL"),
+        ]
+    );
+}
+
+fn micropay(c: &Client, mchid: &str, no: &str, fee: &str) -> Result<Value, wechatpay_chain::Error> {
+    c["v2/pay/micropay"]
+        .post(json!({"xml": {"appid": APPID, "mch_id": mchid,
+            "body": "image形象店-深圳腾大- QQ公仔", "out_trade_no": no, "total_fee": fee,
+            "spbill_create_ip": "14.17.22.52", "auth_code": "120061098828009406"}}))
+        .map(|r| r.json().unwrap())
+}
+
+#[test]
+fn apiv2_calls_are_the_merchant_mch_id_names_checked_with_its_apiv2_key() {
+    let emu = start();
+    let (a, b) = (client_as(&emu, A), client_as(&emu, B));
+    assert_ne!(emu.merchants()[1].apiv2_key(), emu.apiv2_key());
+    // each pays an order of the same number with its own APIv2 key; the client checks the
+    // answer's sign with the same key, so a success is an answer signed with B's key
+    let pa = micropay(&a, A, "V2-SAME-0001", "1").unwrap();
+    let pb = micropay(&b, B, "V2-SAME-0001", "2").unwrap();
+    assert_eq!(
+        (pa["total_fee"].as_str(), pb["total_fee"].as_str()),
+        (Some("1"), Some("2"))
+    );
+    // B's order is B's, in APIv3 too
+    let vb = query(&b, B, "V2-SAME-0001").unwrap();
+    assert_eq!(
+        (&vb["mchid"], &vb["transaction_id"]),
+        (&json!(B), &pb["transaction_id"])
+    );
+    let orderquery = |c: &Client, mchid: &str, q: Value| {
+        let mut x = json!({"appid": APPID, "mch_id": mchid});
+        x.as_object_mut()
+            .unwrap()
+            .extend(q.as_object().unwrap().clone());
+        c["v2/pay/orderquery"]
+            .post(json!({ "xml": x }))
+            .map(|r| r.json::<Value>().unwrap())
+    };
+    let qb = orderquery(&b, B, json!({"out_trade_no": "V2-SAME-0001"})).unwrap();
+    assert_eq!(
+        (qb["result_code"].as_str(), qb["total_fee"].as_str()),
+        (Some("SUCCESS"), Some("2"))
+    );
+    // A does not see B's order by B's transaction_id
+    let e = orderquery(&a, A, json!({"transaction_id": pb["transaction_id"]})).unwrap_err();
+    assert!(e.to_string().contains("ORDERNOTEXIST"), "{e}");
+    let qa = orderquery(&a, A, json!({"out_trade_no": "V2-SAME-0001"})).unwrap();
+    assert_eq!(qa["transaction_id"], pa["transaction_id"]);
+    // B signing with A's APIv2 key, or naming A with B's key: refused
+    let forged = emu
+        .builder_for(B)
+        .unwrap()
+        .secret(emu.apiv2_key())
+        .build()
+        .unwrap();
+    let e = micropay(&forged, B, "V2-FORGED-001", "1").unwrap_err();
+    assert!(e.to_string().contains("签名错误"), "{e}");
+    let b_key = emu.merchants()[1].apiv2_key().to_string();
+    let forged = emu.builder_for(A).unwrap().secret(&b_key).build().unwrap();
+    let e = micropay(&forged, A, "V2-FORGED-002", "1").unwrap_err();
+    assert!(e.to_string().contains("签名错误"), "{e}");
+    // nothing was made
+    for no in ["V2-FORGED-001", "V2-FORGED-002"] {
+        assert_eq!(query(&a, A, no).unwrap_err().1, "ORDER_NOT_EXIST");
+        assert_eq!(query(&b, B, no).unwrap_err().1, "ORDER_NOT_EXIST");
+    }
 }

@@ -339,6 +339,25 @@ fn the_other_merchants_keep_their_keys_and_orders() {
         .post(json!({"json": {"appid": APPID, "mchid": "1900000002", "description": "Image形象店-深圳腾大-QQ公仔",
             "out_trade_no": "other-001", "notify_url": "http://127.0.0.1:9/n", "amount": {"total": 100}}}))
         .unwrap();
+    // a paid order of the second merchant, refunded by it: the refund is its own after a restart
+    c["v3/pay/transactions/native"]
+        .post(json!({"json": {"appid": APPID, "mchid": "1900000002", "description": "Image形象店-深圳腾大-QQ公仔",
+            "out_trade_no": "other-002", "notify_url": "http://127.0.0.1:9/n", "amount": {"total": 100}}}))
+        .unwrap();
+    first
+        .act_on_payment(
+            "other-002",
+            wechatpay_emulator::PaymentAction::Paid,
+            Some("1900000002"),
+            None,
+        )
+        .unwrap();
+    c["v3/refund/domestic/refunds"]
+        .post(
+            json!({"json": {"out_trade_no": "other-002", "out_refund_no": "other-refund-1",
+            "amount": {"refund": 40, "total": 100, "currency": "CNY"}}}),
+        )
+        .unwrap();
     drop(first);
 
     let second = support::start(config());
@@ -356,4 +375,20 @@ fn the_other_merchants_keep_their_keys_and_orders() {
         .json()
         .unwrap();
     assert_eq!(order["trade_state"], "NOTPAY");
+    let refund = |c: &Client| {
+        c["v3/refund/domestic/refunds/{out_refund_no}"]
+            .get(json!({"out_refund_no": "other-refund-1"}))
+    };
+    let kept: Value = refund(&c).unwrap().json().unwrap();
+    assert_eq!(
+        (
+            kept["out_trade_no"].as_str(),
+            kept["amount"]["refund"].as_i64()
+        ),
+        (Some("other-002"), Some(40))
+    );
+    // still the second merchant's alone: the first does not see it
+    let first_merchant = second.builder().build().unwrap();
+    let e = api(refund(&first_merchant).unwrap_err());
+    assert_eq!((e.0, e.1.as_str()), (404, "RESOURCE_NOT_EXISTS"));
 }

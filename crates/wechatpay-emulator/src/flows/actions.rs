@@ -387,7 +387,7 @@ pub(crate) fn control(
     action: &str,
     body: &Map<String, Value>,
 ) -> Result<Value, Answer> {
-    for name in ["openid", "sub_mchid"] {
+    for name in ["openid", "sub_mchid", "mchid"] {
         if let Some(v) = body.get(name).filter(|v| !v.is_string() && !v.is_null()) {
             return Err(Answer::param_error(
                 &format!("/{name}"),
@@ -430,7 +430,11 @@ pub(crate) fn control(
                 presented,
             )
         }
-        _ => refund(shared, no, parsed(action)?),
+        _ => {
+            let action = parsed(action)?;
+            let key = refund::control_key(shared, no, text("mchid"))?;
+            refund::act(shared, &key, action)
+        }
     }
 }
 
@@ -440,5 +444,5 @@ pub(crate) fn refund(
     no: &str,
     action: RefundAction,
 ) -> Result<Value, Answer> {
-    refund::act(shared, no, action)
+    refund::act(shared, &refund::control_key(shared, no, None)?, action)
 }

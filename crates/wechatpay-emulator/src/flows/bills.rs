@@ -131,14 +131,16 @@ fn text(v: Option<&Value>) -> String {
     }
 }
 
-/// Every payment and refund of the first merchant (whose bills they are), in bill order.
+/// Every payment and refund of the signing merchant (whose bills they are; the first merchant
+/// for APIv2), in bill order.
 fn records(shared: &Shared, st: &State) -> Vec<Record> {
+    let signer = shared.settings.signing_merchant();
     let mut out = Vec::new();
     for t in st.transactions.values() {
         let (Some(id), Some(time)) = (&t.transaction_id, &t.success_time) else {
             continue;
         };
-        if !crate::flows::pay::is_firsts(shared, t) {
+        if !crate::flows::pay::is_signers(shared, t) {
             continue;
         }
         let Some(time) = bill_time(time) else {
@@ -168,7 +170,7 @@ fn records(shared: &Shared, st: &State) -> Vec<Record> {
             refund: None,
         });
     }
-    for r in st.refunds.values() {
+    for r in st.refunds.values().filter(|r| r.mchid == signer) {
         let a = &r.answer;
         let Some(time) = a
             .get("create_time")
@@ -179,7 +181,7 @@ fn records(shared: &Shared, st: &State) -> Vec<Record> {
         };
         let out_trade_no = text(a.get("out_trade_no"));
         // every order refunded is a transaction (an APIv2 micropay one too)
-        let paid = st.transactions.get(&out_trade_no);
+        let paid = st.transactions.get(&r.order);
         let from_order = |k: &str| paid.map(|t| text(t.request.get(k))).unwrap_or_default();
         let amount = a.get("amount");
         out.push(Record {
@@ -613,7 +615,8 @@ pub(crate) fn trade_csv_of(shared: &Shared, date: &str, bill_type: &str) -> Opti
             TradeBill::Refund => r.refund.is_some(),
         })
         .collect();
-    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &shared.settings.mchid))
+    let mchid = shared.settings.signing_merchant();
+    (!chosen.is_empty()).then(|| trade_csv(&chosen, kind, &mchid))
 }
 
 /// The fund-flow bill of `date` (`YYYY-MM-DD`) of `account` (`BASIC`, `OPERATION`, `FEES`), or
@@ -635,7 +638,11 @@ fn fund_flow_of(shared: &Shared, date: &str, account: &str) -> Result<String, An
         return Err(no_statement());
     }
     let day: Vec<&Record> = day.iter().collect();
-    Ok(fund_flow_csv(&day, opening, &shared.settings.mchid))
+    Ok(fund_flow_csv(
+        &day,
+        opening,
+        &shared.settings.signing_merchant(),
+    ))
 }
 
 /// `GET v3/bill/fundflowbill?bill_date=&account_type=&tar_type=`.
@@ -667,7 +674,9 @@ fn encrypted_part(
     let plain = if gz { gzip(part)? } else { part.to_vec() };
     let nonce = formatter::nonce(12);
     let s = &shared.settings;
-    let (sealed, encrypt_key) = scheme::seal_file(s.scheme, sm4, &plain, &nonce, &s.merchant_key)
+    // for the merchant asking, under its own key
+    let merchant_key = s.public_key_of(&s.signing_merchant());
+    let (sealed, encrypt_key) = scheme::seal_file(s.scheme, sm4, &plain, &nonce, merchant_key)
         .map_err(|_| system_error("the bill could not be encrypted"))?;
     let (hash_type, hash) = scheme::digest(s.signing_scheme(), part);
     Ok(json!({

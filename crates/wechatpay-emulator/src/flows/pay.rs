@@ -213,15 +213,7 @@ pub(crate) fn owner<'a>(shared: &'a Shared, r: &'a Map<String, Value>, field: &s
 /// Whether order `t` is the signing merchant's: its own (`mchid`), a partner order it made
 /// (`sp_mchid`), or a combined order's (the first merchant's, who alone makes them).
 pub(crate) fn is_signers(shared: &Shared, t: &Transaction) -> bool {
-    is_of(shared, t, &shared.settings.signing_merchant())
-}
-
-/// Whether order `t` is the first merchant's (a bill's, which is the first merchant's only).
-pub(crate) fn is_firsts(shared: &Shared, t: &Transaction) -> bool {
-    is_of(shared, t, &shared.settings.mchid)
-}
-
-fn is_of(shared: &Shared, t: &Transaction, signer: &str) -> bool {
+    let signer = shared.settings.signing_merchant();
     match &t.party {
         Party::Merchant => owner(shared, &t.request, "mchid") == signer,
         Party::Partner { .. } => owner(shared, &t.request, "sp_mchid") == signer,

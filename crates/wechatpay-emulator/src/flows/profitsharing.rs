@@ -629,7 +629,7 @@ fn add_receiver(shared: &Arc<Shared>, req: &Req) -> Answer {
         answer.insert("type".into(), json!(ty));
         answer.insert("account".into(), json!(account));
         if let Some(n) = &name {
-            let sealed = sensitive::for_merchant(&shared.settings, n);
+            let sealed = sensitive::for_merchant(&shared.settings, &shared.settings.mchid, n);
             if !sealed.is_null() {
                 answer.insert("name".into(), sealed);
             }

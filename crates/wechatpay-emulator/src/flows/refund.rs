@@ -11,6 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::flows::actions::{wrong_state, RefundAction};
 use crate::http::answer::Answer;
+use crate::http::merchants::{name_the_merchant, number_of, Found};
+use crate::http::settings::Settings;
 use crate::http::validate::{self, opt, req, Field, Kind};
 use crate::notify::webhooks;
 use crate::state::shared::Shared;
@@ -76,11 +78,14 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
         );
     }
     let request = Value::Object(obj.clone());
+    // each merchant its own refund numbers, as its own order numbers
+    let signer = shared.settings.signing_merchant();
+    let refund_key = shared.settings.order_key(&signer, &out_refund_no);
     let mut st = lock(&shared.state);
-    match st.fresh("refund", "out_refund_no", &out_refund_no, &request) {
+    match st.fresh("refund", "out_refund_no", &refund_key, &request) {
         Ok(true) => {}
         Ok(false) => {
-            return match st.refunds.get(&out_refund_no) {
+            return match st.refunds.get(&refund_key) {
                 Some(r) => Answer::ok(Value::Object(r.answer.clone())),
                 None => no_refund(&out_refund_no),
             }
@@ -100,10 +105,12 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
             Value::Null,
         );
     }
+    let own = by_no.map(|no| shared.settings.order_key(&signer, no));
+    let by_no = by_no.zip(own.as_deref());
     let Some(key) = order_key(&st, sub_mchid, by_no, by_id) else {
         return Answer::no_order();
     };
-    // refunds are the first merchant's: another merchant's order is not there for it
+    // another merchant's order is not there for the signer
     let Some(t) = st
         .transactions
         .get_mut(&key)
@@ -142,8 +149,11 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
         .cloned()
         .unwrap_or(json!("CNY"));
     let answer = record(
+        &shared.settings,
         &mut st,
         NewRefund {
+            mchid: &signer,
+            order: &key,
             now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &transaction_id,
@@ -158,17 +168,20 @@ pub(crate) fn create(shared: &Arc<Shared>, body: &[u8]) -> Answer {
                 .map(|url| RefundNotify::V3(url.to_string())),
         },
     );
-    if let Some(r) = st.refunds.get_mut(&out_refund_no) {
+    if let Some(r) = st.refunds.get_mut(&refund_key) {
         r.sub_mchid = sub_mchid.map(str::to_string);
     }
-    st.remember("refund", &out_refund_no, &request);
+    st.remember("refund", &refund_key, &request);
     drop(st);
-    schedule(shared, out_refund_no);
+    schedule(shared, refund_key);
     Answer::ok(Value::Object(answer))
 }
 
 /// A refund accepted, from either API, once its order and amounts are checked.
 pub(crate) struct NewRefund<'a> {
+    /// The merchant making it, and its order's key in `transactions`.
+    pub mchid: &'a str,
+    pub order: &'a str,
     /// When it is accepted (the sandbox's clock, Unix seconds).
     pub now: i64,
     pub out_refund_no: &'a str,
@@ -185,7 +198,7 @@ pub(crate) struct NewRefund<'a> {
 
 /// Records `r` as `PROCESSING` (the caller holds the state lock) and returns it as
 /// `GET v3/refund/domestic/refunds/{out_refund_no}` answers it.
-pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
+pub(crate) fn record(settings: &Settings, st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
     let seq = st.next();
     let now = r.now;
     let (total, refund) = (r.total, r.refund);
@@ -210,24 +223,26 @@ pub(crate) fn record(st: &mut State, r: NewRefund<'_>) -> Map<String, Value> {
         return Map::new();
     };
     st.refunds.insert(
-        r.out_refund_no.to_string(),
+        settings.order_key(r.mchid, r.out_refund_no),
         Refund {
             answer: answer.clone(),
             notify: r.notify,
             sub_mchid: None,
+            mchid: r.mchid.to_string(),
+            order: r.order.to_string(),
         },
     );
     answer
 }
 
-/// Completes refund `out_refund_no` after the configured delay (if any) in the sandbox's
-/// clock time, unless an action has ended it by then.
-pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
+/// Completes the refund kept under `key` after the configured delay (if any) in the
+/// sandbox's clock time, unless an action has ended it by then.
+pub(crate) fn schedule(shared: &Arc<Shared>, key: String) {
     if let Some(delay) = shared.settings.refund_delay {
         shared.clock.after(
             delay,
             Box::new(move |s: &Arc<Shared>| {
-                let _ = complete(s, &out_refund_no);
+                let _ = complete(s, &key);
             }),
         );
     }
@@ -235,19 +250,19 @@ pub(crate) fn schedule(shared: &Arc<Shared>, out_refund_no: String) {
 
 /// The key in `transactions` of the order a refund names: with `sub_mchid`, the partner
 /// order of that sub-merchant (or a combined sub-order for it); without, the merchant's order
-/// or a combined sub-order.
+/// (`own`: its key of the `out_trade_no` given) or a combined sub-order.
 fn order_key(
     st: &State,
     sub_mchid: Option<&str>,
-    out_trade_no: Option<&str>,
+    by_no: Option<(&str, &str)>,
     transaction_id: Option<&str>,
 ) -> Option<String> {
-    let key = match (out_trade_no, transaction_id) {
-        (Some(no), _) => match sub_mchid {
+    let key = match (by_no, transaction_id) {
+        (Some((no, own)), _) => match sub_mchid {
             Some(sub) if st.transactions.contains_key(&partner_key(sub, no)) => {
                 partner_key(sub, no)
             }
-            _ => no.to_string(),
+            _ => own.to_string(),
         },
         (None, Some(id)) => st.transaction_ids.get(id)?.clone(),
         (None, None) => return None,
@@ -260,22 +275,37 @@ fn order_key(
         _ => false,
     };
     // a transaction_id and an out_trade_no that name two orders name none
-    let agrees = match (out_trade_no, transaction_id) {
+    let agrees = match (by_no, transaction_id) {
         (Some(_), Some(id)) => t.transaction_id.as_deref() == Some(id),
         _ => true,
     };
     (fits && agrees).then_some(key)
 }
 
-/// `GET v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a partner refund).
+/// `GET v3/refund/domestic/refunds/{out_refund_no}` (`?sub_mchid=` for a partner refund): the
+/// signer's own refund of that number, none of another merchant's.
 pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> Answer {
-    // refunds are the first merchant's: another merchant sees none
-    let first = shared.settings.signing_merchant() == shared.settings.mchid;
-    match lock(&shared.state).refunds.get(no) {
-        Some(r) if first && r.sub_mchid.as_deref() == sub_mchid => {
+    let signer = shared.settings.signing_merchant();
+    let key = shared.settings.order_key(&signer, no);
+    match lock(&shared.state).refunds.get(&key) {
+        Some(r) if r.mchid == signer && r.sub_mchid.as_deref() == sub_mchid => {
             Answer::ok(Value::Object(r.answer.clone()))
         }
         _ => no_refund(no),
+    }
+}
+
+/// The key of refund `no` for a control request ([`Settings::control_key`]).
+pub(crate) fn control_key(
+    shared: &Shared,
+    no: &str,
+    mchid: Option<&str>,
+) -> Result<String, Answer> {
+    let st = lock(&shared.state);
+    match shared.settings.control_key(st.refunds.keys(), no, mchid) {
+        Found::One(key) => Ok(key),
+        Found::None => Err(no_refund(no)),
+        Found::Several => Err(name_the_merchant("refund", no)),
     }
 }
 
@@ -284,27 +314,31 @@ pub(crate) fn query(shared: &Arc<Shared>, no: &str, sub_mchid: Option<&str>) -> 
 /// control endpoint `/emulator/refund/…/complete` of old and [`Emulator::complete_refund`]).
 ///
 /// [`Emulator::complete_refund`]: crate::Emulator::complete_refund
-pub(crate) fn complete(shared: &Arc<Shared>, no: &str) -> Result<Value, Answer> {
+///
+/// `key`: the refund's key in the state ([`control_key`]).
+pub(crate) fn complete(shared: &Arc<Shared>, key: &str) -> Result<Value, Answer> {
     {
         let st = lock(&shared.state);
-        let Some(r) = st.refunds.get(no) else {
-            return Err(no_refund(no));
+        let Some(r) = st.refunds.get(key) else {
+            return Err(no_refund(key));
         };
         if r.answer.get("status").and_then(Value::as_str) != Some("PROCESSING") {
             return Ok(Value::Object(r.answer.clone()));
         }
     }
-    act(shared, no, RefundAction::Succeeded)
+    act(shared, key, RefundAction::Succeeded)
 }
 
 /// `action` on refund `no`, from `PROCESSING` (or from `ABNORMAL` to `SUCCESS` or `CLOSED`),
 /// and its notification: `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` for an APIv3
 /// refund with a `notify_url`, the APIv2 notification for an APIv2 refund that succeeds. A
 /// closed refund gives its amount back to the order.
-pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Result<Value, Answer> {
-    let (answer, notify, sub_mchid) = {
+pub(crate) fn act(shared: &Arc<Shared>, key: &str, action: RefundAction) -> Result<Value, Answer> {
+    // the number as its merchant knows it
+    let no = number_of(key);
+    let (answer, notify, sub_mchid, mchid) = {
         let mut st = lock(&shared.state);
-        let Some(r) = st.refunds.get_mut(no) else {
+        let Some(r) = st.refunds.get_mut(key) else {
             return Err(no_refund(no));
         };
         let status = r
@@ -339,40 +373,38 @@ pub(crate) fn act(shared: &Arc<Shared>, no: &str, action: RefundAction) -> Resul
             r.answer
                 .insert("success_time".into(), json!(rfc3339(shared.clock.now())));
         }
-        let (answer, notify, sub_mchid) = (r.answer.clone(), r.notify.clone(), r.sub_mchid.clone());
+        let (answer, notify, sub_mchid, mchid) = (
+            r.answer.clone(),
+            r.notify.clone(),
+            r.sub_mchid.clone(),
+            r.mchid.clone(),
+        );
         if action == RefundAction::Closed {
-            give_back(&mut st, &answer, sub_mchid.as_deref());
+            let order = r.order.clone();
+            give_back(&mut st, &answer, &order);
         }
-        (answer, notify, sub_mchid)
+        (answer, notify, sub_mchid, mchid)
     };
     match notify {
         Some(RefundNotify::V2 { url, appid }) if action == RefundAction::Succeeded => {
-            crate::notify::v2_refund::notify(shared, url, &appid, &answer)
+            crate::notify::v2_refund::notify(shared, url, &appid, &mchid, &answer)
         }
-        Some(RefundNotify::V3(url)) => v3_notify(shared, url, &answer, sub_mchid.as_deref()),
+        Some(RefundNotify::V3(url)) => {
+            v3_notify(shared, url, &answer, &mchid, sub_mchid.as_deref())
+        }
         _ => {}
     }
     Ok(Value::Object(answer))
 }
 
 /// A closed refund's amount is refundable again; an order with nothing refunded is `SUCCESS`.
-fn give_back(st: &mut State, a: &Map<String, Value>, sub_mchid: Option<&str>) {
-    let no = a.get("out_trade_no").and_then(Value::as_str).unwrap_or("");
+fn give_back(st: &mut State, a: &Map<String, Value>, order: &str) {
     let refund = a
         .get("amount")
         .and_then(|m| m.get("refund"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let key = match sub_mchid {
-        Some(sub) => partner_key(sub, no),
-        None => no.to_string(),
-    };
-    let key = if st.transactions.contains_key(&key) {
-        key
-    } else {
-        no.to_string()
-    };
-    if let Some(t) = st.transactions.get_mut(&key) {
+    if let Some(t) = st.transactions.get_mut(order) {
         t.refunded = (t.refunded - refund).max(0);
         if t.refunded == 0 && t.trade_state == "REFUND" {
             t.trade_state = "SUCCESS";
@@ -381,8 +413,15 @@ fn give_back(st: &mut State, a: &Map<String, Value>, sub_mchid: Option<&str>) {
 }
 
 /// `REFUND.SUCCESS`, `REFUND.CLOSED` or `REFUND.ABNORMAL` about refund `a`, to `url`; a
-/// partner refund names `sp_mchid` and `sub_mchid` instead of `mchid`.
-fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>, sub_mchid: Option<&str>) {
+/// partner refund names `sp_mchid` and `sub_mchid` instead of `mchid` (the merchant that
+/// made it, under whose APIv3 key it goes).
+fn v3_notify(
+    shared: &Arc<Shared>,
+    url: String,
+    a: &Map<String, Value>,
+    mchid: &str,
+    sub_mchid: Option<&str>,
+) {
     let status = a.get("status").and_then(Value::as_str).unwrap_or("SUCCESS");
     let (event, summary) = match status {
         "CLOSED" => ("REFUND.CLOSED", "退款关闭"),
@@ -394,11 +433,11 @@ fn v3_notify(shared: &Arc<Shared>, url: String, a: &Map<String, Value>, sub_mchi
     let mut resource = Map::new();
     match sub_mchid {
         Some(sub) => {
-            resource.insert("sp_mchid".into(), json!(shared.settings.mchid));
+            resource.insert("sp_mchid".into(), json!(mchid));
             resource.insert("sub_mchid".into(), json!(sub));
         }
         None => {
-            resource.insert("mchid".into(), json!(shared.settings.mchid));
+            resource.insert("mchid".into(), json!(mchid));
         }
     }
     for k in [

@@ -1,5 +1,5 @@
 //! With several merchants: the flows that keep state for the first merchant only (combined
-//! orders, transfers, profit sharing, bills, discount cards, brand points) answer another
+//! orders, profit sharing, discount cards, brand points) answer another
 //! merchant `403 NO_AUTH`, rather than show it the first merchant's state.
 
 use crate::http::answer::Answer;
@@ -13,10 +13,7 @@ pub(crate) fn first_merchants_only(shared: &Shared, segs: &[&str]) -> Option<Ans
     let kept = matches!(
         segs,
         ["combine-transactions", ..]
-            | ["fund-app", "mch-transfer", ..]
             | ["profitsharing", ..]
-            | ["bill", ..]
-            | ["billdownload", ..]
             | ["discount-card", ..]
             | ["brand", ..]
     );

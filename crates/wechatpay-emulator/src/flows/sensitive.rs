@@ -73,10 +73,11 @@ pub(crate) fn decrypt(
     })
 }
 
-/// `plain` encrypted for the merchant (the key its requests are checked with), as the
+/// `plain` encrypted for merchant `mchid` (the key its requests are checked with), as the
 /// platform returns encrypted fields.
-pub(crate) fn for_merchant(settings: &Settings, plain: &str) -> Value {
-    match scheme::encrypt_field(settings.scheme, plain.as_bytes(), &settings.merchant_key) {
+pub(crate) fn for_merchant(settings: &Settings, mchid: &str, plain: &str) -> Value {
+    let key = settings.public_key_of(mchid);
+    match scheme::encrypt_field(settings.scheme, plain.as_bytes(), key) {
         Ok(c) => Value::String(c),
         // too long for the key: nothing rather than the name in the clear
         Err(_) => Value::Null,

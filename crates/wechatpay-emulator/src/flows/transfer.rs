@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::documented;
 use crate::flows::sensitive;
 use crate::http::answer::Answer;
+use crate::http::merchants::{name_the_merchant, number_of, Found};
 use crate::http::request::Req;
 use crate::http::validate;
 use crate::notify::webhooks;
@@ -115,7 +116,7 @@ impl Bill {
     /// What the queries answer.
     fn queried(&self, shared: &Shared) -> Value {
         let mut m = Map::new();
-        m.insert("mch_id".into(), json!(shared.settings.mchid));
+        m.insert("mch_id".into(), json!(self.mchid));
         m.insert("out_bill_no".into(), json!(self.text("out_bill_no")));
         m.insert("transfer_bill_no".into(), json!(self.transfer_bill_no));
         m.insert("appid".into(), json!(self.text("appid")));
@@ -130,7 +131,7 @@ impl Bill {
         }
         m.insert("openid".into(), json!(self.text("openid")));
         if let Some(name) = &self.user_name {
-            let sealed = sensitive::for_merchant(&shared.settings, name);
+            let sealed = sensitive::for_merchant(&shared.settings, &self.mchid, name);
             if !sealed.is_null() {
                 m.insert("user_name".into(), sealed);
             }
@@ -141,12 +142,12 @@ impl Bill {
     }
 
     /// The resource of `MCHTRANSFER.BILL.FINISHED`.
-    fn finished(&self, shared: &Shared) -> Value {
+    fn finished(&self) -> Value {
         let mut m = Map::new();
         m.insert("out_bill_no".into(), json!(self.text("out_bill_no")));
         m.insert("transfer_bill_no".into(), json!(self.transfer_bill_no));
         m.insert("state".into(), json!(self.state));
-        m.insert("mch_id".into(), json!(shared.settings.mchid));
+        m.insert("mch_id".into(), json!(self.mchid));
         m.insert("transfer_amount".into(), json!(self.amount()));
         m.insert("openid".into(), json!(self.text("openid")));
         if let Some(r) = &self.fail_reason {
@@ -162,7 +163,7 @@ impl Bill {
         self.state = state;
         self.update_time = rfc3339(shared.clock.now());
         let url = self.request.get("notify_url").and_then(Value::as_str)?;
-        Some((url.to_string(), self.finished(shared)))
+        Some((url.to_string(), self.finished()))
     }
 }
 
@@ -263,8 +264,11 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
     if let Some(name) = &user_name {
         obj.insert("user_name".into(), json!(name));
     }
+    // each merchant its own bill numbers
+    let signer = shared.settings.signing_merchant();
+    let key = shared.settings.order_key(&signer, &no);
     let mut st = lock(&shared.state);
-    if let Some(b) = st.transfers.bills.get(&no) {
+    if let Some(b) = st.transfers.bills.get(&key) {
         if b.request == obj {
             return Ok(Answer::ok(b.created()));
         }
@@ -275,6 +279,7 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
     let transfer_bill_no = numeric_id("1330", now, seq, 40);
     let time = rfc3339(now);
     let bill = Bill {
+        mchid: signer,
         request: obj,
         transfer_bill_no: transfer_bill_no.clone(),
         state: "WAIT_USER_CONFIRM",
@@ -285,13 +290,13 @@ fn create_checked(shared: &Arc<Shared>, req: &Req) -> Result<Answer, Answer> {
         update_time: time,
     };
     let created = bill.created();
-    st.transfers.ids.insert(transfer_bill_no, no.clone());
-    let overdue = no.clone();
+    st.transfers.ids.insert(transfer_bill_no, key.clone());
+    let overdue = key.clone();
     shared.clock.after(
         super::expiry::CONFIRM_WITHIN,
         Box::new(move |s: &Arc<Shared>| overdue_close(s, &overdue)),
     );
-    st.transfers.bills.insert(no, bill);
+    st.transfers.bills.insert(key, bill);
     Ok(Answer::ok(created))
 }
 
@@ -302,16 +307,21 @@ enum By<'a> {
 }
 
 /// `GET v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}` and
-/// `…/transfer-bill-no/{transfer_bill_no}`.
+/// `…/transfer-bill-no/{transfer_bill_no}`: the signer's own bills, none of another merchant's.
 fn query(shared: &Arc<Shared>, by: By<'_>) -> Answer {
+    let signer = shared.settings.signing_merchant();
     let st = lock(&shared.state);
     let t = &st.transfers;
     let found = match by {
-        By::OutBillNo(no) => t.bills.get(no).ok_or_else(|| not_found("out_bill_no", no)),
+        By::OutBillNo(no) => t
+            .bills
+            .get(&shared.settings.order_key(&signer, no))
+            .ok_or_else(|| not_found("out_bill_no", no)),
         By::TransferBillNo(id) => t
             .ids
             .get(id)
-            .and_then(|no| t.bills.get(no))
+            .and_then(|key| t.bills.get(key))
+            .filter(|b| b.mchid == signer)
             .ok_or_else(|| not_found("transfer_bill_no", id)),
     };
     match found {
@@ -324,9 +334,12 @@ fn query(shared: &Arc<Shared>, by: By<'_>) -> Answer {
 /// user has not confirmed yet is `CANCELLED` (at once: the emulator has no money to give back);
 /// cancelling a cancelled bill answers it again.
 fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
+    let key = shared
+        .settings
+        .order_key(&shared.settings.signing_merchant(), no);
     let (answer, notice) = {
         let mut st = lock(&shared.state);
-        let Some(b) = st.transfers.bills.get_mut(no) else {
+        let Some(b) = st.transfers.bills.get_mut(&key) else {
             return not_found("out_bill_no", no);
         };
         let notice = match b.state {
@@ -350,16 +363,32 @@ fn cancel(shared: &Arc<Shared>, no: &str) -> Answer {
     Answer::ok(answer)
 }
 
-/// A bill still waiting for the user when its day to confirm has passed fails with
-/// `OVERDUE_CLOSE` (notified).
-pub(crate) fn overdue_close(shared: &Arc<Shared>, no: &str) {
+/// A bill (kept under `key`) still waiting for the user when its day to confirm has passed
+/// fails with `OVERDUE_CLOSE` (notified).
+pub(crate) fn overdue_close(shared: &Arc<Shared>, key: &str) {
     let waiting = lock(&shared.state)
         .transfers
         .bills
-        .get(no)
+        .get(key)
         .is_some_and(|b| b.state == "WAIT_USER_CONFIRM");
     if waiting {
-        let _ = finish(shared, no, End::Failed(Some("OVERDUE_CLOSE")));
+        let _ = end(shared, key, End::Failed(Some("OVERDUE_CLOSE")));
+    }
+}
+
+/// The key of bill `no` for a control request ([`Settings::control_key`]): `mchid`'s when
+/// given.
+///
+/// [`Settings::control_key`]: crate::http::settings::Settings::control_key
+fn control_key(shared: &Shared, no: &str, mchid: Option<&str>) -> Result<String, Answer> {
+    let st = lock(&shared.state);
+    match shared
+        .settings
+        .control_key(st.transfers.bills.keys(), no, mchid)
+    {
+        Found::One(key) => Ok(key),
+        Found::None => Err(not_found("out_bill_no", no)),
+        Found::Several => Err(name_the_merchant("transfer bill", no)),
     }
 }
 
@@ -381,8 +410,19 @@ fn fail_reasons() -> Vec<String> {
 /// The user confirms and the money arrives (`SUCCESS`), or the transfer fails (`FAIL` with a
 /// reason); `MCHTRANSFER.BILL.FINISHED` goes to the bill's `notify_url`. Ending a bill the same
 /// way again answers it as it is and notifies nothing. Returns the bill as the queries answer
-/// it.
-pub(crate) fn finish(shared: &Arc<Shared>, no: &str, end: End<'_>) -> Result<Value, Answer> {
+/// it. Bill `no` of merchant `mchid`, or as [`control_key`] finds it.
+pub(crate) fn finish(
+    shared: &Arc<Shared>,
+    no: &str,
+    mchid: Option<&str>,
+    how: End<'_>,
+) -> Result<Value, Answer> {
+    end(shared, &control_key(shared, no, mchid)?, how)
+}
+
+/// [`finish`] of the bill kept under `key`.
+fn end(shared: &Arc<Shared>, key: &str, end: End<'_>) -> Result<Value, Answer> {
+    let no = number_of(key);
     let (target, reason) = match end {
         End::Succeeded => ("SUCCESS", None),
         End::Failed(reason) => {
@@ -404,7 +444,7 @@ pub(crate) fn finish(shared: &Arc<Shared>, no: &str, end: End<'_>) -> Result<Val
     };
     let (bill, notice) = {
         let mut st = lock(&shared.state);
-        let Some(b) = st.transfers.bills.get_mut(no) else {
+        let Some(b) = st.transfers.bills.get_mut(key) else {
             return Err(not_found("out_bill_no", no));
         };
         if b.state == target {

@@ -291,6 +291,13 @@ impl Settings {
             .map(|m| (m.serial.as_str(), &m.public_key))
     }
 
+    /// Merchant `mchid`'s public key, what the platform encrypts for it (the first merchant's
+    /// for one the sandbox does not have).
+    pub(crate) fn public_key_of(&self, mchid: &str) -> &PublicKey {
+        self.merchant_key_of(mchid)
+            .map_or(&self.merchant_key, |(_, k)| k)
+    }
+
     fn other(&self, mchid: &str) -> Option<&Merchant> {
         self.merchants.iter().find(|m| m.mchid == mchid)
     }
@@ -300,6 +307,13 @@ impl Settings {
     pub(crate) fn apiv3_key_of(&self, mchid: &str) -> &str {
         self.other(mchid)
             .map_or(self.apiv3_key.as_str(), |m| m.apiv3_key.as_str())
+    }
+
+    /// The APIv2 key of merchant `mchid` (the first merchant's for one the sandbox does not
+    /// have).
+    pub(crate) fn apiv2_key_of(&self, mchid: &str) -> &str {
+        self.other(mchid)
+            .map_or(self.apiv2_key.as_str(), |m| m.apiv2_key.as_str())
     }
 
     /// Whether service provider `sp` may act for sub-merchant `sub`: a configured service
@@ -325,6 +339,38 @@ impl Settings {
         }
     }
 
+    /// The key, among `keys` (kept by [`Settings::order_key`]), of number `no` for a control
+    /// request, which no merchant signs: merchant `mchid`'s when given; else the first
+    /// merchant's, else the one other merchant's with that number.
+    pub(crate) fn control_key<'a>(
+        &self,
+        mut keys: impl Iterator<Item = &'a String>,
+        no: &str,
+        mchid: Option<&str>,
+    ) -> Found {
+        if let Some(m) = mchid {
+            let key = self.order_key(m, no);
+            return match keys.any(|k| *k == key) {
+                true => Found::One(key),
+                false => Found::None,
+            };
+        }
+        let mut theirs = Vec::new();
+        for k in keys {
+            if k == no {
+                return Found::One(k.clone());
+            }
+            if number_of(k) == no && k.contains('\u{1}') {
+                theirs.push(k);
+            }
+        }
+        match theirs.as_slice() {
+            [one] => Found::One((*one).clone()),
+            [] => Found::None,
+            _ => Found::Several,
+        }
+    }
+
     /// Every merchant, the first one first.
     pub(crate) fn all_merchants(&self, first_private: Option<&PrivateKey>) -> Vec<Merchant> {
         let first = Merchant {
@@ -341,6 +387,29 @@ impl Settings {
             .chain(self.merchants.iter().cloned())
             .collect()
     }
+}
+
+/// What [`Settings::control_key`] finds.
+pub(crate) enum Found {
+    One(String),
+    None,
+    /// Several merchants have the number: the request must name one.
+    Several,
+}
+
+/// The number as its merchant knows it, of a key made by [`Settings::order_key`].
+pub(crate) fn number_of(key: &str) -> &str {
+    key.rsplit('\u{1}').next().unwrap_or(key)
+}
+
+/// 400 asking a control request to name the merchant of number `no` (`what`: which kind).
+pub(crate) fn name_the_merchant(what: &str, no: &str) -> crate::http::answer::Answer {
+    crate::http::answer::Answer::param_error(
+        "/mchid",
+        "body",
+        format!("several merchants have a {what} {no}: name the merchant with mchid"),
+        Value::from(no),
+    )
 }
 
 /// The merchants as `GET /emulator` lists them: number, serial and role, no secrets.

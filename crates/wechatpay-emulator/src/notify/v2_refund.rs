@@ -50,9 +50,16 @@ pub(crate) fn described(refund: &Map<String, Value>) -> V2Fields {
 }
 
 /// The platform's APIv2 refund notification about `refund` (now SUCCESS) to `url`: no `sign`,
-/// the refund in `req_info`, AES-256-ECB under the lowercase hex MD5 of the APIv2 key.
-pub(crate) fn notify(shared: &Arc<Shared>, url: String, appid: &str, refund: &Map<String, Value>) {
-    let body = notification(shared, appid, refund)
+/// the refund in `req_info`, AES-256-ECB under the lowercase hex MD5 of merchant `mchid`'s
+/// APIv2 key.
+pub(crate) fn notify(
+    shared: &Arc<Shared>,
+    url: String,
+    appid: &str,
+    mchid: &str,
+    refund: &Map<String, Value>,
+) {
+    let body = notification(shared, appid, mchid, refund)
         .map_err(|e| format!("cannot make the notification: {e}"));
     webhooks::notify_v2(shared, url, V2_REFUND_EVENT, body);
 }
@@ -60,6 +67,7 @@ pub(crate) fn notify(shared: &Arc<Shared>, url: String, appid: &str, refund: &Ma
 fn notification(
     shared: &Shared,
     appid: &str,
+    mchid: &str,
     refund: &Map<String, Value>,
 ) -> Result<String, Error> {
     let mut inner: Map<String, Value> = described(refund)
@@ -70,12 +78,12 @@ fn notification(
     // required by the notification's page, though `pay/refundquery` does not list it per refund
     inner.insert("cash_refund_fee".into(), amount(refund, "payer_refund"));
     let inner = transformer::to_xml_with(&inner, "root", "item")?;
-    let key = AesEcb::key_from_secret(&shared.settings.apiv2_key)?;
+    let key = AesEcb::key_from_secret(shared.settings.apiv2_key_of(mchid))?;
     let req_info = AesEcb::encrypt(inner, key.as_bytes())?;
     let mut outer = Map::new();
     outer.insert("return_code".into(), "SUCCESS".into());
     outer.insert("appid".into(), appid.into());
-    outer.insert("mch_id".into(), shared.settings.mchid.clone().into());
+    outer.insert("mch_id".into(), mchid.into());
     outer.insert("nonce_str".into(), formatter::nonce(32).into());
     outer.insert("req_info".into(), req_info.into());
     transformer::to_xml(&outer)

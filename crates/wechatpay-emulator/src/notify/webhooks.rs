@@ -177,9 +177,10 @@ fn scheme_for(shared: &Shared, resource: &Value) -> wechatpay_chain::Scheme {
 }
 
 /// The APIv3 key of the merchant a notification is for: the one its resource names
-/// (`sp_mchid`, `mchid`, `combine_mchid`), the first merchant's by default.
+/// (`sp_mchid`, `mchid`, `combine_mchid`, a transfer's `mch_id`), the first merchant's by
+/// default.
 fn apiv3_key_for<'a>(shared: &'a Shared, resource: &Value) -> &'a str {
-    let named = ["sp_mchid", "mchid", "combine_mchid"]
+    let named = ["sp_mchid", "mchid", "combine_mchid", "mch_id"]
         .iter()
         .find_map(|f| resource.get(*f).and_then(Value::as_str));
     named.map_or(shared.settings.apiv3_key.as_str(), |m| {

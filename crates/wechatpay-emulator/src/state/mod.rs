@@ -34,7 +34,8 @@ pub(crate) struct State {
     pub combines: HashMap<String, records::Combine>,
     /// `transaction_id` → the key in `transactions`.
     pub transaction_ids: HashMap<String, String>,
-    /// Refunds by `out_refund_no`.
+    /// Refunds by `out_refund_no` (another merchant's than the first by
+    /// [`Settings::order_key`](crate::http::settings::Settings::order_key)).
     pub refunds: HashMap<String, Refund>,
     /// Uploaded media by `media_id`: file name and size.
     pub media: HashMap<String, (String, usize)>,
@@ -118,6 +119,11 @@ pub(crate) struct Refund {
     pub notify: Option<RefundNotify>,
     /// The sub-merchant of a partner refund.
     pub sub_mchid: Option<String>,
+    /// The merchant that made it (the service provider of a partner refund): whose it is to
+    /// query, whose APIv3 key its notification is under, whose bills list it.
+    pub mchid: String,
+    /// Its order's key in [`State::transactions`].
+    pub order: String,
 }
 
 /// How a refund's success is notified, by the API that made it.

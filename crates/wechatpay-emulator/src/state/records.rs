@@ -20,7 +20,9 @@ pub(crate) struct Combine {
     pub sub_orders: Vec<String>,
 }
 
-/// The bills, by `out_bill_no`, and `transfer_bill_no` → `out_bill_no`.
+/// The bills, by `out_bill_no` (another merchant's than the first by
+/// [`Settings::order_key`](crate::http::settings::Settings::order_key)), and
+/// `transfer_bill_no` → that key.
 #[derive(Default)]
 pub(crate) struct Transfers {
     pub(crate) bills: HashMap<String, Bill>,
@@ -29,6 +31,8 @@ pub(crate) struct Transfers {
 
 /// One transfer bill.
 pub(crate) struct Bill {
+    /// The merchant that made it.
+    pub(crate) mchid: String,
     /// The creation request with `user_name` decrypted: what a repeat is compared with (the
     /// ciphertext of the same name differs on each encryption).
     pub(crate) request: Map<String, Value>,

@@ -462,7 +462,8 @@ fn rows_of(st: &State) -> Vec<Row> {
         out.push(row(
             "refund",
             k,
-            &json!({"answer": r.answer, "notify": notify, "sub_mchid": r.sub_mchid}),
+            &json!({"answer": r.answer, "notify": notify, "sub_mchid": r.sub_mchid,
+                    "mchid": r.mchid, "order": r.order}),
         ));
     }
     for (k, c) in &st.combines {
@@ -501,7 +502,7 @@ fn rows_of(st: &State) -> Vec<Row> {
         out.push(row(
             "transfer",
             k,
-            &json!({"request": b.request, "transfer_bill_no": b.transfer_bill_no,
+            &json!({"mchid": b.mchid, "request": b.request, "transfer_bill_no": b.transfer_bill_no,
                     "state": b.state, "fail_reason": b.fail_reason, "user_name": b.user_name,
                     "package_info": b.package_info, "create_time": b.create_time,
                     "update_time": b.update_time}),
@@ -644,6 +645,8 @@ fn load_row(l: &mut Loaded, kind: &str, id: String, v: &Value) -> Option<()> {
                     answer: object(v, "answer")?,
                     notify,
                     sub_mchid: opt_text(v, "sub_mchid")?,
+                    mchid: text(v, "mchid")?,
+                    order: text(v, "order")?,
                 },
             );
         }
@@ -704,6 +707,7 @@ fn load_row(l: &mut Loaded, kind: &str, id: String, v: &Value) -> Option<()> {
             st.transfers.bills.insert(
                 id,
                 Bill {
+                    mchid: text(v, "mchid")?,
                     request: object(v, "request")?,
                     transfer_bill_no: text(v, "transfer_bill_no")?,
                     state: word(&text(v, "state")?),

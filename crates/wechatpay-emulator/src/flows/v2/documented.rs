@@ -21,6 +21,7 @@
 //! and the request's fields without `nonce_str`, `sign` and `sign_type` (so both sign types
 //! see the same fields).
 
+use crate::http::merchants::with_signer;
 use std::sync::Arc;
 
 use http::Method;
@@ -65,6 +66,8 @@ pub(crate) fn operation(req: &Req) -> Option<&'static Operation> {
 /// A request that passed [`admit`]: its sign type, its fields and, for a multipart upload,
 /// the file (`media`), which the sign does not cover.
 pub(crate) struct Admitted {
+    /// The merchant the request names and whose APIv2 key signed it.
+    pub mchid: String,
     pub kind: SignType,
     pub data: Map<String, Value>,
     pub media: Option<bytes::Bytes>,
@@ -150,19 +153,36 @@ pub(crate) fn admit(shared: &Shared, req: &Req, op: &Operation) -> Result<Admitt
     let (data, media) = data_of(req, op)?;
     let kind = SignType::of_data(&data)
         .map_err(|_| (fail("sign_type参数错误"), Some("unknown sign_type".into())))?;
+    // The merchant the request names (`mch_id` …), when it is one of the sandbox's: its
+    // APIv2 key checks the sign; else the first merchant's, whose number it must then be.
+    let named = merchant_field(op)
+        .map(|f| text(&data, f))
+        .filter(|m| shared.settings.merchant_key_of(m).is_some());
+    let mchid = named.unwrap_or(&shared.settings.mchid).to_string();
     // As the platform: the request's sign is checked with the type its sign_type names.
-    if let Err(e) = client_xml::verify(&data, &shared.settings.apiv2_key, kind) {
+    if let Err(e) = client_xml::verify(&data, shared.settings.apiv2_key_of(&mchid), kind) {
         return Err((fail("签名错误"), Some(e.to_string())));
     }
     if let Some(field) = merchant_field(op) {
-        if text(&data, field) != shared.settings.mchid {
+        if text(&data, field) != mchid {
             return Err((
                 fail(&format!("{field}参数格式错误")),
                 Some(format!("{field} is not the merchant's")),
             ));
         }
     }
-    Ok(Admitted { kind, data, media })
+    // the certificate is the merchant's own (the sandbox issues the first merchant's only)
+    if op.security && mchid != shared.settings.mchid {
+        if let Err(why) = req.client.require(&mchid) {
+            return Err((fail(&format!("证书错误 ({why})")), Some(why)));
+        }
+    }
+    Ok(Admitted {
+        mchid,
+        kind,
+        data,
+        media,
+    })
 }
 
 /// The field the operation names the calling merchant by.
@@ -206,10 +226,28 @@ pub(crate) fn refusal(op: &Operation, req: &Req, data: &Map<String, Value>) -> O
 /// APIv2 operation on its method and path (the caller answers 404).
 pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<Refused> {
     let op = operation(req)?;
-    let Admitted { kind, data, media } = match admit(shared, req, op) {
+    let Admitted {
+        mchid,
+        kind,
+        data,
+        media,
+    } = match admit(shared, req, op) {
         Ok(a) => a,
         Err(r) => return Some(r),
     };
+    with_signer(mchid, || admitted(shared, req, op, kind, &data, media))
+}
+
+/// [`handle`] of a request [`admit`] let through, as its merchant.
+fn admitted(
+    shared: &Arc<Shared>,
+    req: &Req,
+    op: &Operation,
+    kind: SignType,
+    data: &Map<String, Value>,
+    media: Option<bytes::Bytes>,
+) -> Option<Refused> {
+    let data = data.clone();
     let refused = refusal(op, req, &data).or_else(|| upload_refusal(op, &data, media.as_deref()));
     if let Some(des) = refused {
         let a = if op.unsigned {
@@ -380,7 +418,7 @@ fn generated(
         })
         .collect();
     let g = Gen {
-        mchid: &shared.settings.mchid,
+        mchid: &shared.settings.signing_merchant(),
         answering: None,
         seed,
         identity: None,

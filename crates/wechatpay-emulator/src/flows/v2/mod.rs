@@ -40,7 +40,10 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Req) -> Option<(Answer, Option<
     // the certificate (the catalogue's `security`), the document, the sign, the merchant
     let documented = crate::flows::v2::documented::operation(req)?;
     match crate::flows::v2::documented::admit(shared, req, documented) {
-        Ok(a) => Some((op(shared, a.kind, &a.data), None)),
+        Ok(a) => Some((
+            crate::http::merchants::with_signer(a.mchid, || op(shared, a.kind, &a.data)),
+            None,
+        )),
         Err(refused) => Some(refused),
     }
 }
@@ -91,8 +94,11 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
     content.remove("nonce_str");
     content.remove("sign_type");
     let no = text(data, "out_trade_no").to_string();
+    // each merchant its own order numbers, as in APIv3
+    let signer = shared.settings.signing_merchant();
+    let key = shared.settings.order_key(&signer, &no);
     let mut st = lock(&shared.state);
-    if let Some((first, answer)) = st.v2_orders.get(&no) {
+    if let Some((first, answer)) = st.v2_orders.get(&key) {
         if *first != content {
             return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
         }
@@ -101,7 +107,7 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
         return signed(shared, kind, data, answer);
     }
     // one number space with the APIv3 orders
-    if st.transactions.contains_key(&no) {
+    if st.transactions.contains_key(&key) {
         return business(shared, kind, data, "OUT_TRADE_NO_USED", "商户订单号重复");
     }
     let seq = st.next();
@@ -126,7 +132,7 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
     // The same order, paid, for APIv3: its queries, refunds, closing and bills see it.
     let mut request = Map::new();
     request.insert("appid".into(), text(data, "appid").into());
-    request.insert("mchid".into(), shared.settings.mchid.clone().into());
+    request.insert("mchid".into(), signer.into());
     request.insert("out_trade_no".into(), no.clone().into());
     request.insert("description".into(), text(data, "body").into());
     if let Some(a) = data.get("attach") {
@@ -134,7 +140,7 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
     }
     request.insert("amount".into(), json!({"total": total, "currency": "CNY"}));
     st.transactions.insert(
-        no.clone(),
+        key.clone(),
         Transaction {
             request,
             trade_type: "MICROPAY",
@@ -147,8 +153,8 @@ fn micropay(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -> 
             party: Party::Merchant,
         },
     );
-    st.transaction_ids.insert(transaction_id, no.clone());
-    st.v2_orders.insert(no, (content, fields.clone()));
+    st.transaction_ids.insert(transaction_id, key.clone());
+    st.v2_orders.insert(key, (content, fields.clone()));
     drop(st);
     signed(shared, kind, data, fields)
 }
@@ -168,21 +174,25 @@ fn orderquery(shared: &Arc<Shared>, kind: SignType, data: &Map<String, Value>) -
         );
     }
     let st = lock(&shared.state);
-    // an APIv3 order (a micropay one too) by either number
+    // an APIv3 order (a micropay one too) by either number, the caller's own
     let key = if no.is_empty() {
-        st.transaction_ids.get(id).map(String::as_str)
+        st.transaction_ids.get(id).cloned()
     } else {
-        Some(no)
+        Some(
+            shared
+                .settings
+                .order_key(&shared.settings.signing_merchant(), no),
+        )
     };
     let order = key
+        .as_ref()
         .and_then(|k| st.transactions.get(k))
-        .filter(|t| t.party == Party::Merchant);
+        .filter(|t| t.party == Party::Merchant && crate::flows::pay::is_signers(shared, t));
     let Some(t) = order else {
         drop(st);
         return business(shared, kind, data, "ORDERNOTEXIST", "此交易订单号不存在");
     };
-    let out_trade_no = crate::http::validate::text(&t.request, "out_trade_no");
-    let mut fields = match st.v2_orders.get(out_trade_no) {
+    let mut fields = match key.and_then(|k| st.v2_orders.get(&k)) {
         Some((_, answer)) => answer.clone(),
         None => v3_order_fields(t),
     };

@@ -39,6 +39,8 @@ const REFUND_ACCOUNTS: &[&str] = &[
 
 /// A paid order as a refund sees it, whichever API made it.
 struct Paid {
+    /// Its key in `transactions`.
+    key: String,
     out_trade_no: String,
     transaction_id: String,
     total: i64,
@@ -49,17 +51,25 @@ struct Paid {
 type Refusal = (&'static str, String);
 
 /// The order `transaction_id` (first, as the platform takes it when both are given) or
-/// `out_trade_no` names, paid.
-fn paid_order(st: &State, transaction_id: &str, out_trade_no: &str) -> Result<Paid, Refusal> {
-    let v3_no = if transaction_id.is_empty() {
-        Some(out_trade_no)
+/// `out_trade_no` names, paid: the calling merchant's own.
+fn paid_order(
+    shared: &Shared,
+    st: &State,
+    transaction_id: &str,
+    out_trade_no: &str,
+) -> Result<Paid, Refusal> {
+    let key = if transaction_id.is_empty() {
+        let signer = shared.settings.signing_merchant();
+        Some(shared.settings.order_key(&signer, out_trade_no))
     } else {
-        st.transaction_ids.get(transaction_id).map(String::as_str)
+        st.transaction_ids.get(transaction_id).cloned()
     };
-    if let Some(t) = v3_no.and_then(|no| st.transactions.get(no)) {
+    let found = key.as_ref().and_then(|k| st.transactions.get(k));
+    if let Some(t) = found.filter(|t| crate::flows::pay::is_signers(shared, t)) {
         return match (&t.transaction_id, t.trade_state) {
             (Some(id), "SUCCESS" | "REFUND") => Ok(Paid {
-                out_trade_no: v3_no.unwrap_or_default().to_string(),
+                key: key.unwrap_or_default(),
+                out_trade_no: crate::http::validate::text(&t.request, "out_trade_no").to_string(),
                 transaction_id: id.clone(),
                 total: t
                     .request
@@ -176,11 +186,13 @@ fn open(
     content.remove("sign");
     content.remove("nonce_str");
     let content = Value::Object(content);
+    let signer = shared.settings.signing_merchant();
+    let refund_key = shared.settings.order_key(&signer, &out_refund_no);
     let mut st = lock(&shared.state);
-    match st.fresh("v2refund", "out_refund_no", &out_refund_no, &content) {
-        Ok(true) if !st.refunds.contains_key(&out_refund_no) => {}
+    match st.fresh("v2refund", "out_refund_no", &refund_key, &content) {
+        Ok(true) if !st.refunds.contains_key(&refund_key) => {}
         Ok(false) => {
-            if let Some(r) = st.refunds.get(&out_refund_no) {
+            if let Some(r) = st.refunds.get(&refund_key) {
                 return Ok(answer_fields(&r.answer));
             }
         }
@@ -194,6 +206,7 @@ fn open(
         }
     }
     let order = paid_order(
+        shared,
         &st,
         text(data, "transaction_id"),
         text(data, "out_trade_no"),
@@ -222,7 +235,7 @@ fn open(
             ),
         ));
     }
-    if let Some(t) = st.transactions.get_mut(&order.out_trade_no) {
+    if let Some(t) = st.transactions.get_mut(&order.key) {
         t.refunded += refund;
         t.trade_state = "REFUND";
     }
@@ -231,8 +244,11 @@ fn open(
         _ => "UNSETTLED",
     };
     let answer = record(
+        &shared.settings,
         &mut st,
         NewRefund {
+            mchid: &signer,
+            order: &order.key,
             now: shared.clock.now(),
             out_refund_no: &out_refund_no,
             transaction_id: &order.transaction_id,
@@ -252,8 +268,8 @@ fn open(
             },
         },
     );
-    st.remember("v2refund", &out_refund_no, &content);
+    st.remember("v2refund", &refund_key, &content);
     drop(st);
-    schedule(shared, out_refund_no);
+    schedule(shared, refund_key);
     Ok(answer_fields(&answer))
 }

@@ -69,6 +69,8 @@ pub(crate) fn refundquery(
         let mut found: Vec<&Map<String, Value>> = st
             .refunds
             .values()
+            // the caller's own
+            .filter(|r| r.mchid == shared.settings.signing_merchant())
             .map(|r| &r.answer)
             .filter(|a| a.get(key).and_then(Value::as_str) == Some(value))
             .collect();

@@ -39,9 +39,11 @@ pub(crate) fn signed(
     sealed(shared, kind, m)
 }
 
-/// `m` with its `sign` (of `kind`, made with the APIv2 key) added last, as XML.
+/// `m` with its `sign` (of `kind`, made with the calling merchant's APIv2 key) added last, as
+/// XML.
 pub(crate) fn sealed(shared: &Shared, kind: SignType, mut m: Map<String, Value>) -> Answer {
-    match client_xml::sign(&m, &shared.settings.apiv2_key, kind) {
+    let mchid = shared.settings.signing_merchant();
+    match client_xml::sign(&m, shared.settings.apiv2_key_of(&mchid), kind) {
         Ok(s) => {
             m.insert("sign".into(), s.into());
             Answer::xml(transformer::to_xml(&m).unwrap_or_default())
