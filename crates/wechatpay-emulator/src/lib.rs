@@ -1230,6 +1230,25 @@ pub fn private_key_pem(key: &PrivateKey) -> Result<String, Error> {
         .map_err(|e| Error::key_from("a PEM encoding is not text", e.utf8_error()))
 }
 
+impl Emulator {
+    /// The scheme of the sandbox ([`EmulatorConfig::scheme`](EmulatorConfig::scheme)).
+    pub fn scheme(&self) -> Scheme {
+        self.shared.settings.scheme
+    }
+
+    /// When a merchant speaks the other scheme: the platform key of that scheme.
+    pub fn second_platform(&self) -> Option<SecondPlatform> {
+        let o = self.shared.settings.other_platform.as_ref()?;
+        Some(SecondPlatform {
+            scheme: o.scheme,
+            serial: o.serial.clone(),
+            public_key: o.public.clone(),
+            certificate: o.cert.as_ref().map(|c| c.certificate.clone()),
+            private_key: o.key.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,22 +159,3 @@ impl std::fmt::Debug for SecondPlatform {
             .finish_non_exhaustive()
     }
 }
-
-impl crate::Emulator {
-    /// The scheme of the sandbox ([`EmulatorConfig::scheme`](crate::EmulatorConfig::scheme)).
-    pub fn scheme(&self) -> Scheme {
-        self.shared.settings.scheme
-    }
-
-    /// When a merchant speaks the other scheme: the platform key of that scheme.
-    pub fn second_platform(&self) -> Option<SecondPlatform> {
-        let o = self.shared.settings.other_platform.as_ref()?;
-        Some(SecondPlatform {
-            scheme: o.scheme,
-            serial: o.serial.clone(),
-            public_key: o.public.clone(),
-            certificate: o.cert.as_ref().map(|c| c.certificate.clone()),
-            private_key: o.key.clone(),
-        })
-    }
-}
