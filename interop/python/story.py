@@ -380,8 +380,10 @@ def main():
         run.step("cross-border: GET /hk/v3/transactions/out-trade-no/{no} through the SDK's request, verified",
                  cross_border)
 
-        # the sandbox dates bills by Beijing time, as the platform does
+        # the sandbox dates bills by Beijing time, as the platform does, and makes a day's bill
+        # once that day has ended on its clock: the story moves the clock a day on first
         bill_date = (datetime.now(timezone.utc) + timedelta(hours=8)).strftime("%Y-%m-%d")
+        control_request(base, "POST", "clock", {"advance": "1d"})
         for name, apply in (
             ("trade bill (v3/bill/tradebill)", lambda: wxpay.trade_bill(bill_date=bill_date)),
             ("fund flow bill (v3/bill/fundflowbill)", lambda: wxpay.fundflow_bill(bill_date=bill_date)),
