@@ -39,10 +39,9 @@ async fn kept(shared: &Arc<Shared>, req: &Req) -> Responded {
     answered
 }
 
+/// The answer to `req` ([`kept`] has run what the clock brought due: a query at an order's
+/// `time_expire` sees it closed even if the background task has not woken for it yet).
 async fn respond(shared: &Arc<Shared>, req: &Req) -> Responded {
-    // What the clock has brought due happens before the request is answered, even if the
-    // background task has not woken for it yet: a query at an order's time_expire sees it closed.
-    crate::state::clock::run_due(shared);
     let first = req.segments.first().map(String::as_str);
     match first {
         Some("emulator") => {

@@ -3,7 +3,7 @@
 //! library's own formatter and RSA functions.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderName, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
@@ -162,6 +162,15 @@ pub(crate) fn pointer(field: &str) -> String {
     format!("/{}", f.replace('.', "/"))
 }
 
+// The names of the headers every answer carries, made once (a name given as text is parsed,
+// and one HTTP does not define is allocated, on every answer).
+const REQUEST_ID: HeaderName = HeaderName::from_static("request-id");
+const TIMESTAMP: HeaderName = HeaderName::from_static("wechatpay-timestamp");
+const NONCE: HeaderName = HeaderName::from_static("wechatpay-nonce");
+const SERIAL: HeaderName = HeaderName::from_static("wechatpay-serial");
+const SIGNATURE: HeaderName = HeaderName::from_static("wechatpay-signature");
+const SIGNATURE_TYPE: HeaderName = HeaderName::from_static("wechatpay-signature-type");
+
 /// Renders an answer; APIv3 answers get `Wechatpay-*` headers signed with the platform key
 /// over `TIMESTAMP\nNONCE\nBODY\n`, spoiled as `forgery` asks, unless the answer is
 /// [`Answer::unsigned`].
@@ -184,7 +193,7 @@ pub(crate) fn render_for(
 ) -> http::Response<Full<Bytes>> {
     let mut b = http::Response::builder()
         .status(answer.status)
-        .header("Request-ID", random_hex(16));
+        .header(REQUEST_ID, random_hex(16));
     if let Some(ct) = answer.content_type {
         b = b.header(http::header::CONTENT_TYPE, ct);
     }
@@ -195,7 +204,7 @@ pub(crate) fn render_for(
             ts -= 600;
         }
         let ts = ts.to_string();
-        let nonce = formatter::nonce(32);
+        let nonce = crate::util::nonce(32);
         let message = formatter::response(&ts, &nonce, &body);
         let (key, current_serial) = settings.signer_for(named);
         let signing = settings.signing_scheme();
@@ -217,13 +226,13 @@ pub(crate) fn render_for(
             _ => current_serial.as_str(),
         };
         b = b
-            .header("Wechatpay-Timestamp", ts)
-            .header("Wechatpay-Nonce", nonce)
-            .header("Wechatpay-Serial", serial)
-            .header("Wechatpay-Signature", signature)
+            .header(TIMESTAMP, ts)
+            .header(NONCE, nonce)
+            .header(SERIAL, serial)
+            .header(SIGNATURE, signature)
             // the platform names the scheme on every signed answer, as on its notifications;
             // some SDKs (wechatpayv3) refuse an answer without it
-            .header("Wechatpay-Signature-Type", scheme::named(signing, forgery));
+            .header(SIGNATURE_TYPE, scheme::named(signing, forgery));
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');

@@ -11,30 +11,31 @@ use wechatpay_chain::crypto::hash;
 use wechatpay_chain::formatter;
 
 /// The fields of an `Authorization` header.
+/// The fields of an `Authorization` header, borrowed from it (parsed on every request).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Authorization {
-    pub mchid: String,
-    pub serial_no: String,
-    pub timestamp: String,
-    pub nonce_str: String,
-    pub signature: String,
+pub(crate) struct Authorization<'a> {
+    pub mchid: &'a str,
+    pub serial_no: &'a str,
+    pub timestamp: &'a str,
+    pub nonce_str: &'a str,
+    pub signature: &'a str,
 }
 
 /// Parses `WECHATPAY2-SHA256-RSA2048 mchid="…",serial_no="…",…`; every field once, quoted.
 #[cfg(test)]
-pub(crate) fn parse(header: &str) -> Result<Authorization, String> {
+pub(crate) fn parse(header: &str) -> Result<Authorization<'_>, String> {
     parse_as(header, wechatpay_chain::v3::scheme::RSA)
 }
 
 /// [`parse`] for the sandbox's scheme `scheme` (its name); a header of the other scheme is
 /// refused, never checked under one it does not claim.
-pub(crate) fn parse_as(header: &str, scheme: &str) -> Result<Authorization, String> {
+pub(crate) fn parse_as<'a>(header: &'a str, scheme: &str) -> Result<Authorization<'a>, String> {
     let rest = header
         .strip_prefix(scheme)
         .and_then(|r| r.strip_prefix(' '))
         .ok_or_else(|| format!("Authorization must start with {scheme} (the sandbox's scheme)"))?;
     let mut a = Authorization::default();
-    let mut seen = Vec::new();
+    let mut seen = [""; 5];
     for part in rest.split(',') {
         let (k, v) = part
             .trim()
@@ -55,15 +56,18 @@ pub(crate) fn parse_as(header: &str, scheme: &str) -> Result<Authorization, Stri
         if seen.contains(&k) {
             return Err(format!("Authorization repeats {k}"));
         }
-        seen.push(k);
-        *slot = v.to_string();
+        // five known names, each at most once: a slot is free
+        if let Some(free) = seen.iter_mut().find(|s| s.is_empty()) {
+            *free = k;
+        }
+        *slot = v;
     }
     for (name, v) in [
-        ("mchid", &a.mchid),
-        ("serial_no", &a.serial_no),
-        ("timestamp", &a.timestamp),
-        ("nonce_str", &a.nonce_str),
-        ("signature", &a.signature),
+        ("mchid", a.mchid),
+        ("serial_no", a.serial_no),
+        ("timestamp", a.timestamp),
+        ("nonce_str", a.nonce_str),
+        ("signature", a.signature),
     ] {
         if v.is_empty() {
             return Err(format!("Authorization lacks {name}"));
@@ -91,7 +95,7 @@ pub(crate) fn check(
     let s = &shared.settings;
     let named = crate::http::mixed::named_in(header);
     let a = parse_as(header, named.name()).map_err(|why| refuse(Malformed, why))?;
-    let Some((serial, key)) = s.merchant_key_of(&a.mchid) else {
+    let Some((serial, key)) = s.merchant_key_of(a.mchid) else {
         return Err(refuse(
             WrongMchid,
             format!(
@@ -124,8 +128,8 @@ pub(crate) fn check(
             ),
         ));
     }
-    let message = formatter::request(method, target, &a.timestamp, &a.nonce_str, signed_body);
-    let scheme = s.scheme_of(&a.mchid);
+    let message = formatter::request(method, target, a.timestamp, a.nonce_str, signed_body);
+    let scheme = s.scheme_of(a.mchid);
     if named != scheme {
         return Err(refuse(
             Malformed,
@@ -137,7 +141,7 @@ pub(crate) fn check(
             ),
         ));
     }
-    if !crate::http::scheme::verify(scheme, &message, &a.signature, key) {
+    if !crate::http::scheme::verify(scheme, &message, a.signature, key) {
         let shown = &signed_body[..signed_body.len().min(s.limits.log_body_prefix)];
         return Err(SignatureRefusal {
             check: SignatureMismatch,
@@ -147,8 +151,8 @@ pub(crate) fn check(
             expected: Some(ExpectedMessage {
                 method: method.to_string(),
                 target: target.to_string(),
-                timestamp: a.timestamp,
-                nonce: a.nonce_str,
+                timestamp: a.timestamp.to_string(),
+                nonce: a.nonce_str.to_string(),
                 body_len: signed_body.len(),
                 body_sha256: hash::hex(&openssl::sha::sha256(signed_body)),
                 body: String::from_utf8_lossy(shown).into_owned(),
@@ -157,13 +161,13 @@ pub(crate) fn check(
         });
     }
     // Only a valid request spends its nonce, so a forged one cannot block a real one.
-    if !lock(&shared.nonces).spend(&a.nonce_str, now) {
+    if !lock(&shared.nonces).spend(a.nonce_str, now) {
         return Err(refuse(
             ReusedNonce,
             format!("nonce_str {} was already used (replay)", a.nonce_str),
         ));
     }
-    Ok(a.mchid)
+    Ok(a.mchid.to_string())
 }
 
 #[cfg(test)]
@@ -172,22 +176,16 @@ mod tests {
 
     #[test]
     fn parses_the_header_and_refuses_malformed_ones() {
-        let a = parse(&formatter::authorization(
-            "1900000001",
-            "N",
-            "S+/=",
-            "1",
-            "SER",
-        ))
-        .unwrap();
+        let header = formatter::authorization("1900000001", "N", "S+/=", "1", "SER");
+        let a = parse(&header).unwrap();
         assert_eq!(
             a,
             Authorization {
-                mchid: "1900000001".into(),
-                serial_no: "SER".into(),
-                timestamp: "1".into(),
-                nonce_str: "N".into(),
-                signature: "S+/=".into(),
+                mchid: "1900000001",
+                serial_no: "SER",
+                timestamp: "1",
+                nonce_str: "N",
+                signature: "S+/=",
             }
         );
         for bad in [

@@ -193,15 +193,30 @@ fn shown(v: &HeaderValue) -> String {
 
 /// The headers as logged: a control token replaced by `Bearer [redacted]`, and every value
 /// copied. (A clone would share the connection's read buffer, which hyper's parsed values point
-/// into: each logged request then kept a whole buffer alive, some 5 KiB a record.)
+/// into: each logged request then kept a whole buffer alive, some 5 KiB a record.) The values
+/// are copied into one buffer, of which each logged value is a slice: one allocation for a
+/// request's headers, not one per header.
 pub(crate) fn redacted(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
+    const REDACTED: &str = "Bearer [redacted]";
+    let is_token = |name: &http::HeaderName, v: &HeaderValue| {
+        name == AUTHORIZATION && bearer(v.to_str().unwrap_or("")).is_some()
+    };
+    let mut all = bytes::BytesMut::with_capacity(headers.values().map(HeaderValue::len).sum());
     for (name, v) in headers {
-        let kept = if name == AUTHORIZATION && bearer(v.to_str().unwrap_or("")).is_some() {
-            HeaderValue::from_static("Bearer [redacted]")
+        if !is_token(name, v) {
+            all.extend_from_slice(v.as_bytes());
+        }
+    }
+    let all = all.freeze();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, v) in headers {
+        let kept = if is_token(name, v) {
+            HeaderValue::from_static(REDACTED)
         } else {
+            at += v.len();
             // a value hyper accepted is a valid one
-            let mut c = HeaderValue::from_bytes(v.as_bytes())
+            let mut c = HeaderValue::from_maybe_shared(all.slice(at - v.len()..at))
                 .unwrap_or_else(|_| HeaderValue::from_static(""));
             c.set_sensitive(v.is_sensitive());
             c
@@ -264,6 +279,20 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
         assert_eq!(redacted(&h)[AUTHORIZATION], "Bearer [redacted]");
+        // every other value kept as it came, repeated names and their order too
+        h.insert(
+            "wechatpay-serial",
+            HeaderValue::from_static("PUB_KEY_ID_01"),
+        );
+        h.append("x-many", HeaderValue::from_static("one"));
+        h.append("x-many", HeaderValue::from_static(""));
+        h.append("x-many", HeaderValue::from_static("three 3"));
+        let r = redacted(&h);
+        assert_eq!(r.len(), 5);
+        assert_eq!(r["wechatpay-serial"], "PUB_KEY_ID_01");
+        let many: Vec<_> = r.get_all("x-many").iter().collect();
+        assert_eq!(many, ["one", "", "three 3"]);
+        assert!(!format!("{r:?}").contains("s3cret"));
         assert!(checked_token("a b").is_err() && checked_token("").is_err());
         assert!(checked_token("A-1_b.c~").is_ok());
     }

@@ -100,7 +100,7 @@ pub(crate) fn mchid_in(header: Option<&str>) -> Option<String> {
     let header = header?;
     crate::http::auth::parse_as(header, named_in(header).name())
         .ok()
-        .map(|a| a.mchid)
+        .map(|a| a.mchid.to_string())
 }
 
 /// The `algorithm_type` of `v3/certificates` asked: `RSA` when absent (as documented), `None`

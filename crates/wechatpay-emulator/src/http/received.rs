@@ -54,14 +54,11 @@ impl Received {
 
     /// Its entry in `GET /emulator/requests`.
     pub(crate) fn listing(&self) -> Value {
-        serde_json::json!({"seq": self.seq, "method": self.method, "target": self.target,
-            "status": self.status, "body_len": self.body_len, "body_sha256": self.body_sha256,
-            "verified": self.verified, "refusal": self.refusal,
-            "signature": self.signature.as_ref().map(SignatureRefusal::to_json),
-            "client_certificate": self.client_certificate, "fault": self.fault})
+        serde_json::to_value(self.listed()).unwrap_or(Value::Null)
     }
 
-    /// The bytes of [`Received::listing`] as JSON.
+    /// The bytes of [`Received::listing`] as JSON, counted as it is written, with nothing
+    /// made (it is counted for every request received).
     pub(crate) fn listed_bytes(&self) -> usize {
         struct Count(usize);
         impl std::io::Write for Count {
@@ -74,9 +71,26 @@ impl Received {
             }
         }
         let mut n = Count(0);
-        // Writing to a counter cannot fail, nor can serializing a Value.
-        let _ = serde_json::to_writer(&mut n, &self.listing());
+        // Writing to a counter cannot fail, nor can serializing these fields.
+        let _ = serde_json::to_writer(&mut n, &self.listed());
         n.0
+    }
+
+    /// The listing's fields, borrowed, in their order.
+    fn listed(&self) -> Listed<'_> {
+        Listed {
+            seq: self.seq,
+            method: &self.method,
+            target: &self.target,
+            status: self.status,
+            body_len: self.body_len,
+            body_sha256: &self.body_sha256,
+            verified: self.verified,
+            refusal: self.refusal.as_deref(),
+            signature: self.signature.as_ref().map(SignatureRefusal::to_json),
+            client_certificate: self.client_certificate.as_deref(),
+            fault: self.fault.as_deref(),
+        }
     }
 
     /// The bytes the record holds in memory (its parts' lengths).
@@ -99,6 +113,22 @@ impl Received {
             + self.fault.as_ref().map_or(0, String::len)
             + headers
     }
+}
+
+/// A record's entry in `GET /emulator/requests`: one shape for the listing and for counting it.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    seq: u64,
+    method: &'a str,
+    target: &'a str,
+    status: u16,
+    body_len: usize,
+    body_sha256: &'a str,
+    verified: bool,
+    refusal: Option<&'a str>,
+    signature: Option<Value>,
+    client_certificate: Option<&'a str>,
+    fault: Option<&'a str>,
 }
 
 /// The requests received, in the order of their `seq`, bounded in count ([`MAX_RECORDS`]) and
@@ -164,5 +194,67 @@ impl RequestLog {
             page.push(l.record.clone());
         }
         (page, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::diagnosis::SignatureCheck;
+
+    fn record(refused: bool) -> Received {
+        Received {
+            seq: 7,
+            method: "POST".into(),
+            target: "/v3/refund/domestic/refunds?x=\"1\"".into(),
+            headers: http::HeaderMap::new(),
+            body: Bytes::from_static(b"{}"),
+            body_len: 2,
+            body_sha256: "44136fa3".into(),
+            verified: !refused,
+            refusal: refused.then(|| "nonce_str \"N\" was already used".to_string()),
+            signature: refused
+                .then(|| SignatureRefusal::new(SignatureCheck::ReusedNonce, "replay\n".into())),
+            client_certificate: Some("1900000001".into()),
+            status: if refused { 401 } else { 200 },
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn the_listing_is_counted_byte_for_byte_in_its_documented_order() {
+        for refused in [false, true] {
+            let r = record(refused);
+            let listed = serde_json::to_vec(&r.listing()).unwrap();
+            assert_eq!(
+                r.listed_bytes(),
+                listed.len(),
+                "{}",
+                String::from_utf8_lossy(&listed)
+            );
+            let keys: Vec<String> = r.listing().as_object().unwrap().keys().cloned().collect();
+            assert_eq!(
+                keys,
+                [
+                    "seq",
+                    "method",
+                    "target",
+                    "status",
+                    "body_len",
+                    "body_sha256",
+                    "verified",
+                    "refusal",
+                    "signature",
+                    "client_certificate",
+                    "fault"
+                ]
+            );
+        }
+        assert_eq!(record(true).listing()["signature"]["check"], "REUSED_NONCE");
+        assert_eq!(
+            record(true).listing()["refusal"],
+            "nonce_str \"N\" was already used"
+        );
+        assert!(record(false).listing()["refusal"].is_null());
     }
 }
