@@ -11,38 +11,40 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::http::answer::Answer;
+use crate::state::tracked::Tracked;
 
 pub(crate) mod clock;
 pub(crate) mod records;
 pub(crate) mod shared;
 pub(crate) mod store;
+pub(crate) mod tracked;
 
 /// Everything the operations remember, behind one mutex held only briefly.
 #[derive(Default)]
 pub(crate) struct State {
     /// Discount cards by `out_card_code`.
-    pub cards: HashMap<String, Card>,
+    pub cards: Tracked<String, Card>,
     /// Discount-card orders by `out_order_no`.
-    pub dc_orders: HashMap<String, Map<String, Value>>,
+    pub dc_orders: Tracked<String, Map<String, Value>>,
     /// Serial numbers used, by scope and serial, with the content first sent.
-    pub serials: HashMap<String, Value>,
+    pub serials: Tracked<String, Value>,
     /// Point balances by `brand_id/card_id/user_card_code`.
-    pub points: HashMap<String, i64>,
+    pub points: Tracked<String, i64>,
     /// Transactions by `out_trade_no` (a partner order by [`partner_key`]).
-    pub transactions: HashMap<String, Transaction>,
+    pub transactions: Tracked<String, Transaction>,
     /// Combined orders by `combine_out_trade_no`.
-    pub combines: HashMap<String, records::Combine>,
+    pub combines: Tracked<String, records::Combine>,
     /// `transaction_id` → the key in `transactions`.
     pub transaction_ids: HashMap<String, String>,
     /// Refunds by `out_refund_no` (another merchant's than the first by
     /// [`Settings::order_key`](crate::http::settings::Settings::order_key)).
-    pub refunds: HashMap<String, Refund>,
+    pub refunds: Tracked<String, Refund>,
     /// Uploaded media by `media_id`: file name and size.
-    pub media: HashMap<String, (String, usize)>,
+    pub media: Tracked<String, (String, usize)>,
     /// APIv2 micropay orders by `out_trade_no`: the request (without `sign`, `nonce_str` and
     /// `sign_type`) and the fields answered; the order itself is in `transactions` (trade
     /// type `MICROPAY`), where APIv3 sees it.
-    pub v2_orders: HashMap<String, (Map<String, Value>, V2Fields)>,
+    pub v2_orders: Tracked<String, (Map<String, Value>, V2Fields)>,
     /// Merchant transfer bills.
     pub transfers: records::Transfers,
     /// Profit-sharing receivers, orders and returns.

@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use bytes::Bytes;
+
+use crate::state::tracked::Tracked;
 use serde_json::{Map, Value};
 
 /// A combined order.
@@ -25,7 +27,7 @@ pub(crate) struct Combine {
 /// `transfer_bill_no` → that key.
 #[derive(Default)]
 pub(crate) struct Transfers {
-    pub(crate) bills: HashMap<String, Bill>,
+    pub(crate) bills: Tracked<String, Bill>,
     pub(crate) ids: HashMap<String, String>,
 }
 
@@ -50,16 +52,16 @@ pub(crate) struct Bill {
 #[derive(Default)]
 pub(crate) struct Sharing {
     /// Receivers by `(type, account)`.
-    pub(crate) receivers: HashMap<(String, String), Receiver>,
+    pub(crate) receivers: Tracked<(String, String), Receiver>,
     /// Orders (and unfreezings) by `out_order_no`.
-    pub(crate) orders: HashMap<String, Order>,
+    pub(crate) orders: Tracked<String, Order>,
     /// `order_id` → `out_order_no`.
-    pub(crate) order_ids: HashMap<String, String>,
+    pub(crate) order_ids: Tracked<String, String>,
     /// Return orders by `out_return_no`.
-    pub(crate) returns: HashMap<String, Map<String, Value>>,
+    pub(crate) returns: Tracked<String, Map<String, Value>>,
     /// By `transaction_id`: shared so far, and whether the rest was unfrozen (nothing more can
     /// be shared).
-    pub(crate) ledgers: HashMap<String, Ledger>,
+    pub(crate) ledgers: Tracked<String, Ledger>,
 }
 
 #[derive(Default)]

@@ -26,6 +26,7 @@ use wechatpay_chain::Error;
 
 use crate::state::records::{Bill, Combine, Delivery, Ledger, Order, Outcome, Receiver};
 use crate::state::shared::Shared;
+use crate::state::tracked::{Touched, Tracked};
 use crate::state::{Card, Party, Refund, RefundNotify, State, Transaction};
 use crate::util::lock;
 
@@ -111,10 +112,14 @@ impl Loaded {
 struct Db {
     /// `None` once the sandbox has stopped ([`close`]).
     conn: Option<Connection>,
-    /// A hash of each row as last written.
-    written: HashMap<(String, String), u64>,
+    /// A hash of each row as last written, by kind and id.
+    written: HashMap<String, HashMap<String, u64>>,
     /// The last change ticket a write took in.
     done: u64,
+    /// The next write takes every record (the marks of what changed went with a failed one).
+    whole_next: bool,
+    /// The notification attempts as last written: how many, and the last one's id.
+    deliveries: Option<(usize, String)>,
 }
 
 /// An open state file.
@@ -253,7 +258,10 @@ impl Store {
                     format!("has a {kind} record {id} this sandbox cannot read"),
                 )
             })?;
-            written.insert((kind, id), digest(&body));
+            written
+                .entry(kind)
+                .or_insert_with(HashMap::new)
+                .insert(id, digest(&body));
         }
         loaded
             .deliveries
@@ -276,6 +284,8 @@ impl Store {
                 conn: Some(conn),
                 written,
                 done: 0,
+                whole_next: false,
+                deliveries: None,
             }),
             asked: AtomicU64::new(0),
         };
@@ -295,8 +305,10 @@ impl Store {
         let mut db = lock(&self.db);
         write(
             &mut db,
-            vec![row("keys", "platform", &body)],
-            &HashSet::new(),
+            Rows {
+                rows: vec![row("keys", "platform", &body)],
+                ..Rows::default()
+            },
         )
         .map_err(|e| failed(&self.path, e))
     }
@@ -326,15 +338,21 @@ impl Store {
         let mut db = lock(&self.db);
         write(
             &mut db,
-            vec![row("merchant", mchid, &body)],
-            &HashSet::new(),
+            Rows {
+                rows: vec![row("merchant", mchid, &body)],
+                ..Rows::default()
+            },
         )
         .map_err(|e| failed(&self.path, e))
     }
 }
 
 /// Writes what changed since the last write: after a request, a clock step, or at stop.
-/// A failure is logged (the answer has gone out already) and the rows are tried again next time.
+/// Only the records marked as touched since then are serialized ([`Tracked`]), so a write
+/// costs what the request changed, not what the sandbox holds; the notification attempts
+/// (at most [`MAX_RECORDS`](crate::util::MAX_RECORDS)) are written whole when one was added.
+/// A failure is logged (the answer has gone out already) and everything is tried again next
+/// time.
 pub(crate) fn flush(shared: &Shared) {
     let Some(store) = &shared.store else { return };
     let ticket = store.asked.fetch_add(1, Ordering::SeqCst) + 1;
@@ -343,34 +361,44 @@ pub(crate) fn flush(shared: &Shared) {
         return;
     }
     let upto = store.asked.load(Ordering::SeqCst);
-    let mut rows = {
-        let st = lock(&shared.state);
-        rows_of(&st)
+    let whole = std::mem::take(&mut db.whole_next);
+    let mut out = {
+        let mut st = lock(&shared.state);
+        rows_of(&mut st, whole)
     };
-    rows.extend(lock(&shared.deliveries).iter().map(|d| {
-        row(
-            "delivery",
-            &format!("{}\u{0}{}\u{0}{}", d.id, d.attempt, d.at),
-            &delivery_json(d),
-        )
-    }));
+    let deliveries = {
+        let list = lock(&shared.deliveries);
+        let seen = (list.len(), list.last().map(delivery_id).unwrap_or_default());
+        if whole || db.deliveries.as_ref() != Some(&seen) {
+            let ids = out.whole.entry("delivery".into()).or_default();
+            for d in list.iter() {
+                let r = row("delivery", &delivery_id(d), &delivery_json(d));
+                ids.insert(r.1.clone());
+                out.rows.push(r);
+            }
+        }
+        seen
+    };
     let c = crate::state::clock::reading(shared);
-    rows.push(row(
+    out.rows.push(row(
         "clock",
         "clock",
         &json!([c.unix_millis, c.offset_millis, c.frozen]),
     ));
-    let keep: HashSet<(String, String)> = rows
-        .iter()
-        .map(|(k, i, _)| (k.clone(), i.clone()))
-        .chain(std::iter::once(("keys".into(), id_of("platform"))))
-        .collect();
-    match write(&mut db, rows, &keep) {
-        Ok(()) => db.done = upto,
+    match write(&mut db, out) {
+        Ok(()) => {
+            db.done = upto;
+            db.deliveries = Some(deliveries);
+        }
         Err(e) => {
+            db.whole_next = true;
             tracing::error!(file = %store.path.display(), error = %e, "cannot write the state file")
         }
     }
+}
+
+fn delivery_id(d: &Delivery) -> String {
+    format!("{}\u{0}{}\u{0}{}", d.id, d.attempt, d.at)
 }
 
 /// Writes what is left and closes the file (SQLite folds its write-ahead log back into it), so
@@ -398,25 +426,42 @@ fn digest(body: &str) -> u64 {
     h.finish()
 }
 
-/// Upserts the rows that differ from what was written, deletes those gone (not in `keep`;
-/// an empty `keep` deletes nothing).
-fn write(db: &mut Db, rows: Vec<Row>, keep: &HashSet<(String, String)>) -> rusqlite::Result<()> {
-    let changed: Vec<(Row, u64)> = rows
+/// Rows to write: `rows`; those gone (`gone`, by kind and id); and the kinds written whole
+/// (`whole`: kind → the ids written), whose other rows in the file are gone too.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<Row>,
+    gone: Vec<(String, String)>,
+    whole: HashMap<String, HashSet<String>>,
+}
+
+/// Upserts the rows that differ from what was written and deletes those gone, in one
+/// transaction.
+fn write(db: &mut Db, out: Rows) -> rusqlite::Result<()> {
+    let written = &db.written;
+    let was = |kind: &str, id: &str| written.get(kind).and_then(|ids| ids.get(id)).copied();
+    let changed: Vec<(Row, u64)> = out
+        .rows
         .into_iter()
         .filter_map(|r| {
             let d = digest(&r.2);
-            (db.written.get(&(r.0.clone(), r.1.clone())) != Some(&d)).then_some((r, d))
+            (was(&r.0, &r.1) != Some(d)).then_some((r, d))
         })
         .collect();
-    let gone: Vec<(String, String)> = if keep.is_empty() {
-        Vec::new()
-    } else {
-        db.written
-            .keys()
-            .filter(|k| !keep.contains(*k) && !matches!(k.0.as_str(), "keys" | "merchant"))
-            .cloned()
-            .collect()
-    };
+    let mut gone: Vec<(String, String)> = out
+        .gone
+        .into_iter()
+        .filter(|(kind, id)| was(kind, id).is_some())
+        .collect();
+    for (kind, kept) in &out.whole {
+        if let Some(ids) = written.get(kind) {
+            gone.extend(
+                ids.keys()
+                    .filter(|id| !kept.contains(*id))
+                    .map(|id| (kind.clone(), id.clone())),
+            );
+        }
+    }
     if changed.is_empty() && gone.is_empty() {
         return Ok(());
     }
@@ -439,104 +484,133 @@ fn write(db: &mut Db, rows: Vec<Row>, keep: &HashSet<(String, String)>) -> rusql
     }
     tx.commit()?;
     for ((kind, id, _), d) in changed {
-        db.written.insert((kind, id), d);
+        db.written.entry(kind).or_default().insert(id, d);
     }
-    for k in gone {
-        db.written.remove(&k);
+    for (kind, id) in gone {
+        if let Some(ids) = db.written.get_mut(&kind) {
+            ids.remove(&id);
+        }
     }
     Ok(())
 }
 
-/// Every record of the state as rows.
-fn rows_of(st: &State) -> Vec<Row> {
-    let mut out = Vec::new();
-    for (k, t) in &st.transactions {
-        out.push(row("transaction", k, &transaction_json(t)));
+/// The rows of `map`'s records of kind `kind` that changed since its marks were last taken
+/// (all of them when it says so, or `whole`); `id` names a record's key as the file does.
+fn emit<K: Hash + Eq + Clone, V>(
+    out: &mut Rows,
+    map: &mut Tracked<K, V>,
+    whole: bool,
+    kind: &str,
+    id: impl Fn(&K) -> String,
+    body: impl Fn(&V) -> Value,
+) {
+    match (map.take(), whole) {
+        (Touched::Keys(keys), false) => {
+            for k in keys {
+                match map.get(&k) {
+                    Some(v) => out.rows.push(row(kind, &id(&k), &body(v))),
+                    None => out.gone.push((kind.to_string(), id_of(&id(&k)))),
+                }
+            }
+        }
+        _ => {
+            let ids = out.whole.entry(kind.to_string()).or_default();
+            for (k, v) in map.iter() {
+                let r = row(kind, &id(k), &body(v));
+                ids.insert(r.1.clone());
+                out.rows.push(r);
+            }
+        }
     }
-    for (k, r) in &st.refunds {
+}
+
+/// The rows of the state's records that changed (every record with `whole`), and the seq.
+fn rows_of(st: &mut State, whole: bool) -> Rows {
+    let mut out = Rows::default();
+    let o = &mut out;
+    let key = |k: &String| k.clone();
+    emit(
+        o,
+        &mut st.transactions,
+        whole,
+        "transaction",
+        key,
+        transaction_json,
+    );
+    emit(o, &mut st.refunds, whole, "refund", key, |r| {
         let notify = match &r.notify {
             None => Value::Null,
             Some(RefundNotify::V3(url)) => json!({"v3": url}),
             Some(RefundNotify::V2 { url, appid }) => json!({"v2": {"url": url, "appid": appid}}),
         };
-        out.push(row(
-            "refund",
-            k,
-            &json!({"answer": r.answer, "notify": notify, "sub_mchid": r.sub_mchid,
-                    "mchid": r.mchid, "order": r.order}),
-        ));
-    }
-    for (k, c) in &st.combines {
-        out.push(row(
-            "combine",
-            k,
-            &json!({"request": c.request, "trade_type": c.trade_type, "created": c.created,
-                    "combine_transaction_id": c.combine_transaction_id, "sub_orders": c.sub_orders}),
-        ));
-    }
-    for (k, c) in &st.cards {
-        out.push(row(
-            "card",
-            k,
-            &json!({"request": c.request, "prepare_card_token": c.prepare_card_token,
-                    "out_order_no": c.out_order_no}),
-        ));
-    }
-    for (k, v) in &st.dc_orders {
-        out.push(row("dc_order", k, &Value::Object(v.clone())));
-    }
-    for (k, v) in &st.serials {
-        out.push(row("serial", k, v));
-    }
-    for (k, v) in &st.points {
-        out.push(row("points", k, &json!(v)));
-    }
-    for (k, (name, size)) in &st.media {
-        out.push(row("media", k, &json!([name, size])));
-    }
-    for (k, (req, fields)) in &st.v2_orders {
-        let fields: Vec<Value> = fields.iter().map(|(f, v)| json!([f, v])).collect();
-        out.push(row("v2_order", k, &json!([req, fields])));
-    }
-    for (k, b) in &st.transfers.bills {
-        out.push(row(
-            "transfer",
-            k,
-            &json!({"mchid": b.mchid, "request": b.request, "transfer_bill_no": b.transfer_bill_no,
-                    "state": b.state, "fail_reason": b.fail_reason, "user_name": b.user_name,
-                    "package_info": b.package_info, "create_time": b.create_time,
-                    "update_time": b.update_time}),
-        ));
-    }
-    let sh = &st.sharing;
-    for ((kind, account), r) in &sh.receivers {
-        out.push(row(
-            "receiver",
-            &Value::from(vec![kind.clone(), account.clone()]).to_string(),
-            &json!({"name": r.name}),
-        ));
-    }
-    for (k, o) in &sh.orders {
-        out.push(row(
-            "sharing_order",
-            k,
-            &json!({"transaction_id": o.transaction_id, "answer": o.answer, "returned": o.returned}),
-        ));
-    }
-    for (k, v) in &sh.order_ids {
-        out.push(row("sharing_order_id", k, &json!(v)));
-    }
-    for (k, v) in &sh.returns {
-        out.push(row("sharing_return", k, &Value::Object(v.clone())));
-    }
-    for (k, l) in &sh.ledgers {
-        out.push(row(
-            "sharing_ledger",
-            k,
-            &json!({"shared": l.shared, "finished": l.finished}),
-        ));
-    }
-    out.push(row("seq", "seq", &json!(st.seq)));
+        json!({"answer": r.answer, "notify": notify, "sub_mchid": r.sub_mchid,
+               "mchid": r.mchid, "order": r.order})
+    });
+    emit(o, &mut st.combines, whole, "combine", key, |c| {
+        json!({"request": c.request, "trade_type": c.trade_type, "created": c.created,
+               "combine_transaction_id": c.combine_transaction_id, "sub_orders": c.sub_orders})
+    });
+    emit(o, &mut st.cards, whole, "card", key, |c| {
+        json!({"request": c.request, "prepare_card_token": c.prepare_card_token,
+               "out_order_no": c.out_order_no})
+    });
+    emit(o, &mut st.dc_orders, whole, "dc_order", key, |v| {
+        Value::Object(v.clone())
+    });
+    emit(o, &mut st.serials, whole, "serial", key, Value::clone);
+    emit(o, &mut st.points, whole, "points", key, |v| json!(v));
+    emit(o, &mut st.media, whole, "media", key, |(name, size)| {
+        json!([name, size])
+    });
+    emit(
+        o,
+        &mut st.v2_orders,
+        whole,
+        "v2_order",
+        key,
+        |(req, fields)| {
+            let fields: Vec<Value> = fields.iter().map(|(f, v)| json!([f, v])).collect();
+            json!([req, fields])
+        },
+    );
+    emit(o, &mut st.transfers.bills, whole, "transfer", key, |b| {
+        json!({"mchid": b.mchid, "request": b.request, "transfer_bill_no": b.transfer_bill_no,
+               "state": b.state, "fail_reason": b.fail_reason, "user_name": b.user_name,
+               "package_info": b.package_info, "create_time": b.create_time,
+               "update_time": b.update_time})
+    });
+    let sh = &mut st.sharing;
+    emit(
+        o,
+        &mut sh.receivers,
+        whole,
+        "receiver",
+        |(kind, account)| Value::from(vec![kind.clone(), account.clone()]).to_string(),
+        |r| json!({"name": r.name}),
+    );
+    emit(
+        o,
+        &mut sh.orders,
+        whole,
+        "sharing_order",
+        key,
+        |o| json!({"transaction_id": o.transaction_id, "answer": o.answer, "returned": o.returned}),
+    );
+    emit(o, &mut sh.order_ids, whole, "sharing_order_id", key, |v| {
+        json!(v)
+    });
+    emit(o, &mut sh.returns, whole, "sharing_return", key, |v| {
+        Value::Object(v.clone())
+    });
+    emit(
+        o,
+        &mut sh.ledgers,
+        whole,
+        "sharing_ledger",
+        key,
+        |l| json!({"shared": l.shared, "finished": l.finished}),
+    );
+    out.rows.push(row("seq", "seq", &json!(st.seq)));
     out
 }
 
@@ -844,4 +918,101 @@ fn create_private(path: &Path) -> Result<(), Error> {
             path.display()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::records::Receiver;
+
+    fn db() -> Db {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE objects(kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+                                  PRIMARY KEY(kind, id)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        Db {
+            conn: Some(conn),
+            written: HashMap::new(),
+            done: 0,
+            whole_next: false,
+            deliveries: None,
+        }
+    }
+
+    fn in_file(db: &Db, kind: &str) -> Vec<(String, String)> {
+        let conn = db.conn.as_ref().unwrap();
+        let mut q = conn
+            .prepare("SELECT id, body FROM objects WHERE kind = ?1 ORDER BY id")
+            .unwrap();
+        let rows = q.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_write_after_the_first_serializes_only_the_records_touched() {
+        let (mut st, mut db) = (State::default(), db());
+        for i in 0..1_000 {
+            st.points.insert(format!("card{i:04}"), i);
+        }
+        let account = ("MERCHANT_ID".to_string(), "190000".to_string());
+        st.sharing
+            .receivers
+            .insert(account.clone(), Receiver { name: None });
+        // the first write takes everything (a new or loaded state is written whole once)
+        let first = rows_of(&mut st, false);
+        assert_eq!(
+            first.rows.len(),
+            1_000 + 1 + 1,
+            "points, the receiver, the seq"
+        );
+        write(&mut db, first).unwrap();
+        assert_eq!(in_file(&db, "points").len(), 1_000);
+
+        // one point changed, one added, one receiver removed: three records, not a thousand
+        *st.points.get_mut("card0007").unwrap() = -7;
+        st.points.insert("card9999".into(), 9_999);
+        st.sharing.receivers.remove(&account);
+        let second = rows_of(&mut st, false);
+        let kinds: Vec<&str> = second.rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "points").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert_eq!(second.rows.len(), 3, "two points and the seq");
+        assert_eq!(second.gone.len(), 1);
+        write(&mut db, second).unwrap();
+        let points = in_file(&db, "points");
+        assert_eq!(points.len(), 1_001);
+        assert!(points.contains(&(id_of("card0007"), "-7".into())));
+        assert!(points.contains(&(id_of("card9999"), "9999".into())));
+        assert!(
+            in_file(&db, "receiver").is_empty(),
+            "the removed receiver is gone"
+        );
+
+        // nothing touched: nothing but the seq, which is unchanged and not written again
+        let third = rows_of(&mut st, false);
+        assert_eq!((third.rows.len(), third.gone.len()), (1, 0));
+
+        // after a failed write everything is taken again, and rows no longer held are deleted
+        db.conn
+            .as_ref()
+            .unwrap()
+            .execute(
+                "INSERT INTO objects(kind, id, body) VALUES ('points', '\"stale\"', '1')",
+                [],
+            )
+            .unwrap();
+        db.written
+            .get_mut("points")
+            .unwrap()
+            .insert(id_of("stale"), 0);
+        let whole = rows_of(&mut st, true);
+        assert_eq!(whole.rows.len(), 1_001 + 1);
+        write(&mut db, whole).unwrap();
+        assert_eq!(in_file(&db, "points").len(), 1_001, "the stale row deleted");
+    }
 }
