@@ -4,7 +4,9 @@
 //! `openssl speed -elapsed -multi 2 rsa2048` run before the calls and after each round of them:
 //! every answer costs the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
 //! the bound, the server's RSS after every 10,000 calls, and the CPU of the load generator
-//! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`).
+//! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`);
+//! SANDBOX_BENCH_CALL=create makes every measured call a new Native order instead (each one
+//! kept, and written to the state file with `--state`).
 //!
 //! The generator costs next to nothing: the requests are signed ahead (in rounds, so that none
 //! is older than the sandbox's ±300 s window when sent), written raw over kept-alive HTTP/1.1
@@ -72,8 +74,8 @@ impl Merchant {
         r.into_bytes()
     }
 
-    /// `n` requests, signed on `threads` threads.
-    fn sign_many(&self, target: &str, n: usize, threads: usize) -> Vec<Vec<u8>> {
+    /// `n` requests of `call`, signed on `threads` threads.
+    fn sign_many(&self, call: &Call, n: usize, threads: usize) -> Vec<Vec<u8>> {
         let per = n.div_ceil(threads.max(1));
         std::thread::scope(|s| {
             let parts: Vec<_> = (0..threads)
@@ -81,7 +83,14 @@ impl Merchant {
                     let count = per.min(n.saturating_sub(t * per));
                     s.spawn(move || {
                         (0..count)
-                            .map(|_| self.request("GET", target, ""))
+                            .map(|_| match call {
+                                Call::Query(target) => self.request("GET", target, ""),
+                                Call::Create => self.request(
+                                    "POST",
+                                    "/v3/pay/transactions/native",
+                                    &order(&self.mchid, &format!("BENCH{}", formatter::nonce(20))),
+                                ),
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -92,6 +101,24 @@ impl Merchant {
                 .collect()
         })
     }
+}
+
+/// What each measured call is (`SANDBOX_BENCH_CALL`).
+enum Call {
+    /// `query` (the default): `GET` of the order made in setup, at this target.
+    Query(String),
+    /// `create`: a new Native order (`POST v3/pay/transactions/native`) each call, every one
+    /// kept by the sandbox (and written to its state file with `--state`).
+    Create,
+}
+
+/// A Native order's creation body.
+fn order(mchid: &str, no: &str) -> String {
+    serde_json::json!({
+        "appid": "wxd678efh567hg6787", "mchid": mchid, "description": "sandbox bench",
+        "out_trade_no": no, "notify_url": "https://127.0.0.1:9/notify", "amount": {"total": 1},
+    })
+    .to_string()
 }
 
 /// An answer read whole, for the verified samples.
@@ -433,11 +460,7 @@ fn main() {
 
     // Setup: one order, which every measured call queries.
     let no = format!("BENCH{}", formatter::nonce(12));
-    let create = serde_json::json!({
-        "appid": "wxd678efh567hg6787", "mchid": m.mchid, "description": "sandbox bench",
-        "out_trade_no": no, "notify_url": "https://127.0.0.1:9/notify", "amount": {"total": 1},
-    })
-    .to_string();
+    let create = order(&m.mchid, &no);
     let mut conn = std::net::TcpStream::connect(&host).unwrap();
     let created = exchange(
         &mut conn,
@@ -451,7 +474,7 @@ fn main() {
     );
     let target = format!("/v3/pay/transactions/out-trade-no/{no}?mchid={}", m.mchid);
     let sample = |conn: &mut std::net::TcpStream, n: usize| {
-        for r in m.sign_many(&target, n, 1) {
+        for r in m.sign_many(&Call::Query(target.clone()), n, 1) {
             verify(&exchange(conn, &r), &platform, &platform_serial, &no);
         }
     };
@@ -464,7 +487,12 @@ fn main() {
     let done = Arc::new(AtomicUsize::new(0));
     let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
     // warm-up: every connection served, the server's runtime and allocator at their pace
-    let warm = m.sign_many(&target, inflight * 20, 2);
+    let call = match std::env::var("SANDBOX_BENCH_CALL").as_deref() {
+        Ok("create") => Call::Create,
+        Ok("query") | Err(_) => Call::Query(target.clone()),
+        Ok(other) => panic!("SANDBOX_BENCH_CALL={other:?}: query or create"),
+    };
+    let warm = m.sign_many(&call, inflight * 20, 2);
     rt.block_on(send(
         &host,
         inflight,
@@ -490,7 +518,7 @@ fn main() {
     while sent < calls {
         let n = ROUND.min(calls - sent);
         let t = Instant::now();
-        let requests = Arc::new(m.sign_many(&target, n, 2));
+        let requests = Arc::new(m.sign_many(&call, n, 2));
         signing += t.elapsed();
         let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
         rt.block_on(send(
@@ -523,7 +551,11 @@ fn main() {
             .join(" ")
     };
     let per = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
-    println!("sandbox bench: GET v3/pay/transactions/out-trade-no/{{no}}, {calls} calls, {inflight} in flight");
+    let what = match call {
+        Call::Query(_) => "GET v3/pay/transactions/out-trade-no/{no}",
+        Call::Create => "POST v3/pay/transactions/native (a new order each call)",
+    };
+    println!("sandbox bench: {what}, {calls} calls, {inflight} in flight");
     println!("  serve args         : {:?}", extra.join(" "));
     println!("  load average       : {load_before} (before), {load_during} (after the calls)");
     println!("  answers/s          : {rate:.0} ({calls} in {wall:.2?}; signing ahead took {signing:.2?}, not counted)");
