@@ -383,6 +383,31 @@ fn native_payment_round_trip_with_a_verified_decrypted_notification() {
         .json()
         .unwrap();
     assert_eq!(v["trade_state"], "SUCCESS");
+    // The query shows the order as the notification did, field for field and in the
+    // documented order (the query serializes it straight from the order, the notification
+    // through a JSON value).
+    assert_eq!(v, paid);
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "appid",
+            "mchid",
+            "out_trade_no",
+            "transaction_id",
+            "trade_type",
+            "trade_state",
+            "trade_state_desc",
+            "bank_type",
+            "success_time",
+            "payer",
+            "amount"
+        ]
+    );
+    assert_eq!(
+        v["amount"],
+        json!({"total": 100, "currency": "CNY", "payer_currency": "CNY", "payer_total": 100})
+    );
     let id = v["transaction_id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 28);
     let by_id: Value = c["v3/pay/transactions/id/{transaction_id}"]

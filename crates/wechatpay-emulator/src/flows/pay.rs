@@ -182,24 +182,71 @@ pub(crate) fn state_desc(state: &str) -> &'static str {
 
 /// The transaction as the query and the notification show it.
 pub(crate) fn transaction_json(shared: &Shared, t: &Transaction) -> Value {
-    let r = &t.request;
-    let mut m = Map::new();
-    m.insert("appid".into(), json!(validate::text(r, "appid")));
-    m.insert("mchid".into(), json!(owner(shared, r, "mchid")));
-    m.insert(
-        "out_trade_no".into(),
-        json!(validate::text(r, "out_trade_no")),
-    );
-    if let Some(id) = &t.transaction_id {
-        m.insert("transaction_id".into(), json!(id));
+    serde_json::to_value(TransactionView::of(shared, t)).unwrap_or(Value::Null)
+}
+
+/// A merchant's transaction as the platform shows it, its fields borrowed from the order and
+/// in the documented order: the query serializes it straight into the answer's body.
+#[derive(serde::Serialize)]
+pub(crate) struct TransactionView<'a> {
+    appid: &'a str,
+    mchid: &'a str,
+    out_trade_no: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction_id: Option<&'a str>,
+    trade_type: &'a str,
+    trade_state: &'a str,
+    trade_state_desc: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bank_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attach: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    success_time: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payer: Option<Payer<'a>>,
+    amount: Amount<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Payer<'a> {
+    openid: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Amount<'a> {
+    total: i64,
+    currency: &'a str,
+    payer_currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payer_total: Option<i64>,
+}
+
+impl<'a> TransactionView<'a> {
+    pub(crate) fn of(shared: &'a Shared, t: &'a Transaction) -> Self {
+        let r = &t.request;
+        let paid = t.transaction_id.is_some();
+        let (total, currency) = order_amount(r);
+        TransactionView {
+            appid: validate::text(r, "appid"),
+            mchid: owner(shared, r, "mchid"),
+            out_trade_no: validate::text(r, "out_trade_no"),
+            transaction_id: t.transaction_id.as_deref(),
+            trade_type: t.trade_type,
+            trade_state: t.trade_state,
+            trade_state_desc: state_desc(t.trade_state),
+            bank_type: paid.then_some("OTHERS"),
+            attach: r.get("attach"),
+            success_time: t.success_time.as_deref(),
+            payer: t.openid.as_deref().map(|openid| Payer { openid }),
+            amount: Amount {
+                total,
+                currency,
+                payer_currency: currency,
+                payer_total: paid.then_some(total),
+            },
+        }
     }
-    insert_state(&mut m, t);
-    if t.transaction_id.is_some() {
-        m.insert("bank_type".into(), json!("OTHERS"));
-    }
-    let payer = t.openid.as_ref().map(|o| json!({"openid": o}));
-    insert_outcome(&mut m, t, payer);
-    Value::Object(m)
 }
 
 /// The merchant an order names in `field` (`mchid`, `sp_mchid`): the one that made it.
@@ -361,7 +408,7 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
     // Another merchant's order is not there, as on the platform.
     match key.and_then(|k| st.transactions.get(&k)) {
         Some(t) if t.party == Party::Merchant && owner(shared, &t.request, "mchid") == mchid => {
-            Answer::ok(transaction_json(shared, t))
+            Answer::serialized(200, &TransactionView::of(shared, t))
         }
         _ => Answer::no_order(),
     }

@@ -3,7 +3,7 @@
 //! library's own formatter and RSA functions.
 
 use bytes::Bytes;
-use http::{HeaderName, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
@@ -29,6 +29,16 @@ const JSON: &str = "application/json; charset=utf-8";
 
 impl Answer {
     pub fn json(status: u16, value: &Value) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            content_type: Some(JSON),
+            unsigned: false,
+        }
+    }
+
+    /// A JSON answer serialized straight from `value` (no `Value` made on the way).
+    pub fn serialized(status: u16, value: &impl serde::Serialize) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
@@ -191,11 +201,27 @@ pub(crate) fn render_for(
     forgery: Option<Forgery>,
     named: Option<&str>,
 ) -> http::Response<Full<Bytes>> {
-    let mut b = http::Response::builder()
-        .status(answer.status)
-        .header(REQUEST_ID, random_hex(16));
+    rendered(settings, answer, sign, forgery, named).unwrap_or_else(|| {
+        plain(
+            500,
+            "SYSTEM_ERROR",
+            "the emulator could not build its answer",
+        )
+    })
+}
+
+fn rendered(
+    settings: &Settings,
+    answer: Answer,
+    sign: bool,
+    forgery: Option<Forgery>,
+    named: Option<&str>,
+) -> Option<http::Response<Full<Bytes>>> {
+    // Made directly, not through `Response::builder` (every answer comes through here).
+    let mut headers = http::HeaderMap::with_capacity(8);
+    headers.insert(REQUEST_ID, text_value(random_hex(16))?);
     if let Some(ct) = answer.content_type {
-        b = b.header(http::header::CONTENT_TYPE, ct);
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     let mut body = answer.body;
     if sign && !answer.unsigned {
@@ -215,37 +241,41 @@ pub(crate) fn render_for(
             _ => scheme::sign(signing, &message, &key),
         };
         let Ok(signature) = signature else {
-            return plain(
+            return Some(plain(
                 500,
                 "SYSTEM_ERROR",
                 "the emulator could not sign its answer",
-            );
+            ));
         };
         let serial = match forgery {
-            Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000",
-            _ => current_serial.as_str(),
+            Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000".into(),
+            _ => current_serial,
         };
-        b = b
-            .header(TIMESTAMP, ts)
-            .header(NONCE, nonce)
-            .header(SERIAL, serial)
-            .header(SIGNATURE, signature)
-            // the platform names the scheme on every signed answer, as on its notifications;
-            // some SDKs (wechatpayv3) refuse an answer without it
-            .header(SIGNATURE_TYPE, scheme::named(signing, forgery));
+        headers.insert(TIMESTAMP, text_value(ts)?);
+        headers.insert(NONCE, text_value(nonce)?);
+        headers.insert(SERIAL, text_value(serial)?);
+        headers.insert(SIGNATURE, text_value(signature)?);
+        // the platform names the scheme on every signed answer, as on its notifications;
+        // some SDKs (wechatpayv3) refuse an answer without it
+        headers.insert(
+            SIGNATURE_TYPE,
+            HeaderValue::from_static(scheme::named(signing, forgery)),
+        );
         if forgery == Some(Forgery::TamperedBody) {
             let mut v = body.to_vec();
             v.push(b' ');
             body = Bytes::from(v);
         }
     }
-    b.body(Full::new(body)).unwrap_or_else(|_| {
-        plain(
-            500,
-            "SYSTEM_ERROR",
-            "the emulator could not build its answer",
-        )
-    })
+    let mut res = http::Response::new(Full::new(body));
+    *res.status_mut() = answer.status;
+    *res.headers_mut() = headers;
+    Some(res)
+}
+
+/// A header value of text the sandbox made (ids, times, Base64): `None` if it could not be one.
+fn text_value(text: String) -> Option<HeaderValue> {
+    HeaderValue::try_from(text).ok()
 }
 
 fn plain(status: u16, code: &str, message: &str) -> http::Response<Full<Bytes>> {

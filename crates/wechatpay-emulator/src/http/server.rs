@@ -29,6 +29,9 @@ use crate::http::request::{Kind, Req};
 use crate::http::tls::ClientCertificate;
 use crate::util::lock;
 
+/// SHA-256 of no bytes: the digest logged for a request without a body (every GET).
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// Largest request body read (an upload is at most 2 MiB plus its meta).
 pub(crate) const MAX_BODY: usize = 8 * 1024 * 1024;
 
@@ -354,7 +357,10 @@ async fn handle<P: Platform>(
         // copied, not sliced: a slice would keep the whole body (or read buffer) alive
         body: Bytes::copy_from_slice(&req.body[..req.body.len().min(limits.log_body_prefix)]),
         body_len: req.body.len(),
-        body_sha256: wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
+        body_sha256: match req.body.is_empty() {
+            true => EMPTY_SHA256.to_string(),
+            false => wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(&req.body)),
+        },
         verified: refusal.is_none(),
         refusal: refusal.clone(),
         signature,
@@ -400,6 +406,12 @@ mod tests {
         ] {
             assert_eq!(route(same), same);
         }
+    }
+
+    #[test]
+    fn the_empty_digest_is_sha256_of_nothing() {
+        let empty = wechatpay_chain::crypto::hash::hex(&openssl::sha::sha256(b""));
+        assert_eq!(super::EMPTY_SHA256, empty);
     }
 
     #[test]
