@@ -265,6 +265,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 
 /// Percent-decodes one path segment or query part; `None` when not valid UTF-8 or escapes.
 pub(crate) fn decode(s: &str, plus_is_space: bool) -> Option<String> {
+    // most segments have nothing to decode: copied as they are (already UTF-8)
+    if !s.contains('%') && !(plus_is_space && s.contains('+')) {
+        return Some(s.to_string());
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -420,6 +424,8 @@ mod tests {
         assert_eq!(decode("a+b", true).unwrap(), "a b");
         assert_eq!(decode("a+b", false).unwrap(), "a+b");
         assert_eq!(decode("%E4%BD%A0", false).unwrap(), "你");
+        assert_eq!(decode("你+好", false).unwrap(), "你+好");
+        assert_eq!(decode("out-trade-no", true).unwrap(), "out-trade-no");
         for bad in ["%", "%4", "%zz", "%FF", "%e4%bd%"] {
             assert!(decode(bad, false).is_none(), "{bad}");
         }
