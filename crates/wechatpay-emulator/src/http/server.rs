@@ -266,7 +266,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
 /// Percent-decodes one path segment or query part; `None` when not valid UTF-8 or escapes.
 pub(crate) fn decode(s: &str, plus_is_space: bool) -> Option<String> {
     // most segments have nothing to decode: copied as they are (already UTF-8)
-    if !s.contains('%') && !(plus_is_space && s.contains('+')) {
+    if !(s.contains('%') || plus_is_space && s.contains('+')) {
         return Some(s.to_string());
     }
     let b = s.as_bytes();
