@@ -234,17 +234,9 @@ fn cpu_per_sign(key: &PrivateKey) -> Duration {
     (thread_cpu() - t) / n
 }
 
-/// VmRSS of a process, in KiB.
+/// VmRSS of the sandbox's process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    served::rss_kib_of(&pid.to_string())
 }
 
 /// `openssl speed -elapsed -multi 2 -seconds N rsa2048`: RSA-2048 signatures per second of

@@ -213,8 +213,9 @@ struct Payer<'a> {
     openid: &'a str,
 }
 
+/// An order's `amount` as the platform shows it: `payer_total` once paid.
 #[derive(serde::Serialize)]
-struct Amount<'a> {
+pub(crate) struct Amount<'a> {
     total: i64,
     currency: &'a str,
     payer_currency: &'a str,
@@ -222,11 +223,22 @@ struct Amount<'a> {
     payer_total: Option<i64>,
 }
 
+impl<'a> Amount<'a> {
+    pub(crate) fn of(t: &'a Transaction) -> Self {
+        let (total, currency) = order_amount(&t.request);
+        Amount {
+            total,
+            currency,
+            payer_currency: currency,
+            payer_total: t.transaction_id.is_some().then_some(total),
+        }
+    }
+}
+
 impl<'a> TransactionView<'a> {
     pub(crate) fn of(shared: &'a Shared, t: &'a Transaction) -> Self {
         let r = &t.request;
         let paid = t.transaction_id.is_some();
-        let (total, currency) = order_amount(r);
         TransactionView {
             appid: validate::text(r, "appid"),
             mchid: owner(shared, r, "mchid"),
@@ -239,12 +251,7 @@ impl<'a> TransactionView<'a> {
             attach: r.get("attach"),
             success_time: t.success_time.as_deref(),
             payer: t.openid.as_deref().map(|openid| Payer { openid }),
-            amount: Amount {
-                total,
-                currency,
-                payer_currency: currency,
-                payer_total: paid.then_some(total),
-            },
+            amount: Amount::of(t),
         }
     }
 }
@@ -288,12 +295,10 @@ pub(crate) fn insert_outcome(m: &mut Map<String, Value>, t: &Transaction, payer:
     if let Some(payer) = payer {
         m.insert("payer".into(), payer);
     }
-    let (total, currency) = order_amount(r);
-    let mut amount = json!({"total": total, "currency": currency, "payer_currency": currency});
-    if t.transaction_id.is_some() {
-        amount["payer_total"] = json!(total);
-    }
-    m.insert("amount".into(), amount);
+    m.insert(
+        "amount".into(),
+        serde_json::to_value(Amount::of(t)).unwrap_or(Value::Null),
+    );
 }
 
 /// `POST v3/pay/transactions/{native,jsapi,app,h5}`.
@@ -408,7 +413,7 @@ pub(crate) fn query(shared: &Arc<Shared>, by: By<'_>, req: &Req) -> Answer {
     // Another merchant's order is not there, as on the platform.
     match key.and_then(|k| st.transactions.get(&k)) {
         Some(t) if t.party == Party::Merchant && owner(shared, &t.request, "mchid") == mchid => {
-            Answer::serialized(200, &TransactionView::of(shared, t))
+            Answer::json(200, &TransactionView::of(shared, t))
         }
         _ => Answer::no_order(),
     }

@@ -28,17 +28,8 @@ pub(crate) struct Answer {
 const JSON: &str = "application/json; charset=utf-8";
 
 impl Answer {
-    pub fn json(status: u16, value: &Value) -> Answer {
-        Answer {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
-            content_type: Some(JSON),
-            unsigned: false,
-        }
-    }
-
-    /// A JSON answer serialized straight from `value` (no `Value` made on the way).
-    pub fn serialized(status: u16, value: &impl serde::Serialize) -> Answer {
+    /// A JSON answer: a `Value`, or a borrowed view serialized straight into the body.
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Answer {
         Answer {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
