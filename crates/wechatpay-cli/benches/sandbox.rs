@@ -1,19 +1,26 @@
-//! The sandbox's throughput against its signing bound (issue 22): `wechatpay serve` in its own
-//! process answers `GET v3/pay/transactions/out-trade-no/{no}` (an order created in setup) with
-//! SANDBOX_BENCH_INFLIGHT (64) calls in flight, SANDBOX_BENCH_CALLS (100,000) in all, beside
-//! `openssl speed -elapsed -multi 2 rsa2048` run before the calls and after each round of them:
-//! every answer costs the sandbox one RSA-2048 signature, so that is its ceiling. Prints answers/s, the ratio to
-//! the bound, the server's RSS after every 10,000 calls, and the CPU of the load generator
-//! beside the server's. SANDBOX_BENCH_SERVE_ARGS adds `serve` arguments (`--state FILE`);
+//! The sandbox's throughput against its signing bound (issues 22 and 23): `wechatpay serve`
+//! in its own process answers `GET v3/pay/transactions/out-trade-no/{no}` (an order created in
+//! setup) with SANDBOX_BENCH_INFLIGHT (64) calls in flight, SANDBOX_BENCH_CALLS (100,000) in
+//! all: every answer costs the sandbox one RSA-2048 signature, so `openssl speed -elapsed
+//! -multi 2 rsa2048` is its ceiling. Prints answers/s, the ratio to the bound, the server's
+//! CPU per call and RSS after every 10,000 calls, and the load generator's CPU beside it.
+//!
+//! Two sandboxes by default, side by side: `serve` and `serve --state FILE`
+//! (SANDBOX_BENCH_SERVERS: `;`-separated `serve` arguments, `{dir}` a directory of the
+//! sandbox's own; SANDBOX_BENCH_SERVE_ARGS: one sandbox). They take rounds of
+//! SANDBOX_BENCH_ROUND (5,000) calls in turn, and `openssl speed` runs for
+//! SANDBOX_BENCH_SPEED_SECONDS (1) before the first round and after each: this machine's speed
+//! drifts by a tenth from one second to the next, so each round is set against the bound
+//! measured just around it, and every sandbox meets the same moments of the machine.
 //! SANDBOX_BENCH_CALL=create makes every measured call a new Native order instead (each one
 //! kept, and written to the state file with `--state`).
 //!
-//! The generator costs next to nothing: the requests are signed ahead (in rounds, so that none
-//! is older than the sandbox's ±300 s window when sent), written raw over kept-alive HTTP/1.1
-//! connections on one thread, and only each answer's status and Content-Length are read. A
-//! sample of answers before and after is verified whole (status, platform signature, body).
-//! `cargo bench -p wechatpay-cli --bench sandbox`; it fails on a non-2xx answer or a sample
-//! that does not verify, never on a slow ratio.
+//! The generator costs next to nothing: the requests are signed ahead (a round at a time, so
+//! that none is older than the sandbox's ±300 s window when sent), written raw over kept-alive
+//! HTTP/1.1 connections on one thread, and only each answer's status and Content-Length are
+//! read. 100 answers of each sandbox before and after are verified whole (status, platform
+//! signature, body). `cargo bench -p wechatpay-cli --bench sandbox`; it fails on a non-2xx
+//! answer or a sample that does not verify, never on a slow ratio.
 
 #[path = "../tests/served/mod.rs"]
 mod served;
@@ -28,9 +35,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wechatpay_chain::{formatter, PrivateKey, PublicKey, Rsa};
 
-/// The calls of one round, signed together before it is sent: small enough that signing them
-/// and sending them takes far less than the sandbox's 300 s.
-const ROUND: usize = 25_000;
 const RSS_EVERY: usize = 10_000;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -213,27 +217,6 @@ fn self_cpu() -> Duration {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
-/// This thread's CPU time.
-fn thread_cpu() -> Duration {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// CPU time of one RSA-2048 signature by the library (the sandbox's signing call) on this
-/// thread: with the server's CPU per call, a ratio the other work on a shared machine hardly
-/// moves (CPU time, not wall time).
-fn cpu_per_sign(key: &PrivateKey) -> Duration {
-    let n = 2_000;
-    let t = thread_cpu();
-    for i in 0..n {
-        std::hint::black_box(Rsa::sign(format!("1700000000\nNONCE{i}\n{{}}\n"), key).unwrap());
-    }
-    (thread_cpu() - t) / n
-}
-
 /// VmRSS of the sandbox's process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     served::rss_kib_of(&pid.to_string())
@@ -410,161 +393,277 @@ impl Drop for Server {
     }
 }
 
+/// One sandbox under measurement, and what was measured of it.
+struct Sandbox {
+    /// Its `serve` arguments, as given.
+    args: String,
+    server: Server,
+    merchant: Merchant,
+    platform: PublicKey,
+    platform_serial: String,
+    /// The order made in setup, which every measured query asks for.
+    no: String,
+    call: Call,
+    calls: usize,
+    wall: Duration,
+    cpu: Duration,
+    generator: Duration,
+    signing: Duration,
+    /// Each round's answers/s against the mean of the bounds measured just before and after it.
+    ratios: Vec<f64>,
+    /// That mean, for each round.
+    bounds: Vec<f64>,
+    done: Arc<AtomicUsize>,
+    rss: Arc<Mutex<Vec<(usize, u64)>>>,
+}
+
+impl Sandbox {
+    /// Starts `wechatpay serve ARGS` (`{dir}` in ARGS: a directory of its own, removed after),
+    /// makes the order, checks 100 answers whole and warms every connection up.
+    fn start(
+        bin: &str,
+        args: &str,
+        index: usize,
+        inflight: usize,
+        rt: &tokio::runtime::Runtime,
+    ) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!(
+            "wechatpay-sandbox-bench-{}-{index}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let expanded = args.replace("{dir}", &dir.display().to_string());
+        let argv: Vec<&str> = expanded.split_whitespace().collect();
+        let (child, env) = served::spawn(bin, &argv, &dir.join("keys"));
+        let server = Server { child, dir };
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let base = &env["WECHATPAY_BASE_URI"];
+        let host = base
+            .strip_prefix("http://")
+            .unwrap_or_else(|| panic!("the bench speaks plain HTTP; the sandbox is at {base}"))
+            .trim_end_matches('/')
+            .to_string();
+        let merchant = Merchant {
+            mchid: env["WECHATPAY_MCHID"].clone(),
+            serial: env["WECHATPAY_SERIAL"].clone(),
+            key: Rsa::from_private(&format!("file://{}", env["WECHATPAY_PRIVATE_KEY"])).unwrap(),
+            host,
+        };
+        let (platform, platform_serial) = match env.get("WECHATPAY_PUBLIC_KEY") {
+            Some(p) => (
+                Rsa::from_public(&format!("file://{p}")).unwrap(),
+                env["WECHATPAY_PUBLIC_KEY_ID"].clone(),
+            ),
+            None => {
+                let c =
+                    Rsa::from_certificate(&format!("file://{}", env["WECHATPAY_PLATFORM_CERT"]))
+                        .unwrap();
+                (c.public_key().clone(), c.serial().to_string())
+            }
+        };
+        let no = format!("BENCH{}", formatter::nonce(12));
+        let mut conn = std::net::TcpStream::connect(&merchant.host).unwrap();
+        let created = exchange(
+            &mut conn,
+            &merchant.request(
+                "POST",
+                "/v3/pay/transactions/native",
+                &order(&merchant.mchid, &no),
+            ),
+        );
+        assert_eq!(
+            created.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
+        let call = match std::env::var("SANDBOX_BENCH_CALL").as_deref() {
+            Ok("create") => Call::Create,
+            Ok("query") | Err(_) => Call::Query(format!(
+                "/v3/pay/transactions/out-trade-no/{no}?mchid={}",
+                merchant.mchid
+            )),
+            Ok(other) => panic!("SANDBOX_BENCH_CALL={other:?}: query or create"),
+        };
+        let sandbox = Sandbox {
+            args: args.to_string(),
+            server,
+            merchant,
+            platform,
+            platform_serial,
+            no,
+            call,
+            calls: 0,
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+            generator: Duration::ZERO,
+            signing: Duration::ZERO,
+            ratios: Vec::new(),
+            bounds: Vec::new(),
+            done: Arc::new(AtomicUsize::new(0)),
+            rss: Arc::new(Mutex::new(Vec::new())),
+        };
+        sandbox.sample(100);
+        // warm-up: every connection served, the server's runtime and allocator at their pace
+        let warm = sandbox.merchant.sign_many(&sandbox.call, inflight * 20, 2);
+        rt.block_on(send(
+            &sandbox.merchant.host,
+            inflight,
+            Arc::new(warm),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Mutex::new(Vec::new())),
+            sandbox.pid(),
+        ));
+        *sandbox.rss.lock().unwrap() = vec![(0, rss_kib(sandbox.pid()))];
+        sandbox
+    }
+
+    fn pid(&self) -> u32 {
+        self.server.child.id()
+    }
+
+    /// `n` queries of the setup order, each answer verified whole.
+    fn sample(&self, n: usize) {
+        let target = format!(
+            "/v3/pay/transactions/out-trade-no/{}?mchid={}",
+            self.no, self.merchant.mchid
+        );
+        let mut conn = std::net::TcpStream::connect(&self.merchant.host).unwrap();
+        for r in self.merchant.sign_many(&Call::Query(target), n, 1) {
+            verify(
+                &exchange(&mut conn, &r),
+                &self.platform,
+                &self.platform_serial,
+                &self.no,
+            );
+        }
+    }
+
+    /// One round of `n` calls; returns its answers/s.
+    fn round(&mut self, n: usize, inflight: usize, rt: &tokio::runtime::Runtime) -> f64 {
+        let t = Instant::now();
+        let requests = Arc::new(self.merchant.sign_many(&self.call, n, 2));
+        self.signing += t.elapsed();
+        let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(self.pid()));
+        rt.block_on(send(
+            &self.merchant.host,
+            inflight,
+            requests,
+            self.done.clone(),
+            self.rss.clone(),
+            self.pid(),
+        ));
+        let took = t0.elapsed();
+        self.wall += took;
+        self.generator += self_cpu() - g0;
+        self.cpu += proc_cpu(self.pid()) - s0;
+        self.calls += n;
+        n as f64 / took.as_secs_f64()
+    }
+
+    fn report(&self, inflight: usize) {
+        let bound = self.bounds.iter().sum::<f64>() / self.bounds.len().max(1) as f64;
+        let rate = self.calls as f64 / self.wall.as_secs_f64();
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.calls as f64;
+        let what = match self.call {
+            Call::Query(_) => "GET v3/pay/transactions/out-trade-no/{no}",
+            Call::Create => "POST v3/pay/transactions/native (a new order each call)",
+        };
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        println!(
+            "wechatpay serve {:?}: {what}, {} calls, {inflight} in flight",
+            self.args, self.calls
+        );
+        println!("  answers/s          : {rate:.0} ({} in {:.2?}; signing ahead took {:.2?}, not counted)", self.calls, self.wall, self.signing);
+        println!(
+            "  ratio              : {:.1} % of {bound:.0} sign/s (the mean of the bounds around its rounds)",
+            100.0 * rate / bound
+        );
+        println!("  rounds             : {} of {} calls; each against the bounds just before and after it: median {:.1} %, {:.1}–{:.1} %", self.ratios.len(), self.calls / self.ratios.len().max(1), 100.0 * median, 100.0 * sorted[0], 100.0 * sorted[sorted.len() - 1]);
+        // what one signature costs a core while both sign, as `openssl speed -multi 2` does
+        let signature = 2e6 / bound;
+        println!(
+            "  server CPU / call  : {:.0} µs ({:.2} cores); a signature at the bound: {signature:.0} µs of a core, {:.1} % of it",
+            per(self.cpu),
+            self.cpu.as_secs_f64() / self.wall.as_secs_f64(),
+            100.0 * signature / per(self.cpu)
+        );
+        println!(
+            "  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)",
+            per(self.generator),
+            self.generator.as_secs_f64() / self.wall.as_secs_f64(),
+            100.0 * self.generator.as_secs_f64() / self.cpu.as_secs_f64()
+        );
+        println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
+        print!("  server RSS (MiB)   :");
+        for (n, kib) in self.rss.lock().unwrap().iter() {
+            print!(" {}k:{:.1}", n / 1000, *kib as f64 / 1024.0);
+        }
+        println!();
+    }
+}
+
 fn main() {
     let calls = env_usize("SANDBOX_BENCH_CALLS", 100_000);
+    let round = env_usize("SANDBOX_BENCH_ROUND", 5_000).clamp(1, 25_000);
     let inflight = env_usize("SANDBOX_BENCH_INFLIGHT", 64).max(1);
-    let speed_seconds = env_usize("SANDBOX_BENCH_SPEED_SECONDS", 5) as u32;
-    let extra = std::env::var("SANDBOX_BENCH_SERVE_ARGS").unwrap_or_default();
-    let extra: Vec<&str> = extra.split_whitespace().collect();
-
-    let dir = std::env::temp_dir().join(format!("wechatpay-sandbox-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let speed_seconds = env_usize("SANDBOX_BENCH_SPEED_SECONDS", 1) as u32;
+    let servers: Vec<String> = match std::env::var("SANDBOX_BENCH_SERVE_ARGS") {
+        Ok(one) => vec![one],
+        Err(_) => std::env::var("SANDBOX_BENCH_SERVERS")
+            .unwrap_or_else(|_| ";--state {dir}/state.db".to_string())
+            .split(';')
+            .map(|s| s.trim().to_string())
+            .collect(),
+    };
     // another command in its place (a script running it under valgrind, to profile it)
     let bin = std::env::var("SANDBOX_BENCH_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_wechatpay").to_string());
-    let (child, env) = served::spawn(&bin, &extra, &dir);
-    let server = Server { child, dir };
-    let pid = server.child.id();
-    let env: HashMap<String, String> = env.into_iter().collect();
-    let base = &env["WECHATPAY_BASE_URI"];
-    let host = base
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("the bench speaks plain HTTP; the sandbox is at {base}"))
-        .trim_end_matches('/')
-        .to_string();
-    let m = Merchant {
-        mchid: env["WECHATPAY_MCHID"].clone(),
-        serial: env["WECHATPAY_SERIAL"].clone(),
-        key: Rsa::from_private(&format!("file://{}", env["WECHATPAY_PRIVATE_KEY"])).unwrap(),
-        host: host.clone(),
-    };
-    let (platform, platform_serial) = match env.get("WECHATPAY_PUBLIC_KEY") {
-        Some(p) => (
-            Rsa::from_public(&format!("file://{p}")).unwrap(),
-            env["WECHATPAY_PUBLIC_KEY_ID"].clone(),
-        ),
-        None => {
-            let c = Rsa::from_certificate(&format!("file://{}", env["WECHATPAY_PLATFORM_CERT"]))
-                .unwrap();
-            (c.public_key().clone(), c.serial().to_string())
-        }
-    };
-
-    // Setup: one order, which every measured call queries.
-    let no = format!("BENCH{}", formatter::nonce(12));
-    let create = order(&m.mchid, &no);
-    let mut conn = std::net::TcpStream::connect(&host).unwrap();
-    let created = exchange(
-        &mut conn,
-        &m.request("POST", "/v3/pay/transactions/native", &create),
-    );
-    assert_eq!(
-        created.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&created.body)
-    );
-    let target = format!("/v3/pay/transactions/out-trade-no/{no}?mchid={}", m.mchid);
-    let sample = |conn: &mut std::net::TcpStream, n: usize| {
-        for r in m.sign_many(&Call::Query(target.clone()), n, 1) {
-            verify(&exchange(conn, &r), &platform, &platform_serial, &no);
-        }
-    };
-    sample(&mut conn, 100);
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let done = Arc::new(AtomicUsize::new(0));
-    let rss = Arc::new(Mutex::new(vec![(0, rss_kib(pid))]));
-    // warm-up: every connection served, the server's runtime and allocator at their pace
-    let call = match std::env::var("SANDBOX_BENCH_CALL").as_deref() {
-        Ok("create") => Call::Create,
-        Ok("query") | Err(_) => Call::Query(target.clone()),
-        Ok(other) => panic!("SANDBOX_BENCH_CALL={other:?}: query or create"),
-    };
-    let warm = m.sign_many(&call, inflight * 20, 2);
-    rt.block_on(send(
-        &host,
-        inflight,
-        Arc::new(warm),
-        Arc::new(AtomicUsize::new(0)),
-        Arc::new(Mutex::new(Vec::new())),
-        pid,
-    ));
-    *rss.lock().unwrap() = vec![(0, rss_kib(pid))];
+    let mut sandboxes: Vec<Sandbox> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, args)| Sandbox::start(&bin, args, i, inflight, &rt))
+        .collect();
 
-    // The bound is measured before the first round and after each one, so that every round
-    // sits between two measurements taken under the machine's load of the moment.
+    // Rounds of each sandbox in turn, the bound measured before the first and after each one:
+    // the machine's speed drifts by a tenth within seconds, so each round is compared with the
+    // bound just around it, and the sandboxes share the machine's moments alike.
     let load_before = load_average();
     let mut bounds = vec![openssl_speed(speed_seconds)];
-    let mut ratios = Vec::new();
-    let (mut wall, mut gen_cpu, mut srv_cpu, mut signing) = (
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::ZERO,
-        Duration::ZERO,
-    );
     let mut sent = 0;
     while sent < calls {
-        let n = ROUND.min(calls - sent);
-        let t = Instant::now();
-        let requests = Arc::new(m.sign_many(&call, n, 2));
-        signing += t.elapsed();
-        let (t0, g0, s0) = (Instant::now(), self_cpu(), proc_cpu(pid));
-        rt.block_on(send(
-            &host,
-            inflight,
-            requests,
-            done.clone(),
-            rss.clone(),
-            pid,
-        ));
-        let took = t0.elapsed();
-        wall += took;
-        gen_cpu += self_cpu() - g0;
-        srv_cpu += proc_cpu(pid) - s0;
+        let n = round.min(calls - sent);
+        for s in sandboxes.iter_mut() {
+            let rate = s.round(n, inflight, &rt);
+            bounds.push(openssl_speed(speed_seconds));
+            let around = (bounds[bounds.len() - 2] + bounds[bounds.len() - 1]) / 2.0;
+            s.ratios.push(rate / around);
+            s.bounds.push(around);
+        }
         sent += n;
-        bounds.push(openssl_speed(speed_seconds));
-        let around = (bounds[bounds.len() - 2] + bounds[bounds.len() - 1]) / 2.0;
-        ratios.push(n as f64 / took.as_secs_f64() / around);
     }
     let load_during = load_average();
-    let sign_cpu = cpu_per_sign(&m.key);
-    sample(&mut std::net::TcpStream::connect(&host).unwrap(), 100);
-
-    let rate = calls as f64 / wall.as_secs_f64();
-    let bound = bounds.iter().sum::<f64>() / bounds.len() as f64;
-    let shown = |v: &[f64], scale: f64| {
-        v.iter()
-            .map(|x| format!("{:.0}", x * scale))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let per = |d: Duration| d.as_secs_f64() * 1e6 / calls as f64;
-    let what = match call {
-        Call::Query(_) => "GET v3/pay/transactions/out-trade-no/{no}",
-        Call::Create => "POST v3/pay/transactions/native (a new order each call)",
-    };
-    println!("sandbox bench: {what}, {calls} calls, {inflight} in flight");
-    println!("  serve args         : {:?}", extra.join(" "));
-    println!("  load average       : {load_before} (before), {load_during} (after the calls)");
-    println!("  answers/s          : {rate:.0} ({calls} in {wall:.2?}; signing ahead took {signing:.2?}, not counted)");
-    println!("  openssl sign/s     : {bound:.0} (mean of {}: {}; openssl speed -elapsed -multi 2 -seconds {speed_seconds} rsa2048, before the calls and after each round of {ROUND})", bounds.len(), shown(&bounds, 1.0));
-    println!("  ratio              : {:.1} % of {bound:.0} sign/s (rounds, each against the bound before and after it: {} %)", 100.0 * rate / bound, shown(&ratios, 100.0));
-    println!("  server CPU / call  : {:.0} µs ({:.2} cores); one RSA-2048 signature: {:.0} µs of CPU, {:.1} % of it", per(srv_cpu), srv_cpu.as_secs_f64() / wall.as_secs_f64(), sign_cpu.as_secs_f64() * 1e6, 100.0 * sign_cpu.as_secs_f64() * 1e6 / per(srv_cpu));
-    println!(
-        "  bench CPU / call   : {:.1} µs ({:.2} cores, {:.1} % of the server's)",
-        per(gen_cpu),
-        gen_cpu.as_secs_f64() / wall.as_secs_f64(),
-        100.0 * gen_cpu.as_secs_f64() / srv_cpu.as_secs_f64()
-    );
-    println!("  samples            : 200 answers verified whole (status, platform signature, body), 100 before and 100 after");
-    print!("  server RSS (MiB)   :");
-    for (n, kib) in rss.lock().unwrap().iter() {
-        print!(" {}k:{:.1}", n / 1000, *kib as f64 / 1024.0);
+    for s in &sandboxes {
+        s.sample(100);
     }
-    println!();
-    drop(server);
+    let bound = bounds.iter().sum::<f64>() / bounds.len() as f64;
+    let mut sorted = bounds.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "sandbox bench, {} sandbox(es) in turn, rounds of {round} calls",
+        sandboxes.len()
+    );
+    println!("  load average       : {load_before} (before), {load_during} (after the calls)");
+    println!("  openssl sign/s     : {bound:.0} (mean of {}, {:.0}–{:.0}; openssl speed -elapsed -multi 2 -seconds {speed_seconds} rsa2048, before the first round and after each)", bounds.len(), sorted[0], sorted[sorted.len() - 1]);
+    for s in &sandboxes {
+        s.report(inflight);
+    }
+    drop(sandboxes);
 }
