@@ -40,7 +40,6 @@ mod util;
 
 pub use self::notify::events;
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -686,6 +685,7 @@ impl Emulator {
                     other_platform,
                     alongside,
                     rotations: Mutex::new(Vec::new()),
+                    rotated: std::sync::atomic::AtomicBool::new(false),
                     apiv3_key,
                     apiv2_key,
                     merchants,
@@ -698,7 +698,7 @@ impl Emulator {
                     guard: guard::Guard::new(addr.port(), scheme, token),
                 },
                 received: Mutex::new(http::received::RequestLog::default()),
-                forgeries: Mutex::new(VecDeque::new()),
+                forgeries: Default::default(),
                 nonces: Mutex::new(http::nonces::Nonces::new(
                     2 * wechatpay_chain::client_json::MAX_CLOCK_SKEW,
                 )),
@@ -792,7 +792,8 @@ impl Emulator {
     /// `PUB_KEY_ID_…`) they name it by: for a sandbox's notifications made elsewhere
     /// ([`events`], `wechatpay trigger`). Keep it as secret as any private key.
     pub fn platform_signer(&self) -> (PrivateKey, String) {
-        self.shared.settings.signer()
+        let (key, serial) = self.shared.settings.signer();
+        (key.into_owned(), serial.into_owned())
     }
 
     /// The platform public key answers verify with.
@@ -927,6 +928,7 @@ impl Emulator {
         let issued = certificates::issue(&key)?;
         let serial = issued.certificate.serial().to_string();
         lock(&self.shared.settings.rotations).push((key, Arc::new(issued)));
+        (self.shared.settings.rotated).store(true, std::sync::atomic::Ordering::Release);
         Ok(serial)
     }
 
@@ -979,7 +981,7 @@ impl Emulator {
 
     /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).
     pub fn forge_next(&self, forgery: Forgery) {
-        lock(&self.shared.forgeries).push_back(forgery);
+        self.shared.forgeries.push(forgery);
     }
 
     /// Simulates the user paying order `out_trade_no` (native or JSAPI): it becomes

@@ -239,12 +239,12 @@ fn rendered(
             ));
         };
         let serial = match forgery {
-            Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000".into(),
-            _ => current_serial,
+            Some(Forgery::UnknownSerial) => "PUB_KEY_ID_0000000000FORGED00000000000000",
+            _ => &current_serial,
         };
         headers.insert(TIMESTAMP, text_value(ts)?);
         headers.insert(NONCE, text_value(nonce)?);
-        headers.insert(SERIAL, text_value(serial)?);
+        headers.insert(SERIAL, HeaderValue::from_str(serial).ok()?);
         headers.insert(SIGNATURE, text_value(signature)?);
         // the platform names the scheme on every signed answer, as on its notifications;
         // some SDKs (wechatpayv3) refuse an answer without it

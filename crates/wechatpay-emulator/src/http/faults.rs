@@ -18,6 +18,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -609,6 +610,9 @@ const MAX_FIRED: usize = 1000;
 #[derive(Default)]
 pub(crate) struct Faults {
     rules: Mutex<Vec<Rule>>,
+    /// Whether `rules` has any: without a plan, a call takes no lock to find that out (two
+    /// threads taking one lock per call pass its line between cores).
+    armed: AtomicBool,
     next_id: Mutex<u64>,
     fired: Mutex<std::collections::VecDeque<FiredFault>>,
     /// Reordered notifications waiting for the next one.
@@ -644,11 +648,14 @@ impl Faults {
             },
             draws,
         });
+        self.armed.store(true, Ordering::Release);
         id
     }
 
     pub fn clear(&self) {
-        lock(&self.rules).clear();
+        let mut rules = lock(&self.rules);
+        rules.clear();
+        self.armed.store(false, Ordering::Release);
     }
 
     pub fn list(&self) -> Vec<FaultStatus> {
@@ -661,6 +668,9 @@ impl Faults {
 
     /// Whether a rule might apply to `s` (without counting it).
     pub fn any_for(&self, s: &Subject<'_>) -> bool {
+        if !self.armed.load(Ordering::Acquire) {
+            return false;
+        }
         let rules = lock(&self.rules);
         !rules.is_empty() && rules.iter().any(|r| r.matches(s))
     }
@@ -672,6 +682,9 @@ impl Faults {
         s: &Subject<'_>,
         on: impl FnOnce() -> String,
     ) -> Option<(FaultAction, String)> {
+        if !self.armed.load(Ordering::Acquire) {
+            return None;
+        }
         let mut rules = lock(&self.rules);
         if rules.is_empty() {
             return None;
@@ -909,6 +922,34 @@ pub(crate) async fn after<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_plan_is_seen_without_the_lock_and_a_rule_added_or_cleared_is_seen_at_once() {
+        let call = Subject::Call {
+            method: "POST",
+            path: "v3/pay/transactions/jsapi",
+        };
+        let f = Faults::new(&[]);
+        assert!(!f.armed.load(Ordering::Acquire));
+        assert!(!f.any_for(&call));
+        assert!(f.pick(&call, String::new).is_none());
+        f.add(
+            "POST v3/pay/transactions/jsapi=500:SYSTEM_ERROR*1"
+                .parse()
+                .unwrap(),
+        );
+        assert!(f.any_for(&call));
+        assert!(f.pick(&call, String::new).is_some(), "the rule fires");
+        assert!(f.pick(&call, String::new).is_none(), "once");
+        f.clear();
+        assert!(!f.armed.load(Ordering::Acquire));
+        assert!(!f.any_for(&call));
+        let planned = Faults::new(&["v3/refund/*=SYSTEM_ERROR".parse().unwrap()]);
+        assert!(
+            planned.armed.load(Ordering::Acquire),
+            "a plan given at start"
+        );
+    }
 
     #[test]
     fn specs_read_and_write_back() {

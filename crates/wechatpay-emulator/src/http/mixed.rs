@@ -3,12 +3,14 @@
 //! (and, in certificate mode, a certificate) of each kind; a request is answered, and a
 //! merchant's objects notified, in the scheme of the merchant concerned.
 
+use std::borrow::Cow;
+
 use wechatpay_chain::crypto::{PrivateKey, PublicKey};
 use wechatpay_chain::{Error, Scheme};
 
 use crate::http::issued::Issued;
 use crate::http::merchants::Merchant;
-use crate::http::settings::{Mode, Settings};
+use crate::http::settings::{Mode, Settings, Signer};
 
 /// The platform key of the scheme that is not the sandbox's.
 pub(crate) struct OtherPlatform {
@@ -75,6 +77,10 @@ pub(crate) fn sealed_in(body: &[u8]) -> Option<Scheme> {
 impl Settings {
     /// The scheme merchant `mchid` speaks: its own, else the sandbox's.
     pub(crate) fn scheme_of(&self, mchid: &str) -> Scheme {
+        // without a second platform key every merchant speaks the sandbox's scheme
+        if self.other_platform.is_none() {
+            return self.scheme;
+        }
         self.merchants
             .iter()
             .find(|m| m.mchid == mchid)
@@ -87,11 +93,11 @@ impl Settings {
     }
 
     /// The platform key of `scheme` and its serial, when it is not the sandbox's own scheme.
-    pub(crate) fn other_signer(&self, scheme: Scheme) -> Option<(PrivateKey, String)> {
+    pub(crate) fn other_signer(&self, scheme: Scheme) -> Option<Signer<'_>> {
         self.other_platform
             .as_ref()
             .filter(|o| o.scheme == scheme && scheme != self.scheme)
-            .map(|o| (o.key.clone(), o.serial.clone()))
+            .map(|o| (Cow::Borrowed(&o.key), Cow::Borrowed(o.serial.as_str())))
     }
 }
 

@@ -1,5 +1,7 @@
 //! What the server needs, fixed at start, and the two public knobs it is built from.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +11,10 @@ use wechatpay_chain::util::pem::same_serial;
 use crate::http::issued::Issued;
 use crate::http::{guard, server, tls};
 use crate::util::lock;
+
+/// A platform key answers are signed with, and its serial (borrowed from the settings unless a
+/// rotation made them).
+pub(crate) type Signer<'a> = (Cow<'a, PrivateKey>, Cow<'a, str>);
 
 /// How the emulated platform names the key its answers are signed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +66,9 @@ pub(crate) struct Settings {
     pub alongside: Option<(String, PrivateKey, PublicKey)>,
     /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
     pub rotations: Mutex<Vec<(PrivateKey, Arc<Issued>)>>,
+    /// Whether `rotations` has any: until then an answer takes the key it started with
+    /// without the lock (two threads taking one lock per answer pass its line between cores).
+    pub rotated: AtomicBool,
     pub apiv3_key: String,
     pub apiv2_key: String,
     /// The merchants beyond the first ([`crate::http::merchants`]).
@@ -77,21 +86,29 @@ pub(crate) struct Settings {
 impl Settings {
     /// The key answers and notifications are signed with now, and its serial: the newest
     /// rotated certificate's, else the one the emulator started with.
-    pub(crate) fn signer(&self) -> (PrivateKey, String) {
+    pub(crate) fn signer(&self) -> Signer<'_> {
         if let Some(other) = self.other_signer(self.signing_scheme()) {
             return other;
         }
-        match lock(&self.rotations).last() {
-            Some((key, issued)) => (key.clone(), issued.certificate.serial().to_string()),
-            None => (self.platform_key.clone(), self.platform_serial.clone()),
+        if self.rotated.load(Ordering::Acquire) {
+            if let Some((key, issued)) = lock(&self.rotations).last() {
+                let serial = issued.certificate.serial().to_string();
+                return (Cow::Owned(key.clone()), Cow::Owned(serial));
+            }
         }
+        (
+            Cow::Borrowed(&self.platform_key),
+            Cow::Borrowed(&self.platform_serial),
+        )
     }
 
     /// The key an answer to a request naming `named` in `Wechatpay-Serial` is signed with: the
     /// public key alongside the certificate when named, else [`Settings::signer`].
-    pub(crate) fn signer_for(&self, named: Option<&str>) -> (PrivateKey, String) {
+    pub(crate) fn signer_for(&self, named: Option<&str>) -> Signer<'_> {
         match (&self.alongside, named) {
-            (Some((id, key, _)), Some(n)) if same_serial(n, id) => (key.clone(), id.clone()),
+            (Some((id, key, _)), Some(n)) if same_serial(n, id) => {
+                (Cow::Borrowed(key), Cow::Borrowed(id.as_str()))
+            }
             _ => self.signer(),
         }
     }

@@ -14,7 +14,7 @@
 pub(crate) use crate::util::parse_duration;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,10 @@ pub(crate) struct Clock {
     /// Held while due jobs run, so that whoever moved the clock returns only once the jobs
     /// the background task took meanwhile have run too.
     running: Mutex<()>,
+    /// The earliest due time of the jobs queued or taken and not yet run (`i64::MAX` with
+    /// none): a request finds nothing due without taking the two locks above (two threads
+    /// taking a lock per request pass its line between cores).
+    next_due: AtomicI64,
 }
 
 impl Clock {
@@ -99,6 +103,7 @@ impl Clock {
             seq: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
             running: Mutex::new(()),
+            next_due: AtomicI64::new(i64::MAX),
         }
     }
 
@@ -136,7 +141,10 @@ impl Clock {
     /// Runs `job` when the clock reaches `due` (Unix milliseconds).
     pub(crate) fn at(&self, due: i64, job: Job) {
         let seq = self.seq.fetch_add(1, AtomicOrdering::Relaxed);
-        lock(&self.queue).push(Reverse(Entry { due, seq, job }));
+        let mut q = lock(&self.queue);
+        q.push(Reverse(Entry { due, seq, job }));
+        self.next_due.fetch_min(due, AtomicOrdering::AcqRel);
+        drop(q);
         self.wake.notify_one();
     }
 
@@ -170,6 +178,18 @@ impl Clock {
         Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
     }
 
+    /// Whether no job is due by now (none queued, and none taken that has not run).
+    fn nothing_due(&self) -> bool {
+        self.next_due.load(AtomicOrdering::Acquire) > self.now_ms()
+    }
+
+    /// After the due jobs have run: the earliest of those left.
+    fn settle_next_due(&self) {
+        let q = lock(&self.queue);
+        let next = q.peek().map_or(i64::MAX, |Reverse(e)| e.due);
+        self.next_due.store(next, AtomicOrdering::Release);
+    }
+
     fn pending(&self) -> usize {
         lock(&self.queue).len()
     }
@@ -177,12 +197,16 @@ impl Clock {
 
 /// Runs every job due by the clock's time, earliest first (jobs may queue more).
 pub(crate) fn run_due(shared: &Arc<Shared>) -> bool {
+    if shared.clock.nothing_due() {
+        return false;
+    }
     let _running = lock(&shared.clock.running);
     let mut ran = false;
     while let Some(job) = shared.clock.take_due() {
         job(shared);
         ran = true;
     }
+    shared.clock.settle_next_due();
     ran
 }
 
@@ -544,5 +568,32 @@ mod tests {
         c.change(|now| now, Some(false));
         assert!(!c.frozen());
         assert!(c.until_next().is_some());
+    }
+
+    #[test]
+    fn a_request_skips_the_queue_only_when_no_job_is_due_or_still_running() {
+        let c = Clock::new(Some(1_000_000), true);
+        assert!(c.nothing_due(), "an empty queue");
+        c.at(1_010_000, Box::new(|_| {}));
+        c.at(1_020_000, Box::new(|_| {}));
+        assert!(c.nothing_due(), "queued, not yet due");
+        c.change(|now| now + 10_000, None);
+        assert!(!c.nothing_due(), "due now");
+        assert!(c.take_due_entry().is_some());
+        // taken by a runner and not yet run: a request must wait for it (the slow path)
+        assert!(
+            !c.nothing_due(),
+            "a taken job counts until the runner settles"
+        );
+        c.settle_next_due();
+        assert!(c.nothing_due(), "the next job is 10 s away");
+        c.at(1_005_000, Box::new(|_| {}));
+        assert!(!c.nothing_due(), "a job queued in the past is due at once");
+        assert!(c.take_due_entry().is_some());
+        c.change(|now| now + 10_000, None);
+        assert!(c.take_due_entry().is_some());
+        c.settle_next_due();
+        assert!(c.nothing_due(), "nothing left");
+        assert_eq!(c.next_due.load(AtomicOrdering::Acquire), i64::MAX);
     }
 }
