@@ -684,8 +684,7 @@ impl Emulator {
                     platform_cert,
                     other_platform,
                     alongside,
-                    rotations: Mutex::new(Vec::new()),
-                    rotated: std::sync::atomic::AtomicBool::new(false),
+                    rotations: Default::default(),
                     apiv3_key,
                     apiv2_key,
                     merchants,
@@ -927,8 +926,11 @@ impl Emulator {
         let key = scheme::generate_key(self.shared.settings.scheme)?;
         let issued = certificates::issue(&key)?;
         let serial = issued.certificate.serial().to_string();
-        lock(&self.shared.settings.rotations).push((key, Arc::new(issued)));
-        (self.shared.settings.rotated).store(true, std::sync::atomic::Ordering::Release);
+        self.shared
+            .settings
+            .rotations
+            .lock()
+            .push((key, Arc::new(issued)));
         Ok(serial)
     }
 
@@ -981,7 +983,7 @@ impl Emulator {
 
     /// Spoils the next APIv3 answer (after the control endpoints, which are left alone).
     pub fn forge_next(&self, forgery: Forgery) {
-        self.shared.forgeries.push(forgery);
+        self.shared.forgeries.lock().push_back(forgery);
     }
 
     /// Simulates the user paying order `out_trade_no` (native or JSAPI): it becomes

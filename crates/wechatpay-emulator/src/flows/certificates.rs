@@ -41,10 +41,7 @@ pub(crate) fn list(shared: &Arc<Shared>, req: &Req) -> Answer {
         }
     };
     // After a rotation the old and the new certificate are both listed (they overlap).
-    let rotated: Vec<Arc<Issued>> = crate::util::lock(&s.rotations)
-        .iter()
-        .map(|(_, i)| i.clone())
-        .collect();
+    let rotated: Vec<Arc<Issued>> = s.rotations.lock().iter().map(|(_, i)| i.clone()).collect();
     let mut data = Vec::with_capacity(2 + rotated.len());
     let own = std::iter::once(issued).chain(rotated.iter().map(|i| &**i));
     let own = own.filter(|_| asked.is_none_or(|a| a == s.scheme.algorithm_type()));

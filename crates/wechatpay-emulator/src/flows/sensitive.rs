@@ -10,7 +10,6 @@ use crate::http::answer::Answer;
 use crate::http::request::Req;
 use crate::http::scheme;
 use crate::http::settings::Settings;
-use crate::util::lock;
 
 /// The platform private key behind `serial`: the current key, the public key alongside the
 /// certificate, or a rotated certificate's.
@@ -23,7 +22,8 @@ fn platform_key(s: &Settings, serial: &str) -> Option<PrivateKey> {
             return Some(key.clone());
         }
     }
-    lock(&s.rotations)
+    s.rotations
+        .lock()
         .iter()
         .find(|(_, issued)| same_serial(issued.certificate.serial(), serial))
         .map(|(key, _)| key.clone())

@@ -18,7 +18,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use crate::http::answer::Answer;
-use crate::util::lock;
+use crate::util::{lock, Counted};
 use wechatpay_chain::Error;
 
 /// What a rule applies to.
@@ -609,10 +608,8 @@ const MAX_FIRED: usize = 1000;
 /// The running fault plan.
 #[derive(Default)]
 pub(crate) struct Faults {
-    rules: Mutex<Vec<Rule>>,
-    /// Whether `rules` has any: without a plan, a call takes no lock to find that out (two
-    /// threads taking one lock per call pass its line between cores).
-    armed: AtomicBool,
+    /// The plan: an empty one (nearly always) is seen without the lock.
+    rules: Counted<Vec<Rule>>,
     next_id: Mutex<u64>,
     fired: Mutex<std::collections::VecDeque<FiredFault>>,
     /// Reordered notifications waiting for the next one.
@@ -639,7 +636,7 @@ impl Faults {
             *n
         };
         let draws = fault.chance.map_or(0, |(_, seed)| seed);
-        lock(&self.rules).push(Rule {
+        self.rules.lock().push(Rule {
             status: FaultStatus {
                 id,
                 fault,
@@ -648,18 +645,15 @@ impl Faults {
             },
             draws,
         });
-        self.armed.store(true, Ordering::Release);
         id
     }
 
     pub fn clear(&self) {
-        let mut rules = lock(&self.rules);
-        rules.clear();
-        self.armed.store(false, Ordering::Release);
+        self.rules.lock().clear();
     }
 
     pub fn list(&self) -> Vec<FaultStatus> {
-        lock(&self.rules).iter().map(|r| r.status.clone()).collect()
+        self.rules.lock().iter().map(|r| r.status.clone()).collect()
     }
 
     pub fn fired(&self) -> Vec<FiredFault> {
@@ -668,11 +662,7 @@ impl Faults {
 
     /// Whether a rule might apply to `s` (without counting it).
     pub fn any_for(&self, s: &Subject<'_>) -> bool {
-        if !self.armed.load(Ordering::Acquire) {
-            return false;
-        }
-        let rules = lock(&self.rules);
-        !rules.is_empty() && rules.iter().any(|r| r.matches(s))
+        !self.rules.is_empty() && self.rules.lock().iter().any(|r| r.matches(s))
     }
 
     /// The action and SPEC of the first rule that fires on `s`, counting it; rules used up
@@ -682,13 +672,10 @@ impl Faults {
         s: &Subject<'_>,
         on: impl FnOnce() -> String,
     ) -> Option<(FaultAction, String)> {
-        if !self.armed.load(Ordering::Acquire) {
+        if self.rules.is_empty() {
             return None;
         }
-        let mut rules = lock(&self.rules);
-        if rules.is_empty() {
-            return None;
-        }
+        let mut rules = self.rules.lock();
         for r in rules.iter_mut() {
             if r.status.fault.times.is_some_and(|n| r.status.fired >= n) || !r.matches(s) {
                 continue;
@@ -930,7 +917,7 @@ mod tests {
             path: "v3/pay/transactions/jsapi",
         };
         let f = Faults::new(&[]);
-        assert!(!f.armed.load(Ordering::Acquire));
+        assert!(f.rules.is_empty());
         assert!(!f.any_for(&call));
         assert!(f.pick(&call, String::new).is_none());
         f.add(
@@ -942,13 +929,10 @@ mod tests {
         assert!(f.pick(&call, String::new).is_some(), "the rule fires");
         assert!(f.pick(&call, String::new).is_none(), "once");
         f.clear();
-        assert!(!f.armed.load(Ordering::Acquire));
+        assert!(f.rules.is_empty());
         assert!(!f.any_for(&call));
         let planned = Faults::new(&["v3/refund/*=SYSTEM_ERROR".parse().unwrap()]);
-        assert!(
-            planned.armed.load(Ordering::Acquire),
-            "a plan given at start"
-        );
+        assert!(!planned.rules.is_empty(), "a plan given at start");
     }
 
     #[test]

@@ -75,10 +75,14 @@ pub(crate) fn sealed_in(body: &[u8]) -> Option<Scheme> {
 }
 
 impl Settings {
+    /// Whether every merchant speaks the sandbox's scheme (there is no second platform key).
+    pub(crate) fn one_scheme(&self) -> bool {
+        self.other_platform.is_none()
+    }
+
     /// The scheme merchant `mchid` speaks: its own, else the sandbox's.
     pub(crate) fn scheme_of(&self, mchid: &str) -> Scheme {
-        // without a second platform key every merchant speaks the sandbox's scheme
-        if self.other_platform.is_none() {
+        if self.one_scheme() {
             return self.scheme;
         }
         self.merchants

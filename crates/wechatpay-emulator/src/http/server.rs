@@ -378,14 +378,16 @@ async fn handle<P: Platform>(
     }
     // An unsigned answer (a bill file) leaves the forgery for the next signed one.
     let forgery = match kind {
-        Kind::V3 if !answer.unsigned => shared.forgeries.next(),
+        Kind::V3 if !answer.unsigned && !shared.forgeries.is_empty() => {
+            shared.forgeries.lock().pop_front()
+        }
         _ => None,
     };
     let named = req.header("wechatpay-serial");
     let render = || render_for(&shared.settings, answer, kind != Kind::V2, forgery, named);
     // signed in the scheme of the merchant who signed the request (in a sandbox of one scheme,
     // every answer alike)
-    let mixed = shared.settings.other_platform.is_some();
+    let mixed = !shared.settings.one_scheme();
     let signer = mixed.then(|| crate::http::mixed::mchid_in(req.header("authorization")));
     let res = match signer.flatten() {
         Some(mchid) => crate::http::merchants::with_signer(mchid, render),

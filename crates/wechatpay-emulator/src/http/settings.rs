@@ -1,8 +1,7 @@
 //! What the server needs, fixed at start, and the two public knobs it is built from.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wechatpay_chain::crypto::{PrivateKey, PublicKey};
@@ -10,7 +9,7 @@ use wechatpay_chain::util::pem::same_serial;
 
 use crate::http::issued::Issued;
 use crate::http::{guard, server, tls};
-use crate::util::lock;
+use crate::util::Counted;
 
 /// A platform key answers are signed with, and its serial (borrowed from the settings unless a
 /// rotation made them).
@@ -65,10 +64,7 @@ pub(crate) struct Settings {
     /// [`EmulatorConfig::public_key_alongside`]: the public key's id, private and public key.
     pub alongside: Option<(String, PrivateKey, PublicKey)>,
     /// Certificates issued by [`Emulator::rotate_certificate`], newest last, with their keys.
-    pub rotations: Mutex<Vec<(PrivateKey, Arc<Issued>)>>,
-    /// Whether `rotations` has any: until then an answer takes the key it started with
-    /// without the lock (two threads taking one lock per answer pass its line between cores).
-    pub rotated: AtomicBool,
+    pub rotations: Counted<Vec<(PrivateKey, Arc<Issued>)>>,
     pub apiv3_key: String,
     pub apiv2_key: String,
     /// The merchants beyond the first ([`crate::http::merchants`]).
@@ -90,8 +86,8 @@ impl Settings {
         if let Some(other) = self.other_signer(self.signing_scheme()) {
             return other;
         }
-        if self.rotated.load(Ordering::Acquire) {
-            if let Some((key, issued)) = lock(&self.rotations).last() {
+        if !self.rotations.is_empty() {
+            if let Some((key, issued)) = self.rotations.lock().last() {
                 let serial = issued.certificate.serial().to_string();
                 return (Cow::Owned(key.clone()), Cow::Owned(serial));
             }
@@ -122,7 +118,9 @@ impl Settings {
                 .alongside
                 .as_ref()
                 .is_some_and(|(id, _, _)| same_serial(id, serial))
-            || lock(&self.rotations)
+            || self
+                .rotations
+                .lock()
                 .iter()
                 .any(|(_, i)| same_serial(i.certificate.serial(), serial))
     }

@@ -1,6 +1,9 @@
 //! Room 1, util: small helpers every room may use (locking, bounded record lists, random
 //! hex, key generation, openssl errors). Imports no other room.
 
+use std::collections::VecDeque;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use wechatpay_chain::crypto::PrivateKey;
@@ -21,7 +24,6 @@ pub(crate) fn keep<T>(list: &Mutex<Vec<T>>, item: T) {
     }
 }
 
-/// Locks a mutex whatever a panicking holder left: the data is plain records.
 /// An openssl failure as [`Error::Crypto`] saying what was being done, openssl's error kept as
 /// its source (the library has no `From<ErrorStack>`: openssl's type stays out of its API).
 pub(crate) trait Ssl<T> {
@@ -34,8 +36,77 @@ impl<T> Ssl<T> for Result<T, openssl::error::ErrorStack> {
     }
 }
 
+/// Locks a mutex whatever a panicking holder left: the data is plain records.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A list behind a mutex whose length is read without it: what every call looks at and nearly
+/// always finds empty (the fault plan, the queued forgeries, the certificate rotations) is seen
+/// so without the lock, which two threads taking once per call would pass between the cores.
+#[derive(Default)]
+pub(crate) struct Counted<T> {
+    items: Mutex<T>,
+    len: AtomicUsize,
+}
+
+/// A list [`Counted`] can hold.
+pub(crate) trait Len {
+    fn len(&self) -> usize;
+}
+
+impl<T> Len for Vec<T> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+impl<T> Len for VecDeque<T> {
+    fn len(&self) -> usize {
+        VecDeque::len(self)
+    }
+}
+
+impl<T: Len> Counted<T> {
+    /// Whether the list is empty, without the lock (a change made under it is seen once the
+    /// lock is let go).
+    pub fn is_empty(&self) -> bool {
+        self.len.load(Ordering::Acquire) == 0
+    }
+
+    /// The list, locked (as [`lock`] does); its length is taken again when the guard goes.
+    pub fn lock(&self) -> CountedGuard<'_, T> {
+        CountedGuard {
+            items: lock(&self.items),
+            len: &self.len,
+        }
+    }
+}
+
+/// [`Counted::lock`]'s guard.
+pub(crate) struct CountedGuard<'a, T: Len> {
+    items: MutexGuard<'a, T>,
+    len: &'a AtomicUsize,
+}
+
+impl<T: Len> Deref for CountedGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.items
+    }
+}
+
+impl<T: Len> DerefMut for CountedGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.items
+    }
+}
+
+impl<T: Len> Drop for CountedGuard<'_, T> {
+    fn drop(&mut self) {
+        // still under the lock: the count never lags a change another holder could see
+        self.len.store(self.items.len(), Ordering::Release);
+    }
 }
 
 pub(crate) fn generate_key() -> Result<PrivateKey, Error> {
@@ -152,8 +223,27 @@ pub(crate) fn parse_duration(s: &str) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{nonce, random_bytes, random_hex};
-    use std::collections::HashSet;
+    use super::{nonce, random_bytes, random_hex, Counted};
+    use std::collections::{HashSet, VecDeque};
+
+    #[test]
+    fn a_counted_list_is_seen_empty_or_not_as_its_last_holder_left_it() {
+        let c: Counted<VecDeque<u8>> = Counted::default();
+        assert!(c.is_empty());
+        c.lock().push_back(1);
+        c.lock().push_back(2);
+        assert!(!c.is_empty());
+        {
+            let mut held = c.lock();
+            assert_eq!(held.pop_front(), Some(1));
+            assert!(!c.is_empty(), "the count follows when the guard goes");
+        }
+        assert!(!c.is_empty());
+        assert_eq!(c.lock().pop_front(), Some(2));
+        assert!(c.is_empty());
+        assert_eq!(c.lock().pop_front(), None);
+        assert!(c.is_empty());
+    }
 
     #[test]
     fn pooled_random_ids_are_well_formed_and_never_repeat_across_blocks() {
